@@ -1,0 +1,157 @@
+"""The composition root: everything Parley runs, built from one ``Settings``."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import socketio
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from parley.chat.service import ChatLimits, ChatService
+from parley.clock import Clock, SystemClock
+from parley.errors import ErrorCode
+from parley.files.blobs import BlobDir
+from parley.files.service import FilesService
+from parley.http import routes
+from parley.media.engine import MediaEngine
+from parley.media.select import create_engine
+from parley.rooms.media import MediaLimits, MediaService
+from parley.rooms.presence import Presence
+from parley.rooms.service import RoomLimits, RoomsService
+from parley.settings import Settings
+from parley.signalling import server as signalling
+from parley.signalling.handlers import Handlers, TextLimits
+from parley.store.database import make_engine, migrate
+from parley.store.repository import Store
+from parley.tokens import TokenSigner, load_or_create_secret
+
+log = logging.getLogger(__name__)
+_UNSET: Any = object()
+
+
+class Parley:
+    """One server: its store, services, media engine and the ASGI app that serves them."""
+
+    def __init__(
+        self, settings: Settings, engine: MediaEngine | None = _UNSET, clock: Clock | None = None
+    ) -> None:
+        self.settings = s = settings
+        clock = clock or SystemClock()
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        secret = s.secret_key or load_or_create_secret(s.data_dir / "secret.key")
+        signer = TokenSigner(secret, s.token_max_age_seconds)
+        self.db = make_engine(s.resolved_database_url)
+        self.store = Store(self.db)
+        self.engine = create_engine(s) if engine is _UNSET else engine
+        self.presence = Presence()
+        self.sio = signalling.make_server(
+            s.cors_origins,
+            s.max_socket_message_bytes,
+            s.ping_interval_seconds,
+            s.ping_timeout_seconds,
+        )
+        notifier = signalling.SocketNotifier(self.sio)
+        blobs = BlobDir(s.files_dir)
+        self.files = FilesService(
+            self.store, blobs, self.presence, signer, clock, s.max_upload_bytes
+        )
+        self.media = MediaService(
+            self.presence,
+            self.engine,
+            notifier,
+            MediaLimits(
+                s.max_streams_per_participant, s.max_subscriptions_per_participant, s.max_sdp_bytes
+            ),
+        )
+        self.rooms = RoomsService(
+            self.store,
+            self.presence,
+            self.media,
+            self.files,
+            notifier,
+            signer,
+            clock,
+            RoomLimits(
+                s.max_rooms,
+                s.max_participants,
+                s.reconnect_grace_seconds,
+                s.room_create_rate,
+                s.room_create_burst,
+            ),
+        )
+        self.chat = ChatService(
+            self.store,
+            self.store,
+            self.presence,
+            notifier,
+            clock,
+            ChatLimits(s.history_default_limit, s.history_max_limit, s.chat_rate, s.chat_burst),
+        )
+        if self.engine is not None:
+            self.engine.set_listener(self.media)
+
+        async def address_of(sid: str) -> str:
+            session = await self.sio.get_session(sid)
+            return str(session.get("address", "unknown"))
+
+        handlers = Handlers(
+            self.rooms,
+            self.chat,
+            self.media,
+            TextLimits(s.max_user_name_chars, s.max_room_name_chars, s.max_message_chars),
+            address_of,
+        )
+        signalling.install(self.sio, handlers.routes(), self.rooms, self.chat)
+        self.http = FastAPI(title="Parley", version="1", docs_url=None, redoc_url=None)
+        _install_http_errors(self.http)
+        routes.install(
+            self.http,
+            routes.HttpDeps(
+                s, self.store, self.presence, self.files, self.engine, time.monotonic()
+            ),
+        )
+        self.asgi = socketio.ASGIApp(
+            self.sio, other_asgi_app=self.http, on_startup=self.start, on_shutdown=self.close
+        )
+
+    async def start(self) -> None:
+        await migrate(self.db)
+        await self.files.sweep()
+        if self.engine is not None:
+            await self.engine.start()
+        log.info(
+            "parley ready: data in %s, media engine %s",
+            self.settings.data_dir,
+            self.engine.info.name if self.engine else "none",
+        )
+
+    async def close(self) -> None:
+        await self.rooms.close()
+        if self.engine is not None:
+            await self.engine.close()
+        await self.store.close()
+        log.info("parley stopped")
+
+
+def _install_http_errors(app: FastAPI) -> None:
+    @app.exception_handler(HTTPException)
+    async def http_error(_request: Request, error: HTTPException) -> JSONResponse:
+        code = (
+            ErrorCode.FILE_NOT_FOUND
+            if error.status_code == 404
+            else (ErrorCode.INVALID_PAYLOAD if error.status_code < 500 else ErrorCode.INTERNAL)
+        )
+        return JSONResponse(
+            {"error": str(code), "message": str(error.detail)}, status_code=error.status_code
+        )
+
+
+def create_app(
+    settings: Settings, engine: MediaEngine | None = _UNSET, clock: Clock | None = None
+) -> socketio.ASGIApp:
+    """The ASGI application for ``settings``; its lifespan starts and stops everything."""
+    return Parley(settings, engine, clock).asgi

@@ -1,0 +1,1 @@
+"""Chat messages: validated, stored, then acknowledged and broadcast."""

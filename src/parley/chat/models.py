@@ -1,0 +1,49 @@
+"""Chat messages as the domain and the wire see them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from parley.files.models import StoredFile
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    id: str
+    room_id: str
+    room_uid: str
+    user_id: str
+    user_name: str
+    message: str
+    timestamp: int
+    client_timestamp: int | None = None
+    client_message_id: str | None = None
+    file: StoredFile | None = None
+
+    def to_wire(self) -> dict[str, object]:
+        wire: dict[str, object] = {
+            "id": self.id,
+            "roomId": self.room_id,
+            "userId": self.user_id,
+            "userName": self.user_name,
+            "message": self.message,
+            "timestamp": self.timestamp,
+        }
+        if self.client_timestamp is not None:
+            wire["clientTimestamp"] = self.client_timestamp
+        if self.file is not None:
+            wire["file"] = self.file.to_wire()
+        return wire
+
+
+class ChatStore(Protocol):
+    async def add_message(self, message: ChatMessage) -> tuple[ChatMessage, bool]:
+        """Store ``message`` and return it with True, or, when the same sender already stored
+        a message with its ``client_message_id``, return that one with False."""
+
+    async def history(
+        self, room_uid: str, room_id: str, before_id: str | None, limit: int
+    ) -> list[ChatMessage] | None:
+        """The newest ``limit`` messages older than ``before_id``, oldest first; None when
+        ``before_id`` is not a message of this room."""

@@ -1,0 +1,76 @@
+"""``parley serve``: every option is also a ``PARLEY_*`` environment variable."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+import uvloop
+
+from parley import __version__
+from parley.app import create_app
+from parley.settings import Settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="parley", description="Self-hosted video meetings.")
+    parser.add_argument("--version", action="version", version=f"parley {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve meetings over HTTP and Socket.IO")
+    serve.add_argument("--host", help="listen address (PARLEY_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="TCP port, 0 for any (PARLEY_PORT, default 8080)")
+    serve.add_argument("--data-dir", type=Path, help="data folder (PARLEY_DATA_DIR, ./data)")
+    serve.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        help="PARLEY_LOG_LEVEL, default info",
+    )
+    serve.add_argument("--database-url", help="PARLEY_DATABASE_URL, default SQLite in data dir")
+    serve.add_argument(
+        "--media-engine",
+        choices=["embedded", "janus", "auto", "none"],
+        help="PARLEY_MEDIA_ENGINE, default embedded",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    overrides: dict[str, Any] = {
+        key: value for key, value in vars(args).items() if key != "command" and value is not None
+    }
+    settings = Settings(**overrides)
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    uvloop.run(serve(settings))
+
+
+async def serve(settings: Settings) -> None:
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level if settings.log_level != "info" else "warning",
+        lifespan="on",
+        ws="websockets-sansio",
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started and not task.done():  # noqa: ASYNC110 (uvicorn has no event)
+        await asyncio.sleep(0.05)
+    if server.started:
+        for listener in server.servers:
+            for sock in listener.sockets:
+                host, port = sock.getsockname()[:2]
+                print(f"Parley listening on http://{host}:{port}", flush=True)
+    await task
+    if not server.started:
+        raise SystemExit(1)

@@ -1,0 +1,113 @@
+"""Uploaded bytes on local disk: written to a ``.part`` file, fsynced, then renamed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import secrets
+from pathlib import Path
+from typing import BinaryIO
+
+from parley.errors import ErrorCode, LimitExceeded
+
+NAME = re.compile(r"[0-9a-f]{32}")
+_FLUSH_AT = 1024 * 1024
+
+
+class BlobDir:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def prepare(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    def path_of(self, filename: str) -> Path | None:
+        """The path of a stored blob; None for any name Parley would not have made."""
+        if not NAME.fullmatch(filename):
+            return None
+        return self.directory / filename
+
+    def writer(self, limit: int) -> BlobWriter:
+        return BlobWriter(self.directory, secrets.token_hex(16), limit)
+
+    async def remove(self, filenames: list[str]) -> None:
+        await asyncio.to_thread(self._remove, filenames)
+
+    def _remove(self, filenames: list[str]) -> None:
+        for name in filenames:
+            path = self.path_of(name)
+            if path is not None:
+                path.unlink(missing_ok=True)
+
+    def sweep(self, known: set[str]) -> int:
+        """Delete leftovers of broken uploads and blobs without a row; return how many."""
+        removed = 0
+        for path in self.directory.iterdir():
+            if path.is_file() and path.name not in known:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+
+class BlobWriter:
+    """One upload in progress. ``write`` enforces the size limit as bytes arrive."""
+
+    def __init__(self, directory: Path, filename: str, limit: int) -> None:
+        self.filename = filename
+        self.size = 0
+        self._directory = directory
+        self._limit = limit
+        self._part = directory / f"{filename}.part"
+        self._buffer = bytearray()
+        self._file: BinaryIO | None = None
+
+    async def write(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self._limit:
+            raise LimitExceeded(
+                f"The file is larger than {self._limit} bytes.", ErrorCode.FILE_TOO_LARGE
+            )
+        self._buffer += chunk
+        if len(self._buffer) >= _FLUSH_AT:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        data, self._buffer = bytes(self._buffer), bytearray()
+        await asyncio.to_thread(self._write, data)
+
+    def _write(self, data: bytes) -> None:
+        if self._file is None:
+            self._file = open(self._part, "xb")  # noqa: SIM115 (closed in commit/discard)
+        self._file.write(data)
+
+    async def commit(self) -> None:
+        """Make the bytes durable under their final name."""
+        await self._flush()
+        await asyncio.to_thread(self._commit)
+
+    def _commit(self) -> None:
+        if self._file is None:
+            self._write(b"")
+        assert self._file is not None
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        final = self._directory / self.filename
+        os.replace(self._part, final)
+        fd = os.open(self._directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    async def discard(self) -> None:
+        await asyncio.to_thread(self._discard)
+
+    def _discard(self) -> None:
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+        self._part.unlink(missing_ok=True)
+        (self._directory / self.filename).unlink(missing_ok=True)

@@ -1,0 +1,38 @@
+"""What Parley knows about an uploaded file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    filename: str
+    room_uid: str
+    uploader_id: str
+    original_name: str
+    size: int
+    mime_type: str
+    created_at: int
+
+    @property
+    def url(self) -> str:
+        return f"/download-file/{self.filename}"
+
+    def to_wire(self) -> dict[str, object]:
+        return {
+            "filename": self.filename,
+            "originalName": self.original_name,
+            "size": self.size,
+            "mimeType": self.mime_type,
+            "url": self.url,
+        }
+
+
+class FileStore(Protocol):
+    async def add_file(self, record: StoredFile) -> None: ...
+
+    async def get_file(self, filename: str) -> StoredFile | None: ...
+
+    async def list_filenames(self) -> set[str]: ...

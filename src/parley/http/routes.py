@@ -1,0 +1,158 @@
+"""The HTTP edge: health, connection info, uploads, downloads and the browser client."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from starlette.requests import ClientDisconnect
+
+from parley import __version__
+from parley.errors import ErrorCode, ParleyError
+from parley.files.service import FilesService
+from parley.http.upload import Upload
+from parley.media.engine import MediaEngine
+from parley.rooms.models import RoomStore
+from parley.rooms.presence import Presence
+from parley.settings import Settings
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).resolve().parent.parent / "static"
+
+
+@dataclass(frozen=True)
+class HttpDeps:
+    settings: Settings
+    store: RoomStore
+    presence: Presence
+    files: FilesService
+    engine: MediaEngine | None
+    started: float
+
+
+def error_body(code: ErrorCode | str, message: str, status: int) -> JSONResponse:
+    return JSONResponse({"error": str(code), "message": message}, status_code=status)
+
+
+def install(app: FastAPI, deps: HttpDeps) -> None:
+    @app.exception_handler(ParleyError)
+    async def parley_error(_request: Request, error: ParleyError) -> JSONResponse:
+        return error_body(error.code, error.message, error.http_status)
+
+    @app.get("/health")
+    async def health() -> JSONResponse:
+        body: dict[str, object] = {
+            "status": "ok",
+            "version": __version__,
+            "uptimeSeconds": round(time.monotonic() - deps.started, 1),
+            "rooms": len(deps.presence.rooms),
+            "participants": deps.presence.participant_count(),
+            "media": _media(deps.engine),
+        }
+        try:
+            await deps.store.ping()
+        except Exception as error:
+            log.warning("health: storage unusable: %s", error)
+            body["status"] = "degraded"
+            body["storage"] = "unusable"
+            return JSONResponse(body, status_code=503)
+        body["storage"] = "ok"
+        return JSONResponse(body)
+
+    @app.get("/get-connection-info")
+    async def connection_info() -> dict[str, object]:
+        s = deps.settings
+        return {
+            "iceServers": [server.model_dump(exclude_none=True) for server in s.ice_servers],
+            "media": _media(deps.engine),
+            "limits": {
+                "maxUploadBytes": s.max_upload_bytes,
+                "maxMessageChars": s.max_message_chars,
+                "maxUserNameChars": s.max_user_name_chars,
+                "maxRoomNameChars": s.max_room_name_chars,
+                "maxParticipants": s.max_participants,
+                "historyMaxLimit": s.history_max_limit,
+                "chatRatePerSecond": s.chat_rate,
+                "chatBurst": s.chat_burst,
+                "reconnectGraceSeconds": s.reconnect_grace_seconds,
+                "maxStreamsPerParticipant": s.max_streams_per_participant,
+                "maxSubscriptionsPerParticipant": s.max_subscriptions_per_participant,
+            },
+        }
+
+    @app.post("/upload-file", status_code=201)
+    async def upload_file(request: Request) -> Response:
+        try:
+            stored = await Upload(deps.files, request).run()
+        except ClientDisconnect:
+            log.info("upload abandoned by the client; nothing kept")
+            return Response(status_code=400)
+        return JSONResponse(stored.to_wire(), status_code=201)
+
+    @app.get("/download-file/{filename}")
+    async def download_file(filename: str) -> Response:
+        record, path = await deps.files.find(filename)
+        return FileResponse(
+            path,
+            media_type=record.mime_type,
+            headers={
+                "Content-Disposition": content_disposition(record.original_name),
+                "X-Content-Type-Options": "nosniff",
+                "Cache-Control": "private, max-age=0",
+            },
+        )
+
+    _install_client(app)
+
+
+def _media(engine: MediaEngine | None) -> dict[str, object]:
+    if engine is None:
+        return {"engine": "none"}
+    info = engine.info
+    return {
+        "engine": info.name,
+        "simulcast": info.simulcast,
+        "forwarding": info.forwarding,
+        **info.details,
+        **engine.stats(),
+    }
+
+
+def content_disposition(name: str) -> str:
+    """``attachment`` with an ASCII fallback and the exact name in RFC 5987 form."""
+    fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in name)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+def _install_client(app: FastAPI) -> None:
+    """The browser client: ``index.html`` for its pages, hashed assets under ``/assets``."""
+
+    def index() -> Response:
+        page = STATIC / "index.html"
+        if not page.is_file():
+            return Response(
+                "The browser client is not built. Run `make run` (it builds web/).",
+                media_type="text/plain",
+                status_code=503,
+            )
+        return FileResponse(page, headers={"Cache-Control": "no-cache"})
+
+    @app.get("/", include_in_schema=False)
+    async def lobby() -> Response:
+        return index()
+
+    @app.get("/r/{room_id}", include_in_schema=False)
+    async def room_page(room_id: str) -> Response:
+        return index()
+
+    @app.get("/assets/{name}", include_in_schema=False)
+    async def asset(name: str) -> Response:
+        path = (STATIC / "assets" / name).resolve()
+        if path.parent != (STATIC / "assets").resolve() or not path.is_file():
+            return error_body(ErrorCode.FILE_NOT_FOUND, "No such file.", 404)
+        return FileResponse(path, headers={"Cache-Control": "public, max-age=31536000"})

@@ -1,0 +1,163 @@
+"""``POST /upload-file``: multipart streamed straight to disk, the size limit checked as bytes
+arrive, nothing kept when anything goes wrong.
+
+python-multipart's push parser does the parsing; its callbacks only collect what they see, and
+the collected parts are acted on (awaited) after each chunk, so the body is never held whole.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import ClientDisconnect, Request
+
+from parley.errors import ErrorCode, InvalidPayload, LimitExceeded
+from parley.files.blobs import BlobWriter
+from parley.files.models import StoredFile
+from parley.files.service import FilesService
+
+_MAX_FIELD_BYTES = 1024
+_MULTIPART_SLACK = 64 * 1024  # room for boundaries, part headers and the roomId field
+
+
+@dataclass
+class _Part:
+    headers: dict[bytes, bytes] = field(default_factory=dict)
+    name: str = ""
+    filename: str | None = None
+    content_type: str | None = None
+    data: bytearray = field(default_factory=bytearray)
+
+
+@dataclass
+class _Collector:
+    """Sync callbacks for the parser; ``events`` is drained after each chunk."""
+
+    events: list[tuple[str, object]] = field(default_factory=list)
+    field_name: bytes = b""
+    field_value: bytes = b""
+    headers: dict[bytes, bytes] = field(default_factory=dict)
+
+    def callbacks(self) -> dict[str, object]:
+        return {
+            "on_part_begin": self.part_begin,
+            "on_part_data": self.part_data,
+            "on_part_end": lambda: self.events.append(("end", None)),
+            "on_header_field": self.header_field,
+            "on_header_value": self.header_value,
+            "on_header_end": self.header_end,
+            "on_headers_finished": lambda: self.events.append(("headers", dict(self.headers))),
+        }
+
+    def part_begin(self) -> None:
+        self.headers = {}
+
+    def part_data(self, data: bytes, start: int, end: int) -> None:
+        self.events.append(("data", bytes(data[start:end])))
+
+    def header_field(self, data: bytes, start: int, end: int) -> None:
+        self.field_name += data[start:end]
+
+    def header_value(self, data: bytes, start: int, end: int) -> None:
+        self.field_value += data[start:end]
+
+    def header_end(self) -> None:
+        self.headers[self.field_name.lower()] = self.field_value
+        self.field_name, self.field_value = b"", b""
+
+
+class Upload:
+    """One upload request, from the first byte to a stored file or nothing at all."""
+
+    def __init__(self, files: FilesService, request: Request) -> None:
+        self._files = files
+        self._request = request
+        self._writer: BlobWriter | None = None
+        self._fields: dict[str, str] = {}
+        self._file_name: str | None = None
+        self._file_type: str | None = None
+
+    async def run(self) -> StoredFile:
+        grant = self._files.authorise(self._request.headers.get("authorization"))
+        boundary = self._boundary()
+        self._check_declared_length()
+        try:
+            await self._receive(boundary)
+            if self._writer is None or self._file_name is None:
+                raise InvalidPayload("The form needs one part named 'file'.")
+            return await self._files.complete(
+                grant,
+                self._fields.get("roomId"),
+                self._writer,
+                self._file_name,
+                self._file_type,
+            )
+        except BaseException:
+            if self._writer is not None:
+                await self._writer.discard()
+            raise
+
+    def _boundary(self) -> bytes:
+        content_type, options = parse_options_header(self._request.headers.get("content-type"))
+        boundary = options.get(b"boundary")
+        if content_type != b"multipart/form-data" or not boundary:
+            raise InvalidPayload("Send the file as multipart/form-data.")
+        return boundary
+
+    def _check_declared_length(self) -> None:
+        declared = self._request.headers.get("content-length")
+        if (
+            declared
+            and declared.isdigit()
+            and (int(declared) > self._files.max_bytes + _MULTIPART_SLACK)
+        ):
+            raise LimitExceeded(
+                f"The file is larger than {self._files.max_bytes} bytes.",
+                ErrorCode.FILE_TOO_LARGE,
+            )
+
+    async def _receive(self, boundary: bytes) -> None:
+        collector = _Collector()
+        parser = MultipartParser(boundary, collector.callbacks())  # type: ignore[arg-type]
+        part: _Part | None = None
+        async for chunk in self._request.stream():
+            parser.write(chunk)
+            for kind, value in collector.events:
+                part = await self._on(kind, value, part)
+            collector.events.clear()
+        parser.finalize()
+
+    async def _on(self, kind: str, value: object, part: _Part | None) -> _Part | None:
+        if kind == "headers":
+            assert isinstance(value, dict)
+            return self._begin(value)
+        if part is None:
+            return None
+        if kind == "data":
+            assert isinstance(value, bytes)
+            if part.filename is not None and self._writer is not None:
+                await self._writer.write(value)
+            else:
+                part.data += value
+                if len(part.data) > _MAX_FIELD_BYTES:
+                    raise InvalidPayload(f"Form field {part.name!r} is too long.")
+        elif kind == "end" and part.filename is None:
+            self._fields[part.name] = part.data.decode("utf-8", "replace").strip()
+        return part
+
+    def _begin(self, headers: dict[bytes, bytes]) -> _Part:
+        _, options = parse_options_header(headers.get(b"content-disposition", b""))
+        name = options.get(b"name", b"").decode("utf-8", "replace")
+        part = _Part(headers=headers, name=name)
+        if name == "file" and b"filename" in options:
+            if self._writer is not None:
+                raise InvalidPayload("Send one file per upload.")
+            part.filename = options[b"filename"].decode("utf-8", "replace")
+            self._file_name = part.filename
+            self._file_type = headers.get(b"content-type", b"").decode("latin-1")
+            self._writer = self._files.writer()
+        return part
+
+
+__all__ = ["ClientDisconnect", "Upload"]

@@ -1,0 +1,98 @@
+"""The seam between Parley's rooms and whatever carries media.
+
+The rooms service and the signalling edge know only ``MediaEngine``; each implementation owns
+its library (``embedded/`` owns aiortc, ``janus/`` owns the Janus client). The engine keeps an
+ownership tree, room -> published stream -> subscriptions: closing a parent closes its children
+and every close is idempotent (closing something already gone is not an error).
+
+Identifiers are chosen by the caller: ``room_key`` is unique per room *lifetime* (a room that is
+ended and created again gets a new key), ``stream_id`` and ``subscription_id`` are unique per
+room. The engine raises ``parley.errors.MediaError`` for anything a client caused (a malformed
+SDP, no usable codec, an unknown id) with a message a person can act on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+MediaKind = Literal["audio", "video"]
+
+
+@dataclass(frozen=True)
+class IceCandidate:
+    """A trickled candidate, as the browser's ``RTCIceCandidateInit``."""
+
+    candidate: str
+    sdp_mid: str | None = None
+    sdp_mline_index: int | None = None
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """What ``/get-connection-info`` and ``/health`` say about the engine."""
+
+    name: str
+    simulcast: bool = False
+    forwarding: str = "rtp"
+    details: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Published:
+    """The engine's answer to a publisher's offer."""
+
+    answer_sdp: str
+    kinds: tuple[MediaKind, ...]
+
+
+class MediaListener(Protocol):
+    """What the engine tells the rooms service without being asked."""
+
+    async def stream_failed(self, room_key: str, stream_id: str) -> None:
+        """The publisher's connection failed or closed; the stream is gone from the engine."""
+
+    async def subscription_failed(self, room_key: str, subscription_id: str) -> None:
+        """A subscriber's connection failed or closed; the subscription is gone."""
+
+    async def local_candidate(
+        self, room_key: str, peer_id: str, candidate: IceCandidate | None
+    ) -> None:
+        """A candidate of the server's side of ``peer_id`` to trickle to its client."""
+
+    async def engine_reset(self) -> None:
+        """The engine lost every room (e.g. its process restarted): clients must republish."""
+
+
+class MediaEngine(Protocol):
+    info: EngineInfo
+
+    def set_listener(self, listener: MediaListener) -> None: ...
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None:
+        """Close every room; idempotent; returns when nothing of the engine runs any more."""
+
+    async def publish(self, room_key: str, stream_id: str, offer_sdp: str) -> Published: ...
+
+    async def unpublish(self, room_key: str, stream_id: str) -> None:
+        """Close the stream and all its subscriptions."""
+
+    async def subscribe(self, room_key: str, stream_id: str, subscription_id: str) -> str:
+        """Open a subscription to ``stream_id``; returns the server's SDP offer."""
+
+    async def accept_answer(self, room_key: str, subscription_id: str, answer_sdp: str) -> None: ...
+
+    async def unsubscribe(self, room_key: str, subscription_id: str) -> None: ...
+
+    async def add_candidate(
+        self, room_key: str, peer_id: str, candidate: IceCandidate | None
+    ) -> None:
+        """A client's trickled candidate for a stream or subscription (None: end of candidates)."""
+
+    async def close_room(self, room_key: str) -> None:
+        """Close every stream and subscription of the room."""
+
+    def stats(self) -> dict[str, int]:
+        """Live counts (rooms, streams, subscriptions, peer connections) for health and tests."""

@@ -1,0 +1,21 @@
+"""Choosing the media engine a server runs, from ``Settings.media_engine``."""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+
+from parley.media.engine import MediaEngine
+from parley.settings import Settings
+
+
+def create_engine(settings: Settings) -> MediaEngine | None:
+    choice = settings.media_engine
+    if choice == "none":
+        return None
+    if choice == "auto":
+        external = settings.janus_url is not None
+        choice = "janus" if external or shutil.which(settings.janus_binary) else "embedded"
+    module = importlib.import_module(f"parley.media.{choice}")
+    engine: MediaEngine = module.create_engine(settings)
+    return engine

@@ -1,0 +1,1 @@
+"""Rooms, participants, roles and the media streams published in a room."""

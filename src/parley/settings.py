@@ -1,0 +1,117 @@
+"""Parley's one configuration object.
+
+Every option is a field here, readable from the environment as ``PARLEY_<FIELD>`` (upper case)
+and, for the common ones, from ``parley serve`` flags. No other module reads the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MIB = 1024 * 1024
+
+
+class IceServer(BaseModel):
+    """One STUN or TURN server handed to browsers and to the media engine."""
+
+    urls: list[str]
+    username: str | None = None
+    credential: str | None = None
+
+
+def _split_csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything Parley can be told. Field docstrings are the operator documentation."""
+
+    model_config = SettingsConfigDict(env_prefix="PARLEY_", extra="ignore")
+
+    # --- where and how to serve -------------------------------------------------------------
+    host: str = "127.0.0.1"
+    """Address the HTTP/Socket.IO server listens on."""
+    port: int = Field(default=8080, ge=0, le=65535)
+    """TCP port; 0 picks a free one (printed on start)."""
+    data_dir: Path = Path("./data")
+    """Folder for the SQLite database, uploaded files and the signing key."""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Origins allowed to connect from another site (comma separated). Empty: same origin only."""
+    database_url: str | None = None
+    """SQLAlchemy URL; default ``sqlite+aiosqlite:///<data_dir>/parley.db``.
+    ``postgresql+asyncpg://user:pass@host/db`` runs the same code on PostgreSQL."""
+    secret_key: str | None = None
+    """Key that signs participant tokens; default: made once, kept in ``<data_dir>/secret.key``."""
+
+    # --- rooms ------------------------------------------------------------------------------
+    max_rooms: int = Field(default=1000, ge=1)
+    max_participants: int = Field(default=50, ge=1)
+    """Participants per room."""
+    reconnect_grace_seconds: float = Field(default=10.0, ge=0)
+    """How long a dropped connection keeps its place (and userId, role) for a resume."""
+    token_max_age_seconds: int = Field(default=24 * 3600, ge=60)
+    room_create_rate: float = Field(default=1.0, gt=0)
+    """Rooms an address may create per second, sustained."""
+    room_create_burst: int = Field(default=10, ge=1)
+
+    # --- chat -------------------------------------------------------------------------------
+    max_message_chars: int = Field(default=4000, ge=1)
+    max_user_name_chars: int = Field(default=64, ge=1)
+    max_room_name_chars: int = Field(default=100, ge=1)
+    history_default_limit: int = Field(default=200, ge=1)
+    history_max_limit: int = Field(default=1000, ge=1)
+    chat_rate: float = Field(default=10.0, gt=0)
+    """Chat messages per second per connection, sustained."""
+    chat_burst: int = Field(default=20, ge=1)
+
+    # --- files ------------------------------------------------------------------------------
+    max_upload_bytes: int = Field(default=50 * MIB, ge=1)
+
+    # --- transport --------------------------------------------------------------------------
+    max_socket_message_bytes: int = Field(default=1_000_000, ge=1024, le=1_000_000)
+    """Largest Socket.IO frame accepted (python-engineio's cap is 1 MB; uploads go over HTTP)."""
+    ping_interval_seconds: float = Field(default=10.0, gt=0)
+    ping_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    # --- media ------------------------------------------------------------------------------
+    media_engine: Literal["embedded", "janus", "auto", "none"] = "embedded"
+    """Which SFU carries media. ``none`` disables the media events (signalling only)."""
+    ice_servers: list[IceServer] = Field(default_factory=list)
+    """STUN/TURN servers (JSON list) handed to browsers and used by the SFU. Empty by default."""
+    media_addresses: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Local addresses the SFU gathers ICE candidates on (comma separated). Empty: every
+    non-loopback interface. Tests use ``127.0.0.1``."""
+    announced_address: str | None = None
+    """Public address written into the SFU's candidates when it sits behind 1:1 NAT."""
+    rtp_port_min: int | None = Field(default=None, ge=1024, le=65535)
+    rtp_port_max: int | None = Field(default=None, ge=1024, le=65535)
+    max_streams_per_participant: int = Field(default=2, ge=1)
+    """Published streams per participant (a camera and a screen)."""
+    max_subscriptions_per_participant: int = Field(default=60, ge=1)
+    max_sdp_bytes: int = Field(default=64 * 1024, ge=1024)
+    janus_binary: str = "janus"
+    janus_url: str | None = None
+    """WebSocket URL of a Janus that Parley does not run; empty: Parley starts its own."""
+    janus_api_secret: str | None = None
+
+    @field_validator("cors_origins", "media_addresses", mode="before")
+    @classmethod
+    def _csv(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'parley.db').resolve()}"
+
+    @property
+    def files_dir(self) -> Path:
+        return self.data_dir / "files"

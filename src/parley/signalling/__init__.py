@@ -1,0 +1,1 @@
+"""The Socket.IO edge: parse a payload, call one service method, answer the contract's way."""

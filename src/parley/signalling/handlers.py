@@ -1,0 +1,147 @@
+"""One handler per client event. Rules live in the services; this is only the wiring."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from parley.chat.service import ChatService
+from parley.errors import InvalidPayload
+from parley.media.engine import IceCandidate
+from parley.rooms.media import MediaService
+from parley.rooms.service import RoomsService
+from parley.signalling import payloads as p
+from parley.signalling.dispatch import Route
+
+
+@dataclass(frozen=True)
+class TextLimits:
+    max_user_name_chars: int = 64
+    max_room_name_chars: int = 100
+    max_message_chars: int = 4000
+
+
+def _sized(value: str, field: str, low: int, high: int) -> str:
+    if not low <= len(value) <= high:
+        raise InvalidPayload(f"{field} must be {low} to {high} characters.")
+    return value
+
+
+class Handlers:
+    def __init__(
+        self,
+        rooms: RoomsService,
+        chat: ChatService,
+        media: MediaService,
+        limits: TextLimits,
+        address_of: Any,
+    ) -> None:
+        self._rooms = rooms
+        self._chat = chat
+        self._media = media
+        self._limits = limits
+        self._address_of = address_of
+
+    def _name(self, value: str) -> str:
+        return _sized(value, "userName", 1, self._limits.max_user_name_chars)
+
+    async def create_room(self, sid: str, m: p.CreateRoom) -> object:
+        room_name = _sized(m.roomName, "roomName", 1, self._limits.max_room_name_chars)
+        return await self._rooms.create_room(
+            sid, await self._address_of(sid), self._name(m.userName), room_name, m.customRoomId
+        )
+
+    async def join_room(self, sid: str, m: p.JoinRoom) -> object:
+        return await self._rooms.join_room(
+            sid, m.roomId, self._name(m.userName), m.hostKey, m.resumeToken
+        )
+
+    async def leave_room(self, sid: str, m: p.RoomAction) -> object:
+        await self._rooms.leave_room(sid, m.roomId)
+        return {}
+
+    async def end_meeting(self, sid: str, m: p.RoomAction) -> object:
+        await self._rooms.end_meeting(sid, m.roomId)
+        return {}
+
+    async def rooms_list(self, sid: str, _m: None) -> object:
+        return await self._rooms.list_rooms()
+
+    async def users(self, sid: str, m: p.InRoom) -> object:
+        return self._rooms.users(sid, m.roomId)
+
+    async def message(self, sid: str, m: p.SendMessage) -> object:
+        _sized(m.message, "message", 0, self._limits.max_message_chars)
+        filename = m.file.filename if m.file else None
+        return await self._chat.send(
+            sid, m.roomId, m.message, filename, m.timestamp, m.clientMessageId
+        )
+
+    async def history(self, sid: str, m: p.GetChatHistory) -> object:
+        return await self._chat.history(sid, m.roomId, m.before, m.limit)
+
+    async def start_stream(self, sid: str, m: p.InRoom) -> object:
+        await self._rooms.set_streaming(sid, m.roomId, True)
+        return {}
+
+    async def stop_stream(self, sid: str, m: p.InRoom) -> object:
+        await self._rooms.set_streaming(sid, m.roomId, False)
+        return {}
+
+    async def start_screen(self, sid: str, m: p.InRoom) -> object:
+        await self._rooms.set_screen(sid, m.roomId, True)
+        return {}
+
+    async def stop_screen(self, sid: str, m: p.InRoom) -> object:
+        await self._rooms.set_screen(sid, m.roomId, False)
+        return {}
+
+    async def publish(self, sid: str, m: p.Publish) -> object:
+        return await self._media.publish(sid, m.roomId, m.source, m.sdp)
+
+    async def unpublish(self, sid: str, m: p.Unpublish) -> object:
+        await self._media.unpublish(sid, m.roomId, m.streamId)
+        return {}
+
+    async def subscribe(self, sid: str, m: p.Subscribe) -> object:
+        return await self._media.subscribe(sid, m.roomId, m.streamId)
+
+    async def subscribe_answer(self, sid: str, m: p.SubscribeAnswer) -> object:
+        await self._media.answer(sid, m.roomId, m.subscriptionId, m.sdp)
+        return {}
+
+    async def unsubscribe(self, sid: str, m: p.Unsubscribe) -> object:
+        await self._media.unsubscribe(sid, m.roomId, m.subscriptionId)
+        return {}
+
+    async def ice_candidate(self, sid: str, m: p.IceCandidateEvent) -> object:
+        c = m.candidate
+        candidate = (
+            None
+            if c is None or not c.candidate
+            else IceCandidate(c.candidate, c.sdpMid, c.sdpMLineIndex)
+        )
+        await self._media.candidate(sid, m.roomId, m.id, candidate)
+        return {}
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("createRoom", p.CreateRoom, self.create_room),
+            Route("joinRoom", p.JoinRoom, self.join_room),
+            Route("leaveRoom", p.RoomAction, self.leave_room),
+            Route("endMeeting", p.RoomAction, self.end_meeting),
+            Route("getRoomsList", None, self.rooms_list, reply_event="roomsList"),
+            Route("getUsers", p.InRoom, self.users, reply_event="getUsers"),
+            Route("message", p.SendMessage, self.message),
+            Route("getChatHistory", p.GetChatHistory, self.history, reply_event="chatHistory"),
+            Route("startStream", p.InRoom, self.start_stream),
+            Route("stopStream", p.InRoom, self.stop_stream),
+            Route("startScreen", p.InRoom, self.start_screen),
+            Route("stopScreen", p.InRoom, self.stop_screen),
+            Route("publish", p.Publish, self.publish),
+            Route("unpublish", p.Unpublish, self.unpublish),
+            Route("subscribe", p.Subscribe, self.subscribe),
+            Route("subscribeAnswer", p.SubscribeAnswer, self.subscribe_answer),
+            Route("unsubscribe", p.Unsubscribe, self.unsubscribe),
+            Route("iceCandidate", p.IceCandidateEvent, self.ice_candidate),
+        ]

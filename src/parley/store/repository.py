@@ -1,0 +1,228 @@
+"""The store behind the domain's ``RoomStore``, ``ChatStore`` and ``FileStore``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Row, Select, delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from parley.chat.models import ChatMessage
+from parley.errors import ErrorCode, NotFound
+from parley.files.models import StoredFile
+from parley.rooms.models import RoomRecord
+from parley.store import tables as t
+from parley.store.database import current_revision, head_revision
+
+
+class Store:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._head = head_revision()
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    async def ping(self) -> None:
+        async with self._engine.connect() as connection:
+            revision = await connection.run_sync(current_revision)
+            await connection.execute(select(func.count()).select_from(t.rooms))
+        if revision != self._head:
+            raise RuntimeError(f"schema at {revision}, expected {self._head}")
+
+    # --- rooms ------------------------------------------------------------------------------
+    async def add_room(self, record: RoomRecord) -> bool:
+        try:
+            async with self._engine.begin() as connection:
+                await connection.execute(
+                    t.rooms.insert().values(
+                        uid=record.uid,
+                        room_id=record.room_id,
+                        name=record.name,
+                        host_key_hash=record.host_key_hash,
+                        created_at=record.created_at,
+                    )
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    async def get_room(self, room_id: str) -> RoomRecord | None:
+        async with self._engine.connect() as connection:
+            row = (
+                await connection.execute(select(t.rooms).where(t.rooms.c.room_id == room_id))
+            ).first()
+        return None if row is None else _room(row)
+
+    async def list_rooms(self) -> list[RoomRecord]:
+        async with self._engine.connect() as connection:
+            rows = await connection.execute(select(t.rooms).order_by(t.rooms.c.created_at))
+            return [_room(row) for row in rows]
+
+    async def count_rooms(self) -> int:
+        async with self._engine.connect() as connection:
+            return int(
+                (await connection.execute(select(func.count()).select_from(t.rooms))).scalar_one()
+            )
+
+    async def delete_room(self, uid: str) -> list[str]:
+        async with self._engine.begin() as connection:
+            names = (
+                await connection.execute(
+                    select(t.files.c.filename).where(t.files.c.room_uid == uid)
+                )
+            ).scalars()
+            filenames = list(names)
+            await connection.execute(delete(t.messages).where(t.messages.c.room_uid == uid))
+            await connection.execute(delete(t.files).where(t.files.c.room_uid == uid))
+            await connection.execute(delete(t.rooms).where(t.rooms.c.uid == uid))
+        return filenames
+
+    # --- chat -------------------------------------------------------------------------------
+    async def add_message(self, message: ChatMessage) -> tuple[ChatMessage, bool]:
+        values = {
+            "id": message.id,
+            "room_uid": message.room_uid,
+            "user_id": message.user_id,
+            "user_name": message.user_name,
+            "body": message.message,
+            "timestamp": message.timestamp,
+            "client_timestamp": message.client_timestamp,
+            "client_message_id": message.client_message_id,
+            "filename": message.file.filename if message.file else None,
+        }
+        try:
+            async with self._engine.begin() as connection:
+                await connection.execute(t.messages.insert().values(**values))
+        except IntegrityError:
+            existing = await self._find_duplicate(message)
+            if existing is None:
+                raise NotFound("This meeting has ended.", ErrorCode.ROOM_NOT_FOUND) from None
+            return existing, False
+        return message, True
+
+    async def _find_duplicate(self, message: ChatMessage) -> ChatMessage | None:
+        if message.client_message_id is None:
+            return None
+        query = _message_query().where(
+            t.messages.c.room_uid == message.room_uid,
+            t.messages.c.user_id == message.user_id,
+            t.messages.c.client_message_id == message.client_message_id,
+        )
+        async with self._engine.connect() as connection:
+            row = (await connection.execute(query)).first()
+        return None if row is None else _message(row, message.room_id)
+
+    async def history(
+        self, room_uid: str, room_id: str, before_id: str | None, limit: int
+    ) -> list[ChatMessage] | None:
+        query = _message_query().where(t.messages.c.room_uid == room_uid)
+        async with self._engine.connect() as connection:
+            if before_id is not None:
+                seq = (
+                    await connection.execute(
+                        select(t.messages.c.seq).where(
+                            t.messages.c.id == before_id, t.messages.c.room_uid == room_uid
+                        )
+                    )
+                ).scalar_one_or_none()
+                if seq is None:
+                    return None
+                query = query.where(t.messages.c.seq < seq)
+            rows = await connection.execute(query.order_by(t.messages.c.seq.desc()).limit(limit))
+            found = [_message(row, room_id) for row in rows]
+        found.reverse()
+        return found
+
+    # --- files ------------------------------------------------------------------------------
+    async def add_file(self, record: StoredFile) -> None:
+        try:
+            async with self._engine.begin() as connection:
+                await connection.execute(
+                    t.files.insert().values(
+                        filename=record.filename,
+                        room_uid=record.room_uid,
+                        uploader_id=record.uploader_id,
+                        original_name=record.original_name,
+                        size=record.size,
+                        mime_type=record.mime_type,
+                        created_at=record.created_at,
+                    )
+                )
+        except IntegrityError:
+            raise NotFound("This meeting has ended.", ErrorCode.ROOM_NOT_FOUND) from None
+
+    async def get_file(self, filename: str) -> StoredFile | None:
+        async with self._engine.connect() as connection:
+            row = (
+                await connection.execute(select(t.files).where(t.files.c.filename == filename))
+            ).first()
+        return None if row is None else _file(row)
+
+    async def list_filenames(self) -> set[str]:
+        async with self._engine.connect() as connection:
+            return set((await connection.execute(select(t.files.c.filename))).scalars())
+
+
+def _room(row: Row[tuple[object, ...]]) -> RoomRecord:
+    m = row._mapping
+    return RoomRecord(
+        uid=m["uid"],
+        room_id=m["room_id"],
+        name=m["name"],
+        host_key_hash=m["host_key_hash"],
+        created_at=m["created_at"],
+    )
+
+
+def _file(row: Row[tuple[object, ...]]) -> StoredFile:
+    m = row._mapping
+    return StoredFile(
+        filename=m["filename"],
+        room_uid=m["room_uid"],
+        uploader_id=m["uploader_id"],
+        original_name=m["original_name"],
+        size=m["size"],
+        mime_type=m["mime_type"],
+        created_at=m["created_at"],
+    )
+
+
+def _message_query() -> Select[Any]:
+    return select(
+        t.messages,
+        t.files.c.room_uid.label("file_room_uid"),
+        t.files.c.uploader_id,
+        t.files.c.original_name,
+        t.files.c.size,
+        t.files.c.mime_type,
+        t.files.c.created_at.label("file_created_at"),
+    ).select_from(t.messages.outerjoin(t.files, t.messages.c.filename == t.files.c.filename))
+
+
+def _message(row: Row[tuple[object, ...]], room_id: str) -> ChatMessage:
+    m = row._mapping
+    file = None
+    if m["filename"] is not None:
+        file = StoredFile(
+            filename=m["filename"],
+            room_uid=m["file_room_uid"],
+            uploader_id=m["uploader_id"],
+            original_name=m["original_name"],
+            size=m["size"],
+            mime_type=m["mime_type"],
+            created_at=m["file_created_at"],
+        )
+    return ChatMessage(
+        id=m["id"],
+        room_id=room_id,
+        room_uid=m["room_uid"],
+        user_id=m["user_id"],
+        user_name=m["user_name"],
+        message=m["body"],
+        timestamp=m["timestamp"],
+        client_timestamp=m["client_timestamp"],
+        client_message_id=m["client_message_id"],
+        file=file,
+    )

@@ -1,0 +1,58 @@
+"""Table definitions; the migrations in ``migrations/versions`` create exactly these."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+rooms = Table(
+    "rooms",
+    metadata,
+    Column("uid", String(32), primary_key=True),
+    Column("room_id", String(64), nullable=False, unique=True),
+    Column("name", String(400), nullable=False),
+    Column("host_key_hash", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+files = Table(
+    "files",
+    metadata,
+    Column("filename", String(64), primary_key=True),
+    Column("room_uid", String(32), ForeignKey("rooms.uid", ondelete="CASCADE"), nullable=False),
+    Column("uploader_id", String(64), nullable=False),
+    Column("original_name", String(1024), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("mime_type", String(255), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_files_room", "room_uid"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(32), nullable=False, unique=True),
+    Column("room_uid", String(32), ForeignKey("rooms.uid", ondelete="CASCADE"), nullable=False),
+    Column("user_id", String(64), nullable=False),
+    Column("user_name", String(400), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("client_timestamp", BigInteger, nullable=True),
+    Column("client_message_id", String(128), nullable=True),
+    Column("filename", String(64), ForeignKey("files.filename", ondelete="CASCADE"), nullable=True),
+    UniqueConstraint("room_uid", "user_id", "client_message_id", name="uq_messages_client_id"),
+    Index("ix_messages_room_seq", "room_uid", "seq"),
+)

@@ -1,0 +1,77 @@
+"""python-socketio clients that record what the server sends them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from typing import Any
+
+import socketio
+
+EVENTS = (
+    "roomCreated", "roomError", "roomsList", "getUsers", "userJoined", "userLeft",
+    "hostChanged", "message", "chatHistory", "streamStarted", "streamStopped", "screenStarted",
+    "screenStopped", "streamPublished", "streamUnpublished", "iceCandidate", "meetingEnded",
+    "mediaReset",
+)
+
+
+class Client:
+    """One Socket.IO connection; ``call`` sends an event and returns its ack,
+    ``next(event)`` waits for the next server event of that name."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.received: dict[str, list[Any]] = defaultdict(list)
+        self._queues: dict[str, asyncio.Queue[Any]] = defaultdict(asyncio.Queue)
+        for event in EVENTS:
+            self.sio.on(event, self._recorder(event))
+
+    def _recorder(self, event: str) -> Any:
+        async def record(data: Any = None) -> None:
+            self.received[event].append(data)
+            self._queues[event].put_nowait(data)
+
+        return record
+
+    async def connect(self, transports: list[str] | None = None) -> Client:
+        await self.sio.connect(self.url, transports=transports or ["websocket"],
+                               wait_timeout=10)
+        return self
+
+    async def call(self, event: str, *args: Any, timeout: float = 10) -> Any:
+        return await self.sio.call(event, *args, timeout=timeout) if args else await (
+            self.sio.call(event, timeout=timeout))
+
+    async def ok(self, event: str, *args: Any) -> Any:
+        """Call and insist on success; returns the ack's data."""
+        reply = await self.call(event, *args)
+        assert reply["ok"] is True, reply
+        return reply["data"]
+
+    async def error(self, event: str, *args: Any) -> str:
+        """Call and insist on failure; returns the error code."""
+        reply = await self.call(event, *args)
+        assert reply["ok"] is False, reply
+        assert set(reply["error"]) == {"code", "message"}
+        return str(reply["error"]["code"])
+
+    async def next(self, event: str, timeout: float = 5) -> Any:
+        return await asyncio.wait_for(self._queues[event].get(), timeout)
+
+    async def nothing(self, event: str, wait: float = 0.3) -> None:
+        """Assert that no ``event`` arrives within ``wait`` seconds."""
+        await asyncio.sleep(wait)
+        assert self._queues[event].empty(), f"unexpected {event}: {self.received[event]}"
+
+    def drain(self, event: str) -> list[Any]:
+        queue = self._queues[event]
+        items = []
+        while not queue.empty():
+            items.append(queue.get_nowait())
+        return items
+
+    async def close(self) -> None:
+        if self.sio.connected:
+            await self.sio.disconnect()

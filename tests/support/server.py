@@ -1,0 +1,93 @@
+"""Running Parley for tests: in-process on 127.0.0.1 port 0, or as a child process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from parley.app import Parley
+from parley.settings import Settings
+
+_UNSET: Any = object()
+
+
+@dataclass
+class RunningServer:
+    url: str
+    parley: Parley
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+
+@contextlib.asynccontextmanager
+async def run_server(settings: Settings, engine: Any = _UNSET) -> AsyncIterator[RunningServer]:
+    """Parley under uvicorn on 127.0.0.1, port 0, in this event loop; stopped on exit."""
+    parley = Parley(settings) if engine is _UNSET else Parley(settings, engine)
+    config = uvicorn.Config(
+        parley.asgi,
+        host="127.0.0.1",
+        port=0,
+        lifespan="on",
+        log_level="warning",
+        ws="websockets-sansio",
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        async with asyncio.timeout(30):
+            while not server.started:
+                if task.done():
+                    task.result()
+                    raise RuntimeError("server stopped before it started")
+                await asyncio.sleep(0.02)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield RunningServer(f"http://127.0.0.1:{port}", parley)
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, 30)
+
+
+@dataclass
+class ChildServer:
+    process: subprocess.Popen[str]
+    url: str
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(30)
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(30)
+
+
+def spawn_server(data_dir: Path, env: dict[str, str] | None = None) -> ChildServer:
+    """``python -m parley serve`` on 127.0.0.1 port 0; returns once it listens."""
+    child_env = {**os.environ, "PARLEY_MEDIA_ENGINE": "none", **(env or {})}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "parley", "serve", "--host", "127.0.0.1", "--port", "0",
+         "--data-dir", str(data_dir), "--log-level", "warning"],
+        stdout=subprocess.PIPE,
+        stderr=None,
+        text=True,
+        env=child_env,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line.startswith("Parley listening on "):
+        process.kill()
+        raise RuntimeError(f"server did not start: {line!r}")
+    return ChildServer(process, line.split()[-1])
