@@ -9,9 +9,23 @@ from typing import Any
 import socketio
 
 EVENTS = (
-    "roomCreated", "roomError", "roomsList", "getUsers", "userJoined", "userLeft",
-    "hostChanged", "message", "chatHistory", "streamStarted", "streamStopped", "screenStarted",
-    "screenStopped", "streamPublished", "streamUnpublished", "iceCandidate", "meetingEnded",
+    "roomCreated",
+    "roomError",
+    "roomsList",
+    "getUsers",
+    "userJoined",
+    "userLeft",
+    "hostChanged",
+    "message",
+    "chatHistory",
+    "streamStarted",
+    "streamStopped",
+    "screenStarted",
+    "screenStopped",
+    "streamPublished",
+    "streamUnpublished",
+    "iceCandidate",
+    "meetingEnded",
     "mediaReset",
 )
 
@@ -36,13 +50,14 @@ class Client:
         return record
 
     async def connect(self, transports: list[str] | None = None) -> Client:
-        await self.sio.connect(self.url, transports=transports or ["websocket"],
-                               wait_timeout=10)
+        await self.sio.connect(self.url, transports=transports or ["websocket"], wait_timeout=10)
         return self
 
     async def call(self, event: str, *args: Any, timeout: float = 10) -> Any:
-        return await self.sio.call(event, *args, timeout=timeout) if args else await (
-            self.sio.call(event, timeout=timeout))
+        if not args:
+            return await self.sio.call(event, timeout=timeout)
+        data = args[0] if len(args) == 1 else tuple(args)
+        return await self.sio.call(event, data, timeout=timeout)
 
     async def ok(self, event: str, *args: Any) -> Any:
         """Call and insist on success; returns the ack's data."""

@@ -78,8 +78,20 @@ def spawn_server(data_dir: Path, env: dict[str, str] | None = None) -> ChildServ
     """``python -m parley serve`` on 127.0.0.1 port 0; returns once it listens."""
     child_env = {**os.environ, "PARLEY_MEDIA_ENGINE": "none", **(env or {})}
     process = subprocess.Popen(
-        [sys.executable, "-m", "parley", "serve", "--host", "127.0.0.1", "--port", "0",
-         "--data-dir", str(data_dir), "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "parley",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--data-dir",
+            str(data_dir),
+            "--log-level",
+            "warning",
+        ],
         stdout=subprocess.PIPE,
         stderr=None,
         text=True,

@@ -1,0 +1,1 @@
+"""The HTTP edge: uploads, downloads, health, connection info and the browser client."""

@@ -1,0 +1,463 @@
+"""Every aiortc / aioice internal the embedded SFU relies on, and nothing else.
+
+Checked against aiortc 1.16.0 and aioice 0.13.0 (both pinned in pyproject.toml); read this
+module again before moving either pin. What it depends on:
+
+1. ``RTCPeerConnection`` calls ``transceiver.receiver.receive(params)`` and
+   ``transceiver.sender.send(params)`` once DTLS is connected, and ``.stop()`` on both when it
+   closes. We replace these four methods *per instance*, so aiortc's receive jitter buffer,
+   decoder thread, encoder and RTP/RTCP loops never start for a forwarded stream.
+2. ``RTCDtlsTransport._register_rtp_receiver(obj, params)`` / ``_unregister_rtp_receiver``:
+   the transport's ``RtpRouter`` hands every decrypted RTP packet (routed by SSRC, or by
+   payload type for an unknown SSRC such as RTX) to ``obj._handle_rtp_packet(packet,
+   arrival_time_ms=...)``, and sender reports / BYEs to ``obj._handle_rtcp_packet(packet)``.
+   ``_register_rtp_sender(obj, params)`` / ``_unregister_rtp_sender`` routes RTCP whose media
+   SSRC (or REMB SSRC list) is ``obj._ssrc`` to ``obj._handle_rtcp_packet``.
+3. ``RTCDtlsTransport._send_rtp(data)`` protects one RTP or RTCP packet with SRTP/SRTCP and
+   sends it; it raises ``ConnectionError`` unless the transport is connected.
+4. ``RTCRtpSender._ssrc`` / ``_rtx_ssrc`` are the SSRCs aiortc writes into its SDP offer.
+5. ``RTCRtpTransceiver._codecs`` holds the codecs negotiated by ``setRemoteDescription``, the
+   local codec parameters with the remote payload types, and is what ``createAnswer`` writes.
+6. ``RTCIceGatherer._connection`` is the aioice ``Connection``; ``gather_candidates()`` calls
+   ``self.get_component_candidates(component=..., addresses=...)``, which we wrap per instance
+   to choose the addresses (aioice skips 127.0.0.1) and, with a port range, to bind the host
+   sockets ourselves (aioice's ``StunProtocol``, ``_protocols``, which ``close()`` closes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from aioice import Candidate
+from aioice.candidate import candidate_foundation, candidate_priority
+from aioice.ice import Connection, StunProtocol
+from aiortc import (
+    RTCConfiguration,
+    RTCIceCandidate,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpCodecCapability,
+    RTCRtpTransceiver,
+)
+from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationError
+from aiortc.rtcconfiguration import RTCBundlePolicy
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpParameters
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RTCP_PSFB_FIR,
+    RTCP_PSFB_PLI,
+    RTCP_RTPFB_NACK,
+    RtcpByePacket,
+    RtcpPsfbPacket,
+    RtcpRrPacket,
+    RtcpRtpfbPacket,
+    RtcpSrPacket,
+    RtpPacket,
+    unpack_remb_fci,
+)
+from aiortc.sdp import candidate_from_sdp
+
+from parley.media.embedded.config import IceServerConfig
+from parley.media.embedded.rtp_rewrite import MediaPacket
+
+logger = logging.getLogger(__name__)
+
+SendBytes = Callable[[bytes], Awaitable[None]]
+
+#: What aiortc raises when no codec of a media section is one it supports.
+NoCommonCodec = OperationError
+
+#: What aiortc raises for an SDP or candidate it cannot use.
+NEGOTIATION_ERRORS: tuple[type[Exception], ...] = (
+    ValueError,
+    IndexError,
+    KeyError,
+    TypeError,
+    AttributeError,
+    AssertionError,
+    InvalidAccessError,
+    InvalidStateError,
+    OperationError,
+)
+
+MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
+ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+
+
+@dataclass(frozen=True)
+class CodecInfo:
+    """A negotiated codec, as the forwarding code needs it."""
+
+    payload_type: int
+    mime_type: str
+    clock_rate: int
+    channels: int | None
+    parameters: tuple[tuple[str, int | str | None], ...]
+    nack: bool
+    rtx_payload_type: int | None
+
+    @property
+    def name(self) -> str:
+        return self.mime_type.split("/", 1)[1]
+
+
+@dataclass(frozen=True)
+class ReceiveSession:
+    """A publisher's track, ready: how to talk back to the publisher."""
+
+    mid: str | None
+    media_ssrc: int | None
+    rtx_ssrc: int | None
+    send: SendBytes
+
+
+@dataclass(frozen=True)
+class SendSession:
+    """A subscriber's track, ready: what its session negotiated and how to send on it."""
+
+    ssrc: int
+    rtx_ssrc: int
+    payload_type: int
+    rtx_payload_type: int | None
+    mid: str | None
+    mid_id: int
+    abs_send_time_id: int
+    audio_level_id: int
+    cname: str
+    send: SendBytes
+
+
+class ReceiveSink(Protocol):
+    """What a tapped publisher track reports."""
+
+    def on_ready(self, session: ReceiveSession) -> None: ...
+    def on_rtp(self, packet: MediaPacket) -> None: ...
+    def on_sender_report(self, ntp_timestamp: int, rtp_timestamp: int) -> None: ...
+    def on_disconnect(self) -> None: ...
+
+
+class FeedbackSink(Protocol):
+    """What a tapped subscriber track reports."""
+
+    def on_ready(self, session: SendSession) -> None: ...
+    def on_nack(self, lost: list[int]) -> None: ...
+    def on_keyframe_request(self) -> None: ...
+    def on_remb(self, bitrate: int) -> None: ...
+    def on_stopped(self) -> None: ...
+
+
+# --- peer connections ---------------------------------------------------------------------
+
+
+def new_peer_connection(ice_servers: tuple[IceServerConfig, ...]) -> RTCPeerConnection:
+    """A peer connection with an explicit ICE server list (never aiortc's default STUN)."""
+    servers = [
+        RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential)
+        for s in ice_servers
+    ]
+    return RTCPeerConnection(
+        RTCConfiguration(iceServers=servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+    )
+
+
+def parse_candidate(candidate: str, sdp_mid: str | None, sdp_mline_index: int | None) -> Any:
+    """An ``RTCIceCandidate`` from a browser's candidate line."""
+    text = candidate.strip()
+    if text.startswith("a="):
+        text = text[2:]
+    if text.startswith("candidate:"):
+        text = text[len("candidate:") :]
+    parsed: RTCIceCandidate = candidate_from_sdp(text)
+    parsed.sdpMid = sdp_mid
+    parsed.sdpMLineIndex = sdp_mline_index if sdp_mline_index is not None else 0
+    return parsed
+
+
+# --- candidate gathering ------------------------------------------------------------------
+
+
+def restrict_gathering(
+    pc: RTCPeerConnection,
+    addresses: tuple[str, ...],
+    port_range: tuple[int, int] | None = None,
+) -> None:
+    """Make every ICE gatherer of ``pc`` bind only ``addresses`` (if any) within
+    ``port_range`` (if any). Call after the transceivers exist, before gathering."""
+    if not addresses and port_range is None:
+        return
+    for transceiver in pc.getTransceivers():
+        connection = transceiver.sender.transport.transport.iceGatherer._connection
+        if getattr(connection, "_parley_gathering", False):
+            continue
+        setattr(connection, "_parley_gathering", True)  # noqa: B010
+        setattr(  # noqa: B010
+            connection,
+            "get_component_candidates",
+            _gather_on(connection, connection.get_component_candidates, addresses, port_range),
+        )
+
+
+def _gather_on(
+    connection: Connection,
+    original: Any,
+    chosen: tuple[str, ...],
+    port_range: tuple[int, int] | None,
+) -> Callable[..., Awaitable[list[Candidate]]]:
+    # The signature aioice calls, timeout included.
+    async def gather(
+        component: int,
+        addresses: list[str],
+        timeout: int = 5,  # noqa: ASYNC109
+    ) -> list[Candidate]:
+        wanted = list(chosen) or addresses
+        if port_range is None:
+            result: list[Candidate] = await original(
+                component=component, addresses=wanted, timeout=timeout
+            )
+            return result
+        hosts = await _bind_in_range(connection, component, wanted, port_range)
+        others: list[Candidate] = await original(component=component, addresses=[], timeout=timeout)
+        return hosts + others
+
+    return gather
+
+
+async def _bind_in_range(
+    connection: Connection, component: int, addresses: list[str], port_range: tuple[int, int]
+) -> list[Candidate]:
+    loop = asyncio.get_running_loop()
+    low, high = port_range
+    candidates: list[Candidate] = []
+    for address in addresses:
+        ports = list(range(low, high + 1))
+        random.shuffle(ports)
+        for port in ports:
+            try:
+                transport, protocol = await loop.create_datagram_endpoint(
+                    lambda: StunProtocol(connection), local_addr=(address, port)
+                )
+            except OSError:
+                continue
+            break
+        else:
+            logger.warning("no free UDP port in %d-%d on %s", low, high, address)
+            continue
+        host, bound_port = transport.get_extra_info("sockname")[:2]
+        protocol.local_candidate = Candidate(
+            foundation=candidate_foundation("host", "udp", host),
+            component=component,
+            transport="udp",
+            priority=candidate_priority(component, "host"),
+            host=host,
+            port=bound_port,
+            type="host",
+        )
+        connection._protocols.append(protocol)
+        candidates.append(protocol.local_candidate)
+    return candidates
+
+
+# --- codecs -------------------------------------------------------------------------------
+
+
+def _codec_info(codec: RTCRtpCodecParameters, all_codecs: list[RTCRtpCodecParameters]) -> CodecInfo:
+    rtx = next(
+        (
+            c.payloadType
+            for c in all_codecs
+            if c.mimeType.lower().endswith("/rtx") and c.parameters.get("apt") == codec.payloadType
+        ),
+        None,
+    )
+    return CodecInfo(
+        payload_type=codec.payloadType or 0,
+        mime_type=codec.mimeType,
+        clock_rate=codec.clockRate,
+        channels=codec.channels,
+        parameters=tuple(sorted(codec.parameters.items())),
+        nack=any(fb.type == "nack" and not fb.parameter for fb in codec.rtcpFeedback),
+        rtx_payload_type=rtx,
+    )
+
+
+def narrow_to_primary_codec(transceiver: RTCRtpTransceiver) -> CodecInfo | None:
+    """Keep only the first negotiated codec (and its RTX) so the publisher sends just that
+    one; returns it, or None if nothing was negotiated."""
+    codecs: list[RTCRtpCodecParameters] = list(transceiver._codecs)
+    primary = next((c for c in codecs if not c.mimeType.lower().endswith("/rtx")), None)
+    if primary is None:
+        return None
+    info = _codec_info(primary, codecs)
+    transceiver._codecs = [
+        c for c in codecs if c is primary or c.payloadType == info.rtx_payload_type
+    ]
+    return info
+
+
+def remote_sends(transceiver: RTCRtpTransceiver) -> bool:
+    """True if the remote offer sends media on ``transceiver``."""
+    return transceiver._offerDirection in ("recvonly", "sendrecv")
+
+
+def prefer_codec(transceiver: RTCRtpTransceiver, codec: CodecInfo, rtx: bool) -> None:
+    """Offer exactly ``codec`` (and RTX if ``rtx``) on a subscriber's transceiver."""
+    preferred = [
+        RTCRtpCodecCapability(
+            mimeType=codec.mime_type,
+            clockRate=codec.clock_rate,
+            channels=codec.channels,
+            parameters=dict(codec.parameters),
+        )
+    ]
+    if rtx:
+        preferred.append(RTCRtpCodecCapability(mimeType="video/rtx", clockRate=codec.clock_rate))
+    transceiver.setCodecPreferences(preferred)
+
+
+def _extension_id(parameters: RTCRtpParameters, uri: str) -> int:
+    return next((e.id for e in parameters.headerExtensions if e.uri == uri), 0)
+
+
+# --- publisher side: tap the receiver -----------------------------------------------------
+
+
+class _ReceiveTap:
+    """Stands in for an ``RTCRtpReceiver`` in the DTLS transport's router."""
+
+    def __init__(self, sink: ReceiveSink) -> None:
+        self._sink = sink
+
+    async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        self._sink.on_rtp(
+            MediaPacket(
+                payload_type=packet.payload_type,
+                sequence_number=packet.sequence_number,
+                timestamp=packet.timestamp,
+                ssrc=packet.ssrc,
+                marker=bool(packet.marker),
+                payload=packet.payload,
+                csrc=tuple(packet.csrc),
+                audio_level=packet.extensions.audio_level,
+                received_ns=time.perf_counter_ns(),
+            )
+        )
+
+    async def _handle_rtcp_packet(self, packet: Any) -> None:
+        if isinstance(packet, RtcpSrPacket):
+            info = packet.sender_info
+            self._sink.on_sender_report(info.ntp_timestamp, info.rtp_timestamp)
+        elif isinstance(packet, RtcpByePacket):
+            self._sink.on_disconnect()
+
+    def _handle_disconnect(self) -> None:
+        self._sink.on_disconnect()
+
+
+def tap_receiver(transceiver: RTCRtpTransceiver, sink: ReceiveSink) -> None:
+    """Route the decrypted RTP of ``transceiver`` to ``sink`` instead of aiortc's receiver."""
+    receiver = transceiver.receiver
+    tap = _ReceiveTap(sink)
+    state: dict[str, Any] = {}
+
+    async def receive(parameters: Any) -> None:
+        if "transport" in state:
+            return
+        transport = receiver.transport
+        transport._register_rtp_receiver(tap, parameters)
+        state["transport"] = transport
+        media_ssrc = rtx_ssrc = None
+        for encoding in parameters.encodings:
+            media_ssrc = encoding.ssrc
+            if encoding.rtx is not None:
+                rtx_ssrc = encoding.rtx.ssrc
+        sink.on_ready(
+            ReceiveSession(
+                mid=parameters.muxId,
+                media_ssrc=media_ssrc,
+                rtx_ssrc=rtx_ssrc,
+                send=transport._send_rtp,
+            )
+        )
+
+    async def stop() -> None:
+        transport = state.pop("transport", None)
+        if transport is not None:
+            transport._unregister_rtp_receiver(tap)
+
+    setattr(receiver, "receive", receive)  # noqa: B010
+    setattr(receiver, "stop", stop)  # noqa: B010
+
+
+# --- subscriber side: take over the sender ------------------------------------------------
+
+
+class _SendOutlet:
+    """Stands in for an ``RTCRtpSender`` in the DTLS transport's router."""
+
+    def __init__(self, ssrc: int, rtx_ssrc: int, sink: FeedbackSink) -> None:
+        self._ssrc = ssrc
+        self._rtx_ssrc = rtx_ssrc
+        self._sink = sink
+
+    async def _handle_rtcp_packet(self, packet: Any) -> None:
+        if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
+            self._sink.on_nack(list(packet.lost))
+        elif isinstance(packet, RtcpPsfbPacket) and packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
+            self._sink.on_keyframe_request()
+        elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            try:
+                bitrate, ssrcs = unpack_remb_fci(packet.fci)
+            except ValueError:
+                return
+            if self._ssrc in ssrcs:
+                self._sink.on_remb(bitrate)
+        elif isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
+            return
+
+
+def tap_sender(transceiver: RTCRtpTransceiver, sink: FeedbackSink) -> tuple[int, int]:
+    """Send on ``transceiver`` from ``sink`` instead of aiortc's sender; returns the
+    (SSRC, RTX SSRC) announced in the offer."""
+    sender = transceiver.sender
+    outlet = _SendOutlet(sender._ssrc, sender._rtx_ssrc, sink)
+    state: dict[str, Any] = {}
+
+    async def send(parameters: Any) -> None:
+        if "transport" in state:
+            return
+        transport = sender.transport
+        transport._register_rtp_sender(outlet, parameters)
+        state["transport"] = transport
+        codecs: list[RTCRtpCodecParameters] = list(parameters.codecs)
+        primary = _codec_info(codecs[0], codecs)
+        sink.on_ready(
+            SendSession(
+                ssrc=outlet._ssrc,
+                rtx_ssrc=outlet._rtx_ssrc,
+                payload_type=primary.payload_type,
+                rtx_payload_type=primary.rtx_payload_type,
+                mid=parameters.muxId,
+                mid_id=_extension_id(parameters, MID_URI),
+                abs_send_time_id=_extension_id(parameters, ABS_SEND_TIME_URI),
+                audio_level_id=_extension_id(parameters, AUDIO_LEVEL_URI),
+                cname=parameters.rtcp.cname or "parley",
+                send=transport._send_rtp,
+            )
+        )
+
+    async def stop() -> None:
+        transport = state.pop("transport", None)
+        if transport is not None:
+            transport._unregister_rtp_sender(outlet)
+            sink.on_stopped()
+
+    setattr(sender, "send", send)  # noqa: B010
+    setattr(sender, "stop", stop)  # noqa: B010
+    return outlet._ssrc, outlet._rtx_ssrc

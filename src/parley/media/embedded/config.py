@@ -1,0 +1,44 @@
+"""The embedded SFU's configuration: plain values, no environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class IceServerConfig:
+    """One STUN or TURN server the SFU may use to gather candidates."""
+
+    urls: tuple[str, ...]
+    username: str | None = None
+    credential: str | None = None
+
+
+@dataclass(frozen=True)
+class EmbeddedConfig:
+    """What the embedded engine needs to know."""
+
+    ice_servers: tuple[IceServerConfig, ...] = ()
+    """STUN/TURN servers; empty: host candidates only (never aiortc's built-in default)."""
+    media_addresses: tuple[str, ...] = ()
+    """Local addresses to gather candidates on; empty: aioice's choice (every non-loopback one)."""
+    announced_address: str | None = None
+    """Address written into the host candidates handed to clients (1:1 NAT)."""
+    port_range: tuple[int, int] | None = None
+    """Inclusive UDP port range for host candidates; None: ephemeral ports."""
+    max_sdp_bytes: int = 64 * 1024
+    """Largest SDP offer or answer accepted."""
+    history_size: int = 512
+    """Packets kept per subscribed track to answer NACKs (a power of two)."""
+    queue_size: int = 256
+    """Packets waiting to be sent per subscribed track; beyond it the oldest are dropped."""
+    keyframe_interval: float = 0.5
+    """Shortest time between two keyframe requests sent to one publisher, in seconds."""
+    negotiation_timeout: float = 10.0
+    """Longest wait for an offer/answer step (candidate gathering included), in seconds."""
+    close_timeout: float = 5.0
+    """Longest wait for one peer connection to close, in seconds."""
+    record_latency: bool = False
+    """Keep samples of the receive-to-send time of forwarded packets (benchmarks)."""
+    latency_samples: int = 100_000
+    """How many latency samples to keep when ``record_latency`` is on."""

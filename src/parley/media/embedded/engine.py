@@ -1,0 +1,240 @@
+"""The embedded engine: an SFU inside the Parley process, forwarding RTP between aiortc peer
+connections. Ownership: engine -> room -> published stream -> subscriptions."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from parley.errors import MediaError
+from parley.media.embedded.config import EmbeddedConfig
+from parley.media.embedded.forwarding import ForwardingCounters
+from parley.media.embedded.sessions import PublisherSession, SubscriberSession
+from parley.media.engine import EngineInfo, IceCandidate, MediaListener, Published
+
+logger = logging.getLogger(__name__)
+
+
+class _NoListener:
+    async def stream_failed(self, room_key: str, stream_id: str) -> None:
+        return None
+
+    async def subscription_failed(self, room_key: str, subscription_id: str) -> None:
+        return None
+
+    async def local_candidate(
+        self, room_key: str, peer_id: str, candidate: IceCandidate | None
+    ) -> None:
+        return None
+
+    async def engine_reset(self) -> None:
+        return None
+
+
+@dataclass
+class _Room:
+    key: str
+    streams: dict[str, PublisherSession] = field(default_factory=dict)
+    subscriptions: dict[str, SubscriberSession] = field(default_factory=dict)
+
+
+class EmbeddedEngine:
+    """``MediaEngine`` on aiortc, forwarding packets (see ``forwarding.py``)."""
+
+    def __init__(self, config: EmbeddedConfig | None = None) -> None:
+        self._config = config or EmbeddedConfig()
+        self.info = EngineInfo(
+            name="embedded",
+            simulcast=False,
+            forwarding="rtp",
+            details={
+                "codecs": ["opus", "G722", "PCMU", "PCMA", "VP8", "H264"],
+                "portRange": list(self._config.port_range) if self._config.port_range else None,
+            },
+        )
+        self._listener: MediaListener = _NoListener()
+        self._rooms: dict[str, _Room] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._counters = ForwardingCounters(
+            latencies_ns=deque(maxlen=self._config.latency_samples)
+            if self._config.record_latency
+            else None
+        )
+        self._closed = False
+
+    @property
+    def counters(self) -> ForwardingCounters:
+        return self._counters
+
+    def set_listener(self, listener: MediaListener) -> None:
+        self._listener = listener
+
+    async def start(self) -> None:
+        self._closed = False
+
+    async def close(self) -> None:
+        self._closed = True
+        for key in list(self._rooms):
+            await self.close_room(key)
+        tasks = list(self._tasks)
+        if tasks:
+            await asyncio.wait(tasks, timeout=self._config.close_timeout * 2)
+
+    # --- publishing -----------------------------------------------------------------------
+    async def publish(self, room_key: str, stream_id: str, offer_sdp: str) -> Published:
+        if self._closed:
+            raise MediaError("the media engine is closed")
+        room = self._rooms.setdefault(room_key, _Room(room_key))
+        if stream_id in room.streams:
+            raise MediaError(f"stream {stream_id} is already published")
+        session = PublisherSession(
+            f"room {room_key} stream {stream_id}",
+            self._config,
+            self._counters,
+            lambda: self._spawn(self._stream_ended(room, stream_id)),
+        )
+        room.streams[stream_id] = session
+        try:
+            answer = await session.negotiate(offer_sdp)
+        except BaseException:
+            if room.streams.get(stream_id) is session:
+                del room.streams[stream_id]
+            self._forget_if_empty(room)
+            raise
+        logger.info("room %s: stream %s published (%s)", room_key, stream_id,
+                    "+".join(session.tracks))
+        return Published(answer_sdp=answer, kinds=tuple(session.tracks))
+
+    async def unpublish(self, room_key: str, stream_id: str) -> None:
+        room = self._rooms.get(room_key)
+        if room is None:
+            return
+        await self._close_stream(room, stream_id)
+        self._forget_if_empty(room)
+
+    async def _close_stream(self, room: _Room, stream_id: str) -> bool:
+        session = room.streams.pop(stream_id, None)
+        if session is None:
+            return False
+        for sub_id, sub in list(room.subscriptions.items()):
+            if sub.stream_id == stream_id:
+                room.subscriptions.pop(sub_id, None)
+                await sub.close()
+        await session.close()
+        logger.info("room %s: stream %s closed", room.key, stream_id)
+        return True
+
+    async def _stream_ended(self, room: _Room, stream_id: str) -> None:
+        if await self._close_stream(room, stream_id):
+            self._forget_if_empty(room)
+            await self._listener.stream_failed(room.key, stream_id)
+
+    # --- subscribing ----------------------------------------------------------------------
+    async def subscribe(self, room_key: str, stream_id: str, subscription_id: str) -> str:
+        room = self._rooms.get(room_key)
+        publisher = room.streams.get(stream_id) if room else None
+        if room is None or publisher is None or not publisher.tracks:
+            raise MediaError(f"stream {stream_id} is not published")
+        if subscription_id in room.subscriptions:
+            raise MediaError(f"subscription {subscription_id} already exists")
+        session = SubscriberSession(
+            f"room {room_key} subscription {subscription_id}",
+            stream_id,
+            publisher,
+            self._config,
+            self._counters,
+            lambda: self._spawn(self._subscription_ended(room, subscription_id)),
+        )
+        room.subscriptions[subscription_id] = session
+        try:
+            offer = await session.make_offer()
+        except BaseException:
+            if room.subscriptions.get(subscription_id) is session:
+                del room.subscriptions[subscription_id]
+            raise
+        logger.info("room %s: subscription %s to %s", room_key, subscription_id, stream_id)
+        return offer
+
+    async def accept_answer(self, room_key: str, subscription_id: str, answer_sdp: str) -> None:
+        await self._subscription(room_key, subscription_id).accept_answer(answer_sdp)
+
+    async def unsubscribe(self, room_key: str, subscription_id: str) -> None:
+        room = self._rooms.get(room_key)
+        session = room.subscriptions.pop(subscription_id, None) if room else None
+        if session is not None:
+            await session.close()
+            logger.info("room %s: subscription %s closed", room_key, subscription_id)
+
+    async def _subscription_ended(self, room: _Room, subscription_id: str) -> None:
+        session = room.subscriptions.pop(subscription_id, None)
+        if session is not None:
+            await session.close()
+            await self._listener.subscription_failed(room.key, subscription_id)
+
+    def _subscription(self, room_key: str, subscription_id: str) -> SubscriberSession:
+        room = self._rooms.get(room_key)
+        session = room.subscriptions.get(subscription_id) if room else None
+        if session is None:
+            raise MediaError(f"subscription {subscription_id} does not exist")
+        return session
+
+    # --- candidates, rooms, stats ---------------------------------------------------------
+    async def add_candidate(
+        self, room_key: str, peer_id: str, candidate: IceCandidate | None
+    ) -> None:
+        room = self._rooms.get(room_key)
+        session: PublisherSession | SubscriberSession | None = None
+        if room is not None:
+            session = room.streams.get(peer_id) or room.subscriptions.get(peer_id)
+        if session is None:
+            raise MediaError(f"no stream or subscription {peer_id}")
+        await session.add_candidate(candidate)
+
+    async def close_room(self, room_key: str) -> None:
+        room = self._rooms.pop(room_key, None)
+        if room is None:
+            return
+        subscriptions = list(room.subscriptions.values())
+        room.subscriptions.clear()
+        for sub in subscriptions:
+            await sub.close()
+        streams = list(room.streams.values())
+        room.streams.clear()
+        for stream in streams:
+            await stream.close()
+        logger.info("room %s: media closed", room_key)
+
+    def stats(self) -> dict[str, int]:
+        c = self._counters
+        return {
+            "rooms": len(self._rooms),
+            "streams": sum(len(r.streams) for r in self._rooms.values()),
+            "subscriptions": sum(len(r.subscriptions) for r in self._rooms.values()),
+            "peer_connections": c.peer_connections,
+            "tasks": c.tasks + len(self._tasks),
+            "received_packets": c.received,
+            "forwarded_packets": c.forwarded,
+            "dropped_packets": c.dropped,
+            "retransmitted_packets": c.retransmitted,
+            "nacks_sent": c.nacks_sent,
+            "keyframe_requests": c.keyframe_requests,
+        }
+
+    # --- helpers --------------------------------------------------------------------------
+    def _forget_if_empty(self, room: _Room) -> None:
+        if not room.streams and not room.subscriptions and self._rooms.get(room.key) is room:
+            del self._rooms[room.key]
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("media engine task failed", exc_info=task.exception())

@@ -1,0 +1,243 @@
+"""RTP packets as the SFU forwards them: what it reads from a publisher and what it writes.
+
+Pure functions and small value types, no I/O: a publisher's packet (``MediaPacket``) is written
+once per distinct subscriber layout (payload type, header-extension ids, mid) and then stamped
+with each subscriber's SSRC and sequence number. Timestamps are never changed, so the
+publisher's sender reports stay valid for every subscriber.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+RTP_VERSION_BITS = 0x80
+ONE_BYTE_PROFILE = 0xBEDE
+SEQ_MOD = 1 << 16
+
+
+@dataclass(slots=True)
+class MediaPacket:
+    """One RTP packet from a publisher, after SRTP decryption and RTX unwrapping."""
+
+    payload_type: int
+    sequence_number: int
+    timestamp: int
+    ssrc: int
+    marker: bool
+    payload: bytes
+    csrc: tuple[int, ...] = ()
+    audio_level: tuple[bool, int] | None = None
+    """(voice activity, level in -dBov) from the ssrc-audio-level extension."""
+    received_ns: int = 0
+    """``time.perf_counter_ns()`` when the SFU received the packet."""
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """What one subscriber's session needs written differently from the publisher's."""
+
+    payload_type: int
+    mid: str | None = None
+    mid_id: int = 0
+    abs_send_time_id: int = 0
+    audio_level_id: int = 0
+
+
+def seq_add(a: int, b: int) -> int:
+    return (a + b) % SEQ_MOD
+
+
+def seq_newer(a: int, b: int) -> bool:
+    """True if sequence number ``a`` comes after ``b`` (RFC 3550 wrap-around)."""
+    return a != b and ((a - b) % SEQ_MOD) < SEQ_MOD // 2
+
+
+def abs_send_time(now: float) -> int:
+    """The abs-send-time extension value (6.18 fixed point seconds, 24 bits) for ``now``."""
+    return int(now * (1 << 18)) & 0xFFFFFF
+
+
+def pack_extensions(extensions: list[tuple[int, bytes]]) -> bytes:
+    """The RFC 8285 one-byte header extension block (profile, length, elements, padding)."""
+    body = bytearray()
+    for ext_id, value in extensions:
+        if not 1 <= ext_id <= 14 or not 1 <= len(value) <= 16:
+            raise ValueError(f"extension {ext_id} of {len(value)} bytes needs the two-byte form")
+        body.append((ext_id << 4) | (len(value) - 1))
+        body += value
+    while len(body) % 4:
+        body.append(0)
+    return struct.pack("!HH", ONE_BYTE_PROFILE, len(body) // 4) + bytes(body)
+
+
+def write_packet(
+    *,
+    marker: bool,
+    payload_type: int,
+    sequence_number: int,
+    timestamp: int,
+    ssrc: int,
+    payload: bytes,
+    csrc: tuple[int, ...] = (),
+    extensions: list[tuple[int, bytes]] | None = None,
+) -> bytes:
+    """Serialise an RTP packet (no padding)."""
+    first = RTP_VERSION_BITS | len(csrc)
+    if extensions:
+        first |= 0x10
+    header = struct.pack(
+        "!BBHII",
+        first,
+        (0x80 if marker else 0) | payload_type,
+        sequence_number,
+        timestamp,
+        ssrc,
+    )
+    parts = [header]
+    parts.extend(struct.pack("!I", c) for c in csrc)
+    if extensions:
+        parts.append(pack_extensions(extensions))
+    parts.append(payload)
+    return b"".join(parts)
+
+
+def layout_extensions(packet: MediaPacket, layout: Layout, now: float) -> list[tuple[int, bytes]]:
+    extensions: list[tuple[int, bytes]] = []
+    if layout.mid_id and layout.mid:
+        extensions.append((layout.mid_id, layout.mid.encode()))
+    if layout.abs_send_time_id:
+        extensions.append((layout.abs_send_time_id, struct.pack("!I", abs_send_time(now))[1:]))
+    if layout.audio_level_id and packet.audio_level is not None:
+        voice, level = packet.audio_level
+        extensions.append((layout.audio_level_id, bytes([(0x80 if voice else 0) | (level & 0x7F)])))
+    return extensions
+
+
+def write_template(packet: MediaPacket, layout: Layout, now: float) -> bytes:
+    """The packet as a subscriber with ``layout`` receives it, SSRC and sequence still the
+    publisher's (``stamp`` sets them)."""
+    return write_packet(
+        marker=packet.marker,
+        payload_type=layout.payload_type,
+        sequence_number=packet.sequence_number,
+        timestamp=packet.timestamp,
+        ssrc=packet.ssrc,
+        payload=packet.payload,
+        csrc=packet.csrc,
+        extensions=layout_extensions(packet, layout, now),
+    )
+
+
+def stamp(template: bytes, sequence_number: int, ssrc: int) -> bytes:
+    """A copy of ``template`` with another sequence number and SSRC."""
+    data = bytearray(template)
+    struct.pack_into("!H", data, 2, sequence_number)
+    struct.pack_into("!I", data, 8, ssrc)
+    return bytes(data)
+
+
+def header_length(data: bytes) -> int:
+    """Length of the RTP header of ``data``, extension included."""
+    if len(data) < 12:
+        raise ValueError("RTP packet shorter than its fixed header")
+    length = 12 + 4 * (data[0] & 0x0F)
+    if data[0] & 0x10:
+        if len(data) < length + 4:
+            raise ValueError("RTP header extension truncated")
+        (words,) = struct.unpack_from("!H", data, length + 2)
+        length += 4 + 4 * words
+    if len(data) < length:
+        raise ValueError("RTP header truncated")
+    return length
+
+
+def wrap_rtx(data: bytes, payload_type: int, sequence_number: int, ssrc: int) -> bytes:
+    """RFC 4588 retransmission of ``data`` (a packet without padding) on the RTX stream."""
+    length = header_length(data)
+    original_seq = data[2:4]
+    out = bytearray(data[:length])
+    out[1] = (out[1] & 0x80) | payload_type
+    struct.pack_into("!H", out, 2, sequence_number)
+    struct.pack_into("!I", out, 8, ssrc)
+    return bytes(out) + original_seq + data[length:]
+
+
+def unwrap_rtx(packet: MediaPacket, payload_type: int, ssrc: int) -> MediaPacket | None:
+    """The original packet carried by an RTX packet, or None if it carries nothing."""
+    if len(packet.payload) < 2:
+        return None
+    (original_seq,) = struct.unpack_from("!H", packet.payload, 0)
+    return MediaPacket(
+        payload_type=payload_type,
+        sequence_number=original_seq,
+        timestamp=packet.timestamp,
+        ssrc=ssrc,
+        marker=packet.marker,
+        payload=packet.payload[2:],
+        csrc=packet.csrc,
+        audio_level=packet.audio_level,
+        received_ns=packet.received_ns,
+    )
+
+
+def is_keyframe_start(codec: str, payload: bytes) -> bool:
+    """True if ``payload`` starts a picture a decoder can begin with."""
+    name = codec.lower()
+    if name == "vp8":
+        return _vp8_keyframe_start(payload)
+    if name == "h264":
+        return _h264_keyframe_start(payload)
+    return False
+
+
+def _vp8_keyframe_start(payload: bytes) -> bool:
+    # RFC 7741 section 4.2: payload descriptor, then the VP8 payload header whose P bit is 0
+    # on key frames; only meaningful on the first packet of partition 0 (S=1, PID=0).
+    if len(payload) < 1:
+        return False
+    first = payload[0]
+    if not first & 0x10 or first & 0x07:
+        return False
+    offset = 1
+    if first & 0x80:
+        if len(payload) < 2:
+            return False
+        extension = payload[1]
+        offset = 2
+        if extension & 0x80:  # I: picture id, 7 or 15 bits
+            if len(payload) <= offset:
+                return False
+            offset += 2 if payload[offset] & 0x80 else 1
+        if extension & 0x40:  # L: TL0PICIDX
+            offset += 1
+        if extension & 0x30:  # T or K: TID/Y/KEYIDX
+            offset += 1
+    return len(payload) > offset and not payload[offset] & 0x01
+
+
+H264_IDR = 5
+H264_SPS = 7
+H264_STAP_A = 24
+H264_FU_A = 28
+
+
+def _h264_keyframe_start(payload: bytes) -> bool:
+    # RFC 6184: a single NAL unit, an aggregation (STAP-A) or the first fragment (FU-A) of
+    # an IDR slice or a sequence parameter set starts a decodable picture.
+    if len(payload) < 1:
+        return False
+    nal_type = payload[0] & 0x1F
+    if nal_type in (H264_IDR, H264_SPS):
+        return True
+    if nal_type == H264_STAP_A:
+        offset = 1
+        while offset + 2 < len(payload):
+            (size,) = struct.unpack_from("!H", payload, offset)
+            if (payload[offset + 2] & 0x1F) in (H264_IDR, H264_SPS):
+                return True
+            offset += 2 + size
+        return False
+    if nal_type == H264_FU_A and len(payload) >= 2:
+        return bool(payload[1] & 0x80) and (payload[1] & 0x1F) in (H264_IDR, H264_SPS)
+    return False

@@ -1,0 +1,256 @@
+"""The server's side of one peer connection: a publisher's or a subscriber's."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+from typing import Any
+
+from aiortc import RTCPeerConnection, RTCSessionDescription
+
+from parley.errors import MediaError
+from parley.media.embedded.aiortc_internals import (
+    NEGOTIATION_ERRORS,
+    NoCommonCodec,
+    narrow_to_primary_codec,
+    new_peer_connection,
+    parse_candidate,
+    prefer_codec,
+    remote_sends,
+    restrict_gathering,
+    tap_receiver,
+    tap_sender,
+)
+from parley.media.embedded.config import EmbeddedConfig
+from parley.media.embedded.forwarding import DownstreamTrack, ForwardingCounters, UpstreamTrack
+from parley.media.embedded.sdp_checks import announce, check_sdp
+from parley.media.engine import IceCandidate, MediaKind
+
+logger = logging.getLogger(__name__)
+
+NEGOTIATION_OR_TIMEOUT: tuple[type[Exception], ...] = (TimeoutError, *NEGOTIATION_ERRORS)
+SUPPORTED = "audio: Opus, G.722, PCMU, PCMA; video: VP8, H.264"
+REPORT_INTERVAL = 1.0
+
+
+def _negotiation_error(exc: BaseException, what: str) -> MediaError:
+    if isinstance(exc, TimeoutError):
+        return MediaError(f"the {what} could not be negotiated in time")
+    if isinstance(exc, NoCommonCodec):
+        return MediaError(f"the {what} has no codec this server can forward ({SUPPORTED})")
+    return MediaError(f"the {what} is not usable: {exc or type(exc).__name__}")
+
+
+class PeerSession:
+    """What publishers and subscribers share: the connection, its state, its closing."""
+
+    def __init__(
+        self, name: str, config: EmbeddedConfig, counters: ForwardingCounters,
+        on_ended: Callable[[], None],
+    ) -> None:
+        self.name = name
+        self._config = config
+        self._counters = counters
+        self._on_ended = on_ended
+        self._pc: RTCPeerConnection | None = None
+        self._closing = False
+        self._close_started = False
+        self._closed = asyncio.Event()
+
+    @property
+    def open(self) -> bool:
+        return self._pc is not None and not self._closed.is_set()
+
+    def _new_pc(self) -> RTCPeerConnection:
+        pc = new_peer_connection(self._config.ice_servers)
+        self._counters.peer_connections += 1
+        self._pc = pc
+        pc.on("connectionstatechange", self._state_changed)
+        return pc
+
+    def _state_changed(self) -> None:
+        pc = self._pc
+        if pc is None or self._closing:
+            return
+        logger.debug("%s: connection %s", self.name, pc.connectionState)
+        if pc.connectionState in ("failed", "closed"):
+            logger.info("%s: connection %s", self.name, pc.connectionState)
+            self._closing = True
+            self._on_ended()
+
+    def _check(self, sdp: object, what: str) -> str:
+        return check_sdp(sdp, self._config.max_sdp_bytes, what)
+
+    def _announced(self, sdp: str) -> str:
+        return announce(sdp, self._config.announced_address, self._config.media_addresses)
+
+    async def add_candidate(self, candidate: IceCandidate | None) -> None:
+        pc = self._pc
+        if pc is None or self._closing:
+            return
+        try:
+            if candidate is None or not candidate.candidate.strip():
+                await pc.addIceCandidate(None)
+                return
+            parsed: Any = parse_candidate(
+                candidate.candidate, candidate.sdp_mid, candidate.sdp_mline_index
+            )
+            await pc.addIceCandidate(parsed)
+        except NEGOTIATION_ERRORS as exc:
+            raise MediaError(f"the ICE candidate is not usable: {exc}") from exc
+
+    async def _close_tracks(self) -> None:
+        """Subclasses stop their tracks here."""
+
+    async def close(self) -> None:
+        """Close the tracks and the peer connection; idempotent, waits for the end."""
+        if self._close_started:
+            await self._closed.wait()
+            return
+        self._close_started = True
+        self._closing = True
+        try:
+            await self._close_tracks()
+        finally:
+            pc, self._pc = self._pc, None
+            if pc is not None:
+                try:
+                    async with asyncio.timeout(self._config.close_timeout):
+                        await pc.close()
+                except TimeoutError:
+                    logger.warning("%s: peer connection did not close in time", self.name)
+                finally:
+                    self._counters.peer_connections -= 1
+            self._closed.set()
+
+
+class PublisherSession(PeerSession):
+    """A published stream: the client offers, the server answers and receives."""
+
+    def __init__(
+        self, name: str, config: EmbeddedConfig, counters: ForwardingCounters,
+        on_ended: Callable[[], None],
+    ) -> None:
+        super().__init__(name, config, counters, on_ended)
+        self.tracks: dict[MediaKind, UpstreamTrack] = {}
+        self._reporter: asyncio.Task[None] | None = None
+
+    async def negotiate(self, offer_sdp: object) -> str:
+        """Answer the publisher's offer; raises MediaError (and leaves nothing open)."""
+        offer = self._check(offer_sdp, "offer")
+        pc = self._new_pc()
+        try:
+            async with asyncio.timeout(self._config.negotiation_timeout):
+                await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+                self._take_tracks(pc)
+                restrict_gathering(pc, self._config.media_addresses, self._config.port_range)
+                answer = await pc.createAnswer()
+                await pc.setLocalDescription(answer)
+        except MediaError:
+            await self.close()
+            raise
+        except NEGOTIATION_OR_TIMEOUT as exc:
+            await self.close()
+            raise _negotiation_error(exc, "offer") from exc
+        self._counters.tasks += 1
+        self._reporter = asyncio.create_task(self._report(), name=f"{self.name} reports")
+        return self._announced(pc.localDescription.sdp)
+
+    def _take_tracks(self, pc: RTCPeerConnection) -> None:
+        for transceiver in pc.getTransceivers():
+            kind: MediaKind
+            if transceiver.kind == "audio":
+                kind = "audio"
+            elif transceiver.kind == "video":
+                kind = "video"
+            else:
+                continue
+            if not remote_sends(transceiver):
+                continue
+            if kind in self.tracks:
+                raise MediaError(f"a published stream carries at most one {kind} track")
+            codec = narrow_to_primary_codec(transceiver)
+            if codec is None:
+                raise MediaError(f"the offer has no {kind} codec this server can forward")
+            track = UpstreamTrack(
+                f"{self.name} {kind}", kind, codec, self._config, self._counters
+            )
+            tap_receiver(transceiver, track)
+            self.tracks[kind] = track
+        if not self.tracks:
+            raise MediaError("the offer sends no audio or video")
+
+    async def _report(self) -> None:
+        try:
+            while True:
+                await asyncio.sleep(REPORT_INTERVAL * (0.5 + random.random()))
+                for track in self.tracks.values():
+                    track.report()
+        finally:
+            self._counters.tasks -= 1
+
+    async def _close_tracks(self) -> None:
+        reporter, self._reporter = self._reporter, None
+        if reporter is not None:
+            reporter.cancel()
+            try:
+                await reporter
+            except asyncio.CancelledError:
+                if not reporter.cancelled():
+                    raise
+        for track in self.tracks.values():
+            await track.close()
+
+
+class SubscriberSession(PeerSession):
+    """A subscription: the server offers and sends, the client answers."""
+
+    def __init__(
+        self, name: str, stream_id: str, publisher: PublisherSession, config: EmbeddedConfig,
+        counters: ForwardingCounters, on_ended: Callable[[], None],
+    ) -> None:
+        super().__init__(name, config, counters, on_ended)
+        self.stream_id = stream_id
+        self.tracks: list[DownstreamTrack] = []
+        self._publisher = publisher
+        self._answered = False
+
+    async def make_offer(self) -> str:
+        pc = self._new_pc()
+        try:
+            async with asyncio.timeout(self._config.negotiation_timeout):
+                for kind, upstream in self._publisher.tracks.items():
+                    transceiver = pc.addTransceiver(kind, direction="sendonly")
+                    prefer_codec(transceiver, upstream.codec, rtx=kind == "video")
+                    track = DownstreamTrack(
+                        f"{self.name} {kind}", upstream, self._config, self._counters
+                    )
+                    tap_sender(transceiver, track)
+                    self.tracks.append(track)
+                restrict_gathering(pc, self._config.media_addresses, self._config.port_range)
+                offer = await pc.createOffer()
+                await pc.setLocalDescription(offer)
+        except NEGOTIATION_OR_TIMEOUT as exc:
+            await self.close()
+            raise _negotiation_error(exc, "subscription") from exc
+        return self._announced(pc.localDescription.sdp)
+
+    async def accept_answer(self, answer_sdp: object) -> None:
+        answer = self._check(answer_sdp, "answer")
+        pc = self._pc
+        if pc is None or self._closing:
+            raise MediaError("the subscription is closed")
+        if self._answered:
+            raise MediaError("the subscription already has an answer")
+        try:
+            async with asyncio.timeout(self._config.negotiation_timeout):
+                await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        except NEGOTIATION_OR_TIMEOUT as exc:
+            raise _negotiation_error(exc, "answer") from exc
+        self._answered = True
+
+    async def _close_tracks(self) -> None:
+        for track in self.tracks:
+            await track.close()

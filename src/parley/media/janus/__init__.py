@@ -1,0 +1,30 @@
+"""Janus as Parley's second media engine (VideoRoom plugin over the WebSocket API)."""
+
+from __future__ import annotations
+
+from parley.media.engine import MediaEngine
+from parley.settings import Settings
+
+from .engine import JanusEngine
+from .process import ExternalJanus, JanusProcess, JanusProvider, find_binary, find_library_dir
+
+__all__ = ["JanusEngine", "create_engine", "janus_available"]
+
+
+def janus_available(settings: Settings) -> bool:
+    """True when the Janus engine can run: an external ``janus_url`` is set, or the
+    ``janus_binary`` is installed together with its VideoRoom plugin and WebSocket transport."""
+    if settings.janus_url:
+        return True
+    binary = find_binary(settings)
+    return binary is not None and find_library_dir(binary) is not None
+
+
+def create_engine(settings: Settings) -> MediaEngine:
+    """The Janus engine for ``settings`` (not started: the caller calls ``start()``)."""
+    provider: JanusProvider
+    if settings.janus_url:
+        provider = ExternalJanus(settings.janus_url, settings.janus_api_secret)
+    else:
+        provider = JanusProcess(settings)
+    return JanusEngine(settings, provider)

@@ -1,0 +1,284 @@
+"""Where Parley's Janus lives: a supervised child process, or a Janus someone else runs.
+
+``JanusProcess`` writes a private configuration under ``<data_dir>/janus/run-*``, starts
+``janus`` on it, restarts it with back-off when it dies and stops it on ``close()``. Each start
+picks fresh free ports on 127.0.0.1 for the Janus API and the Admin API, so the engine asks for
+the current ``endpoint()`` every time it (re)connects. ``ExternalJanus`` is the same interface
+for ``janus_url``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import ctypes
+import logging
+import shutil
+import signal
+import socket
+import sysconfig
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from parley.errors import MediaError
+from parley.settings import Settings
+
+from .config import LOOPBACK, JanusLayout, JanusPorts, JanusSecrets, write_config
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JanusEndpoint:
+    """How to reach one running Janus."""
+
+    url: str
+    api_secret: str | None
+    admin_url: str | None = None
+    admin_secret: str | None = None
+    admin_key: str | None = None
+
+
+class JanusProvider(Protocol):
+    """Something that gives the engine a Janus to talk to."""
+
+    pid: int | None
+    restarts: int
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def endpoint(self, within: float) -> JanusEndpoint:
+        """The Janus to connect to now; waits (at most ``within`` seconds) while it restarts."""
+        ...
+
+
+class ExternalJanus:
+    """A Janus that Parley does not run (``janus_url`` + ``janus_api_secret``)."""
+
+    def __init__(self, url: str, api_secret: str | None) -> None:
+        self._endpoint = JanusEndpoint(url=url, api_secret=api_secret)
+        self.pid: int | None = None
+        self.restarts = 0
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def endpoint(self, within: float) -> JanusEndpoint:
+        return self._endpoint
+
+
+def find_binary(settings: Settings) -> str | None:
+    """The Janus executable named by ``janus_binary``, or None when it is not installed."""
+    return shutil.which(settings.janus_binary)
+
+
+def find_library_dir(binary: str) -> Path | None:
+    """Janus's module folder (the one holding ``plugins/`` and ``transports/``)."""
+    prefix = Path(binary).resolve().parent.parent
+    multiarch = sysconfig.get_config_var("MULTIARCH") or ""
+    candidates = [prefix / "lib" / multiarch / "janus", prefix / "lib" / "janus"]
+    candidates += [prefix / "lib64" / "janus"]
+    for candidate in candidates:
+        if (candidate / "plugins" / "libjanus_videoroom.so").exists() and (
+            candidate / "transports" / "libjanus_websockets.so"
+        ).exists():
+            return candidate
+    return None
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM if Parley dies without stopping Janus (Linux)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((LOOPBACK, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class JanusProcess:
+    """A supervised ``janus`` child: private config, restart with back-off, stop on close."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        start_timeout: float = 10.0,
+        min_backoff: float = 0.5,
+        max_backoff: float = 10.0,
+        stable_after: float = 30.0,
+        stop_timeout: float = 5.0,
+    ) -> None:
+        binary = find_binary(settings)
+        if binary is None:
+            raise MediaError(f"janus executable {settings.janus_binary!r} not found")
+        library_dir = find_library_dir(binary)
+        if library_dir is None:
+            raise MediaError("janus VideoRoom plugin or WebSocket transport not found")
+        self.settings = settings
+        self.binary = binary
+        self.library_dir = library_dir
+        self.secrets = JanusSecrets()
+        self.start_timeout = start_timeout
+        self.min_backoff = min_backoff
+        self.max_backoff = max_backoff
+        self.stable_after = stable_after
+        self.stop_timeout = stop_timeout
+        self.pid: int | None = None
+        self.restarts = 0
+        self.layout: JanusLayout | None = None
+        self.ports: JanusPorts | None = None
+        self._proc: asyncio.subprocess.Process | None = None
+        self._output: asyncio.Task[None] | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+        self._closing = False
+        self._tail: collections.deque[str] = collections.deque(maxlen=40)
+
+    async def start(self) -> None:
+        """Start Janus and wait until its API answers; raises ``MediaError`` if it cannot."""
+        base = self.settings.data_dir.resolve() / "janus"
+        base.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.layout = JanusLayout(Path(tempfile.mkdtemp(prefix="run-", dir=base)))
+        await self._spawn()
+        self._supervisor = asyncio.create_task(self._supervise(), name="janus-supervisor")
+
+    async def close(self) -> None:
+        """Stop supervising, stop Janus (TERM, then KILL), remove the run folder. Idempotent."""
+        self._closing = True
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+            self._supervisor = None
+        await self._stop()
+        if self.layout is not None:
+            await asyncio.to_thread(shutil.rmtree, self.layout.root, True)
+            self.layout = None
+
+    async def endpoint(self, within: float) -> JanusEndpoint:
+        try:
+            await asyncio.wait_for(self._ready.wait(), timeout=within)
+        except TimeoutError as exc:
+            raise MediaError("the media server is not running") from exc
+        assert self.ports is not None
+        return JanusEndpoint(
+            url=f"ws://{LOOPBACK}:{self.ports.api}",
+            api_secret=self.secrets.api_secret,
+            admin_url=f"ws://{LOOPBACK}:{self.ports.admin}",
+            admin_secret=self.secrets.admin_secret,
+            admin_key=self.secrets.admin_key,
+        )
+
+    async def _spawn(self) -> None:
+        assert self.layout is not None
+        self.ports = JanusPorts(api=free_port(), admin=free_port())
+        await asyncio.to_thread(
+            write_config,
+            self.settings,
+            self.layout,
+            self.secrets,
+            self.ports,
+            library_dir=self.library_dir,
+        )
+        config = self.layout.main_config
+        self._proc = await asyncio.create_subprocess_exec(
+            self.binary,
+            f"--config={config}",
+            f"--configs-folder={self.layout.conf}",
+            "--disable-colors",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            cwd=self.layout.root,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+        self.pid = self._proc.pid
+        self._output = asyncio.create_task(self._drain(self._proc), name="janus-output")
+        logger.info("janus: started (pid %s)", self.pid)
+        try:
+            await self._wait_listening(self._proc, self.ports.api)
+        except MediaError:
+            await self._stop()
+            raise
+        self._ready.set()
+
+    async def _wait_listening(self, proc: asyncio.subprocess.Process, port: int) -> None:
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            if proc.returncode is not None:
+                break
+            try:
+                _, writer = await asyncio.wait_for(
+                    asyncio.open_connection(LOOPBACK, port), timeout=1.0
+                )
+            except (OSError, TimeoutError):
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+            return
+        tail = " | ".join(list(self._tail)[-5:])
+        raise MediaError(f"janus did not start: {tail or 'no output'}")
+
+    async def _drain(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        while line := await proc.stdout.readline():
+            text = line.decode("utf-8", "replace").rstrip()
+            self._tail.append(text)
+            logger.debug("janus[%s]: %s", proc.pid, text)
+
+    async def _stop(self) -> None:
+        self._ready.clear()
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), timeout=self.stop_timeout)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await asyncio.wait_for(proc.wait(), timeout=self.stop_timeout)
+            logger.info("janus: stopped (pid %s)", proc.pid)
+        if self._output is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._output, timeout=self.stop_timeout)
+            self._output = None
+
+    async def _supervise(self) -> None:
+        backoff = self.min_backoff
+        while not self._closing:
+            proc = self._proc
+            if proc is not None:
+                started = time.monotonic()
+                code = await proc.wait()
+                self._ready.clear()
+                logger.warning("janus: exited with code %s (pid %s)", code, proc.pid)
+                if time.monotonic() - started > self.stable_after:
+                    backoff = self.min_backoff
+            await self._stop()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self.max_backoff)
+            try:
+                await self._spawn()
+            except (MediaError, OSError) as exc:
+                logger.error("janus: restart failed: %s", exc)
+                continue
+            self.restarts += 1
+            logger.info("janus: restarted (%s restarts so far)", self.restarts)

@@ -1,0 +1,351 @@
+"""Rooms and roles over real Socket.IO connections."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from parley.settings import Settings
+from tests.support.clients import Client
+from tests.support.server import run_server
+
+
+async def meeting(connect, *names: str) -> tuple[str, list[Client], dict]:
+    """A room created by the first name and joined by the others."""
+    host = await connect()
+    created = await host.ok("createRoom", {"userName": names[0], "roomName": "Weekly"})
+    people = [host]
+    for name in names[1:]:
+        guest = await connect()
+        await guest.ok("joinRoom", {"roomId": created["roomId"], "userName": name})
+        people.append(guest)
+    return created["roomId"], people, created
+
+
+async def test_create_room_acks_and_emits_room_created(connect) -> None:
+    host = await connect()
+    data = await host.ok("createRoom", {"userName": "Ada", "roomName": "Standup"})
+    assert set(data) == {"roomId", "roomName", "hostKey", "userId", "token"}
+    assert data["roomName"] == "Standup"
+    event = await host.next("roomCreated")
+    assert event == {"roomId": data["roomId"], "roomName": "Standup", "hostKey": data["hostKey"]}
+
+
+async def test_custom_room_id_is_used_and_taken_once(connect) -> None:
+    a, b = await connect(), await connect()
+    data = await a.ok("createRoom", {"userName": "A", "roomName": "R", "customRoomId": "team_1"})
+    assert data["roomId"] == "team_1"
+    assert (
+        await b.error("createRoom", {"userName": "B", "roomName": "R", "customRoomId": "team_1"})
+        == "ROOM_EXISTS"
+    )
+    error = await b.next("roomError")
+    assert error["error"] == "ROOM_EXISTS" and error["event"] == "createRoom"
+
+
+@pytest.mark.parametrize("bad", ["ab", "has space", "x" * 65, "ünï", "../etc"])
+async def test_bad_custom_room_id_is_invalid(connect, bad: str) -> None:
+    a = await connect()
+    code = await a.error("createRoom", {"userName": "A", "roomName": "R", "customRoomId": bad})
+    assert code == "INVALID_PAYLOAD"
+
+
+async def test_joining_an_unknown_room_answers_room_not_found(connect) -> None:
+    a = await connect()
+    assert await a.error("joinRoom", {"roomId": "nope-nope", "userName": "A"}) == "ROOM_NOT_FOUND"
+    assert (await a.next("roomError"))["event"] == "joinRoom"
+
+
+async def test_join_returns_people_and_tells_the_others(connect) -> None:
+    room_id, (host, guest), created = await meeting(connect, "Ada", "Bob")
+    joined = await (await connect()).ok("joinRoom", {"roomId": room_id, "userName": "Cy"})
+    assert joined["isHost"] is False
+    assert [u["userName"] for u in joined["users"]] == ["Ada", "Bob", "Cy"]
+    assert (
+        joined["users"][0]["isHost"] is True and joined["users"][0]["userId"] == created["userId"]
+    )
+    assert set(joined["users"][0]) == {
+        "userId",
+        "userName",
+        "isHost",
+        "isStreaming",
+        "isScreenSharing",
+        "joinedAt",
+    }
+    assert joined["streams"] == []
+    assert (await host.next("userJoined"))["userName"] == "Bob"
+    assert (await guest.next("userJoined")) == {"userId": joined["userId"], "userName": "Cy"}
+
+
+async def test_joiner_does_not_get_its_own_user_joined(connect) -> None:
+    _, (host, guest), _ = await meeting(connect, "Ada", "Bob")
+    await guest.nothing("userJoined")
+
+
+async def test_names_are_trimmed_and_normalised(connect) -> None:
+    a = await connect()
+    data = await a.ok("createRoom", {"userName": "  Zoe\u0301  ", "roomName": " R "})
+    users = await a.ok("getUsers", {"roomId": data["roomId"]})
+    assert users[0]["userName"] == "Zo\u00e9"
+
+
+@pytest.mark.parametrize("name", ["", "   ", "a\x00b", "bell\x07", "x" * 65, "rtl\u202eevil"])
+async def test_bad_user_names_are_refused(connect, name: str) -> None:
+    a = await connect()
+    assert await a.error("createRoom", {"userName": name, "roomName": "R"}) == "INVALID_PAYLOAD"
+
+
+async def test_extra_and_missing_fields_are_refused_and_the_connection_stays_usable(
+    connect,
+) -> None:
+    a = await connect()
+    assert await a.error("createRoom", {"userName": "A", "roomName": "R", "admin": True}) == (
+        "INVALID_PAYLOAD"
+    )
+    assert await a.error("createRoom", {"userName": "A"}) == "INVALID_PAYLOAD"
+    assert await a.error("createRoom", "not an object") == "INVALID_PAYLOAD"
+    assert await a.error("createRoom", {"userName": 5, "roomName": "R"}) == "INVALID_PAYLOAD"
+    assert await a.error("createRoom", {"userName": "A", "roomName": "R"}, "two") == (
+        "INVALID_PAYLOAD"
+    )
+    assert await a.error("noSuchEvent", {}) == "INVALID_PAYLOAD"
+    await a.ok("createRoom", {"userName": "A", "roomName": "R"})
+
+
+async def test_get_users_replies_with_event_and_ack(connect) -> None:
+    room_id, (host, _), _ = await meeting(connect, "Ada", "Bob")
+    users = await host.ok("getUsers", {"roomId": room_id})
+    assert [u["userName"] for u in users] == ["Ada", "Bob"]
+    assert await host.next("getUsers") == users
+
+
+async def test_room_events_require_being_in_the_room(connect) -> None:
+    room_id, _, _ = await meeting(connect, "Ada")
+    outsider = await connect()
+    for event in (
+        "getUsers",
+        "getChatHistory",
+        "startStream",
+        "stopStream",
+        "startScreen",
+        "stopScreen",
+    ):
+        assert await outsider.error(event, {"roomId": room_id}) == "NOT_IN_ROOM"
+    assert await outsider.error("leaveRoom", {"roomId": room_id, "userName": "Ada"}) == (
+        "NOT_IN_ROOM"
+    )
+    assert await outsider.error("message", {"roomId": room_id, "message": "hi"}) == ("NOT_IN_ROOM")
+
+
+async def test_rooms_list_shows_rooms_with_participant_counts(connect) -> None:
+    room_id, _, _ = await meeting(connect, "Ada", "Bob")
+    viewer = await connect()
+    rooms = await viewer.ok("getRoomsList")
+    assert await viewer.next("roomsList") == rooms
+    (room,) = [r for r in rooms if r["roomId"] == room_id]
+    assert room["participants"] == 2 and room["roomName"] == "Weekly"
+    assert set(room) == {"roomId", "roomName", "participants", "createdAt"}
+
+
+async def test_leave_tells_the_room(connect) -> None:
+    room_id, (host, guest), _ = await meeting(connect, "Ada", "Bob")
+    joined = await guest.ok("getUsers", {"roomId": room_id})
+    await guest.ok("leaveRoom", {"roomId": room_id, "userName": "Bob"})
+    left = await host.next("userLeft")
+    assert left == {"userId": joined[1]["userId"], "userName": "Bob"}
+    assert await guest.error("getUsers", {"roomId": room_id}) == "NOT_IN_ROOM"
+
+
+async def test_a_spoofed_user_name_does_not_act_as_that_user(connect) -> None:
+    room_id, (host, guest), _ = await meeting(connect, "Ada", "Bob")
+    assert await guest.error("endMeeting", {"roomId": room_id, "userName": "Ada"}) == "FORBIDDEN"
+    await guest.ok("leaveRoom", {"roomId": room_id, "userName": "Ada"})
+    users = await host.ok("getUsers", {"roomId": room_id})
+    assert [u["userName"] for u in users] == ["Ada"]
+
+
+async def test_last_host_leaving_hands_over_to_the_longest_present(connect) -> None:
+    room_id, (host, bob, cy), _ = await meeting(connect, "Ada", "Bob", "Cy")
+    bob_id = (await bob.ok("getUsers", {"roomId": room_id}))[1]["userId"]
+    await host.ok("leaveRoom", {"roomId": room_id})
+    assert await bob.next("hostChanged") == {"userId": bob_id}
+    assert await cy.next("hostChanged") == {"userId": bob_id}
+    users = await cy.ok("getUsers", {"roomId": room_id})
+    assert [(u["userName"], u["isHost"]) for u in users] == [("Bob", True), ("Cy", False)]
+    await bob.ok("endMeeting", {"roomId": room_id})
+
+
+async def test_host_key_makes_a_joiner_host_and_a_wrong_one_is_forbidden(connect) -> None:
+    room_id, (host,), created = await meeting(connect, "Ada")
+    second = await connect()
+    data = await second.ok(
+        "joinRoom", {"roomId": room_id, "userName": "Ada 2", "hostKey": created["hostKey"]}
+    )
+    assert data["isHost"] is True
+    third = await connect()
+    assert (
+        await third.error("joinRoom", {"roomId": room_id, "userName": "Eve", "hostKey": "guess"})
+        == "FORBIDDEN"
+    )
+
+
+async def test_non_host_cannot_end_meeting(connect) -> None:
+    room_id, (_, guest), _ = await meeting(connect, "Ada", "Bob")
+    assert await guest.error("endMeeting", {"roomId": room_id, "userName": "Bob"}) == "FORBIDDEN"
+
+
+async def test_end_meeting_is_final_and_idempotent(connect) -> None:
+    room_id, (host, guest), _ = await meeting(connect, "Ada", "Bob")
+    await host.ok("message", {"roomId": room_id, "message": "secret plans"})
+    await host.ok("endMeeting", {"roomId": room_id, "userName": "Ada"})
+    for person in (host, guest):
+        ended = await person.next("meetingEnded")
+        assert ended["roomId"] == room_id and "endedBy" in ended
+    await host.ok("endMeeting", {"roomId": room_id, "userName": "Ada"})
+    assert await guest.error("getUsers", {"roomId": room_id}) == "NOT_IN_ROOM"
+    assert room_id not in [r["roomId"] for r in await guest.ok("getRoomsList")]
+    assert await guest.error("joinRoom", {"roomId": room_id, "userName": "Bob"}) == (
+        "ROOM_NOT_FOUND"
+    )
+    # The id can be used again, and nothing of the old meeting is in the new one.
+    again = await guest.ok(
+        "createRoom", {"userName": "Bob", "roomName": "New", "customRoomId": room_id}
+    )
+    assert again["roomId"] == room_id
+    assert await guest.ok("getChatHistory", {"roomId": room_id}) == []
+    assert (
+        await host.error("joinRoom", {"roomId": room_id, "userName": "Ada", "hostKey": "old"})
+        == "FORBIDDEN"
+    )
+
+
+async def test_old_tokens_do_not_reach_a_new_room_with_the_same_id(connect) -> None:
+    a = await connect()
+    old = await a.ok("createRoom", {"userName": "A", "roomName": "R", "customRoomId": "same"})
+    await a.ok("endMeeting", {"roomId": "same"})
+    b = await connect()
+    await b.ok("createRoom", {"userName": "B", "roomName": "R2", "customRoomId": "same"})
+    c = await connect()
+    data = await c.ok("joinRoom", {"roomId": "same", "userName": "A", "resumeToken": old["token"]})
+    assert data["userId"] != old["userId"] and data["isHost"] is False
+
+
+async def test_stream_flags_are_broadcast_to_the_others(connect) -> None:
+    room_id, (host, guest), created = await meeting(connect, "Ada", "Bob")
+    await host.ok("startStream", {"roomId": room_id})
+    assert await guest.next("streamStarted") == {"userId": created["userId"]}
+    await host.nothing("streamStarted")
+    users = await guest.ok("getUsers", {"roomId": room_id})
+    assert users[0]["isStreaming"] is True
+    await host.ok("stopStream", {"roomId": room_id})
+    assert await guest.next("streamStopped") == {"userId": created["userId"]}
+
+
+async def test_one_screen_sharer_at_a_time(connect) -> None:
+    room_id, (host, guest), created = await meeting(connect, "Ada", "Bob")
+    guest_id = (await guest.ok("getUsers", {"roomId": room_id}))[1]["userId"]
+    await host.ok("startScreen", {"roomId": room_id})
+    assert await guest.next("screenStarted") == {"userId": created["userId"]}
+    await guest.ok("startScreen", {"roomId": room_id})
+    assert await host.next("screenStopped") == {"userId": created["userId"]}
+    assert await guest.next("screenStopped") == {"userId": created["userId"]}
+    assert await host.next("screenStarted") == {"userId": guest_id}
+    users = await host.ok("getUsers", {"roomId": room_id})
+    assert [u["isScreenSharing"] for u in users] == [False, True]
+    await guest.ok("stopScreen", {"roomId": room_id})
+    assert await guest.next("screenStopped") == {"userId": guest_id}
+    assert await host.next("screenStopped") == {"userId": guest_id}
+
+
+async def test_joining_another_room_leaves_the_first(connect) -> None:
+    first, (host, mover), _ = await meeting(connect, "Ada", "Bob")
+    other = await connect()
+    second = (await other.ok("createRoom", {"userName": "Cy", "roomName": "Other"}))["roomId"]
+    await mover.ok("joinRoom", {"roomId": second, "userName": "Bob"})
+    assert (await host.next("userLeft"))["userName"] == "Bob"
+    assert [u["userName"] for u in await host.ok("getUsers", {"roomId": first})] == ["Ada"]
+
+
+async def test_room_full(tmp_path) -> None:
+    settings = Settings(data_dir=tmp_path, media_engine="none", max_participants=2)
+    async with run_server(settings) as server:
+        a, b, c = [await Client(server.url).connect() for _ in range(3)]
+        try:
+            room = (await a.ok("createRoom", {"userName": "A", "roomName": "R"}))["roomId"]
+            await b.ok("joinRoom", {"roomId": room, "userName": "B"})
+            assert await c.error("joinRoom", {"roomId": room, "userName": "C"}) == "ROOM_FULL"
+        finally:
+            for client in (a, b, c):
+                await client.close()
+
+
+async def test_room_creation_is_rate_limited_per_address(tmp_path) -> None:
+    settings = Settings(
+        data_dir=tmp_path, media_engine="none", room_create_burst=3, room_create_rate=0.01
+    )
+    async with run_server(settings) as server:
+        a = await Client(server.url).connect()
+        b = await Client(server.url).connect()
+        try:
+            for n in range(3):
+                await a.ok("createRoom", {"userName": "A", "roomName": f"R{n}"})
+            assert await b.error("createRoom", {"userName": "B", "roomName": "R"}) == (
+                "RATE_LIMITED"
+            )
+        finally:
+            await a.close()
+            await b.close()
+
+
+async def test_reconnect_within_grace_keeps_identity_and_role(tmp_path) -> None:
+    settings = Settings(data_dir=tmp_path, media_engine="none", reconnect_grace_seconds=5)
+    async with run_server(settings) as server:
+        host = await Client(server.url).connect()
+        guest = await Client(server.url).connect()
+        created = await host.ok("createRoom", {"userName": "Ada", "roomName": "R"})
+        room_id = created["roomId"]
+        await guest.ok("joinRoom", {"roomId": room_id, "userName": "Bob"})
+        await host.close()
+        await asyncio.sleep(0.3)
+        back = await Client(server.url).connect()
+        data = await back.ok(
+            "joinRoom", {"roomId": room_id, "userName": "Ada", "resumeToken": created["token"]}
+        )
+        assert data["userId"] == created["userId"] and data["isHost"] is True
+        assert [u["userName"] for u in data["users"]] == ["Ada", "Bob"]
+        await guest.nothing("userLeft", 0.5)
+        await guest.nothing("userJoined", 0.1)
+        await back.ok("endMeeting", {"roomId": room_id})
+        await back.close()
+        await guest.close()
+
+
+async def test_a_dropped_participant_leaves_when_grace_expires(tmp_path) -> None:
+    settings = Settings(data_dir=tmp_path, media_engine="none", reconnect_grace_seconds=0.5)
+    async with run_server(settings) as server:
+        host = await Client(server.url).connect()
+        guest = await Client(server.url).connect()
+        created = await host.ok("createRoom", {"userName": "Ada", "roomName": "R"})
+        await guest.ok("joinRoom", {"roomId": created["roomId"], "userName": "Bob"})
+        await host.close()
+        assert (await guest.next("userLeft"))["userId"] == created["userId"]
+        assert (await guest.next("hostChanged")) is not None
+        back = await Client(server.url).connect()
+        data = await back.ok(
+            "joinRoom",
+            {"roomId": created["roomId"], "userName": "Ada", "resumeToken": created["token"]},
+        )
+        assert data["userId"] != created["userId"] and data["isHost"] is False
+        await back.close()
+        await guest.close()
+
+
+async def test_a_forged_resume_token_is_unauthorized(connect) -> None:
+    room_id, _, created = await meeting(connect, "Ada")
+    eve = await connect()
+    forged = created["token"][:-4] + "AAAA"
+    assert (
+        await eve.error("joinRoom", {"roomId": room_id, "userName": "Ada", "resumeToken": forged})
+        == "UNAUTHORIZED"
+    )
