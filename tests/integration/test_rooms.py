@@ -79,7 +79,7 @@ async def test_join_returns_people_and_tells_the_others(connect) -> None:
 
 
 async def test_joiner_does_not_get_its_own_user_joined(connect) -> None:
-    _, (host, guest), _ = await meeting(connect, "Ada", "Bob")
+    _, (_host, guest), _ = await meeting(connect, "Ada", "Bob")
     await guest.nothing("userJoined")
 
 
@@ -177,7 +177,7 @@ async def test_last_host_leaving_hands_over_to_the_longest_present(connect) -> N
 
 
 async def test_host_key_makes_a_joiner_host_and_a_wrong_one_is_forbidden(connect) -> None:
-    room_id, (host,), created = await meeting(connect, "Ada")
+    room_id, (_host,), created = await meeting(connect, "Ada")
     second = await connect()
     data = await second.ok(
         "joinRoom", {"roomId": room_id, "userName": "Ada 2", "hostKey": created["hostKey"]}
