@@ -349,3 +349,18 @@ async def test_a_forged_resume_token_is_unauthorized(connect) -> None:
         await eve.error("joinRoom", {"roomId": room_id, "userName": "Ada", "resumeToken": forged})
         == "UNAUTHORIZED"
     )
+
+
+async def test_a_reload_before_the_old_connection_drops_takes_the_place_over(connect) -> None:
+    room_id, (ada, bob), created = await meeting(connect, "Ada", "Bob")
+    reloaded = await connect()
+    data = await reloaded.ok(
+        "joinRoom", {"roomId": room_id, "userName": "Ada", "resumeToken": created["token"]}
+    )
+    assert data["userId"] == created["userId"] and data["isHost"] is True
+    await bob.ok("message", {"roomId": room_id, "message": "still there?"})
+    assert (await reloaded.next("message"))["message"] == "still there?"
+    await ada.nothing("message", 0.3)
+    assert await ada.error("getUsers", {"roomId": room_id}) == "NOT_IN_ROOM"
+    await bob.nothing("userJoined", 0.1)
+    assert len(await bob.ok("getUsers", {"roomId": room_id})) == 2

@@ -141,7 +141,10 @@ class RoomsService:
         async with room.lock:
             if self._presence.rooms.get(room_id) is not room:
                 raise NotFound("This meeting does not exist or has ended.")
+            previous = self._connection_of(room, resume_token)
             participant = self._resume(room, conn_id, resume_token)
+            if previous is not None and previous != conn_id:
+                await self._notify.leave(previous, room.key)
             if participant is None:
                 participant = await self._admit(room, conn_id, user_name, host_key)
             elif host_key is not None:
@@ -157,6 +160,15 @@ class RoomsService:
             "users": room.users(),
             "streams": [s.to_wire() for s in room.streams.values()],
         }
+
+    def _connection_of(self, room: LiveRoom, resume_token: str | None) -> str | None:
+        """The connection a resume token's participant still has (a reload can come back
+        before the old connection is noticed gone)."""
+        claims = self._signer.verify(resume_token) if resume_token else None
+        participant = room.participants.get(claims.user_id) if claims else None
+        if claims is None or participant is None or claims.room_key != room.key:
+            return None
+        return participant.conn_id
 
     def _resume(self, room: LiveRoom, conn_id: str, resume_token: str | None) -> Participant | None:
         """The participant a valid ``resumeToken`` names, now bound to ``conn_id``."""
@@ -236,7 +248,8 @@ class RoomsService:
     async def _expire(self, room: LiveRoom, participant: Participant, delay: float) -> None:
         await asyncio.sleep(delay)
         async with room.lock:
-            if participant.conn_id is None and room.participants.get(participant.user_id):
+            current = room.participants.get(participant.user_id)
+            if participant.conn_id is None and current is participant:
                 participant.grace = None
                 await self._remove(room, participant)
 
