@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -40,6 +42,7 @@ class Parley:
         self, settings: Settings, engine: MediaEngine | None = _UNSET, clock: Clock | None = None
     ) -> None:
         self.settings = s = settings
+        self._expiry: asyncio.Task[None] | None = None
         clock = clock or SystemClock()
         s.data_dir.mkdir(parents=True, exist_ok=True)
         secret = s.secret_key or load_or_create_secret(s.data_dir / "secret.key")
@@ -81,6 +84,7 @@ class Parley:
                 s.reconnect_grace_seconds,
                 s.room_create_rate,
                 s.room_create_burst,
+                s.empty_room_ttl_seconds,
             ),
         )
         self.chat = ChatService(
@@ -123,6 +127,8 @@ class Parley:
         await self.files.sweep()
         if self.engine is not None:
             await self.engine.start()
+        if self.settings.empty_room_ttl_seconds > 0:
+            self._expiry = asyncio.create_task(self.rooms.run_expiry())
         log.info(
             "parley ready: data in %s, media engine %s",
             self.settings.data_dir,
@@ -130,6 +136,11 @@ class Parley:
         )
 
     async def close(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._expiry
+            self._expiry = None
         await self.rooms.close()
         if self.engine is not None:
             await self.engine.close()

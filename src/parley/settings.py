@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     """Participants per room."""
     reconnect_grace_seconds: float = Field(default=10.0, ge=0)
     """How long a dropped connection keeps its place (and userId, role) for a resume."""
+    empty_room_ttl_seconds: float = Field(default=7 * 24 * 3600, ge=0)
+    """A room nobody has been in for this long is ended (its chat and files deleted).
+    0 keeps empty rooms until a host ends them."""
     token_max_age_seconds: int = Field(default=24 * 3600, ge=60)
     room_create_rate: float = Field(default=1.0, gt=0)
     """Rooms an address may create per second, sustained."""

@@ -364,3 +364,39 @@ async def test_a_reload_before_the_old_connection_drops_takes_the_place_over(con
     assert await ada.error("getUsers", {"roomId": room_id}) == "NOT_IN_ROOM"
     await bob.nothing("userJoined", 0.1)
     assert len(await bob.ok("getUsers", {"roomId": room_id})) == 2
+
+
+async def test_the_rooms_list_shows_only_meetings_with_people_in_them(connect) -> None:
+    room_id, (ada,), _ = await meeting(connect, "Ada")
+    await ada.ok("leaveRoom", {"roomId": room_id})
+    assert room_id not in [r["roomId"] for r in await ada.ok("getRoomsList")]
+    await ada.ok("joinRoom", {"roomId": room_id, "userName": "Ada"})
+    assert room_id in [r["roomId"] for r in await ada.ok("getRoomsList")]
+
+
+async def test_a_room_nobody_is_in_is_ended_after_the_idle_time(tmp_path) -> None:
+    settings = Settings(data_dir=tmp_path, media_engine="none", empty_room_ttl_seconds=0.4)
+    async with run_server(settings) as server:
+        ada = await Client(server.url).connect()
+        try:
+            idle = (await ada.ok("createRoom", {"userName": "A", "roomName": "Idle"}))["roomId"]
+            await ada.ok("message", {"roomId": idle, "message": "bye"})
+            await ada.ok("leaveRoom", {"roomId": idle})
+            busy = (await ada.ok("createRoom", {"userName": "A", "roomName": "Busy"}))["roomId"]
+            await asyncio.sleep(1.2)
+            assert await server.parley.store.get_room(idle) is None
+            assert await ada.error("joinRoom", {"roomId": idle, "userName": "A"}) == (
+                "ROOM_NOT_FOUND"
+            )
+            assert await server.parley.store.get_room(busy) is not None
+            await ada.ok("getUsers", {"roomId": busy})
+        finally:
+            await ada.close()
+
+
+async def test_a_failed_join_elsewhere_keeps_you_where_you_are(connect) -> None:
+    room_id, (ada,), _ = await meeting(connect, "Ada")
+    assert await ada.error("joinRoom", {"roomId": "no-such-room", "userName": "Ada"}) == (
+        "ROOM_NOT_FOUND"
+    )
+    assert len(await ada.ok("getUsers", {"roomId": room_id})) == 1

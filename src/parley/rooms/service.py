@@ -28,6 +28,7 @@ class RoomLimits:
     reconnect_grace_seconds: float = 10.0
     room_create_rate: float = 1.0
     room_create_burst: int = 10
+    empty_room_ttl_seconds: float = 7 * 24 * 3600
 
 
 class BlobRemover(Protocol):
@@ -63,6 +64,7 @@ class RoomsService:
         self._limits = limits
         self._create_limiter = KeyedLimiter(limits.room_create_rate, limits.room_create_burst)
         self._create_lock = asyncio.Lock()
+        self._idle_since: dict[str, float] = {}
 
     # --- creating and finding rooms ---------------------------------------------------------
     async def create_room(
@@ -106,11 +108,9 @@ class RoomsService:
         raise Conflict("Could not find a free meeting id; try again.")
 
     async def list_rooms(self) -> list[dict[str, object]]:
-        listed = []
-        for record in await self._store.list_rooms():
-            live = self._presence.rooms.get(record.room_id)
-            listed.append(LiveRoom(record).to_wire() if live is None else live.to_wire())
-        return listed
+        """Active meetings: the rooms somebody is in (empty rooms stay joinable by id)."""
+        rooms = sorted(self._presence.rooms.values(), key=lambda r: r.record.created_at)
+        return [room.to_wire() for room in rooms if room.participants]
 
     async def _live(self, room_id: str) -> LiveRoom:
         room = self._presence.rooms.get(room_id)
@@ -134,10 +134,12 @@ class RoomsService:
         host_key: str | None,
         resume_token: str | None,
     ) -> dict[str, object]:
-        current = self._presence.of_conn(conn_id)
-        if current is not None and current[0].room_id != room_id:
-            await self.leave_room(conn_id, current[0].room_id)
         room = await self._live(room_id)
+        current = self._presence.of_conn(conn_id)
+        if current is not None and current[0] is not room:
+            if len(room.participants) >= self._limits.max_participants:
+                raise LimitExceeded("This meeting is full.", ErrorCode.ROOM_FULL)
+            await self.leave_room(conn_id, current[0].room_id)
         async with room.lock:
             if self._presence.rooms.get(room_id) is not room:
                 raise NotFound("This meeting does not exist or has ended.")
@@ -270,6 +272,8 @@ class RoomsService:
         )
         if participant.is_host:
             await self._hand_over(room)
+        if not room.participants:
+            self._idle_since[room.key] = self._clock.monotonic()
 
     async def _hand_over(self, room: LiveRoom) -> None:
         people = list(room.participants.values())
@@ -295,6 +299,11 @@ class RoomsService:
             await self._notify.to_room(
                 room.key, "meetingEnded", {"roomId": room.room_id, "endedBy": host.user_id}
             )
+            await self._dispose(room.record, room)
+
+    async def _dispose(self, record: RoomRecord, room: LiveRoom | None) -> None:
+        """Forget a room everywhere: presence, media, the store and its files."""
+        if room is not None:
             self._presence.remove_room(room)
             for participant in room.participants.values():
                 if participant.grace is not None:
@@ -303,8 +312,46 @@ class RoomsService:
                     await self._notify.leave(participant.conn_id, room.key)
             room.participants.clear()
             await self._media.close_room(room)
-            filenames = await self._store.delete_room(room.key)
+        self._idle_since.pop(record.uid, None)
+        filenames = await self._store.delete_room(record.uid)
         await self._blobs.remove(filenames)
+
+    # --- idle rooms -------------------------------------------------------------------------
+    async def expire_idle(self) -> list[str]:
+        """End the rooms nobody has been in for ``empty_room_ttl_seconds``; their ids."""
+        ttl = self._limits.empty_room_ttl_seconds
+        now = self._clock.monotonic()
+        expired = []
+        for record in await self._store.list_rooms():
+            room = self._presence.rooms.get(record.room_id)
+            if room is not None and room.participants:
+                self._idle_since.pop(record.uid, None)
+                continue
+            if now - self._idle_since.setdefault(record.uid, now) < ttl:
+                continue
+            if room is None:
+                await self._dispose(record, None)
+            else:
+                async with room.lock:
+                    if room.participants or self._presence.rooms.get(record.room_id) is not room:
+                        continue
+                    await self._dispose(record, room)
+            log.info("room %s: ended after %.0fs with nobody in it", record.room_id, ttl)
+            expired.append(record.room_id)
+        return expired
+
+    async def run_expiry(self) -> None:
+        """Check for idle rooms now and then, until cancelled."""
+        ttl = self._limits.empty_room_ttl_seconds
+        interval = max(0.05, min(60.0, ttl / 4))
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.expire_idle()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("expiring idle rooms failed; will try again")
 
     # --- flags ------------------------------------------------------------------------------
     def users(self, conn_id: str, room_id: str) -> list[dict[str, object]]:
