@@ -27,6 +27,7 @@ from parley.rooms.service import RoomLimits, RoomsService
 from parley.settings import Settings
 from parley.signalling import server as signalling
 from parley.signalling.handlers import Handlers, TextLimits
+from parley.store.batching import BatchingChatStore
 from parley.store.database import make_engine, migrate
 from parley.store.repository import Store
 from parley.tokens import TokenSigner, load_or_create_secret
@@ -87,8 +88,9 @@ class Parley:
                 s.empty_room_ttl_seconds,
             ),
         )
+        self.chat_store = BatchingChatStore(self.store, self.db)
         self.chat = ChatService(
-            self.store,
+            self.chat_store,
             self.store,
             self.presence,
             notifier,
@@ -125,6 +127,7 @@ class Parley:
     async def start(self) -> None:
         await migrate(self.db)
         await self.files.sweep()
+        await self.chat_store.start()
         if self.engine is not None:
             await self.engine.start()
         if self.settings.empty_room_ttl_seconds > 0:
@@ -142,6 +145,7 @@ class Parley:
                 await self._expiry
             self._expiry = None
         await self.rooms.close()
+        await self.chat_store.close()
         if self.engine is not None:
             await self.engine.close()
         await self.store.close()

@@ -80,8 +80,9 @@ class Store:
         return filenames
 
     # --- chat -------------------------------------------------------------------------------
-    async def add_message(self, message: ChatMessage) -> tuple[ChatMessage, bool]:
-        values = {
+    @staticmethod
+    def message_row(message: ChatMessage) -> dict[str, object]:
+        return {
             "id": message.id,
             "room_uid": message.room_uid,
             "user_id": message.user_id,
@@ -92,17 +93,20 @@ class Store:
             "client_message_id": message.client_message_id,
             "filename": message.file.filename if message.file else None,
         }
+
+    async def add_message(self, message: ChatMessage) -> tuple[ChatMessage, bool]:
+        values = self.message_row(message)
         try:
             async with self._engine.begin() as connection:
                 await connection.execute(t.messages.insert().values(**values))
         except IntegrityError:
-            existing = await self._find_duplicate(message)
+            existing = await self.find_duplicate(message)
             if existing is None:
                 raise NotFound("This meeting has ended.", ErrorCode.ROOM_NOT_FOUND) from None
             return existing, False
         return message, True
 
-    async def _find_duplicate(self, message: ChatMessage) -> ChatMessage | None:
+    async def find_duplicate(self, message: ChatMessage) -> ChatMessage | None:
         if message.client_message_id is None:
             return None
         query = _message_query().where(
