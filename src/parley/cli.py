@@ -61,6 +61,7 @@ async def serve(settings: Settings) -> None:
         log_level=settings.log_level if settings.log_level != "info" else "warning",
         lifespan="on",
         ws="websockets-sansio",
+        ws_max_size=settings.max_socket_message_bytes + 1024,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

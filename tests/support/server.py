@@ -42,6 +42,7 @@ async def run_server(settings: Settings, engine: Any = _UNSET) -> AsyncIterator[
         lifespan="on",
         log_level="warning",
         ws="websockets-sansio",
+        ws_max_size=settings.max_socket_message_bytes + 1024,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
