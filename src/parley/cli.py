@@ -53,16 +53,23 @@ def main(argv: list[str] | None = None) -> None:
     uvloop.run(serve(settings))
 
 
-async def serve(settings: Settings) -> None:
-    config = uvicorn.Config(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
+def server_config(app: Any, settings: Settings, host: str, port: int) -> uvicorn.Config:
+    """How uvicorn serves Parley (also used by the tests, so they run what users run)."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        # uvicorn's own INFO lines are one per request; Parley logs its state changes itself.
         log_level=settings.log_level if settings.log_level != "info" else "warning",
         lifespan="on",
         ws="websockets-sansio",
+        # Refuse oversized frames while reading them instead of buffering up to 16 MiB.
         ws_max_size=settings.max_socket_message_bytes + 1024,
     )
+
+
+async def serve(settings: Settings) -> None:
+    config = server_config(create_app(settings), settings, settings.host, settings.port)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started and not task.done():  # noqa: ASYNC110 (uvicorn has no event)

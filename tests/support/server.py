@@ -16,6 +16,7 @@ from typing import Any
 import uvicorn
 
 from parley.app import Parley
+from parley.cli import server_config
 from parley.settings import Settings
 
 _UNSET: Any = object()
@@ -35,15 +36,7 @@ class RunningServer:
 async def run_server(settings: Settings, engine: Any = _UNSET) -> AsyncIterator[RunningServer]:
     """Parley under uvicorn on 127.0.0.1, port 0, in this event loop; stopped on exit."""
     parley = Parley(settings) if engine is _UNSET else Parley(settings, engine)
-    config = uvicorn.Config(
-        parley.asgi,
-        host="127.0.0.1",
-        port=0,
-        lifespan="on",
-        log_level="warning",
-        ws="websockets-sansio",
-        ws_max_size=settings.max_socket_message_bytes + 1024,
-    )
+    config = server_config(parley.asgi, settings, "127.0.0.1", 0)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:
