@@ -31,10 +31,10 @@ def _multiline(value: str) -> str:
 
 Line = Annotated[str, Field(max_length=2000), AfterValidator(_line)]
 Text = Annotated[str, Field(max_length=100_000), AfterValidator(_multiline)]
-RoomId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+RoomId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 CustomRoomId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{3,64}$")]
 Token = Annotated[str, StringConstraints(min_length=1, max_length=512)]
-Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 Sdp = Annotated[str, StringConstraints(min_length=1, max_length=1_000_000)]
 Millis = Annotated[int, Field(ge=0, le=2**53)]
 
@@ -89,7 +89,7 @@ class FileRef(Payload):
     """A file uploaded to the room. Only ``filename`` counts; the rest of the upload's answer
     may be sent back as it came and is ignored (the server fills it in)."""
 
-    filename: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    filename: Id
     originalName: Annotated[str, Field(max_length=2000)] | None = None
     size: int | None = None
     mimeType: Annotated[str, Field(max_length=255)] | None = None
@@ -101,7 +101,9 @@ class SendMessage(Payload):
     message: Text = ""
     timestamp: ClientTime | None = None
     file: FileRef | None = None
-    clientMessageId: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
+    clientMessageId: (
+        Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_line)] | None
+    ) = None
 
 
 class GetChatHistory(Payload):
