@@ -11,8 +11,13 @@ from parley.media.embedded.engine import EmbeddedEngine
 from parley.media.engine import MediaEngine
 from parley.settings import Settings
 
-__all__ = ["EmbeddedConfig", "EmbeddedEngine", "IceServerConfig", "config_from_settings",
-           "create_engine"]
+__all__ = [
+    "EmbeddedConfig",
+    "EmbeddedEngine",
+    "IceServerConfig",
+    "config_from_settings",
+    "create_engine",
+]
 
 
 def config_from_settings(settings: Settings) -> EmbeddedConfig:

@@ -17,8 +17,13 @@ module again before moving either pin. What it depends on:
    sends it; it raises ``ConnectionError`` unless the transport is connected.
 4. ``RTCRtpSender._ssrc`` / ``_rtx_ssrc`` are the SSRCs aiortc writes into its SDP offer.
 5. ``RTCRtpTransceiver._codecs`` holds the codecs negotiated by ``setRemoteDescription``, the
-   local codec parameters with the remote payload types, and is what ``createAnswer`` writes.
-6. ``RTCIceGatherer._connection`` is the aioice ``Connection``; ``gather_candidates()`` calls
+   local codec parameters with the remote payload types, and is what ``createAnswer`` writes;
+   ``RTCRtpTransceiver._offerDirection`` is the remote offer's direction seen from our side.
+6. Fast path of 3: ``RTCDtlsTransport._tx_srtp`` (a pylibsrtp ``Session``) protects, and the
+   aioice ``Connection._nominated[1]`` pair, when its ``protocol`` is a plain ``StunProtocol``
+   (host or server-reflexive, not TURN), sends with ``protocol.transport.sendto(data,
+   pair.remote_addr)``; nothing in between suspends, so we do the same without awaiting.
+7. ``RTCIceGatherer._connection`` is the aioice ``Connection``; ``gather_candidates()`` calls
    ``self.get_component_candidates(component=..., addresses=...)``, which we wrap per instance
    to choose the addresses (aioice skips 127.0.0.1) and, with a port range, to bind the host
    sockets ourselves (aioice's ``StunProtocol``, ``_protocols``, which ``close()`` closes).
@@ -31,9 +36,10 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
+import aioice
+import aiortc
 from aioice import Candidate
 from aioice.candidate import candidate_foundation, candidate_priority
 from aioice.ice import Connection, StunProtocol
@@ -59,16 +65,29 @@ from aiortc.rtp import (
     RtcpRtpfbPacket,
     RtcpSrPacket,
     RtpPacket,
+    is_rtcp,
     unpack_remb_fci,
 )
 from aiortc.sdp import candidate_from_sdp
 
 from parley.media.embedded.config import IceServerConfig
+from parley.media.embedded.ports import (
+    CodecInfo,
+    FeedbackSink,
+    ReceiveSession,
+    ReceiveSink,
+    SendNow,
+    SendSession,
+)
 from parley.media.embedded.rtp_rewrite import MediaPacket
 
 logger = logging.getLogger(__name__)
 
-SendBytes = Callable[[bytes], Awaitable[None]]
+CHECKED_VERSIONS = {"aiortc": "1.16.0", "aioice": "0.13.0"}
+"""The versions whose internals this module was checked against."""
+
+MAX_SOCKET_BACKLOG = 512 * 1024
+"""Bytes asyncio may hold for one UDP socket before the fast path drops packets."""
 
 #: What aiortc raises when no codec of a media section is one it supports.
 NoCommonCodec = OperationError
@@ -91,69 +110,13 @@ ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 
 
-@dataclass(frozen=True)
-class CodecInfo:
-    """A negotiated codec, as the forwarding code needs it."""
-
-    payload_type: int
-    mime_type: str
-    clock_rate: int
-    channels: int | None
-    parameters: tuple[tuple[str, int | str | None], ...]
-    nack: bool
-    rtx_payload_type: int | None
-
-    @property
-    def name(self) -> str:
-        return self.mime_type.split("/", 1)[1]
-
-
-@dataclass(frozen=True)
-class ReceiveSession:
-    """A publisher's track, ready: how to talk back to the publisher."""
-
-    mid: str | None
-    media_ssrc: int | None
-    rtx_ssrc: int | None
-    send: SendBytes
-
-
-@dataclass(frozen=True)
-class SendSession:
-    """A subscriber's track, ready: what its session negotiated and how to send on it."""
-
-    ssrc: int
-    rtx_ssrc: int
-    payload_type: int
-    rtx_payload_type: int | None
-    mid: str | None
-    mid_id: int
-    abs_send_time_id: int
-    audio_level_id: int
-    cname: str
-    send: SendBytes
-
-
-class ReceiveSink(Protocol):
-    """What a tapped publisher track reports."""
-
-    def on_ready(self, session: ReceiveSession) -> None: ...
-    def on_rtp(self, packet: MediaPacket) -> None: ...
-    def on_sender_report(self, ntp_timestamp: int, rtp_timestamp: int) -> None: ...
-    def on_disconnect(self) -> None: ...
-
-
-class FeedbackSink(Protocol):
-    """What a tapped subscriber track reports."""
-
-    def on_ready(self, session: SendSession) -> None: ...
-    def on_nack(self, lost: list[int]) -> None: ...
-    def on_keyframe_request(self) -> None: ...
-    def on_remb(self, bitrate: int) -> None: ...
-    def on_stopped(self) -> None: ...
-
-
 # --- peer connections ---------------------------------------------------------------------
+
+
+def unchecked_versions() -> dict[str, str]:
+    """The installed versions of aiortc / aioice that differ from ``CHECKED_VERSIONS``."""
+    installed = {"aiortc": aiortc.__version__, "aioice": aioice.__version__}
+    return {k: v for k, v in installed.items() if v != CHECKED_VERSIONS[k]}
 
 
 def new_peer_connection(ice_servers: tuple[IceServerConfig, ...]) -> RTCPeerConnection:
@@ -325,6 +288,30 @@ def _extension_id(parameters: RTCRtpParameters, uri: str) -> int:
     return next((e.id for e in parameters.headerExtensions if e.uri == uri), 0)
 
 
+# --- sending -----------------------------------------------------------------------------
+
+
+def immediate_sender(transport: Any) -> SendNow:
+    """SRTP-protect and send on ``transport`` (an ``RTCDtlsTransport``) without awaiting."""
+
+    def send_now(data: bytes) -> bool | None:
+        if transport.state != "connected":
+            raise ConnectionError("the DTLS transport is not connected")
+        pair = transport.transport._connection._nominated.get(1)
+        if pair is None or type(pair.protocol) is not StunProtocol:
+            return None
+        udp: Any = pair.protocol.transport
+        if udp.get_write_buffer_size() > MAX_SOCKET_BACKLOG:
+            return False
+        srtp = transport._tx_srtp
+        udp.sendto(
+            srtp.protect_rtcp(data) if is_rtcp(data) else srtp.protect(data), pair.remote_addr
+        )
+        return True
+
+    return send_now
+
+
 # --- publisher side: tap the receiver -----------------------------------------------------
 
 
@@ -383,6 +370,7 @@ def tap_receiver(transceiver: RTCRtpTransceiver, sink: ReceiveSink) -> None:
                 media_ssrc=media_ssrc,
                 rtx_ssrc=rtx_ssrc,
                 send=transport._send_rtp,
+                send_now=immediate_sender(transport),
             )
         )
 
@@ -449,6 +437,7 @@ def tap_sender(transceiver: RTCRtpTransceiver, sink: FeedbackSink) -> tuple[int,
                 audio_level_id=_extension_id(parameters, AUDIO_LEVEL_URI),
                 cname=parameters.rtcp.cname or "parley",
                 send=transport._send_rtp,
+                send_now=immediate_sender(transport),
             )
         )
 

@@ -36,6 +36,8 @@ class EmbeddedConfig:
     """Shortest time between two keyframe requests sent to one publisher, in seconds."""
     negotiation_timeout: float = 10.0
     """Longest wait for an offer/answer step (candidate gathering included), in seconds."""
+    connect_timeout: float = 30.0
+    """Longest time from the offer until the connection is up; then it counts as failed."""
     close_timeout: float = 5.0
     """Longest wait for one peer connection to close, in seconds."""
     record_latency: bool = False

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from parley.errors import MediaError
+from parley.media.embedded.aiortc_internals import CHECKED_VERSIONS, unchecked_versions
 from parley.media.embedded.config import EmbeddedConfig
-from parley.media.embedded.forwarding import ForwardingCounters
+from parley.media.embedded.pump import ForwardingCounters
 from parley.media.embedded.sessions import PublisherSession, SubscriberSession
 from parley.media.engine import EngineInfo, IceCandidate, MediaListener, Published
 
@@ -75,6 +76,13 @@ class EmbeddedEngine:
 
     async def start(self) -> None:
         self._closed = False
+        for name, version in unchecked_versions().items():
+            logger.warning(
+                "%s %s is installed; the embedded engine was checked against %s",
+                name,
+                version,
+                CHECKED_VERSIONS[name],
+            )
 
     async def close(self) -> None:
         self._closed = True
@@ -105,8 +113,9 @@ class EmbeddedEngine:
                 del room.streams[stream_id]
             self._forget_if_empty(room)
             raise
-        logger.info("room %s: stream %s published (%s)", room_key, stream_id,
-                    "+".join(session.tracks))
+        logger.info(
+            "room %s: stream %s published (%s)", room_key, stream_id, "+".join(session.tracks)
+        )
         return Published(answer_sdp=answer, kinds=tuple(session.tracks))
 
     async def unpublish(self, room_key: str, stream_id: str) -> None:
@@ -117,14 +126,19 @@ class EmbeddedEngine:
         self._forget_if_empty(room)
 
     async def _close_stream(self, room: _Room, stream_id: str) -> bool:
-        session = room.streams.pop(stream_id, None)
+        """Close a stream and its subscriptions; True if this call removed it."""
+        session = room.streams.get(stream_id)
         if session is None:
             return False
         for sub_id, sub in list(room.subscriptions.items()):
             if sub.stream_id == stream_id:
-                room.subscriptions.pop(sub_id, None)
                 await sub.close()
+                if room.subscriptions.get(sub_id) is sub:
+                    del room.subscriptions[sub_id]
         await session.close()
+        if room.streams.get(stream_id) is not session:
+            return False
+        del room.streams[stream_id]
         logger.info("room %s: stream %s closed", room.key, stream_id)
         return True
 
@@ -164,15 +178,22 @@ class EmbeddedEngine:
 
     async def unsubscribe(self, room_key: str, subscription_id: str) -> None:
         room = self._rooms.get(room_key)
-        session = room.subscriptions.pop(subscription_id, None) if room else None
-        if session is not None:
-            await session.close()
+        if room is not None and await self._close_subscription(room, subscription_id):
             logger.info("room %s: subscription %s closed", room_key, subscription_id)
 
+    async def _close_subscription(self, room: _Room, subscription_id: str) -> bool:
+        """Close a subscription; True if this call removed it."""
+        session = room.subscriptions.get(subscription_id)
+        if session is None:
+            return False
+        await session.close()
+        if room.subscriptions.get(subscription_id) is not session:
+            return False
+        del room.subscriptions[subscription_id]
+        return True
+
     async def _subscription_ended(self, room: _Room, subscription_id: str) -> None:
-        session = room.subscriptions.pop(subscription_id, None)
-        if session is not None:
-            await session.close()
+        if await self._close_subscription(room, subscription_id):
             await self._listener.subscription_failed(room.key, subscription_id)
 
     def _subscription(self, room_key: str, subscription_id: str) -> SubscriberSession:
@@ -195,17 +216,17 @@ class EmbeddedEngine:
         await session.add_candidate(candidate)
 
     async def close_room(self, room_key: str) -> None:
-        room = self._rooms.pop(room_key, None)
+        room = self._rooms.get(room_key)
         if room is None:
             return
-        subscriptions = list(room.subscriptions.values())
-        room.subscriptions.clear()
-        for sub in subscriptions:
+        for sub in list(room.subscriptions.values()):
             await sub.close()
-        streams = list(room.streams.values())
-        room.streams.clear()
-        for stream in streams:
+        for stream in list(room.streams.values()):
             await stream.close()
+        room.subscriptions.clear()
+        room.streams.clear()
+        if self._rooms.get(room_key) is room:
+            del self._rooms[room_key]
         logger.info("room %s: media closed", room_key)
 
     def stats(self) -> dict[str, int]:

@@ -11,18 +11,12 @@ import asyncio
 import logging
 import random
 import time
-from collections import deque
-from dataclasses import dataclass, field
 
 from parley.media.embedded import rtcp
-from parley.media.embedded.aiortc_internals import (
-    CodecInfo,
-    ReceiveSession,
-    SendBytes,
-    SendSession,
-)
 from parley.media.embedded.config import EmbeddedConfig
 from parley.media.embedded.feedback import KeyframePacer, NackTracker, ReceptionStats
+from parley.media.embedded.ports import CodecInfo, ReceiveSession, SendSession
+from parley.media.embedded.pump import ForwardingCounters, PacketPump
 from parley.media.embedded.rtp_rewrite import (
     SEQ_MOD,
     Layout,
@@ -38,103 +32,22 @@ from parley.media.embedded.rtp_rewrite import (
 
 logger = logging.getLogger(__name__)
 
+START_WINDOW = 4096
+"""Packets after a subscriber's first one during which older packets are refused."""
+
 GATED_CODECS = ("vp8", "h264")
 """Video codecs whose keyframes the SFU recognises; a subscriber starts on a keyframe."""
-
-
-@dataclass
-class ForwardingCounters:
-    """Engine-wide counters (plain integers, read by ``stats()``)."""
-
-    received: int = 0
-    forwarded: int = 0
-    dropped: int = 0
-    retransmitted: int = 0
-    nacks_sent: int = 0
-    keyframe_requests: int = 0
-    tasks: int = 0
-    peer_connections: int = 0
-    latencies_ns: deque[int] | None = field(default=None)
-
-
-class PacketPump:
-    """A bounded queue of packets and the task that sends them on one DTLS transport.
-
-    When the queue is full the oldest packet is dropped: a subscriber that falls behind
-    loses packets (and asks again with a NACK or a PLI) rather than growing memory.
-    """
-
-    def __init__(self, name: str, limit: int, counters: ForwardingCounters) -> None:
-        self._name = name
-        self._limit = limit
-        self._counters = counters
-        self._queue: deque[tuple[bytes, int]] = deque()
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._closed = False
-
-    @property
-    def running(self) -> bool:
-        return self._task is not None and not self._closed
-
-    def start(self, send: SendBytes) -> None:
-        if self._task is None and not self._closed:
-            self._counters.tasks += 1
-            self._task = asyncio.create_task(self._run(send), name=self._name)
-
-    def push(self, data: bytes, received_ns: int = 0) -> None:
-        """Queue one packet; ``received_ns`` > 0 marks a forwarded media packet."""
-        if not self.running:
-            return
-        if len(self._queue) >= self._limit:
-            self._queue.popleft()
-            self._counters.dropped += 1
-        self._queue.append((data, received_ns))
-        self._wake.set()
-
-    async def _run(self, send: SendBytes) -> None:
-        counters = self._counters
-        queue = self._queue
-        try:
-            while True:
-                await self._wake.wait()
-                self._wake.clear()
-                while queue:
-                    data, received_ns = queue.popleft()
-                    await send(data)
-                    if received_ns:
-                        counters.forwarded += 1
-                        if counters.latencies_ns is not None:
-                            counters.latencies_ns.append(time.perf_counter_ns() - received_ns)
-        except ConnectionError:
-            logger.debug("%s: transport closed", self._name)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.exception("%s: sending failed", self._name)
-        finally:
-            queue.clear()
-            counters.tasks -= 1
-
-    async def close(self) -> None:
-        """Stop the task and wait for it; idempotent."""
-        self._closed = True
-        task, self._task = self._task, None
-        if task is not None and not task.done():
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                if not task.cancelled():
-                    raise
-        self._queue.clear()
 
 
 class UpstreamTrack:
     """One track of a publisher: receives its RTP, feeds its subscribers, talks back to it."""
 
     def __init__(
-        self, name: str, kind: str, codec: CodecInfo, config: EmbeddedConfig,
+        self,
+        name: str,
+        kind: str,
+        codec: CodecInfo,
+        config: EmbeddedConfig,
         counters: ForwardingCounters,
     ) -> None:
         self.name = name
@@ -155,12 +68,13 @@ class UpstreamTrack:
         self._keyframe_wanted = False
         self._last_sr: tuple[int, float] | None = None
         self._layouts: dict[Layout, int] = {}
+        self._retired: set[int] = set()
 
     # -- ReceiveSink -----------------------------------------------------------------------
     def on_ready(self, session: ReceiveSession) -> None:
         self._session = session
         self._media_ssrc = self._media_ssrc or session.media_ssrc
-        self._rtcp.start(session.send)
+        self._rtcp.start(session.send, session.send_now)
         if self._keyframe_wanted:
             self.request_keyframe()
 
@@ -168,8 +82,8 @@ class UpstreamTrack:
         self._counters.received += 1
         codec = self.codec
         if packet.payload_type == codec.payload_type:
-            if packet.ssrc != self._media_ssrc:
-                self._new_source(packet.ssrc)
+            if packet.ssrc != self._media_ssrc and not self._new_source(packet.ssrc):
+                return
         elif packet.payload_type == codec.rtx_payload_type and packet.payload_type is not None:
             if self._media_ssrc is None:
                 return
@@ -242,15 +156,23 @@ class UpstreamTrack:
             self._counters.nacks_sent += 1
             self._rtcp.push(rtcp.nack(self._rtcp_ssrc, self._media_ssrc, lost))
 
-    def _new_source(self, ssrc: int) -> None:
+    def _new_source(self, ssrc: int) -> bool:
+        """A packet of another SSRC: the publisher restarted its stream. Returns False for a
+        stream it left earlier (a late packet), whose packets are ignored."""
+        if ssrc in self._retired:
+            return False
         if self._media_ssrc is not None:
             logger.info("%s: publisher switched SSRC", self.name)
+            self._retired.add(self._media_ssrc)
             for subscriber in self.subscribers:
                 subscriber.rebase()
             self._stats = ReceptionStats()
             if self._nacks is not None:
                 self._nacks = NackTracker()
         self._media_ssrc = ssrc
+        if self._keyframe_wanted:
+            self.request_keyframe()
+        return True
 
     def report(self) -> None:
         """Send a receiver report (and, for video, the subscribers' lowest REMB)."""
@@ -287,7 +209,10 @@ class DownstreamTrack:
     keeps a short history for NACKs, and relays sender reports."""
 
     def __init__(
-        self, name: str, upstream: UpstreamTrack, config: EmbeddedConfig,
+        self,
+        name: str,
+        upstream: UpstreamTrack,
+        config: EmbeddedConfig,
         counters: ForwardingCounters,
     ) -> None:
         self.name = name
@@ -301,7 +226,7 @@ class DownstreamTrack:
         self._layout_key = -1
         self._history: list[bytes | None] = [None] * config.history_size
         self._offset: int | None = None
-        self._start_seq = 0
+        self._start_seq: int | None = None
         self._last_out: int | None = None
         self._rtx_seq = random.randrange(SEQ_MOD // 2)
         self._packets = 0
@@ -321,7 +246,7 @@ class DownstreamTrack:
             audio_level_id=session.audio_level_id,
         )
         self._layout_key = self._upstream.layout_key(self._layout)
-        self._pump.start(session.send)
+        self._pump.start(session.send, session.send_now)
         self._upstream.attach(self)
 
     def on_nack(self, lost: list[int]) -> None:
@@ -360,8 +285,13 @@ class DownstreamTrack:
             if self._upstream.gated and not keyframe:
                 return
             offset = self._start(packet.sequence_number)
-        elif seq_newer(self._start_seq, packet.sequence_number):
-            return
+        elif self._start_seq is not None:
+            # packets from before this subscriber's start (late retransmissions) are not
+            # forwarded; after a while the comparison would wrap, so it stops
+            if seq_newer(self._start_seq, packet.sequence_number):
+                return
+            if (packet.sequence_number - self._start_seq) % SEQ_MOD > START_WINDOW:
+                self._start_seq = None
         template = templates.get(self._layout_key)
         if template is None:
             template = write_template(packet, layout, now)

@@ -19,8 +19,9 @@ PSFB_APP = 15
 SDES_CNAME = 1
 
 
-def _header(count_or_fmt: int, packet_type: int, body_len: int) -> bytes:
-    return struct.pack("!BBH", 0x80 | count_or_fmt, packet_type, body_len // 4)
+def _header(count_or_fmt: int, packet_type: int, total_len: int) -> bytes:
+    """The common RTCP header; ``total_len`` counts the whole packet, header included."""
+    return struct.pack("!BBH", 0x80 | count_or_fmt, packet_type, total_len // 4 - 1)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,8 @@ from parley.media.embedded.aiortc_internals import (
     tap_sender,
 )
 from parley.media.embedded.config import EmbeddedConfig
-from parley.media.embedded.forwarding import DownstreamTrack, ForwardingCounters, UpstreamTrack
+from parley.media.embedded.forwarding import DownstreamTrack, UpstreamTrack
+from parley.media.embedded.pump import ForwardingCounters
 from parley.media.embedded.sdp_checks import announce, check_sdp
 from parley.media.engine import IceCandidate, MediaKind
 
@@ -47,7 +48,10 @@ class PeerSession:
     """What publishers and subscribers share: the connection, its state, its closing."""
 
     def __init__(
-        self, name: str, config: EmbeddedConfig, counters: ForwardingCounters,
+        self,
+        name: str,
+        config: EmbeddedConfig,
+        counters: ForwardingCounters,
         on_ended: Callable[[], None],
     ) -> None:
         self.name = name
@@ -58,10 +62,7 @@ class PeerSession:
         self._closing = False
         self._close_started = False
         self._closed = asyncio.Event()
-
-    @property
-    def open(self) -> bool:
-        return self._pc is not None and not self._closed.is_set()
+        self._connect_timer: asyncio.TimerHandle | None = None
 
     def _new_pc(self) -> RTCPeerConnection:
         pc = new_peer_connection(self._config.ice_servers)
@@ -75,10 +76,32 @@ class PeerSession:
         if pc is None or self._closing:
             return
         logger.debug("%s: connection %s", self.name, pc.connectionState)
-        if pc.connectionState in ("failed", "closed"):
+        if pc.connectionState == "connected":
+            self._stop_connect_timer()
+        elif pc.connectionState in ("failed", "closed"):
             logger.info("%s: connection %s", self.name, pc.connectionState)
-            self._closing = True
-            self._on_ended()
+            self._end()
+
+    def _end(self) -> None:
+        self._stop_connect_timer()
+        self._closing = True
+        self._on_ended()
+
+    def _start_connect_timer(self) -> None:
+        self._connect_timer = asyncio.get_running_loop().call_later(
+            self._config.connect_timeout, self._connect_timed_out
+        )
+
+    def _stop_connect_timer(self) -> None:
+        if self._connect_timer is not None:
+            self._connect_timer.cancel()
+            self._connect_timer = None
+
+    def _connect_timed_out(self) -> None:
+        self._connect_timer = None
+        if not self._closing:
+            logger.info("%s: not connected after %.0f s", self.name, self._config.connect_timeout)
+            self._end()
 
     def _check(self, sdp: object, what: str) -> str:
         return check_sdp(sdp, self._config.max_sdp_bytes, what)
@@ -111,6 +134,7 @@ class PeerSession:
             return
         self._close_started = True
         self._closing = True
+        self._stop_connect_timer()
         try:
             await self._close_tracks()
         finally:
@@ -130,7 +154,10 @@ class PublisherSession(PeerSession):
     """A published stream: the client offers, the server answers and receives."""
 
     def __init__(
-        self, name: str, config: EmbeddedConfig, counters: ForwardingCounters,
+        self,
+        name: str,
+        config: EmbeddedConfig,
+        counters: ForwardingCounters,
         on_ended: Callable[[], None],
     ) -> None:
         super().__init__(name, config, counters, on_ended)
@@ -156,6 +183,7 @@ class PublisherSession(PeerSession):
             raise _negotiation_error(exc, "offer") from exc
         self._counters.tasks += 1
         self._reporter = asyncio.create_task(self._report(), name=f"{self.name} reports")
+        self._start_connect_timer()
         return self._announced(pc.localDescription.sdp)
 
     def _take_tracks(self, pc: RTCPeerConnection) -> None:
@@ -174,9 +202,7 @@ class PublisherSession(PeerSession):
             codec = narrow_to_primary_codec(transceiver)
             if codec is None:
                 raise MediaError(f"the offer has no {kind} codec this server can forward")
-            track = UpstreamTrack(
-                f"{self.name} {kind}", kind, codec, self._config, self._counters
-            )
+            track = UpstreamTrack(f"{self.name} {kind}", kind, codec, self._config, self._counters)
             tap_receiver(transceiver, track)
             self.tracks[kind] = track
         if not self.tracks:
@@ -208,8 +234,13 @@ class SubscriberSession(PeerSession):
     """A subscription: the server offers and sends, the client answers."""
 
     def __init__(
-        self, name: str, stream_id: str, publisher: PublisherSession, config: EmbeddedConfig,
-        counters: ForwardingCounters, on_ended: Callable[[], None],
+        self,
+        name: str,
+        stream_id: str,
+        publisher: PublisherSession,
+        config: EmbeddedConfig,
+        counters: ForwardingCounters,
+        on_ended: Callable[[], None],
     ) -> None:
         super().__init__(name, config, counters, on_ended)
         self.stream_id = stream_id
@@ -235,6 +266,7 @@ class SubscriberSession(PeerSession):
         except NEGOTIATION_OR_TIMEOUT as exc:
             await self.close()
             raise _negotiation_error(exc, "subscription") from exc
+        self._start_connect_timer()
         return self._announced(pc.localDescription.sdp)
 
     async def accept_answer(self, answer_sdp: object) -> None:

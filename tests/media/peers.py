@@ -1,0 +1,233 @@
+"""aiortc test peers on loopback: a publisher sending generated video and audio, and a
+subscriber that decodes what it receives. Both gather candidates on 127.0.0.1 only."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fractions
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, VideoStreamTrack
+from av import AudioFrame, VideoFrame
+
+from parley.media.embedded.aiortc_internals import restrict_gathering
+
+LOOPBACK = ("127.0.0.1",)
+
+
+class GeneratedVideo(VideoStreamTrack):
+    """Frames of a fixed size whose content changes every frame (so the encoder works)."""
+
+    def __init__(self, width: int = 320, height: int = 240) -> None:
+        super().__init__()
+        self.width = width
+        self.height = height
+        self._count = 0
+
+    async def recv(self) -> VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        frame = VideoFrame(width=self.width, height=self.height, format="yuv420p")
+        shade = (self._count * 7) % 200 + 20
+        for index, plane in enumerate(frame.planes):
+            value = shade if index == 0 else 128
+            plane.update(bytes([value]) * plane.buffer_size)
+        self._count += 1
+        frame.pts = pts
+        frame.time_base = time_base
+        return frame
+
+
+class GeneratedTone(AudioStreamTrack):
+    """A 48 kHz mono square wave in 20 ms frames."""
+
+    async def recv(self) -> AudioFrame:
+        if not hasattr(self, "_start"):
+            self._start = time.time()
+            self._samples = 0
+        self._samples += 960
+        wait = self._start + self._samples / 48000 - time.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        frame = AudioFrame(format="s16", layout="mono", samples=960)
+        period = b"\x00\x10" * 24 + b"\x00\xf0" * 24
+        frame.planes[0].update(period * 20)
+        frame.pts = self._samples - 960
+        frame.sample_rate = 48000
+        frame.time_base = fractions.Fraction(1, 48000)
+        return frame
+
+
+def loopback_peer() -> RTCPeerConnection:
+    return RTCPeerConnection(RTCConfiguration(iceServers=[]))
+
+
+class TestPublisher:
+    """Offers generated video (and audio) to the SFU."""
+
+    __test__ = False
+
+    def __init__(
+        self,
+        width: int = 320,
+        height: int = 240,
+        audio: bool = True,
+        loss: float = 0.0,
+        seed: int = 1,
+        video_codec: str | None = None,
+    ) -> None:
+        self.pc = loopback_peer()
+        self.video = GeneratedVideo(width, height)
+        self.pc.addTrack(self.video)
+        if video_codec is not None:
+            self._prefer(video_codec)
+        if audio:
+            self.pc.addTrack(GeneratedTone())
+        self.loss = loss
+        self.dropped = 0
+        self._random = random.Random(seed)
+
+    def _prefer(self, mime_type: str) -> None:
+        codecs = RTCRtpSender.getCapabilities("video").codecs
+        chosen = [c for c in codecs if c.mimeType.lower() in (mime_type.lower(), "video/rtx")]
+        for transceiver in self.pc.getTransceivers():
+            if transceiver.kind == "video":
+                transceiver.setCodecPreferences(chosen)
+
+    async def offer(self) -> str:
+        restrict_gathering(self.pc, LOOPBACK)
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        sdp: str = self.pc.localDescription.sdp
+        return sdp
+
+    async def accept(self, answer_sdp: str) -> None:
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))
+        if self.loss:
+            self._install_loss()
+
+    def _install_loss(self) -> None:
+        # Drops outgoing RTP (never RTCP) before SRTP, as a lossy network would.
+        transports = {t.sender.transport for t in self.pc.getTransceivers()}
+        for transport in transports:
+            send = transport._send_rtp
+
+            async def lossy(data: bytes, _send: Any = send) -> None:
+                is_rtcp = 192 <= data[1] <= 223
+                if not is_rtcp and self._random.random() < self.loss:
+                    self.dropped += 1
+                    return
+                await _send(data)
+
+            transport._send_rtp = lossy
+
+    async def close(self) -> None:
+        await self.pc.close()
+
+
+@dataclass
+class Received:
+    kind: str
+    at: float
+    width: int = 0
+    height: int = 0
+
+
+@dataclass
+class TestSubscriber:
+    """Answers the SFU's offer and decodes every frame it receives."""
+
+    __test__ = False
+
+    pc: RTCPeerConnection = field(default_factory=loopback_peer)
+    frames: list[Received] = field(default_factory=list)
+    loss: float = 0.0
+    """Share of incoming video RTP (retransmissions included) dropped before the receiver."""
+    dropped: int = 0
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _random: random.Random = field(default_factory=lambda: random.Random(2))
+
+    def __post_init__(self) -> None:
+        self.pc.on("track", self._on_track)
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        self._tasks.append(asyncio.create_task(self._consume(track)))
+
+    async def _consume(self, track: MediaStreamTrack) -> None:
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                frame = await track.recv()
+                now = time.monotonic()
+                if isinstance(frame, VideoFrame):
+                    self.frames.append(Received("video", now, frame.width, frame.height))
+                else:
+                    self.frames.append(Received("audio", now))
+
+    async def answer(self, offer_sdp: str) -> str:
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        if self.loss:
+            self._install_loss()
+        restrict_gathering(self.pc, LOOPBACK)
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        sdp: str = self.pc.localDescription.sdp
+        return sdp
+
+    def _install_loss(self) -> None:
+        for transceiver in self.pc.getTransceivers():
+            if transceiver.kind != "video":
+                continue
+            receiver = transceiver.receiver
+            handle = receiver._handle_rtp_packet
+
+            async def lossy(packet: Any, arrival_time_ms: int, _handle: Any = handle) -> None:
+                if self._random.random() < self.loss:
+                    self.dropped += 1
+                    return
+                await _handle(packet, arrival_time_ms=arrival_time_ms)
+
+            receiver._handle_rtp_packet = lossy
+
+    def of(self, kind: str) -> list[Received]:
+        return [f for f in self.frames if f.kind == kind]
+
+    async def wait_for(self, kind: str, count: int, timeout: float = 15.0) -> list[Received]:
+        await wait_until(
+            lambda: len(self.of(kind)) >= count,
+            timeout,
+            f"{count} {kind} frames (got {len(self.of(kind))})",
+        )
+        return self.of(kind)
+
+    async def close(self) -> None:
+        await self.pc.close()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def wait_until(
+    condition: Callable[[], bool | Awaitable[bool]], timeout: float, what: str = "condition"
+) -> None:
+    """Poll ``condition`` until true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
