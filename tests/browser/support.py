@@ -1,0 +1,212 @@
+"""Driving Debian's Chromium through Playwright: a server in a child process, fake devices,
+and a participant that uses the page the way a person does (by role and accessible name)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect
+
+ROOT = Path(__file__).resolve().parents[2]
+STATIC_INDEX = ROOT / "src" / "parley" / "static" / "index.html"
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+
+CHROMIUM_ARGS = [
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    # getDisplayMedia in headless Chromium: pick the whole (virtual) screen without a dialog.
+    "--auto-select-desktop-capture-source=Entire screen",
+    "--autoplay-policy=no-user-gesture-required",
+]
+
+
+@dataclass
+class Server:
+    """``python -m parley serve`` on 127.0.0.1, port 0."""
+
+    process: subprocess.Popen[str]
+    url: str
+    data_dir: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+
+@contextmanager
+def running_server(media: bool, **env: str) -> Iterator[Server]:
+    """A server with media on loopback only (``media``) or with media disabled."""
+    data_dir = Path(tempfile.mkdtemp(prefix="parley-browser-"))
+    child_env = {
+        **os.environ,
+        "PARLEY_MEDIA_ENGINE": "embedded" if media else "none",
+        "PARLEY_MEDIA_ADDRESSES": "127.0.0.1",
+        "PARLEY_LOG_LEVEL": "warning",
+        **env,
+    }
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "parley",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--data-dir",
+            str(data_dir),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=child_env,
+        cwd=ROOT,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line.startswith("Parley listening on "):
+        process.kill()
+        process.wait(10)
+        raise RuntimeError(f"server did not start: {line!r}")
+    server = Server(process, line.split()[-1], data_dir)
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def ensure_client_built() -> None:
+    """The tests drive the built client; build it once if it is missing."""
+    if STATIC_INDEX.is_file():
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        raise RuntimeError("the browser client is not built and npm is missing")
+    web = ROOT / "web"
+    if not (web / "node_modules").is_dir():
+        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=web, check=True)
+    subprocess.run([npm, "run", "build"], cwd=web, check=True)
+
+
+def launch(pw: Playwright) -> Browser:
+    return pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+
+
+# JavaScript run in the page -------------------------------------------------------------------
+
+SUBSCRIPTIONS = "() => window.parleyDebug ? window.parleyDebug.subscriptions() : []"
+
+# Draws a video into a canvas and tells whether it shows something other than black.
+NON_BLACK = """(video) => {
+  if (!video.videoWidth) return false;
+  const c = document.createElement('canvas');
+  c.width = 64; c.height = 36;
+  const g = c.getContext('2d');
+  g.drawImage(video, 0, 0, c.width, c.height);
+  const d = g.getImageData(0, 0, c.width, c.height).data;
+  let bright = 0;
+  for (let i = 0; i < d.length; i += 4) if (d[i] + d[i + 1] + d[i + 2] > 60) bright++;
+  return bright > (c.width * c.height) / 20;
+}"""
+
+
+@dataclass
+class Participant:
+    name: str
+    context: BrowserContext
+    page: Page
+    base_url: str
+    errors: list[str] = field(default_factory=list)
+
+    @classmethod
+    def open(cls, browser: Browser, name: str, base_url: str, **context_args: Any) -> Participant:
+        options: dict[str, Any] = {
+            "base_url": base_url,
+            "viewport": {"width": 1280, "height": 760},
+            "permissions": ["camera", "microphone"],
+            "accept_downloads": True,
+            **context_args,
+        }
+        context = browser.new_context(**options)
+        context.set_default_timeout(20_000)
+        page = context.new_page()
+        participant = cls(name, context, page, base_url)
+        page.on("pageerror", lambda err: participant.errors.append(str(err)))
+        return participant
+
+    def close(self) -> None:
+        self.context.close()
+
+    # --- actions, as a person would take them --------------------------------------------------
+
+    def create_meeting(self, meeting_name: str, custom_id: str | None = None) -> str:
+        page = self.page
+        page.goto("/")
+        page.get_by_label("Your name").fill(self.name)
+        page.get_by_label("Meeting name").fill(meeting_name)
+        if custom_id:
+            page.get_by_label("Custom link (optional)").fill(custom_id)
+        page.get_by_role("button", name="Create meeting").click()
+        expect(page.get_by_role("button", name="Leave")).to_be_visible()
+        return page.url.rsplit("/r/", 1)[1]
+
+    def join_meeting(self, room_id: str) -> None:
+        page = self.page
+        page.goto(f"/r/{room_id}")
+        page.get_by_label("Your name").fill(self.name)
+        page.get_by_role("button", name="Join meeting").click()
+        expect(page.get_by_role("button", name="Leave")).to_be_visible()
+
+    def button(self, name: str):
+        return self.page.get_by_role("button", name=name, exact=True)
+
+    def user_id(self) -> str:
+        return str(self.page.evaluate("() => window.parleyDebug.userId()"))
+
+    def subscriptions(self) -> list[dict[str, Any]]:
+        return list(self.page.evaluate(SUBSCRIPTIONS))
+
+    def open_chat(self) -> None:
+        if self.button("Chat").get_attribute("aria-pressed") != "true":
+            self.button("Chat").click()
+        expect(self.page.get_by_label("Message", exact=True)).to_be_visible()
+
+
+def wait_until(
+    predicate: Any, timeout: float = 20.0, interval: float = 0.25, what: str = ""
+) -> Any:
+    """Polls ``predicate`` until it returns something truthy; fails with ``what``."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what or predicate}; last value: {last!r}")

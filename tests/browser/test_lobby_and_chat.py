@@ -1,0 +1,196 @@
+"""The lobby, the pre-join screen and the chat, through the page only (media disabled)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, expect
+
+from tests.browser.support import SCREENSHOTS, Participant, Server, running_server
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+UPLOAD_LIMIT = 4096
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Server]:
+    with running_server(media=False, PARLEY_MAX_UPLOAD_BYTES=str(UPLOAD_LIMIT)) as running:
+        yield running
+
+
+@pytest.fixture
+def people(browser: Browser, server: Server) -> Iterator[dict[str, Participant]]:
+    opened: dict[str, Participant] = {}
+
+    class People(dict[str, Participant]):
+        def __missing__(self, name: str) -> Participant:
+            self[name] = opened[name] = Participant.open(browser, name, server.url)
+            return self[name]
+
+    yield People()
+    for person in opened.values():
+        assert not person.errors, f"{person.name}'s page threw: {person.errors}"
+        person.close()
+
+
+def test_lobby_lists_active_meetings_and_remembers_the_name(people) -> None:
+    alice, bob = people["Alice"], people["Bob"]
+    alice.create_meeting("Design review")
+    page = bob.page
+    page.goto("/")
+    page.get_by_label("Your name").fill("Bob")
+    page.get_by_label("Your name").blur()
+    expect(page.get_by_role("link", name="Design review")).to_be_visible(timeout=10_000)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "lobby.png"))
+    page.reload()
+    expect(page.get_by_label("Your name")).to_have_value("Bob")
+
+
+def test_a_meeting_that_does_not_exist_is_explained_in_words(people) -> None:
+    page = people["Bob"].page
+    page.goto("/")
+    page.get_by_label("Your name").fill("Bob")
+    page.get_by_label("Meeting ID").fill("no-such-meeting")
+    page.get_by_role("button", name="Join meeting").click()
+    expect(page).to_have_url(re.compile(r"/r/no-such-meeting$"))
+    page.get_by_role("button", name="Join meeting").click()
+    alert = page.get_by_role("alert").filter(has_text="does not exist")
+    expect(alert).to_have_text("This meeting does not exist or has ended.")
+    expect(page.get_by_text("ROOM_NOT_FOUND")).to_have_count(0)
+
+
+def test_a_meeting_link_pasted_in_the_lobby_opens_the_pre_join_screen(people) -> None:
+    alice, bob = people["Alice"], people["Bob"]
+    room_id = alice.create_meeting("Planning")
+    page = bob.page
+    page.goto("/")
+    page.get_by_label("Meeting ID").fill(f"{bob.base_url}/r/{room_id}")
+    page.get_by_role("button", name="Join meeting").click()
+    expect(page.get_by_role("heading", name="Join “Planning”")).to_be_visible()
+
+
+def test_a_custom_link_already_in_use_is_refused_in_words(people) -> None:
+    alice, bob = people["Alice"], people["Bob"]
+    alice.create_meeting("Team sync", custom_id="team-sync-1")
+    page = bob.page
+    page.goto("/")
+    page.get_by_label("Your name").fill("Bob")
+    page.get_by_label("Meeting name").fill("Another")
+    page.get_by_label("Custom link (optional)").fill("team-sync-1")
+    page.get_by_role("button", name="Create meeting").click()
+    expect(page.get_by_role("alert").filter(has_text="already exists")).to_be_visible()
+
+
+def test_joining_without_camera_or_microphone_works(people, browser: Browser, server) -> None:
+    alice = people["Alice"]
+    room_id = alice.create_meeting("No devices")
+    carol = Participant.open(browser, "Carol", server.url)
+    try:
+        carol.context.add_init_script(
+            "navigator.mediaDevices.getUserMedia = () =>"
+            " Promise.reject(new DOMException('denied', 'NotAllowedError'));"
+        )
+        page = carol.page
+        page.goto(f"/r/{room_id}")
+        expect(page.get_by_text("You can still join the meeting.")).to_be_visible()
+        page.get_by_label("Your name").fill("Carol")
+        page.get_by_role("button", name="Join meeting").click()
+        expect(carol.button("Leave")).to_be_visible()
+        expect(carol.button("Microphone")).to_have_attribute("aria-pressed", "false")
+        expect(carol.button("Camera")).to_have_attribute("aria-pressed", "false")
+        expect(alice.page.locator(".tile", has_text="Carol")).to_be_visible()
+        assert not carol.errors
+    finally:
+        carol.close()
+
+
+def test_chat_history_live_messages_and_unread_badge(people) -> None:
+    alice, bob = people["Alice"], people["Bob"]
+    room_id = alice.create_meeting("Chatty")
+    alice.open_chat()
+    alice.page.get_by_label("Message", exact=True).fill("Welcome, everyone")
+    alice.button("Send").click()
+    expect(alice.page.get_by_label("Message", exact=True)).to_have_value("")
+    bob.join_meeting(room_id)
+    bob.open_chat()
+    expect(bob.page.get_by_role("log").get_by_text("Welcome, everyone")).to_be_visible()
+
+    alice.button("Chat").click()  # closes Alice's panel
+    bob.page.get_by_label("Message", exact=True).fill("Hi Alice")
+    bob.page.get_by_label("Message", exact=True).press("Enter")
+    expect(alice.page.get_by_text("1 unread message")).to_be_attached()
+    alice.open_chat()
+    expect(alice.page.get_by_role("log").get_by_text("Hi Alice")).to_be_visible()
+    expect(alice.page.get_by_text("1 unread message")).to_have_count(0)
+
+
+def test_a_file_over_the_limit_gets_a_clear_message(people) -> None:
+    alice = people["Alice"]
+    alice.create_meeting("Big files")
+    alice.open_chat()
+    alice.page.get_by_label("Attach file").set_input_files(
+        {
+            "name": "huge.bin",
+            "mimeType": "application/octet-stream",
+            "buffer": b"x" * (UPLOAD_LIMIT + 1),
+        }
+    )
+    expect(alice.page.get_by_role("alert").filter(has_text="too large")).to_contain_text("huge.bin")
+
+
+def test_a_file_dropped_on_the_meeting_is_sent_to_the_chat(people) -> None:
+    alice, bob = people["Alice"], people["Bob"]
+    room_id = alice.create_meeting("Drag and drop")
+    bob.join_meeting(room_id)
+    alice.page.evaluate(
+        """() => {
+          const data = new DataTransfer();
+          data.items.add(new File(['dropped bytes'], 'dropped.txt', { type: 'text/plain' }));
+          const stage = document.querySelector('.stage');
+          for (const type of ['dragover', 'drop']) {
+            const init = { dataTransfer: data, bubbles: true, cancelable: true };
+            stage.dispatchEvent(new DragEvent(type, init));
+          }
+        }"""
+    )
+    expect(alice.button("Chat")).to_have_attribute("aria-pressed", "true")
+    bob.open_chat()
+    link = bob.page.get_by_role("link", name="dropped.txt")
+    expect(link).to_be_visible()
+    response = bob.page.request.get(link.get_attribute("href") or "")
+    assert response.body() == b"dropped bytes"
+
+
+def test_a_dropped_connection_shows_reconnecting_and_keeps_the_draft(people) -> None:
+    alice, bob = people["Alice"], people["Bob"]
+    room_id = alice.create_meeting("Flaky network")
+    bob.join_meeting(room_id)
+    bob.open_chat()
+    before = bob.user_id()
+    draft = bob.page.get_by_label("Message", exact=True)
+    draft.fill("half a thought")
+    bob.page.evaluate("() => window.parleyDebug.dropConnection()")
+    expect(bob.page.get_by_role("status").filter(has_text="Reconnecting…")).to_be_visible(
+        timeout=5000
+    )
+    expect(bob.page.get_by_text("Reconnecting…")).to_be_hidden(timeout=15_000)
+    expect(draft).to_have_value("half a thought")
+    assert bob.user_id() == before
+    bob.button("Send").click()
+    alice.open_chat()
+    expect(alice.page.get_by_role("log").get_by_text("half a thought")).to_be_visible()
+    expect(alice.page.locator(".tile")).to_have_count(2)
+
+
+def test_leaving_shows_a_farewell_and_the_others_see_it(people) -> None:
+    alice, bob = people["Alice"], people["Bob"]
+    room_id = alice.create_meeting("Short one")
+    bob.join_meeting(room_id)
+    expect(alice.page.locator(".tile")).to_have_count(2)
+    bob.button("Leave").click()
+    expect(bob.page.get_by_role("heading", name="You left the meeting")).to_be_visible()
+    expect(alice.page.locator(".tile")).to_have_count(1, timeout=15_000)

@@ -1,0 +1,307 @@
+"""Three people hold a meeting through the page, with real media over loopback.
+
+The tests of this module run in order on one meeting: Alice hosts, Bob and Carol join; the last
+test ends the meeting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from playwright.sync_api import Browser, expect
+
+from tests.browser.support import (
+    NON_BLACK,
+    SCREENSHOTS,
+    Participant,
+    Server,
+    running_server,
+    wait_until,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.media, pytest.mark.slow]
+
+
+@dataclass
+class Meeting:
+    server: Server
+    room_id: str
+    alice: Participant
+    bob: Participant
+    carol: Participant
+
+    @property
+    def everyone(self) -> list[Participant]:
+        return [self.alice, self.bob, self.carol]
+
+    def others(self, person: Participant) -> list[Participant]:
+        return [p for p in self.everyone if p is not person]
+
+
+@pytest.fixture(scope="module")
+def meeting(browser: Browser) -> Iterator[Meeting]:
+    with running_server(media=True) as server:
+        alice = Participant.open(browser, "Alice", server.url)
+        bob = Participant.open(browser, "Bob", server.url)
+        carol = Participant.open(browser, "Carol", server.url)
+        try:
+            room_id = alice.create_meeting("Weekly sync")
+            bob.join_meeting(room_id)
+            carol.join_meeting(room_id)
+            yield Meeting(server, room_id, alice, bob, carol)
+            for person in (alice, bob, carol):
+                assert not person.errors, f"{person.name}'s page threw: {person.errors}"
+        finally:
+            for person in (alice, bob, carol):
+                person.close()
+
+
+def camera_stats(person: Participant) -> list[dict]:
+    return [s for s in person.subscriptions() if s["source"] == "camera"]
+
+
+def remote_video(person: Participant, other: Participant):
+    return person.page.locator(f'.tile[data-user-id="{other.user_id()}"] video')
+
+
+def test_each_participant_sees_the_two_others_video(meeting: Meeting) -> None:
+    for person in meeting.everyone:
+        first = wait_until(
+            lambda p=person: (
+                (s := camera_stats(p))
+                and len(s) == 2
+                and all(x["framesDecoded"] > 0 for x in s)
+                and s
+            ),
+            timeout=30,
+            what=f"{person.name} decoding two cameras",
+        )
+        wait_until(
+            lambda p=person, f=first: all(
+                now["framesDecoded"] > before["framesDecoded"]
+                for now, before in zip(camera_stats(p), f, strict=True)
+            ),
+            what=f"{person.name}'s frames still decoding",
+        )
+        for other in meeting.others(person):
+            video = remote_video(person, other)
+            expect(video).to_be_visible()
+            wait_until(
+                lambda v=video: v.evaluate(NON_BLACK),
+                what=f"{person.name} seeing {other.name}'s picture",
+            )
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    meeting.alice.page.screenshot(path=str(SCREENSHOTS / "meeting.png"))
+
+
+def test_each_participant_receives_audio_from_the_others(meeting: Meeting) -> None:
+    for person in meeting.everyone:
+        first = {s["userId"]: s["audioPackets"] for s in camera_stats(person)}
+        assert len(first) == 2
+        wait_until(
+            lambda p=person, f=first: all(
+                s["audioPackets"] > f[s["userId"]] for s in camera_stats(p)
+            ),
+            what=f"{person.name}'s inbound audio packets",
+        )
+
+
+def test_turning_a_camera_off_and_on_shows_for_the_others(meeting: Meeting) -> None:
+    bob = meeting.bob
+    bob_id = bob.user_id()
+    meeting.alice.button("Participants").click()
+    bob.button("Camera").click()
+    expect(bob.button("Camera")).to_have_attribute("aria-pressed", "false")
+    for other in meeting.others(bob):
+        tile = other.page.locator(f'.tile[data-user-id="{bob_id}"]')
+        expect(tile).to_have_attribute("data-cam", "off")
+    people = meeting.alice.page.get_by_role("complementary", name="Participants")
+    bob_row = people.locator(f'[data-user-id="{bob_id}"]')
+    expect(bob_row).to_contain_text("camera off")
+    bob.button("Camera").click()
+    expect(bob.button("Camera")).to_have_attribute("aria-pressed", "true")
+    for other in meeting.others(bob):
+        tile = other.page.locator(f'.tile[data-user-id="{bob_id}"]')
+        expect(tile).to_have_attribute("data-cam", "on")
+        wait_until(
+            lambda o=other: remote_video(o, bob).evaluate(NON_BLACK),
+            what=f"{other.name} seeing Bob's camera again",
+        )
+    expect(bob_row).to_contain_text("camera on")
+    meeting.alice.button("Participants").click()
+
+
+def test_muting_a_microphone_shows_for_the_others(meeting: Meeting) -> None:
+    carol = meeting.carol
+    carol_id = carol.user_id()
+    carol.button("Microphone").click()
+    expect(carol.button("Microphone")).to_have_attribute("aria-pressed", "false")
+    for other in meeting.others(carol):
+        tile = other.page.locator(f'.tile[data-user-id="{carol_id}"]')
+        expect(tile).to_have_attribute("data-mic", "off")
+    carol.button("Microphone").click()
+    expect(carol.button("Microphone")).to_have_attribute("aria-pressed", "true")
+    for other in meeting.others(carol):
+        tile = other.page.locator(f'.tile[data-user-id="{carol_id}"]')
+        expect(tile).to_have_attribute("data-mic", "on")
+
+
+def test_a_chat_message_reaches_everyone(meeting: Meeting) -> None:
+    alice = meeting.alice
+    alice.open_chat()
+    alice.page.get_by_label("Message", exact=True).fill("Agenda: demo, then questions")
+    alice.button("Send").click()
+    for person in meeting.everyone:
+        person.open_chat()
+        log = person.page.get_by_role("log")
+        expect(log.get_by_text("Agenda: demo, then questions")).to_be_visible()
+
+
+def test_an_attachment_round_trips_with_identical_bytes(meeting: Meeting, tmp_path) -> None:
+    carol = meeting.carol
+    payload = os.urandom(3_000_000)
+    carol.open_chat()
+    # Notes the upload progress bar as it moves.
+    carol.page.evaluate(
+        """() => {
+          window.__progress = [];
+          new MutationObserver(() => {
+            for (const p of document.querySelectorAll('.upload progress')) {
+              window.__progress.push(p.value);
+            }
+          }).observe(document.body, { subtree: true, childList: true, attributes: true });
+        }"""
+    )
+    carol.page.get_by_label("Attach file").set_input_files(
+        {"name": "notes.bin", "mimeType": "application/octet-stream", "buffer": payload}
+    )
+    for person in meeting.others(carol):
+        person.open_chat()
+        link = person.page.get_by_role("link", name="notes.bin")
+        expect(link).to_be_visible()
+        with person.page.expect_download() as info:
+            link.click()
+        path = tmp_path / f"{person.name}.bin"
+        info.value.save_as(path)
+        assert hashlib.sha256(path.read_bytes()).digest() == hashlib.sha256(payload).digest()
+    progress = carol.page.evaluate("() => window.__progress")
+    assert progress and max(progress) == 1
+
+
+def test_an_image_attachment_is_previewed_inline(meeting: Meeting) -> None:
+    # A 1x1 PNG.
+    png = bytes.fromhex(
+        "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+        "1f15c4890000000d49444154789c6360f8cf00000301010018dd8db00000000049454e44ae426082"
+    )
+    meeting.bob.open_chat()
+    meeting.bob.page.get_by_label("Attach file").set_input_files(
+        {"name": "dot.png", "mimeType": "image/png", "buffer": png}
+    )
+    image = meeting.alice.page.get_by_role("img", name="dot.png")
+    expect(image).to_be_visible()
+    wait_until(lambda: image.evaluate("(img) => img.complete && img.naturalWidth === 1"))
+
+
+def test_a_shared_screen_is_shown_large_to_the_others(meeting: Meeting) -> None:
+    bob = meeting.bob
+    bob.button("Share screen").click()
+    expect(bob.button("Share screen")).to_have_attribute("aria-pressed", "true")
+    for other in meeting.others(bob):
+        area = other.page.get_by_role("region", name="Shared screen")
+        expect(area).to_be_visible()
+        expect(area).to_contain_text("Bob is presenting")
+        wait_until(
+            lambda o=other: any(
+                s["source"] == "screen" and s["framesDecoded"] > 0 for s in o.subscriptions()
+            ),
+            what=f"{other.name} decoding Bob's screen",
+        )
+        screen_box = area.bounding_box()
+        tile_box = other.page.locator(".tile").first.bounding_box()
+        assert screen_box and tile_box
+        assert (
+            screen_box["width"] * screen_box["height"] > 2 * tile_box["width"] * tile_box["height"]
+        )
+    bob.button("Share screen").click()
+    for other in meeting.others(bob):
+        expect(other.page.get_by_role("region", name="Shared screen")).to_be_hidden()
+
+
+def test_a_dropped_connection_rejoins_and_renegotiates_media(meeting: Meeting) -> None:
+    bob = meeting.bob
+    before = bob.user_id()
+    old_streams = {s["streamId"] for s in camera_stats(bob)}
+    bob.page.evaluate("() => window.parleyDebug.dropConnection()")
+    expect(bob.page.get_by_text("Reconnecting…")).to_be_visible(timeout=5000)
+    expect(bob.page.get_by_text("Reconnecting…")).to_be_hidden(timeout=15_000)
+    assert bob.user_id() == before
+    wait_until(
+        lambda: len(s := camera_stats(bob)) == 2 and all(x["framesDecoded"] > 0 for x in s),
+        timeout=30,
+        what="Bob receiving video again",
+    )
+    assert old_streams == {s["streamId"] for s in camera_stats(bob)}  # same publishers' streams
+    for other in meeting.others(bob):
+        wait_until(
+            lambda o=other: (
+                any(s["userId"] == before and s["framesDecoded"] > 0 for s in camera_stats(o))
+                and remote_video(o, bob).evaluate(NON_BLACK)
+            ),
+            timeout=30,
+            what=f"{other.name} seeing Bob after his reconnect",
+        )
+
+
+def test_a_reload_rejoins_with_the_same_identity(meeting: Meeting) -> None:
+    carol = meeting.carol
+    before = carol.user_id()
+    carol.open_chat()
+    carol.page.get_by_label("Message", exact=True).fill("typed before the reload")
+    carol.page.reload()
+    expect(carol.button("Leave")).to_be_visible()
+    assert carol.user_id() == before
+    carol.open_chat()
+    expect(carol.page.get_by_label("Message", exact=True)).to_have_value("typed before the reload")
+    carol.page.get_by_label("Message", exact=True).fill("")
+    for person in meeting.everyone:
+        expect(person.page.locator(".tile")).to_have_count(3)
+    wait_until(
+        lambda: (
+            len(camera_stats(carol)) == 2
+            and all(s["framesDecoded"] > 0 for s in camera_stats(carol))
+        ),
+        timeout=30,
+        what="Carol receiving video again after the reload",
+    )
+
+
+def test_the_host_stays_host_after_a_reload(meeting: Meeting) -> None:
+    alice = meeting.alice
+    before = alice.user_id()
+    alice.page.reload()
+    expect(alice.button("End meeting for all")).to_be_visible()
+    assert alice.user_id() == before
+    expect(meeting.bob.page.locator(f'.tile[data-user-id="{before}"] .host-badge')).to_be_visible()
+
+
+def test_a_non_host_has_no_end_button(meeting: Meeting) -> None:
+    expect(meeting.alice.button("End meeting for all")).to_be_visible()
+    for person in (meeting.bob, meeting.carol):
+        expect(person.button("End meeting for all")).to_have_count(0)
+
+
+def test_the_host_ends_the_meeting_and_everyone_sees_the_ended_screen(meeting: Meeting) -> None:
+    alice = meeting.alice
+    alice.button("End meeting for all").click()
+    dialog = alice.page.get_by_role("dialog")
+    expect(dialog).to_contain_text("End the meeting for everyone?")
+    dialog.get_by_role("button", name="End now").click()
+    for person in meeting.everyone:
+        expect(
+            person.page.get_by_role("heading", name="The host ended the meeting")
+        ).to_be_visible()

@@ -1,0 +1,299 @@
+/**
+ * The meeting's peer connections: our camera (with microphone) and screen publications, and one
+ * subscription per remote stream. Knows nothing of the page; tells its owner when to redraw.
+ */
+import { toast } from "./dom";
+import {
+  humanError,
+  type ConnectionInfo,
+  type ParleyClient,
+  type Publication,
+  type Stream,
+  type Subscription,
+} from "./protocol";
+
+export interface MediaOwner {
+  selfId(): string;
+  /** What the camera publication sends now (null: nothing, e.g. muted or camera off). */
+  outgoing(): { audio: MediaStreamTrack | null; video: MediaStreamTrack | null };
+  screenTrack(): MediaStreamTrack | null;
+  /** The screen publication failed: stop sharing locally. */
+  screenFailed(): void;
+  changed(): void;
+}
+
+export interface RemoteAudio {
+  packets: number;
+  level: number;
+}
+
+export class MeetingMedia {
+  /** Remote streams we know of (never our own), by stream id. */
+  readonly streams = new Map<string, Stream>();
+  private readonly subs = new Map<string, Subscription>();
+  private readonly pending = new Set<string>();
+  private camPub: Publication | null = null;
+  private screenPub: Publication | null = null;
+  /** Bumped whenever everything is torn down; late results of an older epoch are discarded. */
+  private epoch = 0;
+  private closed = false;
+
+  constructor(
+    private readonly client: ParleyClient,
+    private readonly roomId: string,
+    private readonly info: ConnectionInfo,
+    private readonly owner: MediaOwner,
+  ) {}
+
+  get enabled(): boolean {
+    return this.info.media?.engine !== "none" && typeof RTCPeerConnection !== "undefined";
+  }
+
+  private get iceServers(): RTCIceServer[] {
+    return this.info.iceServers ?? [];
+  }
+
+  /** Publishes our media and subscribes to `streams` (from the join answer). */
+  start(streams: Stream[]): void {
+    if (!this.enabled || this.closed) return;
+    const self = this.owner.selfId();
+    for (const s of streams) {
+      if (s.userId !== self) {
+        this.streams.set(s.streamId, s);
+      } else {
+        // Left over from before a reload: this page publishes afresh.
+        void this.client.request("unpublish", { roomId: this.roomId, streamId: s.streamId })
+          .catch(() => undefined);
+      }
+    }
+    const epoch = this.epoch;
+    void this.publishCamera(epoch);
+    if (this.owner.screenTrack()) void this.publishScreen();
+    for (const s of this.streams.values()) void this.subscribe(s, epoch);
+  }
+
+  /** Throws away every peer connection and negotiates again (after a reconnect or a reset). */
+  restart(streams: Stream[], notify: boolean): void {
+    this.teardown(notify);
+    this.owner.changed();
+    this.start(streams);
+  }
+
+  private teardown(notify: boolean): void {
+    this.epoch += 1;
+    for (const s of this.subs.values()) void s.close(notify);
+    this.subs.clear();
+    this.pending.clear();
+    this.streams.clear();
+    void this.camPub?.close(notify);
+    void this.screenPub?.close(notify);
+    this.camPub = this.screenPub = null;
+  }
+
+  /** Stops everything; safe to call twice. */
+  close(notify: boolean): void {
+    if (this.closed) return;
+    this.teardown(notify);
+    this.closed = true;
+  }
+
+  added(stream: Stream): void {
+    if (stream.userId === this.owner.selfId()) return;
+    this.streams.set(stream.streamId, stream);
+    void this.subscribe(stream, this.epoch);
+  }
+
+  removed(streamId: string): void {
+    this.streams.delete(streamId);
+    const sub = this.subs.get(streamId);
+    this.subs.delete(streamId);
+    void sub?.close(false);
+  }
+
+  userLeft(userId: string): void {
+    for (const [id, s] of this.streams) if (s.userId === userId) this.removed(id);
+  }
+
+  /** The newest subscription of a kind: a stream republished after a reconnect wins. */
+  camera(userId: string): Subscription | undefined {
+    return [...this.subs.values()]
+      .reverse()
+      .find((s) => s.stream.userId === userId && s.stream.source === "camera");
+  }
+
+  screen(): Subscription | undefined {
+    return [...this.subs.values()].reverse().find((s) => s.stream.source === "screen");
+  }
+
+  /** Puts the owner's current tracks on the camera publication (no renegotiation). */
+  async syncSenders(): Promise<void> {
+    const pub = this.camPub;
+    if (!pub) return;
+    const { audio, video } = this.owner.outgoing();
+    await pub.setTrack("audio", audio).catch(() => undefined);
+    await pub.setTrack("video", video).catch(() => undefined);
+  }
+
+  private async publishCamera(epoch: number, attempt = 0): Promise<void> {
+    if (epoch !== this.epoch || this.closed) return;
+    let pub: Publication;
+    try {
+      pub = await this.client.publish(this.roomId, "camera", this.owner.outgoing(), this.iceServers);
+    } catch (err) {
+      if (epoch !== this.epoch) return;
+      if (attempt < 2) {
+        setTimeout(() => void this.publishCamera(epoch, attempt + 1), 1000 * (attempt + 1));
+      } else {
+        toast(`Others cannot see or hear you: ${humanError(err)}`, "error");
+      }
+      return;
+    }
+    if (epoch !== this.epoch || this.closed) {
+      void pub.close(true);
+      return;
+    }
+    this.camPub = pub;
+    await this.syncSenders();
+    pub.pc.addEventListener("connectionstatechange", () => {
+      if (pub.pc.connectionState === "failed" && this.camPub === pub && epoch === this.epoch) {
+        this.camPub = null;
+        void pub.close(true);
+        void this.publishCamera(epoch);
+      }
+    });
+  }
+
+  /** Publishes the owner's screen track; returns false when it could not. */
+  async publishScreen(): Promise<boolean> {
+    const track = this.owner.screenTrack();
+    if (!track || !this.enabled) return true;
+    const epoch = this.epoch;
+    try {
+      const pub = await this.client.publish(
+        this.roomId,
+        "screen",
+        { audio: null, video: track },
+        this.iceServers,
+      );
+      if (epoch !== this.epoch || this.owner.screenTrack() !== track) {
+        void pub.close(true);
+        return true;
+      }
+      this.screenPub = pub;
+      return true;
+    } catch (err) {
+      if (epoch !== this.epoch) return true;
+      toast(`Your screen could not be shared: ${humanError(err)}`, "error");
+      this.owner.screenFailed();
+      return false;
+    }
+  }
+
+  async unpublishScreen(notify: boolean): Promise<void> {
+    const pub = this.screenPub;
+    this.screenPub = null;
+    if (pub) await pub.close(notify);
+  }
+
+  get sharing(): boolean {
+    return this.screenPub !== null;
+  }
+
+  private async subscribe(stream: Stream, epoch: number, attempt = 0): Promise<void> {
+    const id = stream.streamId;
+    if (this.subs.has(id) || this.pending.has(id) || this.closed) return;
+    this.pending.add(id);
+    let sub: Subscription;
+    try {
+      sub = await this.client.subscribe(this.roomId, stream, this.iceServers);
+    } catch (err) {
+      this.pending.delete(id);
+      if (epoch !== this.epoch || !this.streams.has(id)) return;
+      if (attempt < 2) {
+        setTimeout(() => void this.subscribe(stream, epoch, attempt + 1), 1000 * (attempt + 1));
+      } else {
+        toast(`Could not receive ${stream.userName}'s ${stream.source}: ${humanError(err)}`, "error");
+      }
+      return;
+    }
+    this.pending.delete(id);
+    if (epoch !== this.epoch || !this.streams.has(id) || this.closed) {
+      void sub.close(true);
+      return;
+    }
+    this.subs.set(id, sub);
+    sub.media.addEventListener("addtrack", () => this.owner.changed());
+    sub.pc.addEventListener("connectionstatechange", () => {
+      if (sub.pc.connectionState !== "failed" || this.subs.get(id) !== sub) return;
+      this.subs.delete(id);
+      void sub.close(true);
+      if (epoch === this.epoch && this.streams.has(id) && attempt < 3) {
+        void this.subscribe(stream, epoch, attempt + 1);
+      }
+    });
+    this.owner.changed();
+  }
+
+  /** Inbound audio of each remote camera stream, by user: packets so far and current level. */
+  async remoteAudio(): Promise<Map<string, RemoteAudio>> {
+    const out = new Map<string, RemoteAudio>();
+    for (const sub of this.subs.values()) {
+      if (sub.stream.source !== "camera") continue;
+      const a = { packets: 0, level: 0 };
+      try {
+        (await sub.pc.getStats()).forEach((r: InboundStats) => {
+          if (r.type === "inbound-rtp" && r.kind === "audio") {
+            a.packets += r.packetsReceived ?? 0;
+            a.level = Math.max(a.level, r.audioLevel ?? 0);
+          }
+        });
+      } catch {
+        continue;
+      }
+      out.set(sub.stream.userId, a);
+    }
+    return out;
+  }
+
+  /** What each subscription receives, for diagnostics and the browser tests. */
+  async describe(): Promise<SubscriptionReport[]> {
+    const out: SubscriptionReport[] = [];
+    for (const sub of this.subs.values()) {
+      let framesDecoded = 0;
+      let audioPackets = 0;
+      (await sub.pc.getStats()).forEach((r: InboundStats) => {
+        if (r.type !== "inbound-rtp") return;
+        if (r.kind === "video") framesDecoded += r.framesDecoded ?? 0;
+        if (r.kind === "audio") audioPackets += r.packetsReceived ?? 0;
+      });
+      out.push({
+        streamId: sub.stream.streamId,
+        userId: sub.stream.userId,
+        userName: sub.stream.userName,
+        source: sub.stream.source,
+        state: sub.pc.connectionState,
+        framesDecoded,
+        audioPackets,
+      });
+    }
+    return out;
+  }
+}
+
+interface InboundStats {
+  type: string;
+  kind?: string;
+  packetsReceived?: number;
+  audioLevel?: number;
+  framesDecoded?: number;
+}
+
+export interface SubscriptionReport {
+  streamId: string;
+  userId: string;
+  userName: string;
+  source: string;
+  state: RTCPeerConnectionState;
+  framesDecoded: number;
+  audioPackets: number;
+}

@@ -1,0 +1,251 @@
+/** Pre-join at "/r/{roomId}": preview, microphone level, device choice, then "Join meeting". */
+import { getTrack, LevelMeter, listDevices, type LocalMedia } from "./devices";
+import { field, h, uid } from "./dom";
+import { icon, setIcon } from "./icons";
+import type { ParleyClient } from "./protocol";
+import { devicePrefs, saveDevicePrefs, saveName, savedName, type DevicePrefs } from "./store";
+
+export interface PrejoinResult {
+  userName: string;
+  media: LocalMedia;
+  prefs: DevicePrefs;
+}
+
+export class Prejoin {
+  readonly el: HTMLElement;
+  private readonly video: HTMLVideoElement;
+  private readonly meterBar: HTMLElement;
+  private readonly notice: HTMLElement;
+  private readonly deviceNotice: HTMLElement;
+  private readonly error: HTMLElement;
+  private readonly camSelect: HTMLSelectElement;
+  private readonly micSelect: HTMLSelectElement;
+  private readonly micBtn: HTMLButtonElement;
+  private readonly camBtn: HTMLButtonElement;
+  private readonly joinBtn: HTMLButtonElement;
+  private readonly nameInput: HTMLInputElement;
+  private readonly title: HTMLElement;
+  private audio: MediaStreamTrack | null = null;
+  private video_: MediaStreamTrack | null = null;
+  private meter: LevelMeter | null = null;
+  private raf = 0;
+  private prefs: DevicePrefs = devicePrefs();
+  private problems: { audio: string | null; video: string | null } = { audio: null, video: null };
+  private handedOver = false;
+
+  constructor(
+    private readonly client: ParleyClient,
+    readonly roomId: string,
+    private readonly onJoin: (result: PrejoinResult) => Promise<string | null>,
+    private readonly onBack: () => void,
+  ) {
+    this.video = h("video", { autoplay: true, playsinline: true, class: "mirrored preview-video", "aria-label": "Camera preview" });
+    this.video.muted = true;
+    this.meterBar = h("div", { class: "meter-fill" });
+    this.notice = h("p", { class: "notice", role: "status" });
+    this.deviceNotice = h("p", { class: "notice device-notice", role: "status" });
+    this.error = h("p", { class: "error", role: "alert" });
+    const camId = uid("cam");
+    const micId = uid("mic");
+    this.camSelect = h("select", { id: camId });
+    this.micSelect = h("select", { id: micId });
+    this.micBtn = h("button", { type: "button", class: "control", "aria-pressed": "true" },
+      icon("mic"), h("span", { class: "label" }, "Microphone"));
+    this.camBtn = h("button", { type: "button", class: "control", "aria-pressed": "true" },
+      icon("cam"), h("span", { class: "label" }, "Camera"));
+    this.joinBtn = h("button", { type: "submit", class: "btn primary big" }, "Join meeting");
+    const name = field("Your name", { autocomplete: "name", maxlength: 64, value: savedName(), required: true });
+    this.nameInput = name.input;
+    this.title = h("h1", {}, "Ready to join?");
+
+    const form = h(
+      "form",
+      { class: "prejoin-side", novalidate: true },
+      this.title,
+      h("p", { class: "room-id" }, `Meeting ID: ${roomId}`),
+      name.wrap,
+      h("div", { class: "field" }, h("label", { for: camId }, "Camera device"), this.camSelect),
+      h("div", { class: "field" }, h("label", { for: micId }, "Microphone device"), this.micSelect),
+      this.error,
+      this.joinBtn,
+      h("a", { href: "/", class: "back" }, "← Back to the lobby"),
+    );
+    form.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      void this.submit();
+    });
+    form.querySelector("a.back")?.addEventListener("click", (ev) => {
+      ev.preventDefault();
+      this.onBack();
+    });
+
+    this.el = h(
+      "div",
+      { class: "prejoin" },
+      h(
+        "div",
+        { class: "preview" },
+        h("div", { class: "preview-frame" }, this.video, h("div", { class: "preview-off", "aria-hidden": "true" }, "Camera is off")),
+        h("div", { class: "meter", role: "meter", "aria-label": "Microphone level", "aria-valuemin": "0", "aria-valuemax": "100" }, this.meterBar),
+        h("div", { class: "preview-controls" }, this.micBtn, this.camBtn),
+        this.deviceNotice,
+        this.notice,
+      ),
+      form,
+    );
+
+    this.micBtn.addEventListener("click", () => void this.setMic(!(this.prefs.micOn && this.audio)));
+    this.camBtn.addEventListener("click", () => void this.setCam(!(this.prefs.camOn && this.video_)));
+    this.camSelect.addEventListener("change", () => {
+      this.prefs.videoDeviceId = this.camSelect.value || undefined;
+      void this.restart("video");
+    });
+    this.micSelect.addEventListener("change", () => {
+      this.prefs.audioDeviceId = this.micSelect.value || undefined;
+      void this.restart("audio");
+    });
+  }
+
+  async start(): Promise<void> {
+    void this.lookUpRoom();
+    this.renderToggles();
+    await Promise.all([this.restart("audio"), this.prefs.camOn ? this.restart("video") : null]);
+    await this.fillDevices();
+    this.tick();
+    if (!this.nameInput.value) this.nameInput.focus();
+  }
+
+  private async lookUpRoom(): Promise<void> {
+    try {
+      const rooms = await this.client.request("getRoomsList");
+      const room = rooms.find((r) => r.roomId === this.roomId);
+      if (room) {
+        this.title.textContent = `Join “${room.roomName}”`;
+        const n = room.participants;
+        this.notice.textContent = n ? `${n} ${n === 1 ? "person is" : "people are"} in this meeting.` : "";
+      } else {
+        this.error.textContent = "This meeting does not exist or has ended.";
+      }
+    } catch {
+      // Joining will tell.
+    }
+  }
+
+  private async restart(kind: "audio" | "video"): Promise<void> {
+    const deviceId = kind === "audio" ? this.prefs.audioDeviceId : this.prefs.videoDeviceId;
+    const r = await getTrack(kind, deviceId);
+    if (kind === "audio") {
+      this.audio?.stop();
+      this.meter?.stop();
+      this.audio = r.track;
+      this.meter = r.track ? new LevelMeter(r.track) : null;
+      if (r.track) r.track.enabled = this.prefs.micOn;
+    } else {
+      this.video_?.stop();
+      this.video_ = r.track;
+      this.video.srcObject = r.track ? new MediaStream([r.track]) : null;
+    }
+    this.problems[kind] = r.problem;
+    this.showProblems();
+    this.renderToggles();
+  }
+
+  private showProblems(): void {
+    const msgs = [...new Set([this.problems.audio, this.problems.video].filter(Boolean))];
+    this.deviceNotice.textContent = msgs.length
+      ? `${msgs.join(" ")} You can still join the meeting.`
+      : "";
+  }
+
+  private async fillDevices(): Promise<void> {
+    const { audio, video } = await listDevices();
+    const fill = (sel: HTMLSelectElement, devices: MediaDeviceInfo[], current: MediaStreamTrack | null, none: string) => {
+      const active = current?.getSettings().deviceId;
+      sel.replaceChildren(
+        ...(devices.length
+          ? devices.map((d, i) => h("option", { value: d.deviceId, selected: d.deviceId === active }, d.label || `Device ${i + 1}`))
+          : [h("option", { value: "" }, none)]),
+      );
+      sel.disabled = !devices.length;
+    };
+    fill(this.camSelect, video, this.video_, "No camera found");
+    fill(this.micSelect, audio, this.audio, "No microphone found");
+  }
+
+  private async setMic(on: boolean): Promise<void> {
+    this.prefs.micOn = on;
+    if (on && !this.audio) await this.restart("audio");
+    if (this.audio) this.audio.enabled = on;
+    this.renderToggles();
+  }
+
+  private async setCam(on: boolean): Promise<void> {
+    this.prefs.camOn = on;
+    if (on) {
+      await this.restart("video");
+      await this.fillDevices();
+    } else {
+      this.video_?.stop();
+      this.video_ = null;
+      this.video.srcObject = null;
+      this.problems.video = null;
+      this.showProblems();
+    }
+    this.renderToggles();
+  }
+
+  private renderToggles(): void {
+    const micOn = this.prefs.micOn && !!this.audio;
+    const camOn = this.prefs.camOn && !!this.video_;
+    this.micBtn.setAttribute("aria-pressed", String(micOn));
+    this.camBtn.setAttribute("aria-pressed", String(camOn));
+    this.micBtn.classList.toggle("off", !micOn);
+    this.camBtn.classList.toggle("off", !camOn);
+    setIcon(this.micBtn, micOn ? "mic" : "micOff");
+    setIcon(this.camBtn, camOn ? "cam" : "camOff");
+    this.el.classList.toggle("cam-off", !camOn);
+  }
+
+  private tick = (): void => {
+    const level = this.prefs.micOn && this.meter ? this.meter.level() : 0;
+    this.meterBar.style.width = `${Math.round(level * 100)}%`;
+    this.raf = requestAnimationFrame(this.tick);
+  };
+
+  private async submit(): Promise<void> {
+    const userName = this.nameInput.value.trim();
+    this.error.textContent = "";
+    if (!userName) {
+      this.error.textContent = "Please enter your name.";
+      this.nameInput.focus();
+      return;
+    }
+    saveName(userName);
+    saveDevicePrefs(this.prefs);
+    this.joinBtn.disabled = true;
+    this.joinBtn.textContent = "Joining…";
+    this.handedOver = true;
+    const error = await this.onJoin({
+      userName,
+      media: { audio: this.audio, video: this.prefs.camOn ? this.video_ : null, problem: null },
+      prefs: { ...this.prefs },
+    });
+    if (error) {
+      this.handedOver = false;
+      this.error.textContent = error;
+      this.joinBtn.disabled = false;
+      this.joinBtn.textContent = "Join meeting";
+    }
+  }
+
+  /** Stops the preview; the tracks stay alive when they were handed to the meeting. */
+  stop(): void {
+    cancelAnimationFrame(this.raf);
+    this.meter?.stop();
+    if (!this.handedOver) {
+      this.audio?.stop();
+      this.video_?.stop();
+    }
+    this.video.srcObject = null;
+  }
+}

@@ -1,0 +1,605 @@
+/**
+ * Parley's wire contract as a typed client (see docs/protocol.md).
+ *
+ * This module knows Socket.IO, the acknowledgement envelope and WebRTC negotiation; it knows
+ * nothing of the page. The UI talks to the server only through `ParleyClient`.
+ */
+import { io, type Socket } from "socket.io-client";
+
+// ---------------------------------------------------------------------------------------------
+// Types of the contract
+
+export type ErrorCode =
+  | "INVALID_PAYLOAD"
+  | "ROOM_NOT_FOUND"
+  | "ROOM_EXISTS"
+  | "ROOM_FULL"
+  | "NOT_IN_ROOM"
+  | "FORBIDDEN"
+  | "FILE_NOT_FOUND"
+  | "FILE_TOO_LARGE"
+  | "UNAUTHORIZED"
+  | "RATE_LIMITED"
+  | "MEDIA_ERROR"
+  | "INTERNAL"
+  | "TIMEOUT"
+  | "DISCONNECTED";
+
+export type Source = "camera" | "screen";
+export type MediaKind = "audio" | "video";
+
+export interface Room {
+  roomId: string;
+  roomName: string;
+  participants: number;
+  createdAt: number;
+}
+
+export interface User {
+  userId: string;
+  userName: string;
+  isHost: boolean;
+  isStreaming: boolean;
+  isScreenSharing: boolean;
+  joinedAt: number;
+}
+
+export interface FileInfo {
+  filename: string;
+  originalName: string;
+  size: number;
+  mimeType: string;
+  url: string;
+}
+
+export interface Message {
+  id: string;
+  roomId: string;
+  userId: string;
+  userName: string;
+  message: string;
+  timestamp: number;
+  clientTimestamp?: number;
+  file?: FileInfo;
+}
+
+export interface Stream {
+  streamId: string;
+  userId: string;
+  userName: string;
+  source: Source;
+  kinds: MediaKind[];
+}
+
+export interface CandidateInit {
+  candidate: string;
+  sdpMid?: string | null;
+  sdpMLineIndex?: number | null;
+  usernameFragment?: string | null;
+}
+
+export interface CreateRoomData {
+  roomId: string;
+  roomName: string;
+  hostKey: string;
+  userId: string;
+  token: string;
+}
+
+export interface JoinRoomData {
+  roomId: string;
+  roomName: string;
+  userId: string;
+  isHost: boolean;
+  token: string;
+  users: User[];
+  streams: Stream[];
+}
+
+export interface ConnectionInfo {
+  iceServers: RTCIceServer[];
+  media: { engine: string; [key: string]: unknown };
+  limits: { maxUploadBytes: number; [key: string]: unknown };
+}
+
+type Empty = Record<string, never>;
+
+/** Every client -> server event: [payload, ack data]. */
+export interface Requests {
+  createRoom: [{ userName: string; roomName: string; customRoomId?: string }, CreateRoomData];
+  joinRoom: [
+    { roomId: string; userName: string; hostKey?: string; resumeToken?: string },
+    JoinRoomData,
+  ];
+  leaveRoom: [{ roomId: string; userName: string }, Empty];
+  endMeeting: [{ roomId: string; userName: string }, Empty];
+  getRoomsList: [undefined, Room[]];
+  getUsers: [{ roomId: string }, User[]];
+  message: [
+    {
+      roomId: string;
+      message: string;
+      timestamp?: number;
+      file?: { filename: string };
+      clientMessageId?: string;
+    },
+    { id: string; timestamp: number },
+  ];
+  getChatHistory: [{ roomId: string; before?: string; limit?: number }, Message[]];
+  startStream: [{ roomId: string }, Empty];
+  stopStream: [{ roomId: string }, Empty];
+  startScreen: [{ roomId: string }, Empty];
+  stopScreen: [{ roomId: string }, Empty];
+  publish: [{ roomId: string; source: Source; sdp: string }, { streamId: string; sdp: string }];
+  unpublish: [{ roomId: string; streamId: string }, Empty];
+  subscribe: [{ roomId: string; streamId: string }, { subscriptionId: string; sdp: string }];
+  subscribeAnswer: [{ roomId: string; subscriptionId: string; sdp: string }, Empty];
+  unsubscribe: [{ roomId: string; subscriptionId: string }, Empty];
+  iceCandidate: [{ roomId: string; id: string; candidate: CandidateInit | null }, Empty];
+}
+
+/** Every server -> client event and its payload. */
+export interface Events {
+  roomCreated: { roomId: string; roomName: string; hostKey: string };
+  roomError: { error: string; message: string; event?: string };
+  roomsList: Room[];
+  getUsers: User[];
+  userJoined: { userId: string; userName: string };
+  userLeft: { userId: string; userName: string };
+  hostChanged: { userId: string };
+  message: Message;
+  chatHistory: Message[];
+  streamStarted: { userId: string };
+  streamStopped: { userId: string };
+  screenStarted: { userId: string };
+  screenStopped: { userId: string };
+  streamPublished: Stream;
+  streamUnpublished: { streamId: string; userId: string; source: Source };
+  iceCandidate: { id: string; candidate: CandidateInit | null };
+  meetingEnded: { roomId: string; endedBy?: string };
+  mediaReset: { roomId: string };
+}
+
+type Ack<T> =
+  | { ok: true; data: T }
+  | { ok: false; error: { code: ErrorCode; message: string } };
+
+export class ProtocolError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = "ProtocolError";
+  }
+}
+
+export type ConnectionState = "connecting" | "connected" | "reconnecting";
+
+// ---------------------------------------------------------------------------------------------
+// Signalling
+
+export interface ClientOptions {
+  /** Server origin; default: the page's own origin. */
+  url?: string;
+  /** How long to wait for an acknowledgement. */
+  requestTimeoutMs?: number;
+}
+
+export class ParleyClient {
+  readonly socket: Socket;
+  private readonly timeoutMs: number;
+  private readonly peers = new Map<string, RTCPeerConnection>();
+  private readonly pendingCandidates = new Map<string, CandidateInit[]>();
+  private stateListeners = new Set<(state: ConnectionState) => void>();
+  private _state: ConnectionState = "connecting";
+  private everConnected = false;
+
+  constructor(options: ClientOptions = {}) {
+    this.timeoutMs = options.requestTimeoutMs ?? 15000;
+    const opts = { path: "/socket.io/", transports: ["websocket", "polling"] };
+    this.socket = options.url ? io(options.url, opts) : io(opts);
+    this.socket.on("connect", () => {
+      this.everConnected = true;
+      this.setState("connected");
+    });
+    this.socket.on("disconnect", () => this.setState("reconnecting"));
+    this.socket.on("connect_error", () => {
+      this.setState(this.everConnected ? "reconnecting" : "connecting");
+    });
+    this.socket.on("iceCandidate", (payload: Events["iceCandidate"]) => {
+      void this.applyRemoteCandidate(payload.id, payload.candidate);
+    });
+  }
+
+  get state(): ConnectionState {
+    return this._state;
+  }
+
+  get connected(): boolean {
+    return this.socket.connected;
+  }
+
+  private setState(state: ConnectionState): void {
+    if (state === this._state) return;
+    this._state = state;
+    for (const listener of this.stateListeners) listener(state);
+  }
+
+  /** Calls `listener` on every state change; returns a function that stops it. */
+  onState(listener: (state: ConnectionState) => void): () => void {
+    this.stateListeners.add(listener);
+    return () => this.stateListeners.delete(listener);
+  }
+
+  /** Called after each successful (re)connection, not only the first. */
+  onConnect(listener: () => void): () => void {
+    this.socket.on("connect", listener);
+    return () => this.socket.off("connect", listener);
+  }
+
+  on<K extends keyof Events>(event: K, handler: (payload: Events[K]) => void): () => void {
+    const name: string = event;
+    const h = handler as (...args: unknown[]) => void;
+    this.socket.on(name, h);
+    return () => this.socket.off(name, h);
+  }
+
+  /** Sends a request and resolves with the ack's `data`, or rejects with a ProtocolError. */
+  async request<K extends keyof Requests>(
+    event: K,
+    ...payload: Requests[K][0] extends undefined ? [] : [Requests[K][0]]
+  ): Promise<Requests[K][1]> {
+    if (!this.socket.connected) await this.waitConnected(this.timeoutMs);
+    let ack: Ack<Requests[K][1]>;
+    try {
+      ack = (await this.socket
+        .timeout(this.timeoutMs)
+        .emitWithAck(event, ...payload)) as Ack<Requests[K][1]>;
+    } catch {
+      throw new ProtocolError(
+        this.socket.connected ? "TIMEOUT" : "DISCONNECTED",
+        "The server did not answer.",
+      );
+    }
+    if (!ack || typeof ack !== "object") {
+      throw new ProtocolError("INTERNAL", "The server sent an unexpected answer.");
+    }
+    if (ack.ok) return ack.data;
+    throw new ProtocolError(ack.error.code, ack.error.message);
+  }
+
+  private waitConnected(timeoutMs: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.socket.off("connect", done);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.socket.off("connect", done);
+        reject(new ProtocolError("DISCONNECTED", "Not connected to the server."));
+      }, timeoutMs);
+      this.socket.on("connect", done);
+    });
+  }
+
+  close(): void {
+    for (const pc of this.peers.values()) pc.close();
+    this.peers.clear();
+    this.socket.close();
+  }
+
+  // --- media ----------------------------------------------------------------------------------
+
+  /** Registers a peer connection under its stream or subscription id for remote candidates. */
+  private register(id: string, pc: RTCPeerConnection): void {
+    this.peers.set(id, pc);
+    const queued = this.pendingCandidates.get(id);
+    this.pendingCandidates.delete(id);
+    for (const c of queued ?? []) void pc.addIceCandidate(c).catch(() => undefined);
+  }
+
+  private forget(id: string): void {
+    this.peers.delete(id);
+    this.pendingCandidates.delete(id);
+  }
+
+  private async applyRemoteCandidate(id: string, candidate: CandidateInit | null): Promise<void> {
+    if (!candidate || !candidate.candidate) return;
+    const pc = this.peers.get(id);
+    if (!pc || !pc.remoteDescription) {
+      const queue = this.pendingCandidates.get(id) ?? [];
+      queue.push(candidate);
+      if (queue.length <= 50) this.pendingCandidates.set(id, queue);
+      return;
+    }
+    try {
+      await pc.addIceCandidate(candidate);
+    } catch {
+      // A candidate for a closed or replaced connection: nothing to do.
+    }
+  }
+
+  /**
+   * Publishes `tracks` (audio then video; a missing track still gets its m-line, so it can be
+   * added later with `replaceTrack` without renegotiating).
+   */
+  async publish(
+    roomId: string,
+    source: Source,
+    tracks: { audio: MediaStreamTrack | null; video: MediaStreamTrack | null },
+    iceServers: RTCIceServer[],
+  ): Promise<Publication> {
+    const pc = new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle" });
+    const audio = pc.addTransceiver(tracks.audio ?? "audio", { direction: "sendonly" });
+    const video = pc.addTransceiver(tracks.video ?? "video", { direction: "sendonly" });
+    const trickle = new Trickle(this, roomId, pc);
+    try {
+      await pc.setLocalDescription(await pc.createOffer());
+      await waitForIceGathering(pc);
+      const offer = pc.localDescription?.sdp ?? "";
+      trickle.markSdpSent();
+      const { streamId, sdp } = await this.request("publish", { roomId, source, sdp: offer });
+      await pc.setRemoteDescription({ type: "answer", sdp });
+      this.register(streamId, pc);
+      trickle.start(streamId);
+      return new Publication(this, roomId, source, streamId, pc, audio.sender, video.sender);
+    } catch (err) {
+      pc.close();
+      throw err;
+    }
+  }
+
+  /** Subscribes to a stream; `onTrack` is called with the stream as tracks arrive. */
+  async subscribe(
+    roomId: string,
+    stream: Stream,
+    iceServers: RTCIceServer[],
+  ): Promise<Subscription> {
+    const pc = new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle" });
+    const media = new MediaStream();
+    pc.addEventListener("track", (ev) => {
+      if (!media.getTracks().includes(ev.track)) media.addTrack(ev.track);
+    });
+    const trickle = new Trickle(this, roomId, pc);
+    try {
+      const { subscriptionId, sdp } = await this.request("subscribe", {
+        roomId,
+        streamId: stream.streamId,
+      });
+      await pc.setRemoteDescription({ type: "offer", sdp });
+      this.register(subscriptionId, pc);
+      await pc.setLocalDescription(await pc.createAnswer());
+      await waitForIceGathering(pc);
+      const answer = pc.localDescription?.sdp ?? "";
+      trickle.markSdpSent();
+      await this.request("subscribeAnswer", { roomId, subscriptionId, sdp: answer });
+      trickle.start(subscriptionId);
+      return new Subscription(this, roomId, stream, subscriptionId, pc, media);
+    } catch (err) {
+      pc.close();
+      throw err;
+    }
+  }
+
+  /** @internal used by Publication and Subscription */
+  release(id: string): void {
+    this.forget(id);
+  }
+}
+
+/**
+ * Sends the candidates found after the SDP went out (the SDP carries those gathered before),
+ * once the connection's id is known.
+ */
+class Trickle {
+  private id: string | null = null;
+  private sdpSent = false;
+  private readonly late: CandidateInit[] = [];
+
+  constructor(
+    private readonly client: ParleyClient,
+    private readonly roomId: string,
+    pc: RTCPeerConnection,
+  ) {
+    pc.addEventListener("icecandidate", (ev) => {
+      if (!this.sdpSent || !ev.candidate || !ev.candidate.candidate) return;
+      const init = ev.candidate.toJSON() as CandidateInit;
+      if (this.id) this.send(init);
+      else this.late.push(init);
+    });
+  }
+
+  /** The local SDP has been read: candidates from now on are not in it. */
+  markSdpSent(): void {
+    this.sdpSent = true;
+  }
+
+  start(id: string): void {
+    this.id = id;
+    for (const c of this.late.splice(0)) this.send(c);
+  }
+
+  private send(candidate: CandidateInit): void {
+    if (!this.id) return;
+    void this.client
+      .request("iceCandidate", { roomId: this.roomId, id: this.id, candidate })
+      .catch(() => undefined);
+  }
+}
+
+/** Resolves when ICE gathering is complete, or after `timeoutMs` (late ones are trickled). */
+export function waitForIceGathering(pc: RTCPeerConnection, timeoutMs = 2000): Promise<void> {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const check = (): void => {
+      if (pc.iceGatheringState === "complete") finish();
+    };
+    const finish = (): void => {
+      clearTimeout(timer);
+      pc.removeEventListener("icegatheringstatechange", check);
+      resolve();
+    };
+    const timer = setTimeout(finish, timeoutMs);
+    pc.addEventListener("icegatheringstatechange", check);
+  });
+}
+
+/** One published stream: our camera (with microphone) or our screen. */
+export class Publication {
+  private closed = false;
+
+  constructor(
+    private readonly client: ParleyClient,
+    readonly roomId: string,
+    readonly source: Source,
+    readonly streamId: string,
+    readonly pc: RTCPeerConnection,
+    readonly audioSender: RTCRtpSender,
+    readonly videoSender: RTCRtpSender,
+  ) {}
+
+  /** Swaps the sent track (null sends nothing) without renegotiating. */
+  async setTrack(kind: MediaKind, track: MediaStreamTrack | null): Promise<void> {
+    const sender = kind === "audio" ? this.audioSender : this.videoSender;
+    if (sender.track === track) return;
+    await sender.replaceTrack(track);
+  }
+
+  /** Stops sending and tells the server; safe to call twice. */
+  async close(notify = true): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.client.release(this.streamId);
+    this.pc.close();
+    if (notify) {
+      await this.client
+        .request("unpublish", { roomId: this.roomId, streamId: this.streamId })
+        .catch(() => undefined);
+    }
+  }
+}
+
+/** One received stream. `media` gains its tracks as they arrive. */
+export class Subscription {
+  private closed = false;
+
+  constructor(
+    private readonly client: ParleyClient,
+    readonly roomId: string,
+    readonly stream: Stream,
+    readonly subscriptionId: string,
+    readonly pc: RTCPeerConnection,
+    readonly media: MediaStream,
+  ) {}
+
+  /** Stops receiving; safe to call twice. */
+  async close(notify = true): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.client.release(this.subscriptionId);
+    this.pc.close();
+    if (notify) {
+      await this.client
+        .request("unsubscribe", { roomId: this.roomId, subscriptionId: this.subscriptionId })
+        .catch(() => undefined);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP
+
+export async function getConnectionInfo(): Promise<ConnectionInfo> {
+  const response = await fetch("/get-connection-info", { cache: "no-store" });
+  if (!response.ok) throw new ProtocolError("INTERNAL", "Could not reach the server.");
+  return (await response.json()) as ConnectionInfo;
+}
+
+export interface UploadHandle {
+  promise: Promise<FileInfo>;
+  abort: () => void;
+}
+
+/** Uploads a file to the room with progress (0..1); rejects with a ProtocolError. */
+export function uploadFile(
+  file: File,
+  roomId: string,
+  token: string,
+  onProgress: (fraction: number) => void,
+): UploadHandle {
+  const xhr = new XMLHttpRequest();
+  const promise = new Promise<FileInfo>((resolve, reject) => {
+    xhr.open("POST", "/upload-file");
+    xhr.setRequestHeader("Authorization", `Bearer ${token}`);
+    xhr.responseType = "json";
+    xhr.upload.addEventListener("progress", (ev) => {
+      if (ev.lengthComputable && ev.total > 0) onProgress(ev.loaded / ev.total);
+    });
+    xhr.addEventListener("load", () => {
+      const body = xhr.response as { error?: string; message?: string } | FileInfo | null;
+      if (xhr.status >= 200 && xhr.status < 300 && body && "filename" in body) {
+        resolve(body);
+        return;
+      }
+      const err = body && "error" in body ? body : null;
+      const code = (err?.error as ErrorCode | undefined) ??
+        (xhr.status === 413 ? "FILE_TOO_LARGE" : xhr.status === 401 ? "UNAUTHORIZED" : "INTERNAL");
+      reject(new ProtocolError(xhr.status === 413 ? "FILE_TOO_LARGE" : code, err?.message ?? ""));
+    });
+    xhr.addEventListener("error", () => {
+      // A 413 sent while the body is still streaming often surfaces as a network error.
+      reject(new ProtocolError("DISCONNECTED", "The upload was interrupted."));
+    });
+    xhr.addEventListener("abort", () => reject(new ProtocolError("INTERNAL", "Upload cancelled.")));
+    const form = new FormData();
+    form.append("roomId", roomId);
+    form.append("file", file, file.name);
+    xhr.send(form);
+  });
+  return { promise, abort: () => xhr.abort() };
+}
+
+/** Human words for an error, for people rather than programs. */
+export function humanError(err: unknown, context: "join" | "create" | "upload" | "other" = "other"): string {
+  if (err instanceof ProtocolError) {
+    switch (err.code) {
+      case "ROOM_NOT_FOUND":
+        return "This meeting does not exist or has ended.";
+      case "ROOM_EXISTS":
+        return "A meeting with this link already exists. Choose another link.";
+      case "ROOM_FULL":
+        return "This meeting is full.";
+      case "NOT_IN_ROOM":
+        return "You are no longer in this meeting.";
+      case "FORBIDDEN":
+        return "You are not allowed to do that.";
+      case "UNAUTHORIZED":
+        return context === "upload"
+          ? "Your session has expired. Rejoin the meeting to send files."
+          : "You are not allowed to do that.";
+      case "FILE_NOT_FOUND":
+        return "This file is no longer available.";
+      case "FILE_TOO_LARGE":
+        return "This file is too large to send.";
+      case "RATE_LIMITED":
+        return "You are doing that too often. Please wait a moment and try again.";
+      case "MEDIA_ERROR":
+        return "Audio and video could not be connected.";
+      case "TIMEOUT":
+        return "The server did not answer in time. Please try again.";
+      case "DISCONNECTED":
+        return "Cannot reach the server. Check your connection and try again.";
+      case "INVALID_PAYLOAD":
+        return err.message && !/[{}_]/.test(err.message)
+          ? err.message
+          : context === "create"
+            ? "Please check the meeting name and link."
+            : "Please check what you typed.";
+      case "INTERNAL":
+        return "Something went wrong on the server. Please try again.";
+    }
+  }
+  return "Something went wrong. Please try again.";
+}
