@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +12,9 @@ from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
+from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect
+from starlette.types import Receive, Scope, Send
 
 from parley import __version__
 from parley.errors import ErrorCode, ParleyError
@@ -33,6 +37,8 @@ class HttpDeps:
     files: FilesService
     engine: MediaEngine | None
     started: float
+    ping_timeout: float = 5.0
+    """Seconds ``/health`` waits for the database before it reports it unusable."""
 
 
 def error_body(code: ErrorCode | str, message: str, status: int) -> JSONResponse:
@@ -43,6 +49,12 @@ def install(app: FastAPI, deps: HttpDeps) -> None:
     @app.exception_handler(ParleyError)
     async def parley_error(_request: Request, error: ParleyError) -> JSONResponse:
         return error_body(error.code, error.message, error.http_status)
+
+    # Anything else is a bug: the contract's body, no detail. The server still logs the
+    # traceback (Starlette re-raises after this answer is sent).
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, _error: Exception) -> JSONResponse:
+        return error_body(ErrorCode.INTERNAL, "Something went wrong.", 500)
 
     @app.get("/health")
     async def health() -> JSONResponse:
@@ -55,9 +67,10 @@ def install(app: FastAPI, deps: HttpDeps) -> None:
             "media": _media(deps.engine),
         }
         try:
-            await deps.store.ping()
+            async with asyncio.timeout(deps.ping_timeout):
+                await deps.store.ping()
         except Exception as error:
-            log.warning("health: storage unusable: %s", error)
+            log.warning("health: storage unusable: %s %s", type(error).__name__, error)
             body["status"] = "degraded"
             body["storage"] = "unusable"
             return JSONResponse(body, status_code=503)
@@ -94,10 +107,12 @@ def install(app: FastAPI, deps: HttpDeps) -> None:
             return Response(status_code=400)
         return JSONResponse(stored.to_wire(), status_code=201)
 
-    @app.get("/download-file/{filename}")
+    # ``path``: every name under /download-file/ reaches ``find`` (and its 404), none is
+    # redirected (``<name>/`` would otherwise be sent on to ``<name>``).
+    @app.api_route("/download-file/{filename:path}", methods=["GET", "HEAD"])
     async def download_file(filename: str) -> Response:
         record, path = await deps.files.find(filename)
-        return FileResponse(
+        return Download(
             path,
             media_type=record.mime_type,
             headers={
@@ -108,6 +123,31 @@ def install(app: FastAPI, deps: HttpDeps) -> None:
         )
 
     _install_client(app)
+
+
+_RANGE = re.compile(r"bytes=\s*(\d+-\d*|-\d+)(\s*,\s*(\d+-\d*|-\d+)){0,99}\s*")
+
+
+class Download(FileResponse):
+    """A stored file. A ``Range`` header that is not a plain list of byte ranges is ignored
+    (RFC 9110 allows it): the whole file is sent rather than an error outside the contract."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        wanted = Headers(scope=scope).get("range")
+        if wanted is not None and not _valid_range(wanted):
+            headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"range"]
+            scope = {**scope, "headers": headers}
+        await super().__call__(scope, receive, send)
+
+
+def _valid_range(value: str) -> bool:
+    if not _RANGE.fullmatch(value):
+        return False
+    for spec in value.removeprefix("bytes=").split(","):
+        start, _, end = spec.strip().partition("-")
+        if start and end and int(end) < int(start):
+            return False
+    return True
 
 
 def _media(engine: MediaEngine | None) -> dict[str, object]:

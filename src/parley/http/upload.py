@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
@@ -18,6 +19,7 @@ from parley.files.models import StoredFile
 from parley.files.service import FilesService
 
 _MAX_FIELD_BYTES = 1024
+_MAX_PARTS = 8
 _MULTIPART_SLACK = 64 * 1024  # room for boundaries, part headers and the roomId field
 
 
@@ -48,6 +50,7 @@ class _Collector:
             "on_header_value": self.header_value,
             "on_header_end": self.header_end,
             "on_headers_finished": lambda: self.events.append(("headers", dict(self.headers))),
+            "on_end": lambda: self.events.append(("done", None)),
         }
 
     def part_begin(self) -> None:
@@ -77,6 +80,9 @@ class Upload:
         self._fields: dict[str, str] = {}
         self._file_name: str | None = None
         self._file_type: str | None = None
+        self._file_ended = False
+        self._form_ended = False
+        self._parts = 0
 
     async def run(self) -> StoredFile:
         grant = self._files.authorise(self._request.headers.get("authorization"))
@@ -86,6 +92,8 @@ class Upload:
             await self._receive(boundary)
             if self._writer is None or self._file_name is None:
                 raise InvalidPayload("The form needs one part named 'file'.")
+            if not (self._file_ended and self._form_ended):
+                raise InvalidPayload("The form ended before its closing boundary.")
             return await self._files.complete(
                 grant,
                 self._fields.get("roomId"),
@@ -121,8 +129,20 @@ class Upload:
         collector = _Collector()
         parser = MultipartParser(boundary, collector.callbacks())  # type: ignore[arg-type]
         part: _Part | None = None
+        received = 0
         async for chunk in self._request.stream():
-            parser.write(chunk)
+            # The whole body is capped too: bytes outside the file (preamble, epilogue, fields)
+            # may not stream on forever when no Content-Length was declared.
+            received += len(chunk)
+            if received > self._files.max_bytes + _MULTIPART_SLACK:
+                raise LimitExceeded(
+                    f"The file is larger than {self._files.max_bytes} bytes.",
+                    ErrorCode.FILE_TOO_LARGE,
+                )
+            try:
+                parser.write(chunk)
+            except MultipartParseError as error:
+                raise InvalidPayload(f"The form is not valid multipart: {error}"[:200]) from None
             for kind, value in collector.events:
                 part = await self._on(kind, value, part)
             collector.events.clear()
@@ -131,7 +151,13 @@ class Upload:
     async def _on(self, kind: str, value: object, part: _Part | None) -> _Part | None:
         if kind == "headers":
             assert isinstance(value, dict)
+            self._parts += 1
+            if self._parts > _MAX_PARTS:
+                raise InvalidPayload("The form has too many parts.")
             return self._begin(value)
+        if kind == "done":
+            self._form_ended = True
+            return None
         if part is None:
             return None
         if kind == "data":
@@ -144,6 +170,8 @@ class Upload:
                     raise InvalidPayload(f"Form field {part.name!r} is too long.")
         elif kind == "end" and part.filename is None:
             self._fields[part.name] = part.data.decode("utf-8", "replace").strip()
+        elif kind == "end":
+            self._file_ended = True
         return part
 
     def _begin(self, headers: dict[bytes, bytes]) -> _Part:
