@@ -176,14 +176,6 @@ async def test_a_host_key_still_makes_a_host_after_a_restart(tmp_path: Path, how
         assert await again.ok("getRoomsList") == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "rooms/service.py RoomsService._resume: after a restart presence is empty, so a valid "
-        "resumeToken finds no participant and the client joins afresh with a new userId; the "
-        "store deduplicates on (room, userId, clientMessageId), so the retry is stored twice"
-    ),
-)
 @pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM"])
 async def test_a_retry_with_the_same_client_message_id_across_a_restart_is_stored_once(
     tmp_path: Path, how: str

@@ -336,7 +336,7 @@ async def test_a_dropped_participant_leaves_when_grace_expires(tmp_path) -> None
             "joinRoom",
             {"roomId": created["roomId"], "userName": "Ada", "resumeToken": created["token"]},
         )
-        assert data["userId"] != created["userId"] and data["isHost"] is False
+        assert data["userId"] == created["userId"] and data["isHost"] is False
         await back.close()
         await guest.close()
 
@@ -400,3 +400,13 @@ async def test_a_failed_join_elsewhere_keeps_you_where_you_are(connect) -> None:
         "ROOM_NOT_FOUND"
     )
     assert len(await ada.ok("getUsers", {"roomId": room_id})) == 1
+
+
+async def test_the_first_person_in_a_room_nobody_hosts_becomes_host(connect) -> None:
+    room_id, (ada,), _ = await meeting(connect, "Ada")
+    await ada.ok("leaveRoom", {"roomId": room_id})
+    bob = await connect()
+    joined = await bob.ok("joinRoom", {"roomId": room_id, "userName": "Bob"})
+    assert joined["isHost"] is True
+    assert await bob.next("hostChanged") == {"userId": joined["userId"]}
+    await bob.ok("endMeeting", {"roomId": room_id})

@@ -148,7 +148,8 @@ class RoomsService:
             if previous is not None and previous != conn_id:
                 await self._notify.leave(previous, room.key)
             if participant is None:
-                participant = await self._admit(room, conn_id, user_name, host_key)
+                returning = self._returning_user(room, resume_token)
+                participant = await self._admit(room, conn_id, user_name, host_key, returning)
             elif host_key is not None:
                 self._check_host_key(room, host_key)
                 participant.is_host = True
@@ -184,7 +185,7 @@ class RoomsService:
             raise Unauthorized("That resume token is not valid.")
         participant = room.participants.get(claims.user_id)
         if claims.room_key != room.key or participant is None:
-            return None  # too late to resume: join afresh
+            return None  # too late to resume: join again (see ``_returning_user``)
         if participant.grace is not None:
             participant.grace.cancel()
             participant.grace = None
@@ -194,8 +195,22 @@ class RoomsService:
         log.info("room %s: %s resumed", room.room_id, participant.user_id)
         return participant
 
+    def _returning_user(self, room: LiveRoom, resume_token: str | None) -> str | None:
+        """The userId a valid token of this room lifetime names, when its place is gone (the
+        grace period ran out, or the server restarted): it comes back under the same id, so
+        its earlier messages stay its own and its retries are still recognised."""
+        claims = self._signer.verify(resume_token) if resume_token else None
+        if claims is None or claims.room_key != room.key:
+            return None
+        return claims.user_id
+
     async def _admit(
-        self, room: LiveRoom, conn_id: str, user_name: str, host_key: str | None
+        self,
+        room: LiveRoom,
+        conn_id: str,
+        user_name: str,
+        host_key: str | None,
+        user_id: str | None = None,
     ) -> Participant:
         if len(room.participants) >= self._limits.max_participants:
             raise LimitExceeded("This meeting is full.", ErrorCode.ROOM_FULL)
@@ -204,7 +219,7 @@ class RoomsService:
             self._check_host_key(room, host_key)
             is_host = True
         participant = Participant(
-            user_id=secrets.token_hex(8),
+            user_id=user_id or secrets.token_hex(8),
             user_name=user_name,
             is_host=is_host,
             joined_at=self._clock.now_ms(),
@@ -212,6 +227,7 @@ class RoomsService:
         )
         room.participants[participant.user_id] = participant
         self._presence.bind(conn_id, room, participant)
+        await self._notify.enter(conn_id, room.key)
         log.info(
             "room %s: %s joined%s", room.room_id, participant.user_id, " as host" if is_host else ""
         )
@@ -221,6 +237,7 @@ class RoomsService:
             {"userId": participant.user_id, "userName": participant.user_name},
             exclude_conn=conn_id,
         )
+        await self._hand_over(room)  # a room nobody hosts (e.g. after a restart) gets a host
         return participant
 
     @staticmethod
