@@ -120,8 +120,10 @@ class Parley:
                 s, self.store, self.presence, self.files, self.engine, time.monotonic()
             ),
         )
-        self.asgi = socketio.ASGIApp(
-            self.sio, other_asgi_app=self.http, on_startup=self.start, on_shutdown=self.close
+        self.asgi = signalling.ContainedWebSockets(
+            socketio.ASGIApp(
+                self.sio, other_asgi_app=self.http, on_startup=self.start, on_shutdown=self.close
+            )
         )
 
     async def start(self) -> None:
@@ -167,6 +169,6 @@ def _install_http_errors(app: FastAPI) -> None:
 
 def create_app(
     settings: Settings, engine: MediaEngine | None = _UNSET, clock: Clock | None = None
-) -> socketio.ASGIApp:
+) -> signalling.ContainedWebSockets:
     """The ASGI application for ``settings``; its lifespan starts and stops everything."""
     return Parley(settings, engine, clock).asgi

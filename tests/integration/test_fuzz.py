@@ -480,15 +480,6 @@ async def test_malformed_frames_leave_the_server_and_other_clients_working(
     assert (await fresh.call("getRoomsList"))["ok"] is True
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "python-engineio/python-socketio log a traceback at ERROR for most malformed frames "
-        "('message async handler error', and for a non-numeric first character an "
-        "exception escapes the ASGI app: 'Exception in ASGI application'); the Socket.IO "
-        "edge (signalling/server.py) does not contain them"
-    ),
-)
 async def test_malformed_frames_are_dropped_without_error_tracebacks(
     server: RunningServer, caplog: pytest.LogCaptureFixture
 ) -> None:

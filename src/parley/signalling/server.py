@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -36,10 +37,81 @@ class SocketNotifier:
         await self._sio.leave_room(conn_id, room_key)
 
 
+# What python-socketio raises for a packet it cannot decode (truncated JSON, a wrong packet
+# type, a binary placeholder that points nowhere, nesting too deep, ...).
+_MALFORMED = (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError)
+
+
+class ParleySocketServer(socketio.AsyncServer):  # type: ignore[misc]
+    """python-socketio's server, where a packet that does not decode is a protocol error: the
+    connection is closed with one warning line instead of a traceback per packet."""
+
+    async def _handle_eio_message(self, eio_sid: str, data: object) -> None:
+        try:
+            await super()._handle_eio_message(eio_sid, data)
+        except _MALFORMED as error:
+            log.warning(
+                "connection %s sent a malformed packet (%s); closing it",
+                eio_sid,
+                type(error).__name__,
+            )
+            self._binary_packet.pop(eio_sid, None)
+            await self.eio.disconnect(eio_sid)
+
+
+class ContainedWebSockets:
+    """ASGI wrapper: a WebSocket frame that python-engineio cannot decode ends that connection
+    quietly (close code 1002) rather than escaping to uvicorn as an application error."""
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket":
+            await self._app(scope, receive, send)
+            return
+        try:
+            await self._app(scope, receive, send)
+        except _MALFORMED as error:
+            client = (scope.get("client") or ("unknown",))[0]
+            log.warning(
+                "websocket from %s sent a malformed frame (%s); closed",
+                client,
+                type(error).__name__,
+            )
+            with contextlib.suppress(Exception):
+                await send({"type": "websocket.close", "code": 1002})
+
+
+class _PeerFaultFilter(logging.Filter):
+    """python-engineio reports an Engine.IO packet it cannot decode (say, an unknown packet
+    type) as an ERROR with a traceback, then carries on. That is the peer's fault, not ours:
+    it becomes one WARNING line. Every other record passes unchanged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == "Unknown receive error" and record.exc_info:
+            error = record.exc_info[1]
+            record.msg = "a client sent an undecodable Engine.IO packet (%s)"
+            record.args = (type(error).__name__,)
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def _engineio_logger() -> logging.Logger:
+    logger = logging.getLogger("parley.signalling.engineio")
+    if not any(isinstance(f, _PeerFaultFilter) for f in logger.filters):
+        logger.addFilter(_PeerFaultFilter())
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.WARNING)
+    return logger
+
+
 def make_server(
     cors_origins: list[str], max_message_bytes: int, ping_interval: float, ping_timeout: float
 ) -> socketio.AsyncServer:
-    return socketio.AsyncServer(
+    return ParleySocketServer(
         async_mode="asgi",
         # None: same origin only (python-engineio compares Origin with Host).
         cors_allowed_origins=cors_origins or None,
@@ -49,7 +121,7 @@ def make_server(
         # One event at a time per connection, so a client's messages keep their order.
         async_handlers=False,
         logger=False,
-        engineio_logger=False,
+        engineio_logger=_engineio_logger(),
     )
 
 
