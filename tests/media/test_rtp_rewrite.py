@@ -409,3 +409,27 @@ async def test_forwarding_goes_on_across_many_sequence_number_wraps() -> None:
 
 def test_the_installed_aiortc_and_aioice_are_the_versions_the_internals_were_checked_for() -> None:
     assert unchecked_versions() == {}
+
+
+async def test_only_aiortcs_abandoned_connection_attempts_are_silenced() -> None:
+    import asyncio
+
+    from aiortc import RTCPeerConnection
+    from aiortc.exceptions import InvalidStateError
+
+    from parley.media.embedded.aiortc_internals import is_abandoned_connect
+
+    pc = RTCPeerConnection()
+    attempt = asyncio.ensure_future(pc._RTCPeerConnection__connect())  # type: ignore[attr-defined]
+    await attempt
+    closed = InvalidStateError("RTCIceTransport is closed")
+    assert is_abandoned_connect({"exception": closed, "future": attempt})
+
+    async def other() -> None:
+        return None
+
+    unrelated = asyncio.ensure_future(other())
+    await unrelated
+    assert not is_abandoned_connect({"exception": closed, "future": unrelated})
+    assert not is_abandoned_connect({"exception": ValueError("x"), "future": attempt})
+    await pc.close()

@@ -450,3 +450,37 @@ def tap_sender(transceiver: RTCRtpTransceiver, sink: FeedbackSink) -> tuple[int,
     setattr(sender, "send", send)  # noqa: B010
     setattr(sender, "stop", stop)  # noqa: B010
     return outlet._ssrc, outlet._rtx_ssrc
+
+
+def is_abandoned_connect(context: dict[str, Any]) -> bool:
+    """Whether an asyncio error report is aiortc's own connection attempt ending because its
+    peer connection was closed while the attempt waited.
+
+    8. ``RTCPeerConnection.setRemoteDescription`` starts ``__connect`` with
+       ``asyncio.ensure_future`` and never awaits it; when the connection is closed during
+       that attempt (a participant leaves while their media is still connecting), the task
+       ends with ``InvalidStateError("RTCIceTransport is closed")`` and asyncio reports
+       "Task exception was never retrieved". That ending is expected, not a fault.
+    """
+    error = context.get("exception")
+    task = context.get("future")
+    coro = task.get_coro() if isinstance(task, asyncio.Task) else None
+    name = getattr(coro, "__qualname__", "")
+    return isinstance(error, InvalidStateError) and name == "RTCPeerConnection.__connect"
+
+
+def quiet_abandoned_connects(loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
+    """Drop exactly the reports of ``is_abandoned_connect`` from ``loop``; every other report
+    goes where it went before. Returns the function that undoes this."""
+    previous = loop.get_exception_handler()
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if is_abandoned_connect(context):
+            return
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
+    return lambda: loop.set_exception_handler(previous)

@@ -6,12 +6,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
 from parley.errors import MediaError
-from parley.media.embedded.aiortc_internals import CHECKED_VERSIONS, unchecked_versions
+from parley.media.embedded.aiortc_internals import (
+    CHECKED_VERSIONS,
+    quiet_abandoned_connects,
+    unchecked_versions,
+)
 from parley.media.embedded.config import EmbeddedConfig
 from parley.media.embedded.pump import ForwardingCounters
 from parley.media.embedded.sessions import PublisherSession, SubscriberSession
@@ -58,6 +62,7 @@ class EmbeddedEngine:
             },
         )
         self._listener: MediaListener = _NoListener()
+        self._unquiet: Callable[[], None] | None = None
         self._rooms: dict[str, _Room] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._counters = ForwardingCounters(
@@ -76,6 +81,8 @@ class EmbeddedEngine:
 
     async def start(self) -> None:
         self._closed = False
+        if self._unquiet is None:
+            self._unquiet = quiet_abandoned_connects(asyncio.get_running_loop())
         for name, version in unchecked_versions().items():
             logger.warning(
                 "%s %s is installed; the embedded engine was checked against %s",
@@ -91,6 +98,9 @@ class EmbeddedEngine:
         tasks = list(self._tasks)
         if tasks:
             await asyncio.wait(tasks, timeout=self._config.close_timeout * 2)
+        if self._unquiet is not None:
+            self._unquiet()
+            self._unquiet = None
 
     # --- publishing -----------------------------------------------------------------------
     async def publish(self, room_key: str, stream_id: str, offer_sdp: str) -> Published:
