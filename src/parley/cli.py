@@ -65,6 +65,11 @@ def server_config(app: Any, settings: Settings, host: str, port: int) -> uvicorn
         ws="websockets-sansio",
         # Refuse oversized frames while reading them instead of buffering up to 16 MiB.
         ws_max_size=settings.max_socket_message_bytes + 1024,
+        # Chat frames are small and fanned out to many: compressing each costs more CPU than
+        # it saves bandwidth.
+        ws_per_message_deflate=False,
+        # A long-polling request can hold shutdown for its whole poll; do not wait for it.
+        timeout_graceful_shutdown=3,
     )
 
 
