@@ -3,10 +3,8 @@ and a participant that uses the page the way a person does (by role and accessib
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -16,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect
+
+from tests.support.server import ChildServer, spawn_server
 
 ROOT = Path(__file__).resolve().parents[2]
 STATIC_INDEX = ROOT / "src" / "parley" / "static" / "index.html"
@@ -40,60 +40,21 @@ CHROMIUM_ARGS = [
 ]
 
 
-@dataclass
-class Server:
-    """``python -m parley serve`` on 127.0.0.1, port 0."""
-
-    process: subprocess.Popen[str]
-    url: str
-    data_dir: Path
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+Server = ChildServer
 
 
 @contextmanager
 def running_server(media: bool, **env: str) -> Iterator[Server]:
     """A server with media on loopback only (``media``) or with media disabled."""
     data_dir = Path(tempfile.mkdtemp(prefix="parley-browser-"))
-    child_env = {
-        **os.environ,
-        "PARLEY_MEDIA_ENGINE": "embedded" if media else "none",
-        "PARLEY_MEDIA_ADDRESSES": "127.0.0.1",
-        "PARLEY_LOG_LEVEL": "warning",
-        **env,
-    }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "parley",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--data-dir",
-            str(data_dir),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=child_env,
-        cwd=ROOT,
+    server = spawn_server(
+        data_dir,
+        {
+            "PARLEY_MEDIA_ENGINE": "embedded" if media else "none",
+            "PARLEY_MEDIA_ADDRESSES": "127.0.0.1",
+            **env,
+        },
     )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if not line.startswith("Parley listening on "):
-        process.kill()
-        process.wait(10)
-        raise RuntimeError(f"server did not start: {line!r}")
-    server = Server(process, line.split()[-1], data_dir)
     try:
         yield server
     finally:

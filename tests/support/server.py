@@ -64,8 +64,14 @@ class ChildServer:
         self.process.wait(30)
 
     def stop(self) -> None:
+        if self.process.poll() is not None:
+            return
         self.process.send_signal(signal.SIGTERM)
-        self.process.wait(30)
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
 
 
 def spawn_server(data_dir: Path, env: dict[str, str] | None = None) -> ChildServer:
