@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from typing import Any
 
+import engineio
 import socketio
 
 from parley.chat.service import ChatService
@@ -108,10 +110,63 @@ def _engineio_logger() -> logging.Logger:
     return logger
 
 
+class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
+    """python-socketio's in-process client manager, with room broadcasts sent to each
+    recipient in turn rather than through one task per recipient. The packet is encoded once
+    either way; the tasks only cost their creation and scheduling, because a send merely queues
+    the packet for that connection's writer. (Checked against python-socketio 5.18.1.)"""
+
+    async def emit(
+        self,
+        event: str,
+        data: Any,
+        namespace: str,
+        room: str | None = None,
+        skip_sid: Any = None,
+        callback: Any = None,
+        to: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        target = to or room
+        if callback is not None or namespace not in self.rooms:
+            await super().emit(
+                event,
+                data,
+                namespace,
+                room=room,
+                skip_sid=skip_sid,
+                callback=callback,
+                to=to,
+                **kwargs,
+            )
+            return
+        args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
+        skip = set(skip_sid) if isinstance(skip_sid, list) else {skip_sid}
+        pkt = self.server.packet_class(
+            socketio.packet.EVENT, namespace=namespace, data=[event, *args]
+        )
+        encoded = pkt.encode()
+        frames = [
+            engineio.packet.Packet(engineio.packet.MESSAGE, part)
+            for part in (encoded if isinstance(encoded, list) else [encoded])
+        ]
+        for sid, eio_sid in list(self.get_participants(namespace, target)):
+            if sid in skip:
+                continue
+            for frame in frames:
+                try:
+                    await self.server._send_eio_packet(eio_sid, frame)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # a connection that went away meanwhile
+                    log.debug("could not send %s to %s", event, sid, exc_info=True)
+
+
 def make_server(
     cors_origins: list[str], max_message_bytes: int, ping_interval: float, ping_timeout: float
 ) -> socketio.AsyncServer:
     return ParleySocketServer(
+        client_manager=FanoutManager(),
         async_mode="asgi",
         # None: same origin only (python-engineio compares Origin with Host).
         cors_allowed_origins=cors_origins or None,
