@@ -11,7 +11,7 @@ import contextlib
 import os
 import socket
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +75,9 @@ def _peers_gather_on_media_address(monkeypatch: pytest.MonkeyPatch) -> None:
     """aioice gathers host candidates on every non-127.0.0.1 address; keep it to ours."""
     import aioice.ice
 
-    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: [MEDIA_ADDRESS])
+    monkeypatch.setattr(
+        aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: [MEDIA_ADDRESS]
+    )
 
 
 def _require_janus(settings: Settings) -> None:
@@ -175,9 +177,7 @@ class Admin:
         return [int(s) for s in answer["sessions"]]
 
     async def handles(self, session_id: int) -> list[int]:
-        answer = await self.connection.request(
-            {"janus": "list_handles", "session_id": session_id}
-        )
+        answer = await self.connection.request({"janus": "list_handles", "session_id": session_id})
         return [int(h) for h in answer["handles"]]
 
     async def rooms(self) -> list[str]:
@@ -200,11 +200,3 @@ async def admin_of(process: JanusProcess) -> AsyncIterator[Admin]:
         yield admin
     finally:
         await admin.connection.close()
-
-
-@pytest.fixture
-def no_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in list(os.environ):
-        if name.startswith("PARLEY_"):
-            monkeypatch.delenv(name)
-    yield

@@ -16,6 +16,8 @@ from av import AudioFrame, VideoFrame
 
 from parley.media.engine import MediaEngine
 
+from .waiting import until
+
 VIDEO_RATE = 90000
 AUDIO_RATE = 48000
 
@@ -77,19 +79,24 @@ class Tone(MediaStreamTrack):
 class Publisher:
     """A client that publishes one stream of generated audio and video."""
 
-    def __init__(self) -> None:
+    def __init__(self, audio: bool = True) -> None:
         self.pc = RTCPeerConnection()
-        self.pc.addTrack(Tone())
+        if audio:
+            self.pc.addTrack(Tone())
         self.pc.addTrack(MovingVideo())
 
+    async def offer(self) -> str:
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        sdp: str = self.pc.localDescription.sdp
+        return sdp
+
+    async def accept(self, answer_sdp: str) -> None:
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))
+
     async def publish(self, engine: MediaEngine, room_key: str, stream_id: str) -> None:
-        offer = await self.pc.createOffer()
-        await self.pc.setLocalDescription(offer)
-        published = await engine.publish(room_key, stream_id, self.pc.localDescription.sdp)
+        published = await engine.publish(room_key, stream_id, await self.offer())
         assert set(published.kinds) == {"audio", "video"}
-        await self.pc.setRemoteDescription(
-            RTCSessionDescription(sdp=published.answer_sdp, type="answer")
-        )
+        await self.accept(published.answer_sdp)
 
     async def close(self) -> None:
         await self.pc.close()
@@ -101,6 +108,8 @@ class Subscriber:
     def __init__(self) -> None:
         self.pc = RTCPeerConnection()
         self.frames: dict[str, int] = {"audio": 0, "video": 0}
+        self.first_video_at: float | None = None
+        self.video_widths: list[int] = []
         self._readers: list[asyncio.Task[None]] = []
         self.pc.on("track", self._on_track)
 
@@ -110,23 +119,28 @@ class Subscriber:
     async def _read(self, track: MediaStreamTrack) -> None:
         with contextlib.suppress(MediaStreamError):
             while True:
-                await track.recv()
+                frame = await track.recv()
                 self.frames[track.kind] += 1
+                if isinstance(frame, VideoFrame):
+                    self.video_widths.append(frame.width)
+                if track.kind == "video" and self.first_video_at is None:
+                    self.first_video_at = asyncio.get_running_loop().time()
 
     async def subscribe(
         self, engine: MediaEngine, room_key: str, stream_id: str, subscription_id: str
     ) -> None:
         offer = await engine.subscribe(room_key, stream_id, subscription_id)
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
-        answer = await self.pc.createAnswer()
-        await self.pc.setLocalDescription(answer)
-        await engine.accept_answer(room_key, subscription_id, self.pc.localDescription.sdp)
+        await engine.accept_answer(room_key, subscription_id, await self.answer(offer))
+
+    async def answer(self, offer_sdp: str) -> str:
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        sdp: str = self.pc.localDescription.sdp
+        return sdp
 
     async def wait_frames(self, video: int, audio: int, within: float = 20.0) -> None:
         """Return once at least ``video`` and ``audio`` frames were decoded."""
-        async with asyncio.timeout(within):
-            while self.frames["video"] < video or self.frames["audio"] < audio:
-                await asyncio.sleep(0.1)
+        await until(lambda: self.frames["video"] >= video and self.frames["audio"] >= audio, within)
 
     async def close(self) -> None:
         await self.pc.close()

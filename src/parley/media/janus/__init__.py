@@ -1,4 +1,11 @@
-"""Janus as Parley's second media engine (VideoRoom plugin over the WebSocket API)."""
+"""Janus as Parley's second media engine (VideoRoom plugin over the WebSocket API).
+
+``create_engine(settings)`` gives a ``MediaEngine`` that runs its own supervised ``janus``
+(configuration generated under ``<data_dir>/janus/``) or, with ``janus_url``, uses a Janus run
+by someone else. ``janus_available(settings)`` tells whether that can work here (what
+``media_engine = "auto"`` checks). Modules: ``client`` (WebSocket API), ``config`` and
+``process`` (the child Janus), ``link`` (connection kept up), ``engine`` (the mapping).
+"""
 
 from __future__ import annotations
 

@@ -116,7 +116,8 @@ class JanusConnection:
         self._closed.set()
         if self._ws is not None:
             with contextlib.suppress(OSError, WebSocketException):
-                await asyncio.wait_for(self._ws.close(), timeout=3.0)
+                async with asyncio.timeout(3.0):
+                    await self._ws.close()
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -142,18 +143,21 @@ class JanusConnection:
         if not self.is_open or self._ws is None:
             raise JanusClosed()
         transaction = secrets.token_hex(8)
-        payload = dict(message, transaction=transaction)
+        payload = dict(message)
         if self.api_secret and not self.admin:
             payload["apisecret"] = self.api_secret
         if self.admin_secret and self.admin:
             payload["admin_secret"] = self.admin_secret
+        # Last, so that truncated frame logs (websockets at DEBUG) never show a secret's tail.
+        payload["transaction"] = transaction
         pending = _Pending(accept_ack)
         self._pending[transaction] = pending
         limit = self.request_timeout if within is None else within
         what = str(message.get("janus"))
         try:
-            await self._ws.send(json.dumps(payload))
-            answer = await asyncio.wait_for(pending.future, timeout=limit)
+            async with asyncio.timeout(limit):
+                await self._ws.send(json.dumps(payload))
+                answer = await pending.future
         except TimeoutError as exc:
             raise JanusTimeout(what, limit) from exc
         except (ConnectionClosed, OSError) as exc:
@@ -193,7 +197,10 @@ class JanusConnection:
         session_id = message.get("session_id")
         callback = self._sessions.get(session_id) if isinstance(session_id, int) else None
         if callback is not None:
-            callback(message)
+            try:
+                callback(message)
+            except Exception:  # a faulty consumer must not stop the reader
+                logger.exception("janus event handler failed for %s", kind)
         elif kind not in ("ack", "success"):
             logger.debug("janus event for no known session: %s", kind)
 

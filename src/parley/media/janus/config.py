@@ -128,6 +128,8 @@ def core_config(
         '"/sys", "/usr", "/var"]',
     ]
     media: list[str] = []
+    if any(":" in address for address in settings.media_addresses):
+        media.append("ipv6 = true")
     if settings.rtp_port_min is not None and settings.rtp_port_max is not None:
         media.append(f'rtp_port_range = "{settings.rtp_port_min}-{settings.rtp_port_max}"')
     nat = ["nice_debug = false", "ignore_unreachable_ice_server = true", "ignore_mdns = false"]

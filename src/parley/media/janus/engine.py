@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Literal, cast
 
 from parley.errors import MediaError
 from parley.media.engine import (
@@ -26,13 +26,14 @@ from parley.media.engine import (
 )
 from parley.settings import Settings
 
-from .client import JSON, JanusClosed, JanusConnection, JanusError, JanusHandle, JanusSession
-from .process import JanusEndpoint, JanusProvider
-from .rooms import Publisher, Room, Subscriber, sdp_kinds
+from .client import JSON, JanusClosed, JanusError, JanusHandle, plugin_data
+from .jsep import candidate_from_janus, candidate_to_janus, check_sdp, sdp_kinds, sdp_of
+from .link import VIDEOROOM, JanusLink
+from .process import JanusProvider
+from .rooms import Peer, Publisher, Room, Signals, Subscriber
 
 logger = logging.getLogger(__name__)
 
-VIDEOROOM = "janus.plugin.videoroom"
 ROOM_EXISTS = 427
 NO_SUCH_ROOM = 426
 
@@ -65,7 +66,16 @@ class _NoListener:
 
 
 class JanusEngine:
-    """The Janus media engine (see the module docstring for the mapping)."""
+    """The Janus media engine (see the module docstring for the mapping).
+
+    ``request_timeout``: longest wait for any Janus answer. ``connect_timeout``: longest wait
+    for Janus to accept the connection (or to be restarted). ``live_timeout``: a published
+    stream or subscription whose media is not up by then is reported failed, and a subscribe
+    waits at most this long for its stream to come up. ``keepalive_interval``: session
+    keepalives (Janus drops a silent session after 60 s). ``layer_timeout`` and
+    ``layer_attempts``: see ``set_layer``. ``min_backoff``/``max_backoff``:
+    delays between reconnection attempts.
+    """
 
     def __init__(
         self,
@@ -75,32 +85,35 @@ class JanusEngine:
         request_timeout: float = 10.0,
         connect_timeout: float = 10.0,
         live_timeout: float = 10.0,
+        keepalive_interval: float = 20.0,
+        layer_timeout: float = 1.2,
+        layer_attempts: int = 3,
         min_backoff: float = 0.2,
         max_backoff: float = 5.0,
     ) -> None:
         self.settings = settings
         self.provider = provider
-        self.request_timeout = request_timeout
-        self.connect_timeout = connect_timeout
         self.live_timeout = live_timeout
-        self.min_backoff = min_backoff
-        self.max_backoff = max_backoff
-        self.info = EngineInfo(
-            name="janus",
-            simulcast=False,
-            details={"external": settings.janus_url is not None},
+        self.layer_timeout = layer_timeout
+        self.layer_attempts = layer_attempts
+        self.link = JanusLink(
+            provider,
+            on_lost=self._forget_rooms,
+            on_reset=self._reset,
+            request_timeout=request_timeout,
+            connect_timeout=connect_timeout,
+            keepalive_interval=keepalive_interval,
+            min_backoff=min_backoff,
+            max_backoff=max_backoff,
         )
+        self.info = self._describe()
         self.resets = 0
         self._listener: MediaListener = _NoListener()
-        self._endpoint: JanusEndpoint | None = None
-        self._connection: JanusConnection | None = None
-        self._session: JanusSession | None = None
-        self._control: JanusHandle | None = None
         self._rooms: dict[str, Room] = {}
+        self._lost_rooms: list[str] = []
         self._room_lock = asyncio.Lock()
-        self._lost = asyncio.Event()
         self._events: asyncio.Queue[_Event] = asyncio.Queue()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._pump: asyncio.Task[None] | None = None
         self._closed = False
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -110,60 +123,56 @@ class JanusEngine:
 
     async def start(self) -> None:
         """Start (or find) Janus and connect; raises ``MediaError`` when it cannot."""
-        await self.provider.start()
-        try:
-            await self._connect()
-        except (JanusError, MediaError) as exc:
-            await self.provider.close()
-            raise MediaError(f"cannot reach the media server: {exc}") from exc
-        self._tasks = [
-            asyncio.create_task(self._watch(), name="janus-engine-watch"),
-            asyncio.create_task(self._deliver(), name="janus-engine-events"),
-        ]
+        await self.link.open()
+        self.info = self._describe()
+        self._pump = asyncio.create_task(self._deliver(), name="janus-engine-events")
 
     async def close(self) -> None:
         """Close every room, the session and the connection, stop Janus. Idempotent."""
         if self._closed:
             return
         self._closed = True
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
+        if self._pump is not None:
+            self._pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+                await self._pump
+            self._pump = None
         for key in list(self._rooms):
             await self.close_room(key)
-        await self._disconnect()
-        await self.provider.close()
+        await self.link.close()
 
     # --- MediaEngine ----------------------------------------------------------------------
 
     async def publish(self, room_key: str, stream_id: str, offer_sdp: str) -> Published:
-        self._check_sdp(offer_sdp)
+        check_sdp(offer_sdp, self.settings.max_sdp_bytes)
+        offered = sdp_kinds(offer_sdp)
+        if not offered:
+            raise MediaError("the offer carries neither audio nor video")
         room = await self._ensure_room(room_key)
         if stream_id in room.streams:
             raise MediaError(f"stream {stream_id} is already published")
-        live = asyncio.Event()
-        handle = await self._attach(room_key, stream_id, "stream_failed", live)
+        signals = Signals()
+        handle = await self._attach(room_key, stream_id, "stream_failed", signals)
         try:
             await handle.message(
                 {"request": "join", "ptype": "publisher", "room": room_key, "id": stream_id}
             )
-            _, jsep = await handle.message(
-                {"request": "publish"}, {"type": "offer", "sdp": offer_sdp}
-            )
-        except JanusError as exc:
+            # Simulcast encodings are listed lowest quality first (layer 0 = first rid).
+            offer = {"type": "offer", "sdp": offer_sdp, "rid_order": "lmh"}
+            _, jsep = await handle.message({"request": "publish"}, offer)
+            answer = sdp_of(jsep, "the media server gave no answer to the offer")
+            missing = [kind for kind in offered if kind not in sdp_kinds(answer)]
+            if missing:
+                raise MediaError(f"no codec the server can forward for {', '.join(missing)}")
+        except (JanusError, MediaError) as exc:
             await handle.detach()
             raise _media_error("the media server refused the offer", exc) from exc
-        if jsep is None or not isinstance(jsep.get("sdp"), str):
-            await handle.detach()
-            raise MediaError("the media server gave no answer to the offer")
-        answer = str(jsep["sdp"])
-        room.streams[stream_id] = Publisher(stream_id, handle, live)
+        simulcast = "a=simulcast:" in offer_sdp
+        publisher = Publisher(handle, signals, stream_id=stream_id, simulcast=simulcast)
+        publisher.timer = self._fail_unless_live(publisher, room_key, stream_id, "stream_failed")
+        room.streams[stream_id] = publisher
         logger.info("room %s: stream %s published on janus", room_key, stream_id)
-        kinds = cast(tuple[MediaKind, ...], sdp_kinds(answer))
-        return Published(answer_sdp=answer, kinds=kinds)
+        return Published(answer_sdp=answer, kinds=cast(tuple[MediaKind, ...], offered))
 
     async def unpublish(self, room_key: str, stream_id: str) -> None:
         room = self._rooms.get(room_key)
@@ -175,14 +184,16 @@ class JanusEngine:
     async def subscribe(self, room_key: str, stream_id: str, subscription_id: str) -> str:
         room = self._rooms.get(room_key)
         if room is None or stream_id not in room.streams:
-            raise MediaError(f"no stream {stream_id} in this room")
+            raise MediaError(f"stream {stream_id} is not published in this room")
         if subscription_id in room.subscriptions:
             raise MediaError(f"subscription {subscription_id} already exists")
         try:
-            await asyncio.wait_for(room.streams[stream_id].live.wait(), self.live_timeout)
+            async with asyncio.timeout(self.live_timeout):
+                await room.streams[stream_id].signals.live.wait()
         except TimeoutError as exc:
             raise MediaError(f"stream {stream_id} is not connected to the server") from exc
-        handle = await self._attach(room_key, subscription_id, "subscription_failed")
+        signals = Signals()
+        handle = await self._attach(room_key, subscription_id, "subscription_failed", signals)
         body = {
             "request": "join",
             "ptype": "subscriber",
@@ -190,18 +201,27 @@ class JanusEngine:
             "streams": [{"feed": stream_id}],
         }
         try:
-            _, jsep = await handle.message(body)
-        except JanusError as exc:
+            data, jsep = await handle.message(body)
+            offer = sdp_of(jsep, "the media server made no offer for the subscription")
+        except (JanusError, MediaError) as exc:
             await handle.detach()
             raise _media_error("the media server cannot subscribe", exc) from exc
-        if jsep is None or not isinstance(jsep.get("sdp"), str):
+        if stream_id not in room.streams:  # unpublished while we were asking
             await handle.detach()
-            raise MediaError("the media server made no offer for the subscription")
-        room.subscriptions[subscription_id] = Subscriber(subscription_id, stream_id, handle)
-        return str(jsep["sdp"])
+            raise MediaError(f"stream {stream_id} is not published in this room")
+        sub = Subscriber(
+            handle,
+            signals,
+            subscription_id=subscription_id,
+            stream_id=stream_id,
+            video_mids=_video_mids(data),
+        )
+        sub.timer = self._fail_unless_live(sub, room_key, subscription_id, "subscription_failed")
+        room.subscriptions[subscription_id] = sub
+        return offer
 
     async def accept_answer(self, room_key: str, subscription_id: str, answer_sdp: str) -> None:
-        self._check_sdp(answer_sdp)
+        check_sdp(answer_sdp, self.settings.max_sdp_bytes)
         room = self._rooms.get(room_key)
         sub = room.subscriptions.get(subscription_id) if room is not None else None
         if sub is None:
@@ -210,34 +230,58 @@ class JanusEngine:
             await sub.handle.message({"request": "start"}, {"type": "answer", "sdp": answer_sdp})
         except JanusError as exc:
             raise _media_error("the media server refused the answer", exc) from exc
-        sub.started = True
+
+    async def set_layer(self, room_key: str, subscription_id: str, layer: int) -> None:
+        """Simulcast: forward layer ``layer`` (0 lowest .. 2 highest) of the stream's video to
+        this subscription, e.g. the lowest for a small tile. A stream published without
+        simulcast has one layer and ignores this. (Not part of the ``MediaEngine`` seam yet.)
+
+        Janus switches on the next keyframe of that layer and asks the publisher for one, at
+        most once a second: the request is repeated until Janus reports the switch (bounded by
+        ``layer_attempts`` x ``layer_timeout``; after that Janus still switches when it can)."""
+        if layer not in (0, 1, 2):
+            raise MediaError("a simulcast layer is 0, 1 or 2")
+        room = self._rooms.get(room_key)
+        sub = room.subscriptions.get(subscription_id) if room is not None else None
+        if sub is None or room is None:
+            raise MediaError(f"no subscription {subscription_id} in this room")
+        publisher = room.streams.get(sub.stream_id)
+        if publisher is None or not publisher.simulcast:
+            return
+        streams = [{"mid": mid, "substream": layer, "temporal": 2} for mid in sub.video_mids]
+        for _ in range(self.layer_attempts):
+            sub.signals.layer.clear()
+            try:
+                await sub.handle.message({"request": "configure", "streams": streams})
+            except JanusError as exc:
+                raise _media_error("the media server cannot change the layer", exc) from exc
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.layer_timeout):
+                    await sub.signals.layer.wait()
+                return
 
     async def unsubscribe(self, room_key: str, subscription_id: str) -> None:
         room = self._rooms.get(room_key)
         sub = room.subscriptions.pop(subscription_id, None) if room is not None else None
         if sub is not None:
-            await self._detach(sub.handle)
+            await self._detach(sub.forget())
 
     async def add_candidate(
         self, room_key: str, peer_id: str, candidate: IceCandidate | None
     ) -> None:
         room = self._rooms.get(room_key)
-        handle = room.handle_of(peer_id) if room is not None else None
-        if handle is None:
+        peer = room.peer(peer_id) if room is not None else None
+        if peer is None:
             raise MediaError(f"no stream or subscription {peer_id} in this room")
-        payload: JSON | None = None
-        if candidate is not None:
-            payload = {"candidate": candidate.candidate}
-            if candidate.sdp_mid is not None:
-                payload["sdpMid"] = candidate.sdp_mid
-            if candidate.sdp_mline_index is not None:
-                payload["sdpMLineIndex"] = candidate.sdp_mline_index
+        payload = candidate_to_janus(candidate)
         try:
-            await handle.trickle(payload)
+            await peer.handle.trickle(payload)
         except JanusError as exc:
             raise _media_error("the media server refused the candidate", exc) from exc
 
     async def close_room(self, room_key: str) -> None:
+        if room_key in self._lost_rooms:  # ended while Janus was down: do not recreate it
+            self._lost_rooms.remove(room_key)
         room = self._rooms.pop(room_key, None)
         if room is None:
             return
@@ -268,7 +312,7 @@ class JanusEngine:
             return room
 
     async def _create_janus_room(self, room_key: str) -> None:
-        control = self._require_control()
+        control = self.link.control()
         body: JSON = {
             "request": "create",
             "room": room_key,
@@ -279,8 +323,8 @@ class JanusEngine:
             "videocodec": "vp8,h264,vp9",
             "fir_freq": 10,
         }
-        if self._endpoint is not None and self._endpoint.admin_key:
-            body["admin_key"] = self._endpoint.admin_key
+        if self.link.admin_key:
+            body["admin_key"] = self.link.admin_key
         try:
             await control.message(body)
         except JanusError as exc:
@@ -294,12 +338,12 @@ class JanusEngine:
                 raise _media_error("the media server cannot create the room", again) from again
 
     async def _destroy_janus_room(self, room_key: str) -> None:
-        control = self._control
+        control = self.link.control_if_up()
         if control is None:
             return
         body: JSON = {"request": "destroy", "room": room_key}
-        if self._endpoint is not None and self._endpoint.admin_key:
-            body["admin_key"] = self._endpoint.admin_key
+        if self.link.admin_key:
+            body["admin_key"] = self.link.admin_key
         try:
             await control.message(body)
         except JanusError as exc:
@@ -313,27 +357,45 @@ class JanusEngine:
         room_key: str,
         peer_id: str,
         on_hangup: Literal["stream_failed", "subscription_failed"],
-        live: asyncio.Event | None = None,
+        signals: Signals,
     ) -> JanusHandle:
-        session = self._session
-        if session is None or not session.connection.is_open:
-            raise MediaError("the media server is restarting; try again")
+        session = self.link.session()
 
         def on_event(message: JSON) -> None:
             kind = message.get("janus")
             sender = int(message.get("sender", 0))
-            if kind == "webrtcup" and live is not None:
-                live.set()
+            if kind == "webrtcup":
+                signals.live.set()
+            elif kind == "event" and "substream" in plugin_data(message):
+                signals.layer.set()
             elif kind in ("hangup", "detached"):
                 self._events.put_nowait(_Event(on_hangup, room_key, peer_id, sender))
             elif kind == "trickle":
-                event = _Event("candidate", room_key, peer_id, sender, _candidate(message))
+                event = _Event(
+                    "candidate", room_key, peer_id, sender, candidate_from_janus(message)
+                )
                 self._events.put_nowait(event)
 
         try:
             return await session.attach(VIDEOROOM, on_event)
         except JanusError as exc:
             raise _media_error("the media server is unavailable", exc) from exc
+
+    def _fail_unless_live(
+        self,
+        peer: Peer,
+        room_key: str,
+        peer_id: str,
+        kind: Literal["stream_failed", "subscription_failed"],
+    ) -> asyncio.TimerHandle:
+        """After ``live_timeout``, report the peer failed unless its media came up."""
+
+        def check() -> None:
+            if not peer.signals.live.is_set():
+                logger.info("room %s: %s never connected", room_key, peer_id)
+                self._events.put_nowait(_Event(kind, room_key, peer_id, peer.handle.id))
+
+        return asyncio.get_running_loop().call_later(self.live_timeout, check)
 
     async def _detach(self, handle: JanusHandle) -> None:
         with contextlib.suppress(JanusError):
@@ -346,11 +408,13 @@ class JanusEngine:
                 await self._deliver_one(event)
             except MediaError as exc:
                 logger.warning("room %s: %s", event.room_key, exc.message)
+            except Exception:  # a listener bug must not stop the event pump
+                logger.exception("room %s: delivering %s failed", event.room_key, event.kind)
 
     async def _deliver_one(self, event: _Event) -> None:
         room = self._rooms.get(event.room_key)
-        handle = room.handle_of(event.peer_id) if room is not None else None
-        if room is None or handle is None or handle.id != event.handle_id:
+        peer = room.peer(event.peer_id) if room is not None else None
+        if room is None or peer is None or peer.handle.id != event.handle_id:
             return  # an event of a handle that is already gone
         if event.kind == "candidate":
             await self._listener.local_candidate(event.room_key, event.peer_id, event.candidate)
@@ -361,113 +425,55 @@ class JanusEngine:
             await self._listener.stream_failed(event.room_key, event.peer_id)
         elif event.kind == "subscription_failed" and event.peer_id in room.subscriptions:
             logger.info("room %s: subscription %s hung up", event.room_key, event.peer_id)
-            await self._detach(room.subscriptions.pop(event.peer_id).handle)
+            await self._detach(room.subscriptions.pop(event.peer_id).forget())
             await self._listener.subscription_failed(event.room_key, event.peer_id)
 
-    # --- connection and recovery ----------------------------------------------------------
+    # --- recovery -------------------------------------------------------------------------
 
-    def _require_control(self) -> JanusHandle:
-        if self._control is None or not self._control.session.connection.is_open:
-            raise MediaError("the media server is restarting; try again")
-        return self._control
-
-    async def _connect(self) -> None:
-        endpoint = await self.provider.endpoint(self.connect_timeout)
-        connection = JanusConnection(
-            endpoint.url,
-            api_secret=endpoint.api_secret,
-            request_timeout=self.request_timeout,
-            connect_timeout=self.connect_timeout,
-        )
-        await connection.connect()
-        try:
-            info = await connection.request({"janus": "info"})
-            session = await JanusSession.create(connection, on_lost=self._on_lost)
-            control = await session.attach(VIDEOROOM, lambda message: None)
-        except JanusError:
-            await connection.close()
-            raise
-        self.info = EngineInfo(
-            name="janus",
-            simulcast=False,
-            details={
-                "external": self.settings.janus_url is not None,
-                "version": str(info.get("version_string", "unknown")),
-            },
-        )
-        self._endpoint, self._connection = endpoint, connection
-        self._session, self._control = session, control
-        self._lost.clear()
-
-    async def _disconnect(self) -> None:
-        session, connection = self._session, self._connection
-        self._session = self._control = self._connection = None
-        if session is not None:
-            with contextlib.suppress(JanusError):
-                await session.destroy()
-        if connection is not None:
-            await connection.close()
-
-    def _on_lost(self, reason: str) -> None:
-        self._lost.set()
-
-    async def _watch(self) -> None:
-        """Wait for the connection or session to be lost; then reconnect and reset."""
-        while True:
-            connection = self._connection
-            assert connection is not None
-            closed = asyncio.create_task(connection.wait_closed())
-            lost = asyncio.create_task(self._lost.wait())
-            try:
-                await asyncio.wait({closed, lost}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for waiter in (closed, lost):
-                    waiter.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await waiter
-            logger.warning("janus: connection lost; reconnecting")
-            await self._recover()
-
-    async def _recover(self) -> None:
-        keys = list(self._rooms)
+    def _forget_rooms(self) -> None:
+        """Janus is gone and every handle with it: drop the tree, keep the room keys."""
+        self._lost_rooms = list(self._rooms)
+        for room in self._rooms.values():
+            room.take_all()
         self._rooms.clear()
-        await self._disconnect()
-        backoff = self.min_backoff
-        while True:
-            try:
-                await self._connect()
-                break
-            except (JanusError, MediaError) as exc:
-                logger.warning("janus: reconnect failed: %s", exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self.max_backoff)
+
+    async def _reset(self) -> None:
+        """Janus is back: recreate the rooms (empty) and tell clients to publish again."""
+        keys, self._lost_rooms = self._lost_rooms, []
         for key in keys:
-            with contextlib.suppress(MediaError):
+            try:
                 await self._ensure_room(key)
+            except MediaError as exc:
+                logger.warning("room %s: not recreated: %s", key, exc.message)
         self.resets += 1
-        logger.warning("janus: reconnected; %d rooms recreated, media reset", len(keys))
+        self.info = self._describe()
+        logger.warning("janus: back; %d rooms recreated, media reset", len(keys))
         await self._listener.engine_reset()
 
-    def _check_sdp(self, sdp: str) -> None:
-        if len(sdp.encode("utf-8")) > self.settings.max_sdp_bytes:
-            raise MediaError("the session description is too large")
-        if not sdp.startswith("v=0"):
-            raise MediaError("the session description is not SDP")
+    def _describe(self) -> EngineInfo:
+        return EngineInfo(
+            name="janus",
+            simulcast=True,
+            details={
+                "external": self.settings.janus_url is not None,
+                "version": self.link.version,
+                "simulcast_layers": 3,
+                "simulcast_order": "lowest first",
+            },
+        )
 
 
-def _media_error(what: str, exc: JanusError) -> MediaError:
+def _media_error(what: str, exc: JanusError | MediaError) -> MediaError:
+    if isinstance(exc, MediaError):
+        return exc
     if isinstance(exc, JanusClosed):
         return MediaError("the media server is restarting; try again")
     return MediaError(f"{what}: {exc.reason}")
 
 
-def _candidate(message: JSON) -> IceCandidate | None:
-    raw: Any = message.get("candidate")
-    if not isinstance(raw, dict) or raw.get("completed"):
-        return None
-    index = raw.get("sdpMLineIndex")
-    return IceCandidate(
-        candidate=str(raw.get("candidate", "")),
-        sdp_mid=str(raw["sdpMid"]) if raw.get("sdpMid") is not None else None,
-        sdp_mline_index=int(index) if index is not None else None,
-    )
+def _video_mids(data: JSON) -> tuple[str, ...]:
+    """The video ``mid``s listed in a subscriber's ``attached`` event."""
+    streams = data.get("streams")
+    if not isinstance(streams, list):
+        return ()
+    return tuple(str(s["mid"]) for s in streams if isinstance(s, dict) and s.get("type") == "video")

@@ -61,8 +61,8 @@ class JanusProvider(Protocol):
 class ExternalJanus:
     """A Janus that Parley does not run (``janus_url`` + ``janus_api_secret``)."""
 
-    def __init__(self, url: str, api_secret: str | None) -> None:
-        self._endpoint = JanusEndpoint(url=url, api_secret=api_secret)
+    def __init__(self, url: str, api_secret: str | None, admin_key: str | None = None) -> None:
+        self._endpoint = JanusEndpoint(url=url, api_secret=api_secret, admin_key=admin_key)
         self.pid: int | None = None
         self.restarts = 0
 
@@ -86,7 +86,7 @@ def find_library_dir(binary: str) -> Path | None:
     prefix = Path(binary).resolve().parent.parent
     multiarch = sysconfig.get_config_var("MULTIARCH") or ""
     candidates = [prefix / "lib" / multiarch / "janus", prefix / "lib" / "janus"]
-    candidates += [prefix / "lib64" / "janus"]
+    candidates += [prefix / "lib64" / "janus", *sorted(prefix.glob("lib/*/janus"))]
     for candidate in candidates:
         if (candidate / "plugins" / "libjanus_videoroom.so").exists() and (
             candidate / "transports" / "libjanus_websockets.so"
@@ -99,6 +99,11 @@ def _die_with_parent() -> None:
     """In the child before exec: get SIGTERM if Parley dies without stopping Janus (Linux)."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _on_lo(address: str) -> bool:
+    """Whether this media address surely lives on the loopback interface."""
+    return address in ("lo", "127.0.0.1", "::1")
 
 
 def free_port() -> int:
@@ -120,7 +125,7 @@ class JanusProcess:
         min_backoff: float = 0.5,
         max_backoff: float = 10.0,
         stable_after: float = 30.0,
-        stop_timeout: float = 5.0,
+        stop_timeout: float = 3.0,
     ) -> None:
         binary = find_binary(settings)
         if binary is None:
@@ -150,6 +155,10 @@ class JanusProcess:
 
     async def start(self) -> None:
         """Start Janus and wait until its API answers; raises ``MediaError`` if it cannot."""
+        if self.settings.media_addresses and all(
+            _on_lo(address) for address in self.settings.media_addresses
+        ):
+            logger.warning("janus: it never gathers on the loopback interface; no media will flow")
         base = self.settings.data_dir.resolve() / "janus"
         base.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.layout = JanusLayout(Path(tempfile.mkdtemp(prefix="run-", dir=base)))
@@ -171,7 +180,8 @@ class JanusProcess:
 
     async def endpoint(self, within: float) -> JanusEndpoint:
         try:
-            await asyncio.wait_for(self._ready.wait(), timeout=within)
+            async with asyncio.timeout(within):
+                await self._ready.wait()
         except TimeoutError as exc:
             raise MediaError("the media server is not running") from exc
         assert self.ports is not None
@@ -223,9 +233,8 @@ class JanusProcess:
             if proc.returncode is not None:
                 break
             try:
-                _, writer = await asyncio.wait_for(
-                    asyncio.open_connection(LOOPBACK, port), timeout=1.0
-                )
+                async with asyncio.timeout(1.0):
+                    _, writer = await asyncio.open_connection(LOOPBACK, port)
             except (OSError, TimeoutError):
                 await asyncio.sleep(0.05)
                 continue
@@ -250,15 +259,18 @@ class JanusProcess:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGTERM)
             try:
-                await asyncio.wait_for(proc.wait(), timeout=self.stop_timeout)
+                async with asyncio.timeout(self.stop_timeout):
+                    await proc.wait()
             except TimeoutError:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
-                await asyncio.wait_for(proc.wait(), timeout=self.stop_timeout)
+                async with asyncio.timeout(self.stop_timeout):
+                    await proc.wait()
             logger.info("janus: stopped (pid %s)", proc.pid)
         if self._output is not None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._output, timeout=self.stop_timeout)
+                async with asyncio.timeout(self.stop_timeout):
+                    await self._output
             self._output = None
 
     async def _supervise(self) -> None:
