@@ -58,6 +58,7 @@ EVENTS = [
     "subscribe",
     "subscribeAnswer",
     "unsubscribe",
+    "selectLayer",
     "iceCandidate",
 ]
 UNKNOWN_EVENTS = ["nope", "__proto__", "constructor", "roomError", "GETROOMSLIST", "x" * 300]
@@ -165,6 +166,7 @@ VALID: dict[str, dict[str, Any] | None] = {
     "subscribe": {"roomId": ROOM, "streamId": "s-1"},
     "subscribeAnswer": {"roomId": ROOM, "subscriptionId": "x-1", "sdp": SDP},
     "unsubscribe": {"roomId": ROOM, "subscriptionId": "x-1"},
+    "selectLayer": {"roomId": ROOM, "subscriptionId": "x-1", "layer": 1},
     "iceCandidate": {"roomId": ROOM, "id": "s-1", "candidate": CANDIDATE},
 }
 assert set(VALID) == set(EVENTS)

@@ -169,3 +169,17 @@ async def test_an_engine_reset_tells_every_room(connect, server) -> None:
         assert await person.next("mediaReset") == {"roomId": room_id}
     joined = await (await connect()).ok("joinRoom", {"roomId": room_id, "userName": "C"})
     assert joined["streams"] == []
+
+
+async def test_select_layer_reaches_the_engine_for_your_own_subscription(
+    connect, engine: FakeEngine
+) -> None:
+    room_id, (ada, bob), _ = await room_of(connect, "Ada", "Bob")
+    stream = await ada.ok("publish", {"roomId": room_id, "source": "camera", "sdp": OFFER})
+    sub = await bob.ok("subscribe", {"roomId": room_id, "streamId": stream["streamId"]})
+    choice = {"roomId": room_id, "subscriptionId": sub["subscriptionId"], "layer": 0}
+    await bob.ok("selectLayer", choice)
+    assert engine.layers == {sub["subscriptionId"]: 0}
+    assert await ada.error("selectLayer", choice) == "FORBIDDEN"
+    assert await bob.error("selectLayer", {**choice, "layer": 3}) == "INVALID_PAYLOAD"
+    assert await bob.error("selectLayer", {**choice, "subscriptionId": "nope"}) == "MEDIA_ERROR"

@@ -46,6 +46,24 @@ class Published:
     kinds: tuple[MediaKind, ...]
 
 
+class NoListener:
+    """A listener that ignores everything: what an engine tells before one is set."""
+
+    async def stream_failed(self, room_key: str, stream_id: str) -> None:
+        return None
+
+    async def subscription_failed(self, room_key: str, subscription_id: str) -> None:
+        return None
+
+    async def local_candidate(
+        self, room_key: str, peer_id: str, candidate: IceCandidate | None
+    ) -> None:
+        return None
+
+    async def engine_reset(self) -> None:
+        return None
+
+
 class MediaListener(Protocol):
     """What the engine tells the rooms service without being asked."""
 
@@ -85,6 +103,11 @@ class MediaEngine(Protocol):
     async def accept_answer(self, room_key: str, subscription_id: str, answer_sdp: str) -> None: ...
 
     async def unsubscribe(self, room_key: str, subscription_id: str) -> None: ...
+
+    async def select_layer(self, room_key: str, subscription_id: str, layer: int) -> None:
+        """Ask for simulcast layer ``layer`` (0 lowest, 2 highest) of the subscribed video, e.g.
+        a low one for a small tile. Returns at once; the switch happens at the next keyframe.
+        Engines without simulcast (``info.simulcast`` false) accept and ignore it."""
 
     async def add_candidate(
         self, room_key: str, peer_id: str, candidate: IceCandidate | None

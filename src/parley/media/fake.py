@@ -23,6 +23,7 @@ class FakeEngine:
     def __init__(self) -> None:
         self.rooms: dict[str, _Room] = {}
         self.listener: MediaListener | None = None
+        self.layers: dict[str, int] = {}
         self.closed = False
 
     def set_listener(self, listener: MediaListener) -> None:
@@ -78,6 +79,12 @@ class FakeEngine:
         stream_id = room.subscriptions.pop(subscription_id, None)
         if stream_id is not None:
             room.streams.get(stream_id, set()).discard(subscription_id)
+
+    async def select_layer(self, room_key: str, subscription_id: str, layer: int) -> None:
+        room = self.rooms.get(room_key)
+        if room is None or subscription_id not in room.subscriptions:
+            raise MediaError("No such subscription.")
+        self.layers[subscription_id] = layer
 
     async def add_candidate(
         self, room_key: str, peer_id: str, candidate: IceCandidate | None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import shutil
 
 from parley.media.engine import MediaEngine
 from parley.settings import Settings
@@ -14,8 +13,9 @@ def create_engine(settings: Settings) -> MediaEngine | None:
     if choice == "none":
         return None
     if choice == "auto":
-        external = settings.janus_url is not None
-        choice = "janus" if external or shutil.which(settings.janus_binary) else "embedded"
+        from parley.media.janus import janus_available
+
+        choice = "janus" if janus_available(settings) else "embedded"
     module = importlib.import_module(f"parley.media.{choice}")
     engine: MediaEngine = module.create_engine(settings)
     return engine

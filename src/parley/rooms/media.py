@@ -142,6 +142,12 @@ class MediaService:
         self._check_sdp(sdp)
         await self._require_engine().accept_answer(room.key, subscription_id, sdp)
 
+    async def select_layer(
+        self, conn_id: str, room_id: str, subscription_id: str, layer: int
+    ) -> None:
+        room = self._own_subscription(conn_id, room_id, subscription_id)
+        await self._require_engine().select_layer(room.key, subscription_id, layer)
+
     async def unsubscribe(self, conn_id: str, room_id: str, subscription_id: str) -> None:
         room = self._own_subscription(conn_id, room_id, subscription_id)
         del room.subscriptions[subscription_id]

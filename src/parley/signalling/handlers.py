@@ -110,6 +110,10 @@ class Handlers:
         await self._media.answer(sid, m.roomId, m.subscriptionId, m.sdp)
         return {}
 
+    async def select_layer(self, sid: str, m: p.SelectLayer) -> object:
+        await self._media.select_layer(sid, m.roomId, m.subscriptionId, m.layer)
+        return {}
+
     async def unsubscribe(self, sid: str, m: p.Unsubscribe) -> object:
         await self._media.unsubscribe(sid, m.roomId, m.subscriptionId)
         return {}
@@ -143,5 +147,6 @@ class Handlers:
             Route("subscribe", p.Subscribe, self.subscribe),
             Route("subscribeAnswer", p.SubscribeAnswer, self.subscribe_answer),
             Route("unsubscribe", p.Unsubscribe, self.unsubscribe),
+            Route("selectLayer", p.SelectLayer, self.select_layer),
             Route("iceCandidate", p.IceCandidateEvent, self.ice_candidate),
         ]

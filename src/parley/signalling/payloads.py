@@ -134,6 +134,12 @@ class SubscribeAnswer(Payload):
     sdp: Sdp
 
 
+class SelectLayer(Payload):
+    roomId: RoomId
+    subscriptionId: Id
+    layer: Annotated[int, Field(ge=0, le=2)]
+
+
 class Unsubscribe(Payload):
     roomId: RoomId
     subscriptionId: Id

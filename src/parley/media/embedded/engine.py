@@ -19,25 +19,9 @@ from parley.media.embedded.aiortc_internals import (
 from parley.media.embedded.config import EmbeddedConfig
 from parley.media.embedded.pump import ForwardingCounters
 from parley.media.embedded.sessions import PublisherSession, SubscriberSession
-from parley.media.engine import EngineInfo, IceCandidate, MediaListener, Published
+from parley.media.engine import EngineInfo, IceCandidate, MediaListener, NoListener, Published
 
 logger = logging.getLogger(__name__)
-
-
-class _NoListener:
-    async def stream_failed(self, room_key: str, stream_id: str) -> None:
-        return None
-
-    async def subscription_failed(self, room_key: str, subscription_id: str) -> None:
-        return None
-
-    async def local_candidate(
-        self, room_key: str, peer_id: str, candidate: IceCandidate | None
-    ) -> None:
-        return None
-
-    async def engine_reset(self) -> None:
-        return None
 
 
 @dataclass
@@ -61,7 +45,7 @@ class EmbeddedEngine:
                 "portRange": list(self._config.port_range) if self._config.port_range else None,
             },
         )
-        self._listener: MediaListener = _NoListener()
+        self._listener: MediaListener = NoListener()
         self._unquiet: Callable[[], None] | None = None
         self._rooms: dict[str, _Room] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -224,6 +208,12 @@ class EmbeddedEngine:
         if session is None:
             raise MediaError(f"no stream or subscription {peer_id}")
         await session.add_candidate(candidate)
+
+    async def select_layer(self, room_key: str, subscription_id: str, layer: int) -> None:
+        """No simulcast here: every subscriber gets the publisher's one encoding."""
+        room = self._rooms.get(room_key)
+        if room is None or subscription_id not in room.subscriptions:
+            raise MediaError(f"no subscription {subscription_id} in this room")
 
     async def close_room(self, room_key: str) -> None:
         room = self._rooms.get(room_key)

@@ -22,6 +22,7 @@ from parley.media.engine import (
     IceCandidate,
     MediaKind,
     MediaListener,
+    NoListener,
     Published,
 )
 from parley.settings import Settings
@@ -47,22 +48,6 @@ class _Event:
     peer_id: str
     handle_id: int
     candidate: IceCandidate | None = None
-
-
-class _NoListener:
-    async def stream_failed(self, room_key: str, stream_id: str) -> None:
-        return None
-
-    async def subscription_failed(self, room_key: str, subscription_id: str) -> None:
-        return None
-
-    async def local_candidate(
-        self, room_key: str, peer_id: str, candidate: IceCandidate | None
-    ) -> None:
-        return None
-
-    async def engine_reset(self) -> None:
-        return None
 
 
 class JanusEngine:
@@ -108,12 +93,13 @@ class JanusEngine:
         )
         self.info = self._describe()
         self.resets = 0
-        self._listener: MediaListener = _NoListener()
+        self._listener: MediaListener = NoListener()
         self._rooms: dict[str, Room] = {}
         self._lost_rooms: list[str] = []
         self._room_lock = asyncio.Lock()
         self._events: asyncio.Queue[_Event] = asyncio.Queue()
         self._pump: asyncio.Task[None] | None = None
+        self._layer_tasks: dict[str, asyncio.Task[None]] = {}
         self._closed = False
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -137,6 +123,12 @@ class JanusEngine:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pump
             self._pump = None
+        for task in list(self._layer_tasks.values()):
+            task.cancel()
+        for task in list(self._layer_tasks.values()):
+            with contextlib.suppress(asyncio.CancelledError, MediaError):
+                await task
+        self._layer_tasks.clear()
         for key in list(self._rooms):
             await self.close_room(key)
         await self.link.close()
@@ -231,10 +223,36 @@ class JanusEngine:
         except JanusError as exc:
             raise _media_error("the media server refused the answer", exc) from exc
 
+    async def select_layer(self, room_key: str, subscription_id: str, layer: int) -> None:
+        """The seam's layer choice: checked now, carried out by ``set_layer`` in a task of
+        this engine (a newer choice for the same subscription replaces an older one)."""
+        if layer not in (0, 1, 2):
+            raise MediaError("a simulcast layer is 0, 1 or 2")
+        room = self._rooms.get(room_key)
+        if room is None or subscription_id not in room.subscriptions:
+            raise MediaError(f"no subscription {subscription_id} in this room")
+        previous = self._layer_tasks.pop(subscription_id, None)
+        if previous is not None:
+            previous.cancel()
+        task = asyncio.create_task(self._switch_layer(room_key, subscription_id, layer))
+        self._layer_tasks[subscription_id] = task
+
+    async def _switch_layer(self, room_key: str, subscription_id: str, layer: int) -> None:
+        try:
+            await self.set_layer(room_key, subscription_id, layer)
+        except MediaError as error:
+            logger.info(
+                "subscription %s: layer %d not set: %s", subscription_id, layer, error.message
+            )
+        finally:
+            if self._layer_tasks.get(subscription_id) is asyncio.current_task():
+                del self._layer_tasks[subscription_id]
+
     async def set_layer(self, room_key: str, subscription_id: str, layer: int) -> None:
         """Simulcast: forward layer ``layer`` (0 lowest .. 2 highest) of the stream's video to
         this subscription, e.g. the lowest for a small tile. A stream published without
-        simulcast has one layer and ignores this. (Not part of the ``MediaEngine`` seam yet.)
+        simulcast has one layer and ignores this. Waits for the switch (``select_layer`` does
+        not).
 
         Janus switches on the next keyframe of that layer and asks the publisher for one, at
         most once a second: the request is repeated until Janus reports the switch (bounded by
