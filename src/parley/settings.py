@@ -103,6 +103,9 @@ class Settings(BaseSettings):
     janus_url: str | None = None
     """WebSocket URL of a Janus that Parley does not run; empty: Parley starts its own."""
     janus_api_secret: str | None = None
+    """The ``api_secret`` of the Janus at ``janus_url``."""
+    janus_admin_key: str | None = None
+    """The VideoRoom ``admin_key`` of the Janus at ``janus_url``, if it sets one."""
 
     @field_validator("cors_origins", "media_addresses", mode="before")
     @classmethod

@@ -31,7 +31,9 @@ def create_engine(settings: Settings) -> MediaEngine:
     """The Janus engine for ``settings`` (not started: the caller calls ``start()``)."""
     provider: JanusProvider
     if settings.janus_url:
-        provider = ExternalJanus(settings.janus_url, settings.janus_api_secret)
+        provider = ExternalJanus(
+            settings.janus_url, settings.janus_api_secret, settings.janus_admin_key
+        )
     else:
         provider = JanusProcess(settings)
     return JanusEngine(settings, provider)
