@@ -7,11 +7,21 @@ export interface LocalMedia {
   problem: string | null;
 }
 
-const VIDEO_CONSTRAINTS: MediaTrackConstraints = {
-  width: { ideal: 640 },
-  height: { ideal: 360 },
-  frameRate: { ideal: 24, max: 30 },
-};
+/** The camera picture asked for; larger when it goes out in simulcast layers. */
+let cameraSize = { width: 640, height: 360 };
+
+/** Sets the camera size asked for from now on (simulcast wants a picture worth three layers). */
+export function setCameraSize(width: number, height: number): void {
+  cameraSize = { width, height };
+}
+
+export function cameraConstraints(): MediaTrackConstraints {
+  return {
+    width: { ideal: cameraSize.width },
+    height: { ideal: cameraSize.height },
+    frameRate: { ideal: 24, max: 30 },
+  };
+}
 
 function describe(err: unknown, what: string): string {
   const name = err instanceof DOMException ? err.name : "";
@@ -36,7 +46,7 @@ export async function getTrack(
       : "Camera and microphone need a secure (https) address.";
     return { track: null, problem };
   }
-  const base: MediaTrackConstraints = kind === "video" ? { ...VIDEO_CONSTRAINTS } : {
+  const base: MediaTrackConstraints = kind === "video" ? cameraConstraints() : {
     echoCancellation: true,
     noiseSuppression: true,
   };

@@ -1,5 +1,5 @@
 /** Our own camera, microphone and screen: the tracks, their on/off state and the self view. */
-import { getTrack, LevelMeter, type LocalMedia } from "./devices";
+import { cameraConstraints, getTrack, LevelMeter, setCameraSize, type LocalMedia } from "./devices";
 import { saveDevicePrefs, type DevicePrefs } from "./store";
 
 export class OwnMedia {
@@ -29,6 +29,12 @@ export class OwnMedia {
       this.video = null;
     }
     if (this.video) this.selfStream.addTrack(this.video);
+  }
+
+  /** Asks the camera for `width`x`height` now and whenever it is opened again. */
+  async setCameraSize(width: number, height: number): Promise<void> {
+    setCameraSize(width, height);
+    await this.video?.applyConstraints(cameraConstraints()).catch(() => undefined);
   }
 
   /** What the camera publication should send now. */

@@ -8,6 +8,7 @@ import {
   type ConnectionInfo,
   type ParleyClient,
   type Publication,
+  type SimulcastLayer,
   type Stream,
   type Subscription,
 } from "./protocol";
@@ -47,6 +48,11 @@ export class MeetingMedia {
 
   get enabled(): boolean {
     return this.info.media?.engine !== "none" && typeof RTCPeerConnection !== "undefined";
+  }
+
+  /** The engine takes the camera in three layers and lets each subscriber choose one. */
+  get simulcast(): boolean {
+    return this.enabled && this.info.media?.simulcast === true;
   }
 
   private get iceServers(): RTCIceServer[] {
@@ -138,7 +144,9 @@ export class MeetingMedia {
     if (epoch !== this.epoch || this.closed) return;
     let pub: Publication;
     try {
-      pub = await this.client.publish(this.roomId, "camera", this.owner.outgoing(), this.iceServers);
+      pub = await this.client.publish(this.roomId, "camera", this.owner.outgoing(), this.iceServers, {
+        simulcast: this.simulcast,
+      });
     } catch (err) {
       if (epoch !== this.epoch) return;
       if (attempt < 2) {
@@ -261,9 +269,15 @@ export class MeetingMedia {
     for (const sub of this.subs.values()) {
       let framesDecoded = 0;
       let audioPackets = 0;
+      let frameWidth = 0;
+      let frameHeight = 0;
       (await sub.pc.getStats()).forEach((r: InboundStats) => {
         if (r.type !== "inbound-rtp") return;
-        if (r.kind === "video") framesDecoded += r.framesDecoded ?? 0;
+        if (r.kind === "video") {
+          framesDecoded += r.framesDecoded ?? 0;
+          frameWidth = r.frameWidth ?? frameWidth;
+          frameHeight = r.frameHeight ?? frameHeight;
+        }
         if (r.kind === "audio") audioPackets += r.packetsReceived ?? 0;
       });
       out.push({
@@ -272,10 +286,33 @@ export class MeetingMedia {
         userName: sub.stream.userName,
         source: sub.stream.source,
         state: sub.pc.connectionState,
+        subscriptionId: sub.subscriptionId,
         framesDecoded,
+        frameWidth,
+        frameHeight,
         audioPackets,
+        layer: sub.layer,
+        layerRequests: sub.layerRequests,
       });
     }
+    return out;
+  }
+
+  /** The camera publication's video encodings as they go out, for diagnostics and the tests. */
+  async sending(): Promise<EncodingReport[]> {
+    const pub = this.camPub;
+    if (!pub) return [];
+    const out: EncodingReport[] = [];
+    (await pub.pc.getStats()).forEach((r: OutboundStats) => {
+      if (r.type !== "outbound-rtp" || r.kind !== "video") return;
+      out.push({
+        rid: r.rid ?? null,
+        frameWidth: r.frameWidth ?? 0,
+        frameHeight: r.frameHeight ?? 0,
+        framesEncoded: r.framesEncoded ?? 0,
+        active: r.active ?? true,
+      });
+    });
     return out;
   }
 }
@@ -286,6 +323,26 @@ interface InboundStats {
   packetsReceived?: number;
   audioLevel?: number;
   framesDecoded?: number;
+  frameWidth?: number;
+  frameHeight?: number;
+}
+
+interface OutboundStats {
+  type: string;
+  kind?: string;
+  rid?: string;
+  frameWidth?: number;
+  frameHeight?: number;
+  framesEncoded?: number;
+  active?: boolean;
+}
+
+export interface EncodingReport {
+  rid: string | null;
+  frameWidth: number;
+  frameHeight: number;
+  framesEncoded: number;
+  active: boolean;
 }
 
 export interface SubscriptionReport {
@@ -293,7 +350,14 @@ export interface SubscriptionReport {
   userId: string;
   userName: string;
   source: string;
+  subscriptionId: string;
   state: RTCPeerConnectionState;
   framesDecoded: number;
+  /** Size of the video frames received now (0 before the first). */
+  frameWidth: number;
+  frameHeight: number;
   audioPackets: number;
+  /** The simulcast layer asked for (null: none; the engine sends its highest). */
+  layer: SimulcastLayer | null;
+  layerRequests: number;
 }

@@ -3,6 +3,7 @@ import { ChatPanel } from "./chat";
 import { Controls } from "./controls";
 import type { LocalMedia } from "./devices";
 import { h, toast } from "./dom";
+import { LayerChooser } from "./layers";
 import { MeetingMedia } from "./media";
 import { ParticipantsPanel } from "./participants";
 import {
@@ -66,6 +67,8 @@ export class Meeting {
   private roomName = "";
   private readonly users = new Map<string, User>();
   private readonly media: MeetingMedia;
+  /** Picks each remote camera's simulcast layer from its tile; null without simulcast. */
+  private readonly layers: LayerChooser | null;
   private readonly remoteAudio = new Map<string, RemoteAudio>();
   private readonly own: OwnMedia;
   private joined = false;
@@ -87,6 +90,7 @@ export class Meeting {
       screenFailed: () => void this.stopScreen(true),
       changed: () => this.render(),
     });
+    this.layers = this.media.simulcast ? new LayerChooser() : null;
     this.chat = new ChatPanel({
       send: (text, file) =>
         this.client.request("message", {
@@ -185,6 +189,11 @@ export class Meeting {
     this.controls.update({ micOn: this.own.micOn, camOn: this.own.camOn, isHost: this.isHost });
     this.render();
     void this.loadHistory();
+    // Three layers need a picture worth splitting: the top one is 720p, the lowest 180p.
+    if (this.media.simulcast) {
+      await this.own.setCameraSize(1280, 720);
+      if (this.closed) return;
+    }
     this.media.start(this.streamsFromJoin ?? []);
     void this.sendFlag(this.own.camOn ? "startStream" : "stopStream");
     this.statsTimer = window.setInterval(() => void this.pollStats(), 500);
@@ -407,6 +416,7 @@ export class Meeting {
     if (this.closed) return;
     this.closed = true;
     this.media.close(notify);
+    this.layers?.stop();
     window.clearInterval(this.statsTimer);
     window.clearInterval(this.usersTimer);
     for (const d of this.disposers.splice(0)) d();
@@ -510,9 +520,12 @@ export class Meeting {
       if (isSelf) {
         tile.setMedia(this.own.selfStream);
       } else {
-        tile.setMedia(this.media.camera(userId)?.media ?? null);
+        const sub = this.media.camera(userId) ?? null;
+        tile.setMedia(sub?.media ?? null);
+        this.layers?.bind(tile.el, sub);
       }
     }
+    this.layers?.prune();
 
     const screenSub = this.media.screen();
     if (this.own.screen) {
@@ -583,6 +596,10 @@ export class Meeting {
       /** Closes the transport as a network failure would; the client reconnects by itself. */
       dropConnection: () => this.client.socket.io.engine?.close(),
       subscriptions: () => this.media.describe(),
+      /** Whether the camera goes out in simulcast layers. */
+      simulcast: () => this.media.simulcast,
+      /** Our camera's video encodings as they go out (one per simulcast layer). */
+      sending: () => this.media.sending(),
     };
     (window as unknown as { parleyDebug: typeof debug }).parleyDebug = debug;
   }

@@ -26,6 +26,8 @@ export type ErrorCode =
   | "DISCONNECTED";
 
 export type Source = "camera" | "screen";
+/** A simulcast layer of a subscribed video: 0 lowest .. 2 highest. */
+export type SimulcastLayer = 0 | 1 | 2;
 export type MediaKind = "audio" | "video";
 
 export interface Room {
@@ -98,7 +100,7 @@ export interface JoinRoomData {
 
 export interface ConnectionInfo {
   iceServers: RTCIceServer[];
-  media: { engine: string; [key: string]: unknown };
+  media: { engine: string; simulcast?: boolean; [key: string]: unknown };
   limits: { maxUploadBytes: number; [key: string]: unknown };
 }
 
@@ -135,6 +137,7 @@ export interface Requests {
   subscribe: [{ roomId: string; streamId: string }, { subscriptionId: string; sdp: string }];
   subscribeAnswer: [{ roomId: string; subscriptionId: string; sdp: string }, Empty];
   unsubscribe: [{ roomId: string; subscriptionId: string }, Empty];
+  selectLayer: [{ roomId: string; subscriptionId: string; layer: SimulcastLayer }, Empty];
   iceCandidate: [{ roomId: string; id: string; candidate: CandidateInit | null }, Empty];
 }
 
@@ -323,17 +326,22 @@ export class ParleyClient {
 
   /**
    * Publishes `tracks` (audio then video; a missing track still gets its m-line, so it can be
-   * added later with `replaceTrack` without renegotiating).
+   * added later with `replaceTrack` without renegotiating). With `options.simulcast` the video
+   * goes out in three layers.
    */
   async publish(
     roomId: string,
     source: Source,
     tracks: { audio: MediaStreamTrack | null; video: MediaStreamTrack | null },
     iceServers: RTCIceServer[],
+    options: PublishOptions = {},
   ): Promise<Publication> {
     const pc = new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle" });
     const audio = pc.addTransceiver(tracks.audio ?? "audio", { direction: "sendonly" });
-    const video = pc.addTransceiver(tracks.video ?? "video", { direction: "sendonly" });
+    const video = pc.addTransceiver(tracks.video ?? "video", {
+      direction: "sendonly",
+      ...(options.simulcast ? { sendEncodings: simulcastEncodings() } : {}),
+    });
     const trickle = new Trickle(this, roomId, pc);
     try {
       await pc.setLocalDescription(await pc.createOffer());
@@ -387,6 +395,23 @@ export class ParleyClient {
   release(id: string): void {
     this.forget(id);
   }
+}
+
+/**
+ * The camera's simulcast encodings, lowest quality first, each half the size of the next
+ * (docs/protocol.md, "Simulcast").
+ */
+export function simulcastEncodings(): RTCRtpEncodingParameters[] {
+  return [
+    { rid: "q", scaleResolutionDownBy: 4 },
+    { rid: "h", scaleResolutionDownBy: 2 },
+    { rid: "f", scaleResolutionDownBy: 1 },
+  ];
+}
+
+export interface PublishOptions {
+  /** Send the video in three simulcast layers (only when the engine has simulcast). */
+  simulcast?: boolean;
 }
 
 /**
@@ -484,6 +509,10 @@ export class Publication {
 /** One received stream. `media` gains its tracks as they arrive. */
 export class Subscription {
   private closed = false;
+  /** The simulcast layer last asked for; null: none asked, the engine sends the highest. */
+  layer: SimulcastLayer | null = null;
+  /** How many `selectLayer` requests this subscription has sent. */
+  layerRequests = 0;
 
   constructor(
     private readonly client: ParleyClient,
@@ -493,6 +522,31 @@ export class Subscription {
     readonly pc: RTCPeerConnection,
     readonly media: MediaStream,
   ) {}
+
+  /**
+   * Asks for simulcast layer `layer` of the video (the engine switches at its next keyframe).
+   * On failure the previous choice stands and the error is thrown.
+   */
+  async selectLayer(layer: SimulcastLayer): Promise<void> {
+    if (this.closed) return;
+    const previous = this.layer;
+    this.layer = layer;
+    this.layerRequests += 1;
+    try {
+      await this.client.request("selectLayer", {
+        roomId: this.roomId,
+        subscriptionId: this.subscriptionId,
+        layer,
+      });
+    } catch (err) {
+      if (this.layer === layer) this.layer = previous;
+      throw err;
+    }
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
 
   /** Stops receiving; safe to call twice. */
   async close(notify = true): Promise<void> {
