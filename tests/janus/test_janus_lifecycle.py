@@ -1,4 +1,5 @@
-"""Teardown, crash recovery and exposure of the Janus that Parley runs."""
+"""Teardown, crash recovery and exposure of the Janus that Parley runs. (That closing a room or
+unpublishing leaves no handle behind is checked in ``tests/media/test_engines.py``.)"""
 
 from __future__ import annotations
 
@@ -20,62 +21,6 @@ from .peers import Publisher, Subscriber
 from .waiting import until
 
 pytestmark = [pytest.mark.media, pytest.mark.slow]
-
-
-async def test_close_room_leaves_no_handle_session_or_room_in_janus(
-    settings: Settings, janus: JanusProcess
-) -> None:
-    engine = JanusEngine(settings, SharedJanus(janus))
-    await engine.start()
-    publisher, subscriber = Publisher(), Subscriber()
-    try:
-        async with admin_of(janus) as admin:
-            await publisher.publish(engine, "room-a", "cam-1")
-            await subscriber.subscribe(engine, "room-a", "cam-1", "sub-1")
-            await subscriber.wait_frames(video=3, audio=3)
-            (session,) = await admin.sessions()
-            assert len(await admin.handles(session)) == 3  # control, publisher, subscriber
-            assert await admin.rooms() == ["room-a"]
-
-            await engine.close_room("room-a")
-            await engine.close_room("room-a")  # a second close is not an error
-
-            assert await admin.rooms() == []
-            assert len(await admin.handles(session)) == 1  # only the engine's control handle
-            assert engine.stats()["peer_connections"] == 0
-
-            await engine.close()
-            assert await admin.sessions() == []
-    finally:
-        await engine.close()
-        await publisher.close()
-        await subscriber.close()
-
-
-async def test_unpublish_detaches_the_stream_and_its_subscriptions(
-    settings: Settings, janus: JanusProcess
-) -> None:
-    engine = JanusEngine(settings, SharedJanus(janus))
-    await engine.start()
-    publisher, subscriber = Publisher(), Subscriber()
-    try:
-        async with admin_of(janus) as admin:
-            await publisher.publish(engine, "room-a", "cam-1")
-            await subscriber.subscribe(engine, "room-a", "cam-1", "sub-1")
-            await engine.unpublish("room-a", "cam-1")
-            (session,) = await admin.sessions()
-            assert len(await admin.handles(session)) == 1
-            assert engine.stats() == {
-                "rooms": 1,
-                "streams": 0,
-                "subscriptions": 0,
-                "peer_connections": 0,
-                "resets": 0,
-            }
-    finally:
-        await engine.close()
-        await publisher.close()
-        await subscriber.close()
 
 
 async def test_a_killed_janus_is_back_within_5_seconds_and_media_flows_after_republish(

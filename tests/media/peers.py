@@ -1,5 +1,6 @@
 """aiortc test peers on loopback: a publisher sending generated video and audio, and a
-subscriber that decodes what it receives. Both gather candidates on 127.0.0.1 only."""
+subscriber that decodes what it receives. Each gathers candidates on one address only: the one
+its media engine gathers on (127.0.0.1 for the embedded SFU, 127.0.0.2 for Janus)."""
 
 from __future__ import annotations
 
@@ -23,8 +24,11 @@ from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, VideoStreamT
 from av import AudioFrame, VideoFrame
 
 from parley.media.embedded.aiortc_internals import restrict_gathering
+from parley.media.engine import MediaEngine
 
-LOOPBACK = ("127.0.0.1",)
+LOOPBACK = "127.0.0.1"
+ROOM = "room-1"
+"""The room the peers of one test meet in."""
 
 
 class GeneratedVideo(VideoStreamTrack):
@@ -86,8 +90,10 @@ class TestPublisher:
         loss: float = 0.0,
         seed: int = 1,
         video_codec: str | None = None,
+        address: str = LOOPBACK,
     ) -> None:
         self.pc = loopback_peer()
+        self.address = address
         self.video = GeneratedVideo(width, height)
         self.pc.addTrack(self.video)
         if video_codec is not None:
@@ -106,7 +112,7 @@ class TestPublisher:
                 transceiver.setCodecPreferences(chosen)
 
     async def offer(self) -> str:
-        restrict_gathering(self.pc, LOOPBACK)
+        restrict_gathering(self.pc, (self.address,))
         await self.pc.setLocalDescription(await self.pc.createOffer())
         sdp: str = self.pc.localDescription.sdp
         return sdp
@@ -153,6 +159,8 @@ class TestSubscriber:
     frames: list[Received] = field(default_factory=list)
     loss: float = 0.0
     """Share of incoming video RTP (retransmissions included) dropped before the receiver."""
+    address: str = LOOPBACK
+    """The one address ICE gathers on."""
     dropped: int = 0
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _random: random.Random = field(default_factory=lambda: random.Random(2))
@@ -177,7 +185,7 @@ class TestSubscriber:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
         if self.loss:
             self._install_loss()
-        restrict_gathering(self.pc, LOOPBACK)
+        restrict_gathering(self.pc, (self.address,))
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         sdp: str = self.pc.localDescription.sdp
         return sdp
@@ -231,3 +239,46 @@ async def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+class Peers:
+    """The aiortc peers of one test against one engine, all gathering on ``address``;
+    ``close()`` hangs up every one of them."""
+
+    def __init__(self, engine: MediaEngine, address: str, room_key: str) -> None:
+        self.engine = engine
+        self.address = address
+        self.room_key = room_key
+        self._made: list[TestPublisher | TestSubscriber] = []
+
+    def publisher(self, **options: Any) -> TestPublisher:
+        publisher = TestPublisher(address=self.address, **options)
+        self._made.append(publisher)
+        return publisher
+
+    def subscriber(self, **options: Any) -> TestSubscriber:
+        subscriber = TestSubscriber(address=self.address, **options)
+        self._made.append(subscriber)
+        return subscriber
+
+    async def publish(self, stream_id: str = "s1", **options: Any) -> TestPublisher:
+        """A publisher whose offer the engine answered, sending what it offered."""
+        publisher = self.publisher(**options)
+        published = await self.engine.publish(self.room_key, stream_id, await publisher.offer())
+        offered = {t.kind for t in publisher.pc.getTransceivers()}
+        assert set(published.kinds) == offered
+        await publisher.accept(published.answer_sdp)
+        return publisher
+
+    async def subscribe(self, subscription_id: str, stream_id: str = "s1") -> TestSubscriber:
+        """A subscriber that answered the engine's offer for ``stream_id``."""
+        subscriber = self.subscriber()
+        offer = await self.engine.subscribe(self.room_key, stream_id, subscription_id)
+        answer = await subscriber.answer(offer)
+        await self.engine.accept_answer(self.room_key, subscription_id, answer)
+        return subscriber
+
+    async def close(self) -> None:
+        for peer in self._made:
+            await peer.close()
+        self._made.clear()
