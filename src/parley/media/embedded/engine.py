@@ -211,6 +211,8 @@ class EmbeddedEngine:
 
     async def select_layer(self, room_key: str, subscription_id: str, layer: int) -> None:
         """No simulcast here: every subscriber gets the publisher's one encoding."""
+        if layer not in (0, 1, 2):
+            raise MediaError("a simulcast layer is 0, 1 or 2")
         room = self._rooms.get(room_key)
         if room is None or subscription_id not in room.subscriptions:
             raise MediaError(f"no subscription {subscription_id} in this room")
