@@ -1,0 +1,128 @@
+"""Three people hold a meeting through the page on the Janus media engine.
+
+Janus never gathers on the loopback interface, so the server's Janus gathers on 127.0.0.2,
+carried by the ``media_net`` veth inside this test run's network namespace; Chromium reaches it
+there. The tests of this module run in order on one meeting; the last one ends it.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, expect
+
+from parley.media.janus import janus_available
+from parley.settings import Settings
+from tests.browser.support import NON_BLACK, Participant, Server, running_server, wait_until
+from tests.media.conftest import media_net
+
+__all__ = ["media_net"]  # a fixture, used by name below
+
+pytestmark = [pytest.mark.browser, pytest.mark.media, pytest.mark.slow]
+
+if not janus_available(Settings(janus_url=None)):
+    pytest.skip("janus is not installed (Debian package `janus`)", allow_module_level=True)
+
+
+@dataclass
+class Meeting:
+    server: Server
+    room_id: str
+    alice: Participant
+    bob: Participant
+    carol: Participant
+
+    @property
+    def everyone(self) -> list[Participant]:
+        return [self.alice, self.bob, self.carol]
+
+    def others(self, person: Participant) -> list[Participant]:
+        return [p for p in self.everyone if p is not person]
+
+
+@pytest.fixture(scope="module")
+def meeting(browser: Browser, media_net: str) -> Iterator[Meeting]:
+    env = {"PARLEY_MEDIA_ENGINE": "janus", "PARLEY_MEDIA_ADDRESSES": media_net}
+    with running_server(media=True, **env) as server:
+        people = [Participant.open(browser, name, server.url) for name in ("Alice", "Bob", "Carol")]
+        alice, bob, carol = people
+        try:
+            room_id = alice.create_meeting("Janus sync")
+            bob.join_meeting(room_id)
+            carol.join_meeting(room_id)
+            yield Meeting(server, room_id, alice, bob, carol)
+            for person in people:
+                assert not person.errors, f"{person.name}'s page threw: {person.errors}"
+        finally:
+            for person in people:
+                person.close()
+
+
+def server_media(server: Server) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{server.url}/health", timeout=10) as answer:
+        media: dict[str, Any] = json.load(answer)["media"]
+        return media
+
+
+def camera_stats(person: Participant) -> list[dict[str, Any]]:
+    return [s for s in person.subscriptions() if s["source"] == "camera"]
+
+
+def test_the_server_runs_janus_with_simulcast(meeting: Meeting) -> None:
+    media = server_media(meeting.server)
+    assert media["engine"] == "janus"
+    assert media["simulcast"] is True
+
+
+def test_each_participant_decodes_the_two_others_video(meeting: Meeting) -> None:
+    for person in meeting.everyone:
+        first = wait_until(
+            lambda p=person: (
+                (s := camera_stats(p))
+                and len(s) == 2
+                and all(x["framesDecoded"] > 0 for x in s)
+                and s
+            ),
+            timeout=45,
+            what=f"{person.name} decoding two cameras",
+        )
+        wait_until(
+            lambda p=person, f=first: all(
+                now["framesDecoded"] > before["framesDecoded"]
+                for now, before in zip(camera_stats(p), f, strict=True)
+            ),
+            timeout=30,
+            what=f"{person.name}'s frames still decoding",
+        )
+        for other in meeting.others(person):
+            video = person.page.locator(f'.tile[data-user-id="{other.user_id()}"] video')
+            expect(video).to_be_visible()
+            wait_until(
+                lambda v=video: v.evaluate(NON_BLACK),
+                timeout=30,
+                what=f"{person.name} seeing {other.name}'s picture",
+            )
+    media = server_media(meeting.server)
+    assert media["streams"] == 3
+    assert media["subscriptions"] == 6
+
+
+def test_the_host_ends_the_meeting_and_janus_keeps_nothing_of_it(meeting: Meeting) -> None:
+    alice = meeting.alice
+    alice.button("End meeting for all").click()
+    dialog = alice.page.get_by_role("dialog")
+    expect(dialog).to_contain_text("End the meeting for everyone?")
+    dialog.get_by_role("button", name="End now").click()
+    for person in meeting.everyone:
+        expect(
+            person.page.get_by_role("heading", name="The host ended the meeting")
+        ).to_be_visible()
+    wait_until(
+        lambda: (m := server_media(meeting.server))["rooms"] == 0 and m["peer_connections"] == 0,
+        what="the Janus engine holding no room and no connection",
+    )
