@@ -123,6 +123,6 @@ def test_the_host_ends_the_meeting_and_janus_keeps_nothing_of_it(meeting: Meetin
             person.page.get_by_role("heading", name="The host ended the meeting")
         ).to_be_visible()
     wait_until(
-        lambda: (m := server_media(meeting.server))["rooms"] == 0 and m["peer_connections"] == 0,
+        lambda: (m := server_media(meeting.server))["rooms"] == 0 and m["peerConnections"] == 0,
         what="the Janus engine holding no room and no connection",
     )

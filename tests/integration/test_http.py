@@ -172,3 +172,13 @@ async def test_a_listed_origin_may_connect_and_others_still_may_not(tmp_path: Pa
     assert allowed.headers["access-control-allow-origin"] == "http://evil.example"
     assert '"sid"' in allowed.text
     assert refused.status_code >= 400
+
+
+async def test_health_reports_the_media_engines_live_counts_in_wire_spelling(server) -> None:
+    import httpx
+
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        media = (await http.get("/health")).json()["media"]
+    assert media["engine"] == "fake"
+    assert {"rooms", "streams", "subscriptions"} <= set(media)
+    assert not [key for key in media if "_" in key]

@@ -159,8 +159,14 @@ def _media(engine: MediaEngine | None) -> dict[str, object]:
         "simulcast": info.simulcast,
         "forwarding": info.forwarding,
         **info.details,
-        **engine.stats(),
+        **{_camel(key): value for key, value in engine.stats().items()},
     }
+
+
+def _camel(key: str) -> str:
+    """``peer_connections`` as the wire spells it: ``peerConnections``."""
+    head, *rest = key.split("_")
+    return head + "".join(part.title() for part in rest)
 
 
 def content_disposition(name: str) -> str:
