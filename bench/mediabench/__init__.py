@@ -1,0 +1,1 @@
+"""The pieces of ``bench/media_bench.py``, one concept a module."""
