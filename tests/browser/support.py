@@ -62,6 +62,24 @@ def running_server(media: bool, **env: str) -> Iterator[Server]:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
+@dataclass
+class Meeting:
+    """Three people in one meeting, through the browser client."""
+
+    server: Server
+    room_id: str
+    alice: Participant
+    bob: Participant
+    carol: Participant
+
+    @property
+    def everyone(self) -> list[Participant]:
+        return [self.alice, self.bob, self.carol]
+
+    def others(self, person: Participant) -> list[Participant]:
+        return [p for p in self.everyone if p is not person]
+
+
 def ensure_client_built() -> None:
     """The tests drive the built client; build it once if it is missing."""
     if STATIC_INDEX.is_file():

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 from playwright.sync_api import Browser, expect
@@ -17,29 +16,13 @@ from playwright.sync_api import Browser, expect
 from tests.browser.support import (
     NON_BLACK,
     SCREENSHOTS,
+    Meeting,
     Participant,
-    Server,
     running_server,
     wait_until,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.media, pytest.mark.slow]
-
-
-@dataclass
-class Meeting:
-    server: Server
-    room_id: str
-    alice: Participant
-    bob: Participant
-    carol: Participant
-
-    @property
-    def everyone(self) -> list[Participant]:
-        return [self.alice, self.bob, self.carol]
-
-    def others(self, person: Participant) -> list[Participant]:
-        return [p for p in self.everyone if p is not person]
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -18,7 +17,14 @@ from playwright.sync_api import Browser, expect
 
 from parley.media.janus import janus_available
 from parley.settings import Settings
-from tests.browser.support import NON_BLACK, Participant, Server, running_server, wait_until
+from tests.browser.support import (
+    NON_BLACK,
+    Meeting,
+    Participant,
+    Server,
+    running_server,
+    wait_until,
+)
 from tests.media.conftest import media_net
 
 __all__ = ["media_net"]  # a fixture, used by name below
@@ -27,22 +33,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.media, pytest.mark.slow]
 
 if not janus_available(Settings(janus_url=None)):
     pytest.skip("janus is not installed (Debian package `janus`)", allow_module_level=True)
-
-
-@dataclass
-class Meeting:
-    server: Server
-    room_id: str
-    alice: Participant
-    bob: Participant
-    carol: Participant
-
-    @property
-    def everyone(self) -> list[Participant]:
-        return [self.alice, self.bob, self.carol]
-
-    def others(self, person: Participant) -> list[Participant]:
-        return [p for p in self.everyone if p is not person]
 
 
 @pytest.fixture(scope="module")
