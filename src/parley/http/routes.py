@@ -158,7 +158,7 @@ def _media(engine: MediaEngine | None) -> dict[str, object]:
         "engine": info.name,
         "simulcast": info.simulcast,
         "forwarding": info.forwarding,
-        **info.details,
+        **{_camel(key): value for key, value in info.details.items()},
         **{_camel(key): value for key, value in engine.stats().items()},
     }
 
