@@ -80,6 +80,34 @@ class Meeting:
         return [p for p in self.everyone if p is not person]
 
 
+def camera_stats(person: Participant) -> list[dict[str, Any]]:
+    """The person's camera subscriptions as the page reports them (one per other camera)."""
+    return [s for s in person.subscriptions() if s["source"] == "camera"]
+
+
+def wait_decoding(person: Participant, cameras: int, timeout: float) -> None:
+    """Wait until ``person`` decodes ``cameras`` remote cameras, and then that every one of
+    them keeps decoding new frames."""
+    first = wait_until(
+        lambda: (
+            (s := camera_stats(person))
+            and len(s) == cameras
+            and all(x["framesDecoded"] > 0 for x in s)
+            and s
+        ),
+        timeout=timeout,
+        what=f"{person.name} decoding {cameras} cameras",
+    )
+    wait_until(
+        lambda: all(
+            now["framesDecoded"] > before["framesDecoded"]
+            for now, before in zip(camera_stats(person), first, strict=True)
+        ),
+        timeout=timeout,
+        what=f"{person.name}'s frames still decoding",
+    )
+
+
 def ensure_client_built() -> None:
     """The tests drive the built client; build it once if it is missing."""
     if STATIC_INDEX.is_file():

@@ -18,7 +18,9 @@ from tests.browser.support import (
     SCREENSHOTS,
     Meeting,
     Participant,
+    camera_stats,
     running_server,
+    wait_decoding,
     wait_until,
 )
 
@@ -43,33 +45,13 @@ def meeting(browser: Browser) -> Iterator[Meeting]:
                 person.close()
 
 
-def camera_stats(person: Participant) -> list[dict]:
-    return [s for s in person.subscriptions() if s["source"] == "camera"]
-
-
 def remote_video(person: Participant, other: Participant):
     return person.page.locator(f'.tile[data-user-id="{other.user_id()}"] video')
 
 
 def test_each_participant_sees_the_two_others_video(meeting: Meeting) -> None:
     for person in meeting.everyone:
-        first = wait_until(
-            lambda p=person: (
-                (s := camera_stats(p))
-                and len(s) == 2
-                and all(x["framesDecoded"] > 0 for x in s)
-                and s
-            ),
-            timeout=30,
-            what=f"{person.name} decoding two cameras",
-        )
-        wait_until(
-            lambda p=person, f=first: all(
-                now["framesDecoded"] > before["framesDecoded"]
-                for now, before in zip(camera_stats(p), f, strict=True)
-            ),
-            what=f"{person.name}'s frames still decoding",
-        )
+        wait_decoding(person, cameras=2, timeout=30)
         for other in meeting.others(person):
             video = remote_video(person, other)
             expect(video).to_be_visible()

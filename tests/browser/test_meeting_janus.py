@@ -23,6 +23,7 @@ from tests.browser.support import (
     Participant,
     Server,
     running_server,
+    wait_decoding,
     wait_until,
 )
 from tests.media.conftest import media_net
@@ -59,10 +60,6 @@ def server_media(server: Server) -> dict[str, Any]:
         return media
 
 
-def camera_stats(person: Participant) -> list[dict[str, Any]]:
-    return [s for s in person.subscriptions() if s["source"] == "camera"]
-
-
 def test_the_server_runs_janus_with_simulcast(meeting: Meeting) -> None:
     media = server_media(meeting.server)
     assert media["engine"] == "janus"
@@ -71,24 +68,7 @@ def test_the_server_runs_janus_with_simulcast(meeting: Meeting) -> None:
 
 def test_each_participant_decodes_the_two_others_video(meeting: Meeting) -> None:
     for person in meeting.everyone:
-        first = wait_until(
-            lambda p=person: (
-                (s := camera_stats(p))
-                and len(s) == 2
-                and all(x["framesDecoded"] > 0 for x in s)
-                and s
-            ),
-            timeout=45,
-            what=f"{person.name} decoding two cameras",
-        )
-        wait_until(
-            lambda p=person, f=first: all(
-                now["framesDecoded"] > before["framesDecoded"]
-                for now, before in zip(camera_stats(p), f, strict=True)
-            ),
-            timeout=30,
-            what=f"{person.name}'s frames still decoding",
-        )
+        wait_decoding(person, cameras=2, timeout=45)
         for other in meeting.others(person):
             video = person.page.locator(f'.tile[data-user-id="{other.user_id()}"] video')
             expect(video).to_be_visible()
