@@ -21,12 +21,16 @@ from parley.files.service import FilesService
 from parley.http import routes
 from parley.media.engine import MediaEngine
 from parley.media.select import create_engine
+from parley.rooms.expiry import IdleRooms
 from parley.rooms.media import MediaLimits, MediaService
-from parley.rooms.presence import Presence
+from parley.rooms.membership import Membership
+from parley.rooms.presence import InMemoryPresence
+from parley.rooms.reconnect import Reconnects
 from parley.rooms.service import RoomLimits, RoomsService
 from parley.settings import Settings
 from parley.signalling import server as signalling
-from parley.signalling.handlers import Handlers, TextLimits
+from parley.signalling.events import SocketRoomEvents
+from parley.signalling.handlers import Handlers
 from parley.store.batching import BatchingChatStore
 from parley.store.database import make_engine, migrate
 from parley.store.repository import Store
@@ -51,14 +55,14 @@ class Parley:
         self.db = make_engine(s.resolved_database_url)
         self.store = Store(self.db)
         self.engine = create_engine(s) if engine is _UNSET else engine
-        self.presence = Presence()
+        self.presence = InMemoryPresence()
         self.sio = signalling.make_server(
             s.cors_origins,
             s.max_socket_message_bytes,
             s.ping_interval_seconds,
             s.ping_timeout_seconds,
         )
-        notifier = signalling.SocketNotifier(self.sio)
+        events = SocketRoomEvents(self.sio)
         blobs = BlobDir(s.files_dir)
         self.files = FilesService(
             self.store, blobs, self.presence, signer, clock, s.max_upload_bytes
@@ -66,26 +70,31 @@ class Parley:
         self.media = MediaService(
             self.presence,
             self.engine,
-            notifier,
-            MediaLimits(
-                s.max_streams_per_participant, s.max_subscriptions_per_participant, s.max_sdp_bytes
-            ),
+            events,
+            MediaLimits(s.max_streams_per_participant, s.max_subscriptions_per_participant),
+        )
+        membership = Membership(self.store, self.presence, self.media, self.files, events)
+        self.reconnects = Reconnects(
+            self.presence, membership, events, signer, clock, s.reconnect_grace_seconds
+        )
+        self.idle = IdleRooms(
+            self.store, self.presence, membership, clock, s.empty_room_ttl_seconds
         )
         self.rooms = RoomsService(
             self.store,
             self.presence,
-            self.media,
-            self.files,
-            notifier,
+            membership,
+            self.reconnects,
+            events,
             signer,
             clock,
             RoomLimits(
                 s.max_rooms,
                 s.max_participants,
-                s.reconnect_grace_seconds,
                 s.room_create_rate,
                 s.room_create_burst,
-                s.empty_room_ttl_seconds,
+                s.max_user_name_chars,
+                s.max_room_name_chars,
             ),
         )
         self.chat_store = BatchingChatStore(self.store, self.db)
@@ -93,9 +102,15 @@ class Parley:
             self.chat_store,
             self.store,
             self.presence,
-            notifier,
+            events,
             clock,
-            ChatLimits(s.history_default_limit, s.history_max_limit, s.chat_rate, s.chat_burst),
+            ChatLimits(
+                s.history_default_limit,
+                s.history_max_limit,
+                s.chat_rate,
+                s.chat_burst,
+                s.max_message_chars,
+            ),
         )
         if self.engine is not None:
             self.engine.set_listener(self.media)
@@ -104,13 +119,10 @@ class Parley:
             session = await self.sio.get_session(sid)
             return str(session.get("address", "unknown"))
 
-        handlers = Handlers(
-            self.rooms,
-            self.chat,
-            self.media,
-            TextLimits(s.max_user_name_chars, s.max_room_name_chars, s.max_message_chars),
-            address_of,
-        )
+        async def emit(event: str, sid: str, data: object) -> None:
+            await self.sio.emit(event, data, to=sid)
+
+        handlers = Handlers(self.rooms, self.chat, self.media, address_of, emit)
         signalling.install(self.sio, handlers.routes(), self.rooms, self.chat)
         self.http = FastAPI(title="Parley", version="1", docs_url=None, redoc_url=None)
         _install_http_errors(self.http)
@@ -133,7 +145,7 @@ class Parley:
         if self.engine is not None:
             await self.engine.start()
         if self.settings.empty_room_ttl_seconds > 0:
-            self._expiry = asyncio.create_task(self.rooms.run_expiry())
+            self._expiry = asyncio.create_task(self.idle.run())
         log.info(
             "parley ready: data in %s, media engine %s",
             self.settings.data_dir,
@@ -146,7 +158,7 @@ class Parley:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._expiry
             self._expiry = None
-        await self.rooms.close()
+        await self.reconnects.close()
         await self.chat_store.close()
         if self.engine is not None:
             await self.engine.close()

@@ -1,13 +1,16 @@
 """The error taxonomy: what a client is told when something goes wrong.
 
-Every domain failure is a ``ParleyError`` carrying a code from the contract (docs/protocol.md,
-section "Error codes"). Edges turn it into an ack / ``roomError`` / HTTP body. Anything that is
-not a ``ParleyError`` is a bug: the edge logs it with its traceback and answers ``INTERNAL``.
+Every domain failure is a ``ParleyError``. Each class below stands for exactly one code of the
+contract (docs/protocol.md, section "Error codes") and decides its HTTP status; classes are
+grouped by kind (``NotFound``, ``Denied``, ``LimitExceeded``) so that code may catch a whole
+kind. Edges turn an error into an ack / ``roomError`` / HTTP body. Anything that is not a
+``ParleyError`` is a bug: the edge logs it with its traceback and answers ``INTERNAL``.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import ClassVar
 
 
 class ErrorCode(StrEnum):
@@ -15,6 +18,7 @@ class ErrorCode(StrEnum):
     ROOM_NOT_FOUND = "ROOM_NOT_FOUND"
     ROOM_EXISTS = "ROOM_EXISTS"
     ROOM_FULL = "ROOM_FULL"
+    SERVER_FULL = "SERVER_FULL"
     NOT_IN_ROOM = "NOT_IN_ROOM"
     FORBIDDEN = "FORBIDDEN"
     FILE_NOT_FOUND = "FILE_NOT_FOUND"
@@ -28,57 +32,96 @@ class ErrorCode(StrEnum):
 class ParleyError(Exception):
     """A failure the client caused or can act on; ``message`` is shown to people."""
 
-    code: ErrorCode = ErrorCode.INTERNAL
-    http_status: int = 500
+    code: ClassVar[ErrorCode] = ErrorCode.INTERNAL
+    http_status: ClassVar[int] = 500
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
 
 
+# --- the request itself is wrong -----------------------------------------------------------
 class InvalidPayload(ParleyError):
     code = ErrorCode.INVALID_PAYLOAD
     http_status = 400
 
 
+# --- what was asked for is not there -------------------------------------------------------
 class NotFound(ParleyError):
+    """Kind: the named thing does not exist (or no longer does)."""
+
     http_status = 404
 
-    def __init__(self, message: str, code: ErrorCode = ErrorCode.ROOM_NOT_FOUND) -> None:
-        super().__init__(message)
-        self.code = code
+
+class RoomNotFound(NotFound):
+    code = ErrorCode.ROOM_NOT_FOUND
 
 
-class Conflict(ParleyError):
+class FileNotFound(NotFound):
+    code = ErrorCode.FILE_NOT_FOUND
+
+
+class RoomExists(ParleyError):
     code = ErrorCode.ROOM_EXISTS
     http_status = 409
 
 
-class Forbidden(ParleyError):
+# --- the caller may not do this ------------------------------------------------------------
+class Denied(ParleyError):
+    """Kind: the caller is not allowed to do what it asked."""
+
     http_status = 403
 
-    def __init__(self, message: str, code: ErrorCode = ErrorCode.FORBIDDEN) -> None:
-        super().__init__(message)
-        self.code = code
+
+class Forbidden(Denied):
+    """The caller is in the room but lacks the role (or the thing is not theirs)."""
+
+    code = ErrorCode.FORBIDDEN
 
 
-class Unauthorized(ParleyError):
+class NotInRoom(Denied):
+    code = ErrorCode.NOT_IN_ROOM
+
+
+class Unauthorized(Denied):
+    """No valid credential (token, signature) was presented."""
+
     code = ErrorCode.UNAUTHORIZED
     http_status = 401
 
 
+# --- a limit is reached --------------------------------------------------------------------
 class LimitExceeded(ParleyError):
+    """Kind: a limit (a setting) is reached; trying later or smaller may succeed."""
+
     http_status = 429
 
-    def __init__(self, message: str, code: ErrorCode = ErrorCode.RATE_LIMITED) -> None:
-        super().__init__(message)
-        self.code = code
-        if code is ErrorCode.FILE_TOO_LARGE:
-            self.http_status = 413
-        elif code is ErrorCode.ROOM_FULL:
-            self.http_status = 409
+
+class RateLimited(LimitExceeded):
+    code = ErrorCode.RATE_LIMITED
 
 
+class RoomFull(LimitExceeded):
+    code = ErrorCode.ROOM_FULL
+    http_status = 409
+
+
+class ServerFull(LimitExceeded):
+    """The server holds as many of something (meetings) as its operator allows."""
+
+    code = ErrorCode.SERVER_FULL
+    http_status = 503
+
+
+class FileTooLarge(LimitExceeded):
+    code = ErrorCode.FILE_TOO_LARGE
+    http_status = 413
+
+
+# --- the media plane -----------------------------------------------------------------------
 class MediaError(ParleyError):
+    """Media could not be set up: a bad session description or candidate, an unknown stream
+    or subscription, or the media engine refusing or being unavailable."""
+
     code = ErrorCode.MEDIA_ERROR
     http_status = 502

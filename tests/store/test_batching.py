@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from parley.chat.models import ChatMessage
-from parley.errors import NotFound
-from parley.rooms.models import RoomRecord
+from parley.rooms.models import RoomGone, RoomRecord
 from parley.store.batching import BatchingChatStore
 from parley.store.database import make_engine, migrate
 from parley.store.repository import Store
@@ -75,7 +74,7 @@ async def test_one_bad_message_does_not_sink_its_batch(stores) -> None:
         *(batching.add_message(m) for m in [*good[:2], orphan, *good[2:]]),
         return_exceptions=True,
     )
-    assert isinstance(results[2], NotFound)
+    assert isinstance(results[2], RoomGone)
     history = await store.history(ROOM.uid, "room", None, 10)
     assert history is not None and [m.id for m in history] == [m.id for m in good]
 

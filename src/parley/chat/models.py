@@ -1,4 +1,4 @@
-"""Chat messages as the domain and the wire see them."""
+"""Chat messages."""
 
 from __future__ import annotations
 
@@ -21,26 +21,12 @@ class ChatMessage:
     client_message_id: str | None = None
     file: StoredFile | None = None
 
-    def to_wire(self) -> dict[str, object]:
-        wire: dict[str, object] = {
-            "id": self.id,
-            "roomId": self.room_id,
-            "userId": self.user_id,
-            "userName": self.user_name,
-            "message": self.message,
-            "timestamp": self.timestamp,
-        }
-        if self.client_timestamp is not None:
-            wire["clientTimestamp"] = self.client_timestamp
-        if self.file is not None:
-            wire["file"] = self.file.to_wire()
-        return wire
-
 
 class ChatStore(Protocol):
     async def add_message(self, message: ChatMessage) -> tuple[ChatMessage, bool]:
         """Store ``message`` and return it with True, or, when the same sender already stored
-        a message with its ``client_message_id``, return that one with False."""
+        a message with its ``client_message_id``, return that one with False. Raises
+        ``RoomGone`` when the room was deleted meanwhile."""
 
     async def history(
         self, room_uid: str, room_id: str, before_id: str | None, limit: int

@@ -8,11 +8,13 @@ from dataclasses import dataclass
 
 from parley.chat.models import ChatMessage, ChatStore
 from parley.clock import Clock
-from parley.errors import ErrorCode, InvalidPayload, LimitExceeded, NotFound
+from parley.errors import FileNotFound, InvalidPayload, RateLimited, RoomNotFound
 from parley.files.models import FileStore
 from parley.ratelimit import KeyedLimiter
-from parley.rooms.models import Notifier
-from parley.rooms.presence import Presence
+from parley.rooms.events import RoomEvents
+from parley.rooms.models import RoomGone
+from parley.rooms.presence import Presence, member
+from parley.text import check_length
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +25,7 @@ class ChatLimits:
     history_max_limit: int = 1000
     chat_rate: float = 10.0
     chat_burst: int = 20
+    max_message_chars: int = 4000
 
 
 class ChatService:
@@ -31,14 +34,14 @@ class ChatService:
         store: ChatStore,
         files: FileStore,
         presence: Presence,
-        notifier: Notifier,
+        events: RoomEvents,
         clock: Clock,
         limits: ChatLimits,
     ) -> None:
         self._store = store
         self._files = files
         self._presence = presence
-        self._notify = notifier
+        self._events = events
         self._clock = clock
         self._limits = limits
         self._rate = KeyedLimiter(limits.chat_rate, limits.chat_burst)
@@ -51,23 +54,24 @@ class ChatService:
         filename: str | None,
         client_timestamp: int | None,
         client_message_id: str | None,
-    ) -> dict[str, object]:
-        room, participant = self._presence.member(conn_id, room_id)
+    ) -> ChatMessage:
+        """Post a message; the stored one (the earlier one, for a retry of the same
+        ``client_message_id``). Acknowledged only once it is committed."""
+        check_length(text, "message", 0, self._limits.max_message_chars)
+        room, participant = await member(self._presence, conn_id, room_id)
         if not self._rate.allow(conn_id, self._clock.monotonic()):
-            raise LimitExceeded("You are sending messages too fast.")
+            raise RateLimited("You are sending messages too fast.")
         attachment = None
         if filename is not None:
             attachment = await self._files.get_file(filename)
-            if attachment is None or attachment.room_uid != room.key:
-                raise NotFound(
-                    "That file was not uploaded to this meeting.", ErrorCode.FILE_NOT_FOUND
-                )
+            if attachment is None or attachment.room_uid != room.uid:
+                raise FileNotFound("That file was not uploaded to this meeting.")
         elif not text:
             raise InvalidPayload("A message needs text or a file.")
         message = ChatMessage(
             id=secrets.token_hex(12),
             room_id=room.room_id,
-            room_uid=room.key,
+            room_uid=room.uid,
             user_id=participant.user_id,
             user_name=participant.user_name,
             message=text,
@@ -76,23 +80,26 @@ class ChatService:
             client_message_id=client_message_id,
             file=attachment,
         )
-        stored, created = await self._store.add_message(message)
+        try:
+            stored, created = await self._store.add_message(message)
+        except RoomGone:
+            raise RoomNotFound("This meeting has ended.") from None
         if created:
             log.debug("room %s: message %s from %s", room.room_id, stored.id, stored.user_id)
-            await self._notify.to_room(room.key, "message", stored.to_wire())
-        return {"id": stored.id, "timestamp": stored.timestamp}
+            await self._events.message_posted(room, stored)
+        return stored
 
     async def history(
         self, conn_id: str, room_id: str, before: str | None, limit: int | None
-    ) -> list[dict[str, object]]:
-        room, _ = self._presence.member(conn_id, room_id)
+    ) -> list[ChatMessage]:
+        room, _ = await member(self._presence, conn_id, room_id)
         count = limit if limit is not None else self._limits.history_default_limit
         if count > self._limits.history_max_limit:
             raise InvalidPayload(f"limit must be at most {self._limits.history_max_limit}.")
-        found = await self._store.history(room.key, room.room_id, before, count)
+        found = await self._store.history(room.uid, room.room_id, before, count)
         if found is None:
             raise InvalidPayload("before does not name a message of this meeting.")
-        return [m.to_wire() for m in found]
+        return found
 
     def forget(self, conn_id: str) -> None:
         self._rate.forget(conn_id)

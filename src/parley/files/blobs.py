@@ -10,8 +10,6 @@ import secrets
 from pathlib import Path
 from typing import BinaryIO
 
-from parley.errors import ErrorCode, LimitExceeded
-
 NAME = re.compile(r"[0-9a-f]{32}")
 _FLUSH_AT = 1024 * 1024
 
@@ -29,8 +27,8 @@ class BlobDir:
             return None
         return self.directory / filename
 
-    def writer(self, limit: int) -> BlobWriter:
-        return BlobWriter(self.directory, secrets.token_hex(16), limit)
+    def writer(self) -> BlobWriter:
+        return BlobWriter(self.directory, secrets.token_hex(16))
 
     async def remove(self, filenames: list[str]) -> None:
         await asyncio.to_thread(self._remove, filenames)
@@ -52,23 +50,18 @@ class BlobDir:
 
 
 class BlobWriter:
-    """One upload in progress. ``write`` enforces the size limit as bytes arrive."""
+    """One upload in progress: bytes buffered, written to a ``.part`` file, then committed."""
 
-    def __init__(self, directory: Path, filename: str, limit: int) -> None:
+    def __init__(self, directory: Path, filename: str) -> None:
         self.filename = filename
         self.size = 0
         self._directory = directory
-        self._limit = limit
         self._part = directory / f"{filename}.part"
         self._buffer = bytearray()
         self._file: BinaryIO | None = None
 
     async def write(self, chunk: bytes) -> None:
         self.size += len(chunk)
-        if self.size > self._limit:
-            raise LimitExceeded(
-                f"The file is larger than {self._limit} bytes.", ErrorCode.FILE_TOO_LARGE
-            )
         self._buffer += chunk
         if len(self._buffer) >= _FLUSH_AT:
             await self._flush()

@@ -16,22 +16,10 @@ class StoredFile:
     mime_type: str
     created_at: int
 
-    @property
-    def url(self) -> str:
-        return f"/download-file/{self.filename}"
-
-    def to_wire(self) -> dict[str, object]:
-        return {
-            "filename": self.filename,
-            "originalName": self.original_name,
-            "size": self.size,
-            "mimeType": self.mime_type,
-            "url": self.url,
-        }
-
 
 class FileStore(Protocol):
-    async def add_file(self, record: StoredFile) -> None: ...
+    async def add_file(self, record: StoredFile) -> None:
+        """Raises ``RoomGone`` when the room was deleted meanwhile."""
 
     async def get_file(self, filename: str) -> StoredFile | None: ...
 

@@ -16,7 +16,7 @@ from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
-from parley import __version__
+from parley import __version__, wire
 from parley.errors import ErrorCode, ParleyError
 from parley.files.service import FilesService
 from parley.http.upload import Upload
@@ -58,12 +58,13 @@ def install(app: FastAPI, deps: HttpDeps) -> None:
 
     @app.get("/health")
     async def health() -> JSONResponse:
+        rooms, participants = await deps.presence.totals()
         body: dict[str, object] = {
             "status": "ok",
             "version": __version__,
             "uptimeSeconds": round(time.monotonic() - deps.started, 1),
-            "rooms": len(deps.presence.rooms),
-            "participants": deps.presence.participant_count(),
+            "rooms": rooms,
+            "participants": participants,
             "media": _media(deps.engine),
         }
         try:
@@ -105,7 +106,7 @@ def install(app: FastAPI, deps: HttpDeps) -> None:
         except ClientDisconnect:
             log.info("upload abandoned by the client; nothing kept")
             return Response(status_code=400)
-        return JSONResponse(stored.to_wire(), status_code=201)
+        return JSONResponse(wire.file(stored), status_code=201)
 
     # ``path``: every name under /download-file/ reaches ``find`` (and its 404), none is
     # redirected (``<name>/`` would otherwise be sent on to ``<name>``).

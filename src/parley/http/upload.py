@@ -13,14 +13,12 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
-from parley.errors import ErrorCode, InvalidPayload, LimitExceeded
-from parley.files.blobs import BlobWriter
+from parley.errors import InvalidPayload
 from parley.files.models import StoredFile
-from parley.files.service import FilesService
+from parley.files.service import FilesService, IncomingFile
 
 _MAX_FIELD_BYTES = 1024
 _MAX_PARTS = 8
-_MULTIPART_SLACK = 64 * 1024  # room for boundaries, part headers and the roomId field
 
 
 @dataclass
@@ -76,7 +74,7 @@ class Upload:
     def __init__(self, files: FilesService, request: Request) -> None:
         self._files = files
         self._request = request
-        self._writer: BlobWriter | None = None
+        self._writer: IncomingFile | None = None
         self._fields: dict[str, str] = {}
         self._file_name: str | None = None
         self._file_type: str | None = None
@@ -85,7 +83,7 @@ class Upload:
         self._parts = 0
 
     async def run(self) -> StoredFile:
-        grant = self._files.authorise(self._request.headers.get("authorization"))
+        grant = await self._files.authorise(self._request.headers.get("authorization"))
         boundary = self._boundary()
         self._check_declared_length()
         try:
@@ -115,15 +113,8 @@ class Upload:
 
     def _check_declared_length(self) -> None:
         declared = self._request.headers.get("content-length")
-        if (
-            declared
-            and declared.isdigit()
-            and (int(declared) > self._files.max_bytes + _MULTIPART_SLACK)
-        ):
-            raise LimitExceeded(
-                f"The file is larger than {self._files.max_bytes} bytes.",
-                ErrorCode.FILE_TOO_LARGE,
-            )
+        if declared and declared.isdigit():
+            self._files.check_request_size(int(declared))
 
     async def _receive(self, boundary: bytes) -> None:
         collector = _Collector()
@@ -134,11 +125,7 @@ class Upload:
             # The whole body is capped too: bytes outside the file (preamble, epilogue, fields)
             # may not stream on forever when no Content-Length was declared.
             received += len(chunk)
-            if received > self._files.max_bytes + _MULTIPART_SLACK:
-                raise LimitExceeded(
-                    f"The file is larger than {self._files.max_bytes} bytes.",
-                    ErrorCode.FILE_TOO_LARGE,
-                )
+            self._files.check_request_size(received)
             try:
                 parser.write(chunk)
             except MultipartParseError as error:
@@ -184,7 +171,7 @@ class Upload:
             part.filename = options[b"filename"].decode("utf-8", "replace")
             self._file_name = part.filename
             self._file_type = headers.get(b"content-type", b"").decode("latin-1")
-            self._writer = self._files.writer()
+            self._writer = self._files.receive()
         return part
 
 

@@ -1,9 +1,9 @@
-"""Rooms and the people in them."""
+"""Rooms and the people in them, as frozen values: services read them from ``Presence`` and
+write changed copies back (``dataclasses.replace``), so live state can live in another process."""
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 Source = Literal["camera", "screen"]
@@ -11,8 +11,8 @@ Source = Literal["camera", "screen"]
 
 @dataclass(frozen=True)
 class RoomRecord:
-    """The durable part of a room. ``uid`` is unique per room lifetime; ``room_id`` may be
-    reused once the meeting has ended."""
+    """The durable part of a room. ``uid`` is unique per room lifetime (the room's key for
+    presence, tokens and events); ``room_id`` may be reused once the meeting has ended."""
 
     uid: str
     room_id: str
@@ -21,29 +21,21 @@ class RoomRecord:
     created_at: int
 
 
-@dataclass
+@dataclass(frozen=True)
 class Participant:
     user_id: str
     user_name: str
     is_host: bool
     joined_at: int
     conn_id: str | None
+    """The connection behind this participant; None while it is away (reconnect grace)."""
     is_streaming: bool = False
     is_screen_sharing: bool = False
-    grace: asyncio.Task[None] | None = None
-
-    def to_wire(self) -> dict[str, object]:
-        return {
-            "userId": self.user_id,
-            "userName": self.user_name,
-            "isHost": self.is_host,
-            "isStreaming": self.is_streaming,
-            "isScreenSharing": self.is_screen_sharing,
-            "joinedAt": self.joined_at,
-        }
+    grace_until: float | None = None
+    """While away: the ``Clock.monotonic()`` moment its place is given up."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Stream:
     stream_id: str
     user_id: str
@@ -51,51 +43,53 @@ class Stream:
     source: Source
     kinds: tuple[str, ...]
 
-    def to_wire(self) -> dict[str, object]:
-        return {
-            "streamId": self.stream_id,
-            "userId": self.user_id,
-            "userName": self.user_name,
-            "source": self.source,
-            "kinds": list(self.kinds),
-        }
 
-
-@dataclass
+@dataclass(frozen=True)
 class Subscription:
     subscription_id: str
     user_id: str
     stream_id: str
 
 
-@dataclass
-class LiveRoom:
-    """A room while the process knows it: its record plus presence, rebuilt from connections."""
+@dataclass(frozen=True)
+class RoomSummary:
+    """A live room as the rooms list shows it."""
 
     record: RoomRecord
-    participants: dict[str, Participant] = field(default_factory=dict)
-    streams: dict[str, Stream] = field(default_factory=dict)
-    subscriptions: dict[str, Subscription] = field(default_factory=dict)
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    participants: int
 
-    @property
-    def room_id(self) -> str:
-        return self.record.room_id
 
-    @property
-    def key(self) -> str:
-        return self.record.uid
+@dataclass(frozen=True)
+class JoinedRoom:
+    """What a participant learns on entering a room."""
 
-    def to_wire(self) -> dict[str, object]:
-        return {
-            "roomId": self.record.room_id,
-            "roomName": self.record.name,
-            "participants": len(self.participants),
-            "createdAt": self.record.created_at,
-        }
+    record: RoomRecord
+    participant: Participant
+    token: str
+    users: tuple[Participant, ...]
+    streams: tuple[Stream, ...]
 
-    def users(self) -> list[dict[str, object]]:
-        return [p.to_wire() for p in self.participants.values()]
+
+@dataclass(frozen=True)
+class CreatedRoom:
+    joined: JoinedRoom
+    host_key: str
+
+
+@dataclass(frozen=True)
+class PublishedStream:
+    stream: Stream
+    answer_sdp: str
+
+
+@dataclass(frozen=True)
+class OfferedSubscription:
+    subscription: Subscription
+    offer_sdp: str
+
+
+class RoomGone(Exception):
+    """Raised by a store when the room a row belongs to was deleted meanwhile."""
 
 
 class RoomStore(Protocol):
@@ -113,17 +107,3 @@ class RoomStore(Protocol):
 
     async def ping(self) -> None:
         """Raise when the store cannot serve requests."""
-
-
-class Notifier(Protocol):
-    """How the domain reaches connections; the signalling edge implements it."""
-
-    async def to_room(
-        self, room_key: str, event: str, data: object, exclude_conn: str | None = None
-    ) -> None: ...
-
-    async def to_conn(self, conn_id: str, event: str, data: object) -> None: ...
-
-    async def enter(self, conn_id: str, room_key: str) -> None: ...
-
-    async def leave(self, conn_id: str, room_key: str) -> None: ...

@@ -1,30 +1,20 @@
-"""One handler per client event. Rules live in the services; this is only the wiring."""
+"""One handler per client event: call one service method, spell its answer for the wire
+(``parley.wire``). Rules live in the services; this is only the wiring."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Awaitable, Callable
 
+from parley import wire
 from parley.chat.service import ChatService
-from parley.errors import InvalidPayload
 from parley.media.engine import IceCandidate
 from parley.rooms.media import MediaService
 from parley.rooms.service import RoomsService
 from parley.signalling import payloads as p
 from parley.signalling.dispatch import Route
 
-
-@dataclass(frozen=True)
-class TextLimits:
-    max_user_name_chars: int = 64
-    max_room_name_chars: int = 100
-    max_message_chars: int = 4000
-
-
-def _sized(value: str, field: str, low: int, high: int) -> str:
-    if not low <= len(value) <= high:
-        raise InvalidPayload(f"{field} must be {low} to {high} characters.")
-    return value
+AddressOf = Callable[[str], Awaitable[str]]
+Emit = Callable[[str, str, object], Awaitable[None]]
 
 
 class Handlers:
@@ -33,28 +23,26 @@ class Handlers:
         rooms: RoomsService,
         chat: ChatService,
         media: MediaService,
-        limits: TextLimits,
-        address_of: Any,
+        address_of: AddressOf,
+        emit: Emit,
     ) -> None:
         self._rooms = rooms
         self._chat = chat
         self._media = media
-        self._limits = limits
         self._address_of = address_of
-
-    def _name(self, value: str) -> str:
-        return _sized(value, "userName", 1, self._limits.max_user_name_chars)
+        self._emit = emit
 
     async def create_room(self, sid: str, m: p.CreateRoom) -> object:
-        room_name = _sized(m.roomName, "roomName", 1, self._limits.max_room_name_chars)
-        return await self._rooms.create_room(
-            sid, await self._address_of(sid), self._name(m.userName), room_name, m.customRoomId
+        address = await self._address_of(sid)
+        created = await self._rooms.create_room(
+            sid, address, m.userName, m.roomName, m.customRoomId
         )
+        await self._emit("roomCreated", sid, wire.room_created(created))
+        return wire.created(created)
 
     async def join_room(self, sid: str, m: p.JoinRoom) -> object:
-        return await self._rooms.join_room(
-            sid, m.roomId, self._name(m.userName), m.hostKey, m.resumeToken
-        )
+        joined = await self._rooms.join_room(sid, m.roomId, m.userName, m.hostKey, m.resumeToken)
+        return wire.joined(joined)
 
     async def leave_room(self, sid: str, m: p.RoomAction) -> object:
         await self._rooms.leave_room(sid, m.roomId)
@@ -65,20 +53,20 @@ class Handlers:
         return {}
 
     async def rooms_list(self, sid: str, _m: None) -> object:
-        return await self._rooms.list_rooms()
+        return [wire.room(r) for r in await self._rooms.list_rooms()]
 
     async def users(self, sid: str, m: p.InRoom) -> object:
-        return self._rooms.users(sid, m.roomId)
+        return [wire.user(u) for u in await self._rooms.users(sid, m.roomId)]
 
     async def message(self, sid: str, m: p.SendMessage) -> object:
-        _sized(m.message, "message", 0, self._limits.max_message_chars)
         filename = m.file.filename if m.file else None
-        return await self._chat.send(
+        stored = await self._chat.send(
             sid, m.roomId, m.message, filename, m.timestamp, m.clientMessageId
         )
+        return {"id": stored.id, "timestamp": stored.timestamp}
 
     async def history(self, sid: str, m: p.GetChatHistory) -> object:
-        return await self._chat.history(sid, m.roomId, m.before, m.limit)
+        return [wire.message(x) for x in await self._chat.history(sid, m.roomId, m.before, m.limit)]
 
     async def start_stream(self, sid: str, m: p.InRoom) -> object:
         await self._rooms.set_streaming(sid, m.roomId, True)
@@ -89,22 +77,24 @@ class Handlers:
         return {}
 
     async def start_screen(self, sid: str, m: p.InRoom) -> object:
-        await self._rooms.set_screen(sid, m.roomId, True)
+        await self._media.set_screen(sid, m.roomId, True)
         return {}
 
     async def stop_screen(self, sid: str, m: p.InRoom) -> object:
-        await self._rooms.set_screen(sid, m.roomId, False)
+        await self._media.set_screen(sid, m.roomId, False)
         return {}
 
     async def publish(self, sid: str, m: p.Publish) -> object:
-        return await self._media.publish(sid, m.roomId, m.source, m.sdp)
+        published = await self._media.publish(sid, m.roomId, m.source, m.sdp)
+        return {"streamId": published.stream.stream_id, "sdp": published.answer_sdp}
 
     async def unpublish(self, sid: str, m: p.Unpublish) -> object:
         await self._media.unpublish(sid, m.roomId, m.streamId)
         return {}
 
     async def subscribe(self, sid: str, m: p.Subscribe) -> object:
-        return await self._media.subscribe(sid, m.roomId, m.streamId)
+        offered = await self._media.subscribe(sid, m.roomId, m.streamId)
+        return {"subscriptionId": offered.subscription.subscription_id, "sdp": offered.offer_sdp}
 
     async def subscribe_answer(self, sid: str, m: p.SubscribeAnswer) -> object:
         await self._media.answer(sid, m.roomId, m.subscriptionId, m.sdp)

@@ -1,4 +1,4 @@
-"""The Socket.IO server: connections, the event table, and the ``Notifier`` the domain uses."""
+"""The Socket.IO server: connections and the event table."""
 
 from __future__ import annotations
 
@@ -16,27 +16,6 @@ from parley.rooms.service import RoomsService
 from parley.signalling.dispatch import Route, answer, failure
 
 log = logging.getLogger(__name__)
-
-
-class SocketNotifier:
-    """The domain's ``Notifier`` over python-socketio rooms (one Socket.IO room per room key)."""
-
-    def __init__(self, sio: socketio.AsyncServer) -> None:
-        self._sio = sio
-
-    async def to_room(
-        self, room_key: str, event: str, data: object, exclude_conn: str | None = None
-    ) -> None:
-        await self._sio.emit(event, data, room=room_key, skip_sid=exclude_conn)
-
-    async def to_conn(self, conn_id: str, event: str, data: object) -> None:
-        await self._sio.emit(event, data, to=conn_id)
-
-    async def enter(self, conn_id: str, room_key: str) -> None:
-        await self._sio.enter_room(conn_id, room_key)
-
-    async def leave(self, conn_id: str, room_key: str) -> None:
-        await self._sio.leave_room(conn_id, room_key)
 
 
 # What python-socketio raises for a packet it cannot decode (truncated JSON, a wrong packet

@@ -9,9 +9,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from parley.chat.models import ChatMessage
-from parley.errors import ErrorCode, InvalidPayload, NotFound
 from parley.files.models import StoredFile
-from parley.rooms.models import RoomRecord
+from parley.rooms.models import RoomGone, RoomRecord
 from parley.store import tables as t
 from parley.store.database import current_revision, head_revision
 
@@ -49,8 +48,6 @@ class Store:
         return True
 
     async def get_room(self, room_id: str) -> RoomRecord | None:
-        if not _storable(room_id):
-            return None
         async with self._engine.connect() as connection:
             row = (
                 await connection.execute(select(t.rooms).where(t.rooms.c.room_id == room_id))
@@ -97,8 +94,6 @@ class Store:
         }
 
     async def add_message(self, message: ChatMessage) -> tuple[ChatMessage, bool]:
-        if message.client_message_id is not None and not _storable(message.client_message_id):
-            raise InvalidPayload("clientMessageId may not contain NUL characters.")
         values = self.message_row(message)
         try:
             async with self._engine.begin() as connection:
@@ -106,7 +101,7 @@ class Store:
         except IntegrityError:
             existing = await self.find_duplicate(message)
             if existing is None:
-                raise NotFound("This meeting has ended.", ErrorCode.ROOM_NOT_FOUND) from None
+                raise RoomGone(message.room_uid) from None
             return existing, False
         return message, True
 
@@ -125,8 +120,6 @@ class Store:
     async def history(
         self, room_uid: str, room_id: str, before_id: str | None, limit: int
     ) -> list[ChatMessage] | None:
-        if before_id is not None and not _storable(before_id):
-            return None
         query = _message_query().where(t.messages.c.room_uid == room_uid)
         async with self._engine.connect() as connection:
             if before_id is not None:
@@ -161,11 +154,9 @@ class Store:
                     )
                 )
         except IntegrityError:
-            raise NotFound("This meeting has ended.", ErrorCode.ROOM_NOT_FOUND) from None
+            raise RoomGone(record.room_uid) from None
 
     async def get_file(self, filename: str) -> StoredFile | None:
-        if not _storable(filename):
-            return None
         async with self._engine.connect() as connection:
             row = (
                 await connection.execute(select(t.files).where(t.files.c.filename == filename))
@@ -175,12 +166,6 @@ class Store:
     async def list_filenames(self) -> set[str]:
         async with self._engine.connect() as connection:
             return set((await connection.execute(select(t.files.c.filename))).scalars())
-
-
-def _storable(value: str) -> bool:
-    """Whether ``value`` can be kept as text: PostgreSQL refuses NUL, so no stored id has one
-    (on either database) and a lookup by such a value finds nothing."""
-    return "\x00" not in value
 
 
 def _room(row: Row[tuple[object, ...]]) -> RoomRecord:

@@ -1,0 +1,64 @@
+"""``RoomEvents``: the port through which the domain tells a room what happened.
+
+One method per fact, in domain terms. The signalling edge implements it (it alone knows event
+names and their JSON spelling); a cluster implementation can publish the same facts to every
+node. Unless a method says otherwise, everyone whose connection hears the room is told.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from parley.chat.models import ChatMessage
+from parley.media.engine import IceCandidate
+from parley.rooms.models import Participant, RoomRecord, Stream
+
+
+class RoomEvents(Protocol):
+    # --- who hears the room ----------------------------------------------------------------
+    async def connection_entered(self, conn_id: str, room: RoomRecord) -> None:
+        """From now on ``conn_id`` hears this room's events."""
+
+    async def connection_left(self, conn_id: str, room: RoomRecord) -> None:
+        """From now on ``conn_id`` no longer hears this room's events."""
+
+    # --- people ----------------------------------------------------------------------------
+    async def user_joined(self, room: RoomRecord, participant: Participant) -> None:
+        """Everyone but the newcomer."""
+
+    async def user_left(self, room: RoomRecord, participant: Participant) -> None: ...
+
+    async def host_changed(self, room: RoomRecord, host: Participant) -> None: ...
+
+    async def meeting_ended(self, room: RoomRecord, by: Participant) -> None: ...
+
+    async def streaming_changed(self, room: RoomRecord, participant: Participant) -> None:
+        """``participant.is_streaming`` changed; everyone but that participant."""
+
+    async def screen_started(self, room: RoomRecord, sharer: Participant) -> None:
+        """Everyone but the sharer."""
+
+    async def screen_stopped(self, room: RoomRecord, sharer: Participant) -> None: ...
+
+    # --- media -----------------------------------------------------------------------------
+    async def stream_published(
+        self, room: RoomRecord, stream: Stream, publisher: Participant
+    ) -> None:
+        """Everyone but the publisher."""
+
+    async def stream_unpublished(
+        self, room: RoomRecord, stream: Stream, publisher: Participant | None
+    ) -> None:
+        """Everyone but the publisher (when still present)."""
+
+    async def media_reset(self, room: RoomRecord) -> None:
+        """The media engine lost every stream and subscription of the room."""
+
+    async def candidate_found(
+        self, owner: Participant, peer_id: str, candidate: IceCandidate | None
+    ) -> None:
+        """Only the owner of the connection ``peer_id``: a server-side ICE candidate (None: no
+        more candidates)."""
+
+    # --- chat ------------------------------------------------------------------------------
+    async def message_posted(self, room: RoomRecord, message: ChatMessage) -> None: ...

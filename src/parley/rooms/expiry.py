@@ -1,0 +1,70 @@
+"""Idle rooms: a room nobody has been in for ``empty_room_ttl_seconds`` is ended as if by its
+host."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from parley.clock import Clock
+from parley.rooms.membership import Membership
+from parley.rooms.models import RoomStore
+from parley.rooms.presence import Presence
+
+log = logging.getLogger(__name__)
+
+
+class IdleRooms:
+    def __init__(
+        self,
+        store: RoomStore,
+        presence: Presence,
+        membership: Membership,
+        clock: Clock,
+        ttl_seconds: float,
+    ) -> None:
+        self._store = store
+        self._presence = presence
+        self._membership = membership
+        self._clock = clock
+        self._ttl = ttl_seconds
+        self._empty_since: dict[str, float] = {}
+        membership.on_empty = self.emptied
+        membership.on_forgotten = self.forget
+
+    def emptied(self, room_key: str) -> None:
+        self._empty_since[room_key] = self._clock.monotonic()
+
+    def forget(self, room_key: str) -> None:
+        self._empty_since.pop(room_key, None)
+
+    async def expire_idle(self) -> list[str]:
+        """End the rooms nobody has been in for the time to live; their ids. A room this
+        process has not seen empty yet (say, after a restart) counts from now."""
+        now = self._clock.monotonic()
+        expired = []
+        for record in await self._store.list_rooms():
+            if await self._presence.count(record.uid) > 0:
+                self._empty_since.pop(record.uid, None)
+                continue
+            if now - self._empty_since.setdefault(record.uid, now) < self._ttl:
+                continue
+            async with self._presence.lock(record.uid):
+                if await self._presence.count(record.uid) > 0:
+                    continue
+                await self._membership.dispose(record)
+            log.info("room %s: ended after %.0fs with nobody in it", record.room_id, self._ttl)
+            expired.append(record.room_id)
+        return expired
+
+    async def run(self) -> None:
+        """Check for idle rooms now and then, until cancelled."""
+        interval = max(0.05, min(60.0, self._ttl / 4))
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.expire_idle()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("expiring idle rooms failed; will try again")
