@@ -8,6 +8,7 @@ import pytest
 
 from parley.settings import Settings
 from tests.support.clients import Client
+from tests.support.fakes import FakeClock
 from tests.support.server import run_server
 
 
@@ -375,15 +376,19 @@ async def test_the_rooms_list_shows_only_meetings_with_people_in_them(connect) -
 
 
 async def test_a_room_nobody_is_in_is_ended_after_the_idle_time(tmp_path) -> None:
-    settings = Settings(data_dir=tmp_path, media_engine="none", empty_room_ttl_seconds=0.4)
-    async with run_server(settings) as server:
+    clock = FakeClock()
+    settings = Settings(data_dir=tmp_path, media_engine="none", empty_room_ttl_seconds=3600)
+    async with run_server(settings, clock=clock) as server:
         ada = await Client(server.url).connect()
         try:
             idle = (await ada.ok("createRoom", {"userName": "A", "roomName": "Idle"}))["roomId"]
             await ada.ok("message", {"roomId": idle, "message": "bye"})
             await ada.ok("leaveRoom", {"roomId": idle})
             busy = (await ada.ok("createRoom", {"userName": "A", "roomName": "Busy"}))["roomId"]
-            await asyncio.sleep(1.2)
+            clock.advance(3599)
+            assert await server.parley.idle.expire_idle() == []
+            clock.advance(1)
+            assert await server.parley.idle.expire_idle() == [idle]
             assert await server.parley.store.get_room(idle) is None
             assert await ada.error("joinRoom", {"roomId": idle, "userName": "A"}) == (
                 "ROOM_NOT_FOUND"
@@ -400,6 +405,39 @@ async def test_a_failed_join_elsewhere_keeps_you_where_you_are(connect) -> None:
         "ROOM_NOT_FOUND"
     )
     assert len(await ada.ok("getUsers", {"roomId": room_id})) == 1
+
+
+async def test_a_join_refused_for_its_token_or_host_key_keeps_you_where_you_are(connect) -> None:
+    room_id, (ada,), _ = await meeting(connect, "Ada")
+    other, _, created = await meeting(connect, "Bob")
+    bad_token = {"roomId": other, "userName": "Ada", "resumeToken": "x" * 40}
+    assert await ada.error("joinRoom", bad_token) == "UNAUTHORIZED"
+    bad_key = {"roomId": other, "userName": "Ada", "hostKey": created["hostKey"] + "x"}
+    assert await ada.error("joinRoom", bad_key) == "FORBIDDEN"
+    assert [u["userName"] for u in await ada.ok("getUsers", {"roomId": room_id})] == ["Ada"]
+
+
+async def test_creating_past_max_rooms_answers_server_full(tmp_path) -> None:
+    settings = Settings(data_dir=tmp_path, media_engine="none", max_rooms=1)
+    async with run_server(settings) as server:
+        ada = await Client(server.url).connect()
+        try:
+            await ada.ok("createRoom", {"userName": "A", "roomName": "One"})
+            assert await ada.error("createRoom", {"userName": "A", "roomName": "Two"}) == (
+                "SERVER_FULL"
+            )
+        finally:
+            await ada.close()
+
+
+async def test_a_host_coming_back_with_the_host_key_is_announced(connect) -> None:
+    room_id, (_ada, bob), created = await meeting(connect, "Ada", "Bob")
+    phone = await connect()
+    joined = await phone.ok(
+        "joinRoom", {"roomId": room_id, "userName": "Ada", "hostKey": created["hostKey"]}
+    )
+    assert joined["isHost"] is True
+    assert await bob.next("hostChanged") == {"userId": joined["userId"]}
 
 
 async def test_the_first_person_in_a_room_nobody_hosts_becomes_host(connect) -> None:

@@ -17,6 +17,7 @@ import uvicorn
 
 from parley.app import Parley
 from parley.cli import server_config
+from parley.clock import Clock
 from parley.settings import Settings
 
 _UNSET: Any = object()
@@ -33,9 +34,11 @@ class RunningServer:
 
 
 @contextlib.asynccontextmanager
-async def run_server(settings: Settings, engine: Any = _UNSET) -> AsyncIterator[RunningServer]:
+async def run_server(
+    settings: Settings, engine: Any = _UNSET, clock: Clock | None = None
+) -> AsyncIterator[RunningServer]:
     """Parley under uvicorn on 127.0.0.1, port 0, in this event loop; stopped on exit."""
-    parley = Parley(settings) if engine is _UNSET else Parley(settings, engine)
+    parley = Parley(settings, clock=clock) if engine is _UNSET else Parley(settings, engine, clock)
     config = server_config(parley.asgi, settings, "127.0.0.1", 0)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

@@ -156,6 +156,7 @@ class RoomsService:
             if host_key is not None and not participant.is_host:
                 participant = replace(participant, is_host=True)
                 await self._presence.put(room.uid, participant)
+                await self._events.host_changed(room, participant)
             users = tuple(await self._presence.participants(room.uid))
             streams = tuple(await self._presence.streams(room.uid))
         if current is not None and current[0].uid != room.uid:
@@ -199,6 +200,8 @@ class RoomsService:
             "room %s: %s joined%s", room.room_id, participant.user_id, " as host" if as_host else ""
         )
         await self._events.user_joined(room, participant)
+        if as_host and await self._presence.count(room.uid) > 1:
+            await self._events.host_changed(room, participant)  # a host came back with its key
         await self._membership.hand_over(room)  # a room nobody hosts (e.g. after a restart)
         return await self._presence.participant(room.uid, participant.user_id) or participant
 

@@ -1,0 +1,165 @@
+"""Fakes of the seams the domain owns (clock, store, room events), for testing rules directly."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+from parley.chat.models import ChatMessage
+from parley.files.models import StoredFile
+from parley.media.engine import IceCandidate
+from parley.rooms.models import Participant, RoomGone, RoomRecord, Stream
+
+
+class FakeClock:
+    """Time that moves only when a test says so."""
+
+    def __init__(self, now_ms: int = 1_700_000_000_000) -> None:
+        self._now = now_ms / 1000
+
+    def now_ms(self) -> int:
+        return int(self._now * 1000)
+
+    def monotonic(self) -> float:
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        self._now += seconds
+
+
+class MemoryStore:
+    """``RoomStore``, ``ChatStore`` and ``FileStore`` in memory, with the database's rules:
+    one room per ``room_id``, one message per (room, sender, clientMessageId), rows of a
+    deleted room refused."""
+
+    def __init__(self) -> None:
+        self.rooms: dict[str, RoomRecord] = {}
+        self.messages: list[ChatMessage] = []
+        self.files: dict[str, StoredFile] = {}
+        self._seq = itertools.count()
+
+    async def add_room(self, record: RoomRecord) -> bool:
+        if any(r.room_id == record.room_id for r in self.rooms.values()):
+            return False
+        self.rooms[record.uid] = record
+        return True
+
+    async def get_room(self, room_id: str) -> RoomRecord | None:
+        return next((r for r in self.rooms.values() if r.room_id == room_id), None)
+
+    async def list_rooms(self) -> list[RoomRecord]:
+        return list(self.rooms.values())
+
+    async def count_rooms(self) -> int:
+        return len(self.rooms)
+
+    async def delete_room(self, uid: str) -> list[str]:
+        self.rooms.pop(uid, None)
+        self.messages = [m for m in self.messages if m.room_uid != uid]
+        gone = [name for name, f in self.files.items() if f.room_uid == uid]
+        for name in gone:
+            del self.files[name]
+        return gone
+
+    async def ping(self) -> None:
+        return None
+
+    async def add_message(self, message: ChatMessage) -> tuple[ChatMessage, bool]:
+        if message.room_uid not in self.rooms:
+            raise RoomGone(message.room_uid)
+        if message.client_message_id is not None:
+            for stored in self.messages:
+                same = (stored.room_uid, stored.user_id, stored.client_message_id)
+                if same == (message.room_uid, message.user_id, message.client_message_id):
+                    return stored, False
+        self.messages.append(message)
+        return message, True
+
+    async def history(
+        self, room_uid: str, room_id: str, before_id: str | None, limit: int
+    ) -> list[ChatMessage] | None:
+        mine = [m for m in self.messages if m.room_uid == room_uid]
+        if before_id is not None:
+            index = next((i for i, m in enumerate(mine) if m.id == before_id), None)
+            if index is None:
+                return None
+            mine = mine[:index]
+        return mine[-limit:]
+
+    async def add_file(self, record: StoredFile) -> None:
+        if record.room_uid not in self.rooms:
+            raise RoomGone(record.room_uid)
+        self.files[record.filename] = record
+
+    async def get_file(self, filename: str) -> StoredFile | None:
+        return self.files.get(filename)
+
+    async def list_filenames(self) -> set[str]:
+        return set(self.files)
+
+    async def remove(self, filenames: list[str]) -> None:
+        """``BlobRemover``: there are no bytes to remove here."""
+
+
+@dataclass
+class RecordingEvents:
+    """``RoomEvents`` that remembers every fact as ``(method, room id, detail)``, and which
+    connections hear which room."""
+
+    facts: list[tuple[str, str, Any]] = field(default_factory=list)
+    hearing: dict[str, set[str]] = field(default_factory=dict)
+
+    def of(self, kind: str) -> list[Any]:
+        return [detail for name, _, detail in self.facts if name == kind]
+
+    async def connection_entered(self, conn_id: str, room: RoomRecord) -> None:
+        self.hearing.setdefault(room.uid, set()).add(conn_id)
+
+    async def connection_left(self, conn_id: str, room: RoomRecord) -> None:
+        self.hearing.get(room.uid, set()).discard(conn_id)
+
+    def _note(self, kind: str, room: RoomRecord, detail: Any) -> None:
+        self.facts.append((kind, room.room_id, detail))
+
+    async def user_joined(self, room: RoomRecord, participant: Participant) -> None:
+        self._note("user_joined", room, participant)
+
+    async def user_left(self, room: RoomRecord, participant: Participant) -> None:
+        self._note("user_left", room, participant)
+
+    async def host_changed(self, room: RoomRecord, host: Participant) -> None:
+        self._note("host_changed", room, host)
+
+    async def meeting_ended(self, room: RoomRecord, by: Participant) -> None:
+        self._note("meeting_ended", room, by)
+
+    async def streaming_changed(self, room: RoomRecord, participant: Participant) -> None:
+        self._note("streaming_changed", room, participant)
+
+    async def screen_started(self, room: RoomRecord, sharer: Participant) -> None:
+        self._note("screen_started", room, sharer)
+
+    async def screen_stopped(self, room: RoomRecord, sharer: Participant) -> None:
+        self._note("screen_stopped", room, sharer)
+
+    async def stream_published(
+        self, room: RoomRecord, stream: Stream, publisher: Participant
+    ) -> None:
+        self._note("stream_published", room, stream)
+
+    async def stream_unpublished(
+        self, room: RoomRecord, stream: Stream, publisher: Participant | None
+    ) -> None:
+        self._note("stream_unpublished", room, stream)
+
+    async def media_reset(self, room: RoomRecord) -> None:
+        self._note("media_reset", room, None)
+
+    async def candidate_found(
+        self, owner: Participant, peer_id: str, candidate: IceCandidate | None
+    ) -> None:
+        self.facts.append(("candidate_found", "", (owner.user_id, peer_id, candidate)))
+
+    async def message_posted(self, room: RoomRecord, message: ChatMessage) -> None:
+        self._note("message_posted", room, message)

@@ -1,0 +1,161 @@
+"""Room rules tested directly on the fakes (tests/unit/conftest.py): joining, hosts, grace,
+idle expiry and the limits, with time moved by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from parley.errors import (
+    Forbidden,
+    NotInRoom,
+    RateLimited,
+    RoomFull,
+    RoomNotFound,
+    ServerFull,
+    Unauthorized,
+)
+from parley.rooms.service import RoomLimits
+from tests.unit.conftest import GRACE_SECONDS, IDLE_SECONDS, Domain, compose
+
+
+async def test_the_creator_is_host_and_a_joiner_is_announced(domain: Domain) -> None:
+    created = await domain.rooms.create_room("c1", "10.0.0.1", "Ada", "Standup", None)
+    assert created.joined.participant.is_host
+    joined = await domain.rooms.join_room("c2", created.joined.record.room_id, "Bob", None, None)
+    assert not joined.participant.is_host
+    assert [p.user_name for p in joined.users] == ["Ada", "Bob"]
+    assert [p.user_name for p in domain.events.of("user_joined")] == ["Ada", "Bob"]
+    assert domain.events.hearing[created.joined.record.uid] == {"c1", "c2"}
+
+
+async def test_a_failed_join_for_any_reason_leaves_the_caller_where_it_was(
+    domain: Domain,
+) -> None:
+    first = await domain.rooms.create_room("c1", "a", "Ada", "One", None)
+    second = await domain.rooms.create_room("c2", "a", "Bob", "Two", None)
+    other = second.joined.record.room_id
+    with pytest.raises(Unauthorized):
+        await domain.rooms.join_room("c1", other, "Ada", None, "not-a-token")
+    with pytest.raises(Forbidden):
+        await domain.rooms.join_room("c1", other, "Ada", "wrong-host-key", None)
+    with pytest.raises(RoomNotFound):
+        await domain.rooms.join_room("c1", "no-such-room", "Ada", None, None)
+    room, participant = await domain.presence.of_conn("c1") or (None, None)
+    assert room == first.joined.record and participant is not None
+    assert domain.events.of("user_left") == []
+
+
+async def test_a_full_room_refuses_a_newcomer_but_not_a_resume() -> None:
+    domain = compose(RoomLimits(max_participants=2))
+    created = await domain.rooms.create_room("c1", "a", "Ada", "R", None)
+    room_id = created.joined.record.room_id
+    bob = await domain.rooms.join_room("c2", room_id, "Bob", None, None)
+    with pytest.raises(RoomFull):
+        await domain.rooms.join_room("c3", room_id, "Cy", None, None)
+    await domain.rooms.disconnected("c2")
+    back = await domain.rooms.join_room("c4", room_id, "Bob", None, bob.token)
+    assert back.participant.user_id == bob.participant.user_id
+    await domain.reconnects.close()
+
+
+async def test_reaching_max_rooms_is_server_full_not_rate_limited() -> None:
+    domain = compose(RoomLimits(max_rooms=1))
+    await domain.rooms.create_room("c1", "a", "Ada", "R", None)
+    with pytest.raises(ServerFull) as caught:
+        await domain.rooms.create_room("c2", "b", "Bob", "R", None)
+    assert caught.value.code == "SERVER_FULL" and caught.value.http_status == 503
+
+
+async def test_room_creation_per_address_refills_with_time() -> None:
+    domain = compose(RoomLimits(room_create_rate=1.0, room_create_burst=2))
+    for n in range(2):
+        await domain.rooms.create_room(f"c{n}", "10.0.0.9", "Ada", "R", None)
+    with pytest.raises(RateLimited):
+        await domain.rooms.create_room("c9", "10.0.0.9", "Ada", "R", None)
+    await domain.rooms.create_room("d1", "10.0.0.10", "Bob", "R", None)  # another address
+    domain.clock.advance(1.0)
+    await domain.rooms.create_room("c9", "10.0.0.9", "Ada", "R", None)
+
+
+async def test_a_dropped_participant_keeps_its_place_for_the_grace_period(
+    domain: Domain,
+) -> None:
+    created = await domain.rooms.create_room("c1", "a", "Ada", "R", None)
+    room = created.joined.record
+    await domain.rooms.join_room("c2", room.room_id, "Bob", None, None)
+    await domain.rooms.disconnected("c1")
+    away = await domain.presence.participant(room.uid, created.joined.participant.user_id)
+    assert away is not None and away.conn_id is None
+    domain.clock.advance(GRACE_SECONDS - 1)
+    assert not await domain.reconnects.expire(room, away.user_id)
+    domain.clock.advance(1)
+    assert await domain.reconnects.expire(room, away.user_id)
+    assert [p.user_name for p in domain.events.of("user_left")] == ["Ada"]
+    heir = domain.events.of("host_changed")
+    assert [p.user_name for p in heir] == ["Bob"]
+
+
+async def test_a_resume_inside_the_grace_keeps_id_and_role_silently(domain: Domain) -> None:
+    created = await domain.rooms.create_room("c1", "a", "Ada", "R", None)
+    room = created.joined.record
+    await domain.rooms.disconnected("c1")
+    domain.clock.advance(GRACE_SECONDS / 2)
+    back = await domain.rooms.join_room("c9", room.room_id, "Ada", None, created.joined.token)
+    assert back.participant.user_id == created.joined.participant.user_id
+    assert back.participant.is_host and back.participant.conn_id == "c9"
+    domain.clock.advance(GRACE_SECONDS)
+    assert not await domain.reconnects.expire(room, back.participant.user_id)
+    assert domain.events.of("user_left") == []
+    assert len(domain.events.of("user_joined")) == 1
+
+
+async def test_a_token_whose_place_is_gone_comes_back_under_its_id_without_the_role(
+    domain: Domain,
+) -> None:
+    created = await domain.rooms.create_room("c1", "a", "Ada", "R", None)
+    room = created.joined.record
+    await domain.rooms.join_room("c2", room.room_id, "Bob", None, None)
+    await domain.rooms.disconnected("c1")
+    domain.clock.advance(GRACE_SECONDS)
+    await domain.reconnects.expire(room, created.joined.participant.user_id)
+    back = await domain.rooms.join_room("c3", room.room_id, "Ada", None, created.joined.token)
+    assert back.participant.user_id == created.joined.participant.user_id
+    assert not back.participant.is_host
+
+
+async def test_a_room_nobody_is_in_is_ended_after_the_idle_time(domain: Domain) -> None:
+    idle = await domain.rooms.create_room("c1", "a", "Ada", "Idle", None)
+    await domain.chat.send("c1", idle.joined.record.room_id, "bye", None, None, None)
+    await domain.rooms.leave_room("c1", idle.joined.record.room_id)
+    busy = await domain.rooms.create_room("c1", "a", "Ada", "Busy", None)
+    domain.clock.advance(IDLE_SECONDS - 1)
+    assert await domain.idle.expire_idle() == []
+    domain.clock.advance(1)
+    assert await domain.idle.expire_idle() == [idle.joined.record.room_id]
+    assert await domain.store.get_room(idle.joined.record.room_id) is None
+    assert domain.store.messages == []
+    assert await domain.store.get_room(busy.joined.record.room_id) is not None
+    with pytest.raises(RoomNotFound):
+        await domain.rooms.join_room("c2", idle.joined.record.room_id, "Bob", None, None)
+
+
+async def test_only_a_host_ends_the_meeting_and_everyone_is_told(domain: Domain) -> None:
+    created = await domain.rooms.create_room("c1", "a", "Ada", "R", None)
+    room_id = created.joined.record.room_id
+    await domain.rooms.join_room("c2", room_id, "Bob", None, None)
+    with pytest.raises(Forbidden):
+        await domain.rooms.end_meeting("c2", room_id)
+    await domain.rooms.end_meeting("c1", room_id)
+    assert [p.user_name for p in domain.events.of("meeting_ended")] == ["Ada"]
+    assert domain.events.hearing[created.joined.record.uid] == set()
+    with pytest.raises(NotInRoom):
+        await domain.rooms.users("c2", room_id)
+    await domain.rooms.end_meeting("c1", room_id)  # ending again is not an error
+
+
+async def test_names_longer_than_the_limit_are_refused() -> None:
+    domain = compose(RoomLimits(max_user_name_chars=5, max_room_name_chars=3))
+    with pytest.raises(Exception, match="userName must be 1 to 5 characters"):
+        await domain.rooms.create_room("c1", "a", "Adalbert", "R", None)
+    with pytest.raises(Exception, match="roomName must be 1 to 3 characters"):
+        await domain.rooms.create_room("c1", "a", "Ada", "Room", None)
