@@ -3,6 +3,7 @@ and a participant that uses the page the way a person does (by role and accessib
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import tempfile
@@ -13,7 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Playwright,
+    WebSocketRoute,
+    expect,
+)
 
 from tests.support.server import ChildServer, spawn_server
 
@@ -217,3 +225,42 @@ def wait_until(
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out waiting for {what or predicate}; last value: {last!r}")
+
+
+class AckLoss:
+    """Routes a page's Socket.IO WebSocket through the test and, once, loses the server's
+    answer to the first ``event`` the page sends: the request reaches the server, its ack never
+    reaches the page, and the connection drops as a network failure would (the page then
+    reconnects by itself, through this route again)."""
+
+    def __init__(self, event: str) -> None:
+        self.event = event
+        self.lost = False
+        self._pattern = re.compile(rf'^42(\d+)\["{re.escape(event)}"')
+
+    def attach(self, page: Page) -> None:
+        page.route_web_socket(re.compile(r"/socket\.io/"), self._route)
+
+    def _route(self, ws: WebSocketRoute) -> None:
+        server = ws.connect_to_server()
+        ack_ids: set[str] = set()
+
+        def from_page(message: str | bytes) -> None:
+            if not self.lost and isinstance(message, str):
+                match = self._pattern.match(message)
+                if match:
+                    ack_ids.add(match.group(1))
+            server.send(message)
+
+        def from_server(message: str | bytes) -> None:
+            if not self.lost and isinstance(message, str):
+                match = re.match(r"^43(\d+)\[", message)
+                if match and match.group(1) in ack_ids:
+                    self.lost = True
+                    ws.close(code=4000, reason="connection lost")
+                    server.close()
+                    return
+            ws.send(message)
+
+        ws.on_message(from_page)
+        server.on_message(from_server)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, expect
 
-from tests.browser.support import SCREENSHOTS, Participant, Server, running_server
+from tests.browser.support import SCREENSHOTS, AckLoss, Participant, Server, running_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -184,6 +184,32 @@ def test_a_dropped_connection_shows_reconnecting_and_keeps_the_draft(people) -> 
     alice.open_chat()
     expect(alice.page.get_by_role("log").get_by_text("half a thought")).to_be_visible()
     expect(alice.page.locator(".tile")).to_have_count(2)
+
+
+def test_a_message_resent_after_its_answer_was_lost_is_stored_once(people) -> None:
+    alice, bob = people["Alice"], people["Bob"]
+    room_id = alice.create_meeting("Lost answers")
+    loss = AckLoss("message")
+    loss.attach(bob.page)
+    bob.join_meeting(room_id)
+    bob.open_chat()
+    draft = bob.page.get_by_label("Message", exact=True)
+    draft.fill("said only once")
+    bob.button("Send").click()
+    # The server has stored it, but Bob never heard so: he is told, and keeps his text.
+    expect(bob.page.get_by_role("alert").filter(has_text="was not sent")).to_be_visible()
+    assert loss.lost
+    expect(draft).to_have_value("said only once")
+    bob.page.wait_for_function("() => window.parleyDebug.joins() >= 2")  # back in the room
+    bob.button("Send").click()
+    expect(draft).to_have_value("")
+    # What the server stored, as a newcomer's history shows it: the message once.
+    carol = people["Carol"]
+    carol.join_meeting(room_id)
+    carol.open_chat()
+    expect(carol.page.get_by_role("log").get_by_text("said only once")).to_have_count(1)
+    alice.open_chat()
+    expect(alice.page.get_by_role("log").get_by_text("said only once")).to_have_count(1)
 
 
 def test_leaving_shows_a_farewell_and_the_others_see_it(people) -> None:
