@@ -30,6 +30,12 @@ STATIC_INDEX = ROOT / "src" / "parley" / "static" / "index.html"
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 
+# How long a condition may take to come true (seconds) on a busy two-core machine: assertions
+# (`expect`) and `wait_until` wait this long; an action (click, fill, file input) twice as long.
+# Nothing waits for a time: the waits end as soon as their condition holds.
+CONDITION_TIMEOUT = 30.0
+ACTION_TIMEOUT = 2 * CONDITION_TIMEOUT
+
 CHROMIUM_ARGS = [
     "--use-fake-device-for-media-stream",
     "--use-fake-ui-for-media-stream",
@@ -169,7 +175,7 @@ class Participant:
             **context_args,
         }
         context = browser.new_context(**options)
-        context.set_default_timeout(20_000)
+        context.set_default_timeout(ACTION_TIMEOUT * 1000)
         page = context.new_page()
         participant = cls(name, context, page, base_url)
         page.on("pageerror", lambda err: participant.errors.append(str(err)))
@@ -207,6 +213,23 @@ class Participant:
     def subscriptions(self) -> list[dict[str, Any]]:
         return list(self.page.evaluate(SUBSCRIPTIONS))
 
+    def drop_connection(self) -> None:
+        """Drops the page's connection as a network failure would; returns once the page has
+        shown "Reconnecting…" and then come back (however briefly the banner was up)."""
+        self.page.evaluate(
+            """() => {
+              window.__sawReconnecting = false;
+              const seen = () => [...document.querySelectorAll('[role=status]')].some(
+                (el) => !el.hidden && el.textContent.includes('Reconnecting…'));
+              new MutationObserver(() => { if (seen()) window.__sawReconnecting = true; })
+                .observe(document.body, { subtree: true, childList: true, attributes: true,
+                                          characterData: true });
+            }"""
+        )
+        self.page.evaluate("() => window.parleyDebug.dropConnection()")
+        self.page.wait_for_function("() => window.__sawReconnecting")
+        expect(self.page.get_by_text("Reconnecting…")).to_be_hidden()
+
     def open_chat(self) -> None:
         if self.button("Chat").get_attribute("aria-pressed") != "true":
             self.button("Chat").click()
@@ -214,7 +237,7 @@ class Participant:
 
 
 def wait_until(
-    predicate: Any, timeout: float = 20.0, interval: float = 0.25, what: str = ""
+    predicate: Any, timeout: float = CONDITION_TIMEOUT, interval: float = 0.25, what: str = ""
 ) -> Any:
     """Polls ``predicate`` until it returns something truthy; fails with ``what``."""
     deadline = time.monotonic() + timeout

@@ -43,7 +43,7 @@ def test_lobby_lists_active_meetings_and_remembers_the_name(people) -> None:
     page.goto("/")
     page.get_by_label("Your name").fill("Bob")
     page.get_by_label("Your name").blur()
-    expect(page.get_by_role("link", name="Design review")).to_be_visible(timeout=10_000)
+    expect(page.get_by_role("link", name="Design review")).to_be_visible()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "lobby.png"))
     page.reload()
@@ -173,11 +173,7 @@ def test_a_dropped_connection_shows_reconnecting_and_keeps_the_draft(people) -> 
     before = bob.user_id()
     draft = bob.page.get_by_label("Message", exact=True)
     draft.fill("half a thought")
-    bob.page.evaluate("() => window.parleyDebug.dropConnection()")
-    expect(bob.page.get_by_role("status").filter(has_text="Reconnecting…")).to_be_visible(
-        timeout=5000
-    )
-    expect(bob.page.get_by_text("Reconnecting…")).to_be_hidden(timeout=15_000)
+    bob.drop_connection()  # shows "Reconnecting…", then comes back
     expect(draft).to_have_value("half a thought")
     assert bob.user_id() == before
     bob.button("Send").click()
@@ -219,4 +215,4 @@ def test_leaving_shows_a_farewell_and_the_others_see_it(people) -> None:
     expect(alice.page.locator(".tile")).to_have_count(2)
     bob.button("Leave").click()
     expect(bob.page.get_by_role("heading", name="You left the meeting")).to_be_visible()
-    expect(alice.page.locator(".tile")).to_have_count(1, timeout=15_000)
+    expect(alice.page.locator(".tile")).to_have_count(1)
