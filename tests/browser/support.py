@@ -287,3 +287,26 @@ class AckLoss:
 
         ws.on_message(from_page)
         server.on_message(from_server)
+
+
+class SentEvents:
+    """Routes a page's Socket.IO WebSocket through the test unchanged and notes the name of
+    every event the page sends."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def attach(self, page: Page) -> None:
+        page.route_web_socket(re.compile(r"/socket\.io/"), self._route)
+
+    def _route(self, ws: WebSocketRoute) -> None:
+        server = ws.connect_to_server()
+
+        def from_page(message: str | bytes) -> None:
+            if isinstance(message, str):
+                match = re.match(r'^42\d*\["([^"]+)"', message)
+                if match:
+                    self.names.append(match.group(1))
+            server.send(message)
+
+        ws.on_message(from_page)

@@ -8,7 +8,14 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, expect
 
-from tests.browser.support import SCREENSHOTS, AckLoss, Participant, Server, running_server
+from tests.browser.support import (
+    SCREENSHOTS,
+    AckLoss,
+    Participant,
+    SentEvents,
+    Server,
+    running_server,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -206,6 +213,28 @@ def test_a_message_resent_after_its_answer_was_lost_is_stored_once(people) -> No
     expect(carol.page.get_by_role("log").get_by_text("said only once")).to_have_count(1)
     alice.open_chat()
     expect(alice.page.get_by_role("log").get_by_text("said only once")).to_have_count(1)
+
+
+def test_the_participants_list_follows_the_rooms_events_without_asking_again(people) -> None:
+    alice, bob, carol = people["Alice"], people["Bob"], people["Carol"]
+    sent = SentEvents()
+    sent.attach(alice.page)
+    room_id = alice.create_meeting("Filling up")
+    alice.button("Participants").click()
+    panel = alice.page.get_by_role("complementary", name="Participants")
+    bob.join_meeting(room_id)
+    carol.join_meeting(room_id)
+    expect(panel.get_by_role("heading")).to_have_text("Participants (3)")
+    people_in_order = [re.compile(name) for name in ("Alice", "Bob", "Carol")]
+    expect(panel.locator(".person")).to_have_text(people_in_order)
+    carol_id = carol.user_id()
+    carol.button("Leave").click()
+    expect(panel.get_by_role("heading")).to_have_text("Participants (2)")
+    expect(panel.locator(f'[data-user-id="{carol_id}"]')).to_have_count(0)
+    bob.button("Leave").click()
+    expect(alice.page.locator(".tile")).to_have_count(1)
+    # Bob left last, so Alice's page has heard every event above.
+    assert "getUsers" not in sent.names, sent.names
 
 
 def test_leaving_shows_a_farewell_and_the_others_see_it(people) -> None:
