@@ -9,13 +9,19 @@ import pytest
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
-from tests.browser.support import CHROMIUM, ensure_client_built, launch  # noqa: E402
+from tests.browser.support import (  # noqa: E402
+    CHROMIUM,
+    CONDITION_TIMEOUT,
+    ensure_client_built,
+    launch,
+)
 
 if not Path(CHROMIUM).exists():
     pytest.skip("needs Debian's chromium at /usr/bin/chromium", allow_module_level=True)
 
-# A meeting of three in one headless Chromium keeps two cores busy: give assertions room.
-playwright_api.expect.set_options(timeout=15_000)
+# A meeting of three in one headless Chromium keeps two cores busy, and other work may share
+# them: every wait is for a condition, with room to spare (see support.CONDITION_TIMEOUT).
+playwright_api.expect.set_options(timeout=CONDITION_TIMEOUT * 1000)
 
 
 @pytest.fixture(scope="package")

@@ -3,6 +3,7 @@ and a participant that uses the page the way a person does (by role and accessib
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import tempfile
@@ -13,7 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Playwright,
+    WebSocketRoute,
+    expect,
+)
 
 from tests.support.server import ChildServer, spawn_server
 
@@ -21,6 +29,12 @@ ROOT = Path(__file__).resolve().parents[2]
 STATIC_INDEX = ROOT / "src" / "parley" / "static" / "index.html"
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
+
+# How long a condition may take to come true (seconds) on a busy two-core machine: assertions
+# (`expect`) and `wait_until` wait this long; an action (click, fill, file input) twice as long.
+# Nothing waits for a time: the waits end as soon as their condition holds.
+CONDITION_TIMEOUT = 30.0
+ACTION_TIMEOUT = 2 * CONDITION_TIMEOUT
 
 CHROMIUM_ARGS = [
     "--use-fake-device-for-media-stream",
@@ -161,7 +175,7 @@ class Participant:
             **context_args,
         }
         context = browser.new_context(**options)
-        context.set_default_timeout(20_000)
+        context.set_default_timeout(ACTION_TIMEOUT * 1000)
         page = context.new_page()
         participant = cls(name, context, page, base_url)
         page.on("pageerror", lambda err: participant.errors.append(str(err)))
@@ -199,6 +213,23 @@ class Participant:
     def subscriptions(self) -> list[dict[str, Any]]:
         return list(self.page.evaluate(SUBSCRIPTIONS))
 
+    def drop_connection(self) -> None:
+        """Drops the page's connection as a network failure would; returns once the page has
+        shown "Reconnecting…" and then come back (however briefly the banner was up)."""
+        self.page.evaluate(
+            """() => {
+              window.__sawReconnecting = false;
+              const seen = () => [...document.querySelectorAll('[role=status]')].some(
+                (el) => !el.hidden && el.textContent.includes('Reconnecting…'));
+              new MutationObserver(() => { if (seen()) window.__sawReconnecting = true; })
+                .observe(document.body, { subtree: true, childList: true, attributes: true,
+                                          characterData: true });
+            }"""
+        )
+        self.page.evaluate("() => window.parleyDebug.dropConnection()")
+        self.page.wait_for_function("() => window.__sawReconnecting")
+        expect(self.page.get_by_text("Reconnecting…")).to_be_hidden()
+
     def open_chat(self) -> None:
         if self.button("Chat").get_attribute("aria-pressed") != "true":
             self.button("Chat").click()
@@ -206,7 +237,7 @@ class Participant:
 
 
 def wait_until(
-    predicate: Any, timeout: float = 20.0, interval: float = 0.25, what: str = ""
+    predicate: Any, timeout: float = CONDITION_TIMEOUT, interval: float = 0.25, what: str = ""
 ) -> Any:
     """Polls ``predicate`` until it returns something truthy; fails with ``what``."""
     deadline = time.monotonic() + timeout
@@ -217,3 +248,65 @@ def wait_until(
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out waiting for {what or predicate}; last value: {last!r}")
+
+
+class AckLoss:
+    """Routes a page's Socket.IO WebSocket through the test and, once, loses the server's
+    answer to the first ``event`` the page sends: the request reaches the server, its ack never
+    reaches the page, and the connection drops as a network failure would (the page then
+    reconnects by itself, through this route again)."""
+
+    def __init__(self, event: str) -> None:
+        self.event = event
+        self.lost = False
+        self._pattern = re.compile(rf'^42(\d+)\["{re.escape(event)}"')
+
+    def attach(self, page: Page) -> None:
+        page.route_web_socket(re.compile(r"/socket\.io/"), self._route)
+
+    def _route(self, ws: WebSocketRoute) -> None:
+        server = ws.connect_to_server()
+        ack_ids: set[str] = set()
+
+        def from_page(message: str | bytes) -> None:
+            if not self.lost and isinstance(message, str):
+                match = self._pattern.match(message)
+                if match:
+                    ack_ids.add(match.group(1))
+            server.send(message)
+
+        def from_server(message: str | bytes) -> None:
+            if not self.lost and isinstance(message, str):
+                match = re.match(r"^43(\d+)\[", message)
+                if match and match.group(1) in ack_ids:
+                    self.lost = True
+                    ws.close(code=4000, reason="connection lost")
+                    server.close()
+                    return
+            ws.send(message)
+
+        ws.on_message(from_page)
+        server.on_message(from_server)
+
+
+class SentEvents:
+    """Routes a page's Socket.IO WebSocket through the test unchanged and notes the name of
+    every event the page sends."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def attach(self, page: Page) -> None:
+        page.route_web_socket(re.compile(r"/socket\.io/"), self._route)
+
+    def _route(self, ws: WebSocketRoute) -> None:
+        server = ws.connect_to_server()
+
+        def from_page(message: str | bytes) -> None:
+            if isinstance(message, str):
+                match = re.match(r'^42\d*\["([^"]+)"', message)
+                if match:
+                    self.names.append(match.group(1))
+            server.send(message)
+
+        ws.on_message(from_page)

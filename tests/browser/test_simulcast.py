@@ -73,11 +73,16 @@ def camera_of(person: Participant, user_id: str) -> dict[str, Any] | None:
     return None
 
 
+def layer_checks(person: Participant) -> dict[str, Any]:
+    """How often the page's layer chooser looked at the tiles, and whether a look is due."""
+    checks: dict[str, Any] = person.page.evaluate("() => window.parleyDebug.layerChecks()")
+    return checks
+
+
 def tile_width(person: Participant, user_id: str, fits: Any, what: str) -> float:
     """Waits until the page has laid out ``user_id``'s tile at a width that ``fits``."""
     width: float = wait_until(
         lambda: (w := person.page.evaluate(TILE_WIDTH, user_id)) > 0 and fits(w) and w,
-        timeout=10,
         what=f"{person.name}'s page to show {what}",
     )
     return width
@@ -169,9 +174,13 @@ def test_the_camera_goes_out_in_three_layers_and_each_tile_gets_the_one_it_fits(
         # A resize that keeps the tile large changes nothing: no request goes out.
         sent = camera_of(bob, alice_id)
         assert sent is not None
+        looked = layer_checks(bob)["checks"]
         bob.page.set_viewport_size({"width": 1800, "height": 1000})
         tile_width(bob, alice_id, lambda w: w >= 800, "a large tile, a little smaller")
-        bob.page.wait_for_timeout(1500)
+        wait_until(
+            lambda: (c := layer_checks(bob))["checks"] > looked and not c["pending"],
+            what="Bob's page to have looked at the resized tile",
+        )
         now = camera_of(bob, alice_id)
         assert now is not None and now["layer"] == 2
         assert now["layerRequests"] == sent["layerRequests"], (sent, now)
@@ -213,7 +222,8 @@ def test_without_simulcast_the_camera_goes_out_in_one_layer_and_no_layer_is_chos
             )
             bob.page.set_viewport_size({"width": 1280, "height": 760})
             tile_width(bob, alice_id, lambda w: w >= 320, "a larger tile")
-            bob.page.wait_for_timeout(1000)
+            # Without simulcast no layer chooser runs at all: nothing can be asked later.
+            assert layer_checks(bob) == {"checks": 0, "pending": False}
             sub = camera_of(bob, alice_id)
             assert sub is not None
             assert sub["layer"] is None and sub["layerRequests"] == 0, sub

@@ -1,12 +1,20 @@
 /** The chat panel: history, live messages, attachments with progress, unread count. */
 import { formatBytes, formatTime, h, uid } from "./dom";
-import { humanError, ProtocolError, uploadFile, type Message } from "./protocol";
+import { humanError } from "./errors";
+import { ProtocolError, type Message, type UploadHandle } from "./protocol";
+
+/** One chat message on its way out; `clientMessageId` makes a retry of it safe. */
+export interface Outgoing {
+  message: string;
+  clientMessageId: string;
+  file?: { filename: string };
+}
 
 export interface ChatHooks {
   /** Sends a text (and/or an uploaded file); resolves with the message id. */
-  send(text: string, file?: { filename: string }): Promise<{ id: string; timestamp: number }>;
-  /** Bearer token and room for uploads. */
-  uploadAuth(): { roomId: string; token: string } | null;
+  send(outgoing: Outgoing): Promise<{ id: string; timestamp: number }>;
+  /** Starts uploading a file to the room; null when not in the meeting. */
+  upload(file: File, onProgress: (fraction: number) => void): UploadHandle | null;
   maxUploadBytes(): number;
   selfId(): string;
   onUnread(count: number): void;
@@ -23,10 +31,12 @@ export class ChatPanel {
   private readonly uploads: HTMLElement;
   private readonly error: HTMLElement;
   private readonly seen = new Set<string>();
+  private readonly outbox: Outbox;
   private unread = 0;
   private open = false;
 
   constructor(private readonly hooks: ChatHooks) {
+    this.outbox = new Outbox(`${hooks.draftKey}.pending`);
     const inputId = uid("msg");
     const fileId = uid("file");
     this.log = h("ol", { class: "messages", role: "log", "aria-live": "polite", "aria-label": "Chat history" });
@@ -166,7 +176,10 @@ export class ChatPanel {
     this.sendButton.disabled = true;
     this.error.textContent = "";
     try {
-      await this.hooks.send(text);
+      // A retry of the same text (after a failure, a reconnect or a reload) keeps its id: the
+      // server may have stored the first try even if its answer never came back.
+      await this.hooks.send({ message: text, clientMessageId: this.outbox.idFor(text) });
+      this.outbox.sent(text);
       // Cleared only once the server has it, so nothing typed is lost while offline.
       if (this.input.value.trim() === text) {
         this.input.value = "";
@@ -187,32 +200,35 @@ export class ChatPanel {
       this.error.textContent = tooLarge(file, limit);
       return;
     }
-    const auth = this.hooks.uploadAuth();
-    if (!auth) {
+    const bar = h("progress", { max: 1, value: 0 });
+    const handle = this.hooks.upload(file, (f) => {
+      bar.value = f;
+    });
+    if (!handle) {
       this.error.textContent = "You need to be in the meeting to send files.";
       return;
     }
-    const bar = h("progress", { max: 1, value: 0 });
     const label = h("span", {}, `Uploading ${file.name}…`);
     const row = h("div", { class: "upload", role: "group", "aria-label": `Uploading ${file.name}` },
       label, bar);
     const cancel = h("button", { type: "button", class: "btn ghost small" }, "Cancel upload");
     row.appendChild(cancel);
     this.uploads.appendChild(row);
-    const handle = uploadFile(file, auth.roomId, auth.token, (f) => {
-      bar.value = f;
-    });
     cancel.addEventListener("click", handle.abort);
     try {
-      const info = await handle.promise;
+      const result = await handle.promise;
+      if (result.cancelled) return;
       bar.value = 1;
-      await this.hooks.send("", { filename: info.filename });
+      await this.hooks.send({
+        message: "",
+        clientMessageId: newMessageId(),
+        file: { filename: result.file.filename },
+      });
     } catch (err) {
-      if (err instanceof ProtocolError && err.code === "FILE_TOO_LARGE") {
-        this.error.textContent = tooLarge(file, limit);
-      } else if (!(err instanceof ProtocolError && err.message === "Upload cancelled.")) {
-        this.error.textContent = `${file.name} was not sent: ${humanError(err, "upload")}`;
-      }
+      this.error.textContent =
+        err instanceof ProtocolError && err.code === "FILE_TOO_LARGE"
+          ? tooLarge(file, limit)
+          : `${file.name} was not sent: ${humanError(err, "upload")}`;
     } finally {
       row.remove();
     }
@@ -221,6 +237,60 @@ export class ChatPanel {
 
 function tooLarge(file: File, limit: number): string {
   return `“${file.name}” is too large (${formatBytes(file.size)}). Files can be at most ${formatBytes(limit)}.`;
+}
+
+/** A fresh id for a message the server has not seen. */
+function newMessageId(): string {
+  return crypto.randomUUID?.() ?? `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+}
+
+/**
+ * The text being sent and its `clientMessageId`, until the server has acknowledged it: sending
+ * the same text again is a retry and keeps the id. Kept beside the draft, so a retry after a
+ * reload is recognised too.
+ */
+class Outbox {
+  constructor(private readonly key: string) {}
+
+  idFor(text: string): string {
+    const pending = this.read();
+    if (pending?.text === text) return pending.id;
+    const id = newMessageId();
+    this.write({ text, id });
+    return id;
+  }
+
+  /** The server has `text`: the next message with the same words is a new one. */
+  sent(text: string): void {
+    if (this.read()?.text === text) this.write(null);
+  }
+
+  private pending: { text: string; id: string } | null | undefined;
+
+  private read(): { text: string; id: string } | null {
+    if (this.pending !== undefined) return this.pending;
+    try {
+      const raw = sessionStorage.getItem(this.key);
+      const value = raw ? (JSON.parse(raw) as { text?: unknown; id?: unknown }) : null;
+      this.pending =
+        value && typeof value.text === "string" && typeof value.id === "string"
+          ? { text: value.text, id: value.id }
+          : null;
+    } catch {
+      this.pending = null;
+    }
+    return this.pending;
+  }
+
+  private write(pending: { text: string; id: string } | null): void {
+    this.pending = pending;
+    try {
+      if (pending) sessionStorage.setItem(this.key, JSON.stringify(pending));
+      else sessionStorage.removeItem(this.key);
+    } catch {
+      // Remembering across a reload is a convenience; within the page the id is kept anyway.
+    }
+  }
 }
 
 function loadDraft(key: string): string {

@@ -28,6 +28,8 @@ export class LayerChooser {
   private readonly observer: ResizeObserver | null;
   private timer = 0;
   private stopped = false;
+  /** How many times the tiles have been looked at (for the browser tests). */
+  private looks = 0;
 
   constructor() {
     this.observer =
@@ -65,11 +67,20 @@ export class LayerChooser {
   private schedule(): void {
     if (this.stopped) return;
     window.clearTimeout(this.timer);
-    this.timer = window.setTimeout(() => this.apply(), SETTLE_MS);
+    this.timer = window.setTimeout(() => {
+      this.timer = 0;
+      this.apply();
+    }, SETTLE_MS);
+  }
+
+  /** How many times the tiles have been looked at, and whether a look is due. */
+  checks(): { checks: number; pending: boolean } {
+    return { checks: this.looks, pending: this.timer !== 0 };
   }
 
   /** Sends the layer each bound subscription should have, where it differs from the last. */
   private apply(): void {
+    this.looks += 1;
     this.prune();
     for (const { el, sub } of this.bound.values()) {
       if (sub.isClosed) continue;

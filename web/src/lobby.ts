@@ -1,6 +1,7 @@
 /** The lobby at "/": active meetings, create a meeting, join by id or link. */
 import { field, formatTime, h } from "./dom";
-import { humanError, type CreateRoomData, type ParleyClient, type Room } from "./protocol";
+import { humanError } from "./errors";
+import type { CreateRoomData, ParleyClient, Room } from "./protocol";
 import { saveName, savedName } from "./store";
 
 export interface LobbyHandlers {

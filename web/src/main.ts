@@ -5,13 +5,8 @@ import { h, toast } from "./dom";
 import { Lobby } from "./lobby";
 import { Meeting, type Entry, type ExitReason } from "./meeting";
 import { Prejoin } from "./prejoin";
-import {
-  getConnectionInfo,
-  humanError,
-  ParleyClient,
-  type ConnectionInfo,
-  type CreateRoomData,
-} from "./protocol";
+import { humanError } from "./errors";
+import { ParleyClient, type ConnectionInfo, type CreateRoomData } from "./protocol";
 import {
   devicePrefs,
   dropRoomSession,
@@ -28,7 +23,7 @@ let infoPromise: Promise<ConnectionInfo> | null = null;
 let current: { stop: () => void } | null = null;
 
 function connectionInfo(): Promise<ConnectionInfo> {
-  infoPromise ??= getConnectionInfo().catch((err: unknown) => {
+  infoPromise ??= client.getConnectionInfo().catch((err: unknown) => {
     infoPromise = null;
     throw err;
   });

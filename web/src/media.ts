@@ -3,8 +3,8 @@
  * subscription per remote stream. Knows nothing of the page; tells its owner when to redraw.
  */
 import { toast } from "./dom";
+import { humanError } from "./errors";
 import {
-  humanError,
   type ConnectionInfo,
   type ParleyClient,
   type Publication,

@@ -1,8 +1,9 @@
 /**
  * Parley's wire contract as a typed client (see docs/protocol.md).
  *
- * This module knows Socket.IO, the acknowledgement envelope and WebRTC negotiation; it knows
- * nothing of the page. The UI talks to the server only through `ParleyClient`.
+ * This module knows Socket.IO, the acknowledgement envelope, WebRTC negotiation and the HTTP
+ * endpoints (at `ClientOptions.url`); it knows nothing of the page (the words people read are
+ * in errors.ts). The UI talks to the server only through `ParleyClient`.
  */
 import { io, type Socket } from "socket.io-client";
 
@@ -191,6 +192,8 @@ export interface ClientOptions {
 
 export class ParleyClient {
   readonly socket: Socket;
+  /** Where HTTP requests go: the server's origin, or "" for the page's own. */
+  readonly baseUrl: string;
   private readonly timeoutMs: number;
   private readonly peers = new Map<string, RTCPeerConnection>();
   private readonly pendingCandidates = new Map<string, CandidateInit[]>();
@@ -200,6 +203,7 @@ export class ParleyClient {
 
   constructor(options: ClientOptions = {}) {
     this.timeoutMs = options.requestTimeoutMs ?? 15000;
+    this.baseUrl = (options.url ?? "").replace(/\/+$/, "");
     const opts = { path: "/socket.io/", transports: ["websocket", "polling"] };
     this.socket = options.url ? io(options.url, opts) : io(opts);
     this.socket.on("connect", () => {
@@ -285,6 +289,21 @@ export class ParleyClient {
       }, timeoutMs);
       this.socket.on("connect", done);
     });
+  }
+
+  /** The server's ICE servers, media engine and limits (`/get-connection-info`). */
+  getConnectionInfo(): Promise<ConnectionInfo> {
+    return getConnectionInfo(this.baseUrl);
+  }
+
+  /** Uploads a file to the room (`/upload-file`) with progress (0..1). */
+  uploadFile(
+    file: File,
+    roomId: string,
+    token: string,
+    onProgress: (fraction: number) => void,
+  ): UploadHandle {
+    return uploadFile(this.baseUrl, file, roomId, token, onProgress);
   }
 
   close(): void {
@@ -565,27 +584,37 @@ export class Subscription {
 // ---------------------------------------------------------------------------------------------
 // HTTP
 
-export async function getConnectionInfo(): Promise<ConnectionInfo> {
-  const response = await fetch("/get-connection-info", { cache: "no-store" });
+export interface UploadHandle {
+  /** Settles with the upload's outcome; rejects with a ProtocolError when it failed. */
+  promise: Promise<UploadResult>;
+  /** Cancels the upload: `promise` then resolves with `{ cancelled: true }`. */
+  abort: () => void;
+}
+
+/** How an upload ended when it did not fail: stored (with the file's details) or cancelled. */
+export type UploadResult = { cancelled: false; file: FileInfo } | { cancelled: true };
+
+/** `/get-connection-info` of the server at `base` (an origin, or "" for the page's own). */
+export async function getConnectionInfo(base = ""): Promise<ConnectionInfo> {
+  const response = await fetch(`${base}/get-connection-info`, { cache: "no-store" });
   if (!response.ok) throw new ProtocolError("INTERNAL", "Could not reach the server.");
   return (await response.json()) as ConnectionInfo;
 }
 
-export interface UploadHandle {
-  promise: Promise<FileInfo>;
-  abort: () => void;
-}
-
-/** Uploads a file to the room with progress (0..1); rejects with a ProtocolError. */
+/**
+ * Uploads a file to the room on the server at `base` (an origin, or "" for the page's own) with
+ * progress (0..1).
+ */
 export function uploadFile(
+  base: string,
   file: File,
   roomId: string,
   token: string,
   onProgress: (fraction: number) => void,
 ): UploadHandle {
   const xhr = new XMLHttpRequest();
-  const promise = new Promise<FileInfo>((resolve, reject) => {
-    xhr.open("POST", "/upload-file");
+  const promise = new Promise<UploadResult>((resolve, reject) => {
+    xhr.open("POST", `${base}/upload-file`);
     xhr.setRequestHeader("Authorization", `Bearer ${token}`);
     xhr.responseType = "json";
     xhr.upload.addEventListener("progress", (ev) => {
@@ -594,7 +623,7 @@ export function uploadFile(
     xhr.addEventListener("load", () => {
       const body = xhr.response as { error?: string; message?: string } | FileInfo | null;
       if (xhr.status >= 200 && xhr.status < 300 && body && "filename" in body) {
-        resolve(body);
+        resolve({ cancelled: false, file: body });
         return;
       }
       const err = body && "error" in body ? body : null;
@@ -606,54 +635,11 @@ export function uploadFile(
       // A 413 sent while the body is still streaming often surfaces as a network error.
       reject(new ProtocolError("DISCONNECTED", "The upload was interrupted."));
     });
-    xhr.addEventListener("abort", () => reject(new ProtocolError("INTERNAL", "Upload cancelled.")));
+    xhr.addEventListener("abort", () => resolve({ cancelled: true }));
     const form = new FormData();
     form.append("roomId", roomId);
     form.append("file", file, file.name);
     xhr.send(form);
   });
   return { promise, abort: () => xhr.abort() };
-}
-
-/** Human words for an error, for people rather than programs. */
-export function humanError(err: unknown, context: "join" | "create" | "upload" | "other" = "other"): string {
-  if (err instanceof ProtocolError) {
-    switch (err.code) {
-      case "ROOM_NOT_FOUND":
-        return "This meeting does not exist or has ended.";
-      case "ROOM_EXISTS":
-        return "A meeting with this link already exists. Choose another link.";
-      case "ROOM_FULL":
-        return "This meeting is full.";
-      case "NOT_IN_ROOM":
-        return "You are no longer in this meeting.";
-      case "FORBIDDEN":
-        return "You are not allowed to do that.";
-      case "UNAUTHORIZED":
-        return context === "upload"
-          ? "Your session has expired. Rejoin the meeting to send files."
-          : "You are not allowed to do that.";
-      case "FILE_NOT_FOUND":
-        return "This file is no longer available.";
-      case "FILE_TOO_LARGE":
-        return "This file is too large to send.";
-      case "RATE_LIMITED":
-        return "You are doing that too often. Please wait a moment and try again.";
-      case "MEDIA_ERROR":
-        return "Audio and video could not be connected.";
-      case "TIMEOUT":
-        return "The server did not answer in time. Please try again.";
-      case "DISCONNECTED":
-        return "Cannot reach the server. Check your connection and try again.";
-      case "INVALID_PAYLOAD":
-        return err.message && !/[{}_]/.test(err.message)
-          ? err.message
-          : context === "create"
-            ? "Please check the meeting name and link."
-            : "Please check what you typed.";
-      case "INTERNAL":
-        return "Something went wrong on the server. Please try again.";
-    }
-  }
-  return "Something went wrong. Please try again.";
 }
