@@ -28,6 +28,8 @@ export function humanError(err: unknown, context: ErrorContext = "other"): strin
         return "This file is too large to send.";
       case "RATE_LIMITED":
         return "You are doing that too often. Please wait a moment and try again.";
+      case "SERVER_FULL":
+        return "This server holds as many meetings as it allows. Please try again later.";
       case "MEDIA_ERROR":
         return "Audio and video could not be connected.";
       case "TIMEOUT":

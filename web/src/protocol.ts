@@ -21,6 +21,7 @@ export type ErrorCode =
   | "FILE_TOO_LARGE"
   | "UNAUTHORIZED"
   | "RATE_LIMITED"
+  | "SERVER_FULL"
   | "MEDIA_ERROR"
   | "INTERNAL"
   | "TIMEOUT"
