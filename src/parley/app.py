@@ -22,7 +22,7 @@ from parley.http import routes
 from parley.media.engine import MediaEngine
 from parley.media.select import create_engine
 from parley.rooms.expiry import IdleRooms
-from parley.rooms.media import MediaLimits, MediaService
+from parley.rooms.media import MediaLimits, MediaService, networks
 from parley.rooms.membership import Membership
 from parley.rooms.presence import InMemoryPresence
 from parley.rooms.reconnect import Reconnects
@@ -71,14 +71,28 @@ class Parley:
             self.presence,
             self.engine,
             events,
-            MediaLimits(s.max_streams_per_participant, s.max_subscriptions_per_participant),
+            clock,
+            MediaLimits(
+                s.max_streams_per_participant,
+                s.max_subscriptions_per_participant,
+                s.max_peer_connections,
+                s.media_request_rate,
+                s.media_request_burst,
+                s.max_candidates_per_connection,
+                networks(s.ice_ignore_addresses),
+            ),
         )
         membership = Membership(self.store, self.presence, self.media, self.files, events)
         self.reconnects = Reconnects(
             self.presence, membership, events, signer, clock, s.reconnect_grace_seconds
         )
         self.idle = IdleRooms(
-            self.store, self.presence, membership, clock, s.empty_room_ttl_seconds
+            self.store,
+            self.presence,
+            membership,
+            clock,
+            s.empty_room_ttl_seconds,
+            s.unused_room_ttl_seconds,
         )
         self.rooms = RoomsService(
             self.store,
@@ -95,6 +109,7 @@ class Parley:
                 s.room_create_burst,
                 s.max_user_name_chars,
                 s.max_room_name_chars,
+                s.rooms_list == "public",
             ),
         )
         self.chat_store = BatchingChatStore(self.store, self.db)
@@ -144,7 +159,7 @@ class Parley:
         await self.chat_store.start()
         if self.engine is not None:
             await self.engine.start()
-        if self.settings.empty_room_ttl_seconds > 0:
+        if self.idle.enabled:
             self._expiry = asyncio.create_task(self.idle.run())
         log.info(
             "parley ready: data in %s, media engine %s",

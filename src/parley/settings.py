@@ -52,6 +52,11 @@ class Settings(BaseSettings):
 
     # --- rooms ------------------------------------------------------------------------------
     max_rooms: int = Field(default=1000, ge=1)
+    """Meetings the server holds at once: rooms with people in them or with chat or files. An
+    empty room that never had a message or file does not count (and expires quickly)."""
+    rooms_list: Literal["public", "off"] = "public"
+    """``public``: ``getRoomsList`` shows active meetings whose host did not unlist them;
+    ``off``: it always answers an empty list."""
     max_participants: int = Field(default=50, ge=1)
     """Participants per room."""
     reconnect_grace_seconds: float = Field(default=10.0, ge=0)
@@ -59,7 +64,12 @@ class Settings(BaseSettings):
     empty_room_ttl_seconds: float = Field(default=7 * 24 * 3600, ge=0)
     """A room nobody has been in for this long is ended (its chat and files deleted).
     0 keeps empty rooms until a host ends them."""
-    token_max_age_seconds: int = Field(default=24 * 3600, ge=60)
+    unused_room_ttl_seconds: float = Field(default=600, ge=0)
+    """An empty room that never had a message or file is ended after this long (0: it is
+    treated like any other room)."""
+    token_max_age_seconds: int = Field(default=12 * 3600, ge=60)
+    """How long a participant token (uploads, resume) is valid after it is issued; every join
+    and resume issues a new one."""
     room_create_rate: float = Field(default=1.0, gt=0)
     """Rooms an address may create per second, sustained."""
     room_create_burst: int = Field(default=10, ge=1)
@@ -98,6 +108,17 @@ class Settings(BaseSettings):
     max_streams_per_participant: int = Field(default=2, ge=1)
     """Published streams per participant (a camera and a screen)."""
     max_subscriptions_per_participant: int = Field(default=60, ge=1)
+    max_peer_connections: int = Field(default=400, ge=1)
+    """Streams plus subscriptions on the whole server (each is a WebRTC peer connection with
+    its sockets); beyond it ``publish`` and ``subscribe`` answer ``SERVER_FULL``."""
+    media_request_rate: float = Field(default=5.0, gt=0)
+    """``publish`` and ``subscribe`` requests per participant per second, sustained."""
+    media_request_burst: int = Field(default=30, ge=1)
+    max_candidates_per_connection: int = Field(default=40, ge=1)
+    """Trickled ICE candidates a client may send for one stream or subscription."""
+    ice_ignore_addresses: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Addresses or networks (comma separated, e.g. ``169.254.0.0/16,10.0.0.0/8``) the server
+    never sends connectivity checks to: trickled candidates for them are refused."""
     max_sdp_bytes: int = Field(default=64 * 1024, ge=1024)
     janus_binary: str = "janus"
     janus_url: str | None = None
@@ -107,7 +128,7 @@ class Settings(BaseSettings):
     janus_admin_key: str | None = None
     """The VideoRoom ``admin_key`` of the Janus at ``janus_url``, if it sets one."""
 
-    @field_validator("cors_origins", "media_addresses", mode="before")
+    @field_validator("cors_origins", "media_addresses", "ice_ignore_addresses", mode="before")
     @classmethod
     def _csv(cls, value: Any) -> Any:
         return _split_csv(value)

@@ -20,7 +20,8 @@ from parley.tokens import TokenSigner
 from tests.support.fakes import FakeClock, MemoryStore, RecordingEvents
 
 GRACE_SECONDS = 10.0
-IDLE_SECONDS = 600.0
+IDLE_SECONDS = 7 * 24 * 3600.0
+UNUSED_SECONDS = 600.0
 
 
 @dataclass
@@ -37,15 +38,19 @@ class Domain:
     idle: IdleRooms
 
 
-def compose(room_limits: RoomLimits | None = None, chat_limits: ChatLimits | None = None) -> Domain:
+def compose(
+    room_limits: RoomLimits | None = None,
+    chat_limits: ChatLimits | None = None,
+    media_limits: MediaLimits | None = None,
+) -> Domain:
     clock, store, presence = FakeClock(), MemoryStore(), InMemoryPresence()
     events, engine = RecordingEvents(), FakeEngine()
     signer = TokenSigner("s" * 32, max_age_seconds=3600)
-    media = MediaService(presence, engine, events, MediaLimits())
+    media = MediaService(presence, engine, events, clock, media_limits or MediaLimits())
     engine.set_listener(media)
     membership = Membership(store, presence, media, store, events)
     reconnects = Reconnects(presence, membership, events, signer, clock, GRACE_SECONDS)
-    idle = IdleRooms(store, presence, membership, clock, IDLE_SECONDS)
+    idle = IdleRooms(store, presence, membership, clock, IDLE_SECONDS, UNUSED_SECONDS)
     rooms = RoomsService(
         store, presence, membership, reconnects, events, signer, clock, room_limits or RoomLimits()
     )

@@ -1,5 +1,5 @@
 """Idle rooms: a room nobody has been in for ``empty_room_ttl_seconds`` is ended as if by its
-host."""
+host; one that never had a message or file, after ``unused_room_ttl_seconds`` already."""
 
 from __future__ import annotations
 
@@ -22,12 +22,14 @@ class IdleRooms:
         membership: Membership,
         clock: Clock,
         ttl_seconds: float,
+        unused_ttl_seconds: float = 0.0,
     ) -> None:
         self._store = store
         self._presence = presence
         self._membership = membership
         self._clock = clock
         self._ttl = ttl_seconds
+        self._unused_ttl = unused_ttl_seconds
         self._empty_since: dict[str, float] = {}
         membership.on_empty = self.emptied
         membership.on_forgotten = self.forget
@@ -42,24 +44,31 @@ class IdleRooms:
         """End the rooms nobody has been in for the time to live; their ids. A room this
         process has not seen empty yet (say, after a restart) counts from now."""
         now = self._clock.monotonic()
+        used = await self._store.used_room_uids() if self._unused_ttl > 0 else set()
         expired = []
         for record in await self._store.list_rooms():
             if await self._presence.count(record.uid) > 0:
                 self._empty_since.pop(record.uid, None)
                 continue
-            if now - self._empty_since.setdefault(record.uid, now) < self._ttl:
+            ttl = self._ttl if record.uid in used or self._unused_ttl <= 0 else self._unused_ttl
+            if ttl <= 0 or now - self._empty_since.setdefault(record.uid, now) < ttl:
                 continue
             async with self._presence.lock(record.uid):
                 if await self._presence.count(record.uid) > 0:
                     continue
                 await self._membership.dispose(record)
-            log.info("room %s: ended after %.0fs with nobody in it", record.room_id, self._ttl)
+            log.info("room %s: ended after %.0fs with nobody in it", record.room_id, ttl)
             expired.append(record.room_id)
         return expired
 
+    @property
+    def enabled(self) -> bool:
+        return self._ttl > 0 or self._unused_ttl > 0
+
     async def run(self) -> None:
         """Check for idle rooms now and then, until cancelled."""
-        interval = max(0.05, min(60.0, self._ttl / 4))
+        shortest = min(t for t in (self._ttl, self._unused_ttl, 3600.0) if t > 0)
+        interval = max(0.05, min(60.0, shortest / 4))
         while True:
             await asyncio.sleep(interval)
             try:

@@ -10,8 +10,11 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass, replace
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 
-from parley.errors import Forbidden, MediaError, RateLimited, RoomNotFound
+from parley.clock import Clock
+from parley.errors import Forbidden, MediaError, RateLimited, RoomNotFound, ServerFull
+from parley.ratelimit import KeyedLimiter
 from parley.media.engine import IceCandidate, MediaEngine
 from parley.rooms.events import RoomEvents
 from parley.rooms.models import (
@@ -32,6 +35,19 @@ log = logging.getLogger(__name__)
 class MediaLimits:
     max_streams_per_participant: int = 2
     max_subscriptions_per_participant: int = 60
+    max_peer_connections: int = 400
+    """Streams plus subscriptions on the whole server."""
+    request_rate: float = 5.0
+    """``publish`` and ``subscribe`` per participant per second, sustained."""
+    request_burst: int = 30
+    max_candidates_per_connection: int = 40
+    ignored_networks: tuple[IPv4Network | IPv6Network, ...] = ()
+    """Addresses the server never sends connectivity checks to."""
+
+
+def networks(values: list[str]) -> tuple[IPv4Network | IPv6Network, ...]:
+    """``ice_ignore_addresses`` as networks; ValueError names a value that is not one."""
+    return tuple(ip_network(value.strip(), strict=False) for value in values if value.strip())
 
 
 class MediaService:
@@ -40,17 +56,30 @@ class MediaService:
         presence: Presence,
         engine: MediaEngine | None,
         events: RoomEvents,
+        clock: Clock,
         limits: MediaLimits,
     ) -> None:
         self._presence = presence
         self._engine = engine
         self._events = events
+        self._clock = clock
         self._limits = limits
+        self._requests = KeyedLimiter(limits.request_rate, limits.request_burst)
+        self._candidates: dict[str, int] = {}
 
     def _require_engine(self) -> MediaEngine:
         if self._engine is None:
             raise MediaError("Media is turned off on this server.")
         return self._engine
+
+    async def _admit_request(self, room: RoomRecord, participant: Participant) -> None:
+        """The pace of one participant's media requests, and the server's capacity."""
+        key = f"{room.uid}:{participant.user_id}"
+        if not self._requests.allow(key, self._clock.monotonic()):
+            raise RateLimited("You are starting media too often; wait a moment.")
+        streams, subscriptions = await self._presence.media_totals()
+        if streams + subscriptions >= self._limits.max_peer_connections:
+            raise ServerFull("This server carries as much media as it allows right now.")
 
     async def _stream(self, room: RoomRecord, stream_id: str) -> Stream | None:
         return next(
@@ -79,6 +108,7 @@ class MediaService:
             raise MediaError(f"You already publish a {source} stream; unpublish it first.")
         if len(own) >= self._limits.max_streams_per_participant:
             raise RateLimited("You publish as many streams as allowed.")
+        await self._admit_request(room, participant)
         stream_id = secrets.token_hex(8)
         published = await engine.publish(room.uid, stream_id, sdp)
         async with self._presence.lock(room.uid):
@@ -111,9 +141,11 @@ class MediaService:
     async def _end_stream(self, room: RoomRecord, stream: Stream) -> None:
         if await self._presence.remove_stream(room.uid, stream.stream_id) is None:
             return
+        self._candidates.pop(stream.stream_id, None)
         for sub in await self._presence.subscriptions(room.uid):
             if sub.stream_id == stream.stream_id:
                 await self._presence.remove_subscription(room.uid, sub.subscription_id)
+                self._candidates.pop(sub.subscription_id, None)
         if self._engine is not None:
             await self._engine.unpublish(room.uid, stream.stream_id)
         log.info("room %s: stream %s ended", room.room_id, stream.stream_id)
@@ -126,12 +158,16 @@ class MediaService:
     async def subscribe(self, conn_id: str, room_id: str, stream_id: str) -> OfferedSubscription:
         room, participant = await member(self._presence, conn_id, room_id)
         engine = self._require_engine()
-        if await self._stream(room, stream_id) is None:
+        stream = await self._stream(room, stream_id)
+        if stream is None:
             raise MediaError("No such stream in this meeting.")
+        if stream.user_id == participant.user_id:
+            raise Forbidden("That stream is your own; you have it already.")
         subscriptions = await self._presence.subscriptions(room.uid)
         mine = sum(1 for s in subscriptions if s.user_id == participant.user_id)
         if mine >= self._limits.max_subscriptions_per_participant:
             raise RateLimited("You have as many subscriptions as allowed.")
+        await self._admit_request(room, participant)
         subscription_id = secrets.token_hex(8)
         offer = await engine.subscribe(room.uid, stream_id, subscription_id)
         async with self._presence.lock(room.uid):
@@ -169,6 +205,7 @@ class MediaService:
     async def unsubscribe(self, conn_id: str, room_id: str, subscription_id: str) -> None:
         room = await self._own_subscription(conn_id, room_id, subscription_id)
         await self._presence.remove_subscription(room.uid, subscription_id)
+        self._candidates.pop(subscription_id, None)
         await self._require_engine().unsubscribe(room.uid, subscription_id)
 
     async def _owner(self, room: RoomRecord, peer_id: str) -> str | None:
@@ -188,7 +225,29 @@ class MediaService:
             raise MediaError("No such stream or subscription.")
         if owner != participant.user_id:
             raise Forbidden("That connection is not yours.")
+        if candidate is not None:
+            self._check_candidate(peer_id, candidate)
         await self._require_engine().add_candidate(room.uid, peer_id, candidate)
+
+    def _check_candidate(self, peer_id: str, candidate: IceCandidate) -> None:
+        """A client may trickle only so many candidates per connection, and none for an
+        address the operator excludes: each makes the server send connectivity checks there."""
+        count = self._candidates.get(peer_id, 0) + 1
+        if count > self._limits.max_candidates_per_connection:
+            raise MediaError("This connection has been sent as many ICE candidates as allowed.")
+        self._candidates[peer_id] = count
+        parts = candidate.candidate.removeprefix("candidate:").split()
+        if len(parts) < 8 or parts[6] != "typ":
+            raise MediaError("The ICE candidate is malformed.")
+        address = parts[4]
+        if address.endswith(".local"):
+            return  # an mDNS name the browser resolves for its peer; nothing is sent elsewhere
+        try:
+            parsed = ip_address(address)
+        except ValueError:
+            raise MediaError("An ICE candidate's address must be an IP address.") from None
+        if any(parsed in network for network in self._limits.ignored_networks):
+            raise MediaError("ICE candidates for that address are not accepted by this server.")
 
     # --- screen sharing ---------------------------------------------------------------------
     async def set_screen(self, conn_id: str, room_id: str, on: bool) -> None:
@@ -235,10 +294,15 @@ class MediaService:
         for sub in await self._presence.subscriptions(room.uid):
             if sub.user_id == participant.user_id:
                 await self._presence.remove_subscription(room.uid, sub.subscription_id)
+                self._candidates.pop(sub.subscription_id, None)
                 if self._engine is not None:
                     await self._engine.unsubscribe(room.uid, sub.subscription_id)
 
-    async def close_room(self, room: RoomRecord) -> None:
+    async def close_room(self, room: RoomRecord, peers: list[str]) -> None:
+        """The room is gone: its engine side closes (``peers``: its streams and
+        subscriptions, forgotten here too)."""
+        for peer_id in peers:
+            self._candidates.pop(peer_id, None)
         if self._engine is not None:
             await self._engine.close_room(room.uid)
 
@@ -255,6 +319,7 @@ class MediaService:
 
     async def subscription_failed(self, room_key: str, subscription_id: str) -> None:
         await self._presence.remove_subscription(room_key, subscription_id)
+        self._candidates.pop(subscription_id, None)
 
     async def local_candidate(
         self, room_key: str, peer_id: str, candidate: IceCandidate | None
@@ -272,5 +337,6 @@ class MediaService:
                 await self._presence.remove_stream(room.uid, stream.stream_id)
             for sub in await self._presence.subscriptions(room.uid):
                 await self._presence.remove_subscription(room.uid, sub.subscription_id)
+        self._candidates.clear()
             log.warning("room %s: media engine reset", room.room_id)
             await self._events.media_reset(room)

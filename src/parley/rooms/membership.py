@@ -59,11 +59,15 @@ class Membership:
             self.on_empty(room.uid)
 
     async def hand_over(self, room: RoomRecord) -> None:
-        """A room with people and no host gets one: the one present longest, connected first."""
+        """A leaving host's role goes to the participant present longest. Only someone present
+        (connected) inherits it: a room with nobody there has no host until someone proves it
+        (host key)."""
         people = await self._presence.participants(room.uid)
-        if not people or any(p.is_host for p in people):
+        if any(p.is_host for p in people):
             return
-        connected = [p for p in people if p.conn_id is not None] or people
+        connected = [p for p in people if p.conn_id is not None]
+        if not connected:
+            return
         heir = replace(min(connected, key=lambda p: p.joined_at), is_host=True)
         await self._presence.put(room.uid, heir)
         log.info("room %s: host handed over to %s", room.room_id, heir.user_id)
@@ -71,10 +75,12 @@ class Membership:
 
     async def dispose(self, room: RoomRecord) -> None:
         """Forget a room everywhere: presence, media, the store and its files."""
+        peers = [s.stream_id for s in await self._presence.streams(room.uid)]
+        peers += [s.subscription_id for s in await self._presence.subscriptions(room.uid)]
         for participant in await self._presence.close_room(room.uid):
             if participant.conn_id is not None:
                 await self._events.connection_left(participant.conn_id, room)
-        await self._media.close_room(room)
+        await self._media.close_room(room, peers)
         self.on_forgotten(room.uid)
         filenames = await self._store.delete_room(room.uid)
         await self._blobs.remove(filenames)

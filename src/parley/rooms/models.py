@@ -19,6 +19,8 @@ class RoomRecord:
     name: str
     host_key_hash: str
     created_at: int
+    listed: bool = True
+    """Whether the meeting may appear in the rooms list."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,9 @@ class RoomStore(Protocol):
     async def list_rooms(self) -> list[RoomRecord]: ...
 
     async def count_rooms(self) -> int: ...
+
+    async def used_room_uids(self) -> set[str]:
+        """The rooms with at least one message or file."""
 
     async def delete_room(self, uid: str) -> list[str]:
         """Delete the room with its messages and file rows; return the deleted filenames."""

@@ -41,6 +41,9 @@ class Presence(Protocol):
     async def totals(self) -> tuple[int, int]:
         """Live rooms and participants, server-wide."""
 
+    async def media_totals(self) -> tuple[int, int]:
+        """Streams and subscriptions, server-wide."""
+
     # --- participants ----------------------------------------------------------------------
     async def participants(self, room_key: str) -> list[Participant]:
         """In the order they joined."""
@@ -146,6 +149,10 @@ class InMemoryPresence:
 
     async def totals(self) -> tuple[int, int]:
         return len(self._by_id), sum(len(r.participants) for r in self._by_id.values())
+
+    async def media_totals(self) -> tuple[int, int]:
+        rooms = self._by_key.values()
+        return sum(len(r.streams) for r in rooms), sum(len(r.subscriptions) for r in rooms)
 
     def _room(self, room_key: str) -> _Room:
         room = self._by_key.get(room_key)

@@ -48,6 +48,8 @@ class RoomLimits:
     room_create_burst: int = 10
     max_user_name_chars: int = 64
     max_room_name_chars: int = 100
+    rooms_list: bool = True
+    """Whether ``list_rooms`` shows anything at all."""
 
 
 def new_room_id() -> str:
@@ -85,7 +87,13 @@ class RoomsService:
 
     # --- creating and finding rooms ---------------------------------------------------------
     async def create_room(
-        self, conn_id: str, address: str, user_name: str, room_name: str, custom_id: str | None
+        self,
+        conn_id: str,
+        address: str,
+        user_name: str,
+        room_name: str,
+        custom_id: str | None,
+        listed: bool = True,
     ) -> CreatedRoom:
         user_name = self._user_name(user_name)
         room_name = check_length(room_name, "roomName", 1, self._limits.max_room_name_chars)
@@ -93,14 +101,22 @@ class RoomsService:
             raise RateLimited("Too many meetings created; try again in a moment.")
         host_key = new_secret()
         async with self._create_lock:
-            if await self._store.count_rooms() >= self._limits.max_rooms:
+            if await self._held_rooms() >= self._limits.max_rooms:
                 raise ServerFull("This server has as many meetings as it allows.")
-            record = await self._insert_room(room_name, custom_id, host_key)
+            record = await self._insert_room(room_name, custom_id, host_key, listed)
         log.info("room %s: created (%s)", record.room_id, record.uid)
         joined = await self.join_room(conn_id, record.room_id, user_name, host_key, None)
         return CreatedRoom(joined, host_key)
 
-    async def _insert_room(self, name: str, custom_id: str | None, host_key: str) -> RoomRecord:
+    async def _held_rooms(self) -> int:
+        """Rooms the server really holds: with people in them, or with chat or files. An empty
+        room that was never used is not held (and expires soon: ``IdleRooms``)."""
+        present = {r.record.uid for r in await self._presence.rooms() if r.participants}
+        return len(present | await self._store.used_room_uids())
+
+    async def _insert_room(
+        self, name: str, custom_id: str | None, host_key: str, listed: bool
+    ) -> RoomRecord:
         for _attempt in range(5):
             record = RoomRecord(
                 uid=secrets.token_hex(16),
@@ -108,6 +124,7 @@ class RoomsService:
                 name=name,
                 host_key_hash=hash_secret(host_key),
                 created_at=self._clock.now_ms(),
+                listed=listed,
             )
             if await self._store.add_room(record):
                 return record
@@ -116,9 +133,11 @@ class RoomsService:
         raise RoomExists("Could not find a free meeting id; try again.")
 
     async def list_rooms(self) -> list[RoomSummary]:
-        """Active meetings: the rooms somebody is in, oldest first (empty rooms stay joinable
-        by id)."""
-        rooms = [r for r in await self._presence.rooms() if r.participants]
+        """Active listed meetings: the rooms somebody is in, oldest first (empty rooms stay
+        joinable by id); nothing when the server keeps its list off."""
+        if not self._limits.rooms_list:
+            return []
+        rooms = [r for r in await self._presence.rooms() if r.participants and r.record.listed]
         return sorted(rooms, key=lambda r: r.record.created_at)
 
     async def _live(self, room_id: str) -> RoomRecord:
@@ -202,8 +221,7 @@ class RoomsService:
         await self._events.user_joined(room, participant)
         if as_host and await self._presence.count(room.uid) > 1:
             await self._events.host_changed(room, participant)  # a host came back with its key
-        await self._membership.hand_over(room)  # a room nobody hosts (e.g. after a restart)
-        return await self._presence.participant(room.uid, participant.user_id) or participant
+        return participant
 
     @staticmethod
     def _check_host_key(room: RoomRecord, host_key: str) -> None:

@@ -35,7 +35,7 @@ class Handlers:
     async def create_room(self, sid: str, m: p.CreateRoom) -> object:
         address = await self._address_of(sid)
         created = await self._rooms.create_room(
-            sid, address, m.userName, m.roomName, m.customRoomId
+            sid, address, m.userName, m.roomName, m.customRoomId, m.listed
         )
         await self._emit("roomCreated", sid, wire.room_created(created))
         return wire.created(created)

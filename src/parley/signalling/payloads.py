@@ -47,6 +47,7 @@ class CreateRoom(Payload):
     userName: Line
     roomName: Line
     customRoomId: CustomRoomId | None = None
+    listed: bool = True
 
 
 class JoinRoom(Payload):

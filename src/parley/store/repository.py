@@ -41,6 +41,7 @@ class Store:
                         name=record.name,
                         host_key_hash=record.host_key_hash,
                         created_at=record.created_at,
+                        listed=record.listed,
                     )
                 )
         except IntegrityError:
@@ -64,6 +65,11 @@ class Store:
             return int(
                 (await connection.execute(select(func.count()).select_from(t.rooms))).scalar_one()
             )
+
+    async def used_room_uids(self) -> set[str]:
+        query = select(t.messages.c.room_uid).union(select(t.files.c.room_uid))
+        async with self._engine.connect() as connection:
+            return set((await connection.execute(query)).scalars())
 
     async def delete_room(self, uid: str) -> list[str]:
         async with self._engine.begin() as connection:
@@ -176,6 +182,7 @@ def _room(row: Row[tuple[object, ...]]) -> RoomRecord:
         name=m["name"],
         host_key_hash=m["host_key_hash"],
         created_at=m["created_at"],
+        listed=bool(m["listed"]),
     )
 
 

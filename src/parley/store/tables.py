@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     ForeignKey,
     Index,
@@ -13,6 +14,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    true,
 )
 
 metadata = MetaData()
@@ -25,6 +27,7 @@ rooms = Table(
     Column("name", String(400), nullable=False),
     Column("host_key_hash", String(64), nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    Column("listed", Boolean, nullable=False, server_default=true()),
 )
 
 files = Table(
