@@ -113,6 +113,28 @@ async def test_extra_and_missing_fields_are_refused_and_the_connection_stays_usa
     await a.ok("createRoom", {"userName": "A", "roomName": "R"})
 
 
+async def test_an_unknown_event_fails_like_any_other_with_an_ack_and_a_room_error(
+    connect,
+) -> None:
+    a = await connect()
+    reply = await a.call("noSuchEvent", {})
+    assert reply == {
+        "ok": False,
+        "error": {"code": "INVALID_PAYLOAD", "message": "unknown event 'noSuchEvent'"},
+    }
+    assert await a.next("roomError") == {
+        "error": "INVALID_PAYLOAD",
+        "message": "unknown event 'noSuchEvent'",
+        "event": "noSuchEvent",
+    }
+    await a.sio.emit("alsoUnknown", {})  # no ack asked for: the roomError still comes
+    error = await a.next("roomError")
+    assert (error["error"], error["event"]) == ("INVALID_PAYLOAD", "alsoUnknown")
+    long_name = "x" * 300
+    await a.sio.emit(long_name)
+    assert (await a.next("roomError"))["event"] == "x" * 64
+
+
 async def test_get_users_replies_with_event_and_ack(connect) -> None:
     room_id, (host, _), _ = await meeting(connect, "Ada", "Bob")
     users = await host.ok("getUsers", {"roomId": room_id})

@@ -147,7 +147,12 @@ def install(
 
     @sio.on("*")  # type: ignore[untyped-decorator]
     async def unknown(event: object, sid: str, *_args: object) -> dict[str, object]:
-        return failure(ErrorCode.INVALID_PAYLOAD, f"unknown event {str(event)[:64]!r}")
+        # A failure like any other: roomError to the caller, and the ack when one was asked.
+        name = str(event)[:64]
+        message = f"unknown event {name!r}"
+        code = str(ErrorCode.INVALID_PAYLOAD)
+        await emit("roomError", sid, {"error": code, "message": message, "event": name})
+        return failure(code, message)
 
 
 def _bind(route: Route, emit: Any) -> Any:
