@@ -9,7 +9,8 @@ import pytest
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
-from tests.browser.support import CHROMIUM, ensure_client_built, launch  # noqa: E402
+from tests.browser.support import ensure_client_built, launch  # noqa: E402
+from tests.support.chromium import CHROMIUM  # noqa: E402
 
 if not Path(CHROMIUM).exists():
     pytest.skip("needs Debian's chromium at /usr/bin/chromium", allow_module_level=True)

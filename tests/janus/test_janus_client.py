@@ -19,8 +19,7 @@ from parley.media.janus.client import (
     JanusSession,
     JanusTimeout,
 )
-
-from .waiting import until
+from tests.support.waiting import wait_until
 
 Reply = Callable[[ServerConnection, dict[str, Any]], Awaitable[None]]
 
@@ -188,7 +187,7 @@ async def test_async_events_reach_the_handle_they_name(
     await send(ws, janus="webrtcup", session_id=11, sender=22)
     await send(ws, janus="hangup", session_id=11, sender=99)  # no such handle: dropped
     await send(ws, janus="media", session_id=12, sender=22)  # other session: dropped
-    await until(lambda: events, 1.0)
+    await wait_until(lambda: events, 1.0)
     await asyncio.sleep(0.05)
     assert [e["janus"] for e in events] == ["webrtcup"]
     await session.destroy()
@@ -200,7 +199,7 @@ async def test_a_session_timeout_is_reported_as_lost(
     reasons: list[str] = []
     session = await JanusSession.create(connection, on_lost=reasons.append)
     await send(fake.clients[0], janus="timeout", session_id=11)
-    await until(lambda: reasons, 1.0)
+    await wait_until(lambda: reasons, 1.0)
     assert reasons == ["session timed out"]
     await session.destroy()
 

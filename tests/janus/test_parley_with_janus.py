@@ -23,11 +23,11 @@ from parley.media.janus import janus_available
 from parley.media.janus.engine import JanusEngine
 from parley.media.janus.process import JanusProcess
 from parley.settings import Settings
-from tests.media.peers import wait_until
 from tests.support.clients import Client
+from tests.support.janus_admin import admin_of
 from tests.support.server import RunningServer, run_server
+from tests.support.waiting import wait_until
 
-from .admin import admin_of
 from .peers import Publisher, Subscriber
 
 pytestmark = [pytest.mark.media, pytest.mark.slow]

@@ -10,9 +10,10 @@ import pytest
 
 from parley.media.embedded import EmbeddedEngine, config_from_settings
 from parley.settings import Settings
-from tests.media.peers import TestPublisher, TestSubscriber, wait_until
 from tests.support.clients import Client
+from tests.support.peers import TestPublisher, TestSubscriber
 from tests.support.server import RunningServer, run_server
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.media
 
