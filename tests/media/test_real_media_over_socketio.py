@@ -1,4 +1,6 @@
-"""Real media through Parley's Socket.IO signalling and the embedded SFU, on 127.0.0.1."""
+"""Real media through Parley's Socket.IO signalling and the embedded SFU, on 127.0.0.1: aiortc
+peers publish and decode frames. The media events' rules, on the fake engine, are tested in
+tests/integration/test_media_rules_fake_engine.py."""
 
 from __future__ import annotations
 
