@@ -37,7 +37,7 @@ async def test_publish_answers_and_tells_the_others(connect, engine: FakeEngine)
         "source": "camera",
         "kinds": ["audio", "video"],
     }
-    await ada.nothing("streamPublished", 0.1)
+    await ada.nothing("streamPublished")
     assert engine.stats()["streams"] == 1
 
 

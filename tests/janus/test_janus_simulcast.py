@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from parley.media.janus.engine import JanusEngine
@@ -42,9 +40,10 @@ async def test_a_subscriber_receives_the_simulcast_layer_it_asks_for(
             assert set(subscriber.video_widths[seen:]) == {240}
 
             # a large tile: the full picture, once the browser's bandwidth allows all layers
-            async with asyncio.timeout(40.0):
-                while len(await chromium.sending()) < 3:  # noqa: ASYNC110 - polls the browser
-                    await asyncio.sleep(0.5)
+            async def all_layers_sent() -> bool:
+                return len(await chromium.sending()) >= 3
+
+            await wait_until(all_layers_sent, 40.0, "Chromium sending all three layers", step=0.5)
             await janus.set_layer("room-s", "sub-1", 2)
             await wait_until(lambda: subscriber.video_widths[-1] == 960, 15.0)
     finally:
