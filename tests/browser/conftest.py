@@ -10,11 +10,11 @@ import pytest
 playwright_api = pytest.importorskip("playwright.sync_api")
 
 from tests.browser.support import (  # noqa: E402
-    CHROMIUM,
     CONDITION_TIMEOUT,
     ensure_client_built,
     launch,
 )
+from tests.support.chromium import CHROMIUM  # noqa: E402
 
 if not Path(CHROMIUM).exists():
     pytest.skip("needs Debian's chromium at /usr/bin/chromium", allow_module_level=True)

@@ -23,35 +23,17 @@ from playwright.sync_api import (
     expect,
 )
 
+from tests.support.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.support.server import ChildServer, spawn_server
 
 ROOT = Path(__file__).resolve().parents[2]
 STATIC_INDEX = ROOT / "src" / "parley" / "static" / "index.html"
 SCREENSHOTS = ROOT / "docs" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-
 # How long a condition may take to come true (seconds) on a busy two-core machine: assertions
 # (`expect`) and `wait_until` wait this long; an action (click, fill, file input) twice as long.
 # Nothing waits for a time: the waits end as soon as their condition holds.
 CONDITION_TIMEOUT = 30.0
 ACTION_TIMEOUT = 2 * CONDITION_TIMEOUT
-
-CHROMIUM_ARGS = [
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--allow-loopback-in-peer-connection",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    # getDisplayMedia in headless Chromium: pick the whole (virtual) screen without a dialog.
-    "--auto-select-desktop-capture-source=Entire screen",
-    "--autoplay-policy=no-user-gesture-required",
-]
 
 
 Server = ChildServer

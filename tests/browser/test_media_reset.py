@@ -18,7 +18,7 @@ from playwright.sync_api import Browser, expect
 from parley.media.janus import janus_available
 from parley.settings import Settings
 from tests.browser.support import NON_BLACK, Participant, Server, running_server, wait_until
-from tests.media.conftest import media_net
+from tests.support.media_net import media_net
 
 __all__ = ["media_net"]  # a fixture, used by name below
 

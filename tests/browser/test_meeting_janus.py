@@ -26,7 +26,7 @@ from tests.browser.support import (
     wait_decoding,
     wait_until,
 )
-from tests.media.conftest import media_net
+from tests.support.media_net import media_net
 
 __all__ = ["media_net"]  # a fixture, used by name below
 

@@ -20,6 +20,7 @@ import pytest
 
 from tests.support.clients import Client
 from tests.support.server import ChildServer, spawn_server
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -235,10 +236,11 @@ async def test_an_upload_cut_by_a_crash_leaves_nothing_after_the_restart(tmp_pat
         for chunk in content(4 * 1024 * 1024):
             writer.write(chunk)
             await writer.drain()
-        for _ in range(100):
-            if any(p.name.endswith(".part") for p in files_dir.iterdir()):
-                break
-            await asyncio.sleep(0.05)
+        await wait_until(
+            lambda: any(p.name.endswith(".part") for p in files_dir.iterdir()),
+            5.0,
+            "the partial upload on disk",
+        )
         assert any(p.name.endswith(".part") for p in files_dir.iterdir())
         first.kill()
         writer.close()

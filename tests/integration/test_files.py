@@ -25,6 +25,7 @@ import pytest
 from parley.settings import Settings
 from tests.support.clients import Client
 from tests.support.server import RunningServer
+from tests.support.waiting import wait_until
 
 LIMIT = 52_428_800
 MIB = 1024 * 1024
@@ -130,15 +131,17 @@ async def meeting(connect: Any) -> tuple[Client, dict[str, Any]]:
 
 async def nothing_kept(server: RunningServer, settings: Settings, wait: float = 5.0) -> None:
     """Wait until no blob, partial upload or file row is left (fail after ``wait`` s)."""
-    deadline = asyncio.get_running_loop().time() + wait
-    while True:
-        blobs = stored_blobs(settings)
-        rows = await server.parley.store.list_filenames()
-        if not blobs and not rows:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"left behind: blobs {blobs}, rows {rows}")
-        await asyncio.sleep(0.1)
+    left: dict[str, list[str]] = {}
+
+    async def nothing_left() -> bool:
+        left["blobs"] = stored_blobs(settings)
+        left["rows"] = await server.parley.store.list_filenames()
+        return not left["blobs"] and not left["rows"]
+
+    try:
+        await wait_until(nothing_left, wait, "no blob, partial upload or file row left")
+    except AssertionError:
+        pytest.fail(f"left behind: blobs {left['blobs']}, rows {left['rows']}")
 
 
 # --- authorisation ------------------------------------------------------------------------
@@ -324,10 +327,7 @@ async def test_a_client_that_disconnects_mid_upload_leaves_nothing_behind(
         writer.write(chunk)
         await writer.drain()
     # The partial upload reaches the disk before the client goes away ...
-    for _ in range(100):
-        if stored_blobs(settings):
-            break
-        await asyncio.sleep(0.05)
+    await wait_until(lambda: stored_blobs(settings), 5.0, "the partial upload on disk")
     assert stored_blobs(settings), "the upload never reached the disk"
     writer.close()
     await writer.wait_closed()

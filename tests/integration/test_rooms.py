@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from parley.settings import Settings
 from tests.support.clients import Client
 from tests.support.fakes import FakeClock
 from tests.support.server import run_server
+from tests.support.waiting import wait_until
 
 
 async def meeting(connect, *names: str) -> tuple[str, list[Client], dict]:
@@ -112,6 +111,28 @@ async def test_extra_and_missing_fields_are_refused_and_the_connection_stays_usa
     )
     assert await a.error("noSuchEvent", {}) == "INVALID_PAYLOAD"
     await a.ok("createRoom", {"userName": "A", "roomName": "R"})
+
+
+async def test_an_unknown_event_fails_like_any_other_with_an_ack_and_a_room_error(
+    connect,
+) -> None:
+    a = await connect()
+    reply = await a.call("noSuchEvent", {})
+    assert reply == {
+        "ok": False,
+        "error": {"code": "INVALID_PAYLOAD", "message": "unknown event 'noSuchEvent'"},
+    }
+    assert await a.next("roomError") == {
+        "error": "INVALID_PAYLOAD",
+        "message": "unknown event 'noSuchEvent'",
+        "event": "noSuchEvent",
+    }
+    await a.sio.emit("alsoUnknown", {})  # no ack asked for: the roomError still comes
+    error = await a.next("roomError")
+    assert (error["error"], error["event"]) == ("INVALID_PAYLOAD", "alsoUnknown")
+    long_name = "x" * 300
+    await a.sio.emit(long_name)
+    assert (await a.next("roomError"))["event"] == "x" * 64
 
 
 async def test_get_users_replies_with_event_and_ack(connect) -> None:
@@ -307,16 +328,18 @@ async def test_reconnect_within_grace_keeps_identity_and_role(tmp_path) -> None:
         created = await host.ok("createRoom", {"userName": "Ada", "roomName": "R"})
         room_id = created["roomId"]
         await guest.ok("joinRoom", {"roomId": room_id, "userName": "Bob"})
+        host_sid = host.sio.get_sid()
         await host.close()
-        await asyncio.sleep(0.3)
+        # The server has handled the disconnect once the connection is in no room any more.
+        await wait_until(lambda: server.parley.sio.rooms(host_sid) == [], 5.0, "the disconnect")
         back = await Client(server.url).connect()
         data = await back.ok(
             "joinRoom", {"roomId": room_id, "userName": "Ada", "resumeToken": created["token"]}
         )
         assert data["userId"] == created["userId"] and data["isHost"] is True
         assert [u["userName"] for u in data["users"]] == ["Ada", "Bob"]
-        await guest.nothing("userLeft", 0.5)
-        await guest.nothing("userJoined", 0.1)
+        await guest.nothing("userLeft")
+        await guest.nothing("userJoined")
         await back.ok("endMeeting", {"roomId": room_id})
         await back.close()
         await guest.close()
@@ -361,9 +384,9 @@ async def test_a_reload_before_the_old_connection_drops_takes_the_place_over(con
     assert data["userId"] == created["userId"] and data["isHost"] is True
     await bob.ok("message", {"roomId": room_id, "message": "still there?"})
     assert (await reloaded.next("message"))["message"] == "still there?"
-    await ada.nothing("message", 0.3)
+    await ada.nothing("message")
     assert await ada.error("getUsers", {"roomId": room_id}) == "NOT_IN_ROOM"
-    await bob.nothing("userJoined", 0.1)
+    await bob.nothing("userJoined")
     assert len(await bob.ok("getUsers", {"roomId": room_id})) == 2
 
 

@@ -3,23 +3,12 @@ simulcast layers (what the browser client does when the engine offers simulcast)
 
 from __future__ import annotations
 
-from pathlib import Path
 from types import TracebackType
 
 from playwright.async_api import Browser, Page, Playwright, async_playwright
 
 from parley.media.engine import MediaEngine
-
-CHROMIUM = Path("/usr/bin/chromium")
-
-ARGS = [
-    "--allow-loopback-in-peer-connection",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-]
+from tests.support.chromium import CHROMIUM, WEBRTC_ON_LOOPBACK_ARGS
 
 # Draws a moving 960x540 picture and offers it as three VP8 simulcast layers, lowest first
 # (240x135, 480x270, 960x540).
@@ -76,7 +65,7 @@ class ChromiumPublisher:
     async def __aenter__(self) -> ChromiumPublisher:
         self._playwright = await async_playwright().start()
         self._browser = await self._playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=ARGS, headless=True
+            executable_path=str(CHROMIUM), args=WEBRTC_ON_LOOPBACK_ARGS, headless=True
         )
         self.page = await self._browser.new_page()
         return self

@@ -1,7 +1,7 @@
 """Fixtures for the Janus engine tests.
 
 Janus never gathers ICE candidates on a loopback interface: its media runs on 127.0.0.2, on the
-veth that the media tests' ``media_net`` fixture (``tests/media/conftest.py``) makes inside the
+veth that the ``media_net`` fixture (``tests/support/media_net.py``) makes inside the
 test run's own network namespace, and the aiortc peers (``peers.py``) gather there too.
 """
 
@@ -16,11 +16,10 @@ from parley.media.janus import janus_available
 from parley.media.janus.engine import JanusEngine
 from parley.media.janus.process import JanusEndpoint, JanusProcess
 from parley.settings import Settings
-from tests.media.conftest import Recorder, media_net
+from tests.support.media_net import media_net
+from tests.support.recorder import Recorder
 
-from .admin import Admin, admin_of
-
-__all__ = ["Admin", "Recorder", "SharedJanus", "admin_of", "media_net"]
+__all__ = ["media_net"]
 
 
 def _require_janus(settings: Settings) -> None:

@@ -1,12 +1,13 @@
-"""aiortc peers for the Janus tests: the media tests' peers (``tests/media/peers.py``) gathering
+"""aiortc peers for the Janus tests: the shared test peers (``tests/support/peers.py``) gathering
 on the media address of the ``media_net`` veth, with the engine calls and counters these tests
 use."""
 
 from __future__ import annotations
 
 from parley.media.engine import MediaEngine
-from tests.media.conftest import MEDIA_ADDRESS
-from tests.media.peers import TestPublisher, TestSubscriber, wait_until
+from tests.support.media_net import MEDIA_ADDRESS
+from tests.support.peers import TestPublisher, TestSubscriber
+from tests.support.waiting import wait_until
 
 
 class Publisher(TestPublisher):

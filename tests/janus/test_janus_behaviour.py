@@ -11,10 +11,11 @@ from parley.errors import MediaError
 from parley.media.janus.engine import JanusEngine
 from parley.media.janus.process import JanusProcess
 from parley.settings import Settings
+from tests.support.recorder import Recorder
+from tests.support.waiting import wait_until
 
-from .conftest import Recorder, SharedJanus
+from .conftest import SharedJanus
 from .peers import Publisher
-from .waiting import until
 
 pytestmark = [pytest.mark.media, pytest.mark.slow]
 
@@ -48,7 +49,7 @@ async def test_a_subscription_that_is_never_answered_fails_after_the_timeout(
     engine, recorder = quick
     await publisher.publish(engine, ROOM, "s1")
     await engine.subscribe(ROOM, "s1", "never-answered")
-    await until(lambda: recorder.failed_subscriptions == [(ROOM, "never-answered")], 10.0)
+    await wait_until(lambda: recorder.failed_subscriptions == [(ROOM, "never-answered")], 10.0)
     assert engine.stats()["subscriptions"] == 0
     assert engine.stats()["streams"] == 1
 
@@ -63,5 +64,5 @@ async def test_subscribing_waits_for_the_publishers_media_and_fails_if_it_never_
     with pytest.raises(MediaError, match="not connected"):
         await engine.subscribe(ROOM, "s1", "sub-1")
     assert engine.stats()["subscriptions"] == 0
-    await until(lambda: recorder.failed_streams == [(ROOM, "s1")], 10.0)
+    await wait_until(lambda: recorder.failed_streams == [(ROOM, "s1")], 10.0)
     assert engine.stats()["streams"] == 0

@@ -19,8 +19,7 @@ from parley.media.janus.client import (
     JanusSession,
     JanusTimeout,
 )
-
-from .waiting import until
+from tests.support.waiting import wait_until
 
 Reply = Callable[[ServerConnection, dict[str, Any]], Awaitable[None]]
 
@@ -156,7 +155,7 @@ async def test_closing_fails_pending_requests_and_later_ones(
 ) -> None:
     fake.silent.add("info")
     pending = asyncio.create_task(connection.request({"janus": "info"}, within=5.0))
-    await asyncio.sleep(0.05)
+    await wait_until(lambda: fake.received, 1.0, "the request at Janus")
     await connection.close()
     await connection.close()  # idempotent
     with pytest.raises(JanusClosed):
@@ -170,7 +169,7 @@ async def test_losing_the_socket_fails_pending_requests(
 ) -> None:
     fake.silent.add("info")
     pending = asyncio.create_task(connection.request({"janus": "info"}, within=5.0))
-    await asyncio.sleep(0.05)
+    await wait_until(lambda: fake.received, 1.0, "the request at Janus")
     await fake.clients[0].close()
     with pytest.raises(JanusClosed):
         await pending
@@ -188,8 +187,10 @@ async def test_async_events_reach_the_handle_they_name(
     await send(ws, janus="webrtcup", session_id=11, sender=22)
     await send(ws, janus="hangup", session_id=11, sender=99)  # no such handle: dropped
     await send(ws, janus="media", session_id=12, sender=22)  # other session: dropped
-    await until(lambda: events, 1.0)
-    await asyncio.sleep(0.05)
+    await wait_until(lambda: events, 1.0)
+    # Janus answers this after the three events, and the connection reads in order: once the
+    # answer is in, every one of them has been dispatched.
+    await connection.request({"janus": "info"})
     assert [e["janus"] for e in events] == ["webrtcup"]
     await session.destroy()
 
@@ -200,14 +201,16 @@ async def test_a_session_timeout_is_reported_as_lost(
     reasons: list[str] = []
     session = await JanusSession.create(connection, on_lost=reasons.append)
     await send(fake.clients[0], janus="timeout", session_id=11)
-    await until(lambda: reasons, 1.0)
+    await wait_until(lambda: reasons, 1.0)
     assert reasons == ["session timed out"]
     await session.destroy()
 
 
 async def test_the_session_sends_keepalives(connection: JanusConnection, fake: FakeJanus) -> None:
     session = await JanusSession.create(connection, keepalive_interval=0.05)
-    await asyncio.sleep(0.2)
+    await wait_until(
+        lambda: len([m for m in fake.received if m["janus"] == "keepalive"]) >= 2, 2.0, "keepalives"
+    )
     await session.destroy()
     keepalives = [m for m in fake.received if m["janus"] == "keepalive"]
     assert len(keepalives) >= 2

@@ -15,10 +15,12 @@ from parley.errors import MediaError
 from parley.media.janus.engine import JanusEngine
 from parley.media.janus.process import ExternalJanus, JanusProcess
 from parley.settings import Settings
+from tests.support.janus_admin import admin_of
+from tests.support.recorder import Recorder
+from tests.support.waiting import wait_until
 
-from .conftest import Recorder, SharedJanus, admin_of
+from .conftest import SharedJanus
 from .peers import Publisher, Subscriber
-from .waiting import until
 
 pytestmark = [pytest.mark.media, pytest.mark.slow]
 
@@ -34,7 +36,7 @@ async def test_a_killed_janus_is_back_within_5_seconds_and_media_flows_after_rep
 
     killed_at = time.monotonic()
     os.kill(old_pid, signal.SIGKILL)
-    await until(lambda: recorder.resets > 0, 5.0)
+    await wait_until(lambda: recorder.resets > 0, 5.0)
     assert time.monotonic() - killed_at < 5.0
     assert janus.provider.pid != old_pid
     assert janus.stats()["rooms"] == 1  # recreated, empty
@@ -115,7 +117,7 @@ async def test_janus_dying_again_and_again_is_restarted_each_time(
 async def _kill_and_await_restart(process: JanusProcess, restarts: int) -> None:
     assert process.pid is not None
     os.kill(process.pid, signal.SIGKILL)
-    await until(lambda: process.restarts >= restarts, 5.0)
+    await wait_until(lambda: process.restarts >= restarts, 5.0)
     await process.endpoint(5.0)
 
 
@@ -168,7 +170,7 @@ async def test_a_lost_session_is_rebuilt_and_reported_as_a_reset(
             (session,) = await admin.sessions()
             # Janus forgets the session (as when an external Janus restarts behind a proxy)
             await admin.connection.request({"janus": "destroy_session", "session_id": session})
-            await until(lambda: recorder.resets == 1, 5.0)
+            await wait_until(lambda: recorder.resets == 1, 5.0)
 
             (fresh,) = await admin.sessions()
             assert fresh != session
@@ -198,9 +200,9 @@ async def test_a_room_ended_while_janus_is_down_is_not_recreated(
         await publisher.publish(janus, "room-a", "cam-1")
         assert janus.provider.pid is not None
         os.kill(janus.provider.pid, signal.SIGKILL)
-        await until(lambda: janus.stats()["rooms"] == 0, 5.0)
+        await wait_until(lambda: janus.stats()["rooms"] == 0, 5.0)
         await janus.close_room("room-a")
-        await until(lambda: recorder.resets == 1, 5.0)
+        await wait_until(lambda: recorder.resets == 1, 5.0)
         assert janus.stats()["rooms"] == 0
         assert isinstance(janus.provider, JanusProcess)
         async with admin_of(janus.provider) as admin:

@@ -7,8 +7,8 @@ import pytest
 
 from parley.errors import MediaError
 from parley.media.janus.engine import JanusEngine
+from tests.support.recorder import Recorder
 
-from .conftest import Recorder
 from .peers import Publisher, Subscriber
 
 pytestmark = [pytest.mark.media, pytest.mark.slow]

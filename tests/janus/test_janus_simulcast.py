@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from parley.media.janus.engine import JanusEngine
+from tests.support.chromium import CHROMIUM
+from tests.support.recorder import Recorder
+from tests.support.waiting import wait_until
 
-from .conftest import Recorder
 from .peers import Subscriber
-from .waiting import until
 
 pytest.importorskip("playwright.async_api")
-from .chromium import CHROMIUM, ChromiumPublisher
+from .chromium import ChromiumPublisher
 
 pytestmark = [pytest.mark.media, pytest.mark.browser, pytest.mark.slow]
 
@@ -35,16 +34,17 @@ async def test_a_subscriber_receives_the_simulcast_layer_it_asks_for(
 
             # a small tile: the lowest layer only
             await janus.set_layer("room-s", "sub-1", 0)
-            await until(lambda: subscriber.video_widths[-1] == 240, 15.0)
+            await wait_until(lambda: subscriber.video_widths[-1] == 240, 15.0)
             seen = len(subscriber.video_widths)
-            await until(lambda: len(subscriber.video_widths) >= seen + 30, 15.0)
+            await wait_until(lambda: len(subscriber.video_widths) >= seen + 30, 15.0)
             assert set(subscriber.video_widths[seen:]) == {240}
 
             # a large tile: the full picture, once the browser's bandwidth allows all layers
-            async with asyncio.timeout(40.0):
-                while len(await chromium.sending()) < 3:  # noqa: ASYNC110 - polls the browser
-                    await asyncio.sleep(0.5)
+            async def all_layers_sent() -> bool:
+                return len(await chromium.sending()) >= 3
+
+            await wait_until(all_layers_sent, 40.0, "Chromium sending all three layers", step=0.5)
             await janus.set_layer("room-s", "sub-1", 2)
-            await until(lambda: subscriber.video_widths[-1] == 960, 15.0)
+            await wait_until(lambda: subscriber.video_widths[-1] == 960, 15.0)
     finally:
         await subscriber.close()

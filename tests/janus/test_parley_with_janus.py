@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import signal
 import time
@@ -23,11 +24,11 @@ from parley.media.janus import janus_available
 from parley.media.janus.engine import JanusEngine
 from parley.media.janus.process import JanusProcess
 from parley.settings import Settings
-from tests.media.peers import wait_until
 from tests.support.clients import Client
+from tests.support.janus_admin import admin_of
 from tests.support.server import RunningServer, run_server
+from tests.support.waiting import wait_until
 
-from .admin import admin_of
 from .peers import Publisher, Subscriber
 
 pytestmark = [pytest.mark.media, pytest.mark.slow]
@@ -222,7 +223,7 @@ async def test_a_killed_janus_is_restarted_media_recovers_and_chat_never_stops(
     chatter = Chatter(meeting)
     chatter.start()
     try:
-        await asyncio.sleep(1.0)
+        await wait_until(lambda: len(chatter.sent) >= len(meeting.everyone), 10.0, "chat under way")
         old_pid = process.pid
         assert old_pid is not None
         killed_at = time.monotonic()
@@ -238,7 +239,11 @@ async def test_a_killed_janus_is_restarted_media_recovers_and_chat_never_stops(
             reset = await client.next("mediaReset", timeout=15)
             assert reset == {"roomId": meeting.room_id}
         reset_at = time.monotonic()
-        await asyncio.sleep(1.0)
+        await wait_until(
+            lambda: len(chatter.sent_between(reset_at, math.inf)) >= len(meeting.everyone),
+            10.0,
+            "chat after the reset",
+        )
     finally:
         await chatter.stop()
     assert chatter.sent_between(killed_at, reset_at), "no message was sent during the outage"

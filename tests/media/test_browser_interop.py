@@ -24,7 +24,7 @@ from tests.support.server import RunningServer, run_server
 
 async_api = pytest.importorskip("playwright.async_api")
 
-from tests.browser.support import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from tests.support.chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 if not Path(CHROMIUM).exists():
     pytest.skip("needs Debian's chromium at /usr/bin/chromium", allow_module_level=True)

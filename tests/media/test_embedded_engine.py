@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from parley.media.embedded import EmbeddedConfig, EmbeddedEngine
-from tests.media.conftest import Recorder
-from tests.media.peers import LOOPBACK, ROOM, Peers, TestPublisher, TestSubscriber, wait_until
+from tests.support.peers import LOOPBACK, ROOM, Peers, TestPublisher, TestSubscriber
+from tests.support.recorder import Recorder
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.media
 

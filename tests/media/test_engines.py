@@ -14,8 +14,10 @@ import pytest
 
 from parley.errors import MediaError
 from parley.media.engine import IceCandidate, MediaEngine
-from tests.media.conftest import Recorder, holds_no_peers, leftovers
-from tests.media.peers import ROOM, Peers, wait_until
+from tests.media.conftest import holds_no_peers, leftovers
+from tests.support.peers import ROOM, Peers
+from tests.support.recorder import Recorder
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.media, pytest.mark.slow]
 

@@ -75,9 +75,23 @@ class Client:
     async def next(self, event: str, timeout: float = 5) -> Any:
         return await asyncio.wait_for(self._queues[event].get(), timeout)
 
-    async def nothing(self, event: str, wait: float = 0.3) -> None:
-        """Assert that no ``event`` arrives within ``wait`` seconds."""
-        await asyncio.sleep(wait)
+    async def settle(self) -> None:
+        """Return once every event the server sent this connection before now has arrived.
+
+        The server sends one connection's events in order and handles its requests one after
+        another, so the ack of a request sent now comes after everything already on its way.
+        The request is ``getRoomsList``; its own ``roomsList`` reply is forgotten."""
+        await self.ok("getRoomsList")
+        # The reply is sent just before the ack: it is the last roomsList received.
+        self.received["roomsList"].pop()
+        queue = self._queues["roomsList"]
+        for item in self.drain("roomsList")[:-1]:
+            queue.put_nowait(item)
+
+    async def nothing(self, event: str) -> None:
+        """Assert that no ``event`` has arrived nor is on its way (see ``settle``): anything
+        the server did before now that would send it has been received."""
+        await self.settle()
         assert self._queues[event].empty(), f"unexpected {event}: {self.received[event]}"
 
     def drain(self, event: str) -> list[Any]:

@@ -1,43 +1,36 @@
-"""The Socket.IO server: connections and the event table."""
+"""The Socket.IO server: connections and the event table.
+
+Every python-socketio / python-engineio internal it relies on is in ``socketio_internals.py``.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from typing import Any
 
-import engineio
 import socketio
 
 from parley.chat.service import ChatService
 from parley.errors import ErrorCode
 from parley.rooms.service import RoomsService
+from parley.signalling import socketio_internals as internals
 from parley.signalling.dispatch import Route, answer, failure
 
 log = logging.getLogger(__name__)
 
 
-# What python-socketio raises for a packet it cannot decode (truncated JSON, a wrong packet
-# type, a binary placeholder that points nowhere, nesting too deep, ...).
-_MALFORMED = (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError)
-
-
-class ParleySocketServer(socketio.AsyncServer):  # type: ignore[misc]
+class ParleySocketServer(internals.DecodeGuardServer):
     """python-socketio's server, where a packet that does not decode is a protocol error: the
     connection is closed with one warning line instead of a traceback per packet."""
 
-    async def _handle_eio_message(self, eio_sid: str, data: object) -> None:
-        try:
-            await super()._handle_eio_message(eio_sid, data)
-        except _MALFORMED as error:
-            log.warning(
-                "connection %s sent a malformed packet (%s); closing it",
-                eio_sid,
-                type(error).__name__,
-            )
-            self._binary_packet.pop(eio_sid, None)
-            await self.eio.disconnect(eio_sid)
+    async def undecodable_packet(self, eio_sid: str, error: Exception) -> None:
+        log.warning(
+            "connection %s sent a malformed packet (%s); closing it",
+            eio_sid,
+            type(error).__name__,
+        )
+        await self.eio.disconnect(eio_sid)
 
 
 class ContainedWebSockets:
@@ -53,7 +46,7 @@ class ContainedWebSockets:
             return
         try:
             await self._app(scope, receive, send)
-        except _MALFORMED as error:
+        except internals.MALFORMED as error:
             client = (scope.get("client") or ("unknown",))[0]
             log.warning(
                 "websocket from %s sent a malformed frame (%s); closed",
@@ -70,7 +63,7 @@ class _PeerFaultFilter(logging.Filter):
     it becomes one WARNING line. Every other record passes unchanged."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.msg == "Unknown receive error" and record.exc_info:
+        if record.msg == internals.ENGINEIO_RECEIVE_ERROR and record.exc_info:
             error = record.exc_info[1]
             record.msg = "a client sent an undecodable Engine.IO packet (%s)"
             record.args = (type(error).__name__,)
@@ -89,63 +82,12 @@ def _engineio_logger() -> logging.Logger:
     return logger
 
 
-class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
-    """python-socketio's in-process client manager, with room broadcasts sent to each
-    recipient in turn rather than through one task per recipient. The packet is encoded once
-    either way; the tasks only cost their creation and scheduling, because a send merely queues
-    the packet for that connection's writer. (Checked against python-socketio 5.18.1.)"""
-
-    async def emit(
-        self,
-        event: str,
-        data: Any,
-        namespace: str,
-        room: str | None = None,
-        skip_sid: Any = None,
-        callback: Any = None,
-        to: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        target = to or room
-        if callback is not None or namespace not in self.rooms:
-            await super().emit(
-                event,
-                data,
-                namespace,
-                room=room,
-                skip_sid=skip_sid,
-                callback=callback,
-                to=to,
-                **kwargs,
-            )
-            return
-        args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
-        skip = set(skip_sid) if isinstance(skip_sid, list) else {skip_sid}
-        pkt = self.server.packet_class(
-            socketio.packet.EVENT, namespace=namespace, data=[event, *args]
-        )
-        encoded = pkt.encode()
-        frames = [
-            engineio.packet.Packet(engineio.packet.MESSAGE, part)
-            for part in (encoded if isinstance(encoded, list) else [encoded])
-        ]
-        for sid, eio_sid in list(self.get_participants(namespace, target)):
-            if sid in skip:
-                continue
-            for frame in frames:
-                try:
-                    await self.server._send_eio_packet(eio_sid, frame)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:  # a connection that went away meanwhile
-                    log.debug("could not send %s to %s", event, sid, exc_info=True)
-
-
 def make_server(
     cors_origins: list[str], max_message_bytes: int, ping_interval: float, ping_timeout: float
 ) -> socketio.AsyncServer:
+    internals.warn_if_unchecked()
     return ParleySocketServer(
-        client_manager=FanoutManager(),
+        client_manager=internals.FanoutManager(),
         async_mode="asgi",
         # None: same origin only (python-engineio compares Origin with Host).
         cors_allowed_origins=cors_origins or None,
@@ -184,7 +126,12 @@ def install(
 
     @sio.on("*")  # type: ignore[untyped-decorator]
     async def unknown(event: object, sid: str, *_args: object) -> dict[str, object]:
-        return failure(ErrorCode.INVALID_PAYLOAD, f"unknown event {str(event)[:64]!r}")
+        # A failure like any other: roomError to the caller, and the ack when one was asked.
+        name = str(event)[:64]
+        message = f"unknown event {name!r}"
+        code = str(ErrorCode.INVALID_PAYLOAD)
+        await emit("roomError", sid, {"error": code, "message": message, "event": name})
+        return failure(code, message)
 
 
 def _bind(route: Route, emit: Any) -> Any:

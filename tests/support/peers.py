@@ -9,7 +9,6 @@ import contextlib
 import fractions
 import random
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +24,7 @@ from av import AudioFrame, VideoFrame
 
 from parley.media.embedded.aiortc_internals import restrict_gathering
 from parley.media.engine import MediaEngine
+from tests.support.waiting import wait_until
 
 LOOPBACK = "127.0.0.1"
 ROOM = "room-1"
@@ -223,22 +223,6 @@ class TestSubscriber:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-
-
-async def wait_until(
-    condition: Callable[[], bool | Awaitable[bool]], timeout: float, what: str = "condition"
-) -> None:
-    """Poll ``condition`` until true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 class Peers:

@@ -1,5 +1,6 @@
 """The media events' rules (who may publish, subscribe, trickle; what the room is told),
-with the fake engine. Real media through the real engines is tested in tests/media."""
+with the fake engine. Real media through these events and the embedded SFU is tested in
+tests/media/test_real_media_over_socketio.py."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ async def test_publish_answers_and_tells_the_others(connect, engine: FakeEngine)
         "source": "camera",
         "kinds": ["audio", "video"],
     }
-    await ada.nothing("streamPublished", 0.1)
+    await ada.nothing("streamPublished")
     assert engine.stats()["streams"] == 1
 
 

@@ -1,4 +1,6 @@
-"""Real media through Parley's Socket.IO signalling and the embedded SFU, on 127.0.0.1."""
+"""Real media through Parley's Socket.IO signalling and the embedded SFU, on 127.0.0.1: aiortc
+peers publish and decode frames. The media events' rules, on the fake engine, are tested in
+tests/integration/test_media_rules_fake_engine.py."""
 
 from __future__ import annotations
 
@@ -10,9 +12,10 @@ import pytest
 
 from parley.media.embedded import EmbeddedEngine, config_from_settings
 from parley.settings import Settings
-from tests.media.peers import TestPublisher, TestSubscriber, wait_until
 from tests.support.clients import Client
+from tests.support.peers import TestPublisher, TestSubscriber
 from tests.support.server import RunningServer, run_server
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.media
 

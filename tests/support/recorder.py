@@ -1,0 +1,29 @@
+"""A ``MediaListener`` for engine tests, keeping what the engine tells it."""
+
+from __future__ import annotations
+
+from parley.media.engine import IceCandidate
+
+
+class Recorder:
+    """A ``MediaListener`` that keeps what it is told."""
+
+    def __init__(self) -> None:
+        self.failed_streams: list[tuple[str, str]] = []
+        self.failed_subscriptions: list[tuple[str, str]] = []
+        self.candidates: list[tuple[str, str, IceCandidate | None]] = []
+        self.resets = 0
+
+    async def stream_failed(self, room_key: str, stream_id: str) -> None:
+        self.failed_streams.append((room_key, stream_id))
+
+    async def subscription_failed(self, room_key: str, subscription_id: str) -> None:
+        self.failed_subscriptions.append((room_key, subscription_id))
+
+    async def local_candidate(
+        self, room_key: str, peer_id: str, candidate: IceCandidate | None
+    ) -> None:
+        self.candidates.append((room_key, peer_id, candidate))
+
+    async def engine_reset(self) -> None:
+        self.resets += 1

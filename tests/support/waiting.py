@@ -1,0 +1,31 @@
+"""Waiting for a condition, for every async test: poll it until it holds, or fail saying what
+was awaited. For states that no event announces (frame counters, another object's counters, a
+file on disk); where an event exists, await the event instead."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+
+async def wait_until(
+    condition: Callable[[], object | Awaitable[object]],
+    timeout: float,
+    what: str = "condition",
+    step: float = 0.02,
+) -> Any:
+    """Return ``condition()``'s first truthy value (awaited if it is awaitable); AssertionError
+    naming ``what`` and the last value after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}; last value: {result!r}")
+        await asyncio.sleep(step)
