@@ -125,6 +125,8 @@ class Parley:
                 s.chat_rate,
                 s.chat_burst,
                 s.max_message_chars,
+                s.chat_address_rate,
+                s.chat_address_burst,
             ),
         )
         if self.engine is not None:
@@ -138,7 +140,7 @@ class Parley:
             await self.sio.emit(event, data, to=sid)
 
         handlers = Handlers(self.rooms, self.chat, self.media, address_of, emit)
-        signalling.install(self.sio, handlers.routes(), self.rooms, self.chat)
+        signalling.install(self.sio, handlers.routes(), self.rooms)
         self.http = FastAPI(title="Parley", version="1", docs_url=None, redoc_url=None)
         _install_http_errors(self.http)
         routes.install(

@@ -6,6 +6,7 @@ and, for the common ones, from ``parley serve`` flags. No other module reads the
 
 from __future__ import annotations
 
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -83,6 +84,10 @@ class Settings(BaseSettings):
     chat_rate: float = Field(default=10.0, gt=0)
     """Chat messages per second per connection, sustained."""
     chat_burst: int = Field(default=20, ge=1)
+    """Messages a participant may send at once; it keeps its pace across reconnects."""
+    chat_address_rate: float = Field(default=30.0, gt=0)
+    """Messages per second from one address, everyone behind it together."""
+    chat_address_burst: int = Field(default=60, ge=1)
 
     # --- files ------------------------------------------------------------------------------
     max_upload_bytes: int = Field(default=50 * MIB, ge=1)
@@ -127,6 +132,16 @@ class Settings(BaseSettings):
     """The ``api_secret`` of the Janus at ``janus_url``."""
     janus_admin_key: str | None = None
     """The VideoRoom ``admin_key`` of the Janus at ``janus_url``, if it sets one."""
+
+    @field_validator("ice_ignore_addresses", mode="after")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
+        return value
 
     @field_validator("cors_origins", "media_addresses", "ice_ignore_addresses", mode="before")
     @classmethod

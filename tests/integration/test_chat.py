@@ -159,7 +159,7 @@ async def test_an_attachment_must_be_a_file_of_this_room(connect) -> None:
     assert code == "FILE_NOT_FOUND"
 
 
-async def test_chat_is_rate_limited_per_connection(tmp_path) -> None:
+async def test_chat_is_rate_limited_per_participant(tmp_path) -> None:
     settings = Settings(data_dir=tmp_path, media_engine="none", chat_rate=0.5, chat_burst=5)
     async with run_server(settings) as server:
         ada = await Client(server.url).connect()
@@ -176,6 +176,41 @@ async def test_chat_is_rate_limited_per_connection(tmp_path) -> None:
         finally:
             await ada.close()
             await bob.close()
+
+
+async def test_reconnecting_does_not_reset_the_chat_rate(tmp_path) -> None:
+    """The attack: send the burst, reconnect (resuming the place, or joining as someone new
+    from the same address), send another burst."""
+    settings = Settings(
+        data_dir=tmp_path,
+        media_engine="none",
+        chat_rate=0.1,
+        chat_burst=5,
+        chat_address_rate=0.1,
+        chat_address_burst=8,
+    )
+    async with run_server(settings) as server:
+        clients = [await Client(server.url).connect() for _ in range(3)]
+        try:
+            created = await clients[0].ok("createRoom", {"userName": "A", "roomName": "R"})
+            room = created["roomId"]
+            for n in range(5):
+                await clients[0].ok("message", {"roomId": room, "message": f"{n}"})
+            await clients[0].close()
+            resume = {"roomId": room, "userName": "A", "resumeToken": created["token"]}
+            await clients[1].ok("joinRoom", resume)
+            assert await clients[1].error("message", {"roomId": room, "message": "x"}) == (
+                "RATE_LIMITED"
+            )
+            await clients[2].ok("joinRoom", {"roomId": room, "userName": "Someone new"})
+            sent = [
+                (await clients[2].call("message", {"roomId": room, "message": f"n{n}"}))["ok"]
+                for n in range(5)
+            ]
+            assert sent == [True, True, True, False, False]  # the address's bucket held 3 more
+        finally:
+            for client in clients[1:]:
+                await client.close()
 
 
 async def test_messages_from_one_sender_keep_their_order(connect) -> None:

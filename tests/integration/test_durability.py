@@ -167,6 +167,11 @@ async def test_a_host_key_still_makes_a_host_after_a_restart(tmp_path: Path, how
         created = await (await connect()).ok("createRoom", {"userName": "Ada", "roomName": "R"})
         halt(first, how)
     async with child(data_dir) as second, clients(second.url) as connect:
+        stranger = await connect()
+        taken = await stranger.ok("joinRoom", {"roomId": created["roomId"], "userName": "Eve"})
+        assert taken["isHost"] is False  # nobody hosts the room until someone proves it
+        assert await stranger.error("endMeeting", {"roomId": created["roomId"]}) == "FORBIDDEN"
+        await stranger.ok("leaveRoom", {"roomId": created["roomId"]})
         again = await connect()
         joined = await again.ok(
             "joinRoom",

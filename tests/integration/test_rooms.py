@@ -463,11 +463,53 @@ async def test_a_host_coming_back_with_the_host_key_is_announced(connect) -> Non
     assert await bob.next("hostChanged") == {"userId": joined["userId"]}
 
 
-async def test_the_first_person_in_a_room_nobody_hosts_becomes_host(connect) -> None:
-    room_id, (ada,), _ = await meeting(connect, "Ada")
+async def test_a_stranger_in_an_empty_room_does_not_become_its_host(connect) -> None:
+    """The takeover: everyone left, a stranger joins, ends the meeting (deleting its chat and
+    files) and re-creates the id. Joining an empty room gives no host role."""
+    room_id, (ada,), created = await meeting(connect, "Ada")
+    await ada.ok("message", {"roomId": room_id, "message": "minutes"})
     await ada.ok("leaveRoom", {"roomId": room_id})
-    bob = await connect()
+    eve = await connect()
+    joined = await eve.ok("joinRoom", {"roomId": room_id, "userName": "Eve"})
+    assert joined["isHost"] is False
+    assert await eve.error("endMeeting", {"roomId": room_id}) == "FORBIDDEN"
+    await eve.nothing("hostChanged")
+    assert [m["message"] for m in await eve.ok("getChatHistory", {"roomId": room_id})] == [
+        "minutes"
+    ]
+    host = await connect()
+    back = await host.ok(
+        "joinRoom", {"roomId": room_id, "userName": "Ada", "hostKey": created["hostKey"]}
+    )
+    assert back["isHost"] is True
+
+
+async def test_a_leaving_token_resumes_nothing(connect) -> None:
+    room_id, (ada, bob), _ = await meeting(connect, "Ada", "Bob")
     joined = await bob.ok("joinRoom", {"roomId": room_id, "userName": "Bob"})
-    assert joined["isHost"] is True
-    assert await bob.next("hostChanged") == {"userId": joined["userId"]}
-    await bob.ok("endMeeting", {"roomId": room_id})
+    await bob.ok("leaveRoom", {"roomId": room_id})
+    ada.drain("userJoined")
+    again = await bob.ok(
+        "joinRoom", {"roomId": room_id, "userName": "Bob", "resumeToken": joined["token"]}
+    )
+    assert again["userId"] != joined["userId"]
+    assert (await ada.next("userJoined"))["userId"] == again["userId"]
+
+
+async def test_unlisted_meetings_stay_off_the_rooms_list(connect) -> None:
+    a, b = await connect(), await connect()
+    shown = await a.ok("createRoom", {"userName": "A", "roomName": "Open"})
+    await b.ok("createRoom", {"userName": "B", "roomName": "Private", "listed": False})
+    assert [r["roomId"] for r in await a.ok("getRoomsList")] == [shown["roomId"]]
+
+
+async def test_the_server_can_keep_its_rooms_list_off(tmp_path) -> None:
+    settings = Settings(data_dir=tmp_path, media_engine="none", rooms_list="off")
+    async with run_server(settings) as server:
+        ada = await Client(server.url).connect()
+        try:
+            await ada.ok("createRoom", {"userName": "A", "roomName": "Open"})
+            assert await ada.ok("getRoomsList") == []
+            assert await ada.next("roomsList") == []
+        finally:
+            await ada.close()

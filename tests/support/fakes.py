@@ -54,6 +54,9 @@ class MemoryStore:
     async def count_rooms(self) -> int:
         return len(self.rooms)
 
+    async def used_room_uids(self) -> set[str]:
+        return {m.room_uid for m in self.messages} | {f.room_uid for f in self.files.values()}
+
     async def delete_room(self, uid: str) -> list[str]:
         self.rooms.pop(uid, None)
         self.messages = [m for m in self.messages if m.room_uid != uid]

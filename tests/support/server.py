@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -77,9 +78,17 @@ class ChildServer:
             self.process.wait(10)
 
 
-def spawn_server(data_dir: Path, env: dict[str, str] | None = None) -> ChildServer:
-    """``python -m parley serve`` on 127.0.0.1 port 0; returns once it listens."""
+def spawn_server(
+    data_dir: Path, env: dict[str, str] | None = None, max_open_files: int | None = None
+) -> ChildServer:
+    """``python -m parley serve`` on 127.0.0.1 port 0; returns once it listens.
+    ``max_open_files``: the child's file-descriptor limit (``ulimit -n``)."""
     child_env = {**os.environ, "PARLEY_MEDIA_ENGINE": "none", **(env or {})}
+
+    def limit_files() -> None:
+        if max_open_files is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (max_open_files, max_open_files))
+
     process = subprocess.Popen(
         [
             sys.executable,
@@ -99,6 +108,7 @@ def spawn_server(data_dir: Path, env: dict[str, str] | None = None) -> ChildServ
         stderr=None,
         text=True,
         env=child_env,
+        preexec_fn=limit_files if max_open_files is not None else None,
     )
     assert process.stdout is not None
     line = process.stdout.readline()

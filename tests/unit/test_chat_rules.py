@@ -17,7 +17,7 @@ async def room_of(domain: Domain) -> str:
 
 async def test_a_message_is_stored_and_told_to_the_room(domain: Domain) -> None:
     room_id = await room_of(domain)
-    stored = await domain.chat.send("c1", room_id, "hello", None, 5, None)
+    stored = await domain.chat.send("c1", "10.0.0.1", room_id, "hello", None, 5, None)
     assert stored.message == "hello" and stored.client_timestamp == 5
     assert domain.events.of("message_posted") == [stored]
     assert await domain.chat.history("c1", room_id, None, None) == [stored]
@@ -25,8 +25,8 @@ async def test_a_message_is_stored_and_told_to_the_room(domain: Domain) -> None:
 
 async def test_a_retry_with_the_same_client_message_id_is_stored_once(domain: Domain) -> None:
     room_id = await room_of(domain)
-    first = await domain.chat.send("c1", room_id, "once", None, None, "m-1")
-    again = await domain.chat.send("c1", room_id, "once", None, None, "m-1")
+    first = await domain.chat.send("c1", "10.0.0.1", room_id, "once", None, None, "m-1")
+    again = await domain.chat.send("c1", "10.0.0.1", room_id, "once", None, None, "m-1")
     assert again == first
     assert len(domain.store.messages) == 1 and len(domain.events.of("message_posted")) == 1
 
@@ -35,30 +35,33 @@ async def test_the_chat_rate_refills_with_time() -> None:
     domain = compose(RoomLimits(), ChatLimits(chat_rate=1.0, chat_burst=2))
     room_id = await room_of(domain)
     for n in range(2):
-        await domain.chat.send("c1", room_id, f"m{n}", None, None, None)
+        await domain.chat.send("c1", "10.0.0.1", room_id, f"m{n}", None, None, None)
     with pytest.raises(RateLimited):
-        await domain.chat.send("c1", room_id, "too fast", None, None, None)
+        await domain.chat.send("c1", "10.0.0.1", room_id, "too fast", None, None, None)
     domain.clock.advance(1.0)
-    await domain.chat.send("c1", room_id, "later", None, None, None)
+    await domain.chat.send("c1", "10.0.0.1", room_id, "later", None, None, None)
 
 
 async def test_outsiders_long_messages_and_foreign_files_are_refused() -> None:
     domain = compose(RoomLimits(), ChatLimits(max_message_chars=10))
     room_id = await room_of(domain)
     with pytest.raises(NotInRoom):
-        await domain.chat.send("stranger", room_id, "hi", None, None, None)
+        await domain.chat.send("stranger", "10.0.0.1", room_id, "hi", None, None, None)
     with pytest.raises(InvalidPayload, match="message must be 0 to 10 characters"):
-        await domain.chat.send("c1", room_id, "x" * 11, None, None, None)
+        await domain.chat.send("c1", "10.0.0.1", room_id, "x" * 11, None, None, None)
     with pytest.raises(InvalidPayload):
-        await domain.chat.send("c1", room_id, "", None, None, None)
+        await domain.chat.send("c1", "10.0.0.1", room_id, "", None, None, None)
     with pytest.raises(FileNotFound):
-        await domain.chat.send("c1", room_id, "", "0" * 32, None, None)
+        await domain.chat.send("c1", "10.0.0.1", room_id, "", "0" * 32, None, None)
 
 
 async def test_history_pages_and_refuses_too_large_a_page() -> None:
     domain = compose(RoomLimits(), ChatLimits(history_max_limit=3, chat_burst=100))
     room_id = await room_of(domain)
-    sent = [await domain.chat.send("c1", room_id, f"m{n}", None, None, None) for n in range(5)]
+    sent = [
+        await domain.chat.send("c1", "10.0.0.1", room_id, f"m{n}", None, None, None)
+        for n in range(5)
+    ]
     page = await domain.chat.history("c1", room_id, None, 2)
     assert page == sent[3:]
     assert await domain.chat.history("c1", room_id, page[0].id, 3) == sent[:3]

@@ -15,7 +15,7 @@ from parley.errors import (
     Unauthorized,
 )
 from parley.rooms.service import RoomLimits
-from tests.unit.conftest import GRACE_SECONDS, IDLE_SECONDS, Domain, compose
+from tests.unit.conftest import GRACE_SECONDS, IDLE_SECONDS, UNUSED_SECONDS, Domain, compose
 
 
 async def test_the_creator_is_host_and_a_joiner_is_announced(domain: Domain) -> None:
@@ -125,7 +125,7 @@ async def test_a_token_whose_place_is_gone_comes_back_under_its_id_without_the_r
 
 async def test_a_room_nobody_is_in_is_ended_after_the_idle_time(domain: Domain) -> None:
     idle = await domain.rooms.create_room("c1", "a", "Ada", "Idle", None)
-    await domain.chat.send("c1", idle.joined.record.room_id, "bye", None, None, None)
+    await domain.chat.send("c1", "10.0.0.1", idle.joined.record.room_id, "bye", None, None, None)
     await domain.rooms.leave_room("c1", idle.joined.record.room_id)
     busy = await domain.rooms.create_room("c1", "a", "Ada", "Busy", None)
     domain.clock.advance(IDLE_SECONDS - 1)
@@ -159,3 +159,37 @@ async def test_names_longer_than_the_limit_are_refused() -> None:
         await domain.rooms.create_room("c1", "a", "Adalbert", "R", None)
     with pytest.raises(Exception, match="roomName must be 1 to 3 characters"):
         await domain.rooms.create_room("c1", "a", "Ada", "Room", None)
+
+
+async def test_an_unused_empty_room_expires_in_minutes_and_is_not_held(domain: Domain) -> None:
+    used = await domain.rooms.create_room("c1", "a", "Ada", "Used", None)
+    await domain.chat.send("c1", "a", used.joined.record.room_id, "hi", None, None, None)
+    await domain.rooms.leave_room("c1", used.joined.record.room_id)
+    unused = await domain.rooms.create_room("c2", "b", "Bob", "Unused", None)
+    await domain.rooms.leave_room("c2", unused.joined.record.room_id)
+    domain.clock.advance(UNUSED_SECONDS)
+    assert await domain.idle.expire_idle() == [unused.joined.record.room_id]
+    assert await domain.store.get_room(used.joined.record.room_id) is not None
+
+
+async def test_max_rooms_counts_rooms_really_held() -> None:
+    """A burst of creations left empty and unused does not block the server."""
+    domain = compose(RoomLimits(max_rooms=2, room_create_burst=100))
+    for n in range(5):
+        created = await domain.rooms.create_room(f"c{n}", "a", "Eve", "Burst", None)
+        await domain.rooms.leave_room(f"c{n}", created.joined.record.room_id)
+    await domain.rooms.create_room("ok", "b", "Ada", "Real meeting", None)
+    await domain.rooms.create_room("ok2", "c", "Bob", "Another", None)
+    with pytest.raises(ServerFull):
+        await domain.rooms.create_room("no", "d", "Cy", "One too many", None)
+
+
+async def test_hand_over_goes_only_to_someone_present(domain: Domain) -> None:
+    created = await domain.rooms.create_room("c1", "a", "Ada", "R", None)
+    room = created.joined.record
+    await domain.rooms.join_room("c2", room.room_id, "Bob", None, None)
+    await domain.rooms.disconnected("c2")  # Bob is away (grace)
+    await domain.rooms.leave_room("c1", room.room_id)
+    assert domain.events.of("host_changed") == []
+    bob = await domain.presence.participants(room.uid)
+    assert [p.is_host for p in bob] == [False]

@@ -26,6 +26,8 @@ class ChatLimits:
     chat_rate: float = 10.0
     chat_burst: int = 20
     max_message_chars: int = 4000
+    address_rate: float = 30.0
+    address_burst: int = 60
 
 
 class ChatService:
@@ -45,10 +47,12 @@ class ChatService:
         self._clock = clock
         self._limits = limits
         self._rate = KeyedLimiter(limits.chat_rate, limits.chat_burst)
+        self._address_rate = KeyedLimiter(limits.address_rate, limits.address_burst)
 
     async def send(
         self,
         conn_id: str,
+        address: str,
         room_id: str,
         text: str,
         filename: str | None,
@@ -59,8 +63,13 @@ class ChatService:
         ``client_message_id``). Acknowledged only once it is committed."""
         check_length(text, "message", 0, self._limits.max_message_chars)
         room, participant = await member(self._presence, conn_id, room_id)
-        if not self._rate.allow(conn_id, self._clock.monotonic()):
+        # Per participant (a resume keeps its bucket) and per address (a fresh join does not
+        # start over either).
+        now = self._clock.monotonic()
+        if not self._rate.allow(f"{room.uid}:{participant.user_id}", now):
             raise RateLimited("You are sending messages too fast.")
+        if not self._address_rate.allow(address, now):
+            raise RateLimited("Too many messages come from your address; wait a moment.")
         attachment = None
         if filename is not None:
             attachment = await self._files.get_file(filename)
@@ -100,6 +109,3 @@ class ChatService:
         if found is None:
             raise InvalidPayload("before does not name a message of this meeting.")
         return found
-
-    def forget(self, conn_id: str) -> None:
-        self._rate.forget(conn_id)

@@ -14,8 +14,8 @@ from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 
 from parley.clock import Clock
 from parley.errors import Forbidden, MediaError, RateLimited, RoomNotFound, ServerFull
-from parley.ratelimit import KeyedLimiter
 from parley.media.engine import IceCandidate, MediaEngine
+from parley.ratelimit import KeyedLimiter
 from parley.rooms.events import RoomEvents
 from parley.rooms.models import (
     OfferedSubscription,
@@ -331,12 +331,12 @@ class MediaService:
             await self._events.candidate_found(owner, peer_id, candidate)
 
     async def engine_reset(self) -> None:
+        self._candidates.clear()
         for summary in await self._presence.rooms():
             room = summary.record
             for stream in await self._presence.streams(room.uid):
                 await self._presence.remove_stream(room.uid, stream.stream_id)
             for sub in await self._presence.subscriptions(room.uid):
                 await self._presence.remove_subscription(room.uid, sub.subscription_id)
-        self._candidates.clear()
             log.warning("room %s: media engine reset", room.room_id)
             await self._events.media_reset(room)

@@ -60,6 +60,11 @@ class Presence(Protocol):
     async def of_conn(self, conn_id: str) -> tuple[RoomRecord, Participant] | None:
         """The room and participant a connection is, if any."""
 
+    async def revoke(self, room_key: str, user_id: str) -> None:
+        """The tokens of ``user_id`` in this room lifetime no longer resume anything."""
+
+    async def is_revoked(self, room_key: str, user_id: str) -> bool: ...
+
     # --- media -----------------------------------------------------------------------------
     async def streams(self, room_key: str) -> list[Stream]: ...
 
@@ -109,6 +114,7 @@ class InMemoryPresence:
         self._by_key: dict[str, _Room] = {}
         self._conns: dict[str, tuple[str, str]] = {}  # conn_id -> (room key, user id)
         self._idle_locks: dict[str, asyncio.Lock] = {}
+        self._revoked: dict[str, set[str]] = {}  # room key -> user ids
 
     def lock(self, room_key: str) -> AbstractAsyncContextManager[None]:
         room = self._by_key.get(room_key)
@@ -136,6 +142,7 @@ class InMemoryPresence:
     async def close_room(self, room_key: str) -> list[Participant]:
         room = self._by_key.pop(room_key, None)
         self._idle_locks.pop(room_key, None)
+        self._revoked.pop(room_key, None)
         if room is None:
             return []
         if self._by_id.get(room.record.room_id) is room:
@@ -202,6 +209,12 @@ class InMemoryPresence:
         if room is None or participant is None:
             return None
         return room.record, participant
+
+    async def revoke(self, room_key: str, user_id: str) -> None:
+        self._revoked.setdefault(room_key, set()).add(user_id)
+
+    async def is_revoked(self, room_key: str, user_id: str) -> bool:
+        return user_id in self._revoked.get(room_key, ())
 
     async def streams(self, room_key: str) -> list[Stream]:
         room = self._by_key.get(room_key)

@@ -37,15 +37,20 @@ class Reconnects:
         self._grace_seconds = grace_seconds
         self._timers: dict[tuple[str, str], asyncio.Task[None]] = {}
 
-    def claims(self, resume_token: str | None, room: RoomRecord) -> TokenClaims | None:
-        """What a ``resumeToken`` says about ``room``: None without a token or for a token of
-        another room lifetime (ignored); UNAUTHORIZED for a token that is not ours."""
+    async def claims(self, resume_token: str | None, room: RoomRecord) -> TokenClaims | None:
+        """What a ``resumeToken`` says about ``room``: None without a token, for a token of
+        another room lifetime or one revoked when its participant left (ignored: the caller
+        joins as someone new); UNAUTHORIZED for a token that is not ours."""
         if resume_token is None:
             return None
         claims = self._signer.verify(resume_token)
         if claims is None:
             raise Unauthorized("That resume token is not valid.")
-        return claims if claims.room_key == room.uid else None
+        if claims.room_key != room.uid:
+            return None
+        if await self._presence.is_revoked(room.uid, claims.user_id):
+            return None
+        return claims
 
     async def resume(
         self, room: RoomRecord, conn_id: str, claims: TokenClaims

@@ -162,7 +162,7 @@ class RoomsService:
         a failed join leaves the caller where it was."""
         user_name = self._user_name(user_name)
         room = await self._live(room_id)
-        claims = self._reconnects.claims(resume_token, room)
+        claims = await self._reconnects.claims(resume_token, room)
         if host_key is not None:
             self._check_host_key(room, host_key)
         current = await self._presence.of_conn(conn_id)
@@ -234,9 +234,11 @@ class RoomsService:
         await self._leave(conn_id, room, participant)
 
     async def _leave(self, conn_id: str, room: RoomRecord, participant: Participant) -> None:
+        """Leaving by choice: the place is given up and its tokens no longer resume it."""
         async with self._presence.lock(room.uid):
             await self._events.connection_left(conn_id, room)
             await self._membership.remove(room, participant)
+            await self._presence.revoke(room.uid, participant.user_id)
 
     async def disconnected(self, conn_id: str) -> None:
         await self._reconnects.disconnected(conn_id)

@@ -61,7 +61,13 @@ class Handlers:
     async def message(self, sid: str, m: p.SendMessage) -> object:
         filename = m.file.filename if m.file else None
         stored = await self._chat.send(
-            sid, m.roomId, m.message, filename, m.timestamp, m.clientMessageId
+            sid,
+            await self._address_of(sid),
+            m.roomId,
+            m.message,
+            filename,
+            m.timestamp,
+            m.clientMessageId,
         )
         return {"id": stored.id, "timestamp": stored.timestamp}
 

@@ -11,7 +11,6 @@ from typing import Any
 
 import socketio
 
-from parley.chat.service import ChatService
 from parley.errors import ErrorCode
 from parley.rooms.service import RoomsService
 from parley.signalling import socketio_internals as internals
@@ -101,9 +100,7 @@ def make_server(
     )
 
 
-def install(
-    sio: socketio.AsyncServer, routes: list[Route], rooms: RoomsService, chat: ChatService
-) -> None:
+def install(sio: socketio.AsyncServer, routes: list[Route], rooms: RoomsService) -> None:
     """Register every route, the connection events, and an answer for unknown events."""
 
     async def emit(event: str, sid: str, data: object) -> None:
@@ -121,7 +118,6 @@ def install(
 
     @sio.on("disconnect")  # type: ignore[untyped-decorator]
     async def disconnect(sid: str, _reason: object = None) -> None:
-        chat.forget(sid)
         await rooms.disconnected(sid)
 
     @sio.on("*")  # type: ignore[untyped-decorator]

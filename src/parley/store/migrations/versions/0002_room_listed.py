@@ -17,9 +17,7 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("rooms") as batch:
-        batch.add_column(
-            sa.Column("listed", sa.Boolean, nullable=False, server_default=sa.true())
-        )
+        batch.add_column(sa.Column("listed", sa.Boolean, nullable=False, server_default=sa.true()))
 
 
 def downgrade() -> None:
