@@ -168,13 +168,17 @@ class Participant:
 
     # --- actions, as a person would take them --------------------------------------------------
 
-    def create_meeting(self, meeting_name: str, custom_id: str | None = None) -> str:
+    def create_meeting(
+        self, meeting_name: str, custom_id: str | None = None, listed: bool = True
+    ) -> str:
         page = self.page
         page.goto("/")
         page.get_by_label("Your name").fill(self.name)
         page.get_by_label("Meeting name").fill(meeting_name)
         if custom_id:
             page.get_by_label("Custom link (optional)").fill(custom_id)
+        if not listed:
+            page.get_by_label("Show it in the list of meetings").uncheck()
         page.get_by_role("button", name="Create meeting").click()
         expect(page.get_by_role("button", name="Leave")).to_be_visible()
         return page.url.rsplit("/r/", 1)[1]

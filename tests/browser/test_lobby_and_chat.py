@@ -57,6 +57,16 @@ def test_lobby_lists_active_meetings_and_remembers_the_name(people) -> None:
     expect(page.get_by_label("Your name")).to_have_value("Bob")
 
 
+def test_a_meeting_kept_off_the_list_is_not_shown_in_the_lobby(people) -> None:
+    alice, bob, carol = people["Alice"], people["Bob"], people["Carol"]
+    alice.create_meeting("Quiet one", listed=False)
+    carol.create_meeting("Open one")
+    page = bob.page
+    page.goto("/")
+    expect(page.get_by_role("link", name="Open one")).to_be_visible()
+    expect(page.get_by_role("link", name="Quiet one")).to_have_count(0)
+
+
 def test_a_meeting_that_does_not_exist_is_explained_in_words(people) -> None:
     page = people["Bob"].page
     page.goto("/")

@@ -40,6 +40,8 @@ export class Lobby {
     const joinId = field("Meeting ID", { placeholder: "Paste a meeting link or ID" });
     const createError = h("p", { class: "error", role: "alert" });
     const joinError = h("p", { class: "error", role: "alert" });
+    const listed = h("input", { type: "checkbox", checked: true });
+    const listedWrap = h("label", { class: "check" }, listed, " Show it in the list of meetings");
     const createBtn = h("button", { type: "submit", class: "btn primary" }, "Create meeting");
     const joinBtn = h("button", { type: "submit", class: "btn" }, "Join meeting");
     this.roomsList = h("ul", { class: "rooms", "aria-live": "polite" });
@@ -52,6 +54,7 @@ export class Lobby {
       h("h2", { id: "create-title" }, "Start a meeting"),
       meetingName.wrap,
       customId.wrap,
+      listedWrap,
       createError,
       createBtn,
     );
@@ -79,7 +82,12 @@ export class Lobby {
       saveName(userName);
       createBtn.disabled = true;
       this.client
-        .request("createRoom", { userName, roomName, ...(custom ? { customRoomId: custom } : {}) })
+        .request("createRoom", {
+          userName,
+          roomName,
+          ...(custom ? { customRoomId: custom } : {}),
+          ...(listed.checked ? {} : { listed: false }),
+        })
         .then((data) => handlers.created(data, userName))
         .catch((err: unknown) => {
           createError.textContent = humanError(err, "create");

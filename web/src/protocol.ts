@@ -110,7 +110,10 @@ type Empty = Record<string, never>;
 
 /** Every client -> server event: [payload, ack data]. */
 export interface Requests {
-  createRoom: [{ userName: string; roomName: string; customRoomId?: string }, CreateRoomData];
+  createRoom: [
+    { userName: string; roomName: string; customRoomId?: string; listed?: boolean },
+    CreateRoomData,
+  ];
   joinRoom: [
     { roomId: string; userName: string; hostKey?: string; resumeToken?: string },
     JoinRoomData,
