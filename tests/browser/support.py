@@ -3,6 +3,7 @@ and a participant that uses the page the way a person does (by role and accessib
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -28,7 +29,13 @@ from tests.support.server import ChildServer, spawn_server
 
 ROOT = Path(__file__).resolve().parents[2]
 STATIC_INDEX = ROOT / "src" / "parley" / "static" / "index.html"
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+# The README's pictures are refreshed only when asked (PARLEY_UPDATE_SCREENSHOTS=1); otherwise
+# screenshots go to the ignored test-artifacts/ folder, so a test run leaves the tree clean.
+SCREENSHOTS = (
+    ROOT / "docs" / "screenshots"
+    if os.environ.get("PARLEY_UPDATE_SCREENSHOTS")
+    else ROOT / "test-artifacts" / "screenshots"
+)
 # How long a condition may take to come true (seconds) on a busy two-core machine: assertions
 # (`expect`) and `wait_until` wait this long; an action (click, fill, file input) twice as long.
 # Nothing waits for a time: the waits end as soon as their condition holds.
