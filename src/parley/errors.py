@@ -18,6 +18,8 @@ class ErrorCode(StrEnum):
     ROOM_NOT_FOUND = "ROOM_NOT_FOUND"
     ROOM_EXISTS = "ROOM_EXISTS"
     ROOM_FULL = "ROOM_FULL"
+    ROOM_LOCKED = "ROOM_LOCKED"
+    PASSWORD_REQUIRED = "PASSWORD_REQUIRED"
     SERVER_FULL = "SERVER_FULL"
     NOT_IN_ROOM = "NOT_IN_ROOM"
     FORBIDDEN = "FORBIDDEN"
@@ -81,6 +83,17 @@ class Forbidden(Denied):
 
 class NotInRoom(Denied):
     code = ErrorCode.NOT_IN_ROOM
+
+
+class RoomLocked(Denied):
+    code = ErrorCode.ROOM_LOCKED
+
+
+class PasswordRequired(Denied):
+    """The room has a password and it was missing or wrong."""
+
+    code = ErrorCode.PASSWORD_REQUIRED
+    http_status = 401
 
 
 class Unauthorized(Denied):

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from parley.chat.models import ChatMessage
 from parley.files.models import StoredFile
 from parley.media.engine import IceCandidate
-from parley.rooms.models import Participant, RoomGone, RoomRecord, Stream
+from parley.rooms.models import Participant, RoomGone, RoomRecord, RoomSettings, Stream
 
 
 class FakeClock:
@@ -54,6 +54,10 @@ class MemoryStore:
     async def count_rooms(self) -> int:
         return len(self.rooms)
 
+    async def update_settings(self, uid: str, settings: RoomSettings) -> None:
+        if uid in self.rooms:
+            self.rooms[uid] = replace(self.rooms[uid], settings=settings)
+
     async def used_room_uids(self) -> set[str]:
         return {m.room_uid for m in self.messages} | {f.room_uid for f in self.files.values()}
 
@@ -80,9 +84,19 @@ class MemoryStore:
         return message, True
 
     async def history(
-        self, room_uid: str, room_id: str, before_id: str | None, limit: int
+        self,
+        room_uid: str,
+        room_id: str,
+        before_id: str | None,
+        limit: int,
+        viewer: str | None = None,
     ) -> list[ChatMessage] | None:
-        mine = [m for m in self.messages if m.room_uid == room_uid]
+        mine = [
+            m
+            for m in self.messages
+            if m.room_uid == room_uid
+            and (viewer is None or m.recipient_id in (None, viewer) or m.user_id == viewer)
+        ]
         if before_id is not None:
             index = next((i for i, m in enumerate(mine) if m.id == before_id), None)
             if index is None:

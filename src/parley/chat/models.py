@@ -20,6 +20,8 @@ class ChatMessage:
     client_timestamp: int | None = None
     client_message_id: str | None = None
     file: StoredFile | None = None
+    recipient_id: str | None = None
+    """A private message's one recipient (the sender sees it too); None: the whole room."""
 
 
 class ChatStore(Protocol):
@@ -29,7 +31,13 @@ class ChatStore(Protocol):
         ``RoomGone`` when the room was deleted meanwhile."""
 
     async def history(
-        self, room_uid: str, room_id: str, before_id: str | None, limit: int
+        self,
+        room_uid: str,
+        room_id: str,
+        before_id: str | None,
+        limit: int,
+        viewer: str | None = None,
     ) -> list[ChatMessage] | None:
-        """The newest ``limit`` messages older than ``before_id``, oldest first; None when
-        ``before_id`` is not a message of this room."""
+        """The newest ``limit`` messages older than ``before_id``, oldest first, of those
+        ``viewer`` may read (every room message, and the private ones it sent or received;
+        None: all); None when ``before_id`` is not a message of this room."""

@@ -114,6 +114,11 @@ class MediaEngine(Protocol):
     ) -> None:
         """A client's trickled candidate for a stream or subscription (None: end of candidates)."""
 
+    async def set_muted(self, room_key: str, stream_id: str, kinds: frozenset[MediaKind]) -> None:
+        """Stop forwarding the stream's media of ``kinds`` to every subscriber (the empty set
+        forwards everything again). Takes effect within a packet or two; the publisher keeps
+        sending and is not renegotiated."""
+
     async def close_room(self, room_key: str) -> None:
         """Close every stream and subscription of the room."""
 

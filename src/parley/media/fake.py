@@ -15,6 +15,7 @@ class _Room:
     streams: dict[str, set[str]] = field(default_factory=dict)
     subscriptions: dict[str, str] = field(default_factory=dict)
     candidates: list[tuple[str, IceCandidate | None]] = field(default_factory=list)
+    muted: dict[str, frozenset[MediaKind]] = field(default_factory=dict)
 
 
 class FakeEngine:
@@ -93,6 +94,12 @@ class FakeEngine:
         if room is None or (peer_id not in room.streams and peer_id not in room.subscriptions):
             raise MediaError("No such stream or subscription.")
         room.candidates.append((peer_id, candidate))
+
+    async def set_muted(self, room_key: str, stream_id: str, kinds: frozenset[MediaKind]) -> None:
+        room = self.rooms.get(room_key)
+        if room is None or stream_id not in room.streams:
+            raise MediaError("No such stream.")
+        room.muted[stream_id] = kinds
 
     async def close_room(self, room_key: str) -> None:
         self.rooms.pop(room_key, None)

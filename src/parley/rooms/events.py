@@ -11,7 +11,16 @@ from typing import Protocol
 
 from parley.chat.models import ChatMessage
 from parley.media.engine import IceCandidate
-from parley.rooms.models import Participant, RoomRecord, Stream
+from parley.rooms.models import (
+    Departure,
+    JoinedRoom,
+    LobbyOutcome,
+    LobbyRequest,
+    MediaKind,
+    Participant,
+    RoomRecord,
+    Stream,
+)
 
 
 class RoomEvents(Protocol):
@@ -22,15 +31,25 @@ class RoomEvents(Protocol):
     async def connection_left(self, conn_id: str, room: RoomRecord) -> None:
         """From now on ``conn_id`` no longer hears this room's events."""
 
+    # --- the room --------------------------------------------------------------------------
+    async def room_updated(self, room: RoomRecord) -> None:
+        """The room's settings changed."""
+
+    async def meeting_ended(self, room: RoomRecord, by: str) -> None:
+        """``by``: the userId of the host who ended it, or ``api``."""
+
     # --- people ----------------------------------------------------------------------------
     async def user_joined(self, room: RoomRecord, participant: Participant) -> None:
         """Everyone but the newcomer."""
 
-    async def user_left(self, room: RoomRecord, participant: Participant) -> None: ...
+    async def user_left(self, room: RoomRecord, participant: Participant, why: Departure) -> None:
+        ...
 
-    async def host_changed(self, room: RoomRecord, host: Participant) -> None: ...
+    async def user_updated(self, room: RoomRecord, participant: Participant) -> None:
+        """A participant's flags or role changed."""
 
-    async def meeting_ended(self, room: RoomRecord, by: Participant) -> None: ...
+    async def host_changed(self, room: RoomRecord, host: Participant) -> None:
+        """``host`` has just become a host."""
 
     async def streaming_changed(self, room: RoomRecord, participant: Participant) -> None:
         """``participant.is_streaming`` changed; everyone but that participant."""
@@ -39,6 +58,40 @@ class RoomEvents(Protocol):
         """Everyone but the sharer."""
 
     async def screen_stopped(self, room: RoomRecord, sharer: Participant) -> None: ...
+
+    async def kicked(self, room: RoomRecord, participant: Participant, by: str) -> None:
+        """Only the participant removed (``by``: the host's userId, or ``api``); the room
+        learns it from ``user_left``."""
+
+    async def muted(
+        self, room: RoomRecord, participant: Participant, kind: MediaKind, by: str
+    ) -> None:
+        """Only the participant whose ``kind`` the server stopped forwarding."""
+
+    async def reaction(
+        self, room: RoomRecord, participant: Participant, emoji: str, at: int
+    ) -> None: ...
+
+    # --- the lobby -------------------------------------------------------------------------
+    async def lobby_request(
+        self, room: RoomRecord, request: LobbyRequest, hosts: list[Participant]
+    ) -> None:
+        """Only ``hosts``: someone waits to be let in."""
+
+    async def lobby_resolved(
+        self,
+        room: RoomRecord,
+        request: LobbyRequest,
+        outcome: LobbyOutcome,
+        hosts: list[Participant],
+    ) -> None:
+        """Only ``hosts``: a request was admitted, denied or cancelled."""
+
+    async def admitted(self, request: LobbyRequest, joined: JoinedRoom) -> None:
+        """Only the connection that waited: it is in the room now."""
+
+    async def lobby_denied(self, room: RoomRecord, request: LobbyRequest) -> None:
+        """Only the connection that waited: it will not be let in."""
 
     # --- media -----------------------------------------------------------------------------
     async def stream_published(
@@ -61,4 +114,7 @@ class RoomEvents(Protocol):
         more candidates)."""
 
     # --- chat ------------------------------------------------------------------------------
-    async def message_posted(self, room: RoomRecord, message: ChatMessage) -> None: ...
+    async def message_posted(
+        self, room: RoomRecord, message: ChatMessage, only: list[Participant] | None
+    ) -> None:
+        """Everyone, or ``only`` those people (a private message: its sender and recipient)."""

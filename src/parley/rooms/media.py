@@ -120,6 +120,8 @@ class MediaService:
                 stream_id, current.user_id, current.user_name, source, tuple(published.kinds)
             )
             await self._presence.put_stream(room.uid, stream)
+            if current.muted:  # a block survives republishing
+                await engine.set_muted(room.uid, stream_id, current.muted)
             log.info(
                 "room %s: %s published %s %s", room.room_id, current.user_id, source, stream_id
             )
@@ -248,6 +250,15 @@ class MediaService:
             raise MediaError("An ICE candidate's address must be an IP address.") from None
         if any(parsed in network for network in self._limits.ignored_networks):
             raise MediaError("ICE candidates for that address are not accepted by this server.")
+
+    async def apply_blocks(self, room: RoomRecord, participant: Participant) -> None:
+        """Make the engine forward none of ``participant.muted`` from its streams. The room's
+        lock is held."""
+        if self._engine is None:
+            return
+        for stream in await self._presence.streams(room.uid):
+            if stream.user_id == participant.user_id:
+                await self._engine.set_muted(room.uid, stream.stream_id, participant.muted)
 
     # --- screen sharing ---------------------------------------------------------------------
     async def set_screen(self, conn_id: str, room_id: str, on: bool) -> None:

@@ -7,6 +7,26 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 Source = Literal["camera", "screen"]
+MediaKind = Literal["audio", "video"]
+Departure = Literal["left", "timeout", "kicked"]
+LobbyOutcome = Literal["admitted", "denied", "cancelled"]
+
+
+@dataclass(frozen=True)
+class RoomSettings:
+    """What a host decides about a room; durable."""
+
+    locked: bool = False
+    """Nobody joins, except with the host key or a resume whose place is held."""
+    lobby: bool = False
+    """Joiners wait until a host admits them."""
+    password_hash: str | None = None
+    """A salted hash of the room's password (never the password); None: no password."""
+    self_unmute: bool = True
+    """Whether a participant a host muted may lift that block themselves."""
+    private_chat: bool = True
+    listed: bool = True
+    """Whether the meeting may appear in the rooms list."""
 
 
 @dataclass(frozen=True)
@@ -19,8 +39,7 @@ class RoomRecord:
     name: str
     host_key_hash: str
     created_at: int
-    listed: bool = True
-    """Whether the meeting may appear in the rooms list."""
+    settings: RoomSettings = RoomSettings()
 
 
 @dataclass(frozen=True)
@@ -35,6 +54,28 @@ class Participant:
     is_screen_sharing: bool = False
     grace_until: float | None = None
     """While away: the ``Clock.monotonic()`` moment its place is given up."""
+    hand_raised_at: int | None = None
+    """When the hand went up (epoch ms); None: the hand is down."""
+    muted: frozenset[MediaKind] = frozenset()
+    """Kinds of media the server does not forward from this participant."""
+    muted_by_host: frozenset[MediaKind] = frozenset()
+    """The part of ``muted`` a host set (the participant may lift it only with selfUnmute)."""
+
+    @property
+    def hand_raised(self) -> bool:
+        return self.hand_raised_at is not None
+
+
+@dataclass(frozen=True)
+class LobbyRequest:
+    """A connection waiting at the door of a room."""
+
+    request_id: str
+    conn_id: str
+    user_name: str
+    since: int
+    user_id: str | None = None
+    """The userId it will have: a returning participant's (its token's place is gone)."""
 
 
 @dataclass(frozen=True)
@@ -63,13 +104,22 @@ class RoomSummary:
 
 @dataclass(frozen=True)
 class JoinedRoom:
-    """What a participant learns on entering a room."""
+    """What a participant learns on entering a room (a host also learns who is waiting)."""
 
     record: RoomRecord
     participant: Participant
     token: str
     users: tuple[Participant, ...]
     streams: tuple[Stream, ...]
+    lobby: tuple[LobbyRequest, ...] = ()
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """The answer to a join that waits in the lobby."""
+
+    record: RoomRecord
+    request: LobbyRequest
 
 
 @dataclass(frozen=True)
@@ -103,6 +153,8 @@ class RoomStore(Protocol):
     async def list_rooms(self) -> list[RoomRecord]: ...
 
     async def count_rooms(self) -> int: ...
+
+    async def update_settings(self, uid: str, settings: RoomSettings) -> None: ...
 
     async def used_room_uids(self) -> set[str]:
         """The rooms with at least one message or file."""

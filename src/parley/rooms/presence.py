@@ -16,7 +16,15 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from parley.errors import Forbidden, NotInRoom
-from parley.rooms.models import Participant, RoomRecord, RoomSummary, Stream, Subscription
+from parley.rooms.models import (
+    Departure,
+    LobbyRequest,
+    Participant,
+    RoomRecord,
+    RoomSummary,
+    Stream,
+    Subscription,
+)
 
 
 class Presence(Protocol):
@@ -32,6 +40,9 @@ class Presence(Protocol):
         """The live room with this id."""
 
     async def room_by_key(self, room_key: str) -> RoomRecord | None: ...
+
+    async def update_room(self, record: RoomRecord) -> None:
+        """The live room's record changed (its settings)."""
 
     async def close_room(self, room_key: str) -> list[Participant]:
         """Forget the room and everything in it; return who was in it."""
@@ -60,10 +71,22 @@ class Presence(Protocol):
     async def of_conn(self, conn_id: str) -> tuple[RoomRecord, Participant] | None:
         """The room and participant a connection is, if any."""
 
-    async def revoke(self, room_key: str, user_id: str) -> None:
+    async def revoke(self, room_key: str, user_id: str, why: Departure) -> None:
         """The tokens of ``user_id`` in this room lifetime no longer resume anything."""
 
-    async def is_revoked(self, room_key: str, user_id: str) -> bool: ...
+    async def revoked(self, room_key: str, user_id: str) -> Departure | None:
+        """Why the tokens of ``user_id`` were revoked, if they were."""
+
+    # --- the lobby -------------------------------------------------------------------------
+    async def lobby(self, room_key: str) -> list[LobbyRequest]:
+        """Who waits at the door, oldest first."""
+
+    async def lobby_add(self, room_key: str, request: LobbyRequest) -> None: ...
+
+    async def lobby_remove(self, room_key: str, request_id: str) -> LobbyRequest | None: ...
+
+    async def waiting(self, conn_id: str) -> tuple[RoomRecord, LobbyRequest] | None:
+        """The room a connection waits for, if it waits."""
 
     # --- media -----------------------------------------------------------------------------
     async def streams(self, room_key: str) -> list[Stream]: ...
@@ -103,6 +126,8 @@ class _Room:
     participants: dict[str, Participant] = field(default_factory=dict)
     streams: dict[str, Stream] = field(default_factory=dict)
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
+    lobby: dict[str, LobbyRequest] = field(default_factory=dict)
+    revoked: dict[str, Departure] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -114,7 +139,7 @@ class InMemoryPresence:
         self._by_key: dict[str, _Room] = {}
         self._conns: dict[str, tuple[str, str]] = {}  # conn_id -> (room key, user id)
         self._idle_locks: dict[str, asyncio.Lock] = {}
-        self._revoked: dict[str, set[str]] = {}  # room key -> user ids
+        self._waiting: dict[str, tuple[str, str]] = {}  # conn_id -> (room key, request id)
 
     def lock(self, room_key: str) -> AbstractAsyncContextManager[None]:
         room = self._by_key.get(room_key)
@@ -139,16 +164,22 @@ class InMemoryPresence:
         room = self._by_key.get(room_key)
         return room.record if room else None
 
+    async def update_room(self, record: RoomRecord) -> None:
+        room = self._by_key.get(record.uid)
+        if room is not None:
+            room.record = record
+
     async def close_room(self, room_key: str) -> list[Participant]:
         room = self._by_key.pop(room_key, None)
         self._idle_locks.pop(room_key, None)
-        self._revoked.pop(room_key, None)
         if room is None:
             return []
         if self._by_id.get(room.record.room_id) is room:
             del self._by_id[room.record.room_id]
         for participant in room.participants.values():
             self._unindex(room_key, participant)
+        for request in room.lobby.values():
+            self._waiting.pop(request.conn_id, None)
         return list(room.participants.values())
 
     async def rooms(self) -> list[RoomSummary]:
@@ -210,11 +241,37 @@ class InMemoryPresence:
             return None
         return room.record, participant
 
-    async def revoke(self, room_key: str, user_id: str) -> None:
-        self._revoked.setdefault(room_key, set()).add(user_id)
+    async def revoke(self, room_key: str, user_id: str, why: Departure) -> None:
+        room = self._by_key.get(room_key)
+        if room is not None:
+            room.revoked[user_id] = why
 
-    async def is_revoked(self, room_key: str, user_id: str) -> bool:
-        return user_id in self._revoked.get(room_key, ())
+    async def revoked(self, room_key: str, user_id: str) -> Departure | None:
+        room = self._by_key.get(room_key)
+        return room.revoked.get(user_id) if room else None
+
+    async def lobby(self, room_key: str) -> list[LobbyRequest]:
+        room = self._by_key.get(room_key)
+        return list(room.lobby.values()) if room else []
+
+    async def lobby_add(self, room_key: str, request: LobbyRequest) -> None:
+        self._room(room_key).lobby[request.request_id] = request
+        self._waiting[request.conn_id] = (room_key, request.request_id)
+
+    async def lobby_remove(self, room_key: str, request_id: str) -> LobbyRequest | None:
+        room = self._by_key.get(room_key)
+        request = room.lobby.pop(request_id, None) if room else None
+        if request is not None and self._waiting.get(request.conn_id) == (room_key, request_id):
+            del self._waiting[request.conn_id]
+        return request
+
+    async def waiting(self, conn_id: str) -> tuple[RoomRecord, LobbyRequest] | None:
+        entry = self._waiting.get(conn_id)
+        room = self._by_key.get(entry[0]) if entry else None
+        request = room.lobby.get(entry[1]) if room and entry else None
+        if room is None or request is None:
+            return None
+        return room.record, request
 
     async def streams(self, room_key: str) -> list[Stream]:
         room = self._by_key.get(room_key)

@@ -56,9 +56,14 @@ class BatchingChatStore:
         return await future
 
     async def history(
-        self, room_uid: str, room_id: str, before_id: str | None, limit: int
+        self,
+        room_uid: str,
+        room_id: str,
+        before_id: str | None,
+        limit: int,
+        viewer: str | None = None,
     ) -> list[ChatMessage] | None:
-        return await self._store.history(room_uid, room_id, before_id, limit)
+        return await self._store.history(room_uid, room_id, before_id, limit, viewer)
 
     async def _run(self) -> None:
         while True:

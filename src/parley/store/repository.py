@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Row, Select, delete, func, select
+from sqlalchemy import Row, Select, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from parley.chat.models import ChatMessage
 from parley.files.models import StoredFile
-from parley.rooms.models import RoomGone, RoomRecord
+from parley.rooms.models import RoomGone, RoomRecord, RoomSettings
 from parley.store import tables as t
 from parley.store.database import current_revision, head_revision
 
@@ -41,7 +41,7 @@ class Store:
                         name=record.name,
                         host_key_hash=record.host_key_hash,
                         created_at=record.created_at,
-                        listed=record.listed,
+                        **_settings_row(record.settings),
                     )
                 )
         except IntegrityError:
@@ -64,6 +64,12 @@ class Store:
         async with self._engine.connect() as connection:
             return int(
                 (await connection.execute(select(func.count()).select_from(t.rooms))).scalar_one()
+            )
+
+    async def update_settings(self, uid: str, settings: RoomSettings) -> None:
+        async with self._engine.begin() as connection:
+            await connection.execute(
+                t.rooms.update().where(t.rooms.c.uid == uid).values(**_settings_row(settings))
             )
 
     async def used_room_uids(self) -> set[str]:
@@ -97,6 +103,7 @@ class Store:
             "client_timestamp": message.client_timestamp,
             "client_message_id": message.client_message_id,
             "filename": message.file.filename if message.file else None,
+            "recipient_id": message.recipient_id,
         }
 
     async def add_message(self, message: ChatMessage) -> tuple[ChatMessage, bool]:
@@ -124,9 +131,22 @@ class Store:
         return None if row is None else _message(row, message.room_id)
 
     async def history(
-        self, room_uid: str, room_id: str, before_id: str | None, limit: int
+        self,
+        room_uid: str,
+        room_id: str,
+        before_id: str | None,
+        limit: int,
+        viewer: str | None = None,
     ) -> list[ChatMessage] | None:
         query = _message_query().where(t.messages.c.room_uid == room_uid)
+        if viewer is not None:
+            query = query.where(
+                or_(
+                    t.messages.c.recipient_id.is_(None),
+                    t.messages.c.user_id == viewer,
+                    t.messages.c.recipient_id == viewer,
+                )
+            )
         async with self._engine.connect() as connection:
             if before_id is not None:
                 seq = (
@@ -182,8 +202,26 @@ def _room(row: Row[tuple[object, ...]]) -> RoomRecord:
         name=m["name"],
         host_key_hash=m["host_key_hash"],
         created_at=m["created_at"],
-        listed=bool(m["listed"]),
+        settings=RoomSettings(
+            locked=bool(m["locked"]),
+            lobby=bool(m["lobby"]),
+            password_hash=m["password_hash"],
+            self_unmute=bool(m["self_unmute"]),
+            private_chat=bool(m["private_chat"]),
+            listed=bool(m["listed"]),
+        ),
     )
+
+
+def _settings_row(settings: RoomSettings) -> dict[str, object]:
+    return {
+        "locked": settings.locked,
+        "lobby": settings.lobby,
+        "password_hash": settings.password_hash,
+        "self_unmute": settings.self_unmute,
+        "private_chat": settings.private_chat,
+        "listed": settings.listed,
+    }
 
 
 def _file(row: Row[tuple[object, ...]]) -> StoredFile:
@@ -235,4 +273,5 @@ def _message(row: Row[tuple[object, ...]], room_id: str) -> ChatMessage:
         client_timestamp=m["client_timestamp"],
         client_message_id=m["client_message_id"],
         file=file,
+        recipient_id=m["recipient_id"],
     )

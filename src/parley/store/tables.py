@@ -14,6 +14,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     true,
 )
 
@@ -28,6 +29,11 @@ rooms = Table(
     Column("host_key_hash", String(64), nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("listed", Boolean, nullable=False, server_default=true()),
+    Column("locked", Boolean, nullable=False, server_default=false()),
+    Column("lobby", Boolean, nullable=False, server_default=false()),
+    Column("password_hash", String(255), nullable=True),
+    Column("self_unmute", Boolean, nullable=False, server_default=true()),
+    Column("private_chat", Boolean, nullable=False, server_default=true()),
 )
 
 files = Table(
@@ -56,6 +62,7 @@ messages = Table(
     Column("client_timestamp", BigInteger, nullable=True),
     Column("client_message_id", String(128), nullable=True),
     Column("filename", String(64), ForeignKey("files.filename", ondelete="CASCADE"), nullable=True),
+    Column("recipient_id", String(64), nullable=True),
     UniqueConstraint("room_uid", "user_id", "client_message_id", name="uq_messages_client_id"),
     Index("ix_messages_room_seq", "room_uid", "seq"),
 )
