@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from typing import Any
 
@@ -17,8 +18,10 @@ from parley.chat.service import ChatLimits, ChatService
 from parley.clock import Clock, SystemClock
 from parley.errors import ErrorCode
 from parley.files.blobs import BlobDir
-from parley.files.service import FilesService
+from parley.files.links import DownloadLinks
+from parley.files.service import FileLimits, FilesService
 from parley.http import routes
+from parley.http.security import Guard
 from parley.media.engine import MediaEngine
 from parley.media.select import create_engine
 from parley.rooms.expiry import IdleRooms
@@ -48,10 +51,12 @@ class Parley:
     ) -> None:
         self.settings = s = settings
         self._expiry: asyncio.Task[None] | None = None
+        self._file_expiry: asyncio.Task[None] | None = None
         clock = clock or SystemClock()
-        s.data_dir.mkdir(parents=True, exist_ok=True)
+        _prepare_data_dir(s)
         secret = s.secret_key or load_or_create_secret(s.data_dir / "secret.key")
         signer = TokenSigner(secret, s.token_max_age_seconds)
+        links = DownloadLinks(secret, clock, s.download_url_seconds)
         self.db = make_engine(s.resolved_database_url)
         self.store = Store(self.db)
         self.engine = create_engine(s) if engine is _UNSET else engine
@@ -62,10 +67,21 @@ class Parley:
             s.ping_interval_seconds,
             s.ping_timeout_seconds,
         )
-        events = SocketRoomEvents(self.sio)
+        events = SocketRoomEvents(self.sio, links=links)
         blobs = BlobDir(s.files_dir)
         self.files = FilesService(
-            self.store, blobs, self.presence, signer, clock, s.max_upload_bytes
+            self.store,
+            blobs,
+            self.presence,
+            signer,
+            clock,
+            FileLimits(
+                s.max_upload_bytes,
+                s.max_room_upload_bytes,
+                s.max_total_upload_bytes,
+                s.unattached_upload_seconds,
+            ),
+            links,
         )
         self.media = MediaService(
             self.presence,
@@ -139,20 +155,26 @@ class Parley:
         async def emit(event: str, sid: str, data: object) -> None:
             await self.sio.emit(event, data, to=sid)
 
-        handlers = Handlers(self.rooms, self.chat, self.media, address_of, emit)
+        handlers = Handlers(self.rooms, self.chat, self.media, address_of, emit, links=links)
         signalling.install(self.sio, handlers.routes(), self.rooms)
         self.http = FastAPI(title="Parley", version="1", docs_url=None, redoc_url=None)
         _install_http_errors(self.http)
         routes.install(
             self.http,
             routes.HttpDeps(
-                s, self.store, self.presence, self.files, self.engine, time.monotonic()
+                s, self.store, self.presence, self.files, self.engine, signer, time.monotonic()
             ),
         )
-        self.asgi = signalling.ContainedWebSockets(
-            socketio.ASGIApp(
-                self.sio, other_asgi_app=self.http, on_startup=self.start, on_shutdown=self.close
-            )
+        self.asgi = Guard(
+            signalling.ContainedWebSockets(
+                socketio.ASGIApp(
+                    self.sio,
+                    other_asgi_app=self.http,
+                    on_startup=self.start,
+                    on_shutdown=self.close,
+                )
+            ),
+            s.allowed_hosts,
         )
 
     async def start(self) -> None:
@@ -163,6 +185,7 @@ class Parley:
             await self.engine.start()
         if self.idle.enabled:
             self._expiry = asyncio.create_task(self.idle.run())
+        self._file_expiry = asyncio.create_task(self.files.run_expiry())
         log.info(
             "parley ready: data in %s, media engine %s",
             self.settings.data_dir,
@@ -170,17 +193,46 @@ class Parley:
         )
 
     async def close(self) -> None:
-        if self._expiry is not None:
-            self._expiry.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._expiry
-            self._expiry = None
+        for task in (self._expiry, self._file_expiry):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._expiry = self._file_expiry = None
         await self.reconnects.close()
         await self.chat_store.close()
         if self.engine is not None:
             await self.engine.close()
         await self.store.close()
         log.info("parley stopped")
+
+
+def _prepare_data_dir(settings: Settings) -> None:
+    """The data dir made private (0700) when Parley creates it, and what Parley keeps there
+    readable by its own user only: the SQLite database (made before SQLite opens it, whose WAL
+    and shared-memory files then take its mode) and the files folder. Blobs and the key are
+    written 0600 by their writers."""
+    directory = settings.data_dir
+    if not directory.exists():
+        directory.mkdir(mode=0o700, parents=True)
+    elif directory.stat().st_mode & 0o077:
+        log.warning(
+            "the data dir %s is open to other users; Parley keeps its own files in it private",
+            directory,
+        )
+    if settings.database_url is None:
+        database = directory / "parley.db"
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT, 0o600))
+        for path in (
+            database,
+            database.with_name("parley.db-wal"),
+            database.with_name("parley.db-shm"),
+        ):
+            with contextlib.suppress(FileNotFoundError):
+                path.chmod(0o600)
+    secret = directory / "secret.key"
+    with contextlib.suppress(FileNotFoundError):
+        secret.chmod(0o600)
 
 
 def _install_http_errors(app: FastAPI) -> None:
@@ -198,6 +250,6 @@ def _install_http_errors(app: FastAPI) -> None:
 
 def create_app(
     settings: Settings, engine: MediaEngine | None = _UNSET, clock: Clock | None = None
-) -> signalling.ContainedWebSockets:
+) -> Guard:
     """The ASGI application for ``settings``; its lifespan starts and stops everything."""
     return Parley(settings, engine, clock).asgi

@@ -5,16 +5,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 import uvloop
+from pydantic import ValidationError
 
 from parley import __version__
 from parley.app import create_app
 from parley.settings import Settings
+from parley.tokens import WeakSecret
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,13 +47,21 @@ def main(argv: list[str] | None = None) -> None:
     overrides: dict[str, Any] = {
         key: value for key, value in vars(args).items() if key != "command" and value is not None
     }
-    settings = Settings(**overrides)
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as error:
+        raise SystemExit(f"parley: invalid setting: {error}") from None
+    # Everything Parley writes (database, uploads, key, Janus' configuration) is private.
+    os.umask(0o077)
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    uvloop.run(serve(settings))
+    try:
+        uvloop.run(serve(settings))
+    except WeakSecret as error:
+        raise SystemExit(f"parley: {error}") from None
 
 
 def server_config(app: Any, settings: Settings, host: str, port: int) -> uvicorn.Config:
@@ -70,6 +81,12 @@ def server_config(app: Any, settings: Settings, host: str, port: int) -> uvicorn
         ws_per_message_deflate=False,
         # A long-polling request can hold shutdown for its whole poll; do not wait for it.
         timeout_graceful_shutdown=3,
+        # X-Forwarded-For/-Proto are believed from the listed proxies only (uvicorn's own
+        # default believes 127.0.0.1, so anything on the machine could forge addresses).
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=list(settings.trusted_proxies),
+        # uvicorn's access log would write each download link; Parley logs what matters.
+        access_log=False,
     )
 
 

@@ -14,6 +14,8 @@ from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIB = 1024 * 1024
+MIN_SECRET_BYTES = 32
+"""The shortest signing key accepted (``secret_key`` or ``secret.key``)."""
 
 
 class IceServer(BaseModel):
@@ -49,7 +51,17 @@ class Settings(BaseSettings):
     """SQLAlchemy URL; default ``sqlite+aiosqlite:///<data_dir>/parley.db``.
     ``postgresql+asyncpg://user:pass@host/db`` runs the same code on PostgreSQL."""
     secret_key: str | None = None
-    """Key that signs participant tokens; default: made once, kept in ``<data_dir>/secret.key``."""
+    """Key that signs participant tokens, download links and TURN credentials; default: made
+    once, kept in ``<data_dir>/secret.key``. At least 32 characters: a shorter key stops the
+    start."""
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Reverse proxies (IPs or CIDRs, comma separated) whose ``X-Forwarded-For`` and
+    ``X-Forwarded-Proto`` are believed. Empty (the default): no one's, the socket's peer is the
+    client. List only proxies that overwrite those headers."""
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Host names (``Host`` header, port ignored) the server answers to, comma separated; a
+    request for any other host answers 400. Empty (the default): any host. Set it to your public
+    name to stop DNS rebinding; ``*.example.org`` allows the subdomains of example.org."""
 
     # --- rooms ------------------------------------------------------------------------------
     max_rooms: int = Field(default=1000, ge=1)
@@ -91,6 +103,17 @@ class Settings(BaseSettings):
 
     # --- files ------------------------------------------------------------------------------
     max_upload_bytes: int = Field(default=50 * MIB, ge=1)
+    max_room_upload_bytes: int = Field(default=1024 * MIB, ge=1)
+    """Bytes of files one meeting may hold; an upload past it answers ``FILE_TOO_LARGE``."""
+    max_total_upload_bytes: int = Field(default=10 * 1024 * MIB, ge=1)
+    """Bytes of files the whole server may hold; an upload past it answers
+    ``FILE_TOO_LARGE``."""
+    unattached_upload_seconds: float = Field(default=600.0, gt=0)
+    """An upload not attached to any message this long after it ended is deleted (row and
+    bytes)."""
+    download_url_seconds: int = Field(default=3600, ge=10)
+    """How long a signed download URL (handed out in messages, history and upload answers)
+    stays valid."""
 
     # --- transport --------------------------------------------------------------------------
     max_socket_message_bytes: int = Field(default=1_000_000, ge=1024, le=1_000_000)
@@ -102,7 +125,18 @@ class Settings(BaseSettings):
     media_engine: Literal["embedded", "janus", "auto", "none"] = "embedded"
     """Which SFU carries media. ``none`` disables the media events (signalling only)."""
     ice_servers: list[IceServer] = Field(default_factory=list)
-    """STUN/TURN servers (JSON list) handed to browsers and used by the SFU. Empty by default."""
+    """STUN/TURN servers (JSON list) used by the SFU and handed to browsers. Entries with a
+    ``username`` or ``credential`` are handed only to participants (a valid token). Empty by
+    default."""
+    turn_secret: str | None = None
+    """The ``static-auth-secret`` of a TURN server using the TURN REST API scheme (coturn's
+    ``use-auth-secret``): participants get their own credentials for ``turn_urls``, valid for
+    ``turn_credential_seconds``."""
+    turn_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """TURN URLs (comma separated, e.g. ``turn:turn.example.org:3478?transport=udp``) the
+    ``turn_secret`` credentials are for."""
+    turn_credential_seconds: int = Field(default=12 * 3600, ge=60)
+    """Lifetime of the TURN credentials handed to a participant."""
     media_addresses: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Local addresses the SFU gathers ICE candidates on (comma separated). Empty: every
     non-loopback interface. Tests use ``127.0.0.1``."""
@@ -133,20 +167,39 @@ class Settings(BaseSettings):
     janus_admin_key: str | None = None
     """The VideoRoom ``admin_key`` of the Janus at ``janus_url``, if it sets one."""
 
-    @field_validator("ice_ignore_addresses", mode="after")
-    @classmethod
-    def _networks(cls, value: list[str]) -> list[str]:
-        for item in value:
-            try:
-                ip_network(item, strict=False)
-            except ValueError:
-                raise ValueError(f"{item!r} is not an IP address or network") from None
-        return value
-
-    @field_validator("cors_origins", "media_addresses", "ice_ignore_addresses", mode="before")
+    @field_validator(
+        "cors_origins",
+        "media_addresses",
+        "ice_ignore_addresses",
+        "trusted_proxies",
+        "allowed_hosts",
+        "turn_urls",
+        mode="before",
+    )
     @classmethod
     def _csv(cls, value: Any) -> Any:
         return _split_csv(value)
+
+    @field_validator("trusted_proxies", "ice_ignore_addresses")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        """Each entry an IP address or network; anything else stops the start."""
+        return [str(ip_network(entry, strict=False)) for entry in value]
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        return [entry.lower().rstrip(".") for entry in value]
+
+    @field_validator("secret_key")
+    @classmethod
+    def _long_enough(cls, value: str | None) -> str | None:
+        if value is not None and len(value.encode()) < MIN_SECRET_BYTES:
+            raise ValueError(
+                f"PARLEY_SECRET_KEY must be at least {MIN_SECRET_BYTES} bytes long "
+                "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
+            )
+        return value
 
     @property
     def resolved_database_url(self) -> str:

@@ -4,6 +4,7 @@ signalling and HTTP edges. Nothing else knows how a value looks on the wire."""
 from __future__ import annotations
 
 from parley.chat.models import ChatMessage
+from parley.files.links import DownloadLinks
 from parley.files.models import StoredFile
 from parley.media.engine import IceCandidate
 from parley.rooms.models import (
@@ -76,21 +77,18 @@ def room_created(c: CreatedRoom) -> Wire:
     return {"roomId": record.room_id, "roomName": record.name, "hostKey": c.host_key}
 
 
-def download_url(filename: str) -> str:
-    return f"/download-file/{filename}"
-
-
-def file(f: StoredFile) -> Wire:
+def file(f: StoredFile, links: DownloadLinks) -> Wire:
+    """A file as a participant sees it; ``url`` is a freshly signed, short-lived link."""
     return {
         "filename": f.filename,
         "originalName": f.original_name,
         "size": f.size,
         "mimeType": f.mime_type,
-        "url": download_url(f.filename),
+        "url": links.url(f.filename),
     }
 
 
-def message(m: ChatMessage) -> Wire:
+def message(m: ChatMessage, links: DownloadLinks) -> Wire:
     wire: Wire = {
         "id": m.id,
         "roomId": m.room_id,
@@ -102,7 +100,7 @@ def message(m: ChatMessage) -> Wire:
     if m.client_timestamp is not None:
         wire["clientTimestamp"] = m.client_timestamp
     if m.file is not None:
-        wire["file"] = file(m.file)
+        wire["file"] = file(m.file, links)
     return wire
 
 

@@ -330,8 +330,9 @@ const steps = [
     checkMessage(history[1], { userName: "Alice", message: "welcome, everyone" });
   }],
 
-  ["GET /download-file/:filename (bytes identical)", async () => {
-    const response = await http("GET", `/download-file/${encodeURIComponent(state.upload.filename)}`);
+  ["GET /download-file/:filename (the signed url given, bytes identical)", async () => {
+    check(state.upload.url.startsWith(`/download-file/${state.upload.filename}?`), `url: ${show(state.upload.url)}`);
+    const response = await http("GET", state.upload.url);
     check(response.status === 200, `status ${response.status}`);
     const body = Buffer.from(await response.arrayBuffer());
     check(body.equals(fileBytes), `bytes differ (${body.length} received, ${fileBytes.length} sent)`);
@@ -339,8 +340,8 @@ const steps = [
     check(/^attachment/i.test(disposition), `Content-Disposition: ${show(disposition)}`);
     check((response.headers.get("x-content-type-options") || "").toLowerCase() === "nosniff",
       "X-Content-Type-Options is not nosniff");
-    const missing = await http("GET", `/download-file/${"0".repeat(32)}`);
-    check(missing.status === 404, `unknown file answered ${missing.status}`);
+    const bare = await http("GET", `/download-file/${encodeURIComponent(state.upload.filename)}`);
+    check(bare.status === 401, `the bare filename answered ${bare.status}`);
   }],
 
   ["startStream / stopStream -> streamStarted / streamStopped to the others", async () => {
@@ -414,7 +415,7 @@ const steps = [
     check(!rooms.some((r) => r && r.roomId === roomId), `ended room still listed: ${show(rooms)}`);
     expectError(await state.dave.request("joinRoom", { roomId, userName: "Dave" }), "ROOM_NOT_FOUND",
       "joinRoom of an ended room");
-    const response = await http("GET", `/download-file/${encodeURIComponent(state.upload.filename)}`);
+    const response = await http("GET", state.upload.url);
     check(response.status === 404, `download after endMeeting answered ${response.status}`);
   }],
 ];

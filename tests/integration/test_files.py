@@ -245,7 +245,9 @@ async def test_exactly_50_mib_is_accepted_and_downloads_byte_identical(
     assert set(body) == {"filename", "originalName", "size", "mimeType", "url"}
     assert body["size"] == LIMIT
     assert body["originalName"] == "big.bin"
-    assert body["url"] == f"/download-file/{body['filename']}"
+    assert re.fullmatch(
+        rf"/download-file/{body['filename']}\?expires=[0-9]+&sig=[A-Za-z0-9_-]{{43}}", body["url"]
+    )
     assert (settings.files_dir / body["filename"]).stat().st_size == LIMIT
     assert stored_blobs(settings) == [body["filename"]]
 
@@ -436,9 +438,17 @@ async def raw_get(port: int, target: str) -> tuple[int, bytes]:
     return int(head.split(b" ", 2)[1]), body
 
 
-async def test_crafted_names_answer_404_and_reach_nothing_outside_the_store(
+def signed(server: RunningServer, name: str) -> str:
+    """``name`` as written, with the query of a valid link to the name the server will see."""
+    query = server.parley.files.links.url(unquote(name)).partition("?")[2]
+    return f"{name}?{query}"
+
+
+async def test_crafted_names_answer_401_or_404_and_reach_nothing_outside_the_store(
     server: RunningServer, connect, settings: Settings
 ) -> None:
+    """Unsigned, a crafted name answers 401 before any lookup; even signed with the server's
+    key, it answers 404 without opening anything outside the store."""
     _, created = await meeting(connect)
     response = await upload(server.url, created["token"], Form.make(64, created["roomId"]))
     real = response.json()["filename"]
@@ -450,12 +460,16 @@ async def test_crafted_names_answer_404_and_reach_nothing_outside_the_store(
     try:
         for name in crafted_names(real):
             status, body = await raw_get(server.port, f"/download-file/{name}")
+            assert status == 401, name
+            parsed = httpx.Response(200, content=body).json()
+            assert parsed == {"error": "UNAUTHORIZED", "message": parsed["message"]}, name
+            status, body = await raw_get(server.port, f"/download-file/{signed(server, name)}")
             assert status == 404, name
             parsed = httpx.Response(200, content=body).json()
             assert set(parsed) == {"error", "message"}, name
             assert parsed["error"] == "FILE_NOT_FOUND", name
         crafted_opens = list(_Opens.seen)
-        status, _ = await raw_get(server.port, f"/download-file/{real}")
+        status, _ = await raw_get(server.port, f"/download-file/{signed(server, real)}")
     finally:
         _Opens.watching = False
     assert crafted_opens == []
@@ -464,9 +478,9 @@ async def test_crafted_names_answer_404_and_reach_nothing_outside_the_store(
     assert str(store / real) in _Opens.resolved()
 
 
-async def test_a_name_parley_never_made_answers_404(server: RunningServer) -> None:
+async def test_a_name_parley_never_made_answers_404_when_signed(server: RunningServer) -> None:
     async with httpx.AsyncClient(timeout=10) as http:
-        response = await http.get(f"{server.url}/download-file/{'ab' * 16}")
+        response = await http.get(f"{server.url}/download-file/{signed(server, 'ab' * 16)}")
     assert response.status_code == 404
     assert response.json()["error"] == "FILE_NOT_FOUND"
 
@@ -492,7 +506,8 @@ async def test_download_carries_the_original_name_nosniff_length_and_type(
     assert download.content == b"".join(content(1000))
     assert download.headers["x-content-type-options"] == "nosniff"
     assert download.headers["content-length"] == "1000"
-    assert download.headers["content-type"].startswith("application/pdf")
+    # A PDF may run scripts in some viewers: served as bytes, its type kept in the metadata.
+    assert download.headers["content-type"] == "application/octet-stream"
     disposition = download.headers["content-disposition"]
     assert disposition.startswith("attachment;")
     star = re.search(r"filename\*=UTF-8''([^;\s]+)", disposition)
@@ -549,7 +564,7 @@ async def test_head_of_a_download_gives_its_headers_only(server: RunningServer, 
     url = f"{server.url}{response.json()['url']}"
     async with httpx.AsyncClient(timeout=10) as http:
         head = await http.head(url)
-        missing = await http.head(f"{server.url}/download-file/{'0' * 32}")
+        missing = await http.head(f"{server.url}/download-file/{signed(server, '0' * 32)}")
     assert head.status_code == 200
     assert head.headers["content-length"] == "300"
     assert head.headers["x-content-type-options"] == "nosniff"
@@ -576,6 +591,8 @@ async def test_a_sniffable_type_is_still_served_as_an_attachment(
         download = await http.get(f"{server.url}{response.json()['url']}")
     assert download.headers["content-disposition"].startswith("attachment;")
     assert download.headers["x-content-type-options"] == "nosniff"
+    assert download.headers["content-type"] == "application/octet-stream"
+    assert download.headers["content-security-policy"].startswith("sandbox")
 
 
 # --- files in chat ------------------------------------------------------------------------
@@ -595,12 +612,22 @@ async def test_a_message_with_an_upload_carries_its_metadata_in_broadcast_and_hi
         "message",
         {"roomId": created["roomId"], "message": "", "file": {"filename": uploaded["filename"]}},
     )
+    # Each spelling of the file carries a link of its own, signed when it is sent.
+    shown_files = []
     for person in (host, guest):
         shown = await person.next("message")
         assert shown["id"] == ack["id"]
-        assert shown["file"] == uploaded
+        shown_files.append(shown["file"])
     history = await guest.ok("getChatHistory", {"roomId": created["roomId"]})
-    assert [m["file"] for m in history] == [uploaded]
+    shown_files += [m["file"] for m in history]
+    async with httpx.AsyncClient(timeout=10) as http:
+        for shown_file in shown_files:
+            assert {k: v for k, v in shown_file.items() if k != "url"} == {
+                k: v for k, v in uploaded.items() if k != "url"
+            }
+            assert shown_file["url"].startswith(f"/download-file/{uploaded['filename']}?")
+            download = await http.get(f"{server.url}{shown_file['url']}")
+            assert download.content == b"".join(content(42))
 
 
 async def test_a_file_of_another_room_answers_file_not_found(

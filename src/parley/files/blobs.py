@@ -19,7 +19,9 @@ class BlobDir:
         self.directory = directory
 
     def prepare(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        """The folder, readable by Parley's user only (0700, blobs 0600)."""
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.directory.chmod(0o700)
 
     def path_of(self, filename: str) -> Path | None:
         """The path of a stored blob; None for any name Parley would not have made."""
@@ -46,6 +48,8 @@ class BlobDir:
             if path.is_file() and path.name not in known:
                 path.unlink(missing_ok=True)
                 removed += 1
+            elif path.is_file() and path.stat().st_mode & 0o077:
+                path.chmod(0o600)  # kept by a version that wrote blobs world-readable
         return removed
 
 
@@ -72,7 +76,8 @@ class BlobWriter:
 
     def _write(self, data: bytes) -> None:
         if self._file is None:
-            self._file = open(self._part, "xb")  # noqa: SIM115 (closed in commit/discard)
+            fd = os.open(self._part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            self._file = os.fdopen(fd, "wb")  # closed in commit/discard
         self._file.write(data)
 
     async def commit(self) -> None:

@@ -24,3 +24,14 @@ class FileStore(Protocol):
     async def get_file(self, filename: str) -> StoredFile | None: ...
 
     async def list_filenames(self) -> set[str]: ...
+
+
+class FileRepository(FileStore, Protocol):
+    """What the file rules need beyond ``FileStore``: usage for the quotas, and expiry."""
+
+    async def file_usage(self, room_uid: str) -> tuple[int, int]:
+        """Bytes held by the files of that room, and by all files."""
+
+    async def delete_unattached_files(self, created_before: int) -> list[str]:
+        """Delete the rows of files no message carries, made before ``created_before`` (ms);
+        the names deleted. A file attached meanwhile is kept."""

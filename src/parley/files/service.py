@@ -1,18 +1,21 @@
-"""File rules: who may upload to which room, how large a file may be, and what a download may
-reach."""
+"""File rules: who may upload to which room, how large a file may be, how many bytes a room and
+the server may hold, how long an upload nobody posted is kept, and what a download may reach."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import mimetypes
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 from parley.clock import Clock
 from parley.errors import FileNotFound, FileTooLarge, InvalidPayload, RoomNotFound, Unauthorized
 from parley.files.blobs import BlobDir, BlobWriter
-from parley.files.models import FileStore, StoredFile
+from parley.files.links import DownloadLinks
+from parley.files.models import FileRepository, StoredFile
 from parley.rooms.models import Participant, RoomGone, RoomRecord
 from parley.rooms.presence import Presence
 from parley.text import clean_text
@@ -25,43 +28,73 @@ _REQUEST_SLACK = 64 * 1024
 
 
 @dataclass(frozen=True)
+class FileLimits:
+    max_bytes: int = 50 * 1024 * 1024
+    """One file."""
+    max_room_bytes: int = 1024 * 1024 * 1024
+    """All the files of one room."""
+    max_total_bytes: int = 10 * 1024 * 1024 * 1024
+    """All the files of the server."""
+    unattached_seconds: float = 600.0
+    """How long an upload no message carries is kept."""
+
+
+@dataclass(frozen=True)
 class UploadGrant:
     room: RoomRecord
     participant: Participant
+    room_used: int
+    """Bytes the room's files held when the upload began."""
+    total_used: int
+    """Bytes the server's files held when the upload began."""
 
 
 class IncomingFile:
-    """The bytes of one upload as they arrive, refused as soon as they pass the limit."""
+    """The bytes of one upload as they arrive, refused as soon as they pass a limit (the file's
+    own, the room's or the server's quota): a quota is never filled on disk first."""
 
-    def __init__(self, blob: BlobWriter, max_bytes: int) -> None:
+    def __init__(self, blob: BlobWriter, files: FilesService, grant: UploadGrant) -> None:
         self.blob = blob
-        self._max_bytes = max_bytes
+        self._files = files
+        self._grant = grant
+        self._released = False
 
     async def write(self, chunk: bytes) -> None:
-        if self.blob.size + len(chunk) > self._max_bytes:
-            raise FileTooLarge(f"The file is larger than {self._max_bytes} bytes.")
+        self._files._reserve(self._grant, self.blob.size, len(chunk))
         await self.blob.write(chunk)
 
+    def release(self) -> None:
+        """Stop counting these bytes as in flight (they are stored, or discarded)."""
+        if not self._released:
+            self._released = True
+            self._files._release(self._grant, self.blob.size)
+
     async def discard(self) -> None:
+        self.release()
         await self.blob.discard()
 
 
 class FilesService:
     def __init__(
         self,
-        store: FileStore,
+        store: FileRepository,
         blobs: BlobDir,
         presence: Presence,
         signer: TokenSigner,
         clock: Clock,
-        max_bytes: int,
+        limits: FileLimits,
+        links: DownloadLinks,
     ) -> None:
         self._store = store
         self._blobs = blobs
         self._presence = presence
         self._signer = signer
         self._clock = clock
-        self._max_bytes = max_bytes
+        self._limits = limits
+        self.links = links
+        self._in_flight_room: Counter[str] = Counter()
+        self._in_flight_total = 0
+        self._recording = asyncio.Lock()
 
     async def authorise(self, authorization: str | None) -> UploadGrant:
         """The participant behind an ``Authorization: Bearer`` header, or UNAUTHORIZED."""
@@ -73,16 +106,43 @@ class FilesService:
         )
         if room is None or participant is None:
             raise Unauthorized("A participant's token is required to upload.")
-        return UploadGrant(room, participant)
+        room_used, total_used = await self._store.file_usage(room.uid)
+        return UploadGrant(room, participant, room_used, total_used)
 
-    def check_request_size(self, size: int) -> None:
+    def check_request_size(self, size: int, grant: UploadGrant) -> None:
         """An upload request of ``size`` bytes (declared or received so far) is refused when
-        it cannot hold a file within the limit."""
-        if size > self._max_bytes + _REQUEST_SLACK:
-            raise FileTooLarge(f"The file is larger than {self._max_bytes} bytes.")
+        it cannot hold a file within the limits."""
+        self._check(grant, max(0, size - _REQUEST_SLACK), counted=0)
 
-    def receive(self) -> IncomingFile:
-        return IncomingFile(self._blobs.writer(), self._max_bytes)
+    def receive(self, grant: UploadGrant) -> IncomingFile:
+        return IncomingFile(self._blobs.writer(), self, grant)
+
+    def _check(self, grant: UploadGrant, size: int, counted: int) -> None:
+        """FILE_TOO_LARGE when a file of ``size`` bytes does not fit; ``counted`` of them are
+        already in flight."""
+        limits = self._limits
+        if size > limits.max_bytes:
+            raise FileTooLarge(f"The file is larger than {limits.max_bytes} bytes.")
+        room = grant.room_used + self._in_flight_room[grant.room.uid] - counted + size
+        if room > limits.max_room_bytes:
+            raise FileTooLarge(
+                f"This meeting's files would pass its quota of {limits.max_room_bytes} bytes."
+            )
+        if grant.total_used + self._in_flight_total - counted + size > limits.max_total_bytes:
+            raise FileTooLarge(
+                f"The server's space for files ({limits.max_total_bytes} bytes) is full."
+            )
+
+    def _reserve(self, grant: UploadGrant, held: int, more: int) -> None:
+        self._check(grant, held + more, counted=held)
+        self._in_flight_room[grant.room.uid] += more
+        self._in_flight_total += more
+
+    def _release(self, grant: UploadGrant, held: int) -> None:
+        self._in_flight_room[grant.room.uid] -= held
+        if self._in_flight_room[grant.room.uid] <= 0:
+            del self._in_flight_room[grant.room.uid]
+        self._in_flight_total -= held
 
     async def complete(
         self,
@@ -109,19 +169,35 @@ class FilesService:
             mime_type=_mime_type(content_type, name),
             created_at=self._clock.now_ms(),
         )
-        await blob.commit()
-        try:
-            await self._store.add_file(record)
-        except RoomGone:
-            raise RoomNotFound("This meeting has ended.") from None
+        # Quotas once more against what is stored now (uploads that ended since this one
+        # began), one upload at a time, so stored files never pass them.
+        async with self._recording:
+            room_used, total_used = await self._store.file_usage(grant.room.uid)
+            now = UploadGrant(grant.room, grant.participant, room_used, total_used)
+            self._check(now, blob.size, counted=blob.size)
+            await blob.commit()
+            try:
+                await self._store.add_file(record)
+            except RoomGone:
+                raise RoomNotFound("This meeting has ended.") from None
+            incoming.release()
         log.info(
-            "room %s: %s uploaded %s (%d bytes)",
+            "room %s: %s uploaded a file (%d bytes)",
             grant.room.room_id,
             grant.participant.user_id,
-            record.filename,
             record.size,
         )
         return record
+
+    async def download(
+        self, filename: str, expires: str | None, sig: str | None
+    ) -> tuple[StoredFile, Path]:
+        """The file a signed link opens. A missing, forged or expired signature answers
+        UNAUTHORIZED before anything is looked up (whether the file exists stays unsaid); a
+        valid link to a file that is gone answers FILE_NOT_FOUND."""
+        if not self.links.valid(filename, expires, sig):
+            raise Unauthorized("This download link is invalid or has expired.")
+        return await self.find(filename)
 
     async def find(self, filename: str) -> tuple[StoredFile, Path]:
         path = self._blobs.path_of(filename)
@@ -138,6 +214,28 @@ class FilesService:
         removed = self._blobs.sweep(await self._store.list_filenames())
         if removed:
             log.info("removed %d leftover file(s) of broken uploads", removed)
+
+    async def expire_unattached(self) -> int:
+        """Delete the uploads no message carries that ended over the lifetime ago (row, then
+        bytes); how many."""
+        cutoff = self._clock.now_ms() - int(self._limits.unattached_seconds * 1000)
+        names = await self._store.delete_unattached_files(cutoff)
+        await self._blobs.remove(names)
+        if names:
+            log.info("removed %d upload(s) never attached to a message", len(names))
+        return len(names)
+
+    async def run_expiry(self) -> None:
+        """Expire unattached uploads now and then, until cancelled."""
+        interval = max(0.05, min(60.0, self._limits.unattached_seconds / 4))
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.expire_unattached()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("expiring unattached uploads failed; will try again")
 
 
 def _clean_name(name: str) -> str:

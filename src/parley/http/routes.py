@@ -19,11 +19,13 @@ from starlette.types import Receive, Scope, Send
 from parley import __version__, wire
 from parley.errors import ErrorCode, ParleyError
 from parley.files.service import FilesService
+from parley.http.security import DOWNLOAD_CSP, served_type
 from parley.http.upload import Upload
 from parley.media.engine import MediaEngine
 from parley.rooms.models import RoomStore
 from parley.rooms.presence import Presence
 from parley.settings import Settings
+from parley.tokens import TokenSigner, turn_credentials
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -36,6 +38,7 @@ class HttpDeps:
     presence: Presence
     files: FilesService
     engine: MediaEngine | None
+    signer: TokenSigner
     started: float
     ping_timeout: float = 5.0
     """Seconds ``/health`` waits for the database before it reports it unusable."""
@@ -79,10 +82,11 @@ def install(app: FastAPI, deps: HttpDeps) -> None:
         return JSONResponse(body)
 
     @app.get("/get-connection-info")
-    async def connection_info() -> dict[str, object]:
+    async def connection_info(request: Request) -> JSONResponse:
         s = deps.settings
-        return {
-            "iceServers": [server.model_dump(exclude_none=True) for server in s.ice_servers],
+        user_id = await _participant(deps, request.headers.get("authorization"))
+        body = {
+            "iceServers": ice_servers(s, user_id, int(time.time())),
             "media": _media(deps.engine),
             "limits": {
                 "maxUploadBytes": s.max_upload_bytes,
@@ -98,6 +102,8 @@ def install(app: FastAPI, deps: HttpDeps) -> None:
                 "maxSubscriptionsPerParticipant": s.max_subscriptions_per_participant,
             },
         }
+        # Credentials are per participant: never kept by a shared cache.
+        return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
     @app.post("/upload-file", status_code=201)
     async def upload_file(request: Request) -> Response:
@@ -106,19 +112,25 @@ def install(app: FastAPI, deps: HttpDeps) -> None:
         except ClientDisconnect:
             log.info("upload abandoned by the client; nothing kept")
             return Response(status_code=400)
-        return JSONResponse(wire.file(stored), status_code=201)
+        return JSONResponse(
+            wire.file(stored, deps.files.links),
+            status_code=201,
+            headers={"Cache-Control": "no-store"},
+        )
 
-    # ``path``: every name under /download-file/ reaches ``find`` (and its 404), none is
-    # redirected (``<name>/`` would otherwise be sent on to ``<name>``).
+    # ``path``: every name under /download-file/ reaches ``download`` (and its 401 or 404),
+    # none is redirected (``<name>/`` would otherwise be sent on to ``<name>``).
     @app.api_route("/download-file/{filename:path}", methods=["GET", "HEAD"])
-    async def download_file(filename: str) -> Response:
-        record, path = await deps.files.find(filename)
+    async def download_file(filename: str, request: Request) -> Response:
+        query = request.query_params
+        record, path = await deps.files.download(filename, query.get("expires"), query.get("sig"))
         return Download(
             path,
-            media_type=record.mime_type,
+            media_type=served_type(record.mime_type),
             headers={
                 "Content-Disposition": content_disposition(record.original_name),
                 "X-Content-Type-Options": "nosniff",
+                "Content-Security-Policy": DOWNLOAD_CSP,
                 "Cache-Control": "private, max-age=0",
             },
         )
@@ -126,7 +138,12 @@ def install(app: FastAPI, deps: HttpDeps) -> None:
     _install_client(app)
 
 
-_RANGE = re.compile(r"bytes=\s*(\d+-\d*|-\d+)(\s*,\s*(\d+-\d*|-\d+)){0,99}\s*")
+# At most 18 digits a number: more than any file's size, and int() of thousands of digits
+# raises (Python's digit limit), which must never become a 500.
+_RANGE = re.compile(
+    r"bytes=[ \t]*([0-9]{1,18}-[0-9]{0,18}|-[0-9]{1,18})"
+    r"([ \t]*,[ \t]*([0-9]{1,18}-[0-9]{0,18}|-[0-9]{1,18})){0,99}[ \t]*"
+)
 
 
 class Download(FileResponse):
@@ -149,6 +166,37 @@ def _valid_range(value: str) -> bool:
         if start and end and int(end) < int(start):
             return False
     return True
+
+
+async def _participant(deps: HttpDeps, authorization: str | None) -> str | None:
+    """The ``userId`` of the participant whose token is in an ``Authorization: Bearer``
+    header, when that participant is in its room now; None otherwise."""
+    scheme, _, token = (authorization or "").partition(" ")
+    claims = deps.signer.verify(token.strip()) if scheme.lower() == "bearer" else None
+    room = await deps.presence.room_by_key(claims.room_key) if claims else None
+    if room is None or claims is None:
+        return None
+    participant = await deps.presence.participant(room.uid, claims.user_id)
+    return None if participant is None else participant.user_id
+
+
+def ice_servers(settings: Settings, user_id: str | None, now: int) -> list[dict[str, object]]:
+    """The ICE servers a caller is told of. Anyone gets the entries without credentials
+    (STUN); a participant (``user_id``) also gets the configured TURN entries with their
+    credentials and, with ``turn_secret``, TURN credentials of its own that expire."""
+    servers: list[dict[str, object]] = []
+    for server in settings.ice_servers:
+        if user_id is None and (server.username is not None or server.credential is not None):
+            continue
+        servers.append(server.model_dump(exclude_none=True))
+    if user_id is not None and settings.turn_secret and settings.turn_urls:
+        username, credential = turn_credentials(
+            settings.turn_secret, user_id, now + settings.turn_credential_seconds
+        )
+        servers.append(
+            {"urls": list(settings.turn_urls), "username": username, "credential": credential}
+        )
+    return servers
 
 
 def _media(engine: MediaEngine | None) -> dict[str, object]:

@@ -15,7 +15,7 @@ from starlette.requests import ClientDisconnect, Request
 
 from parley.errors import InvalidPayload
 from parley.files.models import StoredFile
-from parley.files.service import FilesService, IncomingFile
+from parley.files.service import FilesService, IncomingFile, UploadGrant
 
 _MAX_FIELD_BYTES = 1024
 _MAX_PARTS = 8
@@ -81,9 +81,11 @@ class Upload:
         self._file_ended = False
         self._form_ended = False
         self._parts = 0
+        self._grant: UploadGrant | None = None
 
     async def run(self) -> StoredFile:
         grant = await self._files.authorise(self._request.headers.get("authorization"))
+        self._grant = grant
         boundary = self._boundary()
         self._check_declared_length()
         try:
@@ -113,8 +115,12 @@ class Upload:
 
     def _check_declared_length(self) -> None:
         declared = self._request.headers.get("content-length")
-        if declared and declared.isdigit():
-            self._files.check_request_size(int(declared))
+        if declared and declared.isascii() and declared.isdigit():
+            assert self._grant is not None
+            # More digits than any disk holds bytes is simply too large (and int() of a few
+            # thousand digits raises).
+            size = int(declared) if len(declared) <= 18 else 10**18
+            self._files.check_request_size(size, self._grant)
 
     async def _receive(self, boundary: bytes) -> None:
         collector = _Collector()
@@ -125,7 +131,8 @@ class Upload:
             # The whole body is capped too: bytes outside the file (preamble, epilogue, fields)
             # may not stream on forever when no Content-Length was declared.
             received += len(chunk)
-            self._files.check_request_size(received)
+            assert self._grant is not None
+            self._files.check_request_size(received, self._grant)
             try:
                 parser.write(chunk)
             except MultipartParseError as error:
@@ -171,7 +178,8 @@ class Upload:
             part.filename = options[b"filename"].decode("utf-8", "replace")
             self._file_name = part.filename
             self._file_type = headers.get(b"content-type", b"").decode("latin-1")
-            self._writer = self._files.receive()
+            assert self._grant is not None
+            self._writer = self._files.receive(self._grant)
         return part
 
 

@@ -7,13 +7,15 @@ import socketio
 
 from parley import wire
 from parley.chat.models import ChatMessage
+from parley.files.links import DownloadLinks
 from parley.media.engine import IceCandidate
 from parley.rooms.models import Participant, RoomRecord, Stream
 
 
 class SocketRoomEvents:
-    def __init__(self, sio: socketio.AsyncServer) -> None:
+    def __init__(self, sio: socketio.AsyncServer, *, links: DownloadLinks) -> None:
         self._sio = sio
+        self._links = links
 
     async def _to_room(
         self, room: RoomRecord, event: str, data: object, skip: str | None = None
@@ -74,4 +76,4 @@ class SocketRoomEvents:
             await self._sio.emit("iceCandidate", data, to=owner.conn_id)
 
     async def message_posted(self, room: RoomRecord, message: ChatMessage) -> None:
-        await self._to_room(room, "message", wire.message(message))
+        await self._to_room(room, "message", wire.message(message, self._links))

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from parley import wire
 from parley.chat.service import ChatService
+from parley.files.links import DownloadLinks
 from parley.media.engine import IceCandidate
 from parley.rooms.media import MediaService
 from parley.rooms.service import RoomsService
@@ -25,7 +26,10 @@ class Handlers:
         media: MediaService,
         address_of: AddressOf,
         emit: Emit,
+        *,
+        links: DownloadLinks,
     ) -> None:
+        self._links = links
         self._rooms = rooms
         self._chat = chat
         self._media = media
@@ -72,7 +76,8 @@ class Handlers:
         return {"id": stored.id, "timestamp": stored.timestamp}
 
     async def history(self, sid: str, m: p.GetChatHistory) -> object:
-        return [wire.message(x) for x in await self._chat.history(sid, m.roomId, m.before, m.limit)]
+        found = await self._chat.history(sid, m.roomId, m.before, m.limit)
+        return [wire.message(x, self._links) for x in found]
 
     async def start_stream(self, sid: str, m: p.InRoom) -> object:
         await self._rooms.set_streaming(sid, m.roomId, True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Row, Select, delete, func, or_, select
+from sqlalchemy import Row, Select, case, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -192,6 +192,27 @@ class Store:
     async def list_filenames(self) -> set[str]:
         async with self._engine.connect() as connection:
             return set((await connection.execute(select(t.files.c.filename))).scalars())
+
+    async def file_usage(self, room_uid: str) -> tuple[int, int]:
+        in_room = func.coalesce(
+            func.sum(case((t.files.c.room_uid == room_uid, t.files.c.size), else_=0)), 0
+        )
+        total = func.coalesce(func.sum(t.files.c.size), 0)
+        async with self._engine.connect() as connection:
+            row = (await connection.execute(select(in_room, total))).one()
+        return int(row[0]), int(row[1])
+
+    async def delete_unattached_files(self, created_before: int) -> list[str]:
+        # NOT IN over one subquery (built once) rather than a correlated NOT EXISTS: there is
+        # no index on messages.filename.
+        attached = select(t.messages.c.filename).where(t.messages.c.filename.is_not(None))
+        statement = (
+            delete(t.files)
+            .where(t.files.c.created_at < created_before, t.files.c.filename.not_in(attached))
+            .returning(t.files.c.filename)
+        )
+        async with self._engine.begin() as connection:
+            return list((await connection.execute(statement)).scalars())
 
 
 def _room(row: Row[tuple[object, ...]]) -> RoomRecord:
