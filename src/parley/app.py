@@ -24,9 +24,12 @@ from parley.http import routes
 from parley.http.security import Guard
 from parley.media.engine import MediaEngine
 from parley.media.select import create_engine
+from parley.rooms.controls import Controls
 from parley.rooms.expiry import IdleRooms
+from parley.rooms.lobby import Lobby
 from parley.rooms.media import MediaLimits, MediaService, networks
 from parley.rooms.membership import Membership
+from parley.rooms.passwords import Passwords
 from parley.rooms.presence import InMemoryPresence
 from parley.rooms.reconnect import Reconnects
 from parley.rooms.service import RoomLimits, RoomsService
@@ -98,7 +101,11 @@ class Parley:
                 networks(s.ice_ignore_addresses),
             ),
         )
-        membership = Membership(self.store, self.presence, self.media, self.files, events)
+        membership = Membership(
+            self.store, self.presence, self.media, self.files, events, signer, clock
+        )
+        passwords = Passwords(clock, s.max_wrong_passwords, s.wrong_password_window_seconds)
+        self.lobby = Lobby(self.presence, membership, events, clock)
         self.reconnects = Reconnects(
             self.presence, membership, events, signer, clock, s.reconnect_grace_seconds
         )
@@ -115,8 +122,9 @@ class Parley:
             self.presence,
             membership,
             self.reconnects,
+            self.lobby,
+            passwords,
             events,
-            signer,
             clock,
             RoomLimits(
                 s.max_rooms,
@@ -145,6 +153,18 @@ class Parley:
                 s.chat_address_burst,
             ),
         )
+        self.controls = Controls(
+            self.presence,
+            self.store,
+            membership,
+            self.lobby,
+            self.media,
+            passwords,
+            events,
+            clock,
+            s.reaction_rate,
+            s.reaction_burst,
+        )
         if self.engine is not None:
             self.engine.set_listener(self.media)
 
@@ -155,7 +175,16 @@ class Parley:
         async def emit(event: str, sid: str, data: object) -> None:
             await self.sio.emit(event, data, to=sid)
 
-        handlers = Handlers(self.rooms, self.chat, self.media, address_of, emit, links=links)
+        handlers = Handlers(
+            self.rooms,
+            self.chat,
+            self.media,
+            self.controls,
+            self.lobby,
+            address_of,
+            emit,
+            links=links,
+        )
         signalling.install(self.sio, handlers.routes(), self.rooms)
         self.http = FastAPI(title="Parley", version="1", docs_url=None, redoc_url=None)
         _install_http_errors(self.http)

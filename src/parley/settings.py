@@ -86,6 +86,13 @@ class Settings(BaseSettings):
     room_create_rate: float = Field(default=1.0, gt=0)
     """Rooms an address may create per second, sustained."""
     room_create_burst: int = Field(default=10, ge=1)
+    max_wrong_passwords: int = Field(default=5, ge=1)
+    """Wrong room passwords one address may try in ``wrong_password_window_seconds`` (across
+    rooms); past that, every password check from it answers ``RATE_LIMITED``."""
+    wrong_password_window_seconds: float = Field(default=60.0, gt=0)
+    reaction_rate: float = Field(default=5.0, gt=0)
+    """Reactions a participant may send per second."""
+    reaction_burst: int = Field(default=5, ge=1)
 
     # --- chat -------------------------------------------------------------------------------
     max_message_chars: int = Field(default=4000, ge=1)

@@ -10,10 +10,13 @@ from parley.media.engine import IceCandidate
 from parley.rooms.models import (
     CreatedRoom,
     JoinedRoom,
+    LobbyRequest,
     Participant,
     RoomRecord,
+    RoomSettings,
     RoomSummary,
     Stream,
+    Waiting,
 )
 
 Wire = dict[str, object]
@@ -27,7 +30,27 @@ def user(p: Participant) -> Wire:
         "isStreaming": p.is_streaming,
         "isScreenSharing": p.is_screen_sharing,
         "joinedAt": p.joined_at,
+        "handRaised": p.hand_raised,
+        "handRaisedAt": p.hand_raised_at,
+        "audioMuted": "audio" in p.muted,
+        "videoMuted": "video" in p.muted,
     }
+
+
+def settings(s: RoomSettings) -> Wire:
+    """``RoomSettings`` as everyone may see them: whether there is a password, never its hash."""
+    return {
+        "locked": s.locked,
+        "lobby": s.lobby,
+        "hasPassword": s.password_hash is not None,
+        "selfUnmute": s.self_unmute,
+        "privateChat": s.private_chat,
+        "listed": s.listed,
+    }
+
+
+def lobby_request(r: LobbyRequest) -> Wire:
+    return {"requestId": r.request_id, "userName": r.user_name, "since": r.since}
 
 
 def stream(s: Stream) -> Wire:
@@ -46,6 +69,7 @@ def room(r: RoomSummary) -> Wire:
         "roomName": r.record.name,
         "participants": r.participants,
         "createdAt": r.record.created_at,
+        "settings": settings(r.record.settings),
     }
 
 
@@ -58,7 +82,13 @@ def joined(j: JoinedRoom) -> Wire:
         "token": j.token,
         "users": [user(p) for p in j.users],
         "streams": [stream(s) for s in j.streams],
+        "settings": settings(j.record.settings),
+        **({"lobby": [lobby_request(r) for r in j.lobby]} if j.participant.is_host else {}),
     }
+
+
+def waiting(w: Waiting) -> Wire:
+    return {"waiting": True, "roomId": w.record.room_id, "requestId": w.request.request_id}
 
 
 def created(c: CreatedRoom) -> Wire:
@@ -101,6 +131,8 @@ def message(m: ChatMessage, links: DownloadLinks) -> Wire:
         wire["clientTimestamp"] = m.client_timestamp
     if m.file is not None:
         wire["file"] = file(m.file, links)
+    if m.recipient_id is not None:
+        wire["to"] = m.recipient_id
     return wire
 
 

@@ -72,6 +72,10 @@ async def test_join_returns_people_and_tells_the_others(connect) -> None:
         "isStreaming",
         "isScreenSharing",
         "joinedAt",
+        "handRaised",
+        "handRaisedAt",
+        "audioMuted",
+        "videoMuted",
     }
     assert joined["streams"] == []
     assert (await host.next("userJoined"))["userName"] == "Bob"
@@ -167,7 +171,7 @@ async def test_rooms_list_shows_rooms_with_participant_counts(connect) -> None:
     assert await viewer.next("roomsList") == rooms
     (room,) = [r for r in rooms if r["roomId"] == room_id]
     assert room["participants"] == 2 and room["roomName"] == "Weekly"
-    assert set(room) == {"roomId", "roomName", "participants", "createdAt"}
+    assert set(room) == {"roomId", "roomName", "participants", "createdAt", "settings"}
 
 
 async def test_leave_tells_the_room(connect) -> None:
@@ -175,7 +179,7 @@ async def test_leave_tells_the_room(connect) -> None:
     joined = await guest.ok("getUsers", {"roomId": room_id})
     await guest.ok("leaveRoom", {"roomId": room_id, "userName": "Bob"})
     left = await host.next("userLeft")
-    assert left == {"userId": joined[1]["userId"], "userName": "Bob"}
+    assert left == {"userId": joined[1]["userId"], "userName": "Bob", "reason": "left"}
     assert await guest.error("getUsers", {"roomId": room_id}) == "NOT_IN_ROOM"
 
 

@@ -9,7 +9,18 @@ from typing import Any
 from parley.chat.models import ChatMessage
 from parley.files.models import StoredFile
 from parley.media.engine import IceCandidate
-from parley.rooms.models import Participant, RoomGone, RoomRecord, RoomSettings, Stream
+from parley.rooms.models import (
+    Departure,
+    JoinedRoom,
+    LobbyOutcome,
+    LobbyRequest,
+    MediaKind,
+    Participant,
+    RoomGone,
+    RoomRecord,
+    RoomSettings,
+    Stream,
+)
 
 
 class FakeClock:
@@ -142,13 +153,52 @@ class RecordingEvents:
     async def user_joined(self, room: RoomRecord, participant: Participant) -> None:
         self._note("user_joined", room, participant)
 
-    async def user_left(self, room: RoomRecord, participant: Participant) -> None:
+    async def user_left(self, room: RoomRecord, participant: Participant, why: Departure) -> None:
         self._note("user_left", room, participant)
+
+    async def user_updated(self, room: RoomRecord, participant: Participant) -> None:
+        self._note("user_updated", room, participant)
+
+    async def room_updated(self, room: RoomRecord) -> None:
+        self._note("room_updated", room, room.settings)
+
+    async def kicked(self, room: RoomRecord, participant: Participant, by: str) -> None:
+        self._note("kicked", room, (participant, by))
+
+    async def muted(
+        self, room: RoomRecord, participant: Participant, kind: MediaKind, by: str
+    ) -> None:
+        self._note("muted", room, (participant, kind, by))
+
+    async def reaction(
+        self, room: RoomRecord, participant: Participant, emoji: str, at: int
+    ) -> None:
+        self._note("reaction", room, (participant, emoji))
+
+    async def lobby_request(
+        self, room: RoomRecord, request: LobbyRequest, hosts: list[Participant]
+    ) -> None:
+        self._note("lobby_request", room, (request, [h.user_id for h in hosts]))
+
+    async def lobby_resolved(
+        self,
+        room: RoomRecord,
+        request: LobbyRequest,
+        outcome: LobbyOutcome,
+        hosts: list[Participant],
+    ) -> None:
+        self._note("lobby_resolved", room, (request, outcome))
+
+    async def admitted(self, request: LobbyRequest, joined: JoinedRoom) -> None:
+        self._note("admitted", joined.record, request)
+
+    async def lobby_denied(self, room: RoomRecord, request: LobbyRequest) -> None:
+        self._note("lobby_denied", room, request)
 
     async def host_changed(self, room: RoomRecord, host: Participant) -> None:
         self._note("host_changed", room, host)
 
-    async def meeting_ended(self, room: RoomRecord, by: Participant) -> None:
+    async def meeting_ended(self, room: RoomRecord, by: str) -> None:
         self._note("meeting_ended", room, by)
 
     async def streaming_changed(self, room: RoomRecord, participant: Participant) -> None:
@@ -178,5 +228,7 @@ class RecordingEvents:
     ) -> None:
         self.facts.append(("candidate_found", "", (owner.user_id, peer_id, candidate)))
 
-    async def message_posted(self, room: RoomRecord, message: ChatMessage) -> None:
+    async def message_posted(
+        self, room: RoomRecord, message: ChatMessage, only: list[Participant] | None
+    ) -> None:
         self._note("message_posted", room, message)

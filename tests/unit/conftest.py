@@ -10,9 +10,12 @@ import pytest
 
 from parley.chat.service import ChatLimits, ChatService
 from parley.media.fake import FakeEngine
+from parley.rooms.controls import Controls
 from parley.rooms.expiry import IdleRooms
+from parley.rooms.lobby import Lobby
 from parley.rooms.media import MediaLimits, MediaService
 from parley.rooms.membership import Membership
+from parley.rooms.passwords import Passwords
 from parley.rooms.presence import InMemoryPresence
 from parley.rooms.reconnect import Reconnects
 from parley.rooms.service import RoomLimits, RoomsService
@@ -36,6 +39,8 @@ class Domain:
     chat: ChatService
     reconnects: Reconnects
     idle: IdleRooms
+    lobby: Lobby
+    controls: Controls
 
 
 def compose(
@@ -48,14 +53,38 @@ def compose(
     signer = TokenSigner("s" * 32, max_age_seconds=3600)
     media = MediaService(presence, engine, events, clock, media_limits or MediaLimits())
     engine.set_listener(media)
-    membership = Membership(store, presence, media, store, events)
+    membership = Membership(store, presence, media, store, events, signer, clock)
+    passwords = Passwords(clock)
+    lobby = Lobby(presence, membership, events, clock)
     reconnects = Reconnects(presence, membership, events, signer, clock, GRACE_SECONDS)
     idle = IdleRooms(store, presence, membership, clock, IDLE_SECONDS, UNUSED_SECONDS)
     rooms = RoomsService(
-        store, presence, membership, reconnects, events, signer, clock, room_limits or RoomLimits()
+        store,
+        presence,
+        membership,
+        reconnects,
+        lobby,
+        passwords,
+        events,
+        clock,
+        room_limits or RoomLimits(),
     )
+    controls = Controls(presence, store, membership, lobby, media, passwords, events, clock)
     chat = ChatService(store, store, presence, events, clock, chat_limits or ChatLimits())
-    return Domain(clock, store, presence, events, engine, rooms, media, chat, reconnects, idle)
+    return Domain(
+        clock,
+        store,
+        presence,
+        events,
+        engine,
+        rooms,
+        media,
+        chat,
+        reconnects,
+        idle,
+        lobby,
+        controls,
+    )
 
 
 @pytest.fixture

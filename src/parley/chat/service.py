@@ -8,11 +8,11 @@ from dataclasses import dataclass
 
 from parley.chat.models import ChatMessage, ChatStore
 from parley.clock import Clock
-from parley.errors import FileNotFound, InvalidPayload, RateLimited, RoomNotFound
+from parley.errors import FileNotFound, Forbidden, InvalidPayload, RateLimited, RoomNotFound
 from parley.files.models import FileStore
 from parley.ratelimit import KeyedLimiter
 from parley.rooms.events import RoomEvents
-from parley.rooms.models import RoomGone
+from parley.rooms.models import Participant, RoomGone, RoomRecord
 from parley.rooms.presence import Presence, member
 from parley.text import check_length
 
@@ -58,6 +58,7 @@ class ChatService:
         filename: str | None,
         client_timestamp: int | None,
         client_message_id: str | None,
+        to: str | None = None,
     ) -> ChatMessage:
         """Post a message; the stored one (the earlier one, for a retry of the same
         ``client_message_id``). Acknowledged only once it is committed."""
@@ -70,6 +71,9 @@ class ChatService:
             raise RateLimited("You are sending messages too fast.")
         if not self._address_rate.allow(address, now):
             raise RateLimited("Too many messages come from your address; wait a moment.")
+        only = None
+        if to is not None:
+            only = [participant, await self._recipient(room, participant, to)]
         attachment = None
         if filename is not None:
             attachment = await self._files.get_file(filename)
@@ -88,6 +92,7 @@ class ChatService:
             client_timestamp=client_timestamp,
             client_message_id=client_message_id,
             file=attachment,
+            recipient_id=to,
         )
         try:
             stored, created = await self._store.add_message(message)
@@ -95,17 +100,30 @@ class ChatService:
             raise RoomNotFound("This meeting has ended.") from None
         if created:
             log.debug("room %s: message %s from %s", room.room_id, stored.id, stored.user_id)
-            await self._events.message_posted(room, stored)
+            await self._events.message_posted(room, stored, only)
         return stored
 
     async def history(
         self, conn_id: str, room_id: str, before: str | None, limit: int | None
     ) -> list[ChatMessage]:
-        room, _ = await member(self._presence, conn_id, room_id)
+        """A page of the room's messages, the private ones included only for their sender and
+        recipient."""
+        room, me = await member(self._presence, conn_id, room_id)
         count = limit if limit is not None else self._limits.history_default_limit
         if count > self._limits.history_max_limit:
             raise InvalidPayload(f"limit must be at most {self._limits.history_max_limit}.")
-        found = await self._store.history(room.uid, room.room_id, before, count)
+        found = await self._store.history(room.uid, room.room_id, before, count, me.user_id)
         if found is None:
             raise InvalidPayload("before does not name a message of this meeting.")
         return found
+
+    async def _recipient(self, room: RoomRecord, sender: Participant, to: str) -> Participant:
+        """The one person a private message goes to: someone else, present in the room, in a
+        room whose host allows private messages."""
+        current = await self._presence.room_by_key(room.uid) or room
+        if not current.settings.private_chat:
+            raise Forbidden("Private messages are turned off in this meeting.")
+        recipient = await self._presence.participant(room.uid, to)
+        if recipient is None or recipient.user_id == sender.user_id:
+            raise InvalidPayload("to must name someone else who is in this meeting.")
+        return recipient

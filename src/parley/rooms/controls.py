@@ -75,9 +75,7 @@ class Controls:
             settings = RoomSettings(
                 locked=_pick(change.locked, old.locked),
                 lobby=_pick(change.lobby, old.lobby),
-                password_hash=None
-                if change.remove_password
-                else new_hash or old.password_hash,
+                password_hash=None if change.remove_password else new_hash or old.password_hash,
                 self_unmute=_pick(change.self_unmute, old.self_unmute),
                 private_chat=_pick(change.private_chat, old.private_chat),
                 listed=_pick(change.listed, old.listed),

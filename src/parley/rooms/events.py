@@ -42,8 +42,9 @@ class RoomEvents(Protocol):
     async def user_joined(self, room: RoomRecord, participant: Participant) -> None:
         """Everyone but the newcomer."""
 
-    async def user_left(self, room: RoomRecord, participant: Participant, why: Departure) -> None:
-        ...
+    async def user_left(
+        self, room: RoomRecord, participant: Participant, why: Departure
+    ) -> None: ...
 
     async def user_updated(self, room: RoomRecord, participant: Participant) -> None:
         """A participant's flags or role changed."""

@@ -283,6 +283,7 @@ class MediaService:
         await self._presence.put(room.uid, sharer)
         log.info("room %s: %s shares the screen", room.room_id, sharer.user_id)
         await self._events.screen_started(room, sharer)
+        await self._events.user_updated(room, sharer)
         return sharer
 
     async def _release_screen(self, room: RoomRecord, participant: Participant) -> None:
@@ -292,6 +293,7 @@ class MediaService:
         stopped = replace(current, is_screen_sharing=False)
         await self._presence.put(room.uid, stopped)
         await self._events.screen_stopped(room, stopped)
+        await self._events.user_updated(room, stopped)
         for stream in await self._presence.streams(room.uid):
             if stream.user_id == stopped.user_id and stream.source == "screen":
                 await self._end_stream(room, stream)

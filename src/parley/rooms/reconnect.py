@@ -9,7 +9,7 @@ import logging
 from dataclasses import replace
 
 from parley.clock import Clock
-from parley.errors import Unauthorized
+from parley.errors import Forbidden, Unauthorized
 from parley.rooms.events import RoomEvents
 from parley.rooms.membership import Membership
 from parley.rooms.models import Participant, RoomRecord
@@ -48,18 +48,14 @@ class Reconnects:
             raise Unauthorized("That resume token is not valid.")
         if claims.room_key != room.uid:
             return None
-        if await self._presence.is_revoked(room.uid, claims.user_id):
-            return None
-        return claims
+        revoked = await self._presence.revoked(room.uid, claims.user_id)
+        if revoked == "kicked":
+            raise Forbidden("You were removed from this meeting.")
+        return None if revoked else claims
 
-    async def resume(
-        self, room: RoomRecord, conn_id: str, claims: TokenClaims
-    ) -> Participant | None:
-        """The participant ``claims`` names, now bound to ``conn_id``; None when its place is
-        gone. The room's lock is held."""
-        participant = await self._presence.participant(room.uid, claims.user_id)
-        if participant is None:
-            return None
+    async def resume(self, room: RoomRecord, conn_id: str, participant: Participant) -> Participant:
+        """``participant``, whose place a resume token holds, now bound to ``conn_id``. The
+        room's lock is held."""
         self._cancel(room.uid, participant.user_id)
         previous = participant.conn_id
         resumed = replace(participant, conn_id=conn_id, grace_until=None)
@@ -67,6 +63,7 @@ class Reconnects:
         if previous is not None and previous != conn_id:
             # A reload can come back before its old connection is noticed gone.
             await self._events.connection_left(previous, room)
+        await self._events.connection_entered(conn_id, room)
         log.info("room %s: %s resumed", room.room_id, resumed.user_id)
         return resumed
 
@@ -109,7 +106,7 @@ class Reconnects:
                 return False
             if not due and current.grace_until > self._clock.monotonic():
                 return False
-            await self._membership.remove(room, current)
+            await self._membership.remove(room, current, "timeout")
             return True
 
     def _cancel(self, room_key: str, user_id: str) -> None:

@@ -18,24 +18,29 @@ from parley.errors import (
     RateLimited,
     RoomExists,
     RoomFull,
+    RoomLocked,
     RoomNotFound,
     ServerFull,
 )
 from parley.ratelimit import KeyedLimiter
 from parley.rooms.events import RoomEvents
+from parley.rooms.lobby import Lobby
 from parley.rooms.membership import Membership
 from parley.rooms.models import (
     CreatedRoom,
     JoinedRoom,
     Participant,
     RoomRecord,
+    RoomSettings,
     RoomStore,
     RoomSummary,
+    Waiting,
 )
+from parley.rooms.passwords import Passwords
 from parley.rooms.presence import Presence, host, member
 from parley.rooms.reconnect import Reconnects
 from parley.text import check_length
-from parley.tokens import TokenClaims, TokenSigner, hash_secret, new_secret, secret_matches
+from parley.tokens import hash_secret, new_secret, secret_matches
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +57,10 @@ class RoomLimits:
     """Whether ``list_rooms`` shows anything at all."""
 
 
+def _gone() -> RoomRecord:
+    raise RoomNotFound("This meeting does not exist or has ended.")
+
+
 def new_room_id() -> str:
     """A meeting id people can read out: ``abc-defg-hij``."""
     letters = string.ascii_lowercase
@@ -66,8 +75,9 @@ class RoomsService:
         presence: Presence,
         membership: Membership,
         reconnects: Reconnects,
+        lobby: Lobby,
+        passwords: Passwords,
         events: RoomEvents,
-        signer: TokenSigner,
         clock: Clock,
         limits: RoomLimits,
     ) -> None:
@@ -75,8 +85,9 @@ class RoomsService:
         self._presence = presence
         self._membership = membership
         self._reconnects = reconnects
+        self._lobby = lobby
+        self._passwords = passwords
         self._events = events
-        self._signer = signer
         self._clock = clock
         self._limits = limits
         self._create_limiter = KeyedLimiter(limits.room_create_rate, limits.room_create_burst)
@@ -106,6 +117,7 @@ class RoomsService:
             record = await self._insert_room(room_name, custom_id, host_key, listed)
         log.info("room %s: created (%s)", record.room_id, record.uid)
         joined = await self.join_room(conn_id, record.room_id, user_name, host_key, None)
+        assert isinstance(joined, JoinedRoom)  # the host key passes every door
         return CreatedRoom(joined, host_key)
 
     async def _held_rooms(self) -> int:
@@ -124,7 +136,7 @@ class RoomsService:
                 name=name,
                 host_key_hash=hash_secret(host_key),
                 created_at=self._clock.now_ms(),
-                listed=listed,
+                settings=RoomSettings(listed=listed),
             )
             if await self._store.add_room(record):
                 return record
@@ -137,7 +149,9 @@ class RoomsService:
         joinable by id); nothing when the server keeps its list off."""
         if not self._limits.rooms_list:
             return []
-        rooms = [r for r in await self._presence.rooms() if r.participants and r.record.listed]
+        rooms = [
+            r for r in await self._presence.rooms() if r.participants and r.record.settings.listed
+        ]
         return sorted(rooms, key=lambda r: r.record.created_at)
 
     async def _live(self, room_id: str) -> RoomRecord:
@@ -157,9 +171,13 @@ class RoomsService:
         user_name: str,
         host_key: str | None,
         resume_token: str | None,
-    ) -> JoinedRoom:
-        """Enter a room (or take one's place back). Every check comes before anything changes:
-        a failed join leaves the caller where it was."""
+        password: str | None = None,
+        address: str = "",
+    ) -> JoinedRoom | Waiting:
+        """Enter a room, take one's place back, or wait in its lobby. Every check comes before
+        anything changes (a failed join leaves the caller where it was), in the contract's order:
+        ROOM_NOT_FOUND, ROOM_FULL, ROOM_LOCKED, PASSWORD_REQUIRED, then the lobby. The host key
+        and a resume whose place is still held pass the lock, the password and the lobby."""
         user_name = self._user_name(user_name)
         room = await self._live(room_id)
         claims = await self._reconnects.claims(resume_token, room)
@@ -167,61 +185,58 @@ class RoomsService:
             self._check_host_key(room, host_key)
         current = await self._presence.of_conn(conn_id)
         async with self._presence.lock(room.uid):
-            if await self._presence.room_by_key(room.uid) is None:
-                raise RoomNotFound("This meeting does not exist or has ended.")
-            participant = await self._enter(
-                room, conn_id, user_name, host_key is not None, claims, current
-            )
+            room = await self._presence.room_by_key(room.uid) or _gone()
+            if current is not None and current[0].uid == room.uid:
+                participant = current[1]  # already here: joining again changes nothing
+            else:
+                held = (
+                    await self._presence.participant(room.uid, claims.user_id) if claims else None
+                )
+                if held:
+                    participant = await self._reconnects.resume(room, conn_id, held)
+                else:
+                    user_id = claims.user_id if claims else None
+                    if await self._presence.count(room.uid) >= self._limits.max_participants:
+                        raise RoomFull("This meeting is full.")
+                    if host_key is None:
+                        waiting = await self._at_the_door(
+                            room, conn_id, user_name, user_id, password, address
+                        )
+                        if waiting is not None:
+                            return waiting
+                    participant = await self._membership.enter(
+                        room, conn_id, user_name, host_key is not None, user_id
+                    )
             if host_key is not None and not participant.is_host:
-                participant = replace(participant, is_host=True)
-                await self._presence.put(room.uid, participant)
-                await self._events.host_changed(room, participant)
-            users = tuple(await self._presence.participants(room.uid))
-            streams = tuple(await self._presence.streams(room.uid))
+                participant = await self._membership.make_host(room, participant)
+            joined = await self._membership.joined(room, participant)
+            if participant.is_host:
+                for request in joined.lobby:
+                    await self._events.lobby_request(room, request, [participant])
         if current is not None and current[0].uid != room.uid:
-            await self._leave(conn_id, current[0], current[1])  # joining a room leaves the last
-        return JoinedRoom(
-            room, participant, self._signer.issue(room.uid, participant.user_id), users, streams
-        )
+            async with self._presence.lock(current[0].uid):
+                await self._membership.leave(current[0], current[1], "left")
+        return joined
 
-    async def _enter(
+    async def _at_the_door(
         self,
         room: RoomRecord,
         conn_id: str,
         user_name: str,
-        as_host: bool,
-        claims: TokenClaims | None,
-        current: tuple[RoomRecord, Participant] | None,
-    ) -> Participant:
-        """The participant ``conn_id`` is in ``room`` after joining: the one it already is, the
-        one its token resumes, or a new arrival."""
-        if current is not None and current[0].uid == room.uid:
-            return current[1]
-        if claims is not None:
-            resumed = await self._reconnects.resume(room, conn_id, claims)
-            if resumed is not None:
-                await self._events.connection_entered(conn_id, room)
-                return resumed
-        if await self._presence.count(room.uid) >= self._limits.max_participants:
-            raise RoomFull("This meeting is full.")
-        # A token whose place is gone (grace over, or a restart) comes back under its userId,
-        # so its earlier messages stay its own and its retries are still recognised.
-        participant = Participant(
-            user_id=claims.user_id if claims else secrets.token_hex(8),
-            user_name=user_name,
-            is_host=as_host,
-            joined_at=self._clock.now_ms(),
-            conn_id=conn_id,
-        )
-        await self._presence.put(room.uid, participant)
-        await self._events.connection_entered(conn_id, room)
-        log.info(
-            "room %s: %s joined%s", room.room_id, participant.user_id, " as host" if as_host else ""
-        )
-        await self._events.user_joined(room, participant)
-        if as_host and await self._presence.count(room.uid) > 1:
-            await self._events.host_changed(room, participant)  # a host came back with its key
-        return participant
+        user_id: str | None,
+        password: str | None,
+        address: str,
+    ) -> Waiting | None:
+        """The lock, the password and the lobby, for someone with neither the host key nor a
+        held place: an error, a place in the lobby, or None (come in)."""
+        settings = room.settings
+        if settings.locked:
+            raise RoomLocked("This meeting is locked.")
+        if settings.password_hash is not None:
+            await self._passwords.check(address, password, settings.password_hash)
+        if settings.lobby:
+            return await self._lobby.wait(room, conn_id, user_name, user_id)
+        return None
 
     @staticmethod
     def _check_host_key(room: RoomRecord, host_key: str) -> None:
@@ -230,17 +245,17 @@ class RoomsService:
 
     # --- leaving ----------------------------------------------------------------------------
     async def leave_room(self, conn_id: str, room_id: str) -> None:
+        """Leave the room, or stop waiting at its door."""
+        waiting = await self._presence.waiting(conn_id)
+        if waiting is not None and waiting[0].room_id == room_id:
+            await self._lobby.cancel(conn_id)
+            return
         room, participant = await member(self._presence, conn_id, room_id)
-        await self._leave(conn_id, room, participant)
-
-    async def _leave(self, conn_id: str, room: RoomRecord, participant: Participant) -> None:
-        """Leaving by choice: the place is given up and its tokens no longer resume it."""
         async with self._presence.lock(room.uid):
-            await self._events.connection_left(conn_id, room)
-            await self._membership.remove(room, participant)
-            await self._presence.revoke(room.uid, participant.user_id)
+            await self._membership.leave(room, participant, "left")
 
     async def disconnected(self, conn_id: str) -> None:
+        await self._lobby.cancel(conn_id)
         await self._reconnects.disconnected(conn_id)
 
     # --- ending -----------------------------------------------------------------------------
@@ -250,10 +265,15 @@ class RoomsService:
         if unknown and await self._store.get_room(room_id) is None:
             return  # already ended: ending again is not an error
         room, by = await host(self._presence, conn_id, room_id)
+        await self.end(room, by.user_id)
+
+    async def end(self, room: RoomRecord, by: str) -> None:
+        """End the meeting (``by``: a host's userId, or ``api``): everyone is told, everyone
+        waiting is denied, and the room is forgotten with its chat and files."""
         async with self._presence.lock(room.uid):
             if await self._presence.room_by_key(room.uid) is None:
                 return
-            log.info("room %s: ended by %s", room.room_id, by.user_id)
+            log.info("room %s: ended by %s", room.room_id, by)
             await self._events.meeting_ended(room, by)
             await self._membership.dispose(room)
 
@@ -271,3 +291,4 @@ class RoomsService:
             changed = replace(current, is_streaming=on)
             await self._presence.put(room.uid, changed)
         await self._events.streaming_changed(room, changed)
+        await self._events.user_updated(room, changed)

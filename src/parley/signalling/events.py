@@ -1,5 +1,6 @@
 """``RoomEvents`` over python-socketio: each domain fact becomes its Socket.IO event, sent to the
-Socket.IO room named after the room's key (one per room lifetime)."""
+Socket.IO room named after the room's key (one per room lifetime), or to the connections the
+fact names."""
 
 from __future__ import annotations
 
@@ -9,7 +10,16 @@ from parley import wire
 from parley.chat.models import ChatMessage
 from parley.files.links import DownloadLinks
 from parley.media.engine import IceCandidate
-from parley.rooms.models import Participant, RoomRecord, Stream
+from parley.rooms.models import (
+    Departure,
+    JoinedRoom,
+    LobbyOutcome,
+    LobbyRequest,
+    MediaKind,
+    Participant,
+    RoomRecord,
+    Stream,
+)
 
 
 class SocketRoomEvents:
@@ -22,26 +32,38 @@ class SocketRoomEvents:
     ) -> None:
         await self._sio.emit(event, data, room=room.uid, skip_sid=skip)
 
+    async def _to(self, conn_id: str | None, event: str, data: object) -> None:
+        if conn_id is not None:
+            await self._sio.emit(event, data, to=conn_id)
+
     async def connection_entered(self, conn_id: str, room: RoomRecord) -> None:
         await self._sio.enter_room(conn_id, room.uid)
 
     async def connection_left(self, conn_id: str, room: RoomRecord) -> None:
         await self._sio.leave_room(conn_id, room.uid)
 
+    # --- the room --------------------------------------------------------------------------
+    async def room_updated(self, room: RoomRecord) -> None:
+        data = {"roomId": room.room_id, "settings": wire.settings(room.settings)}
+        await self._to_room(room, "roomUpdated", data)
+
+    async def meeting_ended(self, room: RoomRecord, by: str) -> None:
+        await self._to_room(room, "meetingEnded", {"roomId": room.room_id, "endedBy": by})
+
+    # --- people ----------------------------------------------------------------------------
     async def user_joined(self, room: RoomRecord, participant: Participant) -> None:
         data = {"userId": participant.user_id, "userName": participant.user_name}
         await self._to_room(room, "userJoined", data, skip=participant.conn_id)
 
-    async def user_left(self, room: RoomRecord, participant: Participant) -> None:
-        data = {"userId": participant.user_id, "userName": participant.user_name}
+    async def user_left(self, room: RoomRecord, participant: Participant, why: Departure) -> None:
+        data = {"userId": participant.user_id, "userName": participant.user_name, "reason": why}
         await self._to_room(room, "userLeft", data)
+
+    async def user_updated(self, room: RoomRecord, participant: Participant) -> None:
+        await self._to_room(room, "userUpdated", wire.user(participant))
 
     async def host_changed(self, room: RoomRecord, host: Participant) -> None:
         await self._to_room(room, "hostChanged", {"userId": host.user_id})
-
-    async def meeting_ended(self, room: RoomRecord, by: Participant) -> None:
-        data = {"roomId": room.room_id, "endedBy": by.user_id}
-        await self._to_room(room, "meetingEnded", data)
 
     async def streaming_changed(self, room: RoomRecord, participant: Participant) -> None:
         event = "streamStarted" if participant.is_streaming else "streamStopped"
@@ -53,6 +75,48 @@ class SocketRoomEvents:
     async def screen_stopped(self, room: RoomRecord, sharer: Participant) -> None:
         await self._to_room(room, "screenStopped", {"userId": sharer.user_id})
 
+    async def kicked(self, room: RoomRecord, participant: Participant, by: str) -> None:
+        await self._to(participant.conn_id, "kicked", {"roomId": room.room_id, "by": by})
+
+    async def muted(
+        self, room: RoomRecord, participant: Participant, kind: MediaKind, by: str
+    ) -> None:
+        data = {"roomId": room.room_id, "kind": kind, "by": by}
+        await self._to(participant.conn_id, "muted", data)
+
+    async def reaction(
+        self, room: RoomRecord, participant: Participant, emoji: str, at: int
+    ) -> None:
+        data = {"userId": participant.user_id, "emoji": emoji, "timestamp": at}
+        await self._to_room(room, "reaction", data)
+
+    # --- the lobby -------------------------------------------------------------------------
+    async def lobby_request(
+        self, room: RoomRecord, request: LobbyRequest, hosts: list[Participant]
+    ) -> None:
+        data = {"roomId": room.room_id, **wire.lobby_request(request)}
+        del data["since"]
+        for host in hosts:
+            await self._to(host.conn_id, "lobbyRequest", data)
+
+    async def lobby_resolved(
+        self,
+        room: RoomRecord,
+        request: LobbyRequest,
+        outcome: LobbyOutcome,
+        hosts: list[Participant],
+    ) -> None:
+        data = {"roomId": room.room_id, "requestId": request.request_id, "outcome": outcome}
+        for host in hosts:
+            await self._to(host.conn_id, "lobbyResolved", data)
+
+    async def admitted(self, request: LobbyRequest, joined: JoinedRoom) -> None:
+        await self._to(request.conn_id, "admitted", wire.joined(joined))
+
+    async def lobby_denied(self, room: RoomRecord, request: LobbyRequest) -> None:
+        await self._to(request.conn_id, "lobbyDenied", {"roomId": room.room_id})
+
+    # --- media -----------------------------------------------------------------------------
     async def stream_published(
         self, room: RoomRecord, stream: Stream, publisher: Participant
     ) -> None:
@@ -71,9 +135,16 @@ class SocketRoomEvents:
     async def candidate_found(
         self, owner: Participant, peer_id: str, candidate: IceCandidate | None
     ) -> None:
-        if owner.conn_id is not None:
-            data = {"id": peer_id, "candidate": wire.candidate(candidate)}
-            await self._sio.emit("iceCandidate", data, to=owner.conn_id)
+        data = {"id": peer_id, "candidate": wire.candidate(candidate)}
+        await self._to(owner.conn_id, "iceCandidate", data)
 
-    async def message_posted(self, room: RoomRecord, message: ChatMessage) -> None:
-        await self._to_room(room, "message", wire.message(message, self._links))
+    # --- chat ------------------------------------------------------------------------------
+    async def message_posted(
+        self, room: RoomRecord, message: ChatMessage, only: list[Participant] | None
+    ) -> None:
+        data = wire.message(message, self._links)
+        if only is None:
+            await self._to_room(room, "message", data)
+            return
+        for person in only:
+            await self._to(person.conn_id, "message", data)

@@ -9,7 +9,10 @@ from parley import wire
 from parley.chat.service import ChatService
 from parley.files.links import DownloadLinks
 from parley.media.engine import IceCandidate
+from parley.rooms.controls import Controls, SettingsChange
+from parley.rooms.lobby import Lobby
 from parley.rooms.media import MediaService
+from parley.rooms.models import Waiting
 from parley.rooms.service import RoomsService
 from parley.signalling import payloads as p
 from parley.signalling.dispatch import Route
@@ -24,6 +27,8 @@ class Handlers:
         rooms: RoomsService,
         chat: ChatService,
         media: MediaService,
+        controls: Controls,
+        lobby: Lobby,
         address_of: AddressOf,
         emit: Emit,
         *,
@@ -33,6 +38,8 @@ class Handlers:
         self._rooms = rooms
         self._chat = chat
         self._media = media
+        self._controls = controls
+        self._lobby = lobby
         self._address_of = address_of
         self._emit = emit
 
@@ -45,8 +52,16 @@ class Handlers:
         return wire.created(created)
 
     async def join_room(self, sid: str, m: p.JoinRoom) -> object:
-        joined = await self._rooms.join_room(sid, m.roomId, m.userName, m.hostKey, m.resumeToken)
-        return wire.joined(joined)
+        joined = await self._rooms.join_room(
+            sid,
+            m.roomId,
+            m.userName,
+            m.hostKey,
+            m.resumeToken,
+            m.password,
+            await self._address_of(sid),
+        )
+        return wire.waiting(joined) if isinstance(joined, Waiting) else wire.joined(joined)
 
     async def leave_room(self, sid: str, m: p.RoomAction) -> object:
         await self._rooms.leave_room(sid, m.roomId)
@@ -72,6 +87,7 @@ class Handlers:
             filename,
             m.timestamp,
             m.clientMessageId,
+            m.to,
         )
         return {"id": stored.id, "timestamp": stored.timestamp}
 
@@ -79,6 +95,57 @@ class Handlers:
         found = await self._chat.history(sid, m.roomId, m.before, m.limit)
         return [wire.message(x, self._links) for x in found]
 
+    # --- meeting controls -------------------------------------------------------------------
+    async def update_room(self, sid: str, m: p.UpdateRoom) -> object:
+        change = SettingsChange(
+            locked=m.locked,
+            lobby=m.lobby,
+            password=m.password,
+            remove_password="password" in m.model_fields_set and m.password is None,
+            self_unmute=m.selfUnmute,
+            private_chat=m.privateChat,
+            listed=m.listed,
+        )
+        settings = await self._controls.update_room(sid, m.roomId, change)
+        return {"settings": wire.settings(settings)}
+
+    async def admit(self, sid: str, m: p.LobbyDecision) -> object:
+        await self._lobby.admit(sid, m.roomId, m.requestId)
+        return {}
+
+    async def deny(self, sid: str, m: p.LobbyDecision) -> object:
+        await self._lobby.deny(sid, m.roomId, m.requestId)
+        return {}
+
+    async def kick(self, sid: str, m: p.Kick) -> object:
+        await self._controls.kick(sid, m.roomId, m.userId)
+        return {}
+
+    async def set_role(self, sid: str, m: p.SetRole) -> object:
+        await self._controls.set_role(sid, m.roomId, m.userId, m.role == "host")
+        return {}
+
+    async def mute(self, sid: str, m: p.Mute) -> object:
+        await self._controls.mute(sid, m.roomId, m.userId, m.kind)
+        return {}
+
+    async def unmute(self, sid: str, m: p.Mute) -> object:
+        await self._controls.unmute(sid, m.roomId, m.userId, m.kind)
+        return {}
+
+    async def mute_all(self, sid: str, m: p.MuteAll) -> object:
+        await self._controls.mute_all(sid, m.roomId, m.kind)
+        return {}
+
+    async def raise_hand(self, sid: str, m: p.RaiseHand) -> object:
+        await self._controls.raise_hand(sid, m.roomId, m.raised, m.userId)
+        return {}
+
+    async def react(self, sid: str, m: p.React) -> object:
+        await self._controls.react(sid, m.roomId, m.emoji)
+        return {}
+
+    # --- presence flags and media ------------------------------------------------------------
     async def start_stream(self, sid: str, m: p.InRoom) -> object:
         await self._rooms.set_streaming(sid, m.roomId, True)
         return {}
@@ -150,4 +217,14 @@ class Handlers:
             Route("unsubscribe", p.Unsubscribe, self.unsubscribe),
             Route("selectLayer", p.SelectLayer, self.select_layer),
             Route("iceCandidate", p.IceCandidateEvent, self.ice_candidate),
+            Route("updateRoom", p.UpdateRoom, self.update_room),
+            Route("admit", p.LobbyDecision, self.admit),
+            Route("deny", p.LobbyDecision, self.deny),
+            Route("kick", p.Kick, self.kick),
+            Route("setRole", p.SetRole, self.set_role),
+            Route("mute", p.Mute, self.mute),
+            Route("unmute", p.Mute, self.unmute),
+            Route("muteAll", p.MuteAll, self.mute_all),
+            Route("raiseHand", p.RaiseHand, self.raise_hand),
+            Route("react", p.React, self.react),
         ]

@@ -6,6 +6,7 @@ Length limits that are settings are checked by the handlers' ``Limits`` after pa
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
@@ -29,7 +30,15 @@ def _multiline(value: str) -> str:
     return clean_text(value, multiline=True)
 
 
+def _password(value: str) -> str:
+    """NFC-normalised and never trimmed: spaces are part of a password."""
+    return unicodedata.normalize("NFC", value)
+
+
 Line = Annotated[str, Field(max_length=2000), AfterValidator(_line)]
+Password = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_password)]
+UserId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+Kind = Literal["audio", "video"]
 Text = Annotated[str, Field(max_length=100_000), AfterValidator(_multiline)]
 RoomId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 CustomRoomId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{3,64}$")]
@@ -55,6 +64,7 @@ class JoinRoom(Payload):
     userName: Line
     hostKey: Token | None = None
     resumeToken: Token | None = None
+    password: Password | None = None
 
 
 class RoomAction(Payload):
@@ -102,6 +112,7 @@ class SendMessage(Payload):
     message: Text = ""
     timestamp: ClientTime | None = None
     file: FileRef | None = None
+    to: UserId | None = None
     clientMessageId: (
         Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_line)] | None
     ) = None
@@ -157,3 +168,57 @@ class IceCandidateEvent(Payload):
     roomId: RoomId
     id: Id
     candidate: Candidate | None = None
+
+
+class UpdateRoom(Payload):
+    """Only the fields sent change; ``password: null`` removes the password."""
+
+    roomId: RoomId
+    locked: bool | None = None
+    lobby: bool | None = None
+    password: Password | None = None
+    selfUnmute: bool | None = None
+    privateChat: bool | None = None
+    listed: bool | None = None
+
+
+class LobbyDecision(Payload):
+    """``admit`` and ``deny``."""
+
+    roomId: RoomId
+    requestId: Id
+
+
+class Kick(Payload):
+    roomId: RoomId
+    userId: UserId
+
+
+class SetRole(Payload):
+    roomId: RoomId
+    userId: UserId
+    role: Literal["host", "participant"]
+
+
+class Mute(Payload):
+    """``mute`` and ``unmute``."""
+
+    roomId: RoomId
+    userId: UserId
+    kind: Kind
+
+
+class MuteAll(Payload):
+    roomId: RoomId
+    kind: Kind
+
+
+class RaiseHand(Payload):
+    roomId: RoomId
+    raised: bool
+    userId: UserId | None = None
+
+
+class React(Payload):
+    roomId: RoomId
+    emoji: Annotated[str, StringConstraints(min_length=1, max_length=16)]
