@@ -21,6 +21,7 @@ from parley.files.service import FilesService
 from parley.http import routes
 from parley.media.engine import MediaEngine
 from parley.media.select import create_engine
+from parley.ratelimit import KeyedLimiter
 from parley.rooms.expiry import IdleRooms
 from parley.rooms.media import MediaLimits, MediaService, networks
 from parley.rooms.membership import Membership
@@ -29,6 +30,7 @@ from parley.rooms.reconnect import Reconnects
 from parley.rooms.service import RoomLimits, RoomsService
 from parley.settings import Settings
 from parley.signalling import server as signalling
+from parley.signalling.dispatch import Bounds
 from parley.signalling.events import SocketRoomEvents
 from parley.signalling.handlers import Handlers
 from parley.store.batching import BatchingChatStore
@@ -61,6 +63,7 @@ class Parley:
             s.max_socket_message_bytes,
             s.ping_interval_seconds,
             s.ping_timeout_seconds,
+            max(s.max_outbound_bytes, 2 * s.max_answer_bytes),
         )
         events = SocketRoomEvents(self.sio)
         blobs = BlobDir(s.files_dir)
@@ -139,8 +142,14 @@ class Parley:
         async def emit(event: str, sid: str, data: object) -> None:
             await self.sio.emit(event, data, to=sid)
 
-        handlers = Handlers(self.rooms, self.chat, self.media, address_of, emit)
-        signalling.install(self.sio, handlers.routes(), self.rooms)
+        handlers = Handlers(self.rooms, self.chat, self.media, address_of, emit, s.max_answer_bytes)
+        signalling.install(
+            self.sio,
+            handlers.routes(),
+            self.rooms,
+            Bounds(s.max_answer_bytes, KeyedLimiter(s.read_rate, s.read_burst)),
+            s.max_connections_per_address,
+        )
         self.http = FastAPI(title="Parley", version="1", docs_url=None, redoc_url=None)
         _install_http_errors(self.http)
         routes.install(
@@ -150,8 +159,16 @@ class Parley:
             ),
         )
         self.asgi = signalling.ContainedWebSockets(
-            socketio.ASGIApp(
-                self.sio, other_asgi_app=self.http, on_startup=self.start, on_shutdown=self.close
+            signalling.guard(
+                self.sio,
+                socketio.ASGIApp(
+                    self.sio,
+                    other_asgi_app=self.http,
+                    on_startup=self.start,
+                    on_shutdown=self.close,
+                ),
+                s.max_socket_message_bytes,
+                s.header_timeout_seconds,
             )
         )
 

@@ -11,7 +11,7 @@ from parley.media.engine import IceCandidate
 from parley.rooms.media import MediaService
 from parley.rooms.service import RoomsService
 from parley.signalling import payloads as p
-from parley.signalling.dispatch import Route
+from parley.signalling.dispatch import ANSWER_OVERHEAD, Route, encoded_size, newest_that_fit
 
 AddressOf = Callable[[str], Awaitable[str]]
 Emit = Callable[[str, str, object], Awaitable[None]]
@@ -25,7 +25,9 @@ class Handlers:
         media: MediaService,
         address_of: AddressOf,
         emit: Emit,
+        max_answer_bytes: int = 1_000_000,
     ) -> None:
+        self._max_answer_bytes = max_answer_bytes
         self._rooms = rooms
         self._chat = chat
         self._media = media
@@ -72,7 +74,12 @@ class Handlers:
         return {"id": stored.id, "timestamp": stored.timestamp}
 
     async def history(self, sid: str, m: p.GetChatHistory) -> object:
-        return [wire.message(x) for x in await self._chat.history(sid, m.roomId, m.before, m.limit)]
+        """The page, shrunk to the newest messages that fit in one answer."""
+        messages = [
+            wire.message(x) for x in await self._chat.history(sid, m.roomId, m.before, m.limit)
+        ]
+        budget = self._max_answer_bytes - ANSWER_OVERHEAD - encoded_size({"ok": True, "data": []})
+        return newest_that_fit(messages, budget)
 
     async def start_stream(self, sid: str, m: p.InRoom) -> object:
         await self._rooms.set_streaming(sid, m.roomId, True)
@@ -130,10 +137,16 @@ class Handlers:
             Route("joinRoom", p.JoinRoom, self.join_room),
             Route("leaveRoom", p.RoomAction, self.leave_room),
             Route("endMeeting", p.RoomAction, self.end_meeting),
-            Route("getRoomsList", None, self.rooms_list, reply_event="roomsList"),
-            Route("getUsers", p.InRoom, self.users, reply_event="getUsers"),
+            Route("getRoomsList", None, self.rooms_list, reply_event="roomsList", limited=True),
+            Route("getUsers", p.InRoom, self.users, reply_event="getUsers", limited=True),
             Route("message", p.SendMessage, self.message),
-            Route("getChatHistory", p.GetChatHistory, self.history, reply_event="chatHistory"),
+            Route(
+                "getChatHistory",
+                p.GetChatHistory,
+                self.history,
+                reply_event="chatHistory",
+                limited=True,
+            ),
             Route("startStream", p.InRoom, self.start_stream),
             Route("stopStream", p.InRoom, self.stop_stream),
             Route("startScreen", p.InRoom, self.start_screen),
