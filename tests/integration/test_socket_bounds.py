@@ -234,7 +234,8 @@ async def test_a_client_that_stops_reading_is_disconnected(child: ChildServer) -
         # From now on the stalled client never reads: it asks for history again and again
         # while the host floods the room.
         for _ in range(12):
-            await stalled.send('42["getChatHistory",{"roomId":"%s","limit":1000}]' % room_id)
+            ask = ["getChatHistory", {"roomId": room_id, "limit": 1000}]
+            await stalled.send("42" + json.dumps(ask))
         for i in range(150):
             text = f"flood {i} " + "\U0001f600" * 3980
             await host.ok("message", {"roomId": room_id, "message": text})
