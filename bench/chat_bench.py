@@ -59,6 +59,8 @@ def parley_env(args: argparse.Namespace) -> dict[str, str]:
             "PARLEY_ROOM_CREATE_BURST": "1000000",
             "PARLEY_MAX_ROOMS": str(max(1000, args.rooms * 4)),
             "PARLEY_MAX_PARTICIPANTS": str(max(50, args.clients_per_room)),
+            # Every client connects from 127.0.0.1.
+            "PARLEY_MAX_CONNECTIONS_PER_ADDRESS": str(args.rooms * args.clients_per_room + 10),
             "PARLEY_LOG_LEVEL": args.parley_log_level,
         }
     )

@@ -24,6 +24,7 @@ from parley.http import routes
 from parley.http.security import Guard
 from parley.media.engine import MediaEngine
 from parley.media.select import create_engine
+from parley.ratelimit import KeyedLimiter
 from parley.rooms.controls import Controls
 from parley.rooms.expiry import IdleRooms
 from parley.rooms.lobby import Lobby
@@ -35,6 +36,7 @@ from parley.rooms.reconnect import Reconnects
 from parley.rooms.service import RoomLimits, RoomsService
 from parley.settings import Settings
 from parley.signalling import server as signalling
+from parley.signalling.dispatch import Bounds
 from parley.signalling.events import SocketRoomEvents
 from parley.signalling.handlers import Handlers
 from parley.store.batching import BatchingChatStore
@@ -69,6 +71,7 @@ class Parley:
             s.max_socket_message_bytes,
             s.ping_interval_seconds,
             s.ping_timeout_seconds,
+            max(s.max_outbound_bytes, 2 * s.max_answer_bytes),
         )
         events = SocketRoomEvents(self.sio, links=links)
         blobs = BlobDir(s.files_dir)
@@ -183,9 +186,16 @@ class Parley:
             self.lobby,
             address_of,
             emit,
+            s.max_answer_bytes,
             links=links,
         )
-        signalling.install(self.sio, handlers.routes(), self.rooms)
+        signalling.install(
+            self.sio,
+            handlers.routes(),
+            self.rooms,
+            Bounds(s.max_answer_bytes, KeyedLimiter(s.read_rate, s.read_burst)),
+            s.max_connections_per_address,
+        )
         self.http = FastAPI(title="Parley", version="1", docs_url=None, redoc_url=None)
         _install_http_errors(self.http)
         routes.install(
@@ -196,11 +206,16 @@ class Parley:
         )
         self.asgi = Guard(
             signalling.ContainedWebSockets(
-                socketio.ASGIApp(
+                signalling.guard(
                     self.sio,
-                    other_asgi_app=self.http,
-                    on_startup=self.start,
-                    on_shutdown=self.close,
+                    socketio.ASGIApp(
+                        self.sio,
+                        other_asgi_app=self.http,
+                        on_startup=self.start,
+                        on_shutdown=self.close,
+                    ),
+                    s.max_socket_message_bytes,
+                    s.header_timeout_seconds,
                 )
             ),
             s.allowed_hosts,

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from parley import __version__
 from parley.app import create_app
 from parley.settings import Settings
+from parley.signalling.transport import header_timeout_protocol
 from parley.tokens import WeakSecret
 
 
@@ -73,6 +74,10 @@ def server_config(app: Any, settings: Settings, host: str, port: int) -> uvicorn
         # uvicorn's own INFO lines are one per request; Parley logs its state changes itself.
         log_level=settings.log_level if settings.log_level != "info" else "warning",
         lifespan="on",
+        # Request headers must complete within header_timeout_seconds (uvicorn has no such
+        # timeout of its own); idle keep-alive connections close after 5 s.
+        http=header_timeout_protocol(settings.header_timeout_seconds),
+        timeout_keep_alive=5,
         ws="websockets-sansio",
         # Refuse oversized frames while reading them instead of buffering up to 16 MiB.
         ws_max_size=settings.max_socket_message_bytes + 1024,

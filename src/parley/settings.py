@@ -127,6 +127,24 @@ class Settings(BaseSettings):
     """Largest Socket.IO frame accepted (python-engineio's cap is 1 MB; uploads go over HTTP)."""
     ping_interval_seconds: float = Field(default=10.0, gt=0)
     ping_timeout_seconds: float = Field(default=10.0, gt=0)
+    max_answer_bytes: int = Field(default=1_000_000, ge=4096)
+    """Largest answer to one request, encoded. A ``getChatHistory`` page holds the newest
+    messages that fit (the client pages back with ``before``); any other answer that would be
+    larger fails instead of being sent."""
+    max_outbound_bytes: int = Field(default=4_000_000, ge=65536)
+    """Bytes the server holds for one connection that has not read them yet (answers and room
+    events). A client that stops reading is disconnected once this is passed. At least twice
+    ``max_answer_bytes`` is used."""
+    read_rate: float = Field(default=5.0, gt=0)
+    """``getChatHistory``, ``getUsers`` and ``getRoomsList`` per connection per second,
+    sustained (``RATE_LIMITED`` beyond)."""
+    read_burst: int = Field(default=30, ge=1)
+    """Of those reads, how many a connection may send at once."""
+    max_connections_per_address: int = Field(default=20, ge=1)
+    """Socket.IO connections open at once from one client address; one more is refused."""
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    """Time a client has to send a request's headers (and a long-polling request its body)
+    before the server closes the connection."""
 
     # --- media ------------------------------------------------------------------------------
     media_engine: Literal["embedded", "janus", "auto", "none"] = "embedded"

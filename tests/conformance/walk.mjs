@@ -81,6 +81,12 @@ class Client {
     }
   }
 
+  // Emits an event without asking for an acknowledgement (as the seed clients do).
+  ask(event, payload) {
+    if (payload === undefined) this.socket.emit(event);
+    else this.socket.emit(event, payload);
+  }
+
   // Resolves with the first argument of the next unseen `event` for which `match` holds.
   waitFor(event, match = () => true, what = event) {
     return new Promise((resolve, reject) => {
@@ -222,10 +228,12 @@ const steps = [
     state.aliceId = data.userId;
   }],
 
-  ["getRoomsList -> ack + roomsList", async () => {
+  ["getRoomsList -> ack alone; without an ack -> roomsList", async () => {
     const ack = await state.bob.request("getRoomsList");
     const data = expectOk(ack, "getRoomsList");
     check(Array.isArray(data), `ack data is not a list: ${show(data)}`);
+    await state.bob.expectNone("roomsList", undefined, "roomsList after an ack");
+    state.bob.ask("getRoomsList");
     const rooms = await state.bob.waitFor("roomsList", Array.isArray, "roomsList");
     const room = rooms.find((r) => r && r.roomId === roomId);
     check(room, `room ${roomId} not listed: ${show(rooms)}`);
@@ -258,9 +266,11 @@ const steps = [
     }
   }],
 
-  ["getUsers -> ack + getUsers event", async () => {
+  ["getUsers -> ack alone; without an ack -> getUsers event", async () => {
     const data = expectOk(await state.alice.request("getUsers", { roomId }), "getUsers");
     check(Array.isArray(data) && data.length === 3, `ack data: ${show(data)}`);
+    await state.alice.expectNone("getUsers", undefined, "getUsers event after an ack");
+    state.alice.ask("getUsers", { roomId });
     const users = await state.alice.waitFor("getUsers", Array.isArray, "getUsers event");
     check(users.length === 3, `expected 3 users, got ${show(users)}`);
     users.forEach(checkUser);
@@ -318,9 +328,11 @@ const steps = [
     state.textMessageId = data.id;
   }],
 
-  ["getChatHistory -> ack + chatHistory, oldest first", async () => {
+  ["getChatHistory -> ack alone; without an ack -> chatHistory, oldest first", async () => {
     const data = expectOk(await state.carol.request("getChatHistory", { roomId }), "getChatHistory");
     check(Array.isArray(data), `ack data is not a list: ${show(data)}`);
+    await state.carol.expectNone("chatHistory", undefined, "chatHistory after an ack");
+    state.carol.ask("getChatHistory", { roomId });
     const history = await state.carol.waitFor("chatHistory", Array.isArray, "chatHistory");
     const ids = history.map((m) => m && m.id);
     check(ids.length === 2 && ids[0] === state.fileMessageId && ids[1] === state.textMessageId,

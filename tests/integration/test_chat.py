@@ -114,6 +114,8 @@ async def test_a_late_joiner_gets_the_history_oldest_first(connect) -> None:
     history = await late.ok("getChatHistory", {"roomId": room_id})
     assert [m["id"] for m in history] == [s["id"] for s in sent]
     assert [m["message"] for m in history] == [f"m{i}" for i in range(5)]
+    await late.nothing("chatHistory")  # asked with an ack: the ack alone
+    await late.sio.emit("getChatHistory", {"roomId": room_id})  # the seed's way: no ack
     assert await late.next("chatHistory") == history
     assert set(history[0]) >= {"id", "roomId", "userId", "userName", "message", "timestamp"}
 

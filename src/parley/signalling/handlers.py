@@ -15,7 +15,7 @@ from parley.rooms.media import MediaService
 from parley.rooms.models import Waiting
 from parley.rooms.service import RoomsService
 from parley.signalling import payloads as p
-from parley.signalling.dispatch import Route
+from parley.signalling.dispatch import ANSWER_OVERHEAD, Route, encoded_size, newest_that_fit
 
 AddressOf = Callable[[str], Awaitable[str]]
 Emit = Callable[[str, str, object], Awaitable[None]]
@@ -31,10 +31,12 @@ class Handlers:
         lobby: Lobby,
         address_of: AddressOf,
         emit: Emit,
+        max_answer_bytes: int = 1_000_000,
         *,
         links: DownloadLinks,
     ) -> None:
         self._links = links
+        self._max_answer_bytes = max_answer_bytes
         self._rooms = rooms
         self._chat = chat
         self._media = media
@@ -92,8 +94,11 @@ class Handlers:
         return {"id": stored.id, "timestamp": stored.timestamp}
 
     async def history(self, sid: str, m: p.GetChatHistory) -> object:
+        """The page, shrunk to the newest messages that fit in one answer."""
         found = await self._chat.history(sid, m.roomId, m.before, m.limit)
-        return [wire.message(x, self._links) for x in found]
+        messages = [wire.message(x, self._links) for x in found]
+        budget = self._max_answer_bytes - ANSWER_OVERHEAD - encoded_size({"ok": True, "data": []})
+        return newest_that_fit(messages, budget)
 
     # --- meeting controls -------------------------------------------------------------------
     async def update_room(self, sid: str, m: p.UpdateRoom) -> object:
@@ -202,10 +207,16 @@ class Handlers:
             Route("joinRoom", p.JoinRoom, self.join_room),
             Route("leaveRoom", p.RoomAction, self.leave_room),
             Route("endMeeting", p.RoomAction, self.end_meeting),
-            Route("getRoomsList", None, self.rooms_list, reply_event="roomsList"),
-            Route("getUsers", p.InRoom, self.users, reply_event="getUsers"),
+            Route("getRoomsList", None, self.rooms_list, reply_event="roomsList", limited=True),
+            Route("getUsers", p.InRoom, self.users, reply_event="getUsers", limited=True),
             Route("message", p.SendMessage, self.message),
-            Route("getChatHistory", p.GetChatHistory, self.history, reply_event="chatHistory"),
+            Route(
+                "getChatHistory",
+                p.GetChatHistory,
+                self.history,
+                reply_event="chatHistory",
+                limited=True,
+            ),
             Route("startStream", p.InRoom, self.start_stream),
             Route("stopStream", p.InRoom, self.stop_stream),
             Route("startScreen", p.InRoom, self.start_screen),

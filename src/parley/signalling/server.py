@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections import Counter
 from typing import Any
 
 import socketio
@@ -14,14 +15,15 @@ import socketio
 from parley.errors import ErrorCode
 from parley.rooms.service import RoomsService
 from parley.signalling import socketio_internals as internals
-from parley.signalling.dispatch import Route, answer, failure
+from parley.signalling import transport
+from parley.signalling.dispatch import Bounds, Route, answer, failure
 
 log = logging.getLogger(__name__)
 
 
 class ParleySocketServer(internals.DecodeGuardServer):
-    """python-socketio's server, where a packet that does not decode is a protocol error: the
-    connection is closed with one warning line instead of a traceback per packet."""
+    """python-socketio's server, where a packet that does not decode, a binary packet, or a
+    client that stops reading ends that connection at once, with one warning line."""
 
     async def undecodable_packet(self, eio_sid: str, error: Exception) -> None:
         log.warning(
@@ -29,7 +31,20 @@ class ParleySocketServer(internals.DecodeGuardServer):
             eio_sid,
             type(error).__name__,
         )
-        await self.eio.disconnect(eio_sid)
+        transport.refuse_current()
+        await self.drop(eio_sid)
+
+    async def binary_packet(self, eio_sid: str) -> None:
+        log.warning("connection %s sent a binary packet; closing it", eio_sid)
+        transport.refuse_current()
+        await self.drop(eio_sid)
+
+    async def slow_consumer(self, eio_sid: str) -> None:
+        log.warning(
+            "connection %s does not read what it is sent (over %d bytes waiting); closing it",
+            eio_sid,
+            self.max_outbound_bytes,
+        )
 
 
 class ContainedWebSockets:
@@ -82,10 +97,14 @@ def _engineio_logger() -> logging.Logger:
 
 
 def make_server(
-    cors_origins: list[str], max_message_bytes: int, ping_interval: float, ping_timeout: float
-) -> socketio.AsyncServer:
+    cors_origins: list[str],
+    max_message_bytes: int,
+    ping_interval: float,
+    ping_timeout: float,
+    max_outbound_bytes: int = 4_000_000,
+) -> ParleySocketServer:
     internals.warn_if_unchecked()
-    return ParleySocketServer(
+    sio = ParleySocketServer(
         client_manager=internals.FanoutManager(),
         async_mode="asgi",
         # None: same origin only (python-engineio compares Origin with Host).
@@ -98,26 +117,64 @@ def make_server(
         logger=False,
         engineio_logger=_engineio_logger(),
     )
+    sio.max_outbound_bytes = max_outbound_bytes
+    return sio
 
 
-def install(sio: socketio.AsyncServer, routes: list[Route], rooms: RoomsService) -> None:
+def guard(
+    sio: ParleySocketServer, app: Any, max_message_bytes: int, body_timeout: float
+) -> transport.TransportGuard:
+    """``app`` (the Socket.IO ASGI app) behind the transport's bounds; a connection the server
+    drops is aborted there too."""
+    guarded = transport.TransportGuard(app, sio.drop, max_message_bytes, body_timeout)
+    sio.on_dropped = guarded.abort
+    return guarded
+
+
+def install(
+    sio: socketio.AsyncServer,
+    routes: list[Route],
+    rooms: RoomsService,
+    bounds: Bounds | None = None,
+    max_connections_per_address: int = 20,
+) -> None:
     """Register every route, the connection events, and an answer for unknown events."""
+    bounds = bounds or Bounds()
+    per_address: Counter[str] = Counter()
+    addresses: dict[str, str] = {}
 
     async def emit(event: str, sid: str, data: object) -> None:
         await sio.emit(event, data, to=sid)
 
     for route in routes:
-        sio.on(route.event, _bind(route, emit))
+        sio.on(route.event, _bind(route, emit, bounds))
 
     @sio.on("connect")  # type: ignore[untyped-decorator]
     async def connect(sid: str, environ: dict[str, Any], _auth: object = None) -> bool:
         client = environ.get("asgi.scope", {}).get("client") or ("unknown", 0)
-        await sio.save_session(sid, {"address": str(client[0])})
-        log.debug("connection %s from %s", sid, client[0])
+        address = str(client[0])
+        if per_address[address] >= max_connections_per_address:
+            log.warning(
+                "connection from %s refused: %d already open", address, per_address[address]
+            )
+            raise socketio.exceptions.ConnectionRefusedError(
+                "Too many connections from your address."
+            )
+        per_address[address] += 1
+        addresses[sid] = address
+        await sio.save_session(sid, {"address": address})
+        log.debug("connection %s from %s", sid, address)
         return True
 
     @sio.on("disconnect")  # type: ignore[untyped-decorator]
     async def disconnect(sid: str, _reason: object = None) -> None:
+        address = addresses.pop(sid, None)
+        if address is not None:
+            per_address[address] -= 1
+            if per_address[address] <= 0:
+                del per_address[address]
+        if bounds.reads is not None:
+            bounds.reads.forget(sid)
         await rooms.disconnected(sid)
 
     @sio.on("*")  # type: ignore[untyped-decorator]
@@ -130,8 +187,8 @@ def install(sio: socketio.AsyncServer, routes: list[Route], rooms: RoomsService)
         return failure(code, message)
 
 
-def _bind(route: Route, emit: Any) -> Any:
+def _bind(route: Route, emit: Any, bounds: Bounds) -> Any:
     async def on_event(sid: str, *args: Any) -> dict[str, object]:
-        return await answer(route, sid, args, emit)
+        return await answer(route, sid, args, emit, internals.ack_requested(), bounds)
 
     return on_event

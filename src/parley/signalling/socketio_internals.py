@@ -22,12 +22,29 @@ requirements.lock); read this module again before moving either pin. What it dep
    (with ``logger.exception``) on the ``engineio_logger`` and carries on.
 4. A WebSocket frame python-engineio cannot decode raises one of ``MALFORMED`` out of the
    ASGI app.
+5. ``AsyncServer._handle_event_internal(server, sid, eio_sid, data, namespace, id)`` runs the
+   event's handler and sends an ACK when ``id`` (the packet's ack id) is not None. With
+   ``async_handlers=False`` it is awaited inline, so a context variable set around it is seen
+   by the handler.
+6. Socket.IO packet types 5 and 6 (BINARY_EVENT, BINARY_ACK) are the only ones followed by
+   attachments; an attachment arrives as an Engine.IO message whose data is ``bytes``.
+7. python-engineio gives every connection one queue of outgoing ``engineio.packet.Packet``
+   (``AsyncSocket.queue``, made by ``engineio.AsyncServer.create_queue()``, an
+   ``asyncio.Queue``); ``None`` in it ends the connection's writer. The WebSocket writer takes
+   everything queued at once, then sends it frame by frame, each send waiting while the
+   client does not read. ``AsyncServer.sockets`` maps an Engine.IO id to its socket;
+   ``AsyncSocket.close(wait=False, abort=True, reason=)`` runs the disconnect handlers without
+   waiting for the queue. ``AsyncServer.disconnect(sid)`` waits until the queue is drained,
+   which never happens for a client that does not read (or does not poll).
+   ``socketio.AsyncServer._engineio_server_class()`` names the Engine.IO server class.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
+from collections.abc import Awaitable, Callable
 from importlib.metadata import version
 from typing import Any
 
@@ -71,20 +88,153 @@ def warn_if_unchecked() -> None:
         )
 
 
+_ack_requested: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "parley_ack_requested", default=False
+)
+
+
+def ack_requested() -> bool:
+    """Whether the client event being handled now asked for an acknowledgement (5)."""
+    return _ack_requested.get()
+
+
+def packet_bytes(pkt: Any) -> int:
+    """About how many bytes an outgoing Engine.IO packet takes (its data, encoded)."""
+    data = getattr(pkt, "data", None)
+    if isinstance(data, str | bytes | bytearray):
+        return len(data) + 8
+    return 64
+
+
+class MeteredQueue(asyncio.Queue[Any]):
+    """An Engine.IO connection's outgoing queue that keeps count of the bytes it holds (7).
+    ``_put`` and ``_get`` are ``asyncio.Queue``'s documented-by-example extension points (the
+    standard library's own priority and LIFO queues override them)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.held_bytes = 0
+
+    def _put(self, item: Any) -> None:
+        self.held_bytes += packet_bytes(item)
+        super()._put(item)
+
+    def _get(self) -> Any:
+        item = super()._get()
+        self.held_bytes -= packet_bytes(item)
+        return item
+
+    def discard(self) -> None:
+        """Forget everything queued (the connection is being dropped)."""
+        while True:
+            try:
+                self.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            self.task_done()
+
+
+class MeteredEngineIO(engineio.AsyncServer):  # type: ignore[misc]
+    """python-engineio's server, whose connections queue into ``MeteredQueue`` (7)."""
+
+    def create_queue(self, *args: Any, **kwargs: Any) -> Any:
+        return MeteredQueue(*args, **kwargs)
+
+
 class DecodeGuardServer(socketio.AsyncServer):  # type: ignore[misc]
-    """python-socketio's server, where a Socket.IO packet that does not decode (1) is handed to
-    ``undecodable_packet`` instead of escaping from the Engine.IO message handler."""
+    """python-socketio's server, hardened at its edges:
+
+    - a Socket.IO packet that does not decode (1) is handed to ``undecodable_packet`` instead of
+      escaping from the Engine.IO message handler;
+    - a binary packet or attachment (6) is handed to ``binary_packet`` before anything of it is
+      kept;
+    - a connection whose unread output passes ``max_outbound_bytes`` (7) is handed to
+      ``slow_consumer`` and nothing more is queued for it;
+    - ``ack_requested()`` tells a handler whether its packet carried an ack id (5);
+    - ``drop`` closes a connection at once, without waiting for its queue to drain.
+    """
+
+    max_outbound_bytes: int = 4_000_000
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._dropping: set[str] = set()
+        self._drop_tasks: set[asyncio.Task[None]] = set()
+        self.on_dropped: Callable[[str], Awaitable[None]] | None = None
+
+    def _engineio_server_class(self) -> type[engineio.AsyncServer]:
+        return MeteredEngineIO
 
     async def _handle_eio_message(self, eio_sid: str, data: object) -> None:
+        if isinstance(data, bytes | bytearray) or (
+            isinstance(data, str) and data[:1] in ("5", "6")
+        ):
+            self._binary_packet.pop(eio_sid, None)
+            await self.binary_packet(eio_sid)
+            return
         try:
             await super()._handle_eio_message(eio_sid, data)
         except MALFORMED as error:
             self._binary_packet.pop(eio_sid, None)
             await self.undecodable_packet(eio_sid, error)
 
+    async def _handle_event_internal(
+        self, server: Any, sid: str, eio_sid: str, data: Any, namespace: str, id: Any
+    ) -> None:
+        token = _ack_requested.set(id is not None)
+        try:
+            await super()._handle_event_internal(server, sid, eio_sid, data, namespace, id)
+        finally:
+            _ack_requested.reset(token)
+
+    async def _send_eio_packet(self, eio_sid: str, eio_pkt: Any) -> None:
+        if eio_sid in self._dropping:
+            return
+        socket = self.eio.sockets.get(eio_sid)
+        queue = getattr(socket, "queue", None)
+        if (
+            isinstance(queue, MeteredQueue)
+            and queue.held_bytes + packet_bytes(eio_pkt) > self.max_outbound_bytes
+        ):
+            self._dropping.add(eio_sid)
+            queue.discard()
+            await self.slow_consumer(eio_sid)
+            task = asyncio.create_task(self.drop(eio_sid), context=contextvars.Context())
+            self._drop_tasks.add(task)
+            task.add_done_callback(self._drop_tasks.discard)
+            return
+        await super()._send_eio_packet(eio_sid, eio_pkt)
+
     async def undecodable_packet(self, eio_sid: str, error: Exception) -> None:
         """Called once per packet that does not decode; closes the connection."""
-        await self.eio.disconnect(eio_sid)
+        await self.drop(eio_sid)
+
+    async def binary_packet(self, eio_sid: str) -> None:
+        """Called for a binary packet or attachment; closes the connection."""
+        await self.drop(eio_sid)
+
+    async def slow_consumer(self, eio_sid: str) -> None:
+        """Called once when a connection's unread output passes the cap; it is then dropped."""
+
+    async def drop(self, eio_sid: str) -> None:
+        """Close the Engine.IO connection now: its queue is emptied, its disconnect handlers
+        run, a pending long-poll is answered, its WebSocket writer stops, and ``on_dropped``
+        (the transport) aborts what is still open of it."""
+        self._dropping.add(eio_sid)
+        try:
+            socket = self.eio.sockets.get(eio_sid)
+            if socket is None:
+                return
+            queue = socket.queue
+            if isinstance(queue, MeteredQueue):
+                queue.discard()
+            await socket.close(wait=False, abort=True, reason=self.eio.reason.SERVER_DISCONNECT)
+            queue.put_nowait(None)  # ends a pending poll, stops the WebSocket writer
+            self.eio.sockets.pop(eio_sid, None)
+            if self.on_dropped is not None:
+                await self.on_dropped(eio_sid)
+        finally:
+            self._dropping.discard(eio_sid)
 
 
 class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
