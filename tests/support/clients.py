@@ -27,6 +27,15 @@ EVENTS = (
     "iceCandidate",
     "meetingEnded",
     "mediaReset",
+    "roomUpdated",
+    "userUpdated",
+    "lobbyRequest",
+    "lobbyResolved",
+    "admitted",
+    "lobbyDenied",
+    "kicked",
+    "muted",
+    "reaction",
 )
 
 
