@@ -10,7 +10,9 @@ import time
 from typing import Any
 
 import socketio
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
@@ -20,13 +22,14 @@ from parley.errors import ErrorCode
 from parley.files.blobs import BlobDir
 from parley.files.links import DownloadLinks
 from parley.files.service import FileLimits, FilesService
-from parley.http import routes
+from parley.http import api, routes
 from parley.http.security import Guard
 from parley.media.engine import MediaEngine
 from parley.media.select import create_engine
 from parley.ratelimit import KeyedLimiter
 from parley.rooms.controls import Controls
 from parley.rooms.expiry import IdleRooms
+from parley.rooms.grants import JoinGrants
 from parley.rooms.lobby import Lobby
 from parley.rooms.media import MediaLimits, MediaService, networks
 from parley.rooms.membership import Membership
@@ -108,6 +111,7 @@ class Parley:
             self.store, self.presence, self.media, self.files, events, signer, clock
         )
         passwords = Passwords(clock, s.max_wrong_passwords, s.wrong_password_window_seconds)
+        grants = JoinGrants(s.jwt_secret, s.jwt_public_key, s.jwt_leeway_seconds)
         self.lobby = Lobby(self.presence, membership, events, clock)
         self.reconnects = Reconnects(
             self.presence, membership, events, signer, clock, s.reconnect_grace_seconds
@@ -127,6 +131,7 @@ class Parley:
             self.reconnects,
             self.lobby,
             passwords,
+            grants,
             events,
             clock,
             RoomLimits(
@@ -137,6 +142,7 @@ class Parley:
                 s.max_user_name_chars,
                 s.max_room_name_chars,
                 s.rooms_list == "public",
+                s.auth == "jwt",
             ),
         )
         self.chat_store = BatchingChatStore(self.store, self.db)
@@ -196,8 +202,29 @@ class Parley:
             Bounds(s.max_answer_bytes, KeyedLimiter(s.read_rate, s.read_burst)),
             s.max_connections_per_address,
         )
-        self.http = FastAPI(title="Parley", version="1", docs_url=None, redoc_url=None)
+        self.http = FastAPI(
+            title="Parley admin API",
+            version="1",
+            docs_url=None,
+            redoc_url=None,
+            openapi_url=f"{api.PREFIX}/openapi.json" if s.api_key else None,
+        )
         _install_http_errors(self.http)
+        if s.api_key:
+            router = api.install(
+                self.http,
+                api.ApiDeps(
+                    s.api_key,
+                    self.rooms,
+                    self.controls,
+                    self.chat,
+                    grants,
+                    links,
+                    clock,
+                    KeyedLimiter(s.api_rate, s.api_burst),
+                ),
+            )
+            _describe_only_the_api(self.http, router)
         routes.install(
             self.http,
             routes.HttpDeps(
@@ -279,7 +306,33 @@ def _prepare_data_dir(settings: Settings) -> None:
         secret.chmod(0o600)
 
 
+def _describe_only_the_api(app: FastAPI, router: APIRouter) -> None:
+    """The OpenAPI document describes the admin API, with absolute paths (``/api/v1/rooms``)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description="Parley's admin REST API: `Authorization: Bearer <PARLEY_API_KEY>`.",
+                routes=router.routes,
+            )
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def _install_http_errors(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
+        first = error.errors()[0] if error.errors() else {}
+        where = ".".join(str(part) for part in first.get("loc", ())) or "request"
+        message = f"{where}: {first.get('msg', 'invalid')}"[:300]
+        return JSONResponse(
+            {"error": str(ErrorCode.INVALID_PAYLOAD), "message": message}, status_code=400
+        )
+
     @app.exception_handler(HTTPException)
     async def http_error(_request: Request, error: HTTPException) -> JSONResponse:
         code = (

@@ -50,6 +50,20 @@ class Settings(BaseSettings):
     database_url: str | None = None
     """SQLAlchemy URL; default ``sqlite+aiosqlite:///<data_dir>/parley.db``.
     ``postgresql+asyncpg://user:pass@host/db`` runs the same code on PostgreSQL."""
+    auth: Literal["open", "jwt"] = "open"
+    """``open``: anyone may create and join meetings (their own rules apply); ``jwt``: a join
+    token is required to join, and meetings are made through the REST API."""
+    jwt_secret: str | None = None
+    """Shared secret for HS256 join tokens (and for minting them: ``POST /api/v1/tokens``)."""
+    jwt_public_key: str | None = None
+    """PEM public key for RS256/ES256 join tokens minted by another application."""
+    jwt_leeway_seconds: float = Field(default=30.0, ge=0, le=60)
+    """Clock leeway on a join token's ``exp`` and ``nbf``."""
+    api_key: str | None = None
+    """Turns the admin REST API (``/api/v1/``) on; its bearer token. Also guards ``/metrics``."""
+    api_rate: float = Field(default=20.0, gt=0)
+    """REST API calls per second per key, sustained."""
+    api_burst: int = Field(default=100, ge=1)
     secret_key: str | None = None
     """Key that signs participant tokens, download links and TURN credentials; default: made
     once, kept in ``<data_dir>/secret.key``. At least 32 characters: a shorter key stops the

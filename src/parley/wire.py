@@ -64,12 +64,16 @@ def stream(s: Stream) -> Wire:
 
 
 def room(r: RoomSummary) -> Wire:
+    return room_of(r.record, r.participants)
+
+
+def room_of(record: RoomRecord, participants: int) -> Wire:
     return {
-        "roomId": r.record.room_id,
-        "roomName": r.record.name,
-        "participants": r.participants,
-        "createdAt": r.record.created_at,
-        "settings": settings(r.record.settings),
+        "roomId": record.room_id,
+        "roomName": record.name,
+        "participants": participants,
+        "createdAt": record.created_at,
+        "settings": settings(record.settings),
     }
 
 

@@ -109,10 +109,17 @@ class ChatService:
         """A page of the room's messages, the private ones included only for their sender and
         recipient."""
         room, me = await member(self._presence, conn_id, room_id)
+        return await self.history_of(room, before, limit, me.user_id)
+
+    async def history_of(
+        self, room: RoomRecord, before: str | None, limit: int | None, viewer: str | None
+    ) -> list[ChatMessage]:
+        """A page of ``room``'s messages as ``viewer`` may read them (None: every message, for
+        the REST API)."""
         count = limit if limit is not None else self._limits.history_default_limit
         if count > self._limits.history_max_limit:
             raise InvalidPayload(f"limit must be at most {self._limits.history_max_limit}.")
-        found = await self._store.history(room.uid, room.room_id, before, count, me.user_id)
+        found = await self._store.history(room.uid, room.room_id, before, count, viewer)
         if found is None:
             raise InvalidPayload("before does not name a message of this meeting.")
         return found

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from parley.clock import Clock
-from parley.errors import Forbidden, InvalidPayload, NotInRoom, RateLimited
+from parley.errors import Forbidden, InvalidPayload, RateLimited
 from parley.ratelimit import KeyedLimiter
 from parley.rooms.events import RoomEvents
 from parley.rooms.lobby import Lobby
@@ -64,13 +64,16 @@ class Controls:
     # --- room settings ----------------------------------------------------------------------
     async def update_room(self, conn_id: str, room_id: str, change: SettingsChange) -> RoomSettings:
         room, _ = await host(self._presence, conn_id, room_id)
+        return await self.apply_settings(room, change)
+
+    async def apply_settings(self, room: RoomRecord, change: SettingsChange) -> RoomSettings:
+        """Change a room's settings (``updateRoom``, or the REST API's ``PATCH``): stored, told
+        to the room, and everyone waiting let in when the lobby is turned off."""
         new_hash = None
         if change.password is not None and not change.remove_password:
             new_hash = await self._passwords.hash(change.password)
         async with self._presence.lock(room.uid):
-            current = await self._presence.room_by_key(room.uid)
-            if current is None:
-                raise NotInRoom("You are not in this meeting.")
+            current = await self._presence.room_by_key(room.uid) or room
             old = current.settings
             settings = RoomSettings(
                 locked=_pick(change.locked, old.locked),

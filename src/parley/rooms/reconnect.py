@@ -53,6 +53,11 @@ class Reconnects:
             raise Forbidden("You were removed from this meeting.")
         return None if revoked else claims
 
+    async def check_not_removed(self, room: RoomRecord, user_id: str) -> None:
+        """FORBIDDEN when ``user_id`` was removed from this meeting."""
+        if await self._presence.revoked(room.uid, user_id) == "kicked":
+            raise Forbidden("You were removed from this meeting.")
+
     async def resume(self, room: RoomRecord, conn_id: str, participant: Participant) -> Participant:
         """``participant``, whose place a resume token holds, now bound to ``conn_id``. The
         room's lock is held."""

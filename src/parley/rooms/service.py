@@ -21,9 +21,11 @@ from parley.errors import (
     RoomLocked,
     RoomNotFound,
     ServerFull,
+    Unauthorized,
 )
 from parley.ratelimit import KeyedLimiter
 from parley.rooms.events import RoomEvents
+from parley.rooms.grants import JoinGrants
 from parley.rooms.lobby import Lobby
 from parley.rooms.membership import Membership
 from parley.rooms.models import (
@@ -55,6 +57,8 @@ class RoomLimits:
     max_room_name_chars: int = 100
     rooms_list: bool = True
     """Whether ``list_rooms`` shows anything at all."""
+    tokens_only: bool = False
+    """``PARLEY_AUTH=jwt``: people come in only with a join token; rooms are made over REST."""
 
 
 def _gone() -> RoomRecord:
@@ -77,6 +81,7 @@ class RoomsService:
         reconnects: Reconnects,
         lobby: Lobby,
         passwords: Passwords,
+        grants: JoinGrants,
         events: RoomEvents,
         clock: Clock,
         limits: RoomLimits,
@@ -87,6 +92,7 @@ class RoomsService:
         self._reconnects = reconnects
         self._lobby = lobby
         self._passwords = passwords
+        self._grants = grants
         self._events = events
         self._clock = clock
         self._limits = limits
@@ -106,19 +112,29 @@ class RoomsService:
         custom_id: str | None,
         listed: bool = True,
     ) -> CreatedRoom:
+        if self._limits.tokens_only:
+            raise Unauthorized("On this server meetings are made by its administrators.")
         user_name = self._user_name(user_name)
         room_name = check_length(room_name, "roomName", 1, self._limits.max_room_name_chars)
         if not self._create_limiter.allow(address, self._clock.monotonic()):
             raise RateLimited("Too many meetings created; try again in a moment.")
+        record, host_key = await self.new_room(room_name, custom_id, RoomSettings(listed=listed))
+        joined = await self.join_room(conn_id, record.room_id, user_name, host_key, None)
+        assert isinstance(joined, JoinedRoom)  # the host key passes every door
+        return CreatedRoom(joined, host_key)
+
+    async def new_room(
+        self, room_name: str, custom_id: str | None, settings: RoomSettings
+    ) -> tuple[RoomRecord, str]:
+        """A new, empty room and its host key (``createRoom``, and the REST API's)."""
+        room_name = check_length(room_name, "roomName", 1, self._limits.max_room_name_chars)
         host_key = new_secret()
         async with self._create_lock:
             if await self._held_rooms() >= self._limits.max_rooms:
                 raise ServerFull("This server has as many meetings as it allows.")
-            record = await self._insert_room(room_name, custom_id, host_key, listed)
+            record = await self._insert_room(room_name, custom_id, host_key, settings)
         log.info("room %s: created (%s)", record.room_id, record.uid)
-        joined = await self.join_room(conn_id, record.room_id, user_name, host_key, None)
-        assert isinstance(joined, JoinedRoom)  # the host key passes every door
-        return CreatedRoom(joined, host_key)
+        return record, host_key
 
     async def _held_rooms(self) -> int:
         """Rooms the server really holds: with people in them, or with chat or files. An empty
@@ -127,7 +143,7 @@ class RoomsService:
         return len(present | await self._store.used_room_uids())
 
     async def _insert_room(
-        self, name: str, custom_id: str | None, host_key: str, listed: bool
+        self, name: str, custom_id: str | None, host_key: str, settings: RoomSettings
     ) -> RoomRecord:
         for _attempt in range(5):
             record = RoomRecord(
@@ -136,7 +152,7 @@ class RoomsService:
                 name=name,
                 host_key_hash=hash_secret(host_key),
                 created_at=self._clock.now_ms(),
-                settings=RoomSettings(listed=listed),
+                settings=settings,
             )
             if await self._store.add_room(record):
                 return record
@@ -153,6 +169,27 @@ class RoomsService:
             r for r in await self._presence.rooms() if r.participants and r.record.settings.listed
         ]
         return sorted(rooms, key=lambda r: r.record.created_at)
+
+    async def all_rooms(self) -> list[RoomSummary]:
+        """Every room that exists, live or not, oldest first (the REST API)."""
+        live = {r.record.uid: r for r in await self._presence.rooms()}
+        return [
+            live.get(record.uid) or RoomSummary(record, 0)
+            for record in await self._store.list_rooms()
+        ]
+
+    async def find(self, room_id: str) -> RoomRecord:
+        """The room with this id, as the server knows it now; ROOM_NOT_FOUND otherwise."""
+        return await self._presence.room(room_id) or await self._stored(room_id)
+
+    async def _stored(self, room_id: str) -> RoomRecord:
+        record = await self._store.get_room(room_id)
+        if record is None:
+            raise RoomNotFound("This meeting does not exist or has ended.")
+        return record
+
+    async def people(self, room: RoomRecord) -> list[Participant]:
+        return await self._presence.participants(room.uid)
 
     async def _live(self, room_id: str) -> RoomRecord:
         room = await self._presence.room(room_id)
@@ -173,41 +210,52 @@ class RoomsService:
         resume_token: str | None,
         password: str | None = None,
         address: str = "",
+        join_token: str | None = None,
     ) -> JoinedRoom | Waiting:
         """Enter a room, take one's place back, or wait in its lobby. Every check comes before
         anything changes (a failed join leaves the caller where it was), in the contract's order:
-        ROOM_NOT_FOUND, ROOM_FULL, ROOM_LOCKED, PASSWORD_REQUIRED, then the lobby. The host key
-        and a resume whose place is still held pass the lock, the password and the lobby."""
+        the join token (when given), ROOM_NOT_FOUND, ROOM_FULL, ROOM_LOCKED, PASSWORD_REQUIRED,
+        then the lobby. The host key, a host's join token and a resume whose place is still held
+        pass the lock, the password and the lobby."""
+        grant = None
+        if join_token is not None:
+            grant = self._grants.verify(join_token, room_id)
+            user_name = grant.name
+        elif self._limits.tokens_only:
+            raise Unauthorized("This meeting admits people with a join token only.")
         user_name = self._user_name(user_name)
         room = await self._live(room_id)
         claims = await self._reconnects.claims(resume_token, room)
         if host_key is not None:
             self._check_host_key(room, host_key)
+        as_host = host_key is not None or (grant is not None and grant.role == "host")
+        same_person = grant.user_id if grant else None
+        if same_person is not None:
+            await self._reconnects.check_not_removed(room, same_person)
         current = await self._presence.of_conn(conn_id)
         async with self._presence.lock(room.uid):
             room = await self._presence.room_by_key(room.uid) or _gone()
             if current is not None and current[0].uid == room.uid:
                 participant = current[1]  # already here: joining again changes nothing
             else:
-                held = (
-                    await self._presence.participant(room.uid, claims.user_id) if claims else None
-                )
+                # A held place: a resume token's, or the token subject's own (another device).
+                user_id = same_person or (claims.user_id if claims else None)
+                held = await self._presence.participant(room.uid, user_id) if user_id else None
                 if held:
                     participant = await self._reconnects.resume(room, conn_id, held)
                 else:
-                    user_id = claims.user_id if claims else None
                     if await self._presence.count(room.uid) >= self._limits.max_participants:
                         raise RoomFull("This meeting is full.")
-                    if host_key is None:
+                    if not as_host:
                         waiting = await self._at_the_door(
                             room, conn_id, user_name, user_id, password, address
                         )
                         if waiting is not None:
                             return waiting
                     participant = await self._membership.enter(
-                        room, conn_id, user_name, host_key is not None, user_id
+                        room, conn_id, user_name, as_host, user_id
                     )
-            if host_key is not None and not participant.is_host:
+            if as_host and not participant.is_host:
                 participant = await self._membership.make_host(room, participant)
             joined = await self._membership.joined(room, participant)
             if participant.is_host:

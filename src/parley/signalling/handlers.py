@@ -57,11 +57,12 @@ class Handlers:
         joined = await self._rooms.join_room(
             sid,
             m.roomId,
-            m.userName,
+            m.userName or "",
             m.hostKey,
             m.resumeToken,
             m.password,
             await self._address_of(sid),
+            m.jwt,
         )
         return wire.waiting(joined) if isinstance(joined, Waiting) else wire.joined(joined)
 

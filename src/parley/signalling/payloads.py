@@ -6,7 +6,6 @@ Length limits that are settings are checked by the handlers' ``Limits`` after pa
 
 from __future__ import annotations
 
-import unicodedata
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
@@ -17,35 +16,23 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    model_validator,
 )
 
-from parley.text import clean_text
-
-
-def _line(value: str) -> str:
-    return clean_text(value)
-
-
-def _multiline(value: str) -> str:
-    return clean_text(value, multiline=True)
-
-
-def _password(value: str) -> str:
-    """NFC-normalised and never trimmed: spaces are part of a password."""
-    return unicodedata.normalize("NFC", value)
-
-
-Line = Annotated[str, Field(max_length=2000), AfterValidator(_line)]
-Password = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_password)]
-UserId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
-Kind = Literal["audio", "video"]
-Text = Annotated[str, Field(max_length=100_000), AfterValidator(_multiline)]
-RoomId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
-CustomRoomId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{3,64}$")]
-Token = Annotated[str, StringConstraints(min_length=1, max_length=512)]
-Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
-Sdp = Annotated[str, StringConstraints(min_length=1, max_length=1_000_000)]
-Millis = Annotated[int, Field(ge=0, le=2**53)]
+from parley.fields import (
+    CustomRoomId,
+    Id,
+    Kind,
+    Line,
+    Millis,
+    Password,
+    RoomId,
+    Sdp,
+    Text,
+    Token,
+    UserId,
+    clean_line,
+)
 
 
 class Payload(BaseModel):
@@ -60,11 +47,20 @@ class CreateRoom(Payload):
 
 
 class JoinRoom(Payload):
+    """``userName`` may be left out when a ``jwt`` (join token) carries the name."""
+
     roomId: RoomId
-    userName: Line
+    userName: Line | None = None
     hostKey: Token | None = None
     resumeToken: Token | None = None
     password: Password | None = None
+    jwt: Annotated[str, StringConstraints(min_length=1, max_length=8192)] | None = None
+
+    @model_validator(mode="after")
+    def _named(self) -> JoinRoom:
+        if self.userName is None and self.jwt is None:
+            raise ValueError("userName is required (unless a jwt carries the name)")
+        return self
 
 
 class RoomAction(Payload):
@@ -114,7 +110,7 @@ class SendMessage(Payload):
     file: FileRef | None = None
     to: UserId | None = None
     clientMessageId: (
-        Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_line)] | None
+        Annotated[str, Field(min_length=1, max_length=128), AfterValidator(clean_line)] | None
     ) = None
 
 

@@ -1,0 +1,305 @@
+"""The admin REST API under ``/api/v1/``: what another application needs to run meetings.
+
+Every endpoint goes through the same domain services as the socket events (``DELETE`` of a
+room is exactly ``endMeeting``, of a participant exactly ``kick``). Requests carry
+``Authorization: Bearer <PARLEY_API_KEY>``; without an API key configured every path answers
+404. Models here are the typed schema of the answers (``parley.wire`` spells them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+import fastapi_offline
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi.responses import FileResponse, HTMLResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from parley import wire
+from parley.chat.service import ChatService
+from parley.clock import Clock
+from parley.errors import ErrorCode, InvalidPayload, RateLimited, Unauthorized
+from parley.fields import CustomRoomId, Id, Line, Password, UserId
+from parley.files.links import DownloadLinks
+from parley.ratelimit import KeyedLimiter
+from parley.rooms.controls import Controls, SettingsChange
+from parley.rooms.grants import JoinGrants
+from parley.rooms.models import RoomSettings
+from parley.rooms.service import RoomsService
+
+log = logging.getLogger(__name__)
+PREFIX = "/api/v1"
+
+
+# --- the schema ------------------------------------------------------------------------------
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Error(Model):
+    error: ErrorCode
+    message: str
+
+
+class Settings(Model):
+    locked: bool
+    lobby: bool
+    hasPassword: bool
+    selfUnmute: bool
+    privateChat: bool
+    listed: bool
+
+
+class SettingsPatch(Model):
+    """Only the fields sent change; ``password: null`` removes the password."""
+
+    locked: bool | None = None
+    lobby: bool | None = None
+    password: Password | None = None
+    selfUnmute: bool | None = None
+    privateChat: bool | None = None
+    listed: bool | None = None
+
+    def change(self) -> SettingsChange:
+        return SettingsChange(
+            locked=self.locked,
+            lobby=self.lobby,
+            password=self.password,
+            remove_password="password" in self.model_fields_set and self.password is None,
+            self_unmute=self.selfUnmute,
+            private_chat=self.privateChat,
+            listed=self.listed,
+        )
+
+
+class Room(Model):
+    roomId: str
+    roomName: str
+    participants: int
+    createdAt: int
+    settings: Settings
+
+
+class User(Model):
+    userId: str
+    userName: str
+    isHost: bool
+    isStreaming: bool
+    isScreenSharing: bool
+    joinedAt: int
+    handRaised: bool
+    handRaisedAt: int | None
+    audioMuted: bool
+    videoMuted: bool
+
+
+class RoomWithUsers(Room):
+    users: list[User]
+
+
+class NewRoom(Model):
+    roomName: Line
+    customRoomId: CustomRoomId | None = None
+    settings: SettingsPatch | None = None
+
+
+class CreatedRoom(Model):
+    roomId: str
+    roomName: str
+    hostKey: str
+    settings: Settings
+
+
+class SettingsAnswer(Model):
+    settings: Settings
+
+
+class File(Model):
+    filename: str
+    originalName: str
+    size: int
+    mimeType: str
+    url: str
+
+
+class Message(Model):
+    id: str
+    roomId: str
+    userId: str
+    userName: str
+    message: str
+    timestamp: int
+    clientTimestamp: int | None = None
+    file: File | None = None
+    to: str | None = None
+
+
+class NewToken(Model):
+    roomId: Id
+    userName: Line
+    role: Literal["host", "participant"]
+    ttlSeconds: Annotated[int, Field(ge=60, le=7 * 24 * 3600)] = 3600
+    sub: Annotated[str, Field(min_length=1, max_length=256)] | None = None
+
+
+class Token(Model):
+    jwt: str
+    joinUrl: str
+
+
+ERRORS: dict[int | str, dict[str, object]] = {
+    status: {"model": Error, "description": code}
+    for status, code in (
+        (400, "INVALID_PAYLOAD"),
+        (401, "UNAUTHORIZED"),
+        (403, "FORBIDDEN"),
+        (404, "ROOM_NOT_FOUND"),
+        (409, "ROOM_EXISTS"),
+        (429, "RATE_LIMITED"),
+    )
+}
+
+
+# --- the endpoints ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ApiDeps:
+    api_key: str
+    rooms: RoomsService
+    controls: Controls
+    chat: ChatService
+    grants: JoinGrants
+    links: DownloadLinks
+    clock: Clock
+    limiter: KeyedLimiter
+
+
+def fingerprint(key: str) -> str:
+    """A short, safe name for an API key in logs (never the key)."""
+    return hashlib.sha256(key.encode()).hexdigest()[:8]
+
+
+def install(app: FastAPI, deps: ApiDeps) -> APIRouter:
+    """Mount the API and its documentation page (assets served from the package); the API's
+    router (what the OpenAPI document describes)."""
+
+    async def caller(request: Request) -> str:
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), deps.api_key.encode()
+        ):
+            raise Unauthorized("An API key is required: Authorization: Bearer <key>.")
+        key = fingerprint(given.strip())
+        if not deps.limiter.allow(key, deps.clock.monotonic()):
+            raise RateLimited("Too many API calls; slow down.")
+        log.info("api %s %s by key %s", request.method, request.url.path, key)
+        return key
+
+    api = APIRouter(prefix=PREFIX, dependencies=[Depends(caller)], responses=ERRORS)
+
+    @api.get("/rooms", response_model=list[Room])
+    async def list_rooms() -> list[dict[str, object]]:
+        """Every room that exists, with its settings."""
+        return [wire.room(r) for r in await deps.rooms.all_rooms()]
+
+    @api.post("/rooms", status_code=201, response_model=CreatedRoom)
+    async def create_room(body: NewRoom) -> dict[str, object]:
+        """A new meeting; the answer's ``hostKey`` makes whoever brings it a host."""
+        record, host_key = await deps.rooms.new_room(
+            body.roomName, body.customRoomId, RoomSettings()
+        )
+        settings = record.settings
+        if body.settings is not None:
+            settings = await deps.controls.apply_settings(record, body.settings.change())
+        return {
+            "roomId": record.room_id,
+            "roomName": record.name,
+            "hostKey": host_key,
+            "settings": wire.settings(settings),
+        }
+
+    @api.get("/rooms/{roomId}", response_model=RoomWithUsers)
+    async def get_room(roomId: Id) -> dict[str, object]:
+        """One room and the people in it now."""
+        room = await deps.rooms.find(roomId)
+        people = await deps.rooms.people(room)
+        summary = wire.room_of(room, len(people))
+        return {**summary, "users": [wire.user(p) for p in people]}
+
+    @api.patch("/rooms/{roomId}", response_model=SettingsAnswer)
+    async def update_room(roomId: Id, body: SettingsPatch) -> dict[str, object]:
+        """Change settings, exactly as a host's ``updateRoom``."""
+        room = await deps.rooms.find(roomId)
+        return {"settings": wire.settings(await deps.controls.apply_settings(room, body.change()))}
+
+    @api.delete("/rooms/{roomId}", status_code=204)
+    async def end_room(roomId: Id) -> Response:
+        """End the meeting exactly as ``endMeeting`` (``endedBy: "api"``)."""
+        await deps.rooms.end(await deps.rooms.find(roomId), "api")
+        return Response(status_code=204)
+
+    @api.delete("/rooms/{roomId}/participants/{userId}", status_code=204)
+    async def remove_participant(roomId: Id, userId: UserId) -> Response:
+        """Remove someone exactly as a host's ``kick`` (``by: "api"``)."""
+        await deps.controls.remove(await deps.rooms.find(roomId), userId, "api")
+        return Response(status_code=204)
+
+    @api.get("/rooms/{roomId}/messages", response_model=list[Message])
+    async def messages(
+        roomId: Id,
+        before: Annotated[Id | None, Query()] = None,
+        limit: Annotated[int | None, Query(ge=1)] = None,
+    ) -> list[dict[str, object]]:
+        """A page of the chat, private messages included, oldest first."""
+        room = await deps.rooms.find(roomId)
+        found = await deps.chat.history_of(room, before, limit, None)
+        return [wire.message(m, deps.links) for m in found]
+
+    @api.post("/tokens", status_code=201, response_model=Token)
+    async def mint(body: NewToken, request: Request) -> dict[str, object]:
+        """A join token for one person (HS256 with ``PARLEY_JWT_SECRET``) and the link that
+        opens the meeting with it."""
+        room = await deps.rooms.find(body.roomId)
+        token = deps.grants.mint(room.room_id, body.userName, body.role, body.ttlSeconds, body.sub)
+        base = str(request.base_url).rstrip("/")
+        return {"jwt": token, "joinUrl": f"{base}/r/{room.room_id}?jwt={token}"}
+
+    app.include_router(api)
+    _install_docs(app)
+    return api
+
+
+def _install_docs(app: FastAPI) -> None:
+    """``/api/docs``: Swagger UI from the ``fastapi-offline`` package's copy (no third-party host
+    at run time), started by a script file rather than inline script (the site's CSP)."""
+    assets = Path(fastapi_offline.__file__).parent / "static"
+    names = {"swagger-ui-bundle.js", "swagger-ui.css", "favicon.png"}
+
+    @app.get("/api/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return HTMLResponse(_DOCS_PAGE)
+
+    @app.get("/api/docs/{name}", include_in_schema=False)
+    async def docs_asset(name: str) -> Response:
+        if name == "start.js":
+            return Response(_DOCS_START, media_type="text/javascript")
+        if name not in names:
+            raise InvalidPayload("No such file.")
+        return FileResponse(assets / name)
+
+
+_DOCS_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Parley admin API</title>
+<link rel="stylesheet" href="/api/docs/swagger-ui.css">
+<link rel="icon" href="/api/docs/favicon.png"></head>
+<body><div id="docs"></div>
+<script src="/api/docs/swagger-ui-bundle.js"></script>
+<script src="/api/docs/start.js"></script></body></html>
+"""
+
+_DOCS_START = """window.ui = SwaggerUIBundle({ url: "/api/v1/openapi.json", dom_id: "#docs" });
+"""

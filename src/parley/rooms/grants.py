@@ -1,0 +1,100 @@
+"""Join grants: JSON Web Tokens another application mints to admit its people, with their name,
+role and (optionally) a stable identity. Verified with PyJWT: HS256 with a shared secret, or
+RS256/ES256 with the issuer's public key."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import jwt
+
+from parley.errors import Forbidden, Unauthorized
+
+Role = Literal["host", "participant"]
+MAX_LEEWAY_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class Grant:
+    room_id: str
+    name: str
+    role: Role
+    subject: str | None
+
+    @property
+    def user_id(self) -> str | None:
+        """The same userId on every join of the same ``sub`` (hashed into the id alphabet)."""
+        if self.subject is None:
+            return None
+        return "sub-" + hashlib.sha256(self.subject.encode()).hexdigest()[:24]
+
+
+class JoinGrants:
+    """PyJWT checks ``exp`` and ``nbf`` against the system clock (it takes no other)."""
+
+    def __init__(
+        self,
+        secret: str | None = None,
+        public_key: str | None = None,
+        leeway_seconds: float = 30.0,
+    ) -> None:
+        self._secret = secret
+        self._public_key = public_key
+        self._leeway = min(leeway_seconds, MAX_LEEWAY_SECONDS)
+
+    @property
+    def enabled(self) -> bool:
+        return self._secret is not None or self._public_key is not None
+
+    def verify(self, token: str, room_id: str) -> Grant:
+        """The grant ``token`` carries for ``room_id``; UNAUTHORIZED for a bad signature, an
+        expired or not yet valid token, another room, a missing ``exp`` or missing claims."""
+        key, algorithms = self._verifying_key()
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=algorithms,
+                leeway=self._leeway,
+                options={"require": ["exp", "room", "name", "role"]},
+            )
+        except jwt.InvalidTokenError as error:
+            raise Unauthorized(f"The join token is not valid: {error}"[:200]) from None
+        name, role, sub = claims["name"], claims["role"], claims.get("sub")
+        if claims["room"] != room_id:
+            raise Unauthorized("The join token is for another meeting.")
+        if not isinstance(name, str) or not 1 <= len(name.strip()) <= 64:
+            raise Unauthorized("The join token's name must be 1 to 64 characters.")
+        if role not in ("host", "participant"):
+            raise Unauthorized('The join token\'s role must be "host" or "participant".')
+        if sub is not None and not isinstance(sub, str):
+            raise Unauthorized("The join token's sub must be a string.")
+        return Grant(room_id, name.strip(), role, sub)
+
+    def _verifying_key(self) -> tuple[str, list[str]]:
+        if self._public_key is not None:
+            return self._public_key, ["RS256", "ES256"]
+        if self._secret is not None:
+            return self._secret, ["HS256"]
+        raise Unauthorized("This server does not accept join tokens.")
+
+    def mint(
+        self, room_id: str, name: str, role: Role, ttl_seconds: int, subject: str | None = None
+    ) -> str:
+        """A join token signed with the shared secret (the REST API's ``POST /tokens``)."""
+        if self._secret is None:
+            raise Forbidden("Minting join tokens needs PARLEY_JWT_SECRET.")
+        now = int(time.time())
+        claims: dict[str, object] = {
+            "room": room_id,
+            "name": name,
+            "role": role,
+            "iat": now,
+            "exp": now + ttl_seconds,
+        }
+        if subject is not None:
+            claims["sub"] = subject
+        return jwt.encode(claims, self._secret, algorithm="HS256")
