@@ -47,6 +47,7 @@ bench: install web $(NODE_TOOLS)
 	scripts/loopback-only $(PY) bench/chat_bench.py
 	scripts/loopback-only $(PY) bench/media_bench.py
 	scripts/loopback-only $(PY) bench/browser_bench.py
+	scripts/loopback-only $(PY) bench/mute_bench.py
 
 clean:
 	rm -rf $(VENV) web/node_modules src/parley/static tests/conformance/node_modules bench/node_server/node_modules

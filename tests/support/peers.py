@@ -162,6 +162,8 @@ class TestSubscriber:
     address: str = LOOPBACK
     """The one address ICE gathers on."""
     dropped: int = 0
+    packets: list[tuple[str, float]] = field(default_factory=list)
+    """Every RTP packet received, as (kind, arrival time), before any decoding."""
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _random: random.Random = field(default_factory=lambda: random.Random(2))
 
@@ -185,6 +187,7 @@ class TestSubscriber:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
         if self.loss:
             self._install_loss()
+        self._count_packets()
         restrict_gathering(self.pc, (self.address,))
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         sdp: str = self.pc.localDescription.sdp
@@ -204,6 +207,22 @@ class TestSubscriber:
                 await _handle(packet, arrival_time_ms=arrival_time_ms)
 
             receiver._handle_rtp_packet = lossy
+
+    def _count_packets(self) -> None:
+        for transceiver in self.pc.getTransceivers():
+            receiver, kind = transceiver.receiver, transceiver.kind
+            handle = receiver._handle_rtp_packet
+
+            async def counted(
+                packet: Any, arrival_time_ms: int, _handle: Any = handle, _kind: str = kind
+            ) -> None:
+                self.packets.append((_kind, time.monotonic()))
+                await _handle(packet, arrival_time_ms=arrival_time_ms)
+
+            receiver._handle_rtp_packet = counted
+
+    def packets_of(self, kind: str) -> list[float]:
+        return [at for k, at in self.packets if k == kind]
 
     def of(self, kind: str) -> list[Received]:
         return [f for f in self.frames if f.kind == kind]

@@ -12,6 +12,7 @@ from parley.chat.service import ChatLimits, ChatService
 from parley.media.fake import FakeEngine
 from parley.rooms.controls import Controls
 from parley.rooms.expiry import IdleRooms
+from parley.rooms.grants import JoinGrants
 from parley.rooms.lobby import Lobby
 from parley.rooms.media import MediaLimits, MediaService
 from parley.rooms.membership import Membership
@@ -65,6 +66,7 @@ def compose(
         reconnects,
         lobby,
         passwords,
+        JoinGrants(),
         events,
         clock,
         room_limits or RoomLimits(),

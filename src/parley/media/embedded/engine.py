@@ -19,7 +19,14 @@ from parley.media.embedded.aiortc_internals import (
 from parley.media.embedded.config import EmbeddedConfig
 from parley.media.embedded.pump import ForwardingCounters
 from parley.media.embedded.sessions import PublisherSession, SubscriberSession
-from parley.media.engine import EngineInfo, IceCandidate, MediaListener, NoListener, Published
+from parley.media.engine import (
+    EngineInfo,
+    IceCandidate,
+    MediaKind,
+    MediaListener,
+    NoListener,
+    Published,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +118,14 @@ class EmbeddedEngine:
             "room %s: stream %s published (%s)", room_key, stream_id, "+".join(session.tracks)
         )
         return Published(answer_sdp=answer, kinds=tuple(session.tracks))
+
+    async def set_muted(self, room_key: str, stream_id: str, kinds: frozenset[MediaKind]) -> None:
+        room = self._rooms.get(room_key)
+        session = room.streams.get(stream_id) if room else None
+        if session is None:
+            raise MediaError(f"stream {stream_id} is not published")
+        for kind, track in session.tracks.items():
+            track.set_muted(kind in kinds)
 
     async def unpublish(self, room_key: str, stream_id: str) -> None:
         room = self._rooms.get(room_key)

@@ -69,6 +69,8 @@ class UpstreamTrack:
         self._last_sr: tuple[int, float] | None = None
         self._layouts: dict[Layout, int] = {}
         self._retired: set[int] = set()
+        self.muted = False
+        """A moderator's block: packets still arrive (and are counted), none is forwarded."""
 
     # -- ReceiveSink -----------------------------------------------------------------------
     def on_ready(self, session: ReceiveSession) -> None:
@@ -99,6 +101,8 @@ class UpstreamTrack:
             lost = self._nacks.received(packet.sequence_number, now)
             if lost:
                 self._send_nack(lost)
+        if self.muted:
+            return
         keyframe = self.gated and is_keyframe_start(codec.name, packet.payload)
         templates: dict[int, bytes] = {}
         for subscriber in self.subscribers:
@@ -128,6 +132,14 @@ class UpstreamTrack:
             self.subscribers.remove(subscriber)
 
     # -- feedback to the publisher ---------------------------------------------------------
+    def set_muted(self, muted: bool) -> None:
+        """Stop (or resume) forwarding this track. Resumed video starts at a keyframe."""
+        if self.muted == muted:
+            return
+        self.muted = muted
+        if not muted and self.kind == "video":
+            self.request_keyframe()
+
     def request_keyframe(self) -> None:
         """Ask the publisher for a keyframe, at most once per ``keyframe_interval``."""
         if self.kind != "video":

@@ -28,7 +28,14 @@ from parley.media.engine import (
 from parley.settings import Settings
 
 from .client import JSON, JanusClosed, JanusError, JanusHandle, plugin_data
-from .jsep import candidate_from_janus, candidate_to_janus, check_sdp, sdp_kinds, sdp_of
+from .jsep import (
+    candidate_from_janus,
+    candidate_to_janus,
+    check_sdp,
+    sdp_kinds,
+    sdp_mids,
+    sdp_of,
+)
 from .link import VIDEOROOM, JanusLink
 from .process import JanusProvider
 from .rooms import Peer, Publisher, Room, Signals, Subscriber
@@ -160,11 +167,35 @@ class JanusEngine:
             await handle.detach()
             raise _media_error("the media server refused the offer", exc) from exc
         simulcast = "a=simulcast:" in offer_sdp
-        publisher = Publisher(handle, signals, stream_id=stream_id, simulcast=simulcast)
+        publisher = Publisher(
+            handle, signals, stream_id=stream_id, simulcast=simulcast, mids=sdp_mids(answer)
+        )
         publisher.timer = self._fail_unless_live(publisher, room_key, stream_id, "stream_failed")
         room.streams[stream_id] = publisher
         logger.info("room %s: stream %s published on janus", room_key, stream_id)
         return Published(answer_sdp=answer, kinds=cast(tuple[MediaKind, ...], offered))
+
+    async def set_muted(self, room_key: str, stream_id: str, kinds: frozenset[MediaKind]) -> None:
+        """VideoRoom's ``moderate``: Janus stops relaying the publisher's media lines of those
+        kinds to every subscriber (the publisher keeps sending; nothing is renegotiated)."""
+        room = self._rooms.get(room_key)
+        publisher = room.streams.get(stream_id) if room else None
+        if publisher is None:
+            raise MediaError(f"stream {stream_id} is not published in this room")
+        control = self.link.control()
+        for kind, mids in publisher.mids.items():
+            for mid in mids:
+                body: JSON = {
+                    "request": "moderate",
+                    "room": room_key,
+                    "id": stream_id,
+                    "mid": mid,
+                    "mute": kind in kinds,
+                }
+                try:
+                    await control.message(body)
+                except JanusError as exc:
+                    raise _media_error("the media server cannot mute the stream", exc) from exc
 
     async def unpublish(self, room_key: str, stream_id: str) -> None:
         room = self._rooms.get(room_key)

@@ -10,6 +10,18 @@ from parley.media.engine import IceCandidate
 from .client import JSON
 
 
+def sdp_mids(sdp: str) -> dict[str, tuple[str, ...]]:
+    """The ``a=mid`` of each audio and video media line, by kind."""
+    mids: dict[str, list[str]] = {}
+    kind: str | None = None
+    for line in sdp.splitlines():
+        if line.startswith("m="):
+            kind = line[2:].split(" ", 1)[0]
+        elif line.startswith("a=mid:") and kind in ("audio", "video"):
+            mids.setdefault(kind, []).append(line[len("a=mid:") :].strip())
+    return {k: tuple(v) for k, v in mids.items()}
+
+
 def sdp_kinds(sdp: str) -> tuple[str, ...]:
     """Media kinds that an SDP actually carries (port not 0, direction not inactive)."""
     kinds: list[str] = []

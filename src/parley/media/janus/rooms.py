@@ -41,6 +41,8 @@ class Publisher(Peer):
     stream_id: str = ""
     simulcast: bool = False
     """Whether the publisher's offer sends video in several layers."""
+    mids: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """The publisher's media lines by kind (what a ``moderate`` request names)."""
 
 
 @dataclass
