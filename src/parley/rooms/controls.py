@@ -157,8 +157,8 @@ class Controls:
             muted=target.muted | {kind},
             muted_by_host=target.muted_by_host | {kind} if by_host else target.muted_by_host,
         )
+        await self._media.apply_blocks(room, blocked)  # the engine first: a failure changes nothing
         await self._presence.put(room.uid, blocked)
-        await self._media.apply_blocks(room, blocked)
         log.info("room %s: %s %s muted by %s", room.room_id, target.user_id, kind, by.user_id)
         await self._events.muted(room, blocked, kind, by.user_id)
         await self._events.user_updated(room, blocked)
@@ -178,8 +178,8 @@ class Controls:
             lifted = replace(
                 target, muted=target.muted - {kind}, muted_by_host=target.muted_by_host - {kind}
             )
-            await self._presence.put(room.uid, lifted)
             await self._media.apply_blocks(room, lifted)
+            await self._presence.put(room.uid, lifted)
             await self._events.user_updated(room, lifted)
 
     # --- hands and reactions ----------------------------------------------------------------
