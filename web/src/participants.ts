@@ -71,8 +71,11 @@ export class ParticipantsPanel {
     );
     document.addEventListener("click", (ev) => {
       if (this.openMenu === null) return;
-      const target = ev.target as Element | null;
-      if (target?.closest(".person-actions")) return;
+      // The path as dispatched: the button clicked may have been redrawn meanwhile.
+      const inside = ev
+        .composedPath()
+        .some((n) => n instanceof Element && n.classList.contains("person-actions"));
+      if (inside) return;
       this.setMenu(null);
     });
     this.el.addEventListener("keydown", (ev) => {
