@@ -285,7 +285,7 @@ function renderInfo(p: ParticipantView): Node[] {
     h("span", { class: "avatar small", "aria-hidden": "true" }, initials(p.userName)),
     h("span", { class: "person-name" }, p.isSelf ? `${p.userName} (you)` : p.userName),
     p.handRaised
-      ? h("span", { class: "hand", title: "Hand raised", "aria-hidden": "true" }, "✋")
+      ? h("span", { class: "hand", title: "Hand raised", "aria-hidden": "true" }, icon("hand"))
       : null,
     p.isHost ? h("span", { class: "badge host-badge" }, "Host") : null,
     h(

@@ -1,6 +1,6 @@
 /** The video grid: one tile per participant, plus a large area for a shared screen. */
 import { h, initials } from "./dom";
-import { setIcon } from "./icons";
+import { icon, setIcon } from "./icons";
 
 export interface TileState {
   userId: string;
@@ -41,7 +41,7 @@ export class Tile {
     this.host = h("span", { class: "badge host-badge" }, "Host");
     this.mic = h("span", { class: "state mic-state" });
     this.cam = h("span", { class: "state cam-state" });
-    this.hand = h("span", { class: "tile-hand", role: "img", "aria-label": "Hand raised", hidden: true }, "✋");
+    this.hand = h("span", { class: "tile-hand", role: "img", "aria-label": "Hand raised", hidden: true }, icon("hand"));
     this.el = h(
       "figure",
       { class: "tile", "data-user-id": state.userId },
