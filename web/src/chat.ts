@@ -1,4 +1,8 @@
-/** The chat panel: history, live messages, attachments with progress, unread count. */
+/**
+ * The chat panel: history, live messages, private messages (a "Send to" picker), attachments
+ * with progress, unread count. Download links are signed and expire: one that answers 401 is
+ * fetched afresh from the history and tried once more.
+ */
 import { formatBytes, formatTime, h, uid } from "./dom";
 import { humanError } from "./errors";
 import { ProtocolError, type Message, type UploadHandle } from "./protocol";
@@ -8,6 +12,8 @@ export interface Outgoing {
   message: string;
   clientMessageId: string;
   file?: { filename: string };
+  /** A private message's recipient. */
+  to?: string;
 }
 
 export interface ChatHooks {
@@ -17,6 +23,10 @@ export interface ChatHooks {
   upload(file: File, onProgress: (fraction: number) => void): UploadHandle | null;
   maxUploadBytes(): number;
   selfId(): string;
+  /** Someone's name, for private messages (null: not in the meeting now). */
+  nameOf(userId: string): string | null;
+  /** A page of the history, newest last (`before`: a message id), for fresh download links. */
+  history(before?: string): Promise<Message[]>;
   onUnread(count: number): void;
   /** Where the unsent text is kept, so a reload does not lose it. */
   draftKey: string;
@@ -30,6 +40,8 @@ export class ChatPanel {
   private readonly fileInput: HTMLInputElement;
   private readonly uploads: HTMLElement;
   private readonly error: HTMLElement;
+  private readonly recipient: HTMLSelectElement;
+  private readonly recipientWrap: HTMLElement;
   private readonly seen = new Set<string>();
   private readonly outbox: Outbox;
   private unread = 0;
@@ -45,9 +57,23 @@ export class ChatPanel {
     this.fileInput = h("input", { id: fileId, type: "file", class: "visually-hidden" });
     this.uploads = h("div", { class: "uploads" });
     this.error = h("p", { class: "error", role: "alert" });
+    const toId = uid("to");
+    this.recipient = h("select", { id: toId }, h("option", { value: "" }, "Everyone"));
+    this.recipientWrap = h(
+      "div",
+      { class: "recipient", hidden: true },
+      h("label", { for: toId }, "Send to"),
+      this.recipient,
+    );
+    this.recipient.addEventListener("change", () => {
+      this.input.placeholder = this.recipient.value
+        ? `Private message to ${this.recipient.selectedOptions[0]?.textContent ?? ""}`
+        : "Type a message";
+    });
     const form = h(
       "form",
       { class: "composer" },
+      this.recipientWrap,
       h("label", { for: inputId, class: "visually-hidden" }, "Message"),
       this.input,
       h(
@@ -117,6 +143,26 @@ export class ChatPanel {
     }
   }
 
+  /**
+   * Who a private message can go to (everyone else in the meeting), and whether the meeting
+   * allows private messages at all. A recipient who left is no longer offered.
+   */
+  setRecipients(people: { userId: string; userName: string }[], allowed: boolean): void {
+    const self = this.hooks.selfId();
+    const others = allowed ? people.filter((p) => p.userId !== self) : [];
+    const chosen = this.recipient.value;
+    const options = [h("option", { value: "" }, "Everyone")];
+    for (const p of others) options.push(h("option", { value: p.userId }, p.userName));
+    const key = JSON.stringify(others.map((p) => [p.userId, p.userName]));
+    if (this.recipient.dataset.key !== key) {
+      this.recipient.dataset.key = key;
+      this.recipient.replaceChildren(...options);
+      this.recipient.value = others.some((p) => p.userId === chosen) ? chosen : "";
+      this.recipient.dispatchEvent(new Event("change"));
+    }
+    this.recipientWrap.hidden = others.length === 0;
+  }
+
   /** Adds messages (history or live), ignoring ones already shown. */
   add(messages: Message[], live: boolean): void {
     const atBottom = this.log.scrollHeight - this.log.scrollTop - this.log.clientHeight < 40;
@@ -133,41 +179,110 @@ export class ChatPanel {
   }
 
   private render(m: Message): HTMLElement {
-    const mine = m.userId === this.hooks.selfId();
+    const self = this.hooks.selfId();
+    const mine = m.userId === self;
     const body: (Node | null)[] = [];
     if (m.message) body.push(h("p", { class: "text" }, m.message));
-    if (m.file) body.push(this.renderFile(m.file));
+    if (m.file) body.push(this.renderFile(m.file, m.id));
+    let author = mine ? "You" : m.userName;
+    if (m.to) {
+      const to = m.to === self ? "you" : (this.hooks.nameOf(m.to) ?? "someone who left");
+      author = `${author} → ${to}`;
+    }
+    const cls = ["message", mine ? "mine" : "", m.to ? "private" : ""].filter(Boolean).join(" ");
     return h(
       "li",
-      { class: mine ? "message mine" : "message", "data-id": m.id },
+      { class: cls, "data-id": m.id },
       h(
         "div",
         { class: "meta" },
-        h("span", { class: "author" }, mine ? "You" : m.userName),
+        h("span", { class: "author" }, author),
+        m.to ? h("span", { class: "badge private-badge" }, "Private") : null,
         h("time", { datetime: new Date(m.timestamp).toISOString() }, formatTime(m.timestamp)),
       ),
       ...body,
     );
   }
 
-  private renderFile(file: NonNullable<Message["file"]>): HTMLElement {
+  private renderFile(file: NonNullable<Message["file"]>, messageId: string): HTMLElement {
     const url = file.url || `/download-file/${encodeURIComponent(file.filename)}`;
     const wrap = h("div", { class: "attachment" });
+    const tagged = { "data-filename": file.filename, "data-message-id": messageId };
     if (file.mimeType.startsWith("image/") && !file.mimeType.includes("svg")) {
-      wrap.appendChild(
-        h("a", { href: url, download: file.originalName, class: "preview" },
-          h("img", { src: url, alt: file.originalName, loading: "lazy" })),
+      const img = h("img", { src: url, alt: file.originalName, loading: "lazy", ...tagged });
+      img.addEventListener(
+        "error",
+        () => void this.freshLink(messageId, file.filename),
+        { once: true },
       );
+      const preview = h("a", { href: url, download: file.originalName, class: "preview", ...tagged }, img);
+      this.checkBeforeDownload(preview, messageId, file.filename);
+      wrap.appendChild(preview);
     }
-    wrap.appendChild(
-      h(
-        "a",
-        { href: url, download: file.originalName, class: "file-link" },
-        `${file.originalName}`,
-        h("span", { class: "size" }, ` (${formatBytes(file.size)})`),
-      ),
+    const link = h(
+      "a",
+      { href: url, download: file.originalName, class: "file-link", ...tagged },
+      `${file.originalName}`,
+      h("span", { class: "size" }, ` (${formatBytes(file.size)})`),
     );
+    this.checkBeforeDownload(link, messageId, file.filename);
+    wrap.appendChild(link);
     return wrap;
+  }
+
+  /**
+   * A click on a download link first asks whether the link still works; an expired one (401)
+   * is replaced by a fresh one from the history and the download tried once more.
+   */
+  private checkBeforeDownload(link: HTMLAnchorElement, messageId: string, filename: string): void {
+    link.addEventListener("click", (ev) => {
+      if (link.dataset.checked === "yes") {
+        delete link.dataset.checked;
+        return;
+      }
+      ev.preventDefault();
+      void (async () => {
+        let status = await probe(link.href);
+        if (status === 401 && (await this.freshLink(messageId, filename))) {
+          status = await probe(link.href);
+        }
+        if (status === 401 || status === 404) {
+          this.error.textContent = "This file is no longer available.";
+          return;
+        }
+        link.dataset.checked = "yes";
+        link.click();
+      })();
+    });
+  }
+
+  /**
+   * Asks the history for the message's fresh links (newest page first, then older ones) and
+   * puts them on every link to the file; false when the message is no longer there.
+   */
+  private async freshLink(messageId: string, filename: string): Promise<boolean> {
+    let before: string | undefined;
+    for (let page = 0; page < 20; page++) {
+      let messages: Message[];
+      try {
+        messages = await this.hooks.history(before);
+      } catch {
+        return false;
+      }
+      for (const m of messages) if (m.file?.url) this.relink(m.file.filename, m.file.url);
+      if (messages.some((m) => m.id === messageId && m.file?.filename === filename)) return true;
+      if (!messages[0]) return false;
+      before = messages[0].id;
+    }
+    return false;
+  }
+
+  private relink(filename: string, url: string): void {
+    for (const el of this.log.querySelectorAll<HTMLElement>("[data-filename]")) {
+      if (el.dataset.filename !== filename) continue;
+      if (el instanceof HTMLAnchorElement) el.href = url;
+      else if (el instanceof HTMLImageElement && el.getAttribute("src") !== url) el.src = url;
+    }
   }
 
   private async submit(): Promise<void> {
@@ -175,11 +290,18 @@ export class ChatPanel {
     if (!text) return;
     this.sendButton.disabled = true;
     this.error.textContent = "";
+    const to = this.recipient.value || undefined;
+    // The outbox knows a text by its words and where it goes.
+    const key = to ? `${to}\u0000${text}` : text;
     try {
       // A retry of the same text (after a failure, a reconnect or a reload) keeps its id: the
       // server may have stored the first try even if its answer never came back.
-      await this.hooks.send({ message: text, clientMessageId: this.outbox.idFor(text) });
-      this.outbox.sent(text);
+      await this.hooks.send({
+        message: text,
+        clientMessageId: this.outbox.idFor(key),
+        ...(to ? { to } : {}),
+      });
+      this.outbox.sent(key);
       // Cleared only once the server has it, so nothing typed is lost while offline.
       if (this.input.value.trim() === text) {
         this.input.value = "";
@@ -227,7 +349,9 @@ export class ChatPanel {
     } catch (err) {
       this.error.textContent =
         err instanceof ProtocolError && err.code === "FILE_TOO_LARGE"
-          ? tooLarge(file, limit)
+          ? isQuota(err.message)
+            ? `“${file.name}” was not sent: ${readableSizes(err.message)}`
+            : tooLarge(file, limit)
           : `${file.name} was not sent: ${humanError(err, "upload")}`;
     } finally {
       row.remove();
@@ -237,6 +361,25 @@ export class ChatPanel {
 
 function tooLarge(file: File, limit: number): string {
   return `“${file.name}” is too large (${formatBytes(file.size)}). Files can be at most ${formatBytes(limit)}.`;
+}
+
+/** A refusal because the meeting's or the server's space for files is used up. */
+function isQuota(message: string): boolean {
+  return /quota|space for files/i.test(message);
+}
+
+/** The server's words, with its byte counts said for people ("1.0 GB"). */
+function readableSizes(message: string): string {
+  return message.replace(/\b(\d{4,}) bytes\b/g, (_, n: string) => formatBytes(Number(n)));
+}
+
+/** The status a download link answers now (0: could not ask). */
+async function probe(url: string): Promise<number> {
+  try {
+    return (await fetch(url, { method: "HEAD", cache: "no-store" })).status;
+  } catch {
+    return 0;
+  }
 }
 
 /** A fresh id for a message the server has not seen. */

@@ -6,6 +6,8 @@ export interface ControlHandlers {
   microphone(): void;
   camera(): void;
   screen(): void;
+  hand(): void;
+  reactions(open: boolean): void;
   chat(open: boolean): void;
   participants(open: boolean): void;
   leave(): void;
@@ -28,6 +30,8 @@ export class Controls {
   private readonly mic = button("Microphone", "mic");
   private readonly cam = button("Camera", "cam");
   private readonly screen = button("Share screen", "screenShare");
+  private readonly hand = button("Raise hand", "hand");
+  private readonly react = button("Reactions", "smile");
   private readonly chat = button("Chat", "chat");
   private readonly people = button("Participants", "people");
   private readonly leave = button("Leave", "leave", "danger");
@@ -38,7 +42,7 @@ export class Controls {
   private readonly dialog: HTMLDialogElement;
 
   constructor(private readonly handlers: ControlHandlers) {
-    for (const b of [this.mic, this.cam, this.screen, this.chat, this.people]) {
+    for (const b of [this.mic, this.cam, this.screen, this.hand, this.react, this.chat, this.people]) {
       b.setAttribute("aria-pressed", "false");
     }
     this.chat.append(this.unreadBadge);
@@ -64,6 +68,12 @@ export class Controls {
     this.mic.addEventListener("click", () => handlers.microphone());
     this.cam.addEventListener("click", () => handlers.camera());
     this.screen.addEventListener("click", () => handlers.screen());
+    this.hand.addEventListener("click", () => handlers.hand());
+    this.react.addEventListener("click", () => {
+      const open = this.react.getAttribute("aria-pressed") !== "true";
+      this.react.setAttribute("aria-pressed", String(open));
+      handlers.reactions(open);
+    });
     this.chat.addEventListener("click", () => this.toggle("chat"));
     this.people.addEventListener("click", () => this.toggle("participants"));
     this.leave.addEventListener("click", () => handlers.leave());
@@ -73,6 +83,7 @@ export class Controls {
       "footer",
       { class: "controls", role: "toolbar", "aria-label": "Meeting controls" },
       h("div", { class: "group" }, this.mic, this.cam, this.screen),
+      h("div", { class: "group" }, this.hand, this.react),
       h("div", { class: "group" }, this.chat, this.people),
       h("div", { class: "group" }, this.leave, this.end),
       this.unreadText,
@@ -80,8 +91,30 @@ export class Controls {
     );
   }
 
-  update(state: { micOn?: boolean; camOn?: boolean; sharing?: boolean; isHost?: boolean }): void {
+  update(state: {
+    micOn?: boolean;
+    camOn?: boolean;
+    sharing?: boolean;
+    isHost?: boolean;
+    handRaised?: boolean;
+    /** A host has blocked our microphone / camera on the server. */
+    audioBlocked?: boolean;
+    videoBlocked?: boolean;
+  }): void {
     if (state.micOn !== undefined) this.setPressed(this.mic, state.micOn, "mic", "micOff");
+    if (state.audioBlocked !== undefined) {
+      this.mic.dataset.blocked = String(state.audioBlocked);
+      this.mic.title = state.audioBlocked ? "A host muted your microphone" : "";
+    }
+    if (state.videoBlocked !== undefined) {
+      this.cam.dataset.blocked = String(state.videoBlocked);
+      this.cam.title = state.videoBlocked ? "A host turned off your camera" : "";
+    }
+    if (state.handRaised !== undefined) {
+      // A toggle keeps its name; aria-pressed says whether the hand is up.
+      this.hand.setAttribute("aria-pressed", String(state.handRaised));
+      this.hand.title = state.handRaised ? "Your hand is raised: press to lower it" : "";
+    }
     if (state.camOn !== undefined) this.setPressed(this.cam, state.camOn, "cam", "camOff");
     if (state.sharing !== undefined) this.setPressed(this.screen, state.sharing, "screenShare", "screenShare");
     if (state.isHost !== undefined) this.end.hidden = !state.isHost;
@@ -91,6 +124,11 @@ export class Controls {
     b.setAttribute("aria-pressed", String(on));
     b.classList.toggle("off", !on);
     setIcon(b, on ? onIcon : offIcon);
+  }
+
+  /** Closes the reactions bar's toggle (the bar itself belongs to the meeting). */
+  closeReactions(): void {
+    this.react.setAttribute("aria-pressed", "false");
   }
 
   isOpen(panel: Panel): boolean {

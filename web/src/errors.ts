@@ -14,6 +14,10 @@ export function humanError(err: unknown, context: ErrorContext = "other"): strin
         return "A meeting with this link already exists. Choose another link.";
       case "ROOM_FULL":
         return "This meeting is full.";
+      case "ROOM_LOCKED":
+        return "This meeting is locked: the host is not letting anyone else in right now.";
+      case "PASSWORD_REQUIRED":
+        return "This meeting needs a password.";
       case "NOT_IN_ROOM":
         return "You are no longer in this meeting.";
       case "FORBIDDEN":

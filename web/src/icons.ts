@@ -11,6 +11,8 @@ const PATHS: Record<string, string> = {
   leave: "M10 17l-5-5 5-5 M5 12h11 M14 4h5v16h-5",
   stop: "M6 6h12v12H6z",
   download: "M12 4v11 M7 10l5 5 5-5 M5 20h14",
+  hand: "M8 13V5a1.5 1.5 0 0 1 3 0v6 M11 11V4a1.5 1.5 0 0 1 3 0v7 M14 11V5a1.5 1.5 0 0 1 3 0v7 M17 12V8a1.5 1.5 0 0 1 3 0v6a7 7 0 0 1-7 7h-1a6 6 0 0 1-5-3l-3-5a1.5 1.5 0 0 1 2.5-1.6L8 13",
+  smile: "M12 21a9 9 0 1 0 0-18 9 9 0 0 0 0 18z M8 14a5 5 0 0 0 8 0 M9 9.5h.01 M15 9.5h.01",
   screenShare: "M3 4h18v12H3z M8 20h8 M12 16v4 M12 7v6 M9 10l3-3 3 3",
 };
 

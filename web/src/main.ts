@@ -6,7 +6,8 @@ import { Lobby } from "./lobby";
 import { Meeting, type Entry, type ExitReason } from "./meeting";
 import { Prejoin } from "./prejoin";
 import { humanError } from "./errors";
-import { ParleyClient, type ConnectionInfo, type CreateRoomData } from "./protocol";
+import { ParleyClient, ProtocolError, type ConnectionInfo, type CreateRoomData } from "./protocol";
+import { JoinCancelled, LobbyDenied } from "./session";
 import {
   devicePrefs,
   dropRoomSession,
@@ -81,19 +82,24 @@ function showLobby(): void {
   lobby.start();
 }
 
-function showPrejoin(roomId: string, error?: string): void {
+function showPrejoin(roomId: string, error?: string, needsPassword = false): void {
   document.title = "Join meeting · Parley";
   const prejoin = new Prejoin(
     client,
     roomId,
-    async ({ userName, media, prefs }) => {
+    async ({ userName, media, prefs, password }) => {
       const session = roomSession(roomId);
-      const entry: Entry = session?.hostKey ? { kind: "join", hostKey: session.hostKey } : { kind: "join" };
+      const entry: Entry = {
+        kind: "join",
+        ...(session?.hostKey ? { hostKey: session.hostKey } : {}),
+        ...(password !== undefined ? { password } : {}),
+      };
       return enterMeeting(roomId, userName, entry, media, prefs);
     },
     () => navigate("/"),
   );
   show(prejoin.el, () => prejoin.stop());
+  if (needsPassword) prejoin.askPassword();
   void prejoin.start().then(() => {
     if (error) prejoin.el.querySelector(".error")!.textContent = error;
   });
@@ -128,17 +134,30 @@ async function enterMeeting(
     media: local,
     prefs: p,
     onExit: (reason, message) => exitMeeting(roomId, reason, message),
+    onWaiting: () => showWaiting(meeting),
   });
   try {
     await meeting.start();
   } catch (err) {
     meeting.close(false);
-    const message = humanError(err, "join");
+    if (err instanceof LobbyDenied) {
+      exitMeeting(roomId, "denied");
+      return err.message;
+    }
+    if (err instanceof JoinCancelled) {
+      showPrejoin(roomId);
+      return err.message;
+    }
+    const needsPassword = err instanceof ProtocolError && err.code === "PASSWORD_REQUIRED";
+    const message =
+      needsPassword && entry.kind === "join" && entry.password
+        ? "That password is not right. Please check it and try again."
+        : humanError(err, "join");
     if (entry.kind === "join" && entry.resumeToken) {
       // The stored session could not be resumed: start over at the pre-join screen.
       forgetMeeting(roomId);
     }
-    showPrejoin(roomId, message);
+    showPrejoin(roomId, message, needsPassword);
     return message;
   }
   show(meeting.el, () => {
@@ -148,6 +167,23 @@ async function enterMeeting(
   });
   if (local.problem) toast(local.problem, "info", 8000);
   return null;
+}
+
+/** The lobby's waiting screen, until a host lets us in (or not), or we leave. */
+function showWaiting(meeting: Meeting): void {
+  document.title = "Waiting to join · Parley";
+  const leave = h("button", { type: "button", class: "btn" }, "Leave");
+  leave.addEventListener("click", () => meeting.leaveLobby());
+  const view = h(
+    "div",
+    { class: "farewell waiting-room", role: "main" },
+    h("h1", {}, "Waiting for the host to let you in"),
+    h("p", { role: "status" }, "You will join the meeting as soon as a host admits you."),
+    h("div", { class: "spinner", "aria-hidden": "true" }),
+    h("div", { class: "actions" }, leave),
+  );
+  // Leaving this screen any other way (e.g. the back button) leaves the lobby too.
+  show(view, () => meeting.leaveLobby());
 }
 
 /** Forgets this tab's place in a meeting but keeps the host key, so a host stays host. */
@@ -175,8 +211,19 @@ function exitMeeting(roomId: string, reason: ExitReason, message?: string): void
   if (reason === "ended") {
     heading = "The host ended the meeting";
     text = message ?? "Thanks for joining.";
+  } else if (reason === "removed") {
+    heading = "You were removed from the meeting";
+    text = message ?? "A host removed you from this meeting.";
   } else {
-    const rejoin = h("a", { href: `/r/${encodeURIComponent(roomId)}`, class: "btn" }, "Rejoin");
+    if (reason === "denied") {
+      heading = "The host did not let you in";
+      text = message ?? "You can ask again, or go back to the lobby.";
+    }
+    const rejoin = h(
+      "a",
+      { href: `/r/${encodeURIComponent(roomId)}`, class: "btn" },
+      reason === "denied" ? "Ask again" : "Rejoin",
+    );
     rejoin.addEventListener("click", (ev) => {
       ev.preventDefault();
       if (session?.hostKey) {

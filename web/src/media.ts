@@ -55,8 +55,19 @@ export class MeetingMedia {
     return this.enabled && this.info.media?.simulcast === true;
   }
 
+  /** ICE servers given to us as a participant (with TURN credentials), once known. */
+  private participantIce: RTCIceServer[] | null = null;
+
   private get iceServers(): RTCIceServer[] {
-    return this.info.iceServers ?? [];
+    return this.participantIce ?? this.info.iceServers ?? [];
+  }
+
+  /**
+   * The ICE servers `/get-connection-info` gives us as a participant (TURN credentials are
+   * given only with our token); used by every peer connection made from now on.
+   */
+  setIceServers(servers: RTCIceServer[]): void {
+    this.participantIce = servers;
   }
 
   /** Publishes our media and subscribes to `streams` (from the join answer). */

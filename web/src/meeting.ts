@@ -12,14 +12,21 @@ import { LayerChooser } from "./layers";
 import { OwnMedia } from "./local";
 import { MeetingMedia } from "./media";
 import { SidePanels } from "./panels";
+import { ParticipantsPanel } from "./participants";
 import {
   ProtocolError,
   type ConnectionInfo,
   type Events,
   type JoinRoomData,
+  type LobbyEntry,
+  type MediaKind,
   type ParleyClient,
+  type Reaction,
   type Stream,
+  type User,
 } from "./protocol";
+import { FloatingReactions, ReactionBar } from "./reactions";
+import { RoomMenu } from "./roommenu";
 import { Roster } from "./roster";
 import { RoomSession, type Entry } from "./session";
 import { SpeakerDetector } from "./speaker";
@@ -28,7 +35,8 @@ import { MeetingView } from "./view";
 
 export type { Entry } from "./session";
 
-export type ExitReason = "left" | "ended";
+/** How we came out: left, the meeting ended, a host removed us, or a host did not let us in. */
+export type ExitReason = "left" | "ended" | "removed" | "denied";
 
 export interface MeetingOptions {
   client: ParleyClient;
@@ -39,6 +47,8 @@ export interface MeetingOptions {
   media: LocalMedia;
   prefs: DevicePrefs;
   onExit: (reason: ExitReason, message?: string) => void;
+  /** The room put us in its lobby: a host must let us in (`start` resolves when one does). */
+  onWaiting?: () => void;
 }
 
 /** How often inbound audio is read for microphone states and the active speaker. */
@@ -58,10 +68,18 @@ export class Meeting {
   private readonly chat: ChatPanel;
   private readonly controls: Controls;
   private readonly view: MeetingView;
+  private readonly people: ParticipantsPanel;
+  private readonly roomMenu: RoomMenu;
+  private readonly reactionBar: ReactionBar;
+  private readonly floating = new FloatingReactions();
+  /** Who waits in the lobby (hosts only), by request id. */
+  private readonly waiting = new Map<string, LobbyEntry>();
   private closed = false;
   /** How many times the room's answer to a join or resume has arrived. */
   private joins = 0;
   private readonly disposers: (() => void)[] = [];
+  /** Whether our hand is up, as the server last said. */
+  private handUp = false;
   private statsTimer = 0;
 
   constructor(opts: MeetingOptions) {
@@ -74,9 +92,10 @@ export class Meeting {
       becameHost: (userId) => {
         if (userId !== this.session.userId || this.session.isHost) return;
         this.session.isHost = true;
-        this.controls.update({ isHost: true });
+        this.setHost(true);
         toast("You are now the host.");
       },
+      updated: (before, after) => this.userUpdated(before, after),
     });
 
     this.media = new MeetingMedia(this.client, opts.roomId, opts.info, {
@@ -94,6 +113,7 @@ export class Meeting {
           message: outgoing.message,
           timestamp: Date.now(),
           ...(outgoing.file ? { file: outgoing.file } : {}),
+          ...(outgoing.to ? { to: outgoing.to } : {}),
           clientMessageId: outgoing.clientMessageId,
         }),
       upload: (file, onProgress) =>
@@ -102,6 +122,12 @@ export class Meeting {
           : null,
       maxUploadBytes: () => opts.info.limits?.maxUploadBytes ?? 50 * 1024 * 1024,
       selfId: () => this.session.userId,
+      nameOf: (userId) => this.roster.get(userId)?.userName ?? null,
+      history: (before) =>
+        this.client.request("getChatHistory", {
+          roomId: opts.roomId,
+          ...(before ? { before } : {}),
+        }),
       onUnread: (n) => this.controls.setUnread(n),
       draftKey: `parley.draft.${opts.roomId}`,
     });
@@ -109,10 +135,30 @@ export class Meeting {
       microphone: () => void this.toggleMic(),
       camera: () => void this.toggleCam(),
       screen: () => void this.toggleScreen(),
+      hand: () => void this.toggleHand(),
+      reactions: (open) => this.reactionBar.setOpen(open),
       chat: (open) => panels.chatToggled(open),
       participants: (open) => panels.participantsToggled(open),
       leave: () => void this.leave(),
       end: () => void this.endForAll(),
+    });
+    this.reactionBar = new ReactionBar((emoji) => void this.react(emoji));
+    this.roomMenu = new RoomMenu(async (change) => {
+      const { settings } = await this.client.request("updateRoom", {
+        roomId: opts.roomId,
+        ...change,
+      });
+      return settings;
+    });
+    this.people = new ParticipantsPanel({
+      setRole: (userId, role) => void this.hostAction("setRole", { userId, role }),
+      mute: (userId, kind) => void this.hostAction("mute", { userId, kind }),
+      unmute: (userId, kind) => void this.hostAction("unmute", { userId, kind }),
+      lowerHand: (userId) => void this.hostAction("raiseHand", { userId, raised: false }),
+      remove: (userId) => void this.hostAction("kick", { userId }),
+      muteAll: () => void this.hostAction("muteAll", { kind: "audio" }),
+      admit: (requestId) => void this.hostAction("admit", { requestId }),
+      deny: (requestId) => void this.hostAction("deny", { requestId }),
     });
     this.view = new MeetingView(
       opts.roomId,
@@ -127,6 +173,8 @@ export class Meeting {
       },
       this.chat,
       this.controls,
+      this.people,
+      { roomMenu: this.roomMenu, reactionBar: this.reactionBar, floating: this.floating },
     );
     this.el = this.view.el;
     const panels = new SidePanels(this.el, () => this.controls, this.chat, this.view.people);
@@ -141,18 +189,28 @@ export class Meeting {
     this.listen();
     const entry = this.opts.entry;
     let streams: Stream[] = [];
+    this.session.onWaiting = () => this.opts.onWaiting?.();
     if (entry.kind === "created") {
       // A room just made holds only us; everything after arrives as events.
       this.session.created(entry.data);
       this.resetRoster([]);
       this.joins += 1;
+      // Its settings: the defaults and the creator's choices; asking changes nothing.
+      void this.client
+        .request("updateRoom", { roomId: this.opts.roomId })
+        .then(({ settings }) => this.roomMenu.show(settings), () => undefined);
     } else {
-      const data = await this.join(() => this.session.join(entry.resumeToken, entry.hostKey));
+      const data = await this.join(() =>
+        this.session.join(entry.resumeToken, entry.hostKey, entry.password),
+      );
       streams = data.streams;
     }
-    this.controls.update({ micOn: this.own.micOn, camOn: this.own.camOn, isHost: this.session.isHost });
+    this.controls.update({ micOn: this.own.micOn, camOn: this.own.camOn });
+    this.setHost(this.session.isHost);
     this.render();
     void this.loadHistory();
+    await this.participantIce();
+    if (this.closed) return;
     // Three layers need a picture worth splitting: the top one is 720p, the lowest 180p.
     if (this.media.simulcast) {
       await this.own.setCameraSize(1280, 720);
@@ -179,7 +237,60 @@ export class Meeting {
     }
     this.resetRoster(data.users);
     this.joins += 1;
+    if (data.settings) this.roomMenu.show(data.settings);
+    this.waiting.clear();
+    for (const w of data.lobby ?? []) this.waiting.set(w.requestId, w);
+    this.people.setLobby([...this.waiting.values()]);
     return data;
+  }
+
+  /**
+   * Our ICE servers as a participant: TURN credentials are given only with our token, so
+   * `/get-connection-info` is asked again once we are in (and after each resume).
+   */
+  private async participantIce(): Promise<void> {
+    if (!this.session.token) return;
+    try {
+      const info = await this.client.getConnectionInfo(this.session.token);
+      this.media.setIceServers(info.iceServers ?? []);
+    } catch {
+      // The servers known before joining still serve (STUN, or none on a LAN).
+    }
+  }
+
+  /** Whether we are a host now: the host's menu, tools and the end-for-all control. */
+  private setHost(isHost: boolean): void {
+    this.session.isHost = isHost;
+    this.controls.update({ isHost });
+    this.roomMenu.setHost(isHost);
+    this.people.setHost(isHost);
+    if (isHost) this.people.setLobby([...this.waiting.values()]);
+    else this.waiting.clear();
+  }
+
+  /** `userUpdated`: someone's role, hand or server mutes changed. */
+  private userUpdated(before: User | undefined, after: User): void {
+    if (after.userId !== this.session.userId) return;
+    if (after.isHost !== this.session.isHost) {
+      this.setHost(after.isHost);
+      toast(after.isHost ? "You are now a host." : "You are no longer a host.");
+    }
+    this.controls.update({
+      handRaised: !!after.handRaised,
+      audioBlocked: !!after.audioMuted,
+      videoBlocked: !!after.videoMuted,
+    });
+    if (before?.handRaised && !after.handRaised && this.handUp) {
+      toast("A host lowered your hand.");
+    }
+    this.handUp = !!after.handRaised;
+    // A host lifting a block only allows us to send again; nothing is turned on.
+    if (before?.audioMuted && !after.audioMuted && !this.own.micOn) {
+      toast("You may unmute your microphone again.");
+    }
+    if (before?.videoMuted && !after.videoMuted && !this.own.camOn) {
+      toast("You may turn your camera on again.");
+    }
   }
 
   private resetRoster(users: JoinRoomData["users"]): void {
@@ -216,12 +327,45 @@ export class Meeting {
     this.on("userJoined", (u) => roster.joined(u.userId, u.userName));
     this.on("userLeft", (u) => {
       if (u.userId === this.session.userId) return;
+      if (u.reason === "kicked") toast(`${u.userName} was removed from the meeting.`);
       roster.left(u.userId);
       this.speakers.forget(u.userId);
       this.media.userLeft(u.userId);
       this.render();
     });
     this.on("hostChanged", ({ userId }) => roster.hostChanged(userId));
+    this.on("userUpdated", (u) => roster.updated(u));
+    this.on("roomUpdated", (p) => {
+      if (p.roomId !== room) return;
+      this.roomMenu.show(p.settings);
+      this.render();
+    });
+    this.on("lobbyRequest", (p) => {
+      if (p.roomId !== room || !this.session.isHost) return;
+      const isNew = !this.waiting.has(p.requestId);
+      this.waiting.set(p.requestId, { requestId: p.requestId, userName: p.userName });
+      this.people.setLobby([...this.waiting.values()]);
+      if (isNew) toast(`${p.userName} is waiting to join. Open Participants to let them in.`);
+    });
+    this.on("lobbyResolved", (p) => {
+      if (p.roomId !== room) return;
+      this.waiting.delete(p.requestId);
+      this.people.setLobby([...this.waiting.values()]);
+    });
+    this.on("kicked", (p) => {
+      if (p.roomId !== room) return;
+      this.close(false);
+      this.opts.onExit("removed");
+    });
+    this.on("muted", (p) => {
+      if (p.roomId !== room) return;
+      void this.mutedByServer(p.kind, p.by);
+    });
+    this.on("reaction", (p) => {
+      const name =
+        p.userId === this.session.userId ? "You" : (roster.get(p.userId)?.userName ?? "");
+      this.floating.show(p.emoji, name);
+    });
     this.on("streamStarted", ({ userId }) => roster.setFlag(userId, "isStreaming", true));
     this.on("streamStopped", ({ userId }) => roster.setFlag(userId, "isStreaming", false));
     this.on("screenStarted", ({ userId }) => roster.setFlag(userId, "isScreenSharing", true));
@@ -265,8 +409,10 @@ export class Meeting {
       const previous = this.session.userId;
       const data = await this.join(() => this.session.resume());
       if (data.userId !== previous) toast("You rejoined the meeting.");
-      this.controls.update({ isHost: this.session.isHost });
+      this.setHost(this.session.isHost);
       void this.loadHistory();
+      await this.participantIce();
+      if (this.closed) return;
       this.media.restart(data.streams, true);
       void this.sendFlag(this.own.camOn ? "startStream" : "stopStream");
       this.render();
@@ -278,6 +424,11 @@ export class Meeting {
       }
       toast(`Could not rejoin: ${humanError(err, "join")}`, "error");
     }
+  }
+
+  /** Leaves the lobby while waiting there (`start` then fails with JoinCancelled). */
+  leaveLobby(): void {
+    this.session.leaveLobby();
   }
 
   async leave(): Promise<void> {
@@ -329,7 +480,97 @@ export class Meeting {
     await this.client.request(event, { roomId: this.opts.roomId }).catch(() => undefined);
   }
 
+  /** Whether the server blocks our `kind` (a host muted it). */
+  private blocked(kind: MediaKind): boolean {
+    const self = this.roster.get(this.session.userId);
+    return kind === "audio" ? !!self?.audioMuted : !!self?.videoMuted;
+  }
+
+  /**
+   * Before sending `kind` again: lifts the server's block when there is one; false (with a
+   * notice) when we may not.
+   */
+  private async mayUnmute(kind: MediaKind): Promise<boolean> {
+    if (!this.blocked(kind)) return true;
+    try {
+      await this.client.request("unmute", {
+        roomId: this.opts.roomId,
+        userId: this.session.userId,
+        kind,
+      });
+      return true;
+    } catch (err) {
+      const what = kind === "audio" ? "microphone" : "camera";
+      toast(
+        err instanceof ProtocolError && err.code === "FORBIDDEN"
+          ? `A host muted your ${what}; only a host can let you turn it on. Raise your hand to ask.`
+          : `Your ${what} could not be turned on: ${humanError(err)}`,
+        "error",
+        8000,
+      );
+      return false;
+    }
+  }
+
+  /** `muted`: a host (or we ourselves) blocked our `kind`: stop sending it here too. */
+  private async mutedByServer(kind: MediaKind, by: string): Promise<void> {
+    const byHost = by !== this.session.userId;
+    if (kind === "audio") {
+      if (byHost) toast("The host muted your microphone.", "info", 8000);
+      if (this.own.micOn) {
+        await this.own.setMic(false);
+        await this.media.syncSenders();
+      }
+      this.controls.update({ micOn: this.own.micOn, audioBlocked: true });
+    } else {
+      if (byHost) toast("The host turned off your camera.", "info", 8000);
+      if (this.own.camOn) {
+        await this.own.setCam(false);
+        await this.media.syncSenders();
+        void this.sendFlag("stopStream");
+        this.roster.setFlag(this.session.userId, "isStreaming", false);
+      }
+      this.controls.update({ camOn: this.own.camOn, videoBlocked: true });
+    }
+    this.render();
+  }
+
+  private async toggleHand(): Promise<void> {
+    const raised = !this.handUp;
+    try {
+      await this.client.request("raiseHand", { roomId: this.opts.roomId, raised });
+    } catch (err) {
+      toast(`Your hand could not be ${raised ? "raised" : "lowered"}: ${humanError(err)}`, "error");
+    }
+  }
+
+  private async react(emoji: Reaction): Promise<void> {
+    try {
+      await this.client.request("react", { roomId: this.opts.roomId, emoji });
+    } catch (err) {
+      toast(humanError(err), "error");
+    }
+  }
+
+  /** A host's action on someone (or on the lobby); failures are told in words. */
+  private async hostAction(
+    event: "setRole" | "mute" | "unmute" | "raiseHand" | "kick" | "muteAll" | "admit" | "deny",
+    payload: Record<string, unknown>,
+  ): Promise<void> {
+    try {
+      const request = this.client.request.bind(this.client) as (
+        e: string,
+        p: Record<string, unknown>,
+      ) => Promise<unknown>;
+      await request(event, { roomId: this.opts.roomId, ...payload });
+      if (event === "muteAll") toast("Everyone else's microphone is muted.");
+    } catch (err) {
+      toast(humanError(err), "error", 8000);
+    }
+  }
+
   private async toggleMic(): Promise<void> {
+    if (!this.own.micOn && !(await this.mayUnmute("audio"))) return;
     const problem = await this.own.setMic(!this.own.micOn);
     if (problem) toast(problem, "error");
     await this.media.syncSenders();
@@ -338,6 +579,7 @@ export class Meeting {
   }
 
   private async toggleCam(): Promise<void> {
+    if (!this.own.camOn && !(await this.mayUnmute("video"))) return;
     const problem = await this.own.setCam(!this.own.camOn);
     if (problem) {
       toast(problem, "error");
@@ -383,11 +625,14 @@ export class Meeting {
   // --- view ---------------------------------------------------------------------------------
 
   private micOn(userId: string): boolean {
-    return userId === this.session.userId ? this.own.micOn : this.speakers.micOn(userId);
+    if (userId === this.session.userId) return this.own.micOn;
+    return !this.roster.get(userId)?.audioMuted && this.speakers.micOn(userId);
   }
 
   private render(): void {
-    if (!this.closed) this.view.render();
+    if (this.closed) return;
+    this.view.render();
+    this.chat.setRecipients(this.roster.all(), this.roomMenu.current.privateChat);
   }
 
   /** Microphone states from inbound audio, and the active speaker. */

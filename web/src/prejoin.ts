@@ -7,6 +7,8 @@ import { devicePrefs, saveDevicePrefs, saveName, savedName, type DevicePrefs } f
 
 export interface PrejoinResult {
   userName: string;
+  /** The meeting's password, when it has one. */
+  password?: string;
   media: LocalMedia;
   prefs: DevicePrefs;
 }
@@ -24,6 +26,8 @@ export class Prejoin {
   private readonly camBtn: HTMLButtonElement;
   private readonly joinBtn: HTMLButtonElement;
   private readonly nameInput: HTMLInputElement;
+  private readonly passwordWrap: HTMLElement;
+  private readonly passwordInput: HTMLInputElement;
   private readonly title: HTMLElement;
   private audio: MediaStreamTrack | null = null;
   private video_: MediaStreamTrack | null = null;
@@ -56,6 +60,14 @@ export class Prejoin {
     this.joinBtn = h("button", { type: "submit", class: "btn primary big" }, "Join meeting");
     const name = field("Your name", { autocomplete: "name", maxlength: 64, value: savedName(), required: true });
     this.nameInput = name.input;
+    const password = field("Meeting password", {
+      type: "password",
+      maxlength: 128,
+      autocomplete: "off",
+    }, "The host gave the password with the link.");
+    this.passwordWrap = password.wrap;
+    this.passwordWrap.hidden = true;
+    this.passwordInput = password.input;
     this.title = h("h1", {}, "Ready to join?");
 
     const form = h(
@@ -64,6 +76,7 @@ export class Prejoin {
       this.title,
       h("p", { class: "room-id" }, `Meeting ID: ${roomId}`),
       name.wrap,
+      this.passwordWrap,
       h("div", { class: "field" }, h("label", { for: camId }, "Camera device"), this.camSelect),
       h("div", { class: "field" }, h("label", { for: micId }, "Microphone device"), this.micSelect),
       this.error,
@@ -106,6 +119,11 @@ export class Prejoin {
     });
   }
 
+  /** The meeting asks for a password: show its field (and focus it once the page is ready). */
+  askPassword(): void {
+    this.passwordWrap.hidden = false;
+  }
+
   async start(): Promise<void> {
     void this.lookUpRoom();
     this.renderToggles();
@@ -113,6 +131,7 @@ export class Prejoin {
     await this.fillDevices();
     this.tick();
     if (!this.nameInput.value) this.nameInput.focus();
+    else if (!this.passwordWrap.hidden) this.passwordInput.focus();
   }
 
   private async lookUpRoom(): Promise<void> {
@@ -123,6 +142,10 @@ export class Prejoin {
         this.title.textContent = `Join “${room.roomName}”`;
         const n = room.participants;
         this.notice.textContent = n ? `${n} ${n === 1 ? "person is" : "people are"} in this meeting.` : "";
+        if (room.settings?.hasPassword) this.askPassword();
+        if (room.settings?.locked) {
+          this.notice.textContent += " The meeting is locked: only a host can let people in now.";
+        }
       } else {
         this.error.textContent = "This meeting does not exist or has ended.";
       }
@@ -220,6 +243,12 @@ export class Prejoin {
       this.nameInput.focus();
       return;
     }
+    const password = this.passwordWrap.hidden ? undefined : this.passwordInput.value;
+    if (password === "") {
+      this.error.textContent = "Please type the meeting's password.";
+      this.passwordInput.focus();
+      return;
+    }
     saveName(userName);
     saveDevicePrefs(this.prefs);
     this.joinBtn.disabled = true;
@@ -227,6 +256,7 @@ export class Prejoin {
     this.handedOver = true;
     const error = await this.onJoin({
       userName,
+      ...(password !== undefined ? { password } : {}),
       media: { audio: this.audio, video: this.prefs.camOn ? this.video_ : null, problem: null },
       prefs: { ...this.prefs },
     });

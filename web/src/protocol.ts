@@ -24,6 +24,8 @@ export type ErrorCode =
   | "SERVER_FULL"
   | "MEDIA_ERROR"
   | "INTERNAL"
+  | "ROOM_LOCKED"
+  | "PASSWORD_REQUIRED"
   | "TIMEOUT"
   | "DISCONNECTED";
 
@@ -32,11 +34,32 @@ export type Source = "camera" | "screen";
 export type SimulcastLayer = 0 | 1 | 2;
 export type MediaKind = "audio" | "video";
 
+/** A meeting's settings, as everyone may see them (the password itself is never sent). */
+export interface RoomSettings {
+  locked: boolean;
+  lobby: boolean;
+  hasPassword: boolean;
+  /** Whether someone a host muted may unmute themselves. */
+  selfUnmute: boolean;
+  privateChat: boolean;
+  listed: boolean;
+}
+
+export const DEFAULT_SETTINGS: RoomSettings = {
+  locked: false,
+  lobby: false,
+  hasPassword: false,
+  selfUnmute: true,
+  privateChat: true,
+  listed: true,
+};
+
 export interface Room {
   roomId: string;
   roomName: string;
   participants: number;
   createdAt: number;
+  settings?: RoomSettings;
 }
 
 export interface User {
@@ -46,6 +69,22 @@ export interface User {
   isStreaming: boolean;
   isScreenSharing: boolean;
   joinedAt: number;
+  handRaised?: boolean;
+  handRaisedAt?: number | null;
+  /** Blocked by the server: no packet of this kind reaches anyone. */
+  audioMuted?: boolean;
+  videoMuted?: boolean;
+}
+
+/** The fixed set of reactions. */
+export const REACTIONS = ["👍", "👏", "😂", "😮", "❤️", "🎉"] as const;
+export type Reaction = (typeof REACTIONS)[number];
+
+/** Someone knocking at a meeting with a lobby. */
+export interface LobbyEntry {
+  requestId: string;
+  userName: string;
+  since?: number;
 }
 
 export interface FileInfo {
@@ -65,6 +104,8 @@ export interface Message {
   timestamp: number;
   clientTimestamp?: number;
   file?: FileInfo;
+  /** A private message's recipient (only sender and recipient receive it). */
+  to?: string;
 }
 
 export interface Stream {
@@ -98,7 +139,21 @@ export interface JoinRoomData {
   token: string;
   users: User[];
   streams: Stream[];
+  settings?: RoomSettings;
+  /** Only in a host's answer: who waits in the lobby. */
+  lobby?: LobbyEntry[];
 }
+
+/** The answer to a `joinRoom` that must wait in the lobby. */
+export interface WaitingData {
+  waiting: true;
+  roomId: string;
+  requestId: string;
+}
+
+export type SettingsChange = Partial<
+  Pick<RoomSettings, "locked" | "lobby" | "selfUnmute" | "privateChat" | "listed">
+> & { password?: string | null };
 
 export interface ConnectionInfo {
   iceServers: RTCIceServer[];
@@ -115,8 +170,14 @@ export interface Requests {
     CreateRoomData,
   ];
   joinRoom: [
-    { roomId: string; userName: string; hostKey?: string; resumeToken?: string },
-    JoinRoomData,
+    {
+      roomId: string;
+      userName: string;
+      hostKey?: string;
+      resumeToken?: string;
+      password?: string;
+    },
+    JoinRoomData | WaitingData,
   ];
   leaveRoom: [{ roomId: string; userName: string }, Empty];
   endMeeting: [{ roomId: string; userName: string }, Empty];
@@ -129,6 +190,7 @@ export interface Requests {
       timestamp?: number;
       file?: { filename: string };
       clientMessageId?: string;
+      to?: string;
     },
     { id: string; timestamp: number },
   ];
@@ -144,6 +206,16 @@ export interface Requests {
   unsubscribe: [{ roomId: string; subscriptionId: string }, Empty];
   selectLayer: [{ roomId: string; subscriptionId: string; layer: SimulcastLayer }, Empty];
   iceCandidate: [{ roomId: string; id: string; candidate: CandidateInit | null }, Empty];
+  updateRoom: [{ roomId: string } & SettingsChange, { settings: RoomSettings }];
+  admit: [{ roomId: string; requestId: string }, Empty];
+  deny: [{ roomId: string; requestId: string }, Empty];
+  kick: [{ roomId: string; userId: string }, Empty];
+  setRole: [{ roomId: string; userId: string; role: "host" | "participant" }, Empty];
+  mute: [{ roomId: string; userId: string; kind: MediaKind }, Empty];
+  unmute: [{ roomId: string; userId: string; kind: MediaKind }, Empty];
+  muteAll: [{ roomId: string; kind: MediaKind }, Empty];
+  raiseHand: [{ roomId: string; raised: boolean; userId?: string }, Empty];
+  react: [{ roomId: string; emoji: Reaction }, Empty];
 }
 
 /** Every server -> client event and its payload. */
@@ -153,7 +225,20 @@ export interface Events {
   roomsList: Room[];
   getUsers: User[];
   userJoined: { userId: string; userName: string };
-  userLeft: { userId: string; userName: string };
+  userLeft: { userId: string; userName: string; reason?: "left" | "timeout" | "kicked" };
+  userUpdated: User;
+  roomUpdated: { roomId: string; settings: RoomSettings };
+  lobbyRequest: { roomId: string; requestId: string; userName: string };
+  lobbyResolved: {
+    roomId: string;
+    requestId: string;
+    outcome: "admitted" | "denied" | "cancelled";
+  };
+  admitted: JoinRoomData;
+  lobbyDenied: { roomId: string };
+  kicked: { roomId: string; by: string };
+  muted: { roomId: string; kind: MediaKind; by: string };
+  reaction: { userId: string; emoji: string; timestamp: number };
   hostChanged: { userId: string };
   message: Message;
   chatHistory: Message[];
@@ -295,9 +380,12 @@ export class ParleyClient {
     });
   }
 
-  /** The server's ICE servers, media engine and limits (`/get-connection-info`). */
-  getConnectionInfo(): Promise<ConnectionInfo> {
-    return getConnectionInfo(this.baseUrl);
+  /**
+   * The server's ICE servers, media engine and limits (`/get-connection-info`); with a
+   * participant's `token`, the ICE servers include TURN credentials for that participant.
+   */
+  getConnectionInfo(token?: string): Promise<ConnectionInfo> {
+    return getConnectionInfo(this.baseUrl, token);
   }
 
   /** Uploads a file to the room (`/upload-file`) with progress (0..1). */
@@ -598,9 +686,15 @@ export interface UploadHandle {
 /** How an upload ended when it did not fail: stored (with the file's details) or cancelled. */
 export type UploadResult = { cancelled: false; file: FileInfo } | { cancelled: true };
 
-/** `/get-connection-info` of the server at `base` (an origin, or "" for the page's own). */
-export async function getConnectionInfo(base = ""): Promise<ConnectionInfo> {
-  const response = await fetch(`${base}/get-connection-info`, { cache: "no-store" });
+/**
+ * `/get-connection-info` of the server at `base` (an origin, or "" for the page's own); a
+ * participant's `token` brings that participant's TURN credentials.
+ */
+export async function getConnectionInfo(base = "", token?: string): Promise<ConnectionInfo> {
+  const response = await fetch(`${base}/get-connection-info`, {
+    cache: "no-store",
+    ...(token ? { headers: { Authorization: `Bearer ${token}` } } : {}),
+  });
   if (!response.ok) throw new ProtocolError("INTERNAL", "Could not reach the server.");
   return (await response.json()) as ConnectionInfo;
 }

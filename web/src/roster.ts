@@ -1,7 +1,7 @@
 /**
  * Who is in the meeting, with their flags, kept from the room's events (docs/protocol.md §4):
- * `userJoined`, `userLeft`, `hostChanged`, `streamStarted`/`streamStopped`,
- * `screenStarted`/`screenStopped`. The whole list comes only with a join or a resume
+ * `userJoined`, `userLeft`, `hostChanged`, `userUpdated` (role, raised hand, server mutes),
+ * `streamStarted`/`streamStopped`, `screenStarted`/`screenStopped`. The whole list comes only with a join or a resume
  * (`joinRoom`'s `users`); events that arrive while that answer is on its way are held and
  * applied on top of it, in order, so none is lost to a list taken a moment earlier.
  */
@@ -14,6 +14,8 @@ export interface RosterHooks {
   changed(): void;
   /** `userId` became a host through `hostChanged`. */
   becameHost(userId: string): void;
+  /** `userUpdated` changed someone (`before`: as they were, if known). */
+  updated(before: User | undefined, after: User): void;
 }
 
 export class Roster {
@@ -78,7 +80,21 @@ export class Roster {
         isStreaming: false,
         isScreenSharing: false,
         joinedAt: Date.now(),
+        handRaised: false,
+        audioMuted: false,
+        videoMuted: false,
       });
+      return true;
+    });
+  }
+
+  /** `userUpdated`: the server's view of someone's role and flags. */
+  updated(user: User): void {
+    this.apply(() => {
+      const before = this.users.get(user.userId);
+      const after = { ...before, ...user };
+      this.users.set(user.userId, after);
+      this.hooks.updated(before ? { ...before } : undefined, after);
       return true;
     });
   }

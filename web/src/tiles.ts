@@ -1,6 +1,6 @@
 /** The video grid: one tile per participant, plus a large area for a shared screen. */
 import { h, initials } from "./dom";
-import { setIcon } from "./icons";
+import { icon, setIcon } from "./icons";
 
 export interface TileState {
   userId: string;
@@ -9,6 +9,9 @@ export interface TileState {
   isHost: boolean;
   camOn: boolean;
   micOn: boolean;
+  handRaised?: boolean;
+  /** A host has blocked this person's microphone. */
+  audioBlocked?: boolean;
 }
 
 export class Tile {
@@ -19,6 +22,7 @@ export class Tile {
   private readonly host: HTMLElement;
   private readonly mic: HTMLElement;
   private readonly cam: HTMLElement;
+  private readonly hand: HTMLElement;
   state: TileState;
 
   constructor(state: TileState) {
@@ -37,11 +41,13 @@ export class Tile {
     this.host = h("span", { class: "badge host-badge" }, "Host");
     this.mic = h("span", { class: "state mic-state" });
     this.cam = h("span", { class: "state cam-state" });
+    this.hand = h("span", { class: "tile-hand", role: "img", "aria-label": "Hand raised", hidden: true }, icon("hand"));
     this.el = h(
       "figure",
       { class: "tile", "data-user-id": state.userId },
       this.video,
       this.avatar,
+      this.hand,
       h("figcaption", { class: "caption" }, this.mic, this.name, this.host, this.cam),
     );
     this.update(state);
@@ -55,7 +61,11 @@ export class Tile {
     this.host.hidden = !s.isHost;
     this.el.classList.toggle("cam-off", !s.camOn);
     setIcon(this.mic, s.micOn ? "mic" : "micOff");
-    this.mic.title = s.micOn ? "Microphone on" : "Microphone off";
+    this.mic.title = s.audioBlocked
+      ? "Muted by a host"
+      : s.micOn
+        ? "Microphone on"
+        : "Microphone off";
     this.mic.setAttribute("aria-label", this.mic.title);
     setIcon(this.cam, "camOff");
     this.cam.hidden = s.camOn;
@@ -63,6 +73,9 @@ export class Tile {
     this.cam.setAttribute("aria-label", this.cam.title);
     this.el.dataset.mic = s.micOn ? "on" : "off";
     this.el.dataset.cam = s.camOn ? "on" : "off";
+    this.el.dataset.muted = s.audioBlocked ? "host" : "no";
+    this.el.dataset.hand = s.handRaised ? "raised" : "down";
+    this.hand.hidden = !s.handRaised;
   }
 
   setMedia(media: MediaStream | null): void {

@@ -9,8 +9,10 @@ import { h, toast } from "./dom";
 import type { LayerChooser } from "./layers";
 import type { OwnMedia } from "./local";
 import type { MeetingMedia } from "./media";
-import { ParticipantsPanel } from "./participants";
+import type { ParticipantsPanel } from "./participants";
 import type { ConnectionState, User } from "./protocol";
+import type { FloatingReactions, ReactionBar } from "./reactions";
+import type { RoomMenu } from "./roommenu";
 import { Grid } from "./tiles";
 
 /** What the view draws from. */
@@ -27,7 +29,6 @@ export interface ViewState {
 export class MeetingView {
   readonly el: HTMLElement;
   readonly grid = new Grid();
-  readonly people = new ParticipantsPanel();
   private readonly banner: HTMLElement;
   private readonly title: HTMLElement;
   private closed = false;
@@ -37,6 +38,8 @@ export class MeetingView {
     private readonly state: ViewState,
     chat: ChatPanel,
     private readonly controls: Controls,
+    readonly people: ParticipantsPanel,
+    extras: { roomMenu: RoomMenu; reactionBar: ReactionBar; floating: FloatingReactions },
   ) {
     this.banner = h("div", { class: "banner", role: "status", "aria-live": "polite", hidden: true });
     this.title = h("h1", { class: "room-title" }, "Joining…");
@@ -45,11 +48,21 @@ export class MeetingView {
     this.el = h(
       "div",
       { class: "meeting", "data-room-id": roomId },
-      h("header", { class: "meeting-header" }, this.title, h("span", { class: "room-id" }, roomId), copy),
+      h(
+        "header",
+        { class: "meeting-header" },
+        this.title,
+        extras.roomMenu.status,
+        h("span", { class: "room-id" }, roomId),
+        copy,
+        h("span", { class: "menu-anchor" }, extras.roomMenu.button, extras.roomMenu.el),
+      ),
       this.banner,
       h("main", { class: "meeting-body" }, this.grid.el, chat.el, this.people.el),
       controls.el,
     );
+    this.grid.el.appendChild(extras.floating.el);
+    controls.el.appendChild(extras.reactionBar.el);
   }
 
   connection(state: ConnectionState): void {
@@ -87,6 +100,8 @@ export class MeetingView {
         isHost: u?.isHost ?? false,
         camOn: isSelf ? s.own.camOn : (u?.isStreaming ?? true),
         micOn: s.micOn(userId),
+        handRaised: !!u?.handRaised,
+        audioBlocked: !!u?.audioMuted,
       });
       if (isSelf) {
         tile.setMedia(s.own.selfStream);
