@@ -7,29 +7,35 @@ import contextlib
 import logging
 import os
 import time
-from typing import Any
+from typing import Any, cast
 
 import socketio
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from parley.chat.models import ChatMessage
 from parley.chat.service import ChatLimits, ChatService
 from parley.clock import Clock, SystemClock
 from parley.errors import ErrorCode
 from parley.files.blobs import BlobDir
 from parley.files.links import DownloadLinks
 from parley.files.service import FileLimits, FilesService
+from parley.http import metrics as metrics_http
 from parley.http import routes
+from parley.http.metrics import Metrics
 from parley.http.security import Guard
 from parley.media.engine import MediaEngine
 from parley.media.select import create_engine
 from parley.ratelimit import KeyedLimiter
 from parley.rooms.controls import Controls
+from parley.rooms.events import RoomEvents
 from parley.rooms.expiry import IdleRooms
 from parley.rooms.lobby import Lobby
 from parley.rooms.media import MediaLimits, MediaService, networks
+from parley.rooms.meeting_log import NO_LOG, MeetingLog
 from parley.rooms.membership import Membership
+from parley.rooms.models import Participant, RoomRecord
 from parley.rooms.passwords import Passwords
 from parley.rooms.presence import InMemoryPresence
 from parley.rooms.reconnect import Reconnects
@@ -43,6 +49,8 @@ from parley.store.batching import BatchingChatStore
 from parley.store.database import make_engine, migrate
 from parley.store.repository import Store
 from parley.tokens import TokenSigner, load_or_create_secret
+from parley.webhooks.outbox import OutboxLog
+from parley.webhooks.worker import RetryPolicy, WebhookWorker
 
 log = logging.getLogger(__name__)
 _UNSET: Any = object()
@@ -66,6 +74,25 @@ class Parley:
         self.store = Store(self.db)
         self.engine = create_engine(s) if engine is _UNSET else engine
         self.presence = InMemoryPresence()
+        self.metrics = Metrics(self.presence, self.engine)
+        self.webhooks: WebhookWorker | None = None
+        meeting_log: MeetingLog = NO_LOG
+        if s.webhook_urls and s.webhook_secret:
+            self.webhooks = WebhookWorker(
+                self.store,
+                s.webhook_urls,
+                s.webhook_secret,
+                clock,
+                RetryPolicy(
+                    s.webhook_retry_base_seconds,
+                    s.webhook_retry_max_seconds,
+                    s.webhook_give_up_seconds,
+                    s.webhook_timeout_seconds,
+                ),
+                on_outcome=self.metrics.delivery,
+            )
+            meeting_log = OutboxLog(self.store, s.webhook_urls, clock)
+            self.store.on_log_written = self.webhooks.wake
         self.sio = signalling.make_server(
             s.cors_origins,
             s.max_socket_message_bytes,
@@ -73,7 +100,7 @@ class Parley:
             s.ping_timeout_seconds,
             max(s.max_outbound_bytes, 2 * s.max_answer_bytes),
         )
-        events = SocketRoomEvents(self.sio, links=links)
+        events = _observed(SocketRoomEvents(self.sio, links=links), meeting_log, self.metrics)
         blobs = BlobDir(s.files_dir)
         self.files = FilesService(
             self.store,
@@ -88,7 +115,9 @@ class Parley:
                 s.unattached_upload_seconds,
             ),
             links,
+            meeting_log,
         )
+        self.files.on_uploaded = self.metrics.uploaded
         self.media = MediaService(
             self.presence,
             self.engine,
@@ -105,7 +134,7 @@ class Parley:
             ),
         )
         membership = Membership(
-            self.store, self.presence, self.media, self.files, events, signer, clock
+            self.store, self.presence, self.media, self.files, events, signer, clock, meeting_log
         )
         passwords = Passwords(clock, s.max_wrong_passwords, s.wrong_password_window_seconds)
         self.lobby = Lobby(self.presence, membership, events, clock)
@@ -193,7 +222,11 @@ class Parley:
             self.sio,
             handlers.routes(),
             self.rooms,
-            Bounds(s.max_answer_bytes, KeyedLimiter(s.read_rate, s.read_burst)),
+            Bounds(
+                s.max_answer_bytes,
+                KeyedLimiter(s.read_rate, s.read_burst),
+                observe=self.metrics.answered,
+            ),
             s.max_connections_per_address,
         )
         self.http = FastAPI(title="Parley", version="1", docs_url=None, redoc_url=None)
@@ -204,6 +237,7 @@ class Parley:
                 s, self.store, self.presence, self.files, self.engine, signer, time.monotonic()
             ),
         )
+        metrics_http.install(self.http, self.metrics, s.api_key)
         self.asgi = Guard(
             signalling.ContainedWebSockets(
                 signalling.guard(
@@ -225,6 +259,8 @@ class Parley:
         await migrate(self.db)
         await self.files.sweep()
         await self.chat_store.start()
+        if self.webhooks is not None:
+            await self.webhooks.start()
         if self.engine is not None:
             await self.engine.start()
         if self.idle.enabled:
@@ -245,10 +281,41 @@ class Parley:
         self._expiry = self._file_expiry = None
         await self.reconnects.close()
         await self.chat_store.close()
+        if self.webhooks is not None:
+            await self.webhooks.close()
         if self.engine is not None:
             await self.engine.close()
         await self.store.close()
         log.info("parley stopped")
+
+
+class _Observed:
+    """``RoomEvents`` as given, also noting for the meeting log who ends a meeting and
+    counting chat messages; every other fact passes through untouched."""
+
+    def __init__(self, inner: RoomEvents, log: MeetingLog, metrics: Metrics) -> None:
+        self._inner = inner
+        self._log = log
+        self._messages = metrics.messages
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._inner, name)
+        setattr(self, name, value)  # found once, then an ordinary attribute
+        return value
+
+    async def meeting_ended(self, room: RoomRecord, by: str) -> None:
+        self._log.ending(room, by)
+        await self._inner.meeting_ended(room, by)
+
+    async def message_posted(
+        self, room: RoomRecord, message: ChatMessage, only: list[Participant] | None
+    ) -> None:
+        self._messages.inc()
+        await self._inner.message_posted(room, message, only)
+
+
+def _observed(inner: RoomEvents, log: MeetingLog, metrics: Metrics) -> RoomEvents:
+    return cast(RoomEvents, _Observed(inner, log, metrics))
 
 
 def _prepare_data_dir(settings: Settings) -> None:

@@ -8,14 +8,17 @@ import logging
 import mimetypes
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from parley.clock import Clock
 from parley.errors import FileNotFound, FileTooLarge, InvalidPayload, RoomNotFound, Unauthorized
 from parley.files.blobs import BlobDir, BlobWriter
 from parley.files.links import DownloadLinks
 from parley.files.models import FileRepository, StoredFile
+from parley.rooms.meeting_log import NO_LOG, LoggingFileStore, MeetingLog
 from parley.rooms.models import Participant, RoomGone, RoomRecord
 from parley.rooms.presence import Presence
 from parley.text import clean_text
@@ -84,6 +87,7 @@ class FilesService:
         clock: Clock,
         limits: FileLimits,
         links: DownloadLinks,
+        log: MeetingLog = NO_LOG,
     ) -> None:
         self._store = store
         self._blobs = blobs
@@ -92,6 +96,9 @@ class FilesService:
         self._clock = clock
         self._limits = limits
         self.links = links
+        self._log = log
+        self.on_uploaded: Callable[[StoredFile], None] = lambda _record: None
+        """Called with each upload recorded."""
         self._in_flight_room: Counter[str] = Counter()
         self._in_flight_total = 0
         self._recording = asyncio.Lock()
@@ -176,11 +183,16 @@ class FilesService:
             now = UploadGrant(grant.room, grant.participant, room_used, total_used)
             self._check(now, blob.size, counted=blob.size)
             await blob.commit()
+            entries = self._log.file_uploaded(grant.room, grant.participant, record)
             try:
-                await self._store.add_file(record)
+                if entries:  # written with the file's row, in its transaction
+                    await cast(LoggingFileStore, self._store).add_file(record, entries)
+                else:
+                    await self._store.add_file(record)
             except RoomGone:
                 raise RoomNotFound("This meeting has ended.") from None
             incoming.release()
+        self.on_uploaded(record)
         log.info(
             "room %s: %s uploaded a file (%d bytes)",
             grant.room.room_id,
