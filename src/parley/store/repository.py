@@ -284,33 +284,35 @@ class Store:
                     .where(o.c.seq.in_([row.seq for row in rows]))
                     .values(claimed_by=node, claimed_until=now_ms + lease_ms)
                 )
-        return [
-            PendingDelivery(
-                seq=row.seq,
-                event_id=row.event_id,
-                event=row.event,
-                room_uid=row.room_uid,
-                url=row.url,
-                body=row.body,
-                created_at=row.created_at,
-                attempts=row.attempts,
-            )
-            for row in rows
-        ]
+        return [_pending(row) for row in rows]
 
-    async def delivery_done(self, seq: int, node: str) -> None:
+    async def following_deliveries(
+        self, head: PendingDelivery, limit: int
+    ) -> list[PendingDelivery]:
+        o = t.webhook_outbox
+        query = (
+            select(o)
+            .where(o.c.url == head.url, o.c.room_uid == head.room_uid, o.c.seq > head.seq)
+            .order_by(o.c.seq)
+            .limit(limit)
+        )
+        async with self._engine.connect() as connection:
+            return [_pending(row) for row in await connection.execute(query)]
+
+    async def finish_deliveries(
+        self, done: Sequence[int], retry: tuple[int, int, int] | None
+    ) -> None:
         o = t.webhook_outbox
         async with self._engine.begin() as connection:
-            await connection.execute(delete(o).where(o.c.seq == seq, o.c.claimed_by == node))
-
-    async def delivery_later(self, seq: int, node: str, attempts: int, due_at: int) -> None:
-        o = t.webhook_outbox
-        async with self._engine.begin() as connection:
-            await connection.execute(
-                update(o)
-                .where(o.c.seq == seq, o.c.claimed_by == node)
-                .values(attempts=attempts, due_at=due_at, claimed_by=None, claimed_until=None)
-            )
+            if done:
+                await connection.execute(delete(o).where(o.c.seq.in_(list(done))))
+            if retry is not None:
+                seq, attempts, due_at = retry
+                await connection.execute(
+                    update(o)
+                    .where(o.c.seq == seq)
+                    .values(attempts=attempts, due_at=due_at, claimed_by=None, claimed_until=None)
+                )
 
     async def release_deliveries(self, node: str) -> None:
         o = t.webhook_outbox
@@ -349,6 +351,20 @@ async def _write_log(connection: AsyncConnection, entries: Sequence[LogEntry]) -
             }
             for e in entries
         ],
+    )
+
+
+def _pending(row: Row[tuple[object, ...]]) -> PendingDelivery:
+    m = row._mapping
+    return PendingDelivery(
+        seq=m["seq"],
+        event_id=m["event_id"],
+        event=m["event"],
+        room_uid=m["room_uid"],
+        url=m["url"],
+        body=m["body"],
+        created_at=m["created_at"],
+        attempts=m["attempts"],
     )
 
 

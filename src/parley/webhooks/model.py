@@ -40,11 +40,18 @@ class OutboxStore(Protocol):
         """At most ``limit`` due events, each the oldest of its (URL, room), none claimed by
         another worker; claimed for ``node`` until ``now_ms + lease_ms``."""
 
-    async def delivery_done(self, seq: int, node: str) -> None:
-        """Delivered or given up: the event leaves the outbox (if ``node`` still holds it)."""
+    async def following_deliveries(
+        self, head: PendingDelivery, limit: int
+    ) -> list[PendingDelivery]:
+        """The events after ``head`` in its (URL, room), oldest first: theirs to deliver too
+        while ``head`` is claimed (no other worker takes a room's events past its head)."""
 
-    async def delivery_later(self, seq: int, node: str, attempts: int, due_at: int) -> None:
-        """Failed: try again at ``due_at`` (ms), claim released."""
+    async def finish_deliveries(
+        self, done: Sequence[int], retry: tuple[int, int, int] | None
+    ) -> None:
+        """In one transaction: the events ``done`` (delivered or given up) leave the outbox,
+        and ``retry`` (seq, attempts, due_at ms), the one that failed, waits for its next
+        attempt, unclaimed."""
 
     async def release_deliveries(self, node: str) -> None:
         """Give back every claim of ``node`` (it stops)."""

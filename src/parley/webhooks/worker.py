@@ -26,6 +26,8 @@ from parley.webhooks.model import OutboxStore, PendingDelivery
 from parley.webhooks.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, signature
 
 log = logging.getLogger(__name__)
+_BATCH = 100
+"""Events of one (URL, room) delivered on one claim, at most."""
 
 Outcome = Callable[[str], None]
 """Told each delivery's outcome: ``delivered``, ``failed`` (will retry) or ``gave_up``."""
@@ -126,17 +128,43 @@ class WebhookWorker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll)
 
-    async def _deliver(self, pending: PendingDelivery) -> None:
+    async def _deliver(self, head: PendingDelivery) -> None:
         try:
-            await self._attempt(pending)
+            await self._deliver_room(head)
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("webhooks: event %s: delivery bookkeeping failed", pending.event_id)
+            log.exception("webhooks: event %s: delivery bookkeeping failed", head.event_id)
         finally:
             self.wake()
 
-    async def _attempt(self, pending: PendingDelivery) -> None:
+    async def _deliver_room(self, head: PendingDelivery) -> None:
+        """``head`` and the events behind it in its (URL, room), in order, while each is
+        delivered (the first failure waits for its retry, and so does the rest); then one
+        write for all of them."""
+        batch = [head, *await self._store.following_deliveries(head, _BATCH - 1)]
+        deadline = time.monotonic() + self._lease_ms / 2000
+        done: list[int] = []
+        retry: tuple[int, int, int] | None = None
+        delay = 0.0
+        for pending in batch:
+            if done and time.monotonic() > deadline:
+                break  # the rest after a new claim, well within the lease
+            outcome, delay = await self._attempt(pending)
+            if outcome == "failed":
+                attempts = pending.attempts + 1
+                retry = (pending.seq, attempts, self._clock.now_ms() + int(delay * 1000))
+                break
+            done.append(pending.seq)
+        await self._store.finish_deliveries(done, retry)
+        if retry is not None:
+            loop = asyncio.get_running_loop()
+            self._timers = {t for t in self._timers if t.when() > loop.time()}
+            self._timers.add(loop.call_later(delay, self.wake))
+
+    async def _attempt(self, pending: PendingDelivery) -> tuple[str, float]:
+        """POST one event; its outcome (``delivered``, ``failed``, ``gave_up``), logged and
+        counted, and after a failure the wait before the next attempt."""
         assert self._client is not None
         body = pending.body.encode()
         headers = {
@@ -153,47 +181,19 @@ class WebhookWorker:
         except httpx.HTTPError as error:
             status, detail = None, type(error).__name__
         took_ms = (time.perf_counter() - started) * 1000
-        if status is not None and 200 <= status < 300:
-            await self._store.delivery_done(pending.seq, self._node)
-            self._on_outcome("delivered")
-            log.info(
-                "webhook %s %s to %s: delivered (%s, %.0f ms)",
-                pending.event,
-                pending.event_id,
-                where,
-                detail,
-                took_ms,
-            )
-            return
+        what = f"webhook {pending.event} {pending.event_id} to {where}"
         attempts = pending.attempts + 1
-        now = self._clock.now_ms()
-        if now - pending.created_at >= self._policy.give_up_seconds * 1000:
-            await self._store.delivery_done(pending.seq, self._node)
-            self._on_outcome("gave_up")
-            log.error(
-                "webhook %s %s to %s: gave up after %d attempts (last: %s)",
-                pending.event,
-                pending.event_id,
-                where,
-                attempts,
-                detail,
-            )
-            return
-        delay = self._policy.delay(attempts)
-        await self._store.delivery_later(pending.seq, self._node, attempts, now + int(delay * 1000))
-        self._on_outcome("failed")
-        log.warning(
-            "webhook %s %s to %s: attempt %d failed (%s); next in %.1f s",
-            pending.event,
-            pending.event_id,
-            where,
-            attempts,
-            detail,
-            delay,
-        )
-        loop = asyncio.get_running_loop()
-        self._timers = {t for t in self._timers if t.when() > loop.time()}
-        self._timers.add(loop.call_later(delay, self.wake))
+        if status is not None and 200 <= status < 300:
+            outcome, delay = "delivered", 0.0
+            log.info("%s: delivered (%s, %.0f ms)", what, detail, took_ms)
+        elif self._clock.now_ms() - pending.created_at >= self._policy.give_up_seconds * 1000:
+            outcome, delay = "gave_up", 0.0
+            log.error("%s: gave up after %d attempts (last: %s)", what, attempts, detail)
+        else:
+            outcome, delay = "failed", self._policy.delay(attempts)
+            log.warning("%s: attempt %d failed (%s); next in %.1f s", what, attempts, detail, delay)
+        self._on_outcome(outcome)
+        return outcome, delay
 
 
 def _redacted(url: str) -> str:
