@@ -23,6 +23,8 @@ from parley.files.blobs import BlobDir
 from parley.files.links import DownloadLinks
 from parley.files.service import FileLimits, FilesService
 from parley.http import api, routes
+from parley.http import metrics as metrics_http
+from parley.http.metrics import Metrics
 from parley.http.security import Guard
 from parley.media.engine import MediaEngine
 from parley.media.select import create_engine
@@ -32,6 +34,7 @@ from parley.rooms.expiry import IdleRooms
 from parley.rooms.grants import JoinGrants
 from parley.rooms.lobby import Lobby
 from parley.rooms.media import MediaLimits, MediaService, networks
+from parley.rooms.meeting_log import NO_LOG, MeetingLog
 from parley.rooms.membership import Membership
 from parley.rooms.passwords import Passwords
 from parley.rooms.presence import InMemoryPresence
@@ -46,6 +49,8 @@ from parley.store.batching import BatchingChatStore
 from parley.store.database import make_engine, migrate
 from parley.store.repository import Store
 from parley.tokens import TokenSigner, load_or_create_secret
+from parley.webhooks.outbox import OutboxLog
+from parley.webhooks.worker import RetryPolicy, WebhookWorker
 
 log = logging.getLogger(__name__)
 _UNSET: Any = object()
@@ -69,6 +74,25 @@ class Parley:
         self.store = Store(self.db)
         self.engine = create_engine(s) if engine is _UNSET else engine
         self.presence = InMemoryPresence()
+        self.metrics = Metrics(self.presence, self.engine)
+        self.webhooks: WebhookWorker | None = None
+        meeting_log: MeetingLog = NO_LOG
+        if s.webhook_urls and s.webhook_secret:
+            self.webhooks = WebhookWorker(
+                self.store,
+                s.webhook_urls,
+                s.webhook_secret,
+                clock,
+                RetryPolicy(
+                    s.webhook_retry_base_seconds,
+                    s.webhook_retry_max_seconds,
+                    s.webhook_give_up_seconds,
+                    s.webhook_timeout_seconds,
+                ),
+                on_outcome=self.metrics.delivery,
+            )
+            meeting_log = OutboxLog(self.store, s.webhook_urls, clock)
+            self.store.on_log_written = self.webhooks.wake
         self.sio = signalling.make_server(
             s.cors_origins,
             s.max_socket_message_bytes,
@@ -91,7 +115,9 @@ class Parley:
                 s.unattached_upload_seconds,
             ),
             links,
+            meeting_log,
         )
+        self.files.on_uploaded = self.metrics.uploaded
         self.media = MediaService(
             self.presence,
             self.engine,
@@ -108,7 +134,7 @@ class Parley:
             ),
         )
         membership = Membership(
-            self.store, self.presence, self.media, self.files, events, signer, clock
+            self.store, self.presence, self.media, self.files, events, signer, clock, meeting_log
         )
         passwords = Passwords(clock, s.max_wrong_passwords, s.wrong_password_window_seconds)
         grants = JoinGrants(s.jwt_secret, s.jwt_public_key, s.jwt_leeway_seconds)
@@ -174,6 +200,7 @@ class Parley:
             s.reaction_rate,
             s.reaction_burst,
         )
+        self.chat.on_posted = lambda _message: self.metrics.messages.inc()
         if self.engine is not None:
             self.engine.set_listener(self.media)
 
@@ -199,7 +226,11 @@ class Parley:
             self.sio,
             handlers.routes(),
             self.rooms,
-            Bounds(s.max_answer_bytes, KeyedLimiter(s.read_rate, s.read_burst)),
+            Bounds(
+                s.max_answer_bytes,
+                KeyedLimiter(s.read_rate, s.read_burst),
+                observe=self.metrics.answered,
+            ),
             s.max_connections_per_address,
         )
         self.http = FastAPI(
@@ -231,6 +262,7 @@ class Parley:
                 s, self.store, self.presence, self.files, self.engine, signer, time.monotonic()
             ),
         )
+        metrics_http.install(self.http, self.metrics, s.api_key)
         self.asgi = Guard(
             signalling.ContainedWebSockets(
                 signalling.guard(
@@ -252,6 +284,8 @@ class Parley:
         await migrate(self.db)
         await self.files.sweep()
         await self.chat_store.start()
+        if self.webhooks is not None:
+            await self.webhooks.start()
         if self.engine is not None:
             await self.engine.start()
         if self.idle.enabled:
@@ -272,6 +306,8 @@ class Parley:
         self._expiry = self._file_expiry = None
         await self.reconnects.close()
         await self.chat_store.close()
+        if self.webhooks is not None:
+            await self.webhooks.close()
         if self.engine is not None:
             await self.engine.close()
         await self.store.close()

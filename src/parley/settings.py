@@ -10,7 +10,7 @@ from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIB = 1024 * 1024
@@ -60,7 +60,9 @@ class Settings(BaseSettings):
     jwt_leeway_seconds: float = Field(default=30.0, ge=0, le=60)
     """Clock leeway on a join token's ``exp`` and ``nbf``."""
     api_key: str | None = None
-    """Turns the admin REST API (``/api/v1/``) on; its bearer token. Also guards ``/metrics``."""
+    """Turns the admin REST API (``/api/v1/``) on: its bearer key (``Authorization: Bearer
+    <api_key>``, compared in constant time). It also guards ``GET /metrics``; unset, that is
+    open to anyone who can reach the server."""
     api_rate: float = Field(default=20.0, gt=0)
     """REST API calls per second per key, sustained."""
     api_burst: int = Field(default=100, ge=1)
@@ -76,6 +78,24 @@ class Settings(BaseSettings):
     """Host names (``Host`` header, port ignored) the server answers to, comma separated; a
     request for any other host answers 400. Empty (the default): any host. Set it to your public
     name to stop DNS rebinding; ``*.example.org`` allows the subdomains of example.org."""
+
+    # --- webhooks ---------------------------------------------------------------------------
+    webhook_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """``http(s)`` URLs (comma separated) that receive each meeting event (``room_started``,
+    ``participant_joined``, ``participant_left``, ``meeting_ended``, ``file_uploaded``) as a
+    signed POST. Empty (the default): no events are kept or sent."""
+    webhook_secret: str | None = None
+    """Key of the ``Parley-Signature`` HMAC-SHA256 over ``<t>.<body>``; required with
+    ``webhook_urls`` (at least 16 characters)."""
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    """How long one delivery may take before it counts as failed (and is retried)."""
+    webhook_retry_base_seconds: float = Field(default=1.0, gt=0)
+    """First wait after a failed delivery; each further failure doubles it."""
+    webhook_retry_max_seconds: float = Field(default=600.0, gt=0)
+    """Longest wait between two attempts at one event."""
+    webhook_give_up_seconds: float = Field(default=24 * 3600.0, gt=0)
+    """An event still not delivered this long after it happened is dropped (logged and
+    counted as ``gave_up``); the room's later events follow."""
 
     # --- rooms ------------------------------------------------------------------------------
     max_rooms: int = Field(default=1000, ge=1)
@@ -213,6 +233,7 @@ class Settings(BaseSettings):
         "trusted_proxies",
         "allowed_hosts",
         "turn_urls",
+        "webhook_urls",
         mode="before",
     )
     @classmethod
@@ -239,6 +260,23 @@ class Settings(BaseSettings):
                 "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
             )
         return value
+
+    @field_validator("webhook_urls")
+    @classmethod
+    def _http_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.lower().startswith(("http://", "https://")):
+                raise ValueError(f"webhook URL {url!r} must start with http:// or https://")
+        return value
+
+    @model_validator(mode="after")
+    def _webhooks_signed(self) -> Settings:
+        if self.webhook_urls and len(self.webhook_secret or "") < 16:
+            raise ValueError(
+                "PARLEY_WEBHOOK_URLS needs PARLEY_WEBHOOK_SECRET (at least 16 characters) "
+                "to sign the events"
+            )
+        return self
 
     @property
     def resolved_database_url(self) -> str:

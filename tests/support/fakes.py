@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -12,6 +13,7 @@ from parley.media.engine import IceCandidate
 from parley.rooms.models import (
     Departure,
     JoinedRoom,
+    LogEntry,
     LobbyOutcome,
     LobbyRequest,
     MediaKind,
@@ -72,7 +74,7 @@ class MemoryStore:
     async def used_room_uids(self) -> set[str]:
         return {m.room_uid for m in self.messages} | {f.room_uid for f in self.files.values()}
 
-    async def delete_room(self, uid: str) -> list[str]:
+    async def delete_room(self, uid: str, log: Sequence[LogEntry] = ()) -> list[str]:
         self.rooms.pop(uid, None)
         self.messages = [m for m in self.messages if m.room_uid != uid]
         gone = [name for name, f in self.files.items() if f.room_uid == uid]
@@ -115,7 +117,7 @@ class MemoryStore:
             mine = mine[:index]
         return mine[-limit:]
 
-    async def add_file(self, record: StoredFile) -> None:
+    async def add_file(self, record: StoredFile, log: Sequence[LogEntry] = ()) -> None:
         if record.room_uid not in self.rooms:
             raise RoomGone(record.room_uid)
         self.files[record.filename] = record

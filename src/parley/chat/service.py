@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from parley.chat.models import ChatMessage, ChatStore
@@ -47,6 +48,8 @@ class ChatService:
         self._clock = clock
         self._limits = limits
         self._rate = KeyedLimiter(limits.chat_rate, limits.chat_burst)
+        self.on_posted: Callable[[ChatMessage], None] = lambda _message: None
+        """Called with every new message (metrics)."""
         self._address_rate = KeyedLimiter(limits.address_rate, limits.address_burst)
 
     async def send(
@@ -100,6 +103,7 @@ class ChatService:
             raise RoomNotFound("This meeting has ended.") from None
         if created:
             log.debug("room %s: message %s from %s", room.room_id, stored.id, stored.user_id)
+            self.on_posted(stored)
             await self._events.message_posted(room, stored, only)
         return stored
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
+
+from parley.rooms.models import LogEntry
 
 
 @dataclass(frozen=True)
@@ -18,7 +21,7 @@ class StoredFile:
 
 
 class FileStore(Protocol):
-    async def add_file(self, record: StoredFile) -> None:
+    async def add_file(self, record: StoredFile, log: Sequence[LogEntry] = ()) -> None:
         """Raises ``RoomGone`` when the room was deleted meanwhile."""
 
     async def get_file(self, filename: str) -> StoredFile | None: ...

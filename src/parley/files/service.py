@@ -8,6 +8,7 @@ import logging
 import mimetypes
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from parley.errors import FileNotFound, FileTooLarge, InvalidPayload, RoomNotFou
 from parley.files.blobs import BlobDir, BlobWriter
 from parley.files.links import DownloadLinks
 from parley.files.models import FileRepository, StoredFile
+from parley.rooms.meeting_log import NO_LOG, MeetingLog
 from parley.rooms.models import Participant, RoomGone, RoomRecord
 from parley.rooms.presence import Presence
 from parley.text import clean_text
@@ -84,6 +86,7 @@ class FilesService:
         clock: Clock,
         limits: FileLimits,
         links: DownloadLinks,
+        log: MeetingLog = NO_LOG,
     ) -> None:
         self._store = store
         self._blobs = blobs
@@ -92,6 +95,9 @@ class FilesService:
         self._clock = clock
         self._limits = limits
         self.links = links
+        self._log = log
+        self.on_uploaded: Callable[[StoredFile], None] = lambda _record: None
+        """Called with each upload recorded."""
         self._in_flight_room: Counter[str] = Counter()
         self._in_flight_total = 0
         self._recording = asyncio.Lock()
@@ -176,11 +182,13 @@ class FilesService:
             now = UploadGrant(grant.room, grant.participant, room_used, total_used)
             self._check(now, blob.size, counted=blob.size)
             await blob.commit()
+            entries = self._log.file_uploaded(grant.room, grant.participant, record)
             try:
-                await self._store.add_file(record)
+                await self._store.add_file(record, entries)  # in the row's transaction
             except RoomGone:
                 raise RoomNotFound("This meeting has ended.") from None
             incoming.release()
+        self.on_uploaded(record)
         log.info(
             "room %s: %s uploaded a file (%d bytes)",
             grant.room.room_id,

@@ -16,6 +16,7 @@ from typing import Protocol
 from parley.clock import Clock
 from parley.rooms.events import RoomEvents
 from parley.rooms.media import MediaService
+from parley.rooms.meeting_log import NO_LOG, MeetingLog
 from parley.rooms.models import (
     Departure,
     JoinedRoom,
@@ -43,6 +44,7 @@ class Membership:
         events: RoomEvents,
         signer: TokenSigner,
         clock: Clock,
+        log: MeetingLog = NO_LOG,
     ) -> None:
         self._store = store
         self._presence = presence
@@ -51,6 +53,7 @@ class Membership:
         self._events = events
         self._signer = signer
         self._clock = clock
+        self._log = log
         self.on_empty: Callable[[str], None] = lambda _room_key: None
         """Called with a room's key when its last participant has left."""
         self.on_forgotten: Callable[[str], None] = lambda _room_key: None
@@ -74,6 +77,9 @@ class Membership:
             conn_id=conn_id,
         )
         await self._presence.put(room.uid, participant)
+        if await self._presence.count(room.uid) == 1:
+            await self._log.room_started(room, participant)
+        await self._log.participant_joined(room, participant)
         await self._events.connection_entered(conn_id, room)
         log.info(
             "room %s: %s joined%s", room.room_id, participant.user_id, " as host" if as_host else ""
@@ -125,6 +131,7 @@ class Membership:
         if gone.is_screen_sharing:
             await self._events.screen_stopped(room, gone)
         await self._events.user_left(room, gone, why)
+        await self._log.participant_left(room, gone, why)
         if gone.is_host:
             await self.hand_over(room)
         if await self._presence.count(room.uid) == 0:
@@ -144,8 +151,9 @@ class Membership:
         log.info("room %s: host handed over to %s", room.room_id, heir.user_id)
         await self.make_host(room, heir)
 
-    async def dispose(self, room: RoomRecord) -> None:
-        """Forget a room everywhere: presence, media, the store and its files."""
+    async def dispose(self, room: RoomRecord, ended_by: str | None = None) -> None:
+        """Forget a room everywhere: presence, media, the store and its files (``ended_by``: a
+        host's userId, ``api``, or None when it expired)."""
         for request in await self._presence.lobby(room.uid):
             await self._presence.lobby_remove(room.uid, request.request_id)
             await self._events.lobby_denied(room, request)
@@ -156,5 +164,6 @@ class Membership:
                 await self._events.connection_left(participant.conn_id, room)
         await self._media.close_room(room, peers)
         self.on_forgotten(room.uid)
-        filenames = await self._store.delete_room(room.uid)
+        ended = self._log.meeting_ended(room, ended_by)
+        filenames = await self._store.delete_room(room.uid, ended)
         await self._blobs.remove(filenames)

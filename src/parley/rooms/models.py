@@ -3,6 +3,7 @@ write changed copies back (``dataclasses.replace``), so live state can live in a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -140,6 +141,19 @@ class OfferedSubscription:
     offer_sdp: str
 
 
+@dataclass(frozen=True)
+class LogEntry:
+    """One fact as it is kept until delivered: opaque to the domain, written by a store."""
+
+    event_id: str
+    event: str
+    room_uid: str
+    target: str
+    """Where it goes (a webhook URL): one entry per target."""
+    body: str
+    created_at: int
+
+
 class RoomGone(Exception):
     """Raised by a store when the room a row belongs to was deleted meanwhile."""
 
@@ -159,8 +173,9 @@ class RoomStore(Protocol):
     async def used_room_uids(self) -> set[str]:
         """The rooms with at least one message or file."""
 
-    async def delete_room(self, uid: str) -> list[str]:
-        """Delete the room with its messages and file rows; return the deleted filenames."""
+    async def delete_room(self, uid: str, log: Sequence[LogEntry] = ()) -> list[str]:
+        """Delete the room with its messages and file rows, and write ``log`` (meeting-log
+        entries) in the same transaction; return the deleted filenames."""
 
     async def ping(self) -> None:
         """Raise when the store cannot serve requests."""

@@ -323,7 +323,7 @@ class RoomsService:
                 return
             log.info("room %s: ended by %s", room.room_id, by)
             await self._events.meeting_ended(room, by)
-            await self._membership.dispose(room)
+            await self._membership.dispose(room, by)
 
     # --- flags ------------------------------------------------------------------------------
     async def users(self, conn_id: str, room_id: str) -> list[Participant]:

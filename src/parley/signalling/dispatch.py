@@ -52,6 +52,8 @@ class Bounds:
 
     max_answer_bytes: int = 1_000_000
     reads: KeyedLimiter | None = None
+    observe: Callable[[str, str, float], None] | None = None
+    """Told each answer: the event, its outcome (``ok`` or the error code) and the seconds."""
 
 
 #: Room for the ack's framing around ``data`` (``43<id>[{"ok":true,"data":...}]``).
@@ -115,6 +117,19 @@ async def answer(
     """Handle one request; the ack's object (sent only if ``acked``). Without an ack, a route
     with a ``reply_event`` answers with that event instead."""
     bounds = bounds or Bounds()
+    if bounds.observe is None:
+        return await _answer(route, sid, args, emit, acked, bounds)
+    started = time.perf_counter()
+    reply = await _answer(route, sid, args, emit, acked, bounds)
+    error: Any = reply.get("error")
+    outcome = "ok" if error is None else str(error["code"])
+    bounds.observe(route.event, outcome, time.perf_counter() - started)
+    return reply
+
+
+async def _answer(
+    route: Route, sid: str, args: tuple[Any, ...], emit: Emit, acked: bool, bounds: Bounds
+) -> dict[str, object]:
     try:
         reads = bounds.reads
         if route.limited and reads is not None and not reads.allow(sid, time.monotonic()):

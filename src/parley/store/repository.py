@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Row, Select, case, delete, func, or_, select
+from sqlalchemy import Row, Select, case, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from parley.chat.models import ChatMessage
 from parley.files.models import StoredFile
-from parley.rooms.models import RoomGone, RoomRecord, RoomSettings
+from parley.rooms.models import LogEntry, RoomGone, RoomRecord, RoomSettings
 from parley.store import tables as t
 from parley.store.database import current_revision, head_revision
+from parley.webhooks.model import PendingDelivery
 
 
 class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._head = head_revision()
+        self.on_log_written: Callable[[], None] = lambda: None
+        """Called after a transaction that wrote meeting-log entries has committed."""
 
     async def close(self) -> None:
         await self._engine.dispose()
@@ -77,7 +81,10 @@ class Store:
         async with self._engine.connect() as connection:
             return set((await connection.execute(query)).scalars())
 
-    async def delete_room(self, uid: str) -> list[str]:
+    async def delete_room(self, uid: str, log: Sequence[LogEntry] = ()) -> list[str]:
+        """``log`` (the meeting's end) is written last, in the same transaction, when the
+        meeting had started: after the room's row is gone, so nothing of the room can be
+        written after it."""
         async with self._engine.begin() as connection:
             names = (
                 await connection.execute(
@@ -87,8 +94,30 @@ class Store:
             filenames = list(names)
             await connection.execute(delete(t.messages).where(t.messages.c.room_uid == uid))
             await connection.execute(delete(t.files).where(t.files.c.room_uid == uid))
-            await connection.execute(delete(t.rooms).where(t.rooms.c.uid == uid))
+            gone = await connection.execute(
+                delete(t.rooms).where(t.rooms.c.uid == uid).returning(t.rooms.c.started_at)
+            )
+            started = gone.scalar_one_or_none() is not None
+            written = bool(log) and started
+            if written:
+                await _write_log(connection, log)
+        if written:
+            self.on_log_written()
         return filenames
+
+    async def start_meeting(self, uid: str, at: int, entries: Sequence[LogEntry]) -> bool:
+        async with self._engine.begin() as connection:
+            changed = await connection.execute(
+                update(t.rooms)
+                .where(t.rooms.c.uid == uid, t.rooms.c.started_at.is_(None))
+                .values(started_at=at)
+            )
+            started = changed.rowcount == 1
+            if started and entries:
+                await _write_log(connection, entries)
+        if started and entries:
+            self.on_log_written()
+        return started
 
     # --- chat -------------------------------------------------------------------------------
     @staticmethod
@@ -165,7 +194,7 @@ class Store:
         return found
 
     # --- files ------------------------------------------------------------------------------
-    async def add_file(self, record: StoredFile) -> None:
+    async def add_file(self, record: StoredFile, log: Sequence[LogEntry] = ()) -> None:
         try:
             async with self._engine.begin() as connection:
                 await connection.execute(
@@ -179,8 +208,12 @@ class Store:
                         created_at=record.created_at,
                     )
                 )
+                if log:
+                    await _write_log(connection, log)
         except IntegrityError:
             raise RoomGone(record.room_uid) from None
+        if log:
+            self.on_log_written()
 
     async def get_file(self, filename: str) -> StoredFile | None:
         async with self._engine.connect() as connection:
@@ -213,6 +246,125 @@ class Store:
         )
         async with self._engine.begin() as connection:
             return list((await connection.execute(statement)).scalars())
+
+    # --- the webhook outbox -----------------------------------------------------------------
+    async def add_log(self, entries: Sequence[LogEntry]) -> None:
+        if not entries:
+            return
+        async with self._engine.begin() as connection:
+            await _write_log(connection, entries)
+        self.on_log_written()
+
+    async def claim_deliveries(
+        self, node: str, now_ms: int, lease_ms: int, limit: int
+    ) -> list[PendingDelivery]:
+        o = t.webhook_outbox
+        heads = select(func.min(o.c.seq)).group_by(o.c.url, o.c.room_uid)
+        # Each (URL, room)'s oldest event only, so a room's events go one after another.
+        # FOR UPDATE SKIP LOCKED (PostgreSQL; SQLite, one node, writes one at a time): two
+        # workers claiming at once never take the same event, nor one room's next event
+        # while another holds its head.
+        query = (
+            select(o)
+            .where(
+                o.c.seq.in_(heads),
+                o.c.due_at <= now_ms,
+                or_(o.c.claimed_until.is_(None), o.c.claimed_until < now_ms),
+            )
+            .order_by(o.c.seq)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        async with self._engine.begin() as connection:
+            rows = list(await connection.execute(query))
+            if rows:
+                await connection.execute(
+                    update(o)
+                    .where(o.c.seq.in_([row.seq for row in rows]))
+                    .values(claimed_by=node, claimed_until=now_ms + lease_ms)
+                )
+        return [_pending(row) for row in rows]
+
+    async def following_deliveries(
+        self, head: PendingDelivery, limit: int
+    ) -> list[PendingDelivery]:
+        o = t.webhook_outbox
+        query = (
+            select(o)
+            .where(o.c.url == head.url, o.c.room_uid == head.room_uid, o.c.seq > head.seq)
+            .order_by(o.c.seq)
+            .limit(limit)
+        )
+        async with self._engine.connect() as connection:
+            return [_pending(row) for row in await connection.execute(query)]
+
+    async def finish_deliveries(
+        self, done: Sequence[int], retry: tuple[int, int, int] | None
+    ) -> None:
+        o = t.webhook_outbox
+        async with self._engine.begin() as connection:
+            if done:
+                await connection.execute(delete(o).where(o.c.seq.in_(list(done))))
+            if retry is not None:
+                seq, attempts, due_at = retry
+                await connection.execute(
+                    update(o)
+                    .where(o.c.seq == seq)
+                    .values(attempts=attempts, due_at=due_at, claimed_by=None, claimed_until=None)
+                )
+
+    async def release_deliveries(self, node: str) -> None:
+        o = t.webhook_outbox
+        async with self._engine.begin() as connection:
+            await connection.execute(
+                update(o).where(o.c.claimed_by == node).values(claimed_by=None, claimed_until=None)
+            )
+
+    async def drop_deliveries_except(self, urls: Sequence[str]) -> int:
+        o = t.webhook_outbox
+        async with self._engine.begin() as connection:
+            gone = await connection.execute(
+                delete(o).where(o.c.url.not_in(list(urls))).returning(o.c.seq)
+            )
+            return len(list(gone))
+
+    async def pending_deliveries(self) -> int:
+        async with self._engine.connect() as connection:
+            query = select(func.count()).select_from(t.webhook_outbox)
+            return int((await connection.execute(query)).scalar_one())
+
+
+async def _write_log(connection: AsyncConnection, entries: Sequence[LogEntry]) -> None:
+    await connection.execute(
+        t.webhook_outbox.insert(),
+        [
+            {
+                "event_id": e.event_id,
+                "url": e.target,
+                "room_uid": e.room_uid,
+                "event": e.event,
+                "body": e.body,
+                "created_at": e.created_at,
+                "due_at": e.created_at,
+                "attempts": 0,
+            }
+            for e in entries
+        ],
+    )
+
+
+def _pending(row: Row[tuple[object, ...]]) -> PendingDelivery:
+    m = row._mapping
+    return PendingDelivery(
+        seq=m["seq"],
+        event_id=m["event_id"],
+        event=m["event"],
+        room_uid=m["room_uid"],
+        url=m["url"],
+        body=m["body"],
+        created_at=m["created_at"],
+        attempts=m["attempts"],
+    )
 
 
 def _room(row: Row[tuple[object, ...]]) -> RoomRecord:

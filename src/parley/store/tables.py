@@ -34,6 +34,7 @@ rooms = Table(
     Column("password_hash", String(255), nullable=True),
     Column("self_unmute", Boolean, nullable=False, server_default=true()),
     Column("private_chat", Boolean, nullable=False, server_default=true()),
+    Column("started_at", BigInteger, nullable=True),
 )
 
 files = Table(
@@ -66,3 +67,25 @@ messages = Table(
     UniqueConstraint("room_uid", "user_id", "client_message_id", name="uq_messages_client_id"),
     Index("ix_messages_room_seq", "room_uid", "seq"),
 )
+
+webhook_outbox = Table(
+    "webhook_outbox",
+    metadata,
+    Column(
+        "seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("event_id", String(32), nullable=False),
+    Column("url", String(2000), nullable=False),
+    Column("room_uid", String(32), nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("due_at", BigInteger, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("claimed_by", String(32), nullable=True),
+    Column("claimed_until", BigInteger, nullable=True),
+    Index("ix_webhook_outbox_room_seq", "room_uid", "seq"),
+    Index("ix_webhook_outbox_due", "due_at"),
+)
+"""Meeting events waiting for delivery to one webhook URL each: no foreign key (a room's
+``meeting_ended`` outlives its row), deleted once delivered or given up."""

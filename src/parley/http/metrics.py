@@ -1,0 +1,138 @@
+"""``GET /metrics``: the server in Prometheus text format.
+
+Each ``Parley`` has its own registry (several run in one test process). Gauges are read from
+presence when scraped; counters move where things happen (socket events answered, messages
+posted, uploads recorded, webhook deliveries); media packets come from the engine's own
+counters. With ``api_key`` set, a scrape needs ``Authorization: Bearer <api_key>``.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterator
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+from parley.errors import ErrorCode
+from parley.files.models import StoredFile
+from parley.media.engine import MediaEngine
+from parley.rooms.presence import Presence
+
+_EVENT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+_PACKETS = {"in": "received_packets", "out": "forwarded_packets"}
+"""``parley_media_packets_total`` directions and the engine ``stats()`` keys behind them."""
+
+
+class _MediaPackets:
+    """``parley_media_packets_total{direction}`` from the engine's counters, read at scrape
+    time (an engine that counts no packets, such as Janus, adds no samples)."""
+
+    def __init__(self, engine: MediaEngine | None) -> None:
+        self._engine = engine
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "parley_media_packets",
+            "RTP packets the media engine received from publishers (in) and forwarded (out)",
+            labels=["direction"],
+        )
+        stats = self._engine.stats() if self._engine is not None else {}
+        for direction, key in _PACKETS.items():
+            if key in stats:
+                family.add_metric([direction], stats[key])
+        yield family
+
+
+class Metrics:
+    def __init__(self, presence: Presence, engine: MediaEngine | None) -> None:
+        self._presence = presence
+        self.registry = r = CollectorRegistry()
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
+        self.rooms = Gauge("parley_rooms", "Live rooms", registry=r)
+        self.participants = Gauge("parley_participants", "People in rooms", registry=r)
+        self.streams = Gauge("parley_streams", "Published streams", registry=r)
+        self.subscriptions = Gauge("parley_subscriptions", "Subscriptions to streams", registry=r)
+        self.messages = Counter("parley_messages", "Chat messages posted", registry=r)
+        self.uploads = Counter("parley_uploads", "Files uploaded", registry=r)
+        self.upload_bytes = Counter("parley_upload_bytes", "Bytes of files uploaded", registry=r)
+        self.socket_events = Counter(
+            "parley_socket_events",
+            "Socket.IO requests answered, by event and outcome (ok, or the error code)",
+            ["event", "outcome"],
+            registry=r,
+        )
+        self.event_seconds = Histogram(
+            "parley_event_seconds",
+            "Time to answer a Socket.IO request, by event",
+            ["event"],
+            buckets=_EVENT_BUCKETS,
+            registry=r,
+        )
+        self.webhook_deliveries = Counter(
+            "parley_webhook_deliveries",
+            "Webhook delivery attempts, by outcome (delivered, failed, gave_up)",
+            ["outcome"],
+            registry=r,
+        )
+        r.register(_MediaPackets(engine))
+        self._answered: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
+        for outcome in ("delivered", "failed", "gave_up"):
+            self.webhook_deliveries.labels(outcome)
+
+    def answered(self, event: str, outcome: str, seconds: float) -> None:
+        """A socket event was answered (``outcome``: ``ok`` or the error code)."""
+        children = self._answered.get((event, outcome))
+        if children is None:
+            children = self._answered[(event, outcome)] = (
+                self.socket_events.labels(event, outcome),
+                self.event_seconds.labels(event),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def uploaded(self, record: StoredFile) -> None:
+        self.uploads.inc()
+        self.upload_bytes.inc(record.size)
+
+    def delivery(self, outcome: str) -> None:
+        self.webhook_deliveries.labels(outcome).inc()
+
+    async def scrape(self, accept: str | None = None) -> tuple[bytes, str]:
+        """The exposition and its content type (OpenMetrics when ``accept`` asks for it)."""
+        rooms, participants = await self._presence.totals()
+        streams, subscriptions = await self._presence.media_totals()
+        self.rooms.set(rooms)
+        self.participants.set(participants)
+        self.streams.set(streams)
+        self.subscriptions.set(subscriptions)
+        encode, content_type = choose_encoder(accept or "")
+        return encode(self.registry), content_type
+
+
+def install(app: FastAPI, metrics: Metrics, api_key: str | None) -> None:
+    """Mount ``GET /metrics`` (behind ``api_key`` when one is set)."""
+    expected = api_key.encode() if api_key else None
+
+    @app.get("/metrics", include_in_schema=False)
+    async def scrape(request: Request) -> Response:
+        if expected is not None:
+            scheme, _, given = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                given.strip().encode(), expected
+            ):
+                return JSONResponse(
+                    {"error": str(ErrorCode.UNAUTHORIZED), "message": "The API key is required."},
+                    status_code=401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+        body, content_type = await metrics.scrape(request.headers.get("accept"))
+        return Response(body, headers={"Content-Type": content_type, "Cache-Control": "no-store"})

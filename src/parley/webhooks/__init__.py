@@ -1,0 +1,1 @@
+"""Webhooks: meeting events kept in an outbox, signed and POSTed to other applications."""

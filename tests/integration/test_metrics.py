@@ -1,0 +1,145 @@
+"""``GET /metrics``: behind the API key, parseable by prometheus_client, and moving with the
+traffic a test sends."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+from prometheus_client.parser import text_string_to_metric_families
+
+from parley.media.fake import FakeEngine
+from parley.settings import Settings
+from tests.integration.test_files import Form, upload
+from tests.support.clients import Client
+from tests.support.server import RunningServer, run_server
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+API_KEY = "metrics-key-for-the-tests-0123456789"
+
+
+class CountingEngine(FakeEngine):
+    """The fake engine with packet counters, as the embedded SFU reports them."""
+
+    received = 0
+    forwarded = 0
+
+    def stats(self) -> dict[str, int]:
+        return {
+            **super().stats(),
+            "received_packets": self.received,
+            "forwarded_packets": self.forwarded,
+        }
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[tuple[RunningServer, CountingEngine]]:
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("metrics") / "data",
+        media_engine="none",
+        api_key=API_KEY,
+    )
+    engine = CountingEngine()
+    async with run_server(settings, engine) as running:
+        yield running, engine
+
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+async def scrape(url: str, authorization: str | None = f"Bearer {API_KEY}") -> httpx.Response:
+    headers = {"Authorization": authorization} if authorization else {}
+    async with httpx.AsyncClient(timeout=10) as http:
+        return await http.get(f"{url}/metrics", headers=headers)
+
+
+async def samples(url: str) -> Samples:
+    answer = await scrape(url)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"].startswith("text/plain")
+    found: Samples = {}
+    for family in text_string_to_metric_families(answer.text):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+def value(found: Samples, name: str, **labels: str) -> float:
+    return found.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+async def test_metrics_need_the_api_key(server: tuple[RunningServer, Any]) -> None:
+    url = server[0].url
+    for authorization in (None, "Bearer wrong", API_KEY, f"Basic {API_KEY}"):
+        answer = await scrape(url, authorization)
+        assert answer.status_code == 401, authorization
+        assert answer.json()["error"] == "UNAUTHORIZED"
+    assert (await scrape(url, f"bearer {API_KEY}")).status_code == 200
+
+
+async def test_the_named_series_and_the_process_are_there(
+    server: tuple[RunningServer, Any],
+) -> None:
+    found = await samples(server[0].url)
+    names = {name for name, _ in found}
+    for name in (
+        "parley_rooms",
+        "parley_participants",
+        "parley_streams",
+        "parley_subscriptions",
+        "parley_messages_total",
+        "parley_uploads_total",
+        "parley_upload_bytes_total",
+        "parley_media_packets_total",
+        "parley_webhook_deliveries_total",
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "python_info",
+    ):
+        assert name in names, name
+
+
+async def test_counters_move_with_the_traffic(server: tuple[RunningServer, CountingEngine]) -> None:
+    running, engine = server
+    before = await samples(running.url)
+    host = await Client(running.url).connect()
+    guest = await Client(running.url).connect()
+    try:
+        created = await host.ok("createRoom", {"userName": "Ada", "roomName": "Counted"})
+        room = created["roomId"]
+        await guest.ok("joinRoom", {"roomId": room, "userName": "Grace"})
+        await guest.error("joinRoom", {"roomId": "no-such-room", "userName": "Grace"})
+        for n in range(3):
+            await host.ok("message", {"roomId": room, "message": f"hello {n}"})
+        answer = await upload(running.url, created["token"], Form.make(777, room))
+        assert answer.status_code == 201
+        engine.received += 50
+        engine.forwarded += 40
+        during = await samples(running.url)
+        await host.ok("endMeeting", {"roomId": room})
+        after = await samples(running.url)
+    finally:
+        await host.close()
+        await guest.close()
+
+    def moved(name: str, **labels: str) -> float:
+        return value(during, name, **labels) - value(before, name, **labels)
+
+    assert moved("parley_messages_total") == 3
+    assert moved("parley_uploads_total") == 1
+    assert moved("parley_upload_bytes_total") == 777
+    assert moved("parley_socket_events_total", event="createRoom", outcome="ok") == 1
+    assert moved("parley_socket_events_total", event="message", outcome="ok") == 3
+    assert moved("parley_socket_events_total", event="joinRoom", outcome="ROOM_NOT_FOUND") == 1
+    assert moved("parley_event_seconds_count", event="message") == 3
+    assert moved("parley_event_seconds_bucket", event="message", le="+Inf") == 3
+    assert moved("parley_media_packets_total", direction="in") == 50
+    assert moved("parley_media_packets_total", direction="out") == 40
+    assert value(during, "parley_rooms") >= 1
+    assert value(during, "parley_participants") - value(after, "parley_participants") == 2
