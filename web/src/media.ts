@@ -2,6 +2,7 @@
  * The meeting's peer connections: our camera (with microphone) and screen publications, and one
  * subscription per remote stream. Knows nothing of the page; tells its owner when to redraw.
  */
+import { participantIceServers } from "./connectivity";
 import { toast } from "./dom";
 import { humanError } from "./errors";
 import {
@@ -15,6 +16,8 @@ import {
 
 export interface MediaOwner {
   selfId(): string;
+  /** The participant's token: its own TURN credentials are asked with it. */
+  token?(): string | undefined;
   /** What the camera publication sends now (null: nothing, e.g. muted or camera off). */
   outgoing(): { audio: MediaStreamTrack | null; video: MediaStreamTrack | null };
   screenTrack(): MediaStreamTrack | null;
@@ -55,8 +58,8 @@ export class MeetingMedia {
     return this.enabled && this.info.media?.simulcast === true;
   }
 
-  private get iceServers(): RTCIceServer[] {
-    return this.info.iceServers ?? [];
+  private iceServers(): Promise<RTCIceServer[]> {
+    return participantIceServers(this.info, this.owner.token?.());
   }
 
   /** Publishes our media and subscribes to `streams` (from the join answer). */
@@ -144,7 +147,7 @@ export class MeetingMedia {
     if (epoch !== this.epoch || this.closed) return;
     let pub: Publication;
     try {
-      pub = await this.client.publish(this.roomId, "camera", this.owner.outgoing(), this.iceServers, {
+      pub = await this.client.publish(this.roomId, "camera", this.owner.outgoing(), await this.iceServers(), {
         simulcast: this.simulcast,
       });
     } catch (err) {
@@ -181,7 +184,7 @@ export class MeetingMedia {
         this.roomId,
         "screen",
         { audio: null, video: track },
-        this.iceServers,
+        await this.iceServers(),
       );
       if (epoch !== this.epoch || this.owner.screenTrack() !== track) {
         void pub.close(true);
@@ -213,7 +216,7 @@ export class MeetingMedia {
     this.pending.add(id);
     let sub: Subscription;
     try {
-      sub = await this.client.subscribe(this.roomId, stream, this.iceServers);
+      sub = await this.client.subscribe(this.roomId, stream, await this.iceServers());
     } catch (err) {
       this.pending.delete(id);
       if (epoch !== this.epoch || !this.streams.has(id)) return;

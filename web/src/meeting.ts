@@ -81,6 +81,7 @@ export class Meeting {
 
     this.media = new MeetingMedia(this.client, opts.roomId, opts.info, {
       selfId: () => this.session.userId,
+      token: () => this.session.token,
       outgoing: () => this.own.outgoing(),
       screenTrack: () => this.own.screen,
       screenFailed: () => void this.stopScreen(true),
