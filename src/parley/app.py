@@ -48,7 +48,9 @@ from parley.signalling.handlers import Handlers
 from parley.store.batching import BatchingChatStore
 from parley.store.database import make_engine, migrate
 from parley.store.repository import Store
+from parley.tls import TlsFiles
 from parley.tokens import TokenSigner, load_or_create_secret
+from parley.turn.process import TurnProcess
 from parley.webhooks.outbox import OutboxLog
 from parley.webhooks.worker import RetryPolicy, WebhookWorker
 
@@ -60,9 +62,14 @@ class Parley:
     """One server: its store, services, media engine and the ASGI app that serves them."""
 
     def __init__(
-        self, settings: Settings, engine: MediaEngine | None = _UNSET, clock: Clock | None = None
+        self,
+        settings: Settings,
+        engine: MediaEngine | None = _UNSET,
+        clock: Clock | None = None,
+        tls: TlsFiles | None = None,
     ) -> None:
         self.settings = s = settings
+        self.tls = tls
         self._expiry: asyncio.Task[None] | None = None
         self._file_expiry: asyncio.Task[None] | None = None
         clock = clock or SystemClock()
@@ -73,6 +80,12 @@ class Parley:
         self.db = make_engine(s.resolved_database_url)
         self.store = Store(self.db)
         self.engine = create_engine(s) if engine is _UNSET else engine
+        # PARLEY_TURN=embedded: Parley's own coturn, whose secret signs participants' TURN
+        # credentials exactly as an external one's (turn_secret) would.
+        self.turn = TurnProcess(s, tls) if s.turn == "embedded" else None
+        http_settings = (
+            s if self.turn is None else s.model_copy(update={"turn_secret": self.turn.secret})
+        )
         self.presence = InMemoryPresence()
         self.metrics = Metrics(self.presence, self.engine)
         self.webhooks: WebhookWorker | None = None
@@ -259,7 +272,14 @@ class Parley:
         routes.install(
             self.http,
             routes.HttpDeps(
-                s, self.store, self.presence, self.files, self.engine, signer, time.monotonic()
+                http_settings,
+                self.store,
+                self.presence,
+                self.files,
+                self.engine,
+                signer,
+                time.monotonic(),
+                tls=tls,
             ),
         )
         metrics_http.install(self.http, self.metrics, s.api_key)
@@ -286,6 +306,8 @@ class Parley:
         await self.chat_store.start()
         if self.webhooks is not None:
             await self.webhooks.start()
+        if self.turn is not None:
+            await self.turn.start()
         if self.engine is not None:
             await self.engine.start()
         if self.idle.enabled:
@@ -310,6 +332,8 @@ class Parley:
             await self.webhooks.close()
         if self.engine is not None:
             await self.engine.close()
+        if self.turn is not None:
+            await self.turn.close()
         await self.store.close()
         log.info("parley stopped")
 
@@ -382,7 +406,11 @@ def _install_http_errors(app: FastAPI) -> None:
 
 
 def create_app(
-    settings: Settings, engine: MediaEngine | None = _UNSET, clock: Clock | None = None
+    settings: Settings,
+    engine: MediaEngine | None = _UNSET,
+    clock: Clock | None = None,
+    tls: TlsFiles | None = None,
 ) -> Guard:
-    """The ASGI application for ``settings``; its lifespan starts and stops everything."""
-    return Parley(settings, engine, clock).asgi
+    """The ASGI application for ``settings`` (served over HTTPS with ``tls``, when given); its
+    lifespan starts and stops everything."""
+    return Parley(settings, engine, clock, tls).asgi

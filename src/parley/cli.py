@@ -14,11 +14,12 @@ import uvicorn
 import uvloop
 from pydantic import ValidationError
 
-from parley import __version__
+from parley import __version__, doctor, tls
 from parley.app import create_app
 from parley.settings import Settings
 from parley.signalling.transport import header_timeout_protocol
 from parley.tokens import WeakSecret
+from parley.turn.process import TurnError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,6 +41,11 @@ def _parser() -> argparse.ArgumentParser:
         choices=["embedded", "janus", "auto", "none"],
         help="PARLEY_MEDIA_ENGINE, default embedded",
     )
+    check = commands.add_parser(
+        "doctor",
+        help="check a deployment (certificate, addresses, ports, TURN) and say what to fix",
+    )
+    check.add_argument("--data-dir", type=Path, help="data folder (PARLEY_DATA_DIR, ./data)")
     return parser
 
 
@@ -52,6 +58,10 @@ def main(argv: list[str] | None = None) -> None:
         settings = Settings(**overrides)
     except ValidationError as error:
         raise SystemExit(f"parley: invalid setting: {error}") from None
+    if args.command == "doctor":
+        report = asyncio.run(doctor.run(settings))
+        print(report.render(), flush=True)
+        raise SystemExit(1 if report.problems else 0)
     # Everything Parley writes (database, uploads, key, Janus' configuration) is private.
     os.umask(0o077)
     logging.basicConfig(
@@ -61,12 +71,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     try:
         uvloop.run(serve(settings))
-    except WeakSecret as error:
+    except (WeakSecret, tls.TlsError, TurnError) as error:
         raise SystemExit(f"parley: {error}") from None
 
 
-def server_config(app: Any, settings: Settings, host: str, port: int) -> uvicorn.Config:
-    """How uvicorn serves Parley (also used by the tests, so they run what users run)."""
+def server_config(
+    app: Any, settings: Settings, host: str, port: int, tls_files: tls.TlsFiles | None = None
+) -> uvicorn.Config:
+    """How uvicorn serves Parley (also used by the tests, so they run what users run); over
+    HTTPS with ``tls_files``."""
     return uvicorn.Config(
         app,
         host=host,
@@ -92,11 +105,22 @@ def server_config(app: Any, settings: Settings, host: str, port: int) -> uvicorn
         forwarded_allow_ips=list(settings.trusted_proxies),
         # uvicorn's access log would write each download link; Parley logs what matters.
         access_log=False,
+        ssl_certfile=str(tls_files.cert) if tls_files else None,
+        ssl_keyfile=str(tls_files.key) if tls_files else None,
     )
 
 
 async def serve(settings: Settings) -> None:
-    config = server_config(create_app(settings), settings, settings.host, settings.port)
+    if settings.tls == "auto" and not tls.is_loopback(settings.host) and not settings.tls_cert:
+        logging.getLogger("parley").warning(
+            "listening on %s with no certificate configured: serving HTTPS with a self-signed "
+            "one (set PARLEY_TLS_CERT/PARLEY_TLS_KEY for a real one, PARLEY_TLS=off behind a "
+            "TLS proxy)",
+            settings.host,
+        )
+    tls_files = tls.resolve(settings)
+    app = create_app(settings, tls=tls_files)
+    config = server_config(app, settings, settings.host, settings.port, tls_files)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started and not task.done():  # noqa: ASYNC110 (uvicorn has no event)
@@ -105,7 +129,9 @@ async def serve(settings: Settings) -> None:
         for listener in server.servers:
             for sock in listener.sockets:
                 host, port = sock.getsockname()[:2]
-                print(f"Parley listening on http://{host}:{port}", flush=True)
+                scheme = "https" if tls_files else "http"
+                shown = f"[{host}]" if ":" in host else host
+                print(f"Parley listening on {scheme}://{shown}:{port}", flush=True)
     await task
     if not server.started:
         raise SystemExit(1)

@@ -78,6 +78,17 @@ class Settings(BaseSettings):
     """Host names (``Host`` header, port ignored) the server answers to, comma separated; a
     request for any other host answers 400. Empty (the default): any host. Set it to your public
     name to stop DNS rebinding; ``*.example.org`` allows the subdomains of example.org."""
+    tls: Literal["auto", "self-signed", "off"] = "auto"
+    """HTTPS. ``auto``: serve ``tls_cert``/``tls_key`` when given; otherwise HTTPS with the
+    self-signed certificate when listening on a non-loopback address, plain HTTP on loopback.
+    ``self-signed``: always HTTPS, with ``tls_cert``/``tls_key`` if given, else a certificate
+    made once under ``<data_dir>/tls/`` (names: localhost, 127.0.0.1, the host name,
+    ``announced_address`` and ``media_addresses``) and kept across restarts. ``off``: plain
+    HTTP (behind a TLS reverse proxy)."""
+    tls_cert: Path | None = None
+    """PEM certificate (chain) to serve HTTPS with; needs ``tls_key``."""
+    tls_key: Path | None = None
+    """PEM private key of ``tls_cert``."""
 
     # --- webhooks ---------------------------------------------------------------------------
     webhook_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -196,6 +207,28 @@ class Settings(BaseSettings):
     ``turn_secret`` credentials are for."""
     turn_credential_seconds: int = Field(default=12 * 3600, ge=60)
     """Lifetime of the TURN credentials handed to a participant."""
+    turn: Literal["off", "embedded"] = "off"
+    """``embedded``: Parley runs Debian's ``coturn`` (``turnserver``) itself, supervised, with a
+    private generated configuration under ``<data_dir>/turn/`` and a random
+    ``static-auth-secret`` kept there (0600); participants get expiring credentials for it.
+    It relays only to ``media_addresses`` (and ``announced_address``). ``off``: no TURN server
+    of Parley's own (``turn_secret``/``turn_urls`` may still name an external one)."""
+    turn_binary: str = "turnserver"
+    turn_port: int = Field(default=3478, ge=1, le=65535)
+    """UDP and TCP port of the embedded TURN server."""
+    turn_tls_port: int = Field(default=5349, ge=1, le=65535)
+    """TLS port of the embedded TURN server (only when Parley has a certificate)."""
+    turn_listen_addresses: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Addresses the embedded TURN server listens and relays on (comma separated). Empty: every
+    interface."""
+    turn_relay_port_min: int = Field(default=49152, ge=1024, le=65535)
+    turn_relay_port_max: int = Field(default=65535, ge=1024, le=65535)
+    """UDP ports the embedded TURN server relays from (open them in the firewall)."""
+    turn_host: str | None = None
+    """Host name or address written into the embedded TURN server's URLs. Empty: the
+    ``announced_address``, else the host name the browser used to reach Parley."""
+    turn_allow_loopback: bool = False
+    """Let the embedded TURN server relay to loopback media addresses (tests, one machine)."""
     media_addresses: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Local addresses the SFU gathers ICE candidates on (comma separated). Empty: every
     non-loopback interface. Tests use ``127.0.0.1``."""
@@ -234,6 +267,7 @@ class Settings(BaseSettings):
         "allowed_hosts",
         "turn_urls",
         "webhook_urls",
+        "turn_listen_addresses",
         mode="before",
     )
     @classmethod

@@ -13,9 +13,9 @@ from parley.media.engine import IceCandidate
 from parley.rooms.models import (
     Departure,
     JoinedRoom,
-    LogEntry,
     LobbyOutcome,
     LobbyRequest,
+    LogEntry,
     MediaKind,
     Participant,
     RoomGone,

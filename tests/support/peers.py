@@ -91,8 +91,9 @@ class TestPublisher:
         seed: int = 1,
         video_codec: str | None = None,
         address: str = LOOPBACK,
+        configuration: RTCConfiguration | None = None,
     ) -> None:
-        self.pc = loopback_peer()
+        self.pc = loopback_peer() if configuration is None else RTCPeerConnection(configuration)
         self.address = address
         self.video = GeneratedVideo(width, height)
         self.pc.addTrack(self.video)
@@ -112,7 +113,7 @@ class TestPublisher:
                 transceiver.setCodecPreferences(chosen)
 
     async def offer(self) -> str:
-        restrict_gathering(self.pc, (self.address,))
+        restrict_gathering(self.pc, (self.address,) if self.address else ())
         await self.pc.setLocalDescription(await self.pc.createOffer())
         sdp: str = self.pc.localDescription.sdp
         return sdp
@@ -188,7 +189,7 @@ class TestSubscriber:
         if self.loss:
             self._install_loss()
         self._count_packets()
-        restrict_gathering(self.pc, (self.address,))
+        restrict_gathering(self.pc, (self.address,) if self.address else ())
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         sdp: str = self.pc.localDescription.sdp
         return sdp

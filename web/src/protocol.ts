@@ -5,6 +5,7 @@
  * endpoints (at `ClientOptions.url`); it knows nothing of the page (the words people read are
  * in errors.ts). The UI talks to the server only through `ParleyClient`.
  */
+import { rtcConfiguration } from "./connectivity";
 import { io, type Socket } from "socket.io-client";
 
 // ---------------------------------------------------------------------------------------------
@@ -447,7 +448,7 @@ export class ParleyClient {
     iceServers: RTCIceServer[],
     options: PublishOptions = {},
   ): Promise<Publication> {
-    const pc = new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle" });
+    const pc = new RTCPeerConnection(rtcConfiguration(iceServers));
     const audio = pc.addTransceiver(tracks.audio ?? "audio", { direction: "sendonly" });
     const video = pc.addTransceiver(tracks.video ?? "video", {
       direction: "sendonly",
@@ -476,7 +477,7 @@ export class ParleyClient {
     stream: Stream,
     iceServers: RTCIceServer[],
   ): Promise<Subscription> {
-    const pc = new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle" });
+    const pc = new RTCPeerConnection(rtcConfiguration(iceServers));
     const media = new MediaStream();
     pc.addEventListener("track", (ev) => {
       if (!media.getTracks().includes(ev.track)) media.addTrack(ev.track);

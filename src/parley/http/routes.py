@@ -25,7 +25,9 @@ from parley.media.engine import MediaEngine
 from parley.rooms.models import RoomStore
 from parley.rooms.presence import Presence
 from parley.settings import Settings
+from parley.tls import TlsFiles
 from parley.tokens import TokenSigner, turn_credentials
+from parley.turn.config import turn_urls
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -42,6 +44,8 @@ class HttpDeps:
     started: float
     ping_timeout: float = 5.0
     """Seconds ``/health`` waits for the database before it reports it unusable."""
+    tls: TlsFiles | None = None
+    """The certificate Parley serves (the embedded TURN server's TLS port uses it too)."""
 
 
 def error_body(code: ErrorCode | str, message: str, status: int) -> JSONResponse:
@@ -86,7 +90,9 @@ def install(app: FastAPI, deps: HttpDeps) -> None:
         s = deps.settings
         user_id = await _participant(deps, request.headers.get("authorization"))
         body = {
-            "iceServers": ice_servers(s, user_id, int(time.time())),
+            "iceServers": ice_servers(
+                s, user_id, int(time.time()), _turn_urls(deps, request.url.hostname)
+            ),
             "media": _media(deps.engine),
             "limits": {
                 "maxUploadBytes": s.max_upload_bytes,
@@ -180,22 +186,32 @@ async def _participant(deps: HttpDeps, authorization: str | None) -> str | None:
     return None if participant is None else participant.user_id
 
 
-def ice_servers(settings: Settings, user_id: str | None, now: int) -> list[dict[str, object]]:
+def _turn_urls(deps: HttpDeps, request_host: str | None) -> list[str]:
+    """``turn_urls``, or those of the embedded TURN server as this browser can reach it."""
+    s = deps.settings
+    if s.turn_urls or s.turn != "embedded":
+        return list(s.turn_urls)
+    return turn_urls(s, request_host, deps.tls)
+
+
+def ice_servers(
+    settings: Settings, user_id: str | None, now: int, urls: list[str] | None = None
+) -> list[dict[str, object]]:
     """The ICE servers a caller is told of. Anyone gets the entries without credentials
     (STUN); a participant (``user_id``) also gets the configured TURN entries with their
-    credentials and, with ``turn_secret``, TURN credentials of its own that expire."""
+    credentials and, with ``turn_secret``, TURN credentials of its own for ``urls`` (default
+    ``turn_urls``) that expire."""
+    urls = list(settings.turn_urls) if urls is None else urls
     servers: list[dict[str, object]] = []
     for server in settings.ice_servers:
         if user_id is None and (server.username is not None or server.credential is not None):
             continue
         servers.append(server.model_dump(exclude_none=True))
-    if user_id is not None and settings.turn_secret and settings.turn_urls:
+    if user_id is not None and settings.turn_secret and urls:
         username, credential = turn_credentials(
             settings.turn_secret, user_id, now + settings.turn_credential_seconds
         )
-        servers.append(
-            {"urls": list(settings.turn_urls), "username": username, "credential": credential}
-        )
+        servers.append({"urls": urls, "username": username, "credential": credential})
     return servers
 
 

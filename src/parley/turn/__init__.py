@@ -1,0 +1,1 @@
+"""The embedded TURN server (Debian's coturn, supervised) and checks of a TURN server."""

@@ -1,0 +1,196 @@
+"""The embedded TURN server: Debian's ``coturn`` as a supervised child process.
+
+``TurnProcess`` writes a private configuration under ``<data_dir>/turn/run-*``, starts
+``turnserver`` on it, waits until it answers STUN, restarts it with back-off when it dies and
+stops it on ``close()``, the way ``parley.media.janus.process`` runs Janus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import shutil
+import signal
+import tempfile
+import time
+from pathlib import Path
+
+from parley.media.janus.process import _die_with_parent
+from parley.settings import Settings
+from parley.tls import TlsFiles
+
+from .config import TurnLayout, load_or_create_turn_secret, turn_dir, write_config
+from .stun import stun_binding
+
+logger = logging.getLogger(__name__)
+
+
+class TurnError(Exception):
+    """The embedded TURN server cannot run (not installed, or it does not start)."""
+
+
+def find_turnserver(settings: Settings) -> str | None:
+    return shutil.which(settings.turn_binary)
+
+
+def probe_address(settings: Settings) -> str:
+    """Where Parley itself reaches the TURN server: its first listening address (the
+    unspecified address means every interface, loopback included)."""
+    for address in settings.turn_listen_addresses:
+        if address not in ("0.0.0.0", "::"):
+            return address
+    return "127.0.0.1"
+
+
+class TurnProcess:
+    """A supervised ``turnserver`` child: private config, restart with back-off, stop on close."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        tls: TlsFiles | None = None,
+        *,
+        start_timeout: float = 10.0,
+        min_backoff: float = 0.2,
+        max_backoff: float = 10.0,
+        stable_after: float = 30.0,
+        stop_timeout: float = 3.0,
+    ) -> None:
+        binary = find_turnserver(settings)
+        if binary is None:
+            raise TurnError(
+                f"PARLEY_TURN=embedded needs coturn: {settings.turn_binary!r} is not installed "
+                "(Debian: apt install coturn)"
+            )
+        self.settings = settings
+        self.tls = tls
+        self.binary = binary
+        self.secret = load_or_create_turn_secret(settings)
+        self.start_timeout = start_timeout
+        self.min_backoff = min_backoff
+        self.max_backoff = max_backoff
+        self.stable_after = stable_after
+        self.stop_timeout = stop_timeout
+        self.pid: int | None = None
+        self.restarts = 0
+        self.layout: TurnLayout | None = None
+        self._proc: asyncio.subprocess.Process | None = None
+        self._output: asyncio.Task[None] | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+        self._closing = False
+        self._tail: collections.deque[str] = collections.deque(maxlen=40)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return probe_address(self.settings), self.settings.turn_port
+
+    async def start(self) -> None:
+        """Start coturn and wait until it answers STUN; raises ``TurnError`` if it cannot."""
+        base = turn_dir(self.settings)
+        base.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.layout = TurnLayout(Path(await asyncio.to_thread(tempfile.mkdtemp, "", "run-", base)))
+        await self._spawn()
+        self._supervisor = asyncio.create_task(self._supervise(), name="turn-supervisor")
+
+    async def wait_ready(self, within: float) -> None:
+        async with asyncio.timeout(within):
+            await self._ready.wait()
+
+    async def close(self) -> None:
+        """Stop supervising, stop coturn (TERM, then KILL), remove the run folder. Idempotent."""
+        self._closing = True
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+            self._supervisor = None
+        await self._stop()
+        if self.layout is not None:
+            await asyncio.to_thread(shutil.rmtree, self.layout.root, True)
+            self.layout = None
+
+    async def _spawn(self) -> None:
+        assert self.layout is not None
+        await asyncio.to_thread(write_config, self.settings, self.secret, self.layout, self.tls)
+        self._proc = await asyncio.create_subprocess_exec(
+            self.binary,
+            "-c",
+            str(self.layout.config),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            cwd=self.layout.root,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+        self.pid = self._proc.pid
+        self._output = asyncio.create_task(self._drain(self._proc), name="turn-output")
+        logger.info("turn: started coturn (pid %s) on port %s", self.pid, self.settings.turn_port)
+        try:
+            await self._wait_answering(self._proc)
+        except TurnError:
+            await self._stop()
+            raise
+        self._ready.set()
+
+    async def _wait_answering(self, proc: asyncio.subprocess.Process) -> None:
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline and proc.returncode is None:
+            with contextlib.suppress(OSError, TimeoutError):
+                await stun_binding(self.address, wait=0.3)
+                return
+        tail = " | ".join(list(self._tail)[-5:])
+        raise TurnError(f"coturn did not start: {tail or 'no output'}")
+
+    async def _drain(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        while line := await proc.stdout.readline():
+            text = line.decode("utf-8", "replace").rstrip()
+            self._tail.append(text)
+            logger.debug("coturn[%s]: %s", proc.pid, text)
+
+    async def _stop(self) -> None:
+        self._ready.clear()
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+            try:
+                async with asyncio.timeout(self.stop_timeout):
+                    await proc.wait()
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                async with asyncio.timeout(self.stop_timeout):
+                    await proc.wait()
+            logger.info("turn: stopped coturn (pid %s)", proc.pid)
+        if self._output is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.stop_timeout):
+                    await self._output
+            self._output = None
+
+    async def _supervise(self) -> None:
+        backoff = self.min_backoff
+        while not self._closing:
+            proc = self._proc
+            if proc is not None:
+                started = time.monotonic()
+                code = await proc.wait()
+                self._ready.clear()
+                logger.warning("turn: coturn exited with code %s (pid %s)", code, proc.pid)
+                if time.monotonic() - started > self.stable_after:
+                    backoff = self.min_backoff
+            await self._stop()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self.max_backoff)
+            try:
+                await self._spawn()
+            except (TurnError, OSError) as exc:
+                logger.error("turn: restart failed: %s", exc)
+                continue
+            self.restarts += 1
+            logger.info("turn: coturn restarted (%s restarts so far)", self.restarts)
