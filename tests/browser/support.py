@@ -39,7 +39,10 @@ SCREENSHOTS = (
 # How long a condition may take to come true (seconds) on a busy two-core machine: assertions
 # (`expect`) and `wait_until` wait this long; an action (click, fill, file input) twice as long.
 # Nothing waits for a time: the waits end as soon as their condition holds.
-CONDITION_TIMEOUT = 30.0
+CONDITION_TIMEOUT = 45.0
+MEDIA_TIMEOUT = 2 * CONDITION_TIMEOUT
+"""How long media may take to start flowing (ICE, DTLS, first keyframe) with browsers, Janus and
+other tests sharing two cores."""
 ACTION_TIMEOUT = 2 * CONDITION_TIMEOUT
 
 

@@ -17,7 +17,14 @@ from playwright.sync_api import Browser, expect
 
 from parley.media.janus import janus_available
 from parley.settings import Settings
-from tests.browser.support import NON_BLACK, Participant, Server, running_server, wait_until
+from tests.browser.support import (
+    MEDIA_TIMEOUT,
+    NON_BLACK,
+    Participant,
+    Server,
+    running_server,
+    wait_until,
+)
 from tests.support.media_net import media_net
 
 __all__ = ["media_net"]  # a fixture, used by name below
@@ -73,7 +80,7 @@ def sees_picture(person: Participant, other: Participant) -> None:
     expect(video).to_be_visible()
     wait_until(
         lambda: video.evaluate(NON_BLACK),
-        timeout=30,
+        timeout=MEDIA_TIMEOUT,
         what=f"{person.name} seeing {other.name}'s picture",
     )
 
@@ -98,7 +105,7 @@ def test_the_meeting_recovers_its_video_after_janus_is_killed(
             )
             wait_until(
                 lambda p=person: still_decoding(p, first[p.name]),
-                timeout=30,
+                timeout=MEDIA_TIMEOUT,
                 what=f"{person.name}'s frames still decoding",
             )
             sees_picture(person, other)
@@ -118,7 +125,7 @@ def test_the_meeting_recovers_its_video_after_janus_is_killed(
 
         new = wait_until(
             lambda: [p for p in janus_processes(server) if p.pid != old.pid],
-            timeout=30,
+            timeout=MEDIA_TIMEOUT,
             what="a new janus started by the server",
         )
         assert len(new) == 1
@@ -126,12 +133,12 @@ def test_the_meeting_recovers_its_video_after_janus_is_killed(
         for person, other in pairs:
             again = wait_until(
                 lambda p=person: decoding_camera(p, {first[p.name]["subscriptionId"]}),
-                timeout=30,
+                timeout=MEDIA_TIMEOUT,
                 what=f"{person.name} decoding {other.name}'s camera on a new subscription",
             )
             wait_until(
                 lambda p=person, a=again: still_decoding(p, a),
-                timeout=30,
+                timeout=MEDIA_TIMEOUT,
                 what=f"{person.name}'s frames decoding again",
             )
             sees_picture(person, other)

@@ -14,6 +14,7 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from tests.browser.support import (
+    MEDIA_TIMEOUT,
     NON_BLACK,
     SCREENSHOTS,
     Meeting,
@@ -51,7 +52,7 @@ def remote_video(person: Participant, other: Participant):
 
 def test_each_participant_sees_the_two_others_video(meeting: Meeting) -> None:
     for person in meeting.everyone:
-        wait_decoding(person, cameras=2, timeout=30)
+        wait_decoding(person, cameras=2, timeout=MEDIA_TIMEOUT)
         for other in meeting.others(person):
             video = remote_video(person, other)
             expect(video).to_be_visible()
@@ -207,7 +208,7 @@ def test_a_dropped_connection_rejoins_and_renegotiates_media(meeting: Meeting) -
     assert bob.user_id() == before
     wait_until(
         lambda: len(s := camera_stats(bob)) == 2 and all(x["framesDecoded"] > 0 for x in s),
-        timeout=30,
+        timeout=MEDIA_TIMEOUT,
         what="Bob receiving video again",
     )
     assert old_streams == {s["streamId"] for s in camera_stats(bob)}  # same publishers' streams
@@ -217,7 +218,7 @@ def test_a_dropped_connection_rejoins_and_renegotiates_media(meeting: Meeting) -
                 any(s["userId"] == before and s["framesDecoded"] > 0 for s in camera_stats(o))
                 and remote_video(o, bob).evaluate(NON_BLACK)
             ),
-            timeout=30,
+            timeout=MEDIA_TIMEOUT,
             what=f"{other.name} seeing Bob after his reconnect",
         )
 
@@ -240,7 +241,7 @@ def test_a_reload_rejoins_with_the_same_identity(meeting: Meeting) -> None:
             len(camera_stats(carol)) == 2
             and all(s["framesDecoded"] > 0 for s in camera_stats(carol))
         ),
-        timeout=30,
+        timeout=MEDIA_TIMEOUT,
         what="Carol receiving video again after the reload",
     )
 

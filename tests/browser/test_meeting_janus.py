@@ -18,6 +18,7 @@ from playwright.sync_api import Browser, expect
 from parley.media.janus import janus_available
 from parley.settings import Settings
 from tests.browser.support import (
+    MEDIA_TIMEOUT,
     NON_BLACK,
     Meeting,
     Participant,
@@ -74,7 +75,7 @@ def test_each_participant_decodes_the_two_others_video(meeting: Meeting) -> None
             expect(video).to_be_visible()
             wait_until(
                 lambda v=video: v.evaluate(NON_BLACK),
-                timeout=30,
+                timeout=MEDIA_TIMEOUT,
                 what=f"{person.name} seeing {other.name}'s picture",
             )
     media = server_media(meeting.server)

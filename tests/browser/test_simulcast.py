@@ -18,7 +18,7 @@ from playwright.sync_api import Browser
 
 from parley.media.janus import janus_available
 from parley.settings import Settings
-from tests.browser.support import Participant, Server, running_server, wait_until
+from tests.browser.support import MEDIA_TIMEOUT, Participant, Server, running_server, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.media, pytest.mark.slow]
 
@@ -189,7 +189,7 @@ def test_the_camera_goes_out_in_three_layers_and_each_tile_gets_the_one_it_fits(
         alice.button("Share screen").click()
         wait_until(
             lambda: any(s["source"] == "screen" for s in bob.subscriptions()),
-            timeout=30,
+            timeout=MEDIA_TIMEOUT,
             what="Bob receiving Alice's screen",
         )
         tile_width(bob, alice_id, lambda w: 0 < w < 320, "a small tile in the side strip")
@@ -217,7 +217,7 @@ def test_without_simulcast_the_camera_goes_out_in_one_layer_and_no_layer_is_chos
             tile_width(bob, alice_id, lambda w: 0 < w < 320, "a small tile")
             sub = wait_until(
                 lambda: (s := camera_of(bob, alice_id)) and s["framesDecoded"] > 10 and s,
-                timeout=30,
+                timeout=MEDIA_TIMEOUT,
                 what="Bob decoding Alice's camera",
             )
             bob.page.set_viewport_size({"width": 1280, "height": 760})
