@@ -25,7 +25,8 @@ from parley.media.engine import IceCandidate, MediaEngine
 from parley.media.janus.engine import JanusEngine
 from parley.media.janus.process import JanusProcess
 from tests.media.conftest import holds_no_peers
-from tests.media.peers import ROOM, Peers, wait_until
+from tests.support.peers import ROOM, Peers
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.media]
 

@@ -34,7 +34,8 @@ from parley.media.embedded.rtp_rewrite import (
     wrap_rtx,
     write_template,
 )
-from tests.media.fake_clock import FakeClock, drive_loop, next_turns
+from tests.media.loop_time import drive_loop, next_turns
+from tests.support.fakes import FakeClock
 
 VP8 = CodecInfo(
     payload_type=96,
@@ -349,7 +350,7 @@ async def test_keyframe_requests_are_paced_and_receiver_estimates_aggregated(
         await next_turns()
         plis = [p for p in publisher_wire.rtcp() if isinstance(p, RtcpPsfbPacket) and p.fmt == 1]
         assert len(plis) == 1  # still within the interval
-        clock.advance(0.1)  # the pending request goes out once the interval has passed
+        clock.advance(0.15)  # the pending request goes out once the interval has passed
         await next_turns()
         plis = [p for p in publisher_wire.rtcp() if isinstance(p, RtcpPsfbPacket) and p.fmt == 1]
         assert len(plis) == 2

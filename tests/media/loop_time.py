@@ -1,4 +1,5 @@
-"""A clock the test moves by hand, for the embedded SFU's time-dependent rules."""
+"""Event-loop time that follows a test's ``FakeClock`` (``tests/support/fakes.py``), for the
+embedded SFU's timers."""
 
 from __future__ import annotations
 
@@ -6,21 +7,7 @@ import asyncio
 
 import pytest
 
-
-class FakeClock:
-    """``parley.clock.Clock`` at a time the test sets; ``advance`` moves it."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def now_ms(self) -> int:
-        return int(self.now * 1000)
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.support.fakes import FakeClock
 
 
 def drive_loop(clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
