@@ -14,6 +14,7 @@ import pytest
 
 from parley.errors import MediaError
 from parley.media.engine import IceCandidate, MediaEngine
+from parley.settings import Settings
 from tests.media.conftest import holds_no_peers, leftovers
 from tests.support.peers import ROOM, Peers
 from tests.support.recorder import Recorder
@@ -162,12 +163,35 @@ async def test_an_offer_with_only_unsupported_codecs_raises_media_error(
     assert engine.stats()["streams"] == 0 and engine.stats()["peer_connections"] == 0
 
 
-async def test_a_bad_answer_raises_media_error(engine: MediaEngine, peers: Peers) -> None:
+async def test_a_bad_answer_raises_media_error_and_ends_the_subscription(
+    engine: MediaEngine, peers: Peers, listener: Recorder
+) -> None:
     await peers.publish()
     await engine.subscribe(ROOM, "s1", "sub-1")
 
     with pytest.raises(MediaError):
         await engine.accept_answer(ROOM, "sub-1", "v=0\r\nnonsense")
+
+    assert listener.failed_subscriptions == [(ROOM, "sub-1")]
+    assert engine.stats()["subscriptions"] == 0 and engine.stats()["peer_connections"] == 1
+    watcher = await peers.subscribe("sub-1")  # the client subscribes again
+    await watcher.wait_for("video", 3)
+
+
+async def test_an_oversized_sdp_is_refused_by_the_engine_itself(
+    engine: MediaEngine, peers: Peers, engine_settings: Settings
+) -> None:
+    limit = engine_settings.max_sdp_bytes
+    offer = await peers.publisher().offer()
+    padded = offer + "a=x-padding:" + "y" * limit + "\r\n"
+
+    with pytest.raises(MediaError, match=f"^The SDP is larger than {limit} bytes.$"):
+        await engine.publish(ROOM, "s1", padded)
+    await peers.publish()
+    await engine.subscribe(ROOM, "s1", "sub-1")
+    with pytest.raises(MediaError, match=f"^The SDP is larger than {limit} bytes.$"):
+        await engine.accept_answer(ROOM, "sub-1", padded)
+    assert engine.stats()["streams"] == 1 and engine.stats()["subscriptions"] == 0
 
 
 async def test_unknown_ids_raise_media_error_and_closing_them_does_not(

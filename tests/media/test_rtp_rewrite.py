@@ -19,7 +19,6 @@ from aiortc.rtp import (
     unpack_remb_fci,
 )
 
-from parley.errors import MediaError
 from parley.media.embedded import rtcp
 from parley.media.embedded.aiortc_internals import unchecked_versions
 from parley.media.embedded.config import EmbeddedConfig
@@ -35,7 +34,8 @@ from parley.media.embedded.rtp_rewrite import (
     wrap_rtx,
     write_template,
 )
-from parley.media.embedded.sdp_checks import announce, check_sdp
+from tests.media.loop_time import drive_loop, next_turns
+from tests.support.fakes import FakeClock
 
 VP8 = CodecInfo(
     payload_type=96,
@@ -320,34 +320,14 @@ async def test_a_subscriber_that_falls_behind_drops_its_oldest_packets() -> None
     assert counters.dropped == 5
 
 
-def test_sdp_checks_refuse_what_is_not_sdp() -> None:
-    with pytest.raises(MediaError, match="not SDP"):
-        check_sdp("hello", 1000, "offer")
-    with pytest.raises(MediaError, match="limit"):
-        check_sdp("v=0\r\n" + "a=x\r\n" * 1000, 1000, "offer")
-    with pytest.raises(MediaError, match="no audio or video"):
-        check_sdp("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n", 1000, "offer")
-    with pytest.raises(MediaError, match="SDP text"):
-        check_sdp(None, 1000, "offer")
-
-
-def test_announced_address_replaces_local_host_candidates() -> None:
-    sdp = (
-        "v=0\r\nm=audio 5000 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 10.0.0.5\r\n"
-        "a=candidate:1 1 udp 2130706431 10.0.0.5 5000 typ host\r\n"
-        "a=candidate:2 1 udp 1694498815 198.51.100.1 5000 typ srflx raddr 10.0.0.5 rport 5000\r\n"
-    )
-    out = announce(sdp, "203.0.113.7", ("10.0.0.5",))
-    assert "c=IN IP4 203.0.113.7" in out
-    assert "a=candidate:1 1 udp 2130706431 203.0.113.7 5000 typ host" in out
-    assert "198.51.100.1 5000 typ srflx" in out
-    assert announce(sdp, None, ()) == sdp
-
-
-async def test_keyframe_requests_are_paced_and_receiver_estimates_aggregated() -> None:
+async def test_keyframe_requests_are_paced_and_receiver_estimates_aggregated(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = FakeClock()
+    drive_loop(clock, monkeypatch)
     counters = ForwardingCounters()
     config = EmbeddedConfig(keyframe_interval=0.2)
-    upstream = UpstreamTrack("up", "video", VP8, config, counters)
+    upstream = UpstreamTrack("up", "video", VP8, config, counters, clock)
     publisher_wire = Wire()
     upstream.on_ready(
         ReceiveSession(
@@ -366,7 +346,12 @@ async def test_keyframe_requests_are_paced_and_receiver_estimates_aggregated() -
             tracks[0].on_keyframe_request()  # a PLI storm from a subscriber
         plis = [p for p in publisher_wire.rtcp() if isinstance(p, RtcpPsfbPacket) and p.fmt == 1]
         assert len(plis) == 1 and plis[0].media_ssrc == 0x1111
-        await asyncio.sleep(0.3)  # the pending request goes out once the interval has passed
+        clock.advance(0.1)
+        await next_turns()
+        plis = [p for p in publisher_wire.rtcp() if isinstance(p, RtcpPsfbPacket) and p.fmt == 1]
+        assert len(plis) == 1  # still within the interval
+        clock.advance(0.15)  # the pending request goes out once the interval has passed
+        await next_turns()
         plis = [p for p in publisher_wire.rtcp() if isinstance(p, RtcpPsfbPacket) and p.fmt == 1]
         assert len(plis) == 2
         assert counters.keyframe_requests == 2

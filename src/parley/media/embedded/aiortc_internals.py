@@ -27,6 +27,25 @@ module again before moving either pin. What it depends on:
    ``self.get_component_candidates(component=..., addresses=...)``, which we wrap per instance
    to choose the addresses (aioice skips 127.0.0.1) and, with a port range, to bind the host
    sockets ourselves (aioice's ``StunProtocol``, ``_protocols``, which ``close()`` closes).
+8. See ``is_abandoned_connect``.
+9. ``RTCPeerConnection.__dtlsTransports`` / ``__iceTransports`` (name-mangled sets) hold every
+   transport the connection made; ``close_peer_connection`` stops them itself when aiortc's
+   own ``close()`` fails half-way (see there).
+
+Workarounds for bugs of aiortc 1.16.0 (drop them when aiortc fixes these; the inputs are in
+``tests/media/test_hostile_sdp.py``):
+
+- ``sdp.SessionDescription.parse`` looks up the codec of an ``a=fmtp`` line with
+  ``next(...)``: for a payload type that no ``a=rtpmap`` maps, ``StopIteration`` escapes, and
+  inside ``setRemoteDescription`` (a coroutine) becomes ``RuntimeError("coroutine raised
+  StopIteration")``. Input: ``m=video 9 UDP/TLS/RTP/SAVPF 96 97`` with ``a=rtpmap:96 VP8/90000``
+  and ``a=fmtp:97 apt=96``. ``set_remote_description`` parses first and reports a ValueError.
+- ``setRemoteDescription`` with ``a=group:BUNDLE x 0`` where no section has mid ``x`` gives
+  the bundled transceivers a ``None`` transport: ``AttributeError: 'NoneType' object has no
+  attribute 'transport'`` in whatever touches it next, and ``close()`` then fails with ``...
+  no attribute 'stop'`` before it has stopped the ICE transports, leaving their UDP sockets
+  open. ``set_remote_description`` refuses such a BUNDLE group; ``close_peer_connection``
+  stops what ``close()`` left.
 """
 
 from __future__ import annotations
@@ -50,6 +69,7 @@ from aiortc import (
     RTCPeerConnection,
     RTCRtpCodecCapability,
     RTCRtpTransceiver,
+    RTCSessionDescription,
 )
 from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationError
 from aiortc.rtcconfiguration import RTCBundlePolicy
@@ -68,7 +88,7 @@ from aiortc.rtp import (
     is_rtcp,
     unpack_remb_fci,
 )
-from aiortc.sdp import candidate_from_sdp
+from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from parley.media.embedded.config import IceServerConfig
 from parley.media.embedded.ports import (
@@ -128,6 +148,37 @@ def new_peer_connection(ice_servers: tuple[IceServerConfig, ...]) -> RTCPeerConn
     return RTCPeerConnection(
         RTCConfiguration(iceServers=servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
     )
+
+
+async def set_remote_description(pc: RTCPeerConnection, sdp: str, kind: str) -> None:
+    """``pc.setRemoteDescription`` without aiortc 1.16.0's two crashes on hostile SDP (see the
+    module docstring): raises ValueError for them."""
+    try:
+        parsed = SessionDescription.parse(sdp)
+    except StopIteration:
+        raise ValueError("an a=fmtp line names a payload type no a=rtpmap maps") from None
+    mids = {media.rtp.muxId for media in parsed.media}
+    for group in parsed.group:
+        if group.semantic == "BUNDLE" and any(str(mid) not in mids for mid in group.items):
+            raise ValueError("a=group:BUNDLE names a mid no media section has")
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=kind))
+
+
+async def close_peer_connection(pc: RTCPeerConnection) -> None:
+    """Close ``pc`` and everything it opened, even when aiortc's ``close()`` fails half-way
+    (e.g. after a failed ``setRemoteDescription``, see the module docstring)."""
+    try:
+        await pc.close()
+    except Exception:  # whatever failed, the sockets must still be closed
+        logger.debug("aiortc could not close a peer connection; stopping its transports")
+    dtls: set[Any] = getattr(pc, "_RTCPeerConnection__dtlsTransports", set())
+    ice: set[Any] = getattr(pc, "_RTCPeerConnection__iceTransports", set())
+    for transport in [*dtls, *ice]:
+        if transport.state != "closed":
+            try:
+                await transport.stop()
+            except Exception:
+                logger.debug("stopping an aiortc transport failed", exc_info=True)
 
 
 def parse_candidate(candidate: str, sdp_mid: str | None, sdp_mline_index: int | None) -> Any:

@@ -183,7 +183,21 @@ class EmbeddedEngine:
         return offer
 
     async def accept_answer(self, room_key: str, subscription_id: str, answer_sdp: str) -> None:
-        await self._subscription(room_key, subscription_id).accept_answer(answer_sdp)
+        """Apply the answer; a refused answer ends the subscription (closed here, reported
+        with ``subscription_failed``): the client subscribes again."""
+        session = self._subscription(room_key, subscription_id)
+        if session.answered:
+            raise MediaError("The subscription already has an answer.")
+        try:
+            await session.accept_answer(answer_sdp)
+        except BaseException:
+            room = self._rooms.get(room_key)
+            if room is not None and await self._close_subscription(room, subscription_id):
+                logger.info(
+                    "room %s: subscription %s refused its answer", room_key, subscription_id
+                )
+                await self._listener.subscription_failed(room_key, subscription_id)
+            raise
 
     async def unsubscribe(self, room_key: str, subscription_id: str) -> None:
         room = self._rooms.get(room_key)

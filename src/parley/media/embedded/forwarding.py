@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
 
+from parley.clock import Clock, SystemClock
 from parley.media.embedded import rtcp
 from parley.media.embedded.config import EmbeddedConfig
 from parley.media.embedded.feedback import KeyframePacer, NackTracker, ReceptionStats
@@ -40,7 +40,10 @@ GATED_CODECS = ("vp8", "h264")
 
 
 class UpstreamTrack:
-    """One track of a publisher: receives its RTP, feeds its subscribers, talks back to it."""
+    """One track of a publisher: receives its RTP, feeds its subscribers, talks back to it.
+
+    ``clock`` gives the time of NACKs, keyframe pacing and receiver reports; the keyframe
+    timer runs on the event loop's own clock."""
 
     def __init__(
         self,
@@ -49,8 +52,10 @@ class UpstreamTrack:
         codec: CodecInfo,
         config: EmbeddedConfig,
         counters: ForwardingCounters,
+        clock: Clock | None = None,
     ) -> None:
         self.name = name
+        self._clock = clock or SystemClock()
         self.kind = kind
         self.codec = codec
         self.subscribers: list[DownstreamTrack] = []
@@ -95,7 +100,7 @@ class UpstreamTrack:
             packet = unwrapped
         else:
             return
-        now = time.monotonic()
+        now = self._clock.monotonic()
         self._stats.add(packet.sequence_number)
         if self._nacks is not None:
             lost = self._nacks.received(packet.sequence_number, now)
@@ -109,7 +114,7 @@ class UpstreamTrack:
             subscriber.forward(packet, templates, keyframe, now)
 
     def on_sender_report(self, ntp_timestamp: int, rtp_timestamp: int) -> None:
-        self._last_sr = ((ntp_timestamp >> 16) & 0xFFFFFFFF, time.monotonic())
+        self._last_sr = ((ntp_timestamp >> 16) & 0xFFFFFFFF, self._clock.monotonic())
         for subscriber in self.subscribers:
             subscriber.send_sender_report(ntp_timestamp, rtp_timestamp)
 
@@ -148,7 +153,7 @@ class UpstreamTrack:
             self._keyframe_wanted = True
             return
         self._keyframe_wanted = False
-        now = time.monotonic()
+        now = self._clock.monotonic()
         if self._pacer.request(now):
             self._counters.keyframe_requests += 1
             self._rtcp.push(rtcp.picture_loss(self._rtcp_ssrc, self._media_ssrc))
@@ -193,7 +198,7 @@ class UpstreamTrack:
         lsr = dlsr = 0
         if self._last_sr is not None:
             lsr = self._last_sr[0]
-            dlsr = int((time.monotonic() - self._last_sr[1]) * 65536) & 0xFFFFFFFF
+            dlsr = int((self._clock.monotonic() - self._last_sr[1]) * 65536) & 0xFFFFFFFF
         block = rtcp.ReportBlock(
             ssrc=self._media_ssrc,
             fraction_lost=self._stats.fraction_lost(),

@@ -8,26 +8,28 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCPeerConnection
 
 from parley.errors import MediaError
 from parley.media.embedded.aiortc_internals import (
     NEGOTIATION_ERRORS,
     NoCommonCodec,
+    close_peer_connection,
     narrow_to_primary_codec,
     new_peer_connection,
     parse_candidate,
     prefer_codec,
     remote_sends,
     restrict_gathering,
+    set_remote_description,
     tap_receiver,
     tap_sender,
 )
 from parley.media.embedded.config import EmbeddedConfig
 from parley.media.embedded.forwarding import DownstreamTrack, UpstreamTrack
 from parley.media.embedded.pump import ForwardingCounters
-from parley.media.embedded.sdp_checks import announce, check_sdp
 from parley.media.engine import IceCandidate, MediaKind
+from parley.media.sdp import Role, announce, check_candidate, check_description
 
 logger = logging.getLogger(__name__)
 
@@ -36,12 +38,19 @@ SUPPORTED = "audio: Opus, G.722, PCMU, PCMA; video: VP8, H.264"
 REPORT_INTERVAL = 1.0
 
 
-def _negotiation_error(exc: BaseException, what: str) -> MediaError:
+def _negotiation_error(exc: Exception, what: str) -> MediaError:
+    """What a client is told when aiortc failed on its SDP or candidate. Whatever aiortc
+    raised, the client caused it (its input passed our checks, so aiortc's parser choked on
+    it): MEDIA_ERROR, never INTERNAL. Exceptions outside aiortc's usual ones are logged."""
+    if isinstance(exc, MediaError):
+        return exc
     if isinstance(exc, TimeoutError):
-        return MediaError(f"the {what} could not be negotiated in time")
+        return MediaError(f"The {what} could not be negotiated in time.")
     if isinstance(exc, NoCommonCodec):
-        return MediaError(f"the {what} has no codec this server can forward ({SUPPORTED})")
-    return MediaError(f"the {what} is not usable: {exc or type(exc).__name__}")
+        return MediaError(f"The {what} has no codec this server can forward ({SUPPORTED}).")
+    if not isinstance(exc, NEGOTIATION_OR_TIMEOUT):
+        logger.warning("aiortc failed on a client's %s", what, exc_info=exc)
+    return MediaError(f"The {what} is not usable: {str(exc)[:200] or type(exc).__name__}.")
 
 
 class PeerSession:
@@ -103,26 +112,27 @@ class PeerSession:
             logger.info("%s: not connected after %.0f s", self.name, self._config.connect_timeout)
             self._end()
 
-    def _check(self, sdp: object, what: str) -> str:
-        return check_sdp(sdp, self._config.max_sdp_bytes, what)
+    def _check(self, sdp: object, role: Role) -> str:
+        return check_description(sdp, self._config.max_sdp_bytes, role)
 
     def _announced(self, sdp: str) -> str:
         return announce(sdp, self._config.announced_address, self._config.media_addresses)
 
     async def add_candidate(self, candidate: IceCandidate | None) -> None:
+        checked = check_candidate(candidate)
         pc = self._pc
         if pc is None or self._closing:
             return
         try:
-            if candidate is None or not candidate.candidate.strip():
+            if checked is None:
                 await pc.addIceCandidate(None)
                 return
             parsed: Any = parse_candidate(
-                candidate.candidate, candidate.sdp_mid, candidate.sdp_mline_index
+                checked.candidate, checked.sdp_mid, checked.sdp_mline_index
             )
             await pc.addIceCandidate(parsed)
-        except NEGOTIATION_ERRORS as exc:
-            raise MediaError(f"the ICE candidate is not usable: {exc}") from exc
+        except Exception as exc:
+            raise _negotiation_error(exc, "ICE candidate") from exc
 
     async def _close_tracks(self) -> None:
         """Subclasses stop their tracks here."""
@@ -142,7 +152,7 @@ class PeerSession:
             if pc is not None:
                 try:
                     async with asyncio.timeout(self._config.close_timeout):
-                        await pc.close()
+                        await close_peer_connection(pc)
                 except TimeoutError:
                     logger.warning("%s: peer connection did not close in time", self.name)
                 finally:
@@ -170,17 +180,16 @@ class PublisherSession(PeerSession):
         pc = self._new_pc()
         try:
             async with asyncio.timeout(self._config.negotiation_timeout):
-                await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+                await set_remote_description(pc, offer, "offer")
                 self._take_tracks(pc)
                 restrict_gathering(pc, self._config.media_addresses, self._config.port_range)
                 answer = await pc.createAnswer()
                 await pc.setLocalDescription(answer)
-        except MediaError:
+        except BaseException as exc:
             await self.close()
+            if isinstance(exc, Exception):
+                raise _negotiation_error(exc, "offer") from exc
             raise
-        except NEGOTIATION_OR_TIMEOUT as exc:
-            await self.close()
-            raise _negotiation_error(exc, "offer") from exc
         self._counters.tasks += 1
         self._reporter = asyncio.create_task(self._report(), name=f"{self.name} reports")
         self._start_connect_timer()
@@ -248,6 +257,11 @@ class SubscriberSession(PeerSession):
         self._publisher = publisher
         self._answered = False
 
+    @property
+    def answered(self) -> bool:
+        """Whether an answer was applied (or is being applied)."""
+        return self._answered
+
     async def make_offer(self) -> str:
         pc = self._new_pc()
         try:
@@ -263,25 +277,29 @@ class SubscriberSession(PeerSession):
                 restrict_gathering(pc, self._config.media_addresses, self._config.port_range)
                 offer = await pc.createOffer()
                 await pc.setLocalDescription(offer)
-        except NEGOTIATION_OR_TIMEOUT as exc:
+        except BaseException as exc:
             await self.close()
-            raise _negotiation_error(exc, "subscription") from exc
+            if isinstance(exc, Exception):
+                raise _negotiation_error(exc, "subscription") from exc
+            raise
         self._start_connect_timer()
         return self._announced(pc.localDescription.sdp)
 
     async def accept_answer(self, answer_sdp: object) -> None:
-        answer = self._check(answer_sdp, "answer")
+        """Apply the subscriber's answer. A bad answer raises MediaError and the caller
+        closes the subscription (aiortc may have applied part of it)."""
         pc = self._pc
         if pc is None or self._closing:
-            raise MediaError("the subscription is closed")
+            raise MediaError("The subscription is closed.")
         if self._answered:
-            raise MediaError("the subscription already has an answer")
+            raise MediaError("The subscription already has an answer.")
+        answer = self._check(answer_sdp, "answer")
+        self._answered = True
         try:
             async with asyncio.timeout(self._config.negotiation_timeout):
-                await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
-        except NEGOTIATION_OR_TIMEOUT as exc:
+                await set_remote_description(pc, answer, "answer")
+        except Exception as exc:
             raise _negotiation_error(exc, "answer") from exc
-        self._answered = True
 
     async def _close_tracks(self) -> None:
         for track in self.tracks:

@@ -25,17 +25,11 @@ from parley.media.engine import (
     NoListener,
     Published,
 )
+from parley.media.sdp import check_candidate, check_description
 from parley.settings import Settings
 
 from .client import JSON, JanusClosed, JanusError, JanusHandle, plugin_data
-from .jsep import (
-    candidate_from_janus,
-    candidate_to_janus,
-    check_sdp,
-    sdp_kinds,
-    sdp_mids,
-    sdp_of,
-)
+from .jsep import candidate_from_janus, candidate_to_janus, sdp_kinds, sdp_mids, sdp_of
 from .link import VIDEOROOM, JanusLink
 from .process import JanusProvider
 from .rooms import Peer, Publisher, Room, Signals, Subscriber
@@ -143,10 +137,10 @@ class JanusEngine:
     # --- MediaEngine ----------------------------------------------------------------------
 
     async def publish(self, room_key: str, stream_id: str, offer_sdp: str) -> Published:
-        check_sdp(offer_sdp, self.settings.max_sdp_bytes)
+        offer_sdp = check_description(offer_sdp, self.settings.max_sdp_bytes, "offer")
         offered = sdp_kinds(offer_sdp)
         if not offered:
-            raise MediaError("the offer carries neither audio nor video")
+            raise MediaError("The offer carries neither audio nor video.")
         room = await self._ensure_room(room_key)
         if stream_id in room.streams:
             raise MediaError(f"stream {stream_id} is already published")
@@ -163,9 +157,11 @@ class JanusEngine:
             missing = [kind for kind in offered if kind not in sdp_kinds(answer)]
             if missing:
                 raise MediaError(f"no codec the server can forward for {', '.join(missing)}")
-        except (JanusError, MediaError) as exc:
-            await handle.detach()
-            raise _media_error("the media server refused the offer", exc) from exc
+        except BaseException as exc:
+            await self._detach(handle)
+            if isinstance(exc, Exception):
+                raise _media_error("the media server refused the offer", exc) from exc
+            raise
         simulcast = "a=simulcast:" in offer_sdp
         publisher = Publisher(
             handle, signals, stream_id=stream_id, simulcast=simulcast, mids=sdp_mids(answer)
@@ -226,9 +222,11 @@ class JanusEngine:
         try:
             data, jsep = await handle.message(body)
             offer = sdp_of(jsep, "the media server made no offer for the subscription")
-        except (JanusError, MediaError) as exc:
-            await handle.detach()
-            raise _media_error("the media server cannot subscribe", exc) from exc
+        except BaseException as exc:
+            await self._detach(handle)
+            if isinstance(exc, Exception):
+                raise _media_error("the media server cannot subscribe", exc) from exc
+            raise
         if stream_id not in room.streams:  # unpublished while we were asking
             await handle.detach()
             raise MediaError(f"stream {stream_id} is not published in this room")
@@ -244,15 +242,29 @@ class JanusEngine:
         return offer
 
     async def accept_answer(self, room_key: str, subscription_id: str, answer_sdp: str) -> None:
-        check_sdp(answer_sdp, self.settings.max_sdp_bytes)
+        """Apply the answer; a refused answer ends the subscription (detached here, reported
+        with ``subscription_failed``): the client subscribes again."""
         room = self._rooms.get(room_key)
         sub = room.subscriptions.get(subscription_id) if room is not None else None
-        if sub is None:
+        if sub is None or room is None:
             raise MediaError(f"no subscription {subscription_id} in this room")
+        if sub.answered:
+            raise MediaError("The subscription already has an answer.")
+        sub.answered = True
         try:
+            answer_sdp = check_description(answer_sdp, self.settings.max_sdp_bytes, "answer")
             await sub.handle.message({"request": "start"}, {"type": "answer", "sdp": answer_sdp})
-        except JanusError as exc:
-            raise _media_error("the media server refused the answer", exc) from exc
+        except BaseException as exc:
+            if room.subscriptions.get(subscription_id) is sub:
+                del room.subscriptions[subscription_id]
+                await self._detach(sub.forget())
+                logger.info(
+                    "room %s: subscription %s refused its answer", room_key, subscription_id
+                )
+                await self._listener.subscription_failed(room_key, subscription_id)
+            if isinstance(exc, Exception):
+                raise _media_error("the media server refused the answer", exc) from exc
+            raise
 
     async def select_layer(self, room_key: str, subscription_id: str, layer: int) -> None:
         """The seam's layer choice: checked now, carried out by ``set_layer`` in a task of
@@ -322,7 +334,7 @@ class JanusEngine:
         peer = room.peer(peer_id) if room is not None else None
         if peer is None:
             raise MediaError(f"no stream or subscription {peer_id} in this room")
-        payload = candidate_to_janus(candidate)
+        payload = candidate_to_janus(check_candidate(candidate))
         try:
             await peer.handle.trickle(payload)
         except JanusError as exc:
@@ -512,12 +524,15 @@ class JanusEngine:
         )
 
 
-def _media_error(what: str, exc: JanusError | MediaError) -> MediaError:
+def _media_error(what: str, exc: Exception) -> MediaError:
     if isinstance(exc, MediaError):
         return exc
     if isinstance(exc, JanusClosed):
         return MediaError("the media server is restarting; try again")
-    return MediaError(f"{what}: {exc.reason}")
+    if isinstance(exc, JanusError):
+        return MediaError(f"{what}: {exc.reason}")
+    logger.warning("janus engine: %s", what, exc_info=exc)
+    return MediaError(f"{what}.")
 
 
 def _video_mids(data: JSON) -> tuple[str, ...]:

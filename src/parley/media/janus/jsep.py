@@ -44,14 +44,6 @@ def sdp_kinds(sdp: str) -> tuple[str, ...]:
     return tuple(kinds)
 
 
-def check_sdp(sdp: str, max_bytes: int) -> None:
-    """Refuse what is surely not an SDP before Janus sees it."""
-    if len(sdp.encode("utf-8")) > max_bytes:
-        raise MediaError("the session description is too large")
-    if not sdp.startswith("v=0"):
-        raise MediaError("the session description is not SDP")
-
-
 def sdp_of(jsep: JSON | None, missing: str) -> str:
     """The SDP of a JSEP Janus sent; ``MediaError(missing)`` when there is none."""
     sdp = jsep.get("sdp") if jsep is not None else None

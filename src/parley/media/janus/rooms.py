@@ -53,6 +53,8 @@ class Subscriber(Peer):
     stream_id: str = ""
     video_mids: tuple[str, ...] = ()
     """The ``mid`` of each video m-line Janus offered (what a layer choice applies to)."""
+    answered: bool = False
+    """Whether the client's answer was given to Janus (or is being given)."""
 
 
 @dataclass
