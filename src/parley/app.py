@@ -22,7 +22,7 @@ from parley.errors import ErrorCode
 from parley.files.blobs import BlobDir
 from parley.files.links import DownloadLinks
 from parley.files.service import FileLimits, FilesService
-from parley.http import api, routes
+from parley.http import api, probe, routes
 from parley.http import metrics as metrics_http
 from parley.http.metrics import Metrics
 from parley.http.security import Guard
@@ -269,6 +269,8 @@ class Parley:
                 ),
             )
             _describe_only_the_api(self.http, router)
+        self.probes = probe.Probes(http_settings, self.engine is not None and s.max_probes > 0, tls)
+        probe.install(self.http, self.probes)
         routes.install(
             self.http,
             routes.HttpDeps(
@@ -327,6 +329,7 @@ class Parley:
                     await task
         self._expiry = self._file_expiry = None
         await self.reconnects.close()
+        await self.probes.close()
         await self.chat_store.close()
         if self.webhooks is not None:
             await self.webhooks.close()
