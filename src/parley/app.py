@@ -25,6 +25,7 @@ from parley.files.service import FileLimits, FilesService
 from parley.http import api, probe, routes
 from parley.http import metrics as metrics_http
 from parley.http.metrics import Metrics
+from parley.http.scheme import SecureScheme
 from parley.http.security import Guard
 from parley.media.engine import MediaEngine
 from parley.media.select import create_engine
@@ -285,7 +286,7 @@ class Parley:
             ),
         )
         metrics_http.install(self.http, self.metrics, s.api_key)
-        self.asgi = Guard(
+        guarded = Guard(
             signalling.ContainedWebSockets(
                 signalling.guard(
                     self.sio,
@@ -301,6 +302,8 @@ class Parley:
             ),
             s.allowed_hosts,
         )
+        # Over HTTPS served by Parley itself, Socket.IO's same-origin check must see https.
+        self.asgi = SecureScheme(guarded)
 
     async def start(self) -> None:
         await migrate(self.db)
@@ -413,7 +416,7 @@ def create_app(
     engine: MediaEngine | None = _UNSET,
     clock: Clock | None = None,
     tls: TlsFiles | None = None,
-) -> Guard:
+) -> SecureScheme:
     """The ASGI application for ``settings`` (served over HTTPS with ``tls``, when given); its
     lifespan starts and stops everything."""
     return Parley(settings, engine, clock, tls).asgi
