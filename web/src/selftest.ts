@@ -54,7 +54,15 @@ export async function selfTest(base = ""): Promise<SelfTestResult> {
     } catch {
       // Host candidates alone still tell a LAN path.
     }
-    if (await probeDirect(base, stun)) {
+    const direct = await probeDirect(base, stun);
+    if (direct === "busy") {
+      return {
+        reach: "unknown",
+        summary: "Not checked",
+        detail: "The server is answering too many checks right now. You can still join.",
+      };
+    }
+    if (direct === "yes") {
       return {
         reach: "direct",
         summary: "Direct connection",
@@ -98,7 +106,7 @@ export async function selfTest(base = ""): Promise<SelfTestResult> {
 }
 
 /** Whether a probe peer connection to the server connects (ICE) without a relay. */
-async function probeDirect(base: string, iceServers: RTCIceServer[]): Promise<boolean> {
+async function probeDirect(base: string, iceServers: RTCIceServer[]): Promise<"yes" | "no" | "busy"> {
   const pc = new RTCPeerConnection({ iceServers, iceTransportPolicy: "all", bundlePolicy: "max-bundle" });
   try {
     pc.addTransceiver("audio", { direction: "sendonly" });
@@ -110,13 +118,15 @@ async function probeDirect(base: string, iceServers: RTCIceServer[]): Promise<bo
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ sdp: pc.localDescription?.sdp ?? "" }),
     });
-    if (!response.ok) return false;
+    // 429 (this address checked often) or 503 (the server's cap): no verdict either way.
+    if (response.status === 429 || response.status === 503) return "busy";
+    if (!response.ok) return "no";
     const { sdp } = (await response.json()) as { sdp: string };
     const connected = iceConnected(pc, CONNECT_MS);
     await pc.setRemoteDescription({ type: "answer", sdp });
-    return await connected;
+    return (await connected) ? "yes" : "no";
   } catch {
-    return false;
+    return "no";
   } finally {
     pc.close();
   }
