@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect
 
@@ -156,3 +157,17 @@ def test_over_https_a_relayed_participant_and_a_direct_one_see_each_other(
     finally:
         alice.close()
         bob.close()
+
+
+def test_the_probe_gives_no_credentials_and_is_limited_per_address(server: Server) -> None:
+    """Last in the module: it spends this address's probe budget."""
+    with httpx.Client(base_url=server.url, verify=False, timeout=10) as http:
+        info = http.get("/connectivity-probe").json()
+        assert info["probe"] is True
+        assert info["turnUrls"] and all(u.startswith("turn:") for u in info["turnUrls"])
+        assert set(info) == {"probe", "turnUrls"}  # URLs only, never credentials
+        assert http.post("/connectivity-probe", json={"sdp": "v=0", "x": 1}).status_code == 400
+        codes = [
+            http.post("/connectivity-probe", json={"sdp": "not sdp"}).status_code for _ in range(10)
+        ]
+        assert 429 in codes and set(codes) <= {400, 429, 502}, codes
