@@ -22,9 +22,10 @@ from parley.errors import ErrorCode
 from parley.files.blobs import BlobDir
 from parley.files.links import DownloadLinks
 from parley.files.service import FileLimits, FilesService
-from parley.http import api, routes
+from parley.http import api, probe, routes
 from parley.http import metrics as metrics_http
 from parley.http.metrics import Metrics
+from parley.http.scheme import SecureScheme
 from parley.http.security import Guard
 from parley.media.engine import MediaEngine
 from parley.media.select import create_engine
@@ -269,6 +270,8 @@ class Parley:
                 ),
             )
             _describe_only_the_api(self.http, router)
+        self.probes = probe.Probes(http_settings, self.engine is not None and s.max_probes > 0, tls)
+        probe.install(self.http, self.probes)
         routes.install(
             self.http,
             routes.HttpDeps(
@@ -283,7 +286,7 @@ class Parley:
             ),
         )
         metrics_http.install(self.http, self.metrics, s.api_key)
-        self.asgi = Guard(
+        guarded = Guard(
             signalling.ContainedWebSockets(
                 signalling.guard(
                     self.sio,
@@ -299,6 +302,8 @@ class Parley:
             ),
             s.allowed_hosts,
         )
+        # Over HTTPS served by Parley itself, Socket.IO's same-origin check must see https.
+        self.asgi = SecureScheme(guarded)
 
     async def start(self) -> None:
         await migrate(self.db)
@@ -327,6 +332,7 @@ class Parley:
                     await task
         self._expiry = self._file_expiry = None
         await self.reconnects.close()
+        await self.probes.close()
         await self.chat_store.close()
         if self.webhooks is not None:
             await self.webhooks.close()
@@ -410,7 +416,7 @@ def create_app(
     engine: MediaEngine | None = _UNSET,
     clock: Clock | None = None,
     tls: TlsFiles | None = None,
-) -> Guard:
+) -> SecureScheme:
     """The ASGI application for ``settings`` (served over HTTPS with ``tls``, when given); its
     lifespan starts and stops everything."""
     return Parley(settings, engine, clock, tls).asgi

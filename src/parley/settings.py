@@ -131,6 +131,13 @@ class Settings(BaseSettings):
     room_create_rate: float = Field(default=1.0, gt=0)
     """Rooms an address may create per second, sustained."""
     room_create_burst: int = Field(default=10, ge=1)
+    probe_rate: float = Field(default=0.2, gt=0)
+    """Pre-join connectivity probes (``POST /connectivity-probe``) an address may open per
+    second, sustained (one every 5 s)."""
+    probe_burst: int = Field(default=5, ge=1)
+    max_probes: int = Field(default=20, ge=0)
+    """Probe peer connections open at once on the server (each lives 10 s); 0 turns probes
+    off."""
     max_wrong_passwords: int = Field(default=5, ge=1)
     """Wrong room passwords one address may try in ``wrong_password_window_seconds`` (across
     rooms); past that, every password check from it answers ``RATE_LIMITED``."""

@@ -8,10 +8,13 @@ import { Prejoin } from "./prejoin";
 import { humanError } from "./errors";
 import { ParleyClient, ProtocolError, type ConnectionInfo, type CreateRoomData } from "./protocol";
 import { JoinCancelled, LobbyDenied } from "./session";
+import { decodeClaims, takeTokenFromAddress } from "./jointoken";
 import {
   devicePrefs,
   dropRoomSession,
+  joinToken,
   roomSession,
+  saveJoinToken,
   saveRoomSession,
   savedName,
   type DevicePrefs,
@@ -56,13 +59,18 @@ function route(): void {
     showLobby();
     return;
   }
+  // A join token in the address (`?jwt=…`) is kept for this tab and taken out of the address.
+  const given = takeTokenFromAddress();
+  if (given) saveJoinToken(roomId, given);
   const session = roomSession(roomId);
   if (session?.inMeeting && session.token) {
     // A reload (or a return) while in the meeting goes straight back in as the same person.
+    const jwt = joinToken(roomId);
     void enterMeeting(roomId, session.userName, {
       kind: "join",
       resumeToken: session.token,
       ...(session.hostKey ? { hostKey: session.hostKey } : {}),
+      ...(jwt ? { jwt } : {}),
     });
     return;
   }
@@ -84,6 +92,8 @@ function showLobby(): void {
 
 function showPrejoin(roomId: string, error?: string, needsPassword = false): void {
   document.title = "Join meeting · Parley";
+  const jwt = joinToken(roomId);
+  const claims = jwt ? decodeClaims(jwt) : null;
   const prejoin = new Prejoin(
     client,
     roomId,
@@ -93,15 +103,19 @@ function showPrejoin(roomId: string, error?: string, needsPassword = false): voi
         kind: "join",
         ...(session?.hostKey ? { hostKey: session.hostKey } : {}),
         ...(password !== undefined ? { password } : {}),
+        ...(jwt ? { jwt } : {}),
       };
       return enterMeeting(roomId, userName, entry, media, prefs);
     },
     () => navigate("/"),
+    claims?.name,
   );
   show(prejoin.el, () => prejoin.stop());
   if (needsPassword) prejoin.askPassword();
+  const expired = claims?.exp !== undefined && claims.exp * 1000 < Date.now();
+  const shown = error ?? (expired ? "This invitation link has expired. Ask for a new one." : undefined);
   void prejoin.start().then(() => {
-    if (error) prejoin.el.querySelector(".error")!.textContent = error;
+    if (shown) prejoin.el.querySelector(".error")!.textContent = shown;
   });
 }
 

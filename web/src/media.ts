@@ -282,7 +282,8 @@ export class MeetingMedia {
       let audioPackets = 0;
       let frameWidth = 0;
       let frameHeight = 0;
-      (await sub.pc.getStats()).forEach((r: InboundStats) => {
+      const stats = await sub.pc.getStats();
+      stats.forEach((r: InboundStats) => {
         if (r.type !== "inbound-rtp") return;
         if (r.kind === "video") {
           framesDecoded += r.framesDecoded ?? 0;
@@ -304,6 +305,7 @@ export class MeetingMedia {
         audioPackets,
         layer: sub.layer,
         layerRequests: sub.layerRequests,
+        path: selectedPath(stats),
       });
     }
     return out;
@@ -371,4 +373,20 @@ export interface SubscriptionReport {
   /** The simulcast layer asked for (null: none; the engine sends its highest). */
   layer: SimulcastLayer | null;
   layerRequests: number;
+  /** The type of our end of the connection's selected ICE pair: "host" or "srflx" (direct),
+   * "relay" (through TURN), or "" before one is chosen. */
+  path: string;
+}
+
+/** The local candidate type of a connection's selected ICE pair (see SubscriptionReport). */
+function selectedPath(report: RTCStatsReport): string {
+  let pairId = "";
+  report.forEach((r: { type: string; selectedCandidatePairId?: string }) => {
+    if (r.type === "transport" && r.selectedCandidatePairId) pairId = r.selectedCandidatePairId;
+  });
+  const pair = pairId ? (report.get(pairId) as { localCandidateId?: string } | undefined) : undefined;
+  const local = pair?.localCandidateId
+    ? (report.get(pair.localCandidateId) as { candidateType?: string } | undefined)
+    : undefined;
+  return local?.candidateType ?? "";
 }

@@ -201,7 +201,7 @@ export class Meeting {
         .then(({ settings }) => this.roomMenu.show(settings), () => undefined);
     } else {
       const data = await this.join(() =>
-        this.session.join(entry.resumeToken, entry.hostKey, entry.password),
+        this.session.join(entry.resumeToken, entry.hostKey, entry.password, entry.jwt),
       );
       streams = data.streams;
     }

@@ -3,6 +3,7 @@ import { getTrack, LevelMeter, listDevices, type LocalMedia } from "./devices";
 import { field, h, uid } from "./dom";
 import { icon, setIcon } from "./icons";
 import type { ParleyClient } from "./protocol";
+import { selfTest } from "./selftest";
 import { devicePrefs, saveDevicePrefs, saveName, savedName, type DevicePrefs } from "./store";
 
 export interface PrejoinResult {
@@ -36,12 +37,17 @@ export class Prejoin {
   private prefs: DevicePrefs = devicePrefs();
   private problems: { audio: string | null; video: string | null } = { audio: null, video: null };
   private handedOver = false;
+  private readonly check: HTMLElement;
+  private readonly checkText: HTMLElement;
+  private readonly checkAgain: HTMLButtonElement;
 
   constructor(
     private readonly client: ParleyClient,
     readonly roomId: string,
     private readonly onJoin: (result: PrejoinResult) => Promise<string | null>,
     private readonly onBack: () => void,
+    /** The name a join token gives: shown, not editable (the server takes it from the token). */
+    private readonly lockedName?: string,
   ) {
     this.video = h("video", { autoplay: true, playsinline: true, class: "mirrored preview-video", "aria-label": "Camera preview" });
     this.video.muted = true;
@@ -58,8 +64,17 @@ export class Prejoin {
     this.camBtn = h("button", { type: "button", class: "control", "aria-pressed": "true" },
       icon("cam"), h("span", { class: "label" }, "Camera"));
     this.joinBtn = h("button", { type: "submit", class: "btn primary big" }, "Join meeting");
-    const name = field("Your name", { autocomplete: "name", maxlength: 64, value: savedName(), required: true });
+    const name = field(
+      "Your name",
+      { autocomplete: "name", maxlength: 64, value: lockedName ?? savedName(), required: true },
+      lockedName !== undefined ? "Your name comes from your invitation link." : undefined,
+    );
     this.nameInput = name.input;
+    if (lockedName !== undefined) {
+      this.nameInput.readOnly = true;
+      this.nameInput.setAttribute("aria-readonly", "true");
+      this.nameInput.classList.add("locked");
+    }
     const password = field("Meeting password", {
       type: "password",
       maxlength: 128,
@@ -69,6 +84,15 @@ export class Prejoin {
     this.passwordWrap.hidden = true;
     this.passwordInput = password.input;
     this.title = h("h1", {}, "Ready to join?");
+    this.checkText = h("span", { class: "selftest-text" }, "Checking the connection to the media server…");
+    this.checkAgain = h("button", { type: "button", class: "btn small", hidden: true }, "Check again");
+    this.check = h(
+      "div",
+      { class: "selftest", role: "status", "aria-label": "Connection check", "data-reach": "checking" },
+      this.checkText,
+      this.checkAgain,
+    );
+    this.checkAgain.addEventListener("click", () => void this.runSelfTest());
 
     const form = h(
       "form",
@@ -103,6 +127,7 @@ export class Prejoin {
         h("div", { class: "preview-controls" }, this.micBtn, this.camBtn),
         this.deviceNotice,
         this.notice,
+        this.check,
       ),
       form,
     );
@@ -126,6 +151,7 @@ export class Prejoin {
 
   async start(): Promise<void> {
     void this.lookUpRoom();
+    void this.runSelfTest();
     this.renderToggles();
     await Promise.all([this.restart("audio"), this.prefs.camOn ? this.restart("video") : null]);
     await this.fillDevices();
@@ -152,6 +178,17 @@ export class Prejoin {
     } catch {
       // Joining will tell.
     }
+  }
+
+  /** The connectivity self-test (selftest.ts), its result in plain words. */
+  private async runSelfTest(): Promise<void> {
+    this.checkAgain.hidden = true;
+    this.check.dataset.reach = "checking";
+    this.checkText.textContent = "Checking the connection to the media server…";
+    const result = await selfTest(this.client.baseUrl);
+    this.check.dataset.reach = result.reach;
+    this.checkText.replaceChildren(h("strong", {}, `${result.summary}: `), result.detail);
+    this.checkAgain.hidden = false;
   }
 
   private async restart(kind: "audio" | "video"): Promise<void> {
@@ -249,7 +286,7 @@ export class Prejoin {
       this.passwordInput.focus();
       return;
     }
-    saveName(userName);
+    if (this.lockedName === undefined) saveName(userName);
     saveDevicePrefs(this.prefs);
     this.joinBtn.disabled = true;
     this.joinBtn.textContent = "Joining…";

@@ -177,6 +177,8 @@ export interface Requests {
       hostKey?: string;
       resumeToken?: string;
       password?: string;
+      /** A join token from the application that embeds Parley; its name and role win. */
+      jwt?: string;
     },
     JoinRoomData | WaitingData,
   ];

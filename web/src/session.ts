@@ -14,7 +14,7 @@ import { saveRoomSession } from "./store";
 
 export type Entry =
   | { kind: "created"; data: CreateRoomData }
-  | { kind: "join"; hostKey?: string; resumeToken?: string; password?: string };
+  | { kind: "join"; hostKey?: string; resumeToken?: string; password?: string; jwt?: string };
 
 /** We left the lobby before a host let us in. */
 export class JoinCancelled extends Error {
@@ -43,6 +43,7 @@ export class RoomSession {
   joined = false;
   private hostKey: string | undefined;
   private password: string | undefined;
+  private jwt: string | undefined;
   /** While we wait in the lobby: leaves it. */
   private cancelWait: (() => void) | null = null;
   /** Called when the room puts us in its lobby (a host must let us in). */
@@ -69,12 +70,20 @@ export class RoomSession {
    * Joins the room, as the participant `resumeToken` names when it still can (else as a new
    * one); the answer's `users` and `streams` are the room as it is now.
    */
-  async join(resumeToken?: string, hostKey?: string, password?: string): Promise<JoinRoomData> {
+  async join(
+    resumeToken?: string,
+    hostKey?: string,
+    password?: string,
+    jwt?: string,
+  ): Promise<JoinRoomData> {
     if (hostKey) this.hostKey = hostKey;
     if (password !== undefined) this.password = password;
+    if (jwt) this.jwt = jwt;
     const base: JoinPayload = { roomId: this.roomId, userName: this.userName };
     if (this.hostKey) base.hostKey = this.hostKey;
     if (this.password !== undefined) base.password = this.password;
+    // The token goes with every join, resumes included (PARLEY_AUTH=jwt admits no one without).
+    if (this.jwt) base.jwt = this.jwt;
     let data: JoinRoomData | null = null;
     if (resumeToken) {
       try {

@@ -70,3 +70,15 @@ export function dropRoomSession(roomId: string): void {
     // ignore
   }
 }
+
+const JWT_PREFIX = "parley.jwt.";
+
+/** The join token this tab was given for a meeting (`/r/{roomId}?jwt=…`), kept for the tab
+ * only so a reload or a rejoin still has it after the address bar lost it. */
+export function joinToken(roomId: string): string | null {
+  return read<string>(sessionStorage, JWT_PREFIX + roomId);
+}
+
+export function saveJoinToken(roomId: string, jwt: string): void {
+  write(sessionStorage, JWT_PREFIX + roomId, jwt);
+}

@@ -1,0 +1,157 @@
+"""The pre-join connectivity probe: does this browser reach the media server directly?
+
+Before joining, a browser has no participant token, so no TURN credentials and no place in a
+room. Two small endpoints let the pre-join screen check its network anyway, without handing a
+stranger anything it could use beyond the check:
+
+- ``GET /connectivity-probe``: ``{ probe, turnUrls }``. ``probe`` says whether the server answers
+  probe offers (it does when it runs a media engine); ``turnUrls`` are the TURN URLs a
+  participant would be given, *without credentials*. The page asks the TURN server for an
+  allocation with placeholder credentials: an answer (401) proves the relay is reachable, and
+  nothing is allocated.
+- ``POST /connectivity-probe`` ``{ sdp }`` (an offer with one audio section and no track):
+  ``{ sdp }``, the answer of a peer connection that gathers where the embedded SFU gathers (the
+  media addresses, the RTP port range, the announced address), receives and sends nothing, and
+  closes itself after ``PROBE_SECONDS``. Each address may open ``probe_rate`` a second (burst
+  ``probe_burst``); at most ``max_probes`` are open at once (``SERVER_FULL`` beyond).
+
+The peer connection is aiortc's, set up with the embedded engine's own helpers, so the probe
+binds exactly where the SFU's connections bind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from parley.errors import InvalidPayload, MediaError, NotFound, RateLimited, ServerFull
+from parley.media.embedded import config_from_settings
+from parley.media.embedded.aiortc_internals import (
+    NEGOTIATION_ERRORS,
+    new_peer_connection,
+    restrict_gathering,
+)
+from parley.media.embedded.sdp_checks import announce, check_sdp
+from parley.ratelimit import KeyedLimiter
+from parley.settings import Settings
+from parley.tls import TlsFiles
+from parley.turn.config import turn_urls
+
+log = logging.getLogger(__name__)
+
+PATH = "/connectivity-probe"
+PROBE_SECONDS = 10.0
+"""How long one probe's peer connection lives: enough for ICE checks, even through a relay."""
+_NO_STORE = {"Cache-Control": "no-store"}
+_FAILURES: tuple[type[Exception], ...] = (TimeoutError, *NEGOTIATION_ERRORS)
+
+
+class Probes:
+    """The open probe connections: each closes itself after ``PROBE_SECONDS``."""
+
+    def __init__(self, settings: Settings, enabled: bool, tls: TlsFiles | None) -> None:
+        self._settings = settings
+        self._config = config_from_settings(settings)
+        self.enabled = enabled
+        self._tls = tls
+        self._limiter = KeyedLimiter(settings.probe_rate, settings.probe_burst)
+        self._open: dict[RTCPeerConnection, asyncio.TimerHandle | None] = {}
+        self._closing: set[asyncio.Task[None]] = set()
+
+    @property
+    def max_body_bytes(self) -> int:
+        """The largest POST body: an SDP offer at its limit, JSON-escaped."""
+        return 2 * self._config.max_sdp_bytes
+
+    @property
+    def open_count(self) -> int:
+        return len(self._open)
+
+    def turn_urls(self, request_host: str | None) -> list[str]:
+        """TURN URLs (never credentials) a participant of this server would be given."""
+        s = self._settings
+        urls: list[str] = [url for server in s.ice_servers for url in server.urls if _turn(url)]
+        if s.turn_secret and s.turn_urls:
+            urls += s.turn_urls
+        elif s.turn == "embedded" and not s.turn_urls:
+            urls += turn_urls(s, request_host, self._tls)
+        return list(dict.fromkeys(urls))
+
+    async def answer(self, address: str, offer: object, now: float) -> str:
+        """The answer to one probe offer; raises a ParleyError (and keeps nothing open)."""
+        if not self.enabled:
+            raise NotFound("This server runs no media engine, so it answers no probes.")
+        if not self._limiter.allow(address, now):
+            raise RateLimited("Too many connectivity checks from your address; try again soon.")
+        if len(self._open) >= self._settings.max_probes:
+            raise ServerFull("Too many connectivity checks at once; try again soon.")
+        sdp = check_sdp(offer, self._config.max_sdp_bytes, "probe offer")
+        pc = new_peer_connection(self._config.ice_servers)
+        self._open[pc] = None
+        try:
+            async with asyncio.timeout(self._config.negotiation_timeout):
+                await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+                restrict_gathering(pc, self._config.media_addresses, self._config.port_range)
+                await pc.setLocalDescription(await pc.createAnswer())
+        except _FAILURES as exc:
+            await self._close(pc)
+            raise MediaError(f"the probe offer is not usable: {exc or type(exc).__name__}") from exc
+        loop = asyncio.get_running_loop()
+        self._open[pc] = loop.call_later(PROBE_SECONDS, self._expire, pc)
+        return announce(
+            pc.localDescription.sdp, self._config.announced_address, self._config.media_addresses
+        )
+
+    def _expire(self, pc: RTCPeerConnection) -> None:
+        task = asyncio.create_task(self._close(pc), name="probe expiry")
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _close(self, pc: RTCPeerConnection) -> None:
+        timer = self._open.pop(pc, None)
+        if timer is not None:
+            timer.cancel()
+        with contextlib.suppress(Exception):
+            await pc.close()
+
+    async def close(self) -> None:
+        """Close every open probe (the server stops)."""
+        await asyncio.gather(*(self._close(pc) for pc in list(self._open)))
+        for task in list(self._closing):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def _turn(url: str) -> bool:
+    return url.startswith(("turn:", "turns:"))
+
+
+def install(app: FastAPI, probes: Probes) -> None:
+    @app.get(PATH)
+    async def probe_info(request: Request) -> JSONResponse:
+        body = {"probe": probes.enabled, "turnUrls": probes.turn_urls(request.url.hostname)}
+        return JSONResponse(body, headers=_NO_STORE)
+
+    @app.post(PATH)
+    async def probe(request: Request) -> JSONResponse:
+        address = request.client.host if request.client else "unknown"
+        declared = request.headers.get("content-length", "")
+        limit = probes.max_body_bytes
+        if not declared.isdigit() or len(declared) > 12 or int(declared) > limit:
+            raise InvalidPayload(f"The body must declare its length, at most {limit} bytes.")
+        try:
+            body: Any = await request.json()
+        except ValueError as exc:
+            raise InvalidPayload("The body must be JSON: { sdp }.") from exc
+        if not isinstance(body, dict) or set(body) != {"sdp"}:
+            raise InvalidPayload("The body must be exactly { sdp }.")
+        loop = asyncio.get_running_loop()
+        sdp = await probes.answer(address, body["sdp"], loop.time())
+        log.info("connectivity probe answered (%d open)", probes.open_count)
+        return JSONResponse({"sdp": sdp}, headers=_NO_STORE)
