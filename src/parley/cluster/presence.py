@@ -190,7 +190,9 @@ class RedisPresence:
         self._lock_timeout = lock_timeout
         self._lock_wait = lock_wait
         self._local_locks: dict[str, asyncio.Lock] = {}
-        self._conn_cache: dict[str, tuple[RoomRecord, Participant]] = {}
+        # What this node's own connections are, to keep serving them while Redis is away.
+        self._conn_cache: dict[str, tuple[str, Participant]] = {}
+        self._records: dict[str, RoomRecord] = {}
         self._scripts = {
             name: redis.register_script(source)
             for name, source in {
@@ -263,7 +265,11 @@ class RedisPresence:
     # --- rooms -----------------------------------------------------------------------------
     async def open_room(self, record: RoomRecord) -> RoomRecord:
         live = await self._run("open_room", [], [record.room_id, record.uid, codec.room(record)])
-        return codec.to_room(live)
+        return self._seen(codec.to_room(live))
+
+    def _seen(self, record: RoomRecord) -> RoomRecord:
+        self._records[record.uid] = record
+        return record
 
     async def room(self, room_id: str) -> RoomRecord | None:
         key = await self._redis.hget(ROOMS, room_id)
@@ -271,13 +277,15 @@ class RedisPresence:
 
     async def room_by_key(self, room_key: str) -> RoomRecord | None:
         value = await self._redis.get(f"pl:r:{room_key}")
-        return codec.to_room(value) if value is not None else None
+        return self._seen(codec.to_room(value)) if value is not None else None
 
     async def update_room(self, record: RoomRecord) -> None:
         await self._redis.set(f"pl:r:{record.uid}", codec.room(record), xx=True)
+        self._seen(record)
 
     async def close_room(self, room_key: str) -> list[Participant]:
         people = [codec.to_participant(v) for v in await self._run("close_room", [], [room_key])]
+        self._records.pop(room_key, None)
         for person in people:
             if person.conn_id is not None:
                 self._conn_cache.pop(person.conn_id, None)
@@ -345,6 +353,8 @@ class RedisPresence:
         )
         if previous is not None and _s(previous) != conn:
             self._conn_cache.pop(_s(previous), None)
+        if conn is not None and participant.node == self.node:
+            self._conn_cache[conn] = (room_key, participant)
 
     async def remove(self, room_key: str, user_id: str) -> Participant | None:
         value = await self._run("remove", [], [room_key, user_id])
@@ -361,16 +371,17 @@ class RedisPresence:
         except RedisError:
             # Redis is away: a connection of this node is still who it was a moment ago.
             cached = self._conn_cache.get(conn_id)
-            if cached is None:
+            record = self._records.get(cached[0]) if cached else None
+            if cached is None or record is None:
                 raise
-            return cached
+            return record, cached[1]
         if found is None:
             self._conn_cache.pop(conn_id, None)
             return None
-        value = (codec.to_room(found[0]), codec.to_participant(found[1]))
-        if self.is_local(conn_id):
-            self._conn_cache[conn_id] = value
-        return value
+        record, participant = self._seen(codec.to_room(found[0])), codec.to_participant(found[1])
+        if participant.node == self.node:
+            self._conn_cache[conn_id] = (record.uid, participant)
+        return record, participant
 
     def forget_conn(self, conn_id: str) -> None:
         """A connection of this node closed."""
