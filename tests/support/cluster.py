@@ -135,6 +135,10 @@ class Cluster:
     def node_env(self, node: Node) -> dict[str, str]:
         return {
             **os.environ,
+            # The nodes run this checkout's Parley, whatever the interpreter has installed.
+            "PYTHONPATH": os.pathsep.join(
+                p for p in (str(ROOT / "src"), os.environ.get("PYTHONPATH", "")) if p
+            ),
             "PARLEY_REDIS_URL": self.redis.url,
             "PARLEY_DATABASE_URL": self.database_url,
             "PARLEY_SECRET_KEY": "cluster-test-secret-" + "k" * 32,
@@ -229,6 +233,7 @@ class Cluster:
         for node in self.nodes.values():
             node.stop()
         self.redis.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
 
     def logs(self) -> str:
         return "\n".join(
