@@ -157,6 +157,7 @@ class Cluster:
         }
 
     def add_node(self, name: str) -> Node:
+        self.base.mkdir(parents=True, exist_ok=True)
         node = Node(name, free_port(), self.base / name, self.base / f"{name}.log")
         self.nodes[name] = node
         return node
