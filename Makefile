@@ -7,10 +7,15 @@ WEB_BUILT := src/parley/static/index.html
 WEB_SOURCES := $(shell find web/src web/index.html web/package.json web/package-lock.json web/vite.config.ts web/tsconfig.json -type f 2>/dev/null)
 NODE_TOOLS := tests/conformance/node_modules/.installed bench/node_server/node_modules/.installed
 
-.PHONY: run test install lint bench web system-deps system-deps-test pytest clean
+.PHONY: run test install lint bench web system-deps system-deps-test pytest clean cluster
 
 run: install web
 	$(VENV)/bin/parley serve
+
+# Several nodes on this machine: Redis, PostgreSQL, NODES Parley nodes and HAProxy (Ctrl-C stops all).
+cluster: install web
+	@scripts/system-deps test
+	scripts/cluster $(NODES)
 
 install: $(INSTALLED)
 

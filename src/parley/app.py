@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException
 
 from parley.chat.service import ChatLimits, ChatService
 from parley.clock import Clock, SystemClock
+from parley.cluster.node import ClusterNode, WallClock
 from parley.errors import ErrorCode
 from parley.files.blobs import BlobDir
 from parley.files.links import DownloadLinks
@@ -29,7 +30,7 @@ from parley.http.scheme import SecureScheme
 from parley.http.security import Guard
 from parley.media.engine import MediaEngine
 from parley.media.select import create_engine
-from parley.ratelimit import KeyedLimiter
+from parley.ratelimit import KeyedLimiter, shared_by
 from parley.rooms.controls import Controls
 from parley.rooms.expiry import IdleRooms
 from parley.rooms.grants import JoinGrants
@@ -38,7 +39,7 @@ from parley.rooms.media import MediaLimits, MediaService, networks
 from parley.rooms.meeting_log import NO_LOG, MeetingLog
 from parley.rooms.membership import Membership
 from parley.rooms.passwords import Passwords
-from parley.rooms.presence import InMemoryPresence
+from parley.rooms.presence import InMemoryPresence, Presence
 from parley.rooms.reconnect import Reconnects
 from parley.rooms.service import RoomLimits, RoomsService
 from parley.settings import Settings
@@ -81,13 +82,17 @@ class Parley:
         self.db = make_engine(s.resolved_database_url)
         self.store = Store(self.db)
         self.engine = create_engine(s) if engine is _UNSET else engine
+        # Cluster mode (redis_url): live state, room events and rate limits shared in Redis.
+        self.cluster = ClusterNode(s) if s.cluster else None
+        self.presence: Presence = self.cluster.presence if self.cluster else InMemoryPresence()
+        # Per connection: never shared between nodes.
+        self._reads = KeyedLimiter(s.read_rate, s.read_burst)
         # PARLEY_TURN=embedded: Parley's own coturn, whose secret signs participants' TURN
         # credentials exactly as an external one's (turn_secret) would.
         self.turn = TurnProcess(s, tls) if s.turn == "embedded" else None
         http_settings = (
             s if self.turn is None else s.model_copy(update={"turn_secret": self.turn.secret})
         )
-        self.presence = InMemoryPresence()
         self.metrics = Metrics(self.presence, self.engine)
         self.webhooks: WebhookWorker | None = None
         meeting_log: MeetingLog = NO_LOG
@@ -113,7 +118,21 @@ class Parley:
             s.ping_interval_seconds,
             s.ping_timeout_seconds,
             max(s.max_outbound_bytes, 2 * s.max_answer_bytes),
+            self.cluster.manager if self.cluster else None,
         )
+        with shared_by(self.cluster.buckets if self.cluster else None):
+            self._build(s, clock, signer, links, meeting_log, http_settings, tls)
+
+    def _build(
+        self,
+        s: Settings,
+        clock: Clock,
+        signer: TokenSigner,
+        links: DownloadLinks,
+        meeting_log: MeetingLog,
+        http_settings: Settings,
+        tls: TlsFiles | None,
+    ) -> None:
         events = SocketRoomEvents(self.sio, links=links)
         blobs = BlobDir(s.files_dir)
         self.files = FilesService(
@@ -154,7 +173,13 @@ class Parley:
         grants = JoinGrants(s.jwt_secret, s.jwt_public_key, s.jwt_leeway_seconds)
         self.lobby = Lobby(self.presence, membership, events, clock)
         self.reconnects = Reconnects(
-            self.presence, membership, events, signer, clock, s.reconnect_grace_seconds
+            self.presence,
+            membership,
+            events,
+            signer,
+            WallClock() if self.cluster else clock,
+            s.reconnect_grace_seconds,
+            self.cluster.name if self.cluster else None,
         )
         self.idle = IdleRooms(
             self.store,
@@ -240,11 +265,7 @@ class Parley:
             self.sio,
             handlers.routes(),
             self.rooms,
-            Bounds(
-                s.max_answer_bytes,
-                KeyedLimiter(s.read_rate, s.read_burst),
-                observe=self.metrics.answered,
-            ),
+            Bounds(s.max_answer_bytes, self._reads, observe=self.metrics.answered),
             s.max_connections_per_address,
         )
         self.http = FastAPI(
@@ -283,6 +304,8 @@ class Parley:
                 signer,
                 time.monotonic(),
                 tls=tls,
+                node=self.cluster.name if self.cluster else None,
+                nodes=self.cluster.live_nodes if self.cluster else None,
             ),
         )
         metrics_http.install(self.http, self.metrics, s.api_key)
@@ -306,7 +329,31 @@ class Parley:
         self.asgi = SecureScheme(guarded)
 
     async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException as error:
+            # uvicorn says only "Application startup failed": the cause goes to the log.
+            log.critical(
+                "parley could not start: %s: %s",
+                type(error).__name__,
+                error,
+                exc_info=not isinstance(error, OSError),
+            )
+            raise
+
+    async def _node_gone(self, name: str) -> None:
+        """Cluster mode: node ``name`` died (or this node restarted under its name): the
+        participants whose connections were there are away now, in reconnect grace."""
+        for key in await self.presence.rooms():
+            room = key.record
+            for participant in await self.presence.participants(room.uid):
+                if participant.node == name:
+                    await self.reconnects.adopt(room, participant.user_id, name)
+
+    async def _start(self) -> None:
         await migrate(self.db)
+        if self.cluster is not None:
+            await self.cluster.start(self._node_gone)
         await self.files.sweep()
         await self.chat_store.start()
         if self.webhooks is not None:
@@ -319,9 +366,10 @@ class Parley:
             self._expiry = asyncio.create_task(self.idle.run())
         self._file_expiry = asyncio.create_task(self.files.run_expiry())
         log.info(
-            "parley ready: data in %s, media engine %s",
+            "parley ready: data in %s, media engine %s%s",
             self.settings.data_dir,
             self.engine.info.name if self.engine else "none",
+            f", cluster node {self.cluster.name}" if self.cluster else "",
         )
 
     async def close(self) -> None:
@@ -333,6 +381,8 @@ class Parley:
         self._expiry = self._file_expiry = None
         await self.reconnects.close()
         await self.probes.close()
+        if self.cluster is not None:
+            await self.cluster.close()
         await self.chat_store.close()
         if self.webhooks is not None:
             await self.webhooks.close()

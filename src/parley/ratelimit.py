@@ -1,8 +1,20 @@
-"""Token buckets: how often something may happen, with a burst allowance."""
+"""Token buckets: how often something may happen, with a burst allowance.
+
+In cluster mode a ``KeyedLimiter`` made while ``shared_by(backend)`` is in effect also holds
+across nodes: it still decides at once from its local bucket (the callers' interface stays
+synchronous), and reports what it let through to the backend, which spends it from the one
+bucket of that key all nodes share and writes back what is left. A key used on two nodes thus
+gets the shared rate, give or take what passes on one node between two of those exchanges
+(milliseconds).
+"""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Protocol
 
 
 @dataclass
@@ -27,6 +39,30 @@ class TokenBucket:
         return False
 
 
+class SharedBuckets(Protocol):
+    """Where limiters of several nodes meet (cluster mode)."""
+
+    def register(self, rate: float, burst: int) -> str:
+        """A name for one limiter, the same on every node (they make theirs in one order)."""
+
+    def spent(self, name: str, key: str, bucket: TokenBucket) -> None:
+        """``bucket`` (of ``key``) let one through; the shared bucket is to know, and
+        ``bucket.tokens`` to be set to what is left of it."""
+
+
+_shared: ContextVar[SharedBuckets | None] = ContextVar("parley_shared_buckets", default=None)
+
+
+@contextlib.contextmanager
+def shared_by(backend: SharedBuckets | None) -> Iterator[None]:
+    """Limiters made inside this block share their buckets through ``backend``."""
+    token = _shared.set(backend)
+    try:
+        yield
+    finally:
+        _shared.reset(token)
+
+
 class KeyedLimiter:
     """One bucket per key (a connection, an address), forgotten when full again."""
 
@@ -35,6 +71,8 @@ class KeyedLimiter:
         self._burst = burst
         self._max_keys = max_keys
         self._buckets: dict[str, TokenBucket] = {}
+        self._shared = _shared.get()
+        self._name = self._shared.register(rate, burst) if self._shared is not None else ""
 
     def allow(self, key: str, now: float) -> bool:
         bucket = self._buckets.get(key)
@@ -42,7 +80,10 @@ class KeyedLimiter:
             if len(self._buckets) >= self._max_keys:
                 self._prune(now)
             bucket = self._buckets[key] = TokenBucket(self._rate, self._burst)
-        return bucket.take(now)
+        allowed = bucket.take(now)
+        if allowed and self._shared is not None:
+            self._shared.spent(self._name, key, bucket)
+        return allowed
 
     def forget(self, key: str) -> None:
         self._buckets.pop(key, None)

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Origins allowed to connect from another site (comma separated). Empty: same origin only."""
+    files_dir: Path = Path("")
+    """Folder of uploaded files; default ``<data_dir>/files``. In cluster mode every node must
+    reach the same folder (a shared filesystem) and it must be set."""
     database_url: str | None = None
     """SQLAlchemy URL; default ``sqlite+aiosqlite:///<data_dir>/parley.db``.
     ``postgresql+asyncpg://user:pass@host/db`` runs the same code on PostgreSQL."""
@@ -107,6 +110,18 @@ class Settings(BaseSettings):
     webhook_give_up_seconds: float = Field(default=24 * 3600.0, gt=0)
     """An event still not delivered this long after it happened is dropped (logged and
     counted as ``gave_up``); the room's later events follow."""
+
+    # --- cluster mode ---------------------------------------------------------------------
+    redis_url: str | None = None
+    """``redis://host:6379/0`` turns cluster mode on: several nodes behind a load balancer share
+    live state and room events through this Redis. Requires a PostgreSQL ``database_url``, a
+    shared ``secret_key`` and a shared ``files_dir``."""
+    node_name: str | None = None
+    """This node's name in logs, ``/health`` and metrics; default ``host:port``. Unique per
+    node."""
+    node_lease_seconds: float = Field(default=6.0, ge=1.0, le=10.0)
+    """A node renews its liveness lease in Redis every third of this; a node that has not
+    renewed it for this long is dead and its connections are dropped (their grace starts)."""
 
     # --- rooms ------------------------------------------------------------------------------
     max_rooms: int = Field(default=1000, ge=1)
@@ -325,6 +340,44 @@ class Settings(BaseSettings):
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'parley.db').resolve()}"
 
+    @model_validator(mode="after")
+    def _defaults_and_cluster(self) -> Settings:
+        if "files_dir" not in self.model_fields_set:
+            self.files_dir = self.data_dir / "files"
+        if self.redis_url:
+            for problem in self.cluster_problems():
+                raise ValueError(problem)
+        return self
+
+    def cluster_problems(self) -> list[str]:
+        """Why these settings cannot run a cluster node (empty: they can)."""
+        problems = []
+        if not (self.database_url or "").startswith("postgresql"):
+            problems.append(
+                "cluster mode (PARLEY_REDIS_URL) needs PARLEY_DATABASE_URL set to a PostgreSQL "
+                "database every node shares (postgresql+asyncpg://...)"
+            )
+        if not self.secret_key:
+            problems.append(
+                "cluster mode (PARLEY_REDIS_URL) needs PARLEY_SECRET_KEY, the same on every node"
+            )
+        if "files_dir" not in self.model_fields_set:
+            problems.append(
+                "cluster mode (PARLEY_REDIS_URL) needs PARLEY_FILES_DIR, a folder every node "
+                "reaches (a shared filesystem)"
+            )
+        if self.media_engine in ("embedded", "auto"):
+            problems.append(
+                "cluster mode (PARLEY_REDIS_URL) cannot use the embedded media engine: it "
+                "cannot serve a room whose people are on several nodes; set "
+                "PARLEY_MEDIA_ENGINE=none (or janus)"
+            )
+        return problems
+
     @property
-    def files_dir(self) -> Path:
-        return self.data_dir / "files"
+    def cluster(self) -> bool:
+        return bool(self.redis_url)
+
+    @property
+    def resolved_node_name(self) -> str:
+        return self.node_name or f"{self.host}:{self.port}"

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import re
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -46,6 +47,10 @@ class HttpDeps:
     """Seconds ``/health`` waits for the database before it reports it unusable."""
     tls: TlsFiles | None = None
     """The certificate Parley serves (the embedded TURN server's TLS port uses it too)."""
+    node: str | None = None
+    """Cluster mode: this node's name."""
+    nodes: Callable[[], Awaitable[list[str]]] | None = None
+    """Cluster mode: the live nodes' names."""
 
 
 def error_body(code: ErrorCode | str, message: str, status: int) -> JSONResponse:
@@ -65,15 +70,22 @@ def install(app: FastAPI, deps: HttpDeps) -> None:
 
     @app.get("/health")
     async def health() -> JSONResponse:
-        rooms, participants = await deps.presence.totals()
         body: dict[str, object] = {
             "status": "ok",
             "version": __version__,
             "uptimeSeconds": round(time.monotonic() - deps.started, 1),
-            "rooms": rooms,
-            "participants": participants,
-            "media": _media(deps.engine),
         }
+        if deps.node is not None:
+            body["node"] = deps.node
+        try:
+            rooms, participants = await deps.presence.totals()
+            body |= {"rooms": rooms, "participants": participants}
+            if deps.nodes is not None:
+                body["cluster"] = {"nodes": await deps.nodes()}
+        except Exception as error:  # cluster mode: Redis away; this node still serves
+            log.warning("health: live state unreachable: %s %s", type(error).__name__, error)
+            body |= {"status": "degraded", "liveState": "unreachable"}
+        body["media"] = _media(deps.engine)
         try:
             async with asyncio.timeout(deps.ping_timeout):
                 await deps.store.ping()

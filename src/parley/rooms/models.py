@@ -61,6 +61,8 @@ class Participant:
     """Kinds of media the server does not forward from this participant."""
     muted_by_host: frozenset[MediaKind] = frozenset()
     """The part of ``muted`` a host set (the participant may lift it only with selfUnmute)."""
+    node: str | None = None
+    """Cluster mode: the node its connection is on (its grace starts when that node dies)."""
 
     @property
     def hand_raised(self) -> bool:

@@ -28,6 +28,7 @@ class Reconnects:
         signer: TokenSigner,
         clock: Clock,
         grace_seconds: float,
+        node: str | None = None,
     ) -> None:
         self._presence = presence
         self._membership = membership
@@ -35,6 +36,9 @@ class Reconnects:
         self._signer = signer
         self._clock = clock
         self._grace_seconds = grace_seconds
+        self._node = node
+        """Cluster mode: this node's name (``clock`` is then wall time, the same on every
+        node, since ``grace_until`` is read by the others)."""
         self._timers: dict[tuple[str, str], asyncio.Task[None]] = {}
 
     async def claims(self, resume_token: str | None, room: RoomRecord) -> TokenClaims | None:
@@ -92,11 +96,41 @@ class Reconnects:
         )
         key = (room.uid, participant.user_id)
         self._cancel(*key)
-        self._timers[key] = asyncio.create_task(self._expire_later(room, participant.user_id))
+        self._timers[key] = asyncio.create_task(
+            self._expire_later(room, participant.user_id, self._grace_seconds)
+        )
 
-    async def _expire_later(self, room: RoomRecord, user_id: str) -> None:
+    async def adopt(self, room: RoomRecord, user_id: str, dead_node: str) -> None:
+        """Cluster mode: ``dead_node`` died (or restarted). A participant whose connection was
+        there is now away: its grace starts now (or goes on, if it was away already) and this
+        node gives its place up when the grace ends, unless it resumes somewhere first. Nobody
+        is told anything until then."""
+        async with self._presence.lock(room.uid):
+            current = await self._presence.participant(room.uid, user_id)
+            if current is None or current.node != dead_node:
+                return  # gone, or resumed on a live node meanwhile
+            now = self._clock.monotonic()
+            deadline = current.grace_until if current.conn_id is None else None
+            if deadline is None:
+                deadline = now + self._grace_seconds
+            await self._presence.put(
+                room.uid, replace(current, conn_id=None, grace_until=deadline, node=self._node)
+            )
+        log.info(
+            "room %s: %s was on node %s, which is gone; grace until it resumes",
+            room.room_id,
+            user_id,
+            dead_node,
+        )
+        key = (room.uid, user_id)
+        self._cancel(*key)
+        self._timers[key] = asyncio.create_task(
+            self._expire_later(room, user_id, max(0.0, deadline - now))
+        )
+
+    async def _expire_later(self, room: RoomRecord, user_id: str, delay: float) -> None:
         try:
-            await asyncio.sleep(self._grace_seconds)
+            await asyncio.sleep(delay)
             await self.expire(room, user_id, due=True)
         finally:
             if self._timers.get((room.uid, user_id)) is asyncio.current_task():

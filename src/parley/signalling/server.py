@@ -102,10 +102,13 @@ def make_server(
     ping_interval: float,
     ping_timeout: float,
     max_outbound_bytes: int = 4_000_000,
+    client_manager: socketio.AsyncManager | None = None,
 ) -> ParleySocketServer:
+    """``client_manager``: who delivers room broadcasts (default: this process's connections
+    only; cluster mode passes ``ClusterFanoutManager``)."""
     internals.warn_if_unchecked()
     sio = ParleySocketServer(
-        client_manager=internals.FanoutManager(),
+        client_manager=client_manager or internals.FanoutManager(),
         async_mode="asgi",
         # None: same origin only (python-engineio compares Origin with Host).
         cors_allowed_origins=cors_origins or None,

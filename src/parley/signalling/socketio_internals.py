@@ -42,7 +42,9 @@ requirements.lock); read this module again before moving either pin. What it dep
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from importlib.metadata import version
@@ -287,3 +289,173 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
                     raise
                 except Exception:  # a connection that went away meanwhile
                     log.debug("could not send %s to %s", event, sid, exc_info=True)
+
+
+# --- cluster mode -------------------------------------------------------------------------------
+# Everything below is for several nodes sharing room events through Redis; the classes above
+# are untouched by it. Relies on python-socketio's ``AsyncPubSubManager`` (checked against the
+# same pinned version): ``emit`` hands a message to ``_handle_emit`` (this node) and to
+# ``_publish`` (the others); ``_thread`` reads ``_listen`` and dispatches by ``method``;
+# ``enter_room``/``leave_room``/``disconnect`` of a connection on another node travel as
+# messages too; ``AsyncRedisManager._redis_connect`` makes ``self.redis`` and ``self.pubsub``.
+# ``AsyncServer.manager_initialized``/``manager.initialize()`` start the listener (python-socketio
+# does it at the first connection; a node starts it at once).
+
+
+class ClusterFanoutManager(socketio.AsyncRedisManager, FanoutManager):  # type: ignore[misc]
+    """``FanoutManager`` across nodes: a room broadcast is delivered to this node's recipients
+    by ``FanoutManager`` (packet encoded once per node) and published once on Redis for the
+    other nodes, each of which delivers it to its own recipients the same way.
+
+    - Publishing goes through one writer task, in order, batched into pipelines: per-connection
+      order holds, and a burst of broadcasts costs one round trip.
+    - An event for one connection of this node is not published at all.
+    - While Redis is away this node keeps delivering to its own connections, drops what it
+      cannot publish, logs the outage once, and reconnects with backoff (0.1 s doubling to 5 s).
+    """
+
+    name = "parley-redis"
+    max_pending = 10_000
+    """Messages held for publishing; more while Redis is away are dropped."""
+
+    def __init__(self, url: str, channel: str = "parley") -> None:
+        super().__init__(
+            url=url,
+            channel=channel,
+            redis_options={"socket_connect_timeout": 2, "health_check_interval": 5},
+        )
+        self._outbox: asyncio.Queue[str] | None = None
+        self._publisher: Any = None
+        self._writer: asyncio.Task[None] | None = None
+        self._publish_down = False
+        self._listen_down = False
+        self.published = 0
+        self.dropped = 0
+
+    def start(self) -> None:
+        """Start listening now rather than at this node's first connection."""
+        if not self.server.manager_initialized:
+            self.server.manager_initialized = True
+            self.initialize()
+
+    async def emit(
+        self,
+        event: str,
+        data: Any,
+        namespace: str | None = None,
+        room: str | None = None,
+        skip_sid: Any = None,
+        callback: Any = None,
+        to: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        target = to or room
+        if (
+            callback is None
+            and not kwargs.get("ignore_queue")
+            and isinstance(target, str)
+            and self.is_connected(target, namespace or "/")
+        ):
+            kwargs["ignore_queue"] = True  # a connection of this node: nobody else has it
+        await super().emit(
+            event,
+            data,
+            namespace=namespace or "/",
+            room=room,
+            skip_sid=skip_sid,
+            callback=callback,
+            to=to,
+            **kwargs,
+        )
+
+    async def _publish(self, data: Any) -> None:
+        if self._outbox is None:
+            self._outbox = asyncio.Queue(self.max_pending)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write(), context=contextvars.Context())
+        try:
+            self._outbox.put_nowait(json.dumps(data, separators=(",", ":")))
+        except asyncio.QueueFull:
+            self.dropped += 1
+
+    async def _write(self) -> None:
+        outbox = self._outbox
+        assert outbox is not None
+        delay = 0.1
+        while True:
+            batch = [await outbox.get()]
+            while not outbox.empty() and len(batch) < 256:
+                batch.append(outbox.get_nowait())
+            try:
+                if self._publisher is None:
+                    # Its own client: the listener remakes ``self.redis`` when it reconnects.
+                    module = self._get_redis_module()
+                    self._publisher = module.Redis.from_url(self.redis_url, **self.redis_options)
+                async with self._publisher.pipeline(transaction=False) as pipe:
+                    for message in batch:
+                        pipe.publish(self.channel, message)
+                    await pipe.execute()
+                self.published += len(batch)
+                if self._publish_down:
+                    self._publish_down = False
+                    log.warning("redis is back: room events reach the other nodes again")
+                delay = 0.1
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                self.dropped += len(batch)
+                if not self._publish_down:
+                    self._publish_down = True
+                    log.error(
+                        "redis unreachable (%s): room events reach this node's clients only "
+                        "until it is back",
+                        type(error).__name__,
+                    )
+                # What piled up meanwhile is dropped (clients recover from history on rejoin).
+                while not outbox.empty():
+                    outbox.get_nowait()
+                    self.dropped += 1
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _redis_listen_with_retries(self) -> Any:
+        delay = 0.1
+        subscribed = False
+        while True:
+            try:
+                if not subscribed:
+                    self._redis_connect()
+                    await self.pubsub.subscribe(self.channel)
+                    subscribed = True
+                    delay = 0.1
+                    if self._listen_down:
+                        self._listen_down = False
+                        log.warning("redis is back: this node hears the other nodes again")
+                async for message in self.pubsub.listen():
+                    yield message
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                if not self._listen_down:
+                    self._listen_down = True
+                    log.error(
+                        "redis unreachable (%s): this node does not hear the other nodes until "
+                        "it is back",
+                        type(error).__name__,
+                    )
+                subscribed = False
+                with contextlib.suppress(Exception):
+                    await self.pubsub.aclose()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def close(self) -> None:
+        for task in (self._writer, getattr(self, "thread", None)):
+            if isinstance(task, asyncio.Task):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        for client in (self.redis, self._publisher):
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await client.aclose()
