@@ -38,6 +38,8 @@ class ParleyError(Exception):
     http_status: ClassVar[int] = 500
 
     def __init__(self, message: str) -> None:
+        if self.code is ErrorCode.INTERNAL and type(self) is not ParleyError:
+            raise TypeError(f"{type(self).__name__} is a kind: raise one of its errors")
         super().__init__(message)
         self.message = message
 

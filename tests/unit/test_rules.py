@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from parley.errors import NotFound, RoomNotFound
 from parley.http.routes import content_disposition
 from parley.ratelimit import KeyedLimiter, TokenBucket
 from parley.text import clean_text
@@ -73,3 +74,11 @@ def test_content_disposition_carries_the_exact_name_and_a_safe_fallback() -> Non
     header = content_disposition('réport "final".pdf')
     assert header.startswith('attachment; filename="r_port _final_.pdf"')
     assert header.endswith("filename*=UTF-8''r%C3%A9port%20%22final%22.pdf")
+
+
+def test_an_error_kind_is_never_raised_without_its_own_code() -> None:
+    with pytest.raises(TypeError):
+        NotFound("a kind, not an error")
+    error = RoomNotFound("gone")
+    assert (error.code, error.http_status) == ("ROOM_NOT_FOUND", 404)
+    assert isinstance(error, NotFound)

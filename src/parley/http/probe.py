@@ -30,14 +30,14 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from parley.errors import InvalidPayload, MediaError, NotFound, RateLimited, ServerFull
+from parley.errors import InvalidPayload, MediaError, RateLimited, ServerFull
 from parley.media.embedded import config_from_settings
 from parley.media.embedded.aiortc_internals import (
     NEGOTIATION_ERRORS,
     new_peer_connection,
     restrict_gathering,
 )
-from parley.media.embedded.sdp_checks import announce, check_sdp
+from parley.media.sdp import announce, check_description
 from parley.ratelimit import KeyedLimiter
 from parley.settings import Settings
 from parley.tls import TlsFiles
@@ -86,12 +86,12 @@ class Probes:
     async def answer(self, address: str, offer: object, now: float) -> str:
         """The answer to one probe offer; raises a ParleyError (and keeps nothing open)."""
         if not self.enabled:
-            raise NotFound("This server runs no media engine, so it answers no probes.")
+            raise MediaError("This server runs no media engine, so it answers no probes.")
         if not self._limiter.allow(address, now):
             raise RateLimited("Too many connectivity checks from your address; try again soon.")
         if len(self._open) >= self._settings.max_probes:
             raise ServerFull("Too many connectivity checks at once; try again soon.")
-        sdp = check_sdp(offer, self._config.max_sdp_bytes, "probe offer")
+        sdp = check_description(offer, self._config.max_sdp_bytes, "offer")
         pc = new_peer_connection(self._config.ice_servers)
         self._open[pc] = None
         try:
