@@ -472,7 +472,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--window",
         type=int,
         default=2,
-        help="messages in flight per client in the saturation run (default 2)",
+        help="messages in flight per client in the saturation run (default 2; 0 skips it)",
     )
     parser.add_argument(
         "--rate",
@@ -540,7 +540,11 @@ def main(argv: list[str] | None = None) -> int:
         "messageBytes": args.message_bytes,
     }
     scenarios: list[tuple[str, dict[str, Any]]] = [
-        (f"saturate (w={args.window})", {**base, "mode": "saturate", "window": args.window}),
+        *(
+            [(f"saturate (w={args.window})", {**base, "mode": "saturate", "window": args.window})]
+            if args.window > 0
+            else []
+        ),
         *[(f"paced {r:.0f}/s", {**base, "mode": "rate", "rate": r}) for r in args.rate],
     ]
     print(
