@@ -39,6 +39,9 @@ START_TIMEOUT_S = 60.0
 #: "Before" for ``parley-before``: the commit before the broadcast fast path (issue 14).
 BEFORE_REF = "6057131e98f2bad9bface047072a8419c0779007"
 SERVER_KINDS = ("parley-before", "parley", "node")
+#: python-socketio alone (bench/pysio_server.py), to compare transports: its aiohttp mode,
+#: ASGI under uvicorn as it comes, and ASGI under uvicorn with Parley's fan-out path.
+PYSIO_KINDS = ("pysio-aiohttp", "pysio-uvicorn", "pysio-fast")
 STOP_TIMEOUT_S = 15.0
 
 
@@ -109,6 +112,11 @@ class Server:
             if self.kind == "parley-before":
                 env["PYTHONPATH"] = str(self.args.before_src)
             return cmd, env
+        if self.kind.startswith("pysio-"):
+            mode = self.kind.removeprefix("pysio-")
+            script = str(BENCH_DIR / "pysio_server.py")
+            cmd = [self.args.parley_python, script, "--mode", mode, "--port", str(self.port)]
+            return cmd, dict(os.environ)
         cmd = [
             self.args.node,
             str(NODE_DIR / "server.mjs"),
@@ -488,7 +496,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--servers",
         default=",".join(SERVER_KINDS),
         help="comma-separated servers to run: parley-before (Parley at --before), parley (this "
-        "tree), node (default all three)",
+        "tree), node (default all three); also pysio-aiohttp, pysio-uvicorn, pysio-fast "
+        "(python-socketio alone, see pysio_server.py)",
     )
     parser.add_argument(
         "--before",
@@ -523,8 +532,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.rate = [r for r in (args.rate if args.rate is not None else [1000.0]) if r > 0]
     args.servers = [s.strip() for s in args.servers.split(",") if s.strip()]
-    if not set(args.servers) <= set(SERVER_KINDS) or not args.servers:
-        parser.error(f"--servers takes {', '.join(SERVER_KINDS)}")
+    if not set(args.servers) <= {*SERVER_KINDS, *PYSIO_KINDS} or not args.servers:
+        parser.error(f"--servers takes {', '.join((*SERVER_KINDS, *PYSIO_KINDS))}")
     if args.rooms < 1 or args.clients_per_room < 2 or args.loadgen_procs < 1 or args.repeat < 1:
         parser.error("need at least 1 room, 2 clients per room and 1 generator process")
     return args
