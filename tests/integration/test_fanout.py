@@ -10,7 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from websockets.frames import Frame, Opcode
 
+from parley.signalling.socketio_internals import ws_frame
 from tests.integration.test_socket_bounds import RawSocketIO, port_of
 from tests.support.clients import Client
 from tests.support.server import ChildServer, spawn_server
@@ -74,6 +76,13 @@ def assert_same_order_and_each_senders_order(
             sender, index = m["message"].split("-")
             by_sender.setdefault(sender, []).append(int(index))
         assert all(seq == list(range(per_sender)) for seq in by_sender.values()), by_sender
+
+
+@pytest.mark.parametrize("size", [0, 125, 126, 65535, 65536, 200_000])
+def test_a_ready_made_frame_is_the_frame_websockets_would_send(size: int) -> None:
+    text = "\u00e9" * (size // 2) + "x" * (size % 2)
+    assert ws_frame(text) == Frame(Opcode.TEXT, text.encode()).serialize(mask=False)
+    assert ws_frame(b"\x01" * size) == Frame(Opcode.BINARY, b"\x01" * size).serialize(mask=False)
 
 
 async def test_each_connection_gets_concurrent_broadcasts_in_one_order(
