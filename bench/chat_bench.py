@@ -36,6 +36,12 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
 NODE_DIR = BENCH_DIR / "node_server"
 START_TIMEOUT_S = 60.0
+#: "Before" for ``parley-before``: the commit before the broadcast fast path (issue 14).
+BEFORE_REF = "6057131e98f2bad9bface047072a8419c0779007"
+SERVER_KINDS = ("parley-before", "parley", "node")
+#: python-socketio alone (bench/pysio_server.py), to compare transports: its aiohttp mode,
+#: ASGI under uvicorn as it comes, and ASGI under uvicorn with Parley's fan-out path.
+PYSIO_KINDS = ("pysio-aiohttp", "pysio-uvicorn", "pysio-fast")
 STOP_TIMEOUT_S = 15.0
 
 
@@ -55,6 +61,10 @@ def parley_env(args: argparse.Namespace) -> dict[str, str]:
         {
             "PARLEY_CHAT_RATE": "1000000",
             "PARLEY_CHAT_BURST": "1000000",
+            # Every client connects from 127.0.0.1: the per-address chat limit would throttle
+            # the whole load as if it came from one person.
+            "PARLEY_CHAT_ADDRESS_RATE": "1000000",
+            "PARLEY_CHAT_ADDRESS_BURST": "1000000",
             "PARLEY_ROOM_CREATE_RATE": "1000000",
             "PARLEY_ROOM_CREATE_BURST": "1000000",
             "PARLEY_MAX_ROOMS": str(max(1000, args.rooms * 4)),
@@ -83,7 +93,7 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def command(self) -> tuple[list[str], dict[str, str]]:
-        if self.kind == "parley":
+        if self.kind.startswith("parley"):
             data_dir = self.workdir / "parley-data"
             data_dir.mkdir(parents=True, exist_ok=True)
             cmd = [
@@ -98,7 +108,15 @@ class Server:
                 "--data-dir",
                 str(data_dir),
             ]
-            return cmd, parley_env(self.args)
+            env = parley_env(self.args)
+            if self.kind == "parley-before":
+                env["PYTHONPATH"] = str(self.args.before_src)
+            return cmd, env
+        if self.kind.startswith("pysio-"):
+            mode = self.kind.removeprefix("pysio-")
+            script = str(BENCH_DIR / "pysio_server.py")
+            cmd = [self.args.parley_python, script, "--mode", mode, "--port", str(self.port)]
+            return cmd, dict(os.environ)
         cmd = [
             self.args.node,
             str(NODE_DIR / "server.mjs"),
@@ -157,6 +175,19 @@ class Server:
         if self.log_path is None or not self.log_path.exists():
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def export_before(ref: str, into: Path) -> Path:
+    """``src/`` of ``ref`` (a commit of this repository) written under ``into``, for
+    ``parley-before`` to run from (with the same interpreter and packages)."""
+    archive = subprocess.run(
+        ["git", "-C", str(REPO_DIR), "archive", "--format=tar", ref, "src"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    into.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into / "src"
 
 
 # --- measuring the server process -------------------------------------------------------------
@@ -361,7 +392,7 @@ def fmt_ms(value: float | None) -> str:
 
 
 HEADER = (
-    f"{'scenario':<18} {'server':<7} {'deliv/s':>9} {'msg/s':>8} {'deliv p50':>9} "
+    f"{'scenario':<18} {'server':<13} {'deliv/s':>9} {'msg/s':>8} {'deliv p50':>9} "
     f"{'p99 ms':>7} {'join p50':>8} {'p99 ms':>7} {'RSS idle':>8} {'peak MiB':>8} "
     f"{'srv CPU':>7} {'gen CPU':>7} {'lost':>5}"
 )
@@ -370,7 +401,7 @@ HEADER = (
 def row(r: RunResult) -> str:
     mib = 1024 * 1024
     return (
-        f"{r.scenario:<18} {r.server:<7} {r.delivered_per_s:>9.0f} {r.messages_per_s:>8.0f} "
+        f"{r.scenario:<18} {r.server:<13} {r.delivered_per_s:>9.0f} {r.messages_per_s:>8.0f} "
         f"{fmt_ms(percentile(r.delivery, 50)):>9} {fmt_ms(percentile(r.delivery, 99)):>7} "
         f"{fmt_ms(percentile(r.join, 50)):>8} {fmt_ms(percentile(r.join, 99)):>7} "
         f"{r.rss_idle / mib:>8.0f} {r.rss_peak / mib:>8.0f} "
@@ -449,7 +480,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--window",
         type=int,
         default=2,
-        help="messages in flight per client in the saturation run (default 2)",
+        help="messages in flight per client in the saturation run (default 2; 0 skips it)",
     )
     parser.add_argument(
         "--rate",
@@ -463,8 +494,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--servers",
-        default="parley,node",
-        help="comma-separated servers to run: parley, node (default both)",
+        default=",".join(SERVER_KINDS),
+        help="comma-separated servers to run: parley-before (Parley at --before), parley (this "
+        "tree), node (default all three); also pysio-aiohttp, pysio-uvicorn, pysio-fast "
+        "(python-socketio alone, see pysio_server.py)",
+    )
+    parser.add_argument(
+        "--before",
+        default=BEFORE_REF,
+        help=f"commit that parley-before runs (default {BEFORE_REF[:12]}, before the fast path)",
     )
     parser.add_argument(
         "--repeat",
@@ -494,8 +532,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.rate = [r for r in (args.rate if args.rate is not None else [1000.0]) if r > 0]
     args.servers = [s.strip() for s in args.servers.split(",") if s.strip()]
-    if not set(args.servers) <= {"parley", "node"} or not args.servers:
-        parser.error("--servers takes parley, node or both")
+    if not set(args.servers) <= {*SERVER_KINDS, *PYSIO_KINDS} or not args.servers:
+        parser.error(f"--servers takes {', '.join((*SERVER_KINDS, *PYSIO_KINDS))}")
     if args.rooms < 1 or args.clients_per_room < 2 or args.loadgen_procs < 1 or args.repeat < 1:
         parser.error("need at least 1 room, 2 clients per room and 1 generator process")
     return args
@@ -511,7 +549,11 @@ def main(argv: list[str] | None = None) -> int:
         "messageBytes": args.message_bytes,
     }
     scenarios: list[tuple[str, dict[str, Any]]] = [
-        (f"saturate (w={args.window})", {**base, "mode": "saturate", "window": args.window}),
+        *(
+            [(f"saturate (w={args.window})", {**base, "mode": "saturate", "window": args.window})]
+            if args.window > 0
+            else []
+        ),
         *[(f"paced {r:.0f}/s", {**base, "mode": "rate", "rate": r}) for r in args.rate],
     ]
     print(
@@ -524,6 +566,9 @@ def main(argv: list[str] | None = None) -> int:
     print(HEADER, flush=True)
     results: list[RunResult] = []
     with tempfile.TemporaryDirectory(prefix="parley-bench-") as tmp:
+        if "parley-before" in args.servers:
+            args.before_src = export_before(args.before, Path(tmp) / "before")
+            print(f"parley-before: {args.before[:12]}; parley: this tree")
         for name, options in scenarios:
             # Servers alternate within each repetition, so that noise from the rest of the
             # machine falls on both alike.
@@ -544,17 +589,30 @@ def main(argv: list[str] | None = None) -> int:
         for result in chosen.values():
             print(row(result))
     for name, _ in scenarios:
-        parley, node = chosen.get((name, "parley")), chosen.get((name, "node"))
-        if parley and node and node.delivered_per_s > 0:
+        node = chosen.get((name, "node"))
+        before, after = chosen.get((name, "parley-before")), chosen.get((name, "parley"))
+        for kind in ("parley-before", "parley"):
+            parley = chosen.get((name, kind))
+            if parley and node and node.delivered_per_s > 0:
+                print(
+                    f"{name}: {kind}/node delivered msgs/s = "
+                    f"{parley.delivered_per_s / node.delivered_per_s:.2f}"
+                    + (
+                        f", srv CPU {kind}/node = {parley.server_cpu_pct / node.server_cpu_pct:.2f}"
+                        if name.startswith("paced") and node.server_cpu_pct > 0
+                        else ""
+                    )
+                )
+        if before and after and before.delivered_per_s > 0:
             print(
-                f"{name}: Parley/Node delivered msgs/s = "
-                f"{parley.delivered_per_s / node.delivered_per_s:.2f}"
+                f"{name}: parley/parley-before delivered msgs/s = "
+                f"{after.delivered_per_s / before.delivered_per_s:.2f}"
             )
     for (name, kind), r in chosen.items():
-        if name.startswith("paced") and kind == "parley":
+        if name.startswith("paced") and kind.startswith("parley"):
             p99 = percentile(r.delivery, 99)
             verdict = "meets" if p99 is not None and p99 < 50 else "misses"
-            print(f"{name}: Parley p99 delivery {fmt_ms(p99)} ms ({verdict} the 50 ms goal)")
+            print(f"{name}: {kind} p99 delivery {fmt_ms(p99)} ms ({verdict} the 50 ms goal)")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps([r.as_dict() for r in results], indent=2) + "\n")

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from parley import __version__, doctor, tls
 from parley.app import create_app
 from parley.settings import Settings
+from parley.signalling.socketio_internals import FrameWebSocketProtocol
 from parley.signalling.transport import header_timeout_protocol
 from parley.tokens import WeakSecret
 from parley.turn.process import TurnError
@@ -91,7 +92,9 @@ def server_config(
         # timeout of its own); idle keep-alive connections close after 5 s.
         http=header_timeout_protocol(settings.header_timeout_seconds),
         timeout_keep_alive=5,
-        ws="websockets-sansio",
+        # websockets-sansio, lending each WebSocket a way to write ready-made frames, so that a
+        # broadcast is framed once for all its recipients.
+        ws=FrameWebSocketProtocol,
         # Refuse oversized frames while reading them instead of buffering up to 16 MiB.
         ws_max_size=settings.max_socket_message_bytes + 1024,
         # Chat frames are small and fanned out to many: compressing each costs more CPU than

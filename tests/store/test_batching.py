@@ -11,7 +11,7 @@ import pytest
 
 from parley.chat.models import ChatMessage
 from parley.rooms.models import RoomGone, RoomRecord
-from parley.store.batching import BatchingChatStore
+from parley.store.batching import BatchingChatStore, sqlite_file
 from parley.store.database import make_engine, migrate
 from parley.store.repository import Store
 
@@ -31,13 +31,15 @@ def message(text: str, client_id: str | None = None, room_uid: str = ROOM.uid) -
     )
 
 
-@pytest.fixture
-async def stores(tmp_path: Path) -> AsyncIterator[tuple[Store, BatchingChatStore]]:
+@pytest.fixture(params=[True, False], ids=["dedicated-writer", "async-engine"])
+async def stores(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[tuple[Store, BatchingChatStore]]:
     engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'chat.db'}")
     await migrate(engine)
     store = Store(engine)
     assert await store.add_room(ROOM)
-    batching = BatchingChatStore(store, engine)
+    batching = BatchingChatStore(store, engine, dedicated_writer=request.param)
     await batching.start()
     yield store, batching
     await batching.close()
@@ -88,3 +90,25 @@ async def test_closing_writes_what_is_pending(stores) -> None:
     assert all(created for _, created in results)
     history = await store.history(ROOM.uid, "room", None, 100)
     assert history is not None and len(history) == 20
+
+
+async def test_an_acknowledged_message_is_committed_for_every_other_connection(
+    stores, tmp_path: Path
+) -> None:
+    _, batching = stores
+    sent = [message(f"c{i}") for i in range(20)]
+    await asyncio.gather(*(batching.add_message(m) for m in sent))
+    # A connection of its own, opened after the acks: it sees only what was committed.
+    other = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'chat.db'}")
+    try:
+        history = await Store(other).history(ROOM.uid, "room", None, 100)
+    finally:
+        await other.dispose()
+    assert history is not None and [m.id for m in history] == [m.id for m in sent]
+
+
+def test_only_a_sqlite_file_gets_the_dedicated_writer(tmp_path: Path) -> None:
+    assert sqlite_file(make_engine(f"sqlite+aiosqlite:///{tmp_path / 'a.db'}")) == str(
+        tmp_path / "a.db"
+    )
+    assert sqlite_file(make_engine("sqlite+aiosqlite:///:memory:")) is None

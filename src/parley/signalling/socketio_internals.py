@@ -37,6 +37,28 @@ requirements.lock); read this module again before moving either pin. What it dep
    waiting for the queue. ``AsyncServer.disconnect(sid)`` waits until the queue is drained,
    which never happens for a client that does not read (or does not poll).
    ``socketio.AsyncServer._engineio_server_class()`` names the Engine.IO server class.
+8. python-engineio serves a WebSocket through ``AsyncSocket._websocket_handler(ws)``, called
+   by the ``'websocket'`` class of its async driver (``AsyncServer._async['websocket']``, an
+   instance attribute: the driver module's dict, copied here before it is changed) as
+   ``cls(socket._websocket_handler, server)(environ)``; the ASGI driver's class
+   (``engineio.async_drivers.asgi.WebSocket``) sends ``websocket.accept`` and offers
+   ``wait()`` (the next message, ``OSError`` once the socket is gone), ``send(str|bytes)`` and
+   ``close()``. ``environ['asgi.scope']`` is the ASGI scope. The handler's upgrade handshake
+   (``2probe`` / ``3probe`` / NOOP to end the pending poll / ``5``) and its use of
+   ``AsyncSocket.connected``, ``upgrading``, ``upgraded``, ``receive(pkt)``, ``close(wait,
+   abort, reason)`` and ``server.reason.TRANSPORT_CLOSE`` are repeated by ``serve_websocket``.
+   ``AsyncSocket.receive`` raises ``UnknownPacketError`` / ``SocketIsClosedError``.
+   ``AsyncServer._service_task`` closes a socket whose client stops answering pings (so the
+   reader needs no timeout of its own). ``engineio.packet.Packet.encode()`` caches its result.
+9. uvicorn's ``WebSocketsSansIOProtocol`` (``ws="websockets-sansio"``): ``handle_connect``
+   builds ``self.scope`` (with an ``extensions`` dict) before the ASGI task first runs;
+   ``handshake_complete``, ``close_sent``, ``disconnected``, ``transport`` and ``writable``
+   (an ``asyncio.Event``, cleared while the transport's buffer is over its high-water mark,
+   set again on ``resume_writing`` and on ``connection_lost``) tell whether a frame may be
+   written; every other write of the protocol goes through ``send`` (ASGI) or is a control
+   frame. ``conn.extensions`` lists the negotiated extensions (none: frames are written as
+   they are only when no extension, such as permessage-deflate, was negotiated). A server's
+   frames are not masked (RFC 6455, 5.1), so one frame's bytes serve every recipient.
 """
 
 from __future__ import annotations
@@ -46,16 +68,28 @@ import contextlib
 import contextvars
 import json
 import logging
+import struct
 from collections.abc import Awaitable, Callable
 from importlib.metadata import version
 from typing import Any
 
 import engineio
 import socketio
+from engineio import exceptions as eio_exceptions
+from engineio import packet as eio_packet
+from engineio.async_drivers import asgi as eio_asgi
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+from parley.signalling.transport import ENGINEIO_SID_EXTENSION
 
 log = logging.getLogger(__name__)
 
-CHECKED_VERSIONS = {"python-socketio": "5.18.1", "python-engineio": "4.15.1"}
+CHECKED_VERSIONS = {
+    "python-socketio": "5.18.1",
+    "python-engineio": "4.15.1",
+    "uvicorn": "0.54.0",
+    "websockets": "17.4",
+}
 """The versions whose internals this module was checked against."""
 
 #: What python-socketio / python-engineio raise for a packet or frame they cannot decode.
@@ -73,8 +107,8 @@ ENGINEIO_RECEIVE_ERROR = "Unknown receive error"
 
 
 def unchecked_versions() -> dict[str, str]:
-    """The installed versions of python-socketio / python-engineio that differ from
-    ``CHECKED_VERSIONS``."""
+    """The installed versions of python-socketio / python-engineio / uvicorn / websockets that
+    differ from ``CHECKED_VERSIONS``."""
     installed = {name: version(name) for name in CHECKED_VERSIONS}
     return {k: v for k, v in installed.items() if v != CHECKED_VERSIONS[k]}
 
@@ -136,8 +170,291 @@ class MeteredQueue(asyncio.Queue[Any]):
             self.task_done()
 
 
+# --- WebSocket frames written once, to many ---------------------------------------------------
+
+#: The key, in a WebSocket's ASGI scope ``extensions``, of its ``FrameSink`` (9).
+FRAMES_EXTENSION = "parley.frames"
+
+#: Bytes a connection may hold in its ``FrameSink`` within one turn of the event loop before
+#: further frames go to its metered queue instead.
+CORK_LIMIT = 256 * 1024
+
+
+def ws_frame(payload: str | bytes) -> bytes:
+    """One unmasked, unfragmented WebSocket frame (RFC 6455, 5.2): text for ``str``, binary
+    for ``bytes``. What a server sends is never masked, so every recipient gets these bytes."""
+    if isinstance(payload, str):
+        data, first = payload.encode(), 0x81
+    else:
+        data, first = bytes(payload), 0x82
+    n = len(data)
+    if n < 126:
+        return bytes((first, n)) + data
+    if n < 65536:
+        return struct.pack("!BBH", first, 126, n) + data
+    return struct.pack("!BBQ", first, 127, n) + data
+
+
+def eio_frame(pkt: Any) -> bytes:
+    """The WebSocket frame that carries an Engine.IO packet (``encode()`` is cached, 8)."""
+    return ws_frame(pkt.encode())
+
+
+class FrameSink:
+    """Writes ready-made WebSocket frames to one uvicorn WebSocket connection's transport (9).
+
+    Frames are corked: those written during one turn of the event loop leave in one
+    ``transport.write`` at the start of the next (one system call per connection per turn,
+    however many broadcasts reached it). ``offer`` refuses, and the caller queues instead,
+    while the transport is over its high-water mark or the cork is full, so that a client
+    that does not read backs up into the metered queue, where the outbound cap sees it."""
+
+    __slots__ = ("_pending", "_plain", "_proto", "_scheduled", "_size")
+
+    def __init__(self, proto: FrameWebSocketProtocol) -> None:
+        self._proto = proto
+        self._pending: list[bytes] = []
+        self._size = 0
+        self._scheduled = False
+        self._plain = not proto.conn.extensions
+
+    def is_open(self) -> bool:
+        proto = self._proto
+        return (
+            self._plain
+            and proto.handshake_complete
+            and not proto.close_sent
+            and not proto.disconnected
+            and not proto.transport.is_closing()
+        )
+
+    def offer(self, frame: bytes) -> bool:
+        """Write ``frame`` after what this sink holds, unless the client is behind."""
+        if not self._proto.writable.is_set() or self._size > CORK_LIMIT or not self.is_open():
+            return False
+        self._cork(frame)
+        return True
+
+    def _cork(self, frame: bytes) -> None:
+        self._pending.append(frame)
+        self._size += len(frame)
+        if not self._scheduled:
+            self._scheduled = True
+            self._proto.loop.call_soon(self.flush)
+
+    async def write(self, frames: list[bytes]) -> bool:
+        """Write ``frames`` once the transport can take them; False when the connection is
+        gone (they are dropped)."""
+        await self._proto.writable.wait()
+        if not self.is_open():
+            return False
+        for frame in frames:
+            self._cork(frame)
+        self.flush()
+        return True
+
+    def flush(self) -> None:
+        self._scheduled = False
+        if not self._pending:
+            return
+        data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+        self._pending.clear()
+        self._size = 0
+        if self.is_open():
+            self._proto.transport.write(data)
+
+
+class FrameWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's sans-I/O WebSocket protocol that lends its connection a ``FrameSink`` through
+    the ASGI scope (``FRAMES_EXTENSION``). Whatever the application sends through ASGI leaves
+    after the frames the sink holds."""
+
+    frame_sink: FrameSink | None = None
+
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)
+        if scope is not None and not self.close_sent:
+            self.frame_sink = FrameSink(self)
+            scope["extensions"][FRAMES_EXTENSION] = self.frame_sink
+
+    async def send(self, message: Any) -> None:
+        if self.frame_sink is not None:
+            self.frame_sink.flush()
+        await super().send(message)
+
+
+class Link:
+    """An Engine.IO connection served over a ``FrameSink``: what may be written to it at once.
+    A frame is written at once only when nothing is queued ahead of it for that connection
+    (its queue is empty and its writer is not between taking packets and writing them), so
+    each connection receives its packets in the order they were sent."""
+
+    __slots__ = ("busy", "sink", "socket")
+
+    def __init__(self, socket: Any, sink: FrameSink) -> None:
+        self.socket = socket
+        self.sink = sink
+        self.busy = False
+
+    def offer(self, frame: bytes) -> bool:
+        socket = self.socket
+        if self.busy or socket.closing or socket.closed or not socket.queue.empty():
+            return False
+        return self.sink.offer(frame)
+
+
+class FramedWebSocket(eio_asgi.WebSocket):  # type: ignore[misc]
+    """python-engineio's ASGI WebSocket (8), serving its socket with ``serve_websocket``."""
+
+    def __init__(self, handler: Any, server: Any) -> None:
+        super().__init__(handler, server)
+        self.socket = getattr(handler, "__self__", None)
+        self.server = server
+        self.extensions: dict[str, Any] = {}
+
+    async def __call__(self, environ: dict[str, Any]) -> str:
+        self.asgi_receive = environ["asgi.receive"]
+        self.asgi_send = environ["asgi.send"]
+        scope = environ.get("asgi.scope") or {}
+        self.extensions = scope.get("extensions") or {}
+        await self.asgi_send({"type": "websocket.accept"})
+        await serve_websocket(self.server, self.socket, self)
+        return ""
+
+
+async def serve_websocket(server: Any, socket: Any, ws: FramedWebSocket) -> None:
+    """python-engineio's WebSocket handler (8) without a task and a ``wait_for`` per received
+    packet, and with a writer that writes frames through the connection's ``FrameSink`` when
+    it has one (then ``server.links`` holds the connection, and senders may write to it
+    directly)."""
+    limit = server.max_http_buffer_size
+
+    async def receive_one() -> Any:
+        data = await ws.wait()
+        if data and len(data) > limit:
+            raise ValueError("packet is too large")
+        return data
+
+    if socket.connected:  # an upgrade from long-polling
+        socket.upgrading = True
+        try:
+            data = await receive_one()
+        except OSError:
+            return
+        probe = eio_packet.Packet(encoded_packet=data)
+        if probe.packet_type != eio_packet.PING or probe.data != "probe":
+            server.logger.info("%s: Failed websocket upgrade, no PING packet", socket.sid)
+            socket.upgrading = False
+            return
+        await ws.send(eio_packet.Packet(eio_packet.PONG, data="probe").encode())
+        await socket.queue.put(eio_packet.Packet(eio_packet.NOOP))  # ends the pending poll
+        try:
+            data = await receive_one()
+        except OSError:
+            socket.upgrading = False
+            return
+        if eio_packet.Packet(encoded_packet=data).packet_type != eio_packet.UPGRADE:
+            socket.upgraded = False
+            server.logger.info("%s: Failed websocket upgrade, no UPGRADE packet", socket.sid)
+            socket.upgrading = False
+            return
+        socket.upgraded = True
+        socket.upgrading = False
+    else:
+        socket.connected = True
+        socket.upgraded = True
+
+    register = ws.extensions.get(ENGINEIO_SID_EXTENSION)
+    if register is not None:
+        register(socket.sid)
+    sink = ws.extensions.get(FRAMES_EXTENSION)
+    link = Link(socket, sink) if isinstance(sink, FrameSink) else None
+    writer = asyncio.ensure_future(_write_websocket(socket, ws, link))
+    links: dict[str, Link] = getattr(server, "links", {})
+    if link is not None:
+        links[socket.sid] = link
+    clean = False
+    try:
+        while True:
+            try:
+                data = await receive_one()
+            except (Exception, asyncio.CancelledError):
+                # Gone, refused, or too large (python-engineio swallows its own cancellation
+                # here too, and closes the socket below).
+                break
+            if data is None:
+                break
+            pkt = eio_packet.Packet(encoded_packet=data)  # undecodable: raises (4)
+            try:
+                await socket.receive(pkt)
+            except eio_exceptions.UnknownPacketError:
+                pass
+            except eio_exceptions.SocketIsClosedError:
+                break
+            except Exception:
+                server.logger.exception(ENGINEIO_RECEIVE_ERROR)
+        clean = True
+    finally:
+        if links.get(socket.sid) is link:
+            links.pop(socket.sid, None)
+        socket.queue.put_nowait(None)  # the writer ends after what is queued
+        if not clean or (link is not None and link.busy):
+            writer.cancel()  # it waits for a client that is gone or was dropped
+        await asyncio.wait({writer})
+        await socket.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
+
+
+async def _write_websocket(socket: Any, ws: FramedWebSocket, link: Link | None) -> None:
+    """The connection's writer: whatever its queue holds, in order, then ``ws.close()`` once
+    told to stop (``None``) or after a CLOSE packet."""
+    queue = socket.queue
+    stop = False
+    while not stop:
+        item = await queue.get()
+        queue.task_done()
+        batch: list[Any] = []
+        while True:
+            if item is None:
+                stop = True
+                break
+            batch.append(item)
+            try:
+                item = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                break
+            queue.task_done()
+        if not batch:
+            break
+        if any(pkt.packet_type == eio_packet.CLOSE for pkt in batch):
+            stop = True
+        try:
+            if link is not None:
+                link.busy = True
+                if not await link.sink.write([eio_frame(pkt) for pkt in batch]):
+                    break
+            else:
+                for pkt in batch:
+                    await ws.send(pkt.encode())
+        except Exception:
+            break
+        finally:
+            if link is not None:
+                link.busy = False
+    await ws.close()
+
+
 class MeteredEngineIO(engineio.AsyncServer):  # type: ignore[misc]
-    """python-engineio's server, whose connections queue into ``MeteredQueue`` (7)."""
+    """python-engineio's server, whose connections queue into ``MeteredQueue`` (7), and whose
+    WebSockets are served by ``serve_websocket`` (8); ``links`` holds the WebSockets that can
+    be written to directly."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.links: dict[str, Link] = {}
+        drivers: Any = self.__dict__.get("_async")
+        if drivers is not None and drivers.get("websocket") is eio_asgi.WebSocket:
+            self.__dict__["_async"] = {**drivers, "websocket": FramedWebSocket}
 
     def create_queue(self, *args: Any, **kwargs: Any) -> Any:
         return MeteredQueue(*args, **kwargs)
@@ -189,8 +506,27 @@ class DecodeGuardServer(socketio.AsyncServer):  # type: ignore[misc]
         finally:
             _ack_requested.reset(token)
 
+    def offer_frame(self, eio_sid: str, frame: bytes) -> bool:
+        """Write a ready-made frame to a WebSocket connection at once, if nothing is queued
+        ahead of it there (8, 9); False when it must go through ``_send_eio_packet``."""
+        if eio_sid in self._dropping:
+            return True  # nothing more goes to a connection being dropped
+        link = self.eio.links.get(eio_sid)
+        return link is not None and link.offer(frame)
+
+    async def _send_packet(self, eio_sid: str, pkt: Any) -> None:
+        # Acks and connection packets take the same way as events (2).
+        encoded = pkt.encode()
+        for part in encoded if isinstance(encoded, list) else [encoded]:
+            await self._send_eio_packet(
+                eio_sid, engineio.packet.Packet(engineio.packet.MESSAGE, part)
+            )
+
     async def _send_eio_packet(self, eio_sid: str, eio_pkt: Any) -> None:
         if eio_sid in self._dropping:
+            return
+        link = self.eio.links.get(eio_sid)
+        if link is not None and link.offer(eio_frame(eio_pkt)):
             return
         socket = self.eio.sockets.get(eio_sid)
         queue = getattr(socket, "queue", None)
@@ -240,10 +576,18 @@ class DecodeGuardServer(socketio.AsyncServer):  # type: ignore[misc]
 
 
 class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
-    """python-socketio's in-process client manager, with room broadcasts sent to each
-    recipient in turn rather than through one task per recipient (2). The packet is encoded
-    once either way; the tasks only cost their creation and scheduling, because a send merely
-    queues the packet for that connection's writer."""
+    """python-socketio's in-process client manager, with room broadcasts encoded once and sent
+    to each recipient in turn rather than through one task per recipient (2): the Socket.IO
+    packet, the Engine.IO packet and the WebSocket frame are built once, and the frame is
+    written as it is to every WebSocket recipient that has nothing queued ahead of it
+    (``offer_frame``); the others (long-polling, or behind) get the Engine.IO packet through
+    their queue.
+
+    Cluster mode: ``socketio.AsyncPubSubManager._handle_emit`` (under ``AsyncRedisManager``)
+    delivers a message published by any node with ``super().emit(...)``, so a manager declared
+    ``class ClusterFanout(socketio.AsyncRedisManager, FanoutManager)`` (method order:
+    Redis, pub/sub, this class, ``AsyncManager``) publishes each broadcast once, and every node
+    encodes it once for its own recipients here."""
 
     async def emit(
         self,
@@ -275,16 +619,21 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
             socketio.packet.EVENT, namespace=namespace, data=[event, *args]
         )
         encoded = pkt.encode()
-        frames = [
+        packets = [
             engineio.packet.Packet(engineio.packet.MESSAGE, part)
             for part in (encoded if isinstance(encoded, list) else [encoded])
         ]
+        framed = [(pkt, eio_frame(pkt)) for pkt in packets]
+        server = self.server
+        offer = getattr(server, "offer_frame", None)
         for sid, eio_sid in list(self.get_participants(namespace, target)):
             if sid in skip:
                 continue
-            for frame in frames:
+            for pkt, frame in framed:
+                if offer is not None and offer(eio_sid, frame):
+                    continue
                 try:
-                    await self.server._send_eio_packet(eio_sid, frame)
+                    await server._send_eio_packet(eio_sid, pkt)
                 except asyncio.CancelledError:
                     raise
                 except Exception:  # a connection that went away meanwhile

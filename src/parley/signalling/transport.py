@@ -4,7 +4,8 @@ closing a WebSocket whose client has stopped reading.
 Nothing here touches python-socketio / python-engineio internals; it speaks ASGI and the
 Engine.IO protocol (an Engine.IO id is the ``sid`` query parameter of a long-polling request or
 a WebSocket upgrade, or the ``sid`` of the open packet, ``0{"sid":...}``, the server sends first
-on a WebSocket opened directly).
+on a WebSocket opened directly, or the id the Engine.IO layer reports through the scope's
+``ENGINEIO_SID_EXTENSION`` when it writes frames below ASGI).
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 log = logging.getLogger(__name__)
+
+#: The key, in a WebSocket's ASGI scope ``extensions``, of a callable the Engine.IO layer calls
+#: with the connection's Engine.IO id once it knows it.
+ENGINEIO_SID_EXTENSION = "parley.engineio_sid"
 
 Drop = Callable[[str], Awaitable[None]]
 
@@ -137,6 +142,10 @@ class TransportGuard:
                 self._websockets[sid] = exchange
 
         register(_query_sid(scope))
+        # The Engine.IO layer names the connection when it writes below ASGI (its open packet
+        # then never passes through ``guarded_send``).
+        extensions = {**(scope.get("extensions") or {}), ENGINEIO_SID_EXTENSION: register}
+        scope = {**scope, "extensions": extensions}
 
         async def guarded_receive() -> Any:
             if exchange.refused:
