@@ -108,6 +108,12 @@ class Settings(BaseSettings):
     """An event still not delivered this long after it happened is dropped (logged and
     counted as ``gave_up``); the room's later events follow."""
 
+    # --- cluster mode ---------------------------------------------------------------------
+    redis_url: str | None = None
+    """``redis://host:6379/0`` turns cluster mode on: several nodes behind a load balancer share
+    live state and room events through this Redis. Requires a PostgreSQL ``database_url``, a
+    shared ``secret_key`` and a shared ``files_dir``."""
+
     # --- rooms ------------------------------------------------------------------------------
     max_rooms: int = Field(default=1000, ge=1)
     """Meetings the server holds at once: rooms with people in them or with chat or files. An
@@ -265,6 +271,12 @@ class Settings(BaseSettings):
     """The ``api_secret`` of the Janus at ``janus_url``."""
     janus_admin_key: str | None = None
     """The VideoRoom ``admin_key`` of the Janus at ``janus_url``, if it sets one."""
+    janus_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """A pool of Janus servers Parley does not run (comma-separated WebSocket URLs, each with
+    ``janus_api_secret`` and ``janus_admin_key``). A room is placed on the Janus with the fewest
+    rooms when it first needs media; with ``redis_url`` the placement is shared by every node.
+    A Janus that dies has its rooms reset and placed again on a live one. Overrides
+    ``janus_url``."""
 
     @field_validator(
         "cors_origins",
@@ -275,6 +287,7 @@ class Settings(BaseSettings):
         "turn_urls",
         "webhook_urls",
         "turn_listen_addresses",
+        "janus_urls",
         mode="before",
     )
     @classmethod
