@@ -53,6 +53,8 @@ class JanusPoolEngine(JanusEngine):
     """``MediaEngine`` over a pool of Janus servers (see the module docstring)."""
 
     shared_rooms = True
+    evacuate_retry = 1.0
+    """Seconds before moving a dead Janus's rooms is tried again when the placement failed."""
 
     def __init__(
         self,
@@ -315,6 +317,7 @@ class JanusPoolEngine(JanusEngine):
                 logger.warning("janus pool: no Janus is live; rooms wait for one")
                 return
             moved: list[str] = []
+            again = False
             for url in self.urls:
                 if url in live:
                     continue
@@ -322,11 +325,18 @@ class JanusPoolEngine(JanusEngine):
                     moved += await self.placement.evacuate(url, live)
                 except MediaError as exc:
                     logger.warning("janus pool: rooms of %s not moved: %s", url, exc.message)
+                    again = True
+            if again and not self._closed:  # the placement (Redis) is away: try again soon
+                self._spawn(self._evacuate_later())
             for keys in self._stranded.values():
                 keys.difference_update(moved)
             if moved:
                 logger.warning("janus pool: %d rooms moved to live Janus", len(moved))
             await self._tell_reset(moved)
+
+    async def _evacuate_later(self) -> None:
+        await asyncio.sleep(self.evacuate_retry)
+        await self._evacuate()
 
     async def _tell_reset(self, keys: list[str]) -> None:
         if not keys:
