@@ -280,6 +280,12 @@ class Settings(BaseSettings):
     """The ``api_secret`` of the Janus at ``janus_url``."""
     janus_admin_key: str | None = None
     """The VideoRoom ``admin_key`` of the Janus at ``janus_url``, if it sets one."""
+    janus_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """A pool of Janus servers Parley does not run (comma-separated WebSocket URLs, each with
+    ``janus_api_secret`` and ``janus_admin_key``). A room is placed on the Janus with the fewest
+    rooms when it first needs media; with ``redis_url`` the placement is shared by every node.
+    A Janus that dies has its rooms reset and placed again on a live one. Overrides
+    ``janus_url``."""
 
     @field_validator(
         "cors_origins",
@@ -290,6 +296,7 @@ class Settings(BaseSettings):
         "turn_urls",
         "webhook_urls",
         "turn_listen_addresses",
+        "janus_urls",
         mode="before",
     )
     @classmethod
@@ -366,12 +373,11 @@ class Settings(BaseSettings):
                 "cluster mode (PARLEY_REDIS_URL) needs PARLEY_FILES_DIR, a folder every node "
                 "reaches (a shared filesystem)"
             )
-        if self.media_engine in ("embedded", "auto"):
-            problems.append(
-                "cluster mode (PARLEY_REDIS_URL) cannot use the embedded media engine: it "
-                "cannot serve a room whose people are on several nodes; set "
-                "PARLEY_MEDIA_ENGINE=none (or janus)"
-            )
+        from parley.media.select import cluster_media_problem  # the media rule lives there
+
+        media = cluster_media_problem(self)
+        if media is not None:
+            problems.append(media)
         return problems
 
     @property

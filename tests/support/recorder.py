@@ -13,6 +13,7 @@ class Recorder:
         self.failed_subscriptions: list[tuple[str, str]] = []
         self.candidates: list[tuple[str, str, IceCandidate | None]] = []
         self.resets = 0
+        self.room_resets: list[str] = []
 
     async def stream_failed(self, room_key: str, stream_id: str) -> None:
         self.failed_streams.append((room_key, stream_id))
@@ -27,3 +28,6 @@ class Recorder:
 
     async def engine_reset(self) -> None:
         self.resets += 1
+
+    async def room_reset(self, room_key: str) -> None:
+        self.room_resets.append(room_key)

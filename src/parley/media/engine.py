@@ -63,6 +63,9 @@ class NoListener:
     async def engine_reset(self) -> None:
         return None
 
+    async def room_reset(self, room_key: str) -> None:
+        return None
+
 
 class MediaListener(Protocol):
     """What the engine tells the rooms service without being asked."""
@@ -80,6 +83,10 @@ class MediaListener(Protocol):
 
     async def engine_reset(self) -> None:
         """The engine lost every room (e.g. its process restarted): clients must republish."""
+
+    async def room_reset(self, room_key: str) -> None:
+        """The engine lost one room's media (e.g. the Janus of a pool it was on died): that
+        room's clients must republish."""
 
 
 class MediaEngine(Protocol):

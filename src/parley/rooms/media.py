@@ -346,10 +346,21 @@ class MediaService:
     async def engine_reset(self) -> None:
         self._candidates.clear()
         for summary in await self._presence.rooms():
-            room = summary.record
-            for stream in await self._presence.streams(room.uid):
-                await self._presence.remove_stream(room.uid, stream.stream_id)
-            for sub in await self._presence.subscriptions(room.uid):
-                await self._presence.remove_subscription(room.uid, sub.subscription_id)
-            log.warning("room %s: media engine reset", room.room_id)
-            await self._events.media_reset(room)
+            await self._reset(summary.record)
+
+    async def room_reset(self, room_key: str) -> None:
+        room = await self._presence.room_by_key(room_key)
+        if room is not None:
+            await self._reset(room)
+
+    async def _reset(self, room: RoomRecord) -> None:
+        """The engine lost the room's media: forget its streams and subscriptions and tell
+        its people to publish again."""
+        for stream in await self._presence.streams(room.uid):
+            await self._presence.remove_stream(room.uid, stream.stream_id)
+            self._candidates.pop(stream.stream_id, None)
+        for sub in await self._presence.subscriptions(room.uid):
+            await self._presence.remove_subscription(room.uid, sub.subscription_id)
+            self._candidates.pop(sub.subscription_id, None)
+        log.warning("room %s: media engine reset", room.room_id)
+        await self._events.media_reset(room)

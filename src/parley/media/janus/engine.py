@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal, cast
 
@@ -82,16 +83,14 @@ class JanusEngine:
         self.live_timeout = live_timeout
         self.layer_timeout = layer_timeout
         self.layer_attempts = layer_attempts
-        self.link = JanusLink(
-            provider,
-            on_lost=self._forget_rooms,
-            on_reset=self._reset,
-            request_timeout=request_timeout,
-            connect_timeout=connect_timeout,
-            keepalive_interval=keepalive_interval,
-            min_backoff=min_backoff,
-            max_backoff=max_backoff,
-        )
+        self._link_options = {
+            "request_timeout": request_timeout,
+            "connect_timeout": connect_timeout,
+            "keepalive_interval": keepalive_interval,
+            "min_backoff": min_backoff,
+            "max_backoff": max_backoff,
+        }
+        self.link = self._make_link(provider, self._forget_rooms, self._reset)
         self.info = self._describe()
         self.resets = 0
         self._listener: MediaListener = NoListener()
@@ -102,6 +101,18 @@ class JanusEngine:
         self._pump: asyncio.Task[None] | None = None
         self._layer_tasks: dict[str, asyncio.Task[None]] = {}
         self._closed = False
+
+    shared_rooms = False
+    """Whether other engines (other Parley nodes) use the same VideoRooms: a room that already
+    exists on Janus is then joined, not started afresh."""
+
+    def _make_link(
+        self,
+        provider: JanusProvider,
+        on_lost: Callable[[], None],
+        on_reset: Callable[[], Awaitable[None]],
+    ) -> JanusLink:
+        return JanusLink(provider, on_lost=on_lost, on_reset=on_reset, **self._link_options)
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -119,6 +130,12 @@ class JanusEngine:
         if self._closed:
             return
         self._closed = True
+        await self._stop_tasks()
+        for key in list(self._rooms):
+            await self.close_room(key)
+        await self.link.close()
+
+    async def _stop_tasks(self) -> None:
         if self._pump is not None:
             self._pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -130,9 +147,6 @@ class JanusEngine:
             with contextlib.suppress(asyncio.CancelledError, MediaError):
                 await task
         self._layer_tasks.clear()
-        for key in list(self._rooms):
-            await self.close_room(key)
-        await self.link.close()
 
     # --- MediaEngine ----------------------------------------------------------------------
 
@@ -145,7 +159,7 @@ class JanusEngine:
         if stream_id in room.streams:
             raise MediaError(f"stream {stream_id} is already published")
         signals = Signals()
-        handle = await self._attach(room_key, stream_id, "stream_failed", signals)
+        handle = await self._attach(room, stream_id, "stream_failed", signals)
         try:
             await handle.message(
                 {"request": "join", "ptype": "publisher", "room": room_key, "id": stream_id}
@@ -174,12 +188,9 @@ class JanusEngine:
     async def set_muted(self, room_key: str, stream_id: str, kinds: frozenset[MediaKind]) -> None:
         """VideoRoom's ``moderate``: Janus stops relaying the publisher's media lines of those
         kinds to every subscriber (the publisher keeps sending; nothing is renegotiated)."""
-        room = self._rooms.get(room_key)
-        publisher = room.streams.get(stream_id) if room else None
-        if publisher is None:
-            raise MediaError(f"stream {stream_id} is not published in this room")
-        control = self.link.control()
-        for kind, mids in publisher.mids.items():
+        room, mids_by_kind = await self._mute_target(room_key, stream_id)
+        control = room.link.control()
+        for kind, mids in mids_by_kind.items():
             for mid in mids:
                 body: JSON = {
                     "request": "moderate",
@@ -193,6 +204,16 @@ class JanusEngine:
                 except JanusError as exc:
                     raise _media_error("the media server cannot mute the stream", exc) from exc
 
+    async def _mute_target(
+        self, room_key: str, stream_id: str
+    ) -> tuple[Room, dict[str, tuple[str, ...]]]:
+        """The room of a stream to mute and the stream's media lines by kind."""
+        room = self._rooms.get(room_key)
+        publisher = room.streams.get(stream_id) if room else None
+        if publisher is None or room is None:
+            raise MediaError(f"stream {stream_id} is not published in this room")
+        return room, publisher.mids
+
     async def unpublish(self, room_key: str, stream_id: str) -> None:
         room = self._rooms.get(room_key)
         if room is None:
@@ -201,18 +222,9 @@ class JanusEngine:
             await self._detach(handle)
 
     async def subscribe(self, room_key: str, stream_id: str, subscription_id: str) -> str:
-        room = self._rooms.get(room_key)
-        if room is None or stream_id not in room.streams:
-            raise MediaError(f"stream {stream_id} is not published in this room")
-        if subscription_id in room.subscriptions:
-            raise MediaError(f"subscription {subscription_id} already exists")
-        try:
-            async with asyncio.timeout(self.live_timeout):
-                await room.streams[stream_id].signals.live.wait()
-        except TimeoutError as exc:
-            raise MediaError(f"stream {stream_id} is not connected to the server") from exc
+        room, simulcast = await self._source(room_key, stream_id, subscription_id)
         signals = Signals()
-        handle = await self._attach(room_key, subscription_id, "subscription_failed", signals)
+        handle = await self._attach(room, subscription_id, "subscription_failed", signals)
         body = {
             "request": "join",
             "ptype": "subscriber",
@@ -220,14 +232,14 @@ class JanusEngine:
             "streams": [{"feed": stream_id}],
         }
         try:
-            data, jsep = await handle.message(body)
+            data, jsep = await self._join_subscriber(room, stream_id, handle, body)
             offer = sdp_of(jsep, "the media server made no offer for the subscription")
         except BaseException as exc:
             await self._detach(handle)
             if isinstance(exc, Exception):
                 raise _media_error("the media server cannot subscribe", exc) from exc
             raise
-        if stream_id not in room.streams:  # unpublished while we were asking
+        if not await self._still_published(room, stream_id):  # unpublished while we asked
             await handle.detach()
             raise MediaError(f"stream {stream_id} is not published in this room")
         sub = Subscriber(
@@ -236,10 +248,37 @@ class JanusEngine:
             subscription_id=subscription_id,
             stream_id=stream_id,
             video_mids=_video_mids(data),
+            simulcast=simulcast,
         )
         sub.timer = self._fail_unless_live(sub, room_key, subscription_id, "subscription_failed")
         room.subscriptions[subscription_id] = sub
         return offer
+
+    async def _source(
+        self, room_key: str, stream_id: str, subscription_id: str
+    ) -> tuple[Room, bool]:
+        """The room a subscription to ``stream_id`` is made in, once the stream is connected,
+        and whether the stream has simulcast layers."""
+        room = self._rooms.get(room_key)
+        if room is None or stream_id not in room.streams:
+            raise MediaError(f"stream {stream_id} is not published in this room")
+        if subscription_id in room.subscriptions:
+            raise MediaError(f"subscription {subscription_id} already exists")
+        publisher = room.streams[stream_id]
+        try:
+            async with asyncio.timeout(self.live_timeout):
+                await publisher.signals.live.wait()
+        except TimeoutError as exc:
+            raise MediaError(f"stream {stream_id} is not connected to the server") from exc
+        return room, publisher.simulcast
+
+    async def _join_subscriber(
+        self, room: Room, stream_id: str, handle: JanusHandle, body: JSON
+    ) -> tuple[JSON, JSON | None]:
+        return await handle.message(body)
+
+    async def _still_published(self, room: Room, stream_id: str) -> bool:
+        return stream_id in room.streams
 
     async def accept_answer(self, room_key: str, subscription_id: str, answer_sdp: str) -> None:
         """Apply the answer; a refused answer ends the subscription (detached here, reported
@@ -306,8 +345,7 @@ class JanusEngine:
         sub = room.subscriptions.get(subscription_id) if room is not None else None
         if sub is None or room is None:
             raise MediaError(f"no subscription {subscription_id} in this room")
-        publisher = room.streams.get(sub.stream_id)
-        if publisher is None or not publisher.simulcast:
+        if not sub.simulcast:
             return
         streams = [{"mid": mid, "substream": layer, "temporal": 2} for mid in sub.video_mids]
         for _ in range(self.layer_attempts):
@@ -348,7 +386,7 @@ class JanusEngine:
             return
         for handle in room.take_all():
             await self._detach(handle)
-        await self._destroy_janus_room(room_key)
+        await self._destroy_janus_room(room.link, room_key)
         logger.info("room %s: janus room destroyed", room_key)
 
     def stats(self) -> dict[str, int]:
@@ -368,12 +406,12 @@ class JanusEngine:
         async with self._room_lock:
             room = self._rooms.get(room_key)
             if room is None:
-                await self._create_janus_room(room_key)
-                room = self._rooms[room_key] = Room(room_key)
+                await self._create_janus_room(self.link, room_key)
+                room = self._rooms[room_key] = Room(room_key, self.link)
             return room
 
-    async def _create_janus_room(self, room_key: str) -> None:
-        control = self.link.control()
+    async def _create_janus_room(self, link: JanusLink, room_key: str) -> None:
+        control = link.control()
         body: JSON = {
             "request": "create",
             "room": room_key,
@@ -384,27 +422,29 @@ class JanusEngine:
             "videocodec": "vp8,h264,vp9",
             "fir_freq": 10,
         }
-        if self.link.admin_key:
-            body["admin_key"] = self.link.admin_key
+        if link.admin_key:
+            body["admin_key"] = link.admin_key
         try:
             await control.message(body)
         except JanusError as exc:
             if exc.code != ROOM_EXISTS:
                 raise _media_error("the media server cannot create the room", exc) from exc
+            if self.shared_rooms:  # made by another node for the same room
+                return
             # Left over from a previous connection: start it afresh.
-            await self._destroy_janus_room(room_key)
+            await self._destroy_janus_room(link, room_key)
             try:
                 await control.message(body)
             except JanusError as again:
                 raise _media_error("the media server cannot create the room", again) from again
 
-    async def _destroy_janus_room(self, room_key: str) -> None:
-        control = self.link.control_if_up()
+    async def _destroy_janus_room(self, link: JanusLink, room_key: str) -> None:
+        control = link.control_if_up()
         if control is None:
             return
         body: JSON = {"request": "destroy", "room": room_key}
-        if self.link.admin_key:
-            body["admin_key"] = self.link.admin_key
+        if link.admin_key:
+            body["admin_key"] = link.admin_key
         try:
             await control.message(body)
         except JanusError as exc:
@@ -415,12 +455,13 @@ class JanusEngine:
 
     async def _attach(
         self,
-        room_key: str,
+        room: Room,
         peer_id: str,
         on_hangup: Literal["stream_failed", "subscription_failed"],
         signals: Signals,
     ) -> JanusHandle:
-        session = self.link.session()
+        session = room.link.session()
+        room_key = room.key
 
         def on_event(message: JSON) -> None:
             kind = message.get("janus")

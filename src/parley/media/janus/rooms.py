@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from .client import JanusHandle
+from .link import JanusLink
 
 
 @dataclass
@@ -53,6 +54,8 @@ class Subscriber(Peer):
     stream_id: str = ""
     video_mids: tuple[str, ...] = ()
     """The ``mid`` of each video m-line Janus offered (what a layer choice applies to)."""
+    simulcast: bool = False
+    """Whether the subscribed stream has simulcast layers to choose from."""
     answered: bool = False
     """Whether the client's answer was given to Janus (or is being given)."""
 
@@ -62,6 +65,8 @@ class Room:
     """One Parley room lifetime = one Janus VideoRoom named by the room key."""
 
     key: str
+    link: JanusLink
+    """The Janus the room lives on."""
     streams: dict[str, Publisher] = field(default_factory=dict)
     subscriptions: dict[str, Subscriber] = field(default_factory=dict)
 
