@@ -11,9 +11,11 @@ import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
+from pydantic import ValidationError
 
 from parley.errors import MediaError
 from parley.media import janus
@@ -27,6 +29,13 @@ from tests.support.redis_server import RedisServer
 from tests.support.waiting import wait_until
 
 from .peers import Publisher, Subscriber
+
+CLUSTER = {
+    "redis_url": "redis://127.0.0.1:1/0",
+    "database_url": "postgresql+asyncpg://parley@127.0.0.1:1/parley",
+    "secret_key": "s" * 32,
+}
+"""What a cluster node's settings must carry besides the media ones (not used by the engines)."""
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.media, pytest.mark.slow]
 
@@ -50,6 +59,9 @@ class Pool:
             janus_api_secret=self.secrets.api_secret,
             janus_admin_key=self.secrets.admin_key,
             redis_url=self.redis.url,
+            database_url=CLUSTER["database_url"],
+            secret_key=CLUSTER["secret_key"],
+            files_dir=self.data_dir / "files",
         )
 
 
@@ -184,14 +196,15 @@ async def test_killing_one_janus_resets_and_replaces_only_its_rooms(
 async def test_cluster_mode_refuses_the_embedded_engine_and_a_janus_of_a_node_own(
     tmp_path: Path,
 ) -> None:
-    redis_url = "redis://127.0.0.1:1/0"
-    embedded = Settings(data_dir=tmp_path, redis_url=redis_url, media_engine="embedded")
-    problem = cluster_media_problem(embedded)
-    assert problem is not None and "PARLEY_REDIS_URL" in problem and "embedded" in problem
-    with pytest.raises(MediaError, match="embedded"):
-        create_engine(embedded)
-    own = Settings(data_dir=tmp_path, redis_url=redis_url, media_engine="janus", janus_url=None)
-    assert "PARLEY_JANUS_URLS" in (cluster_media_problem(own) or "")
-    pooled = own.model_copy(update={"janus_urls": ["ws://127.0.0.1:1"]})
+    base: dict[str, Any] = {**CLUSTER, "data_dir": tmp_path, "files_dir": tmp_path / "files"}
+    with pytest.raises(ValidationError, match="embedded"):
+        Settings(**base, media_engine="embedded")
+    with pytest.raises(ValidationError, match="PARLEY_JANUS_URLS"):
+        Settings(**base, media_engine="janus", janus_url=None)
+    pooled = Settings(**base, media_engine="janus", janus_urls=["ws://127.0.0.1:1"])
     assert cluster_media_problem(pooled) is None
+    # The engine refuses too, whatever let such settings through.
+    unchecked = pooled.model_copy(update={"media_engine": "embedded", "janus_urls": []})
+    with pytest.raises(MediaError, match="embedded"):
+        create_engine(unchecked)
     assert cluster_media_problem(Settings(media_engine="embedded", data_dir=tmp_path)) is None
