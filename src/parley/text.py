@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 from parley.errors import InvalidPayload
 
-# Bidirectional overrides and isolates let a name display as something it is not.
-_BIDI_CONTROLS = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
-_ALLOWED_IN_MESSAGES = {"\n", "\t"}
+# Control characters (Unicode category Cc), lone surrogates (Cs), and the bidirectional
+# overrides and isolates that let a name display as something it is not. One regular expression
+# (searched in C) rather than a loop over every character: this runs on every chat message.
+_CONTROL = "\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069"
+_FORBIDDEN_IN_LINES = re.compile(f"[{_CONTROL}\t\n]")
+_FORBIDDEN_IN_MESSAGES = re.compile(f"[{_CONTROL}]")
+"""Chat messages may contain line breaks and tabs."""
 
 
 def clean_text(value: str, *, multiline: bool = False) -> str:
     """Normalise ``value`` or raise ``ValueError`` saying what is wrong with it."""
     text = unicodedata.normalize("NFC", value).strip()
-    for char in text:
-        if multiline and char in _ALLOWED_IN_MESSAGES:
-            continue
-        category = unicodedata.category(char)
-        if category in ("Cc", "Cs") or char in _BIDI_CONTROLS:
-            raise ValueError(f"control character U+{ord(char):04X} is not allowed")
+    bad = (_FORBIDDEN_IN_MESSAGES if multiline else _FORBIDDEN_IN_LINES).search(text)
+    if bad is not None:
+        raise ValueError(f"control character U+{ord(bad.group()):04X} is not allowed")
     return text
 
 

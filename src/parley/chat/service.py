@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import secrets
 from collections.abc import Callable
@@ -48,6 +49,10 @@ class ChatService:
         self._clock = clock
         self._limits = limits
         self._rate = KeyedLimiter(limits.chat_rate, limits.chat_burst)
+        # Message ids: a random prefix per process and a counter (unique without a system call
+        # per message; ids are names, not secrets: reading a room still needs its membership).
+        self._id_prefix = secrets.token_hex(8)
+        self._id_counter = itertools.count(1)
         self.on_posted: Callable[[ChatMessage], None] = lambda _message: None
         """Called with every new message (metrics)."""
         self._address_rate = KeyedLimiter(limits.address_rate, limits.address_burst)
@@ -85,7 +90,7 @@ class ChatService:
         elif not text:
             raise InvalidPayload("A message needs text or a file.")
         message = ChatMessage(
-            id=secrets.token_hex(12),
+            id=self._new_id(),
             room_id=room.room_id,
             room_uid=room.uid,
             user_id=participant.user_id,
@@ -106,6 +111,9 @@ class ChatService:
             self.on_posted(stored)
             await self._events.message_posted(room, stored, only)
         return stored
+
+    def _new_id(self) -> str:
+        return f"{self._id_prefix}{next(self._id_counter):08x}"
 
     async def history(
         self, conn_id: str, room_id: str, before: str | None, limit: int | None
