@@ -5,7 +5,9 @@ tests/media/test_real_media_over_socketio.py."""
 from __future__ import annotations
 
 from parley.media.fake import FakeEngine
+from parley.settings import Settings
 from tests.support.clients import Client
+from tests.support.server import run_server
 
 OFFER = (
     "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
@@ -184,3 +186,43 @@ async def test_select_layer_reaches_the_engine_for_your_own_subscription(
     assert await ada.error("selectLayer", choice) == "FORBIDDEN"
     assert await bob.error("selectLayer", {**choice, "layer": 3}) == "INVALID_PAYLOAD"
     assert await bob.error("selectLayer", {**choice, "subscriptionId": "nope"}) == "MEDIA_ERROR"
+
+
+async def test_candidate_spraying_is_capped_and_excluded_addresses_refused(
+    tmp_path, engine: FakeEngine
+) -> None:
+    """The attack: trickle candidate after candidate, for addresses the server must never
+    probe, so the SFU sends connectivity checks anywhere."""
+    settings = Settings(
+        data_dir=tmp_path,
+        media_engine="none",
+        max_candidates_per_connection=10,
+        ice_ignore_addresses=["169.254.0.0/16", "10.0.0.0/8"],
+    )
+    async with run_server(settings, engine) as server:
+        ada = await Client(server.url).connect()
+        try:
+            created = await ada.ok("createRoom", {"userName": "Ada", "roomName": "Spray"})
+            room_id = created["roomId"]
+            stream = await ada.ok("publish", {"roomId": room_id, "source": "camera", "sdp": OFFER})
+
+            def trickle(address: str, port: int) -> dict[str, object]:
+                line = f"candidate:1 1 udp 2122260223 {address} {port} typ host"
+                return {
+                    "roomId": room_id,
+                    "id": stream["streamId"],
+                    "candidate": {"candidate": line},
+                }
+
+            for address in ("169.254.169.254", "10.1.2.3"):
+                assert await ada.error("iceCandidate", trickle(address, 80)) == "MEDIA_ERROR"
+            codes = []
+            for port in range(20):
+                reply = await ada.call("iceCandidate", trickle("127.0.0.1", 9000 + port))
+                codes.append("ok" if reply["ok"] else reply["error"]["code"])
+            assert codes == ["ok"] * 8 + ["MEDIA_ERROR"] * 12  # ten in all, the refused counted
+            (room,) = engine.rooms.values()
+            sent = [c.candidate.split()[4] for _, c in room.candidates if c is not None]
+            assert sent == ["127.0.0.1"] * 8
+        finally:
+            await ada.close()

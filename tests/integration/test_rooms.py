@@ -521,3 +521,22 @@ async def test_the_server_can_keep_its_rooms_list_off(tmp_path) -> None:
             assert await ada.next("roomsList") == []
         finally:
             await ada.close()
+
+
+async def test_a_creation_burst_does_not_block_a_legitimate_user(tmp_path) -> None:
+    """The attack: create room after room (each left at once) until max_rooms; then a real
+    user tries to create a meeting. Empty rooms that were never used are not held."""
+    settings = Settings(data_dir=tmp_path, media_engine="none", max_rooms=3, room_create_burst=50)
+    async with run_server(settings) as server:
+        eve, ada = Client(server.url), Client(server.url)
+        await eve.connect()
+        await ada.connect()
+        try:
+            for n in range(10):
+                made = await eve.ok("createRoom", {"userName": "Eve", "roomName": f"Burst {n}"})
+                await eve.ok("leaveRoom", {"roomId": made["roomId"]})
+            created = await ada.ok("createRoom", {"userName": "Ada", "roomName": "Real"})
+            assert created["roomId"]
+        finally:
+            await eve.close()
+            await ada.close()
