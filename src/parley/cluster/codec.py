@@ -74,7 +74,7 @@ def to_participant(text: str | bytes) -> Participant:
 
 
 def lobby_request(r: LobbyRequest) -> str:
-    return _dump([r.request_id, r.conn_id, r.user_name, r.since, r.user_id])
+    return _dump([r.request_id, r.conn_id, r.user_name, r.since, r.user_id, r.node])
 
 
 def to_lobby_request(text: str | bytes) -> LobbyRequest:

@@ -52,7 +52,12 @@ class ClusterNode:
     async def start(self, on_dead: Callable[[str], Coroutine[Any, Any, None]]) -> None:
         await self.redis.ping()
         self.manager.start()
-        self.leases = NodeLeases(self.redis, self.name, self._lease_seconds, on_dead)
+
+        async def dead(name: str) -> None:
+            await on_dead(name)
+            await self.presence.node_gone(name)  # what else was there: its lobby requests
+
+        self.leases = NodeLeases(self.redis, self.name, self._lease_seconds, dead)
         await self.leases.start()
         log.info("cluster node %s up (redis %s)", self.name, self._where())
 

@@ -23,6 +23,10 @@ class Lobby:
         self._membership = membership
         self._events = events
         self._clock = clock
+        # Cluster mode: the presence tells which node died, whose waiting connections are gone.
+        on_node_gone = getattr(presence, "on_node_gone", None)
+        if on_node_gone is not None:
+            on_node_gone(self.node_gone)
 
     async def _hosts(self, room: RoomRecord) -> list[Participant]:
         return [p for p in await self._presence.participants(room.uid) if p.is_host]
@@ -92,6 +96,19 @@ class Lobby:
                 return False
             await self._resolved(room, request, "cancelled")
         return True
+
+    async def node_gone(self, node: str) -> None:
+        """Cluster mode: ``node`` died (or restarted under its name); the requests of the
+        connections that waited through it are cancelled."""
+        for summary in await self._presence.rooms():
+            room = summary.record
+            for request in await self._presence.lobby(room.uid):
+                if request.node != node:
+                    continue
+                async with self._presence.lock(room.uid):
+                    if await self._presence.lobby_remove(room.uid, request.request_id) is None:
+                        continue  # admitted, denied or cancelled meanwhile
+                    await self._resolved(room, request, "cancelled")
 
     async def _take(self, room: RoomRecord, request_id: str) -> LobbyRequest:
         request = await self._presence.lobby_remove(room.uid, request_id)

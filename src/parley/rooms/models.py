@@ -79,6 +79,8 @@ class LobbyRequest:
     since: int
     user_id: str | None = None
     """The userId it will have: a returning participant's (its token's place is gone)."""
+    node: str | None = None
+    """Cluster mode: the node its connection is on (its requests are cancelled if it dies)."""
 
 
 @dataclass(frozen=True)
