@@ -349,6 +349,7 @@ class Parley:
             for participant in await self.presence.participants(room.uid):
                 if participant.node == name:
                     await self.reconnects.adopt(room, participant.user_id, name)
+        await self.lobby.node_gone(name)  # and whoever waited at a door there is gone too
 
     async def _start(self) -> None:
         await migrate(self.db)

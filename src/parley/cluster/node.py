@@ -53,11 +53,7 @@ class ClusterNode:
         await self.redis.ping()
         self.manager.start()
 
-        async def dead(name: str) -> None:
-            await on_dead(name)
-            await self.presence.node_gone(name)  # what else was there: its lobby requests
-
-        self.leases = NodeLeases(self.redis, self.name, self._lease_seconds, dead)
+        self.leases = NodeLeases(self.redis, self.name, self._lease_seconds, on_dead)
         await self.leases.start()
         log.info("cluster node %s up (redis %s)", self.name, self._where())
 

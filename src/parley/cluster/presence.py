@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from typing import Any, cast
@@ -193,7 +193,6 @@ class RedisPresence:
         # What this node's own connections are, to keep serving them while Redis is away.
         self._conn_cache: dict[str, tuple[str, Participant]] = {}
         self._records: dict[str, RoomRecord] = {}
-        self._node_gone: list[Callable[[str], Awaitable[None]]] = []
         self._scripts = {
             name: redis.register_script(source)
             for name, source in {
@@ -418,18 +417,6 @@ class RedisPresence:
         if found is None:
             return None
         return codec.to_room(found[0]), codec.to_lobby_request(found[1])
-
-    def on_node_gone(self, callback: Callable[[str], Awaitable[None]]) -> None:
-        """Have ``callback(name)`` called when node ``name`` is found dead (or this node starts
-        again under its name), after its participants were handed to reconnect grace."""
-        self._node_gone.append(callback)
-
-    async def node_gone(self, name: str) -> None:
-        for callback in self._node_gone:
-            try:
-                await callback(name)
-            except Exception:
-                log.exception("handling the end of node %s failed", name)
 
     # --- media -----------------------------------------------------------------------------
     async def streams(self, room_key: str) -> list[Stream]:

@@ -23,10 +23,6 @@ class Lobby:
         self._membership = membership
         self._events = events
         self._clock = clock
-        # Cluster mode: the presence tells which node died, whose waiting connections are gone.
-        on_node_gone = getattr(presence, "on_node_gone", None)
-        if on_node_gone is not None:
-            on_node_gone(self.node_gone)
 
     async def _hosts(self, room: RoomRecord) -> list[Participant]:
         return [p for p in await self._presence.participants(room.uid) if p.is_host]
