@@ -17,9 +17,6 @@ import asyncio
 import contextlib
 import json
 import math
-import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +28,10 @@ import socketio
 from aiohttp import web
 
 REPO_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_DIR))
+
+from tests.support.server import ChildServer, spawn_server  # noqa: E402
+
 SECRET = "webhook-bench-secret-0123456789"
 
 
@@ -72,43 +73,21 @@ class Receiver:
         return web.Response(status=204)
 
 
-def start_parley(data_dir: Path, url: str) -> tuple[subprocess.Popen[str], str]:
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO_DIR / "src"),
-        "PARLEY_MEDIA_ENGINE": "none",
-        "PARLEY_WEBHOOK_URLS": url,
-        "PARLEY_WEBHOOK_SECRET": SECRET,
-        "PARLEY_ROOM_CREATE_RATE": "1000000",
-        "PARLEY_ROOM_CREATE_BURST": "1000000",
-        "PARLEY_MAX_CONNECTIONS_PER_ADDRESS": "100000",
-        "PARLEY_MAX_PARTICIPANTS": "1000",
-    }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "parley",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--data-dir",
-            str(data_dir),
-            "--log-level",
-            "warning",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
+def start_parley(data_dir: Path, url: str) -> ChildServer:
+    """A Parley process sending its webhooks to ``url``, with the per-address limits of one
+    load generator lifted."""
+    return spawn_server(
+        data_dir,
+        {
+            "PYTHONPATH": str(REPO_DIR / "src"),
+            "PARLEY_WEBHOOK_URLS": url,
+            "PARLEY_WEBHOOK_SECRET": SECRET,
+            "PARLEY_ROOM_CREATE_RATE": "1000000",
+            "PARLEY_ROOM_CREATE_BURST": "1000000",
+            "PARLEY_MAX_CONNECTIONS_PER_ADDRESS": "100000",
+            "PARLEY_MAX_PARTICIPANTS": "1000",
+        },
     )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if not line.startswith("Parley listening on "):
-        process.kill()
-        raise RuntimeError(f"Parley did not start: {line!r}")
-    return process, line.split()[-1]
 
 
 async def call(client: socketio.AsyncClient, event: str, data: dict[str, Any]) -> Any:
@@ -160,7 +139,8 @@ async def run(args: argparse.Namespace, pace: float) -> None:
     receiver = Receiver()
     await receiver.start()
     with tempfile.TemporaryDirectory(prefix="parley-webhook-bench-") as tmp:
-        process, url = start_parley(Path(tmp) / "data", receiver.url)
+        server = start_parley(Path(tmp) / "data", receiver.url)
+        url = server.url
         try:
             sent: dict[str, int] = {}
             started = time.perf_counter()
@@ -174,11 +154,7 @@ async def run(args: argparse.Namespace, pace: float) -> None:
                 await asyncio.wait_for(receiver.done.wait(), 60)
             took = time.perf_counter() - started
         finally:
-            process.send_signal(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(30)
-            if process.poll() is None:
-                process.kill()
+            server.stop()
     await receiver.stop()
 
     event_ms = [(at / 1e6) - body["createdAt"] for at, body in receiver.arrivals]
