@@ -8,17 +8,16 @@ stops it on ``close()``, the way ``parley.media.janus.process`` runs Janus.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
 import shutil
-import signal
 import tempfile
 import time
 from pathlib import Path
 
 from parley.media.janus.process import _die_with_parent
 from parley.settings import Settings
+from parley.supervision import SupervisedChild
 from parley.tls import TlsFiles
 
 from .config import TurnLayout, load_or_create_turn_secret, turn_dir, write_config
@@ -44,8 +43,11 @@ def probe_address(settings: Settings) -> str:
     return "127.0.0.1"
 
 
-class TurnProcess:
+class TurnProcess(SupervisedChild):
     """A supervised ``turnserver`` child: private config, restart with back-off, stop on close."""
+
+    label = "coturn"
+    spawn_errors = (TurnError, OSError)
 
     def __init__(
         self,
@@ -64,24 +66,15 @@ class TurnProcess:
                 f"PARLEY_TURN=embedded needs coturn: {settings.turn_binary!r} is not installed "
                 "(Debian: apt install coturn)"
             )
+        super().__init__(min_backoff, max_backoff, stable_after, stop_timeout)
         self.settings = settings
         self.tls = tls
         self.binary = binary
         self.secret = load_or_create_turn_secret(settings)
         self.start_timeout = start_timeout
-        self.min_backoff = min_backoff
-        self.max_backoff = max_backoff
-        self.stable_after = stable_after
-        self.stop_timeout = stop_timeout
         self.pid: int | None = None
-        self.restarts = 0
         self.layout: TurnLayout | None = None
-        self._proc: asyncio.subprocess.Process | None = None
-        self._output: asyncio.Task[None] | None = None
         self._supervisor: asyncio.Task[None] | None = None
-        self._ready = asyncio.Event()
-        self._closing = False
-        self._tail: collections.deque[str] = collections.deque(maxlen=40)
 
     @property
     def address(self) -> tuple[str, int]:
@@ -142,55 +135,4 @@ class TurnProcess:
             with contextlib.suppress(OSError, TimeoutError):
                 await stun_binding(self.address, wait=0.3)
                 return
-        tail = " | ".join(list(self._tail)[-5:])
-        raise TurnError(f"coturn did not start: {tail or 'no output'}")
-
-    async def _drain(self, proc: asyncio.subprocess.Process) -> None:
-        assert proc.stdout is not None
-        while line := await proc.stdout.readline():
-            text = line.decode("utf-8", "replace").rstrip()
-            self._tail.append(text)
-            logger.debug("coturn[%s]: %s", proc.pid, text)
-
-    async def _stop(self) -> None:
-        self._ready.clear()
-        proc, self._proc = self._proc, None
-        if proc is not None and proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-            try:
-                async with asyncio.timeout(self.stop_timeout):
-                    await proc.wait()
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                async with asyncio.timeout(self.stop_timeout):
-                    await proc.wait()
-            logger.info("turn: stopped coturn (pid %s)", proc.pid)
-        if self._output is not None:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.stop_timeout):
-                    await self._output
-            self._output = None
-
-    async def _supervise(self) -> None:
-        backoff = self.min_backoff
-        while not self._closing:
-            proc = self._proc
-            if proc is not None:
-                started = time.monotonic()
-                code = await proc.wait()
-                self._ready.clear()
-                logger.warning("turn: coturn exited with code %s (pid %s)", code, proc.pid)
-                if time.monotonic() - started > self.stable_after:
-                    backoff = self.min_backoff
-            await self._stop()
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, self.max_backoff)
-            try:
-                await self._spawn()
-            except (TurnError, OSError) as exc:
-                logger.error("turn: restart failed: %s", exc)
-                continue
-            self.restarts += 1
-            logger.info("turn: coturn restarted (%s restarts so far)", self.restarts)
+        raise TurnError(f"coturn did not start: {self._last_lines()}")

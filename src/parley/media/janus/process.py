@@ -10,7 +10,6 @@ for ``janus_url``.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import ctypes
 import logging
@@ -26,6 +25,7 @@ from typing import Protocol
 
 from parley.errors import MediaError
 from parley.settings import Settings
+from parley.supervision import SupervisedChild
 
 from .config import LOOPBACK, JanusLayout, JanusPorts, JanusSecrets, write_config
 
@@ -114,8 +114,11 @@ def free_port() -> int:
         return port
 
 
-class JanusProcess:
+class JanusProcess(SupervisedChild):
     """A supervised ``janus`` child: private config, restart with back-off, stop on close."""
+
+    label = "janus"
+    spawn_errors = (MediaError, OSError)
 
     def __init__(
         self,
@@ -133,25 +136,16 @@ class JanusProcess:
         library_dir = find_library_dir(binary)
         if library_dir is None:
             raise MediaError("janus VideoRoom plugin or WebSocket transport not found")
+        super().__init__(min_backoff, max_backoff, stable_after, stop_timeout)
         self.settings = settings
         self.binary = binary
         self.library_dir = library_dir
         self.secrets = JanusSecrets()
         self.start_timeout = start_timeout
-        self.min_backoff = min_backoff
-        self.max_backoff = max_backoff
-        self.stable_after = stable_after
-        self.stop_timeout = stop_timeout
         self.pid: int | None = None
-        self.restarts = 0
         self.layout: JanusLayout | None = None
         self.ports: JanusPorts | None = None
-        self._proc: asyncio.subprocess.Process | None = None
-        self._output: asyncio.Task[None] | None = None
         self._supervisor: asyncio.Task[None] | None = None
-        self._ready = asyncio.Event()
-        self._closing = False
-        self._tail: collections.deque[str] = collections.deque(maxlen=40)
 
     async def start(self) -> None:
         """Start Janus and wait until its API answers; raises ``MediaError`` if it cannot."""
@@ -242,55 +236,4 @@ class JanusProcess:
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
             return
-        tail = " | ".join(list(self._tail)[-5:])
-        raise MediaError(f"janus did not start: {tail or 'no output'}")
-
-    async def _drain(self, proc: asyncio.subprocess.Process) -> None:
-        assert proc.stdout is not None
-        while line := await proc.stdout.readline():
-            text = line.decode("utf-8", "replace").rstrip()
-            self._tail.append(text)
-            logger.debug("janus[%s]: %s", proc.pid, text)
-
-    async def _stop(self) -> None:
-        self._ready.clear()
-        proc, self._proc = self._proc, None
-        if proc is not None and proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-            try:
-                async with asyncio.timeout(self.stop_timeout):
-                    await proc.wait()
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                async with asyncio.timeout(self.stop_timeout):
-                    await proc.wait()
-            logger.info("janus: stopped (pid %s)", proc.pid)
-        if self._output is not None:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.stop_timeout):
-                    await self._output
-            self._output = None
-
-    async def _supervise(self) -> None:
-        backoff = self.min_backoff
-        while not self._closing:
-            proc = self._proc
-            if proc is not None:
-                started = time.monotonic()
-                code = await proc.wait()
-                self._ready.clear()
-                logger.warning("janus: exited with code %s (pid %s)", code, proc.pid)
-                if time.monotonic() - started > self.stable_after:
-                    backoff = self.min_backoff
-            await self._stop()
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, self.max_backoff)
-            try:
-                await self._spawn()
-            except (MediaError, OSError) as exc:
-                logger.error("janus: restart failed: %s", exc)
-                continue
-            self.restarts += 1
-            logger.info("janus: restarted (%s restarts so far)", self.restarts)
+        raise MediaError(f"janus did not start: {self._last_lines()}")
