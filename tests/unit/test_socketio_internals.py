@@ -21,3 +21,12 @@ def test_a_version_the_internals_were_not_checked_for_is_logged_at_start(
         f"python-socketio {socketio_internals.version('python-socketio')} is installed; "
         "the signalling server was checked against 0.0.1"
     ]
+
+
+def test_the_fast_json_reads_and_writes_what_the_standard_library_does() -> None:
+    from parley.signalling.server import FastJson
+
+    assert FastJson.loads('{"a":[1,"\\u00e9"]}') == {"a": [1, "é"]}
+    assert FastJson.loads('{"x": NaN}')["x"] != FastJson.loads('{"x": NaN}')["x"]  # NaN read
+    assert FastJson.dumps({"n": 2**70}) == '{"n":1180591620717411303424}'  # beyond 64 bits
+    assert FastJson.dumps({"a": [1, "é"]}) == '{"a":[1,"é"]}'
