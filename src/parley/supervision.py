@@ -41,6 +41,21 @@ class SupervisedChild:
         self._ready = asyncio.Event()
         self._closing = False
         self._tail: collections.deque[str] = collections.deque(maxlen=40)
+        self._supervisor: asyncio.Task[None] | None = None
+
+    def _start_supervising(self) -> None:
+        """After the first ``_spawn``: restart the child whenever it dies."""
+        self._supervisor = asyncio.create_task(self._supervise(), name=f"{self.label}-supervisor")
+
+    async def _stop_supervising(self) -> None:
+        """Stop restarting, then stop the child (TERM, then KILL). Idempotent."""
+        self._closing = True
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+            self._supervisor = None
+        await self._stop()
 
     async def _spawn(self) -> None:
         raise NotImplementedError

@@ -74,7 +74,6 @@ class TurnProcess(SupervisedChild):
         self.start_timeout = start_timeout
         self.pid: int | None = None
         self.layout: TurnLayout | None = None
-        self._supervisor: asyncio.Task[None] | None = None
 
     @property
     def address(self) -> tuple[str, int]:
@@ -86,7 +85,7 @@ class TurnProcess(SupervisedChild):
         base.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.layout = TurnLayout(Path(await asyncio.to_thread(tempfile.mkdtemp, "", "run-", base)))
         await self._spawn()
-        self._supervisor = asyncio.create_task(self._supervise(), name="turn-supervisor")
+        self._start_supervising()
 
     async def wait_ready(self, within: float) -> None:
         async with asyncio.timeout(within):
@@ -94,13 +93,7 @@ class TurnProcess(SupervisedChild):
 
     async def close(self) -> None:
         """Stop supervising, stop coturn (TERM, then KILL), remove the run folder. Idempotent."""
-        self._closing = True
-        if self._supervisor is not None:
-            self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
-            self._supervisor = None
-        await self._stop()
+        await self._stop_supervising()
         if self.layout is not None:
             await asyncio.to_thread(shutil.rmtree, self.layout.root, True)
             self.layout = None

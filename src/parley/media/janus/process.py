@@ -145,7 +145,6 @@ class JanusProcess(SupervisedChild):
         self.pid: int | None = None
         self.layout: JanusLayout | None = None
         self.ports: JanusPorts | None = None
-        self._supervisor: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Start Janus and wait until its API answers; raises ``MediaError`` if it cannot."""
@@ -157,17 +156,11 @@ class JanusProcess(SupervisedChild):
         base.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.layout = JanusLayout(Path(tempfile.mkdtemp(prefix="run-", dir=base)))
         await self._spawn()
-        self._supervisor = asyncio.create_task(self._supervise(), name="janus-supervisor")
+        self._start_supervising()
 
     async def close(self) -> None:
         """Stop supervising, stop Janus (TERM, then KILL), remove the run folder. Idempotent."""
-        self._closing = True
-        if self._supervisor is not None:
-            self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
-            self._supervisor = None
-        await self._stop()
+        await self._stop_supervising()
         if self.layout is not None:
             await asyncio.to_thread(shutil.rmtree, self.layout.root, True)
             self.layout = None
