@@ -5,9 +5,10 @@ the transports under it without Parley's own work (storage, validation, rooms' r
 
 - ``aiohttp``: python-socketio's native aiohttp mode (``socketio.AIOHTTPApp``).
 - ``uvicorn``: ASGI under uvicorn's websockets-sansio protocol, python-socketio as it comes.
-- ``fast``: the same under uvicorn, with Parley's fan-out path (``FanoutManager``, the
-  ``serve_websocket`` handler and ``FrameWebSocketProtocol``, from
-  ``parley.signalling.socketio_internals``).
+- ``fast``: the same under uvicorn, with Parley's fan-out path (``FanoutManager`` from
+  ``parley.signalling.fanout``, the ``serve_websocket`` handler of
+  ``parley.signalling.socketio_internals`` and ``FrameWebSocketProtocol`` of
+  ``parley.signalling.uvicorn_internals``).
 
 Prints "listening <port>" once ready; GET /health answers 200. Used by ``chat_bench.py``
 (``--servers pysio-aiohttp,pysio-uvicorn,pysio-fast``).
@@ -32,9 +33,10 @@ def make_sio(mode: str) -> socketio.AsyncServer:
         "async_handlers": False,
     }
     if mode == "fast":
-        from parley.signalling import socketio_internals as internals
+        from parley.signalling.fanout import FanoutManager
+        from parley.signalling.socketio_internals import DecodeGuardServer
 
-        return internals.DecodeGuardServer(client_manager=internals.FanoutManager(), **common)
+        return DecodeGuardServer(client_manager=FanoutManager(), **common)
     return socketio.AsyncServer(**common)
 
 
@@ -154,7 +156,7 @@ def serve(mode: str, host: str, port: int) -> None:
 
     ws: Any = "websockets-sansio"
     if mode == "fast":
-        from parley.signalling.socketio_internals import FrameWebSocketProtocol
+        from parley.signalling.uvicorn_internals import FrameWebSocketProtocol
 
         ws = FrameWebSocketProtocol
     app = socketio.ASGIApp(sio, other_asgi_app=health_asgi)

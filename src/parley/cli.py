@@ -17,8 +17,7 @@ from pydantic import ValidationError
 from parley import __version__, doctor, tls
 from parley.app import create_app
 from parley.settings import Settings
-from parley.signalling.socketio_internals import FrameWebSocketProtocol
-from parley.signalling.transport import header_timeout_protocol
+from parley.signalling.uvicorn_internals import FrameWebSocketProtocol, header_timeout_protocol
 from parley.tokens import WeakSecret
 from parley.turn.process import TurnError
 

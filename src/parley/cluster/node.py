@@ -14,7 +14,7 @@ from parley.cluster.nodes import NodeLeases
 from parley.cluster.presence import RedisPresence
 from parley.cluster.ratelimit import RedisBuckets
 from parley.settings import Settings
-from parley.signalling.socketio_internals import ClusterFanoutManager
+from parley.signalling.fanout import ClusterFanoutManager
 
 log = logging.getLogger(__name__)
 

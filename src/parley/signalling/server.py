@@ -1,6 +1,7 @@
 """The Socket.IO server: connections and the event table.
 
-Every python-socketio / python-engineio internal it relies on is in ``socketio_internals.py``.
+Every python-socketio / python-engineio internal it relies on is in ``socketio_internals.py``;
+room broadcasts are delivered by a client manager of ``fanout.py``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from parley.rooms.service import RoomsService
 from parley.signalling import socketio_internals as internals
 from parley.signalling import transport
 from parley.signalling.dispatch import Bounds, Route, answer, failure
+from parley.signalling.fanout import FanoutManager
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +140,7 @@ def make_server(
     only; cluster mode passes ``ClusterFanoutManager``)."""
     internals.warn_if_unchecked()
     sio = ParleySocketServer(
-        client_manager=client_manager or internals.FanoutManager(),
+        client_manager=client_manager or FanoutManager(),
         async_mode="asgi",
         # None: same origin only (python-engineio compares Origin with Host).
         cors_allowed_origins=cors_origins or None,

@@ -1,8 +1,10 @@
 """Every python-socketio / python-engineio internal the signalling edge relies on, and nothing
-else.
+else; and the one version check for these and for the uvicorn internals
+(``uvicorn_internals.py``).
 
-Checked against python-socketio 5.18.1 and python-engineio 4.15.1 (both pinned in
-requirements.lock); read this module again before moving either pin. What it depends on:
+Checked against the versions in ``CHECKED_VERSIONS`` (all pinned in requirements.lock); a
+server started on others logs a warning. Read this module (and ``uvicorn_internals.py``) again
+before moving a pin. What it depends on:
 
 1. ``AsyncServer._handle_eio_message(eio_sid, data)`` decodes one Engine.IO message into a
    Socket.IO packet (``self.packet_class(encoded_packet=data)``) and dispatches it. A packet
@@ -11,7 +13,7 @@ requirements.lock); read this module again before moving either pin. What it dep
    waits for its attachments, the half-built packet is kept in ``AsyncServer._binary_packet``
    (a dict keyed by ``eio_sid``), which nothing else clears if decoding fails.
 2. ``AsyncServer.emit`` calls ``manager.emit(event, data, namespace, room=, skip_sid=,
-   callback=, to=, **kwargs)``. ``BaseManager.rooms`` holds one entry per active namespace;
+   callback=, to=, **kwargs)``. ``get_namespaces()`` lists the active namespaces;
    ``get_participants(namespace, room)`` yields ``(sid, eio_sid)`` pairs. An event is
    ``server.packet_class(socketio.packet.EVENT, namespace=, data=[event, *args])``; its
    ``encode()`` is a string, or a list (string then binary attachments), each part sent as one
@@ -50,23 +52,20 @@ requirements.lock); read this module again before moving either pin. What it dep
    ``AsyncSocket.receive`` raises ``UnknownPacketError`` / ``SocketIsClosedError``.
    ``AsyncServer._service_task`` closes a socket whose client stops answering pings (so the
    reader needs no timeout of its own). ``engineio.packet.Packet.encode()`` caches its result.
-9. uvicorn's ``WebSocketsSansIOProtocol`` (``ws="websockets-sansio"``): ``handle_connect``
-   builds ``self.scope`` (with an ``extensions`` dict) before the ASGI task first runs;
-   ``handshake_complete``, ``close_sent``, ``disconnected``, ``transport`` and ``writable``
-   (an ``asyncio.Event``, cleared while the transport's buffer is over its high-water mark,
-   set again on ``resume_writing`` and on ``connection_lost``) tell whether a frame may be
-   written; every other write of the protocol goes through ``send`` (ASGI) or is a control
-   frame. ``conn.extensions`` lists the negotiated extensions (none: frames are written as
-   they are only when no extension, such as permessage-deflate, was negotiated). A server's
-   frames are not masked (RFC 6455, 5.1), so one frame's bytes serve every recipient.
+9. ``socketio.async_pubsub_manager.AsyncPubSubManager`` (the base of python-socketio's Redis,
+   AioPika, ... managers, not exported by the package; re-exported here):
+   ``emit`` hands a message to ``_handle_emit`` (this node) and to ``_publish`` (the others),
+   except with ``ignore_queue=True`` (``LOCAL_ONLY``), when it delivers on this node only;
+   ``_handle_emit`` delivers with ``super().emit(...)``. ``initialize()`` starts
+   ``_thread`` (reading ``_listen``, dispatching each message by its ``method``) as
+   ``self.thread`` through ``server.start_background_task``; the server calls it at its first
+   connection, once, guarded by ``AsyncServer.manager_initialized``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
-import json
 import logging
 import struct
 from collections.abc import Awaitable, Callable
@@ -78,9 +77,10 @@ import socketio
 from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
 from engineio.async_drivers import asgi as eio_asgi
-from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from socketio import async_pubsub_manager
 
 from parley.signalling.transport import ENGINEIO_SID_EXTENSION
+from parley.signalling.uvicorn_internals import FRAMES_EXTENSION, FrameSink
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ CHECKED_VERSIONS = {
     "uvicorn": "0.54.0",
     "websockets": "17.4",
 }
-"""The versions whose internals this module was checked against."""
+"""The versions whose internals this module and ``uvicorn_internals.py`` were checked against."""
 
 #: What python-socketio / python-engineio raise for a packet or frame they cannot decode.
 MALFORMED: tuple[type[Exception], ...] = (
@@ -172,13 +172,6 @@ class MeteredQueue(asyncio.Queue[Any]):
 
 # --- WebSocket frames written once, to many ---------------------------------------------------
 
-#: The key, in a WebSocket's ASGI scope ``extensions``, of its ``FrameSink`` (9).
-FRAMES_EXTENSION = "parley.frames"
-
-#: Bytes a connection may hold in its ``FrameSink`` within one turn of the event loop before
-#: further frames go to its metered queue instead.
-CORK_LIMIT = 256 * 1024
-
 
 def ws_frame(payload: str | bytes) -> bytes:
     """One unmasked, unfragmented WebSocket frame (RFC 6455, 5.2): text for ``str``, binary
@@ -198,90 +191,6 @@ def ws_frame(payload: str | bytes) -> bytes:
 def eio_frame(pkt: Any) -> bytes:
     """The WebSocket frame that carries an Engine.IO packet (``encode()`` is cached, 8)."""
     return ws_frame(pkt.encode())
-
-
-class FrameSink:
-    """Writes ready-made WebSocket frames to one uvicorn WebSocket connection's transport (9).
-
-    Frames are corked: those written during one turn of the event loop leave in one
-    ``transport.write`` at the start of the next (one system call per connection per turn,
-    however many broadcasts reached it). ``offer`` refuses, and the caller queues instead,
-    while the transport is over its high-water mark or the cork is full, so that a client
-    that does not read backs up into the metered queue, where the outbound cap sees it."""
-
-    __slots__ = ("_pending", "_plain", "_proto", "_scheduled", "_size")
-
-    def __init__(self, proto: FrameWebSocketProtocol) -> None:
-        self._proto = proto
-        self._pending: list[bytes] = []
-        self._size = 0
-        self._scheduled = False
-        self._plain = not proto.conn.extensions
-
-    def is_open(self) -> bool:
-        proto = self._proto
-        return (
-            self._plain
-            and proto.handshake_complete
-            and not proto.close_sent
-            and not proto.disconnected
-            and not proto.transport.is_closing()
-        )
-
-    def offer(self, frame: bytes) -> bool:
-        """Write ``frame`` after what this sink holds, unless the client is behind."""
-        if not self._proto.writable.is_set() or self._size > CORK_LIMIT or not self.is_open():
-            return False
-        self._cork(frame)
-        return True
-
-    def _cork(self, frame: bytes) -> None:
-        self._pending.append(frame)
-        self._size += len(frame)
-        if not self._scheduled:
-            self._scheduled = True
-            self._proto.loop.call_soon(self.flush)
-
-    async def write(self, frames: list[bytes]) -> bool:
-        """Write ``frames`` once the transport can take them; False when the connection is
-        gone (they are dropped)."""
-        await self._proto.writable.wait()
-        if not self.is_open():
-            return False
-        for frame in frames:
-            self._cork(frame)
-        self.flush()
-        return True
-
-    def flush(self) -> None:
-        self._scheduled = False
-        if not self._pending:
-            return
-        data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
-        self._pending.clear()
-        self._size = 0
-        if self.is_open():
-            self._proto.transport.write(data)
-
-
-class FrameWebSocketProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's sans-I/O WebSocket protocol that lends its connection a ``FrameSink`` through
-    the ASGI scope (``FRAMES_EXTENSION``). Whatever the application sends through ASGI leaves
-    after the frames the sink holds."""
-
-    frame_sink: FrameSink | None = None
-
-    def handle_connect(self, event: Any) -> None:
-        super().handle_connect(event)
-        scope = getattr(self, "scope", None)
-        if scope is not None and not self.close_sent:
-            self.frame_sink = FrameSink(self)
-            scope["extensions"][FRAMES_EXTENSION] = self.frame_sink
-
-    async def send(self, message: Any) -> None:
-        if self.frame_sink is not None:
-            self.frame_sink.flush()
-        await super().send(message)
 
 
 class Link:
@@ -508,7 +417,8 @@ class DecodeGuardServer(socketio.AsyncServer):  # type: ignore[misc]
 
     def offer_frame(self, eio_sid: str, frame: bytes) -> bool:
         """Write a ready-made frame to a WebSocket connection at once, if nothing is queued
-        ahead of it there (8, 9); False when it must go through ``_send_eio_packet``."""
+        ahead of it there (8; ``uvicorn_internals`` 1); False when it must go through
+        ``_send_eio_packet``."""
         if eio_sid in self._dropping:
             return True  # nothing more goes to a connection being dropped
         link = self.eio.links.get(eio_sid)
@@ -575,236 +485,45 @@ class DecodeGuardServer(socketio.AsyncServer):  # type: ignore[misc]
             self._dropping.discard(eio_sid)
 
 
-class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
-    """python-socketio's in-process client manager, with room broadcasts encoded once and sent
-    to each recipient in turn rather than through one task per recipient (2): the Socket.IO
-    packet, the Engine.IO packet and the WebSocket frame are built once, and the frame is
-    written as it is to every WebSocket recipient that has nothing queued ahead of it
-    (``offer_frame``); the others (long-polling, or behind) get the Engine.IO packet through
-    their queue.
+# --- client managers (``fanout.py``) ----------------------------------------------------------
 
-    Cluster mode: ``socketio.AsyncPubSubManager._handle_emit`` (under ``AsyncRedisManager``)
-    delivers a message published by any node with ``super().emit(...)``, so a manager declared
-    ``class ClusterFanout(socketio.AsyncRedisManager, FanoutManager)`` (method order:
-    Redis, pub/sub, this class, ``AsyncManager``) publishes each broadcast once, and every node
-    encodes it once for its own recipients here."""
+#: The base class of ``fanout.ClusterFanoutManager`` (9).
+AsyncPubSubManager = async_pubsub_manager.AsyncPubSubManager
 
-    async def emit(
-        self,
-        event: str,
-        data: Any,
-        namespace: str,
-        room: str | None = None,
-        skip_sid: Any = None,
-        callback: Any = None,
-        to: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        target = to or room
-        if callback is not None or namespace not in self.rooms:
-            await super().emit(
-                event,
-                data,
-                namespace,
-                room=room,
-                skip_sid=skip_sid,
-                callback=callback,
-                to=to,
-                **kwargs,
-            )
-            return
-        args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
-        skip = set(skip_sid) if isinstance(skip_sid, list) else {skip_sid}
-        pkt = self.server.packet_class(
-            socketio.packet.EVENT, namespace=namespace, data=[event, *args]
-        )
-        encoded = pkt.encode()
-        packets = [
-            engineio.packet.Packet(engineio.packet.MESSAGE, part)
-            for part in (encoded if isinstance(encoded, list) else [encoded])
-        ]
-        framed = [(pkt, eio_frame(pkt)) for pkt in packets]
-        server = self.server
-        offer = getattr(server, "offer_frame", None)
-        for sid, eio_sid in list(self.get_participants(namespace, target)):
-            if sid in skip:
-                continue
-            for pkt, frame in framed:
-                if offer is not None and offer(eio_sid, frame):
-                    continue
-                try:
-                    await server._send_eio_packet(eio_sid, pkt)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:  # a connection that went away meanwhile
-                    log.debug("could not send %s to %s", event, sid, exc_info=True)
+#: The ``emit`` keyword of ``AsyncPubSubManager`` that delivers on this node only (9).
+LOCAL_ONLY = "ignore_queue"
 
 
-# --- cluster mode -------------------------------------------------------------------------------
-# Everything below is for several nodes sharing room events through Redis; the classes above
-# are untouched by it. Relies on python-socketio's ``AsyncPubSubManager`` (checked against the
-# same pinned version): ``emit`` hands a message to ``_handle_emit`` (this node) and to
-# ``_publish`` (the others); ``_thread`` reads ``_listen`` and dispatches by ``method``;
-# ``enter_room``/``leave_room``/``disconnect`` of a connection on another node travel as
-# messages too; ``AsyncRedisManager._redis_connect`` makes ``self.redis`` and ``self.pubsub``.
-# ``AsyncServer.manager_initialized``/``manager.initialize()`` start the listener (python-socketio
-# does it at the first connection; a node starts it at once).
+def event_packets(
+    server: Any, namespace: str, event: str, args: list[Any]
+) -> list[tuple[Any, bytes]]:
+    """A Socket.IO event encoded once (2): each Engine.IO packet that carries it, with the
+    WebSocket frame that carries that packet."""
+    pkt = server.packet_class(socketio.packet.EVENT, namespace=namespace, data=[event, *args])
+    encoded = pkt.encode()
+    parts = encoded if isinstance(encoded, list) else [encoded]
+    packets = [engineio.packet.Packet(engineio.packet.MESSAGE, part) for part in parts]
+    return [(eio_pkt, eio_frame(eio_pkt)) for eio_pkt in packets]
 
 
-class ClusterFanoutManager(socketio.AsyncRedisManager, FanoutManager):  # type: ignore[misc]
-    """``FanoutManager`` across nodes: a room broadcast is delivered to this node's recipients
-    by ``FanoutManager`` (packet encoded once per node) and published once on Redis for the
-    other nodes, each of which delivers it to its own recipients the same way.
+async def deliver(server: Any, eio_sid: str, eio_pkt: Any, frame: bytes) -> None:
+    """Send one Engine.IO packet to one connection: ``frame`` written at once when the server
+    can (``DecodeGuardServer.offer_frame``), else the packet through the connection's queue (2)."""
+    offer = getattr(server, "offer_frame", None)
+    if offer is not None and offer(eio_sid, frame):
+        return
+    await server._send_eio_packet(eio_sid, eio_pkt)
 
-    - Publishing goes through one writer task, in order, batched into pipelines: per-connection
-      order holds, and a burst of broadcasts costs one round trip.
-    - An event for one connection of this node is not published at all.
-    - While Redis is away this node keeps delivering to its own connections, drops what it
-      cannot publish, logs the outage once, and reconnects with backoff (0.1 s doubling to 5 s).
-    """
 
-    name = "parley-redis"
-    max_pending = 10_000
-    """Messages held for publishing; more while Redis is away are dropped."""
+def initialize_manager(server: Any) -> None:
+    """Initialize the server's client manager now (a pub/sub manager starts listening), not at
+    the first connection (9)."""
+    if not server.manager_initialized:
+        server.manager_initialized = True
+        server.manager.initialize()
 
-    def __init__(self, url: str, channel: str = "parley") -> None:
-        super().__init__(
-            url=url,
-            channel=channel,
-            redis_options={"socket_connect_timeout": 2, "health_check_interval": 5},
-        )
-        self._outbox: asyncio.Queue[str] | None = None
-        self._publisher: Any = None
-        self._writer: asyncio.Task[None] | None = None
-        self._publish_down = False
-        self._listen_down = False
-        self.published = 0
-        self.dropped = 0
 
-    def start(self) -> None:
-        """Start listening now rather than at this node's first connection."""
-        if not self.server.manager_initialized:
-            self.server.manager_initialized = True
-            self.initialize()
-
-    async def emit(
-        self,
-        event: str,
-        data: Any,
-        namespace: str | None = None,
-        room: str | None = None,
-        skip_sid: Any = None,
-        callback: Any = None,
-        to: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        target = to or room
-        if (
-            callback is None
-            and not kwargs.get("ignore_queue")
-            and isinstance(target, str)
-            and self.is_connected(target, namespace or "/")
-        ):
-            kwargs["ignore_queue"] = True  # a connection of this node: nobody else has it
-        await super().emit(
-            event,
-            data,
-            namespace=namespace or "/",
-            room=room,
-            skip_sid=skip_sid,
-            callback=callback,
-            to=to,
-            **kwargs,
-        )
-
-    async def _publish(self, data: Any) -> None:
-        if self._outbox is None:
-            self._outbox = asyncio.Queue(self.max_pending)
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write(), context=contextvars.Context())
-        try:
-            self._outbox.put_nowait(json.dumps(data, separators=(",", ":")))
-        except asyncio.QueueFull:
-            self.dropped += 1
-
-    async def _write(self) -> None:
-        outbox = self._outbox
-        assert outbox is not None
-        delay = 0.1
-        while True:
-            batch = [await outbox.get()]
-            while not outbox.empty() and len(batch) < 256:
-                batch.append(outbox.get_nowait())
-            try:
-                if self._publisher is None:
-                    # Its own client: the listener remakes ``self.redis`` when it reconnects.
-                    module = self._get_redis_module()
-                    self._publisher = module.Redis.from_url(self.redis_url, **self.redis_options)
-                async with self._publisher.pipeline(transaction=False) as pipe:
-                    for message in batch:
-                        pipe.publish(self.channel, message)
-                    await pipe.execute()
-                self.published += len(batch)
-                if self._publish_down:
-                    self._publish_down = False
-                    log.warning("redis is back: room events reach the other nodes again")
-                delay = 0.1
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                self.dropped += len(batch)
-                if not self._publish_down:
-                    self._publish_down = True
-                    log.error(
-                        "redis unreachable (%s): room events reach this node's clients only "
-                        "until it is back",
-                        type(error).__name__,
-                    )
-                # What piled up meanwhile is dropped (clients recover from history on rejoin).
-                while not outbox.empty():
-                    outbox.get_nowait()
-                    self.dropped += 1
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-
-    async def _redis_listen_with_retries(self) -> Any:
-        delay = 0.1
-        subscribed = False
-        while True:
-            try:
-                if not subscribed:
-                    self._redis_connect()
-                    await self.pubsub.subscribe(self.channel)
-                    subscribed = True
-                    delay = 0.1
-                    if self._listen_down:
-                        self._listen_down = False
-                        log.warning("redis is back: this node hears the other nodes again")
-                async for message in self.pubsub.listen():
-                    yield message
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                if not self._listen_down:
-                    self._listen_down = True
-                    log.error(
-                        "redis unreachable (%s): this node does not hear the other nodes until "
-                        "it is back",
-                        type(error).__name__,
-                    )
-                subscribed = False
-                with contextlib.suppress(Exception):
-                    await self.pubsub.aclose()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-
-    async def close(self) -> None:
-        for task in (self._writer, getattr(self, "thread", None)):
-            if isinstance(task, asyncio.Task):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        for client in (self.redis, self._publisher):
-            if client is not None:
-                with contextlib.suppress(Exception):
-                    await client.aclose()
+def listener_task(manager: Any) -> asyncio.Task[Any] | None:
+    """The task in which a pub/sub manager listens, once started (9)."""
+    task = getattr(manager, "thread", None)
+    return task if isinstance(task, asyncio.Task) else None

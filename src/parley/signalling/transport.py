@@ -18,9 +18,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
-import h11
-from uvicorn.protocols.http.h11_impl import H11Protocol
-
 log = logging.getLogger(__name__)
 
 #: The key, in a WebSocket's ASGI scope ``extensions``, of a callable the Engine.IO layer calls
@@ -277,55 +274,3 @@ async def _bad_request(send: Any) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
-
-
-# --- slow request headers ---------------------------------------------------------------------
-
-
-class HeaderTimeoutProtocol(H11Protocol):
-    """uvicorn's h11 protocol, closing a connection whose request line and headers do not
-    complete within ``header_timeout`` seconds of the connection opening or of the first byte
-    of its next request. (uvicorn's ``timeout_keep_alive`` covers the idle time between
-    requests; nothing in uvicorn bounds the time to send headers.)"""
-
-    header_timeout: float = 10.0
-    _header_timer: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)  # type: ignore[arg-type]
-        self._arm_header_timer()
-
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
-            if self._header_timer is None:
-                self._arm_header_timer()
-        else:
-            self._disarm_header_timer()
-
-    def on_response_complete(self) -> None:
-        self._disarm_header_timer()
-        super().on_response_complete()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm_header_timer()
-        super().connection_lost(exc)
-
-    def _arm_header_timer(self) -> None:
-        self._disarm_header_timer()
-        self._header_timer = self.loop.call_later(self.header_timeout, self._headers_too_slow)
-
-    def _disarm_header_timer(self) -> None:
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-            self._header_timer = None
-
-    def _headers_too_slow(self) -> None:
-        self._header_timer = None
-        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
-            self.transport.close()
-
-
-def header_timeout_protocol(seconds: float) -> type[HeaderTimeoutProtocol]:
-    """The protocol class for uvicorn's ``http`` option with this header timeout."""
-    return type("HeaderTimeoutProtocol", (HeaderTimeoutProtocol,), {"header_timeout": seconds})
