@@ -28,6 +28,7 @@ from parley.http import metrics as metrics_http
 from parley.http.metrics import Metrics
 from parley.http.scheme import SecureScheme
 from parley.http.security import Guard
+from parley.media.embedded.probe import probe_peers
 from parley.media.engine import MediaEngine
 from parley.media.select import create_engine
 from parley.ratelimit import KeyedLimiter, shared_by
@@ -291,7 +292,8 @@ class Parley:
                 ),
             )
             _describe_only_the_api(self.http, router)
-        self.probes = probe.Probes(http_settings, self.engine is not None and s.max_probes > 0, tls)
+        enabled = self.engine is not None and s.max_probes > 0
+        self.probes = probe.Probes(http_settings, enabled, tls, probe_peers(http_settings))
         probe.install(self.http, self.probes)
         routes.install(
             self.http,

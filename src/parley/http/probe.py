@@ -15,8 +15,9 @@ stranger anything it could use beyond the check:
   closes itself after ``PROBE_SECONDS``. Each address may open ``probe_rate`` a second (burst
   ``probe_burst``); at most ``max_probes`` are open at once (``SERVER_FULL`` beyond).
 
-The peer connection is aiortc's, set up with the embedded engine's own helpers, so the probe
-binds exactly where the SFU's connections bind.
+The peer connection is the media side's (``ProbePeer``; ``media/embedded/probe.py`` makes it
+with the embedded engine's own helpers, so the probe binds exactly where the SFU's connections
+bind); this module knows it only through that protocol.
 """
 
 from __future__ import annotations
@@ -24,20 +25,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
-from aiortc import RTCPeerConnection, RTCSessionDescription
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from parley.errors import InvalidPayload, MediaError, RateLimited, ServerFull
-from parley.media.embedded import config_from_settings
-from parley.media.embedded.aiortc_internals import (
-    NEGOTIATION_ERRORS,
-    new_peer_connection,
-    restrict_gathering,
-)
-from parley.media.sdp import announce, check_description
+from parley.media.sdp import check_description
 from parley.ratelimit import KeyedLimiter
 from parley.settings import Settings
 from parley.tls import TlsFiles
@@ -49,25 +44,44 @@ PATH = "/connectivity-probe"
 PROBE_SECONDS = 10.0
 """How long one probe's peer connection lives: enough for ICE checks, even through a relay."""
 _NO_STORE = {"Cache-Control": "no-store"}
-_FAILURES: tuple[type[Exception], ...] = (TimeoutError, *NEGOTIATION_ERRORS)
+
+
+class ProbePeer(Protocol):
+    """One probe's peer connection: it answers one offer, then receives and sends nothing."""
+
+    async def answer(self, offer: str) -> str:
+        """The answer to ``offer`` (checked for size and shape), ready for the browser; raises
+        ``MediaError`` when the offer is not usable."""
+        ...
+
+    async def close(self) -> None:
+        """Close it (safe to call twice, never raises)."""
+        ...
 
 
 class Probes:
-    """The open probe connections: each closes itself after ``PROBE_SECONDS``."""
+    """The open probe connections: each closes itself after ``PROBE_SECONDS``.
+    ``open_peer`` makes one peer connection (not yet answering anything)."""
 
-    def __init__(self, settings: Settings, enabled: bool, tls: TlsFiles | None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        enabled: bool,
+        tls: TlsFiles | None,
+        open_peer: Callable[[], ProbePeer],
+    ) -> None:
         self._settings = settings
-        self._config = config_from_settings(settings)
+        self._open_peer = open_peer
         self.enabled = enabled
         self._tls = tls
         self._limiter = KeyedLimiter(settings.probe_rate, settings.probe_burst)
-        self._open: dict[RTCPeerConnection, asyncio.TimerHandle | None] = {}
+        self._open: dict[ProbePeer, asyncio.TimerHandle | None] = {}
         self._closing: set[asyncio.Task[None]] = set()
 
     @property
     def max_body_bytes(self) -> int:
         """The largest POST body: an SDP offer at its limit, JSON-escaped."""
-        return 2 * self._config.max_sdp_bytes
+        return 2 * self._settings.max_sdp_bytes
 
     @property
     def open_count(self) -> int:
@@ -91,38 +105,32 @@ class Probes:
             raise RateLimited("Too many connectivity checks from your address; try again soon.")
         if len(self._open) >= self._settings.max_probes:
             raise ServerFull("Too many connectivity checks at once; try again soon.")
-        sdp = check_description(offer, self._config.max_sdp_bytes, "offer")
-        pc = new_peer_connection(self._config.ice_servers)
-        self._open[pc] = None
+        sdp = check_description(offer, self._settings.max_sdp_bytes, "offer")
+        peer = self._open_peer()
+        self._open[peer] = None
         try:
-            async with asyncio.timeout(self._config.negotiation_timeout):
-                await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
-                restrict_gathering(pc, self._config.media_addresses, self._config.port_range)
-                await pc.setLocalDescription(await pc.createAnswer())
-        except _FAILURES as exc:
-            await self._close(pc)
-            raise MediaError(f"the probe offer is not usable: {exc or type(exc).__name__}") from exc
+            answer = await peer.answer(sdp)
+        except BaseException:
+            await self._close(peer)
+            raise
         loop = asyncio.get_running_loop()
-        self._open[pc] = loop.call_later(PROBE_SECONDS, self._expire, pc)
-        return announce(
-            pc.localDescription.sdp, self._config.announced_address, self._config.media_addresses
-        )
+        self._open[peer] = loop.call_later(PROBE_SECONDS, self._expire, peer)
+        return answer
 
-    def _expire(self, pc: RTCPeerConnection) -> None:
-        task = asyncio.create_task(self._close(pc), name="probe expiry")
+    def _expire(self, peer: ProbePeer) -> None:
+        task = asyncio.create_task(self._close(peer), name="probe expiry")
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
-    async def _close(self, pc: RTCPeerConnection) -> None:
-        timer = self._open.pop(pc, None)
+    async def _close(self, peer: ProbePeer) -> None:
+        timer = self._open.pop(peer, None)
         if timer is not None:
             timer.cancel()
-        with contextlib.suppress(Exception):
-            await pc.close()
+        await peer.close()
 
     async def close(self) -> None:
         """Close every open probe (the server stops)."""
-        await asyncio.gather(*(self._close(pc) for pc in list(self._open)))
+        await asyncio.gather(*(self._close(peer) for peer in list(self._open)))
         for task in list(self._closing):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
