@@ -18,8 +18,8 @@ from tests.support.peers import LOOPBACK, loopback_peer
 from tests.support.waiting import wait_until
 
 
-def probe_settings(tmp_path: Path, **overrides: object) -> Settings:
-    return Settings(data_dir=tmp_path / "data", media_addresses=[LOOPBACK], **overrides)
+def probe_settings(tmp_path: Path, max_probes: int = 20) -> Settings:
+    return Settings(data_dir=tmp_path / "data", media_addresses=[LOOPBACK], max_probes=max_probes)
 
 
 async def test_a_probe_answers_an_offer_and_its_peer_connection_connects(tmp_path: Path) -> None:
