@@ -18,6 +18,9 @@ class StoredFile:
     size: int
     mime_type: str
     created_at: int
+    uploader_address: str | None = None
+    """Whose share of the server's space the file counts in (an address, an IPv6 /64);
+    never sent to participants."""
 
 
 class FileStore(Protocol):
@@ -32,8 +35,9 @@ class FileStore(Protocol):
 class FileRepository(FileStore, Protocol):
     """What the file rules need beyond ``FileStore``: usage for the quotas, and expiry."""
 
-    async def file_usage(self, room_uid: str) -> tuple[int, int]:
-        """Bytes held by the files of that room, and by all files."""
+    async def file_usage(self, room_uid: str, address: str = "") -> tuple[int, int, int]:
+        """Bytes held by the files of that room, by all files, and by the files uploaded from
+        ``address``."""
 
     async def delete_unattached_files(self, created_before: int) -> list[str]:
         """Delete the rows of files no message carries, made before ``created_before`` (ms);

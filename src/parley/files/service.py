@@ -4,12 +4,13 @@ the server may hold, how long an upload nobody posted is kept, and what a downlo
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import mimetypes
 import re
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from parley.clock import Clock
@@ -39,6 +40,9 @@ class FileLimits:
     """All the files of the server."""
     unattached_seconds: float = 600.0
     """How long an upload no message carries is kept."""
+    max_address_upload_bytes: int = 1024 * 1024 * 1024
+    """All the files uploaded from one address (an IPv6 client: its /64), stored and in
+    flight: no one address takes the server's space from everyone else."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,10 @@ class UploadGrant:
     """Bytes the room's files held when the upload began."""
     total_used: int
     """Bytes the server's files held when the upload began."""
+    address: str = ""
+    """Who uploads, as quotas count it (``address_key``)."""
+    address_used: int = 0
+    """Bytes the files uploaded from that address held when the upload began."""
 
 
 class IncomingFile:
@@ -60,16 +68,19 @@ class IncomingFile:
         self._files = files
         self._grant = grant
         self._released = False
+        self.reserved = 0
+        """Bytes of this upload counted as in flight (written, or being written)."""
 
     async def write(self, chunk: bytes) -> None:
-        self._files._reserve(self._grant, self.blob.size, len(chunk))
+        self._files._reserve(self._grant, self.reserved, len(chunk))
+        self.reserved += len(chunk)
         await self.blob.write(chunk)
 
     def release(self) -> None:
         """Stop counting these bytes as in flight (they are stored, or discarded)."""
         if not self._released:
             self._released = True
-            self._files._release(self._grant, self.blob.size)
+            self._files._release(self._grant, self.reserved)
 
     async def discard(self) -> None:
         self.release()
@@ -99,11 +110,13 @@ class FilesService:
         self.on_uploaded: Callable[[StoredFile], None] = lambda _record: None
         """Called with each upload recorded."""
         self._in_flight_room: Counter[str] = Counter()
+        self._in_flight_address: Counter[str] = Counter()
         self._in_flight_total = 0
         self._recording = asyncio.Lock()
 
-    async def authorise(self, authorization: str | None) -> UploadGrant:
-        """The participant behind an ``Authorization: Bearer`` header, or UNAUTHORIZED."""
+    async def authorise(self, authorization: str | None, *, address: str = "") -> UploadGrant:
+        """The participant behind an ``Authorization: Bearer`` header, or UNAUTHORIZED;
+        ``address``: the client's, for its share of the server's space."""
         scheme, _, token = (authorization or "").partition(" ")
         claims = self._signer.verify(token.strip()) if scheme.lower() == "bearer" else None
         room = await self._presence.room_by_key(claims.room_key) if claims else None
@@ -112,13 +125,15 @@ class FilesService:
         )
         if room is None or participant is None:
             raise Unauthorized("A participant's token is required to upload.")
-        room_used, total_used = await self._store.file_usage(room.uid)
-        return UploadGrant(room, participant, room_used, total_used)
+        key = address_key(address)
+        room_used, total_used, address_used = await self._store.file_usage(room.uid, key)
+        return UploadGrant(room, participant, room_used, total_used, key, address_used)
 
-    def check_request_size(self, size: int, grant: UploadGrant) -> None:
+    def check_request_size(self, size: int, grant: UploadGrant, counted: int = 0) -> None:
         """An upload request of ``size`` bytes (declared or received so far) is refused when
-        it cannot hold a file within the limits."""
-        self._check(grant, max(0, size - _REQUEST_SLACK), counted=0)
+        it cannot hold a file within the limits; ``counted``: bytes of its file already in
+        flight (counted once, not again as part of the request)."""
+        self._check(grant, max(size - _REQUEST_SLACK, counted, 0), counted=counted)
 
     def receive(self, grant: UploadGrant) -> IncomingFile:
         return IncomingFile(self._blobs.writer(), self, grant)
@@ -138,16 +153,27 @@ class FilesService:
             raise FileTooLarge(
                 f"The server's space for files ({limits.max_total_bytes} bytes) is full."
             )
+        mine = grant.address_used + self._in_flight_address[grant.address] - counted + size
+        if mine > limits.max_address_upload_bytes:
+            raise FileTooLarge(
+                "Files uploaded from your address would pass their share of "
+                f"{limits.max_address_upload_bytes} bytes."
+            )
 
     def _reserve(self, grant: UploadGrant, held: int, more: int) -> None:
         self._check(grant, held + more, counted=held)
         self._in_flight_room[grant.room.uid] += more
+        self._in_flight_address[grant.address] += more
         self._in_flight_total += more
 
     def _release(self, grant: UploadGrant, held: int) -> None:
-        self._in_flight_room[grant.room.uid] -= held
-        if self._in_flight_room[grant.room.uid] <= 0:
-            del self._in_flight_room[grant.room.uid]
+        for counter, key in (
+            (self._in_flight_room, grant.room.uid),
+            (self._in_flight_address, grant.address),
+        ):
+            counter[key] -= held
+            if counter[key] <= 0:
+                del counter[key]
         self._in_flight_total -= held
 
     async def complete(
@@ -174,13 +200,14 @@ class FilesService:
             size=blob.size,
             mime_type=_mime_type(content_type, name),
             created_at=self._clock.now_ms(),
+            uploader_address=grant.address,
         )
         # Quotas once more against what is stored now (uploads that ended since this one
         # began), one upload at a time, so stored files never pass them.
         async with self._recording:
-            room_used, total_used = await self._store.file_usage(grant.room.uid)
-            now = UploadGrant(grant.room, grant.participant, room_used, total_used)
-            self._check(now, blob.size, counted=blob.size)
+            used = await self._store.file_usage(grant.room.uid, grant.address)
+            now = replace(grant, room_used=used[0], total_used=used[1], address_used=used[2])
+            self._check(now, blob.size, counted=incoming.reserved)
             await blob.commit()
             entries = self._log.file_uploaded(grant.room, grant.participant, record)
             try:
@@ -244,6 +271,20 @@ class FilesService:
                 raise
             except Exception:
                 log.exception("expiring unattached uploads failed; will try again")
+
+
+def address_key(address: str) -> str:
+    """The unit a client's share is counted in: its address, or an IPv6 client's /64 (one
+    host usually holds the whole /64)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:64]
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 def _clean_name(name: str) -> str:

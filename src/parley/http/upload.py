@@ -84,7 +84,10 @@ class Upload:
         self._grant: UploadGrant | None = None
 
     async def run(self) -> StoredFile:
-        grant = await self._files.authorise(self._request.headers.get("authorization"))
+        client = self._request.client
+        grant = await self._files.authorise(
+            self._request.headers.get("authorization"), address=client.host if client else ""
+        )
         self._grant = grant
         boundary = self._boundary()
         self._check_declared_length()
@@ -132,7 +135,8 @@ class Upload:
             # may not stream on forever when no Content-Length was declared.
             received += len(chunk)
             assert self._grant is not None
-            self._files.check_request_size(received, self._grant)
+            in_flight = self._writer.reserved if self._writer is not None else 0
+            self._files.check_request_size(received, self._grant, counted=in_flight)
             try:
                 parser.write(chunk)
             except MultipartParseError as error:

@@ -206,6 +206,7 @@ class Store:
                         size=record.size,
                         mime_type=record.mime_type,
                         created_at=record.created_at,
+                        uploader_address=record.uploader_address,
                     )
                 )
                 if log:
@@ -226,14 +227,14 @@ class Store:
         async with self._engine.connect() as connection:
             return set((await connection.execute(select(t.files.c.filename))).scalars())
 
-    async def file_usage(self, room_uid: str) -> tuple[int, int]:
-        in_room = func.coalesce(
-            func.sum(case((t.files.c.room_uid == room_uid, t.files.c.size), else_=0)), 0
-        )
-        total = func.coalesce(func.sum(t.files.c.size), 0)
+    async def file_usage(self, room_uid: str, address: str = "") -> tuple[int, int, int]:
+        f = t.files.c
+        in_room = func.coalesce(func.sum(case((f.room_uid == room_uid, f.size), else_=0)), 0)
+        total = func.coalesce(func.sum(f.size), 0)
+        mine = func.coalesce(func.sum(case((f.uploader_address == address, f.size), else_=0)), 0)
         async with self._engine.connect() as connection:
-            row = (await connection.execute(select(in_room, total))).one()
-        return int(row[0]), int(row[1])
+            row = (await connection.execute(select(in_room, total, mine))).one()
+        return int(row[0]), int(row[1]), int(row[2])
 
     async def delete_unattached_files(self, created_before: int) -> list[str]:
         # NOT IN over one subquery (built once) rather than a correlated NOT EXISTS: there is
@@ -407,6 +408,7 @@ def _file(row: Row[tuple[object, ...]]) -> StoredFile:
         size=m["size"],
         mime_type=m["mime_type"],
         created_at=m["created_at"],
+        uploader_address=m["uploader_address"],
     )
 
 

@@ -47,7 +47,9 @@ files = Table(
     Column("size", BigInteger, nullable=False),
     Column("mime_type", String(255), nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    Column("uploader_address", String(64), nullable=True),
     Index("ix_files_room", "room_uid"),
+    Index("ix_files_uploader_address", "uploader_address"),
 )
 
 messages = Table(
