@@ -39,7 +39,7 @@ from parley.rooms.lobby import Lobby
 from parley.rooms.media import MediaLimits, MediaService, networks
 from parley.rooms.meeting_log import NO_LOG, MeetingLog
 from parley.rooms.membership import Membership
-from parley.rooms.passwords import Passwords
+from parley.rooms.passwords import PasswordPace, Passwords
 from parley.rooms.presence import InMemoryPresence, Presence
 from parley.rooms.reconnect import Reconnects
 from parley.rooms.service import RoomLimits, RoomsService
@@ -147,6 +147,7 @@ class Parley:
                 s.max_room_upload_bytes,
                 s.max_total_upload_bytes,
                 s.unattached_upload_seconds,
+                s.max_address_upload_bytes,
             ),
             links,
             meeting_log,
@@ -170,7 +171,12 @@ class Parley:
         membership = Membership(
             self.store, self.presence, self.media, self.files, events, signer, clock, meeting_log
         )
-        passwords = Passwords(clock, s.max_wrong_passwords, s.wrong_password_window_seconds)
+        passwords = Passwords(
+            clock,
+            s.max_wrong_passwords,
+            s.wrong_password_window_seconds,
+            pace=PasswordPace(**s.model_dump(include=set(PasswordPace.__dataclass_fields__))),
+        )
         grants = JoinGrants(s.jwt_secret, s.jwt_public_key, s.jwt_leeway_seconds)
         self.lobby = Lobby(self.presence, membership, events, clock)
         self.reconnects = Reconnects(

@@ -110,6 +110,10 @@ class Settings(BaseSettings):
     webhook_give_up_seconds: float = Field(default=24 * 3600.0, gt=0)
     """An event still not delivered this long after it happened is dropped (logged and
     counted as ``gave_up``); the room's later events follow."""
+    webhook_outbox_max_per_room: int = Field(default=1000, ge=10)
+    """Events of one meeting that may wait for one URL; past it, that meeting's further
+    ``participant_joined``, ``participant_left`` and ``file_uploaded`` are dropped (logged and
+    counted as ``dropped``), never its ``room_started`` or ``meeting_ended``."""
 
     # --- cluster mode ---------------------------------------------------------------------
     redis_url: str | None = None
@@ -160,6 +164,20 @@ class Settings(BaseSettings):
     reaction_rate: float = Field(default=5.0, gt=0)
     """Reactions a participant may send per second."""
     reaction_burst: int = Field(default=5, ge=1)
+    password_rate: float = Field(default=0.5, gt=0)
+    """Room passwords one participant (or connection knocking with one) may have hashed or
+    checked per second, sustained (argon2 costs tens of milliseconds of CPU each);
+    ``RATE_LIMITED`` beyond."""
+    password_burst: int = Field(default=5, ge=1)
+    password_address_rate: float = Field(default=2.0, gt=0)
+    """Room passwords hashed or checked per second for one address, everyone behind it
+    together."""
+    password_address_burst: int = Field(default=10, ge=1)
+    password_hash_workers: int = Field(default=2, ge=1)
+    """Threads that hash and check room passwords; the rest wait in line."""
+    password_hash_queue: int = Field(default=32, ge=0)
+    """Password hashes or checks that may wait for a free worker; one more answers
+    ``RATE_LIMITED`` at once."""
 
     # --- chat -------------------------------------------------------------------------------
     max_message_chars: int = Field(default=4000, ge=1)
@@ -188,6 +206,10 @@ class Settings(BaseSettings):
     download_url_seconds: int = Field(default=3600, ge=10)
     """How long a signed download URL (handed out in messages, history and upload answers)
     stays valid."""
+    max_address_upload_bytes: int = Field(default=1024 * MIB, ge=1)
+    """Bytes of files uploaded from one address (an IPv6 client: its /64) the server holds,
+    stored and in flight together: one address cannot take the whole
+    ``max_total_upload_bytes`` from everyone else (``FILE_TOO_LARGE`` past it)."""
 
     # --- transport --------------------------------------------------------------------------
     max_socket_message_bytes: int = Field(default=1_000_000, ge=1024, le=1_000_000)

@@ -71,7 +71,7 @@ class Controls:
         to the room, and everyone waiting let in when the lobby is turned off."""
         new_hash = None
         if change.password is not None and not change.remove_password:
-            new_hash = await self._passwords.hash(change.password)
+            new_hash = await self._passwords.hash(change.password, who=room.uid)
         async with self._presence.lock(room.uid):
             current = await self._presence.room_by_key(room.uid) or room
             old = current.settings

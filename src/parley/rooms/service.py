@@ -281,7 +281,7 @@ class RoomsService:
         if settings.locked:
             raise RoomLocked("This meeting is locked.")
         if settings.password_hash is not None:
-            await self._passwords.check(address, password, settings.password_hash)
+            await self._passwords.check(address, password, settings.password_hash, who=conn_id)
         if settings.lobby:
             return await self._lobby.wait(room, conn_id, user_name, user_id)
         return None
