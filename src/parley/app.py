@@ -81,7 +81,7 @@ class Parley:
         signer = TokenSigner(secret, s.token_max_age_seconds)
         links = DownloadLinks(secret, clock, s.download_url_seconds)
         self.db = make_engine(s.resolved_database_url)
-        self.store = Store(self.db)
+        self.store = Store(self.db, outbox_max_per_room=s.webhook_outbox_max_per_room)
         self.engine = create_engine(s) if engine is _UNSET else engine
         # Cluster mode (redis_url): live state, room events and rate limits shared in Redis.
         self.cluster = ClusterNode(s) if s.cluster else None
@@ -111,8 +111,11 @@ class Parley:
                 ),
                 on_outcome=self.metrics.delivery,
             )
-            meeting_log = OutboxLog(self.store, s.webhook_urls, clock)
+            meeting_log = OutboxLog(
+                self.store, s.webhook_urls, clock, grace_seconds=s.reconnect_grace_seconds
+            )
             self.store.on_log_written = self.webhooks.wake
+            self.store.on_log_dropped = self.metrics.webhook_deliveries.labels("dropped").inc
         self.sio = signalling.make_server(
             s.cors_origins,
             s.max_socket_message_bytes,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -14,15 +16,21 @@ from parley.files.models import StoredFile
 from parley.rooms.models import LogEntry, RoomGone, RoomRecord, RoomSettings
 from parley.store import tables as t
 from parley.store.database import current_revision, head_revision
-from parley.webhooks.model import PendingDelivery
+from parley.webhooks.model import CAPPED_EVENTS, PendingDelivery
+
+log = logging.getLogger(__name__)
 
 
 class Store:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, outbox_max_per_room: int | None = None) -> None:
         self._engine = engine
         self._head = head_revision()
+        self._outbox_cap = outbox_max_per_room
+        self._dropped: Counter[str] = Counter()
         self.on_log_written: Callable[[], None] = lambda: None
         """Called after a transaction that wrote meeting-log entries has committed."""
+        self.on_log_dropped: Callable[[int], None] = lambda _count: None
+        """Called with how many meeting-log entries a room's full outbox turned away."""
 
     async def close(self) -> None:
         await self._engine.dispose()
@@ -100,7 +108,7 @@ class Store:
             started = gone.scalar_one_or_none() is not None
             written = bool(log) and started
             if written:
-                await _write_log(connection, log)
+                await self._write_log(connection, log)
         if written:
             self.on_log_written()
         return filenames
@@ -114,7 +122,7 @@ class Store:
             )
             started = changed.rowcount == 1
             if started and entries:
-                await _write_log(connection, entries)
+                await self._write_log(connection, entries)
         if started and entries:
             self.on_log_written()
         return started
@@ -210,7 +218,7 @@ class Store:
                     )
                 )
                 if log:
-                    await _write_log(connection, log)
+                    await self._write_log(connection, log)
         except IntegrityError:
             raise RoomGone(record.room_uid) from None
         if log:
@@ -249,18 +257,82 @@ class Store:
             return list((await connection.execute(statement)).scalars())
 
     # --- the webhook outbox -----------------------------------------------------------------
+    async def _write_log(self, connection: AsyncConnection, entries: Sequence[LogEntry]) -> None:
+        """Write ``entries``, but none of a room's capped events past ``outbox_max_per_room``
+        waiting for its URL (a room's start and end are always written)."""
+        kept = list(entries)
+        if self._outbox_cap is not None:
+            kept = await self._within_cap(connection, kept, self._outbox_cap)
+        if kept:
+            await connection.execute(t.webhook_outbox.insert(), [_outbox_row(e) for e in kept])
+
+    async def _within_cap(
+        self, connection: AsyncConnection, entries: list[LogEntry], cap: int
+    ) -> list[LogEntry]:
+        o = t.webhook_outbox
+        rooms = {e.room_uid for e in entries if e.event in CAPPED_EVENTS}
+        if not rooms:
+            return entries
+        query = (
+            select(o.c.room_uid, o.c.url, func.count())
+            .where(o.c.room_uid.in_(rooms))
+            .group_by(o.c.room_uid, o.c.url)
+        )
+        waiting = {(r[0], r[1]): int(r[2]) for r in await connection.execute(query)}
+        kept: list[LogEntry] = []
+        for e in entries:
+            if e.event in CAPPED_EVENTS and waiting.get((e.room_uid, e.target), 0) >= cap:
+                self._note_dropped(e, cap)
+                continue
+            kept.append(e)
+        if len(kept) < len(entries):
+            self.on_log_dropped(len(entries) - len(kept))
+        return kept
+
+    def _note_dropped(self, entry: LogEntry, cap: int) -> None:
+        """Log the 1st, 10th, 100th... event a room's full outbox turns away."""
+        if len(self._dropped) >= 10_000:
+            self._dropped.clear()
+        self._dropped[entry.room_uid] += 1
+        count = self._dropped[entry.room_uid]
+        if count == 10 ** (len(str(count)) - 1):
+            log.warning(
+                "room %s: %d webhook events waiting for one URL (the cap); %s dropped (%d so far)",
+                entry.room_uid,
+                cap,
+                entry.event,
+                count,
+            )
+
+    async def retract_log(self, event_id: str, now_ms: int) -> list[str]:
+        """Delete the rows of ``event_id`` not yet sent (never attempted, not claimed by a
+        worker): the URLs whose row was deleted."""
+        o = t.webhook_outbox
+        statement = (
+            delete(o)
+            .where(
+                o.c.event_id == event_id,
+                o.c.attempts == 0,
+                or_(o.c.claimed_until.is_(None), o.c.claimed_until < now_ms),
+            )
+            .returning(o.c.url)
+        )
+        async with self._engine.begin() as connection:
+            return list((await connection.execute(statement)).scalars())
+
     async def add_log(self, entries: Sequence[LogEntry]) -> None:
         if not entries:
             return
         async with self._engine.begin() as connection:
-            await _write_log(connection, entries)
+            await self._write_log(connection, entries)
         self.on_log_written()
 
     async def claim_deliveries(
-        self, node: str, now_ms: int, lease_ms: int, limit: int
+        self, node: str, now_ms: int, lease_ms: int, limit: int, *, retrying: bool = False
     ) -> list[PendingDelivery]:
         o = t.webhook_outbox
         heads = select(func.min(o.c.seq)).group_by(o.c.url, o.c.room_uid)
+        lane = o.c.attempts > 0 if retrying else o.c.attempts == 0
         # Each (URL, room)'s oldest event only, so a room's events go one after another.
         # FOR UPDATE SKIP LOCKED (PostgreSQL; SQLite, one node, writes one at a time): two
         # workers claiming at once never take the same event, nor one room's next event
@@ -269,6 +341,7 @@ class Store:
             select(o)
             .where(
                 o.c.seq.in_(heads),
+                lane,
                 o.c.due_at <= now_ms,
                 or_(o.c.claimed_until.is_(None), o.c.claimed_until < now_ms),
             )
@@ -287,25 +360,44 @@ class Store:
         return [_pending(row) for row in rows]
 
     async def following_deliveries(
-        self, head: PendingDelivery, limit: int
+        self, head: PendingDelivery, limit: int, node: str, now_ms: int, lease_ms: int
     ) -> list[PendingDelivery]:
         o = t.webhook_outbox
-        query = (
-            select(o)
+        after = (
+            select(o.c.seq)
             .where(o.c.url == head.url, o.c.room_uid == head.room_uid, o.c.seq > head.seq)
             .order_by(o.c.seq)
             .limit(limit)
         )
-        async with self._engine.connect() as connection:
-            return [_pending(row) for row in await connection.execute(query)]
+        claim = (
+            update(o)
+            .where(
+                o.c.seq.in_(after.scalar_subquery()),
+                or_(o.c.claimed_until.is_(None), o.c.claimed_until < now_ms),
+            )
+            .values(claimed_by=node, claimed_until=now_ms + lease_ms)
+            .returning(*o.c)
+        )
+        async with self._engine.begin() as connection:
+            rows = [_pending(row) for row in await connection.execute(claim)]
+        return sorted(rows, key=lambda p: p.seq)
 
     async def finish_deliveries(
-        self, done: Sequence[int], retry: tuple[int, int, int] | None
+        self,
+        done: Sequence[int],
+        retry: tuple[int, int, int] | None,
+        release: Sequence[int] = (),
     ) -> None:
         o = t.webhook_outbox
         async with self._engine.begin() as connection:
             if done:
                 await connection.execute(delete(o).where(o.c.seq.in_(list(done))))
+            if release:
+                await connection.execute(
+                    update(o)
+                    .where(o.c.seq.in_(list(release)))
+                    .values(claimed_by=None, claimed_until=None)
+                )
             if retry is not None:
                 seq, attempts, due_at = retry
                 await connection.execute(
@@ -335,23 +427,17 @@ class Store:
             return int((await connection.execute(query)).scalar_one())
 
 
-async def _write_log(connection: AsyncConnection, entries: Sequence[LogEntry]) -> None:
-    await connection.execute(
-        t.webhook_outbox.insert(),
-        [
-            {
-                "event_id": e.event_id,
-                "url": e.target,
-                "room_uid": e.room_uid,
-                "event": e.event,
-                "body": e.body,
-                "created_at": e.created_at,
-                "due_at": e.created_at,
-                "attempts": 0,
-            }
-            for e in entries
-        ],
-    )
+def _outbox_row(e: LogEntry) -> dict[str, object]:
+    return {
+        "event_id": e.event_id,
+        "url": e.target,
+        "room_uid": e.room_uid,
+        "event": e.event,
+        "body": e.body,
+        "created_at": e.created_at,
+        "due_at": e.created_at,
+        "attempts": 0,
+    }
 
 
 def _pending(row: Row[tuple[object, ...]]) -> PendingDelivery:

@@ -8,6 +8,10 @@ from typing import Protocol
 
 from parley.rooms.models import LogEntry
 
+CAPPED_EVENTS = frozenset({"participant_joined", "participant_left", "file_uploaded"})
+"""The events a room may have many of: past ``webhook_outbox_max_per_room`` of a room's events
+waiting for one URL, these are dropped (never a meeting's start or end)."""
+
 
 @dataclass(frozen=True)
 class PendingDelivery:
@@ -28,30 +32,41 @@ class OutboxStore(Protocol):
     left alone by every other worker until ``lease_ms`` has passed."""
 
     async def add_log(self, entries: Sequence[LogEntry]) -> None:
-        """Write entries on their own (facts with no other change in the store)."""
+        """Write entries on their own (facts with no other change in the store); a capped
+        event of a room whose outbox is full for a URL is dropped for that URL."""
+
+    async def retract_log(self, event_id: str, now_ms: int) -> list[str]:
+        """Delete the rows of ``event_id`` that no worker has claimed or attempted yet; the
+        URLs whose row was deleted (the others have it, or are about to)."""
 
     async def start_meeting(self, uid: str, at: int, entries: Sequence[LogEntry]) -> bool:
         """Mark the room's meeting started at ``at`` and write ``entries`` in the same
         transaction, if it had not started; whether it was the start."""
 
     async def claim_deliveries(
-        self, node: str, now_ms: int, lease_ms: int, limit: int
+        self, node: str, now_ms: int, lease_ms: int, limit: int, *, retrying: bool = False
     ) -> list[PendingDelivery]:
         """At most ``limit`` due events, each the oldest of its (URL, room), none claimed by
-        another worker; claimed for ``node`` until ``now_ms + lease_ms``."""
+        another worker; claimed for ``node`` until ``now_ms + lease_ms``. ``retrying``: only
+        heads that failed before; otherwise only heads never attempted (two lanes, so that
+        rooms whose receiver keeps failing never hold up the others)."""
 
     async def following_deliveries(
-        self, head: PendingDelivery, limit: int
+        self, head: PendingDelivery, limit: int, node: str, now_ms: int, lease_ms: int
     ) -> list[PendingDelivery]:
-        """The events after ``head`` in its (URL, room), oldest first: theirs to deliver too
-        while ``head`` is claimed (no other worker takes a room's events past its head)."""
+        """The events after ``head`` in its (URL, room), oldest first, claimed for ``node``
+        like ``head``: theirs to deliver too while ``head`` is claimed (no other worker takes
+        a room's events past its head, and none is retracted while it is being sent)."""
 
     async def finish_deliveries(
-        self, done: Sequence[int], retry: tuple[int, int, int] | None
+        self,
+        done: Sequence[int],
+        retry: tuple[int, int, int] | None,
+        release: Sequence[int] = (),
     ) -> None:
         """In one transaction: the events ``done`` (delivered or given up) leave the outbox,
-        and ``retry`` (seq, attempts, due_at ms), the one that failed, waits for its next
-        attempt, unclaimed."""
+        ``retry`` (seq, attempts, due_at ms), the one that failed, waits for its next
+        attempt, unclaimed, and the claims on ``release`` (not reached) are given back."""
 
     async def release_deliveries(self, node: str) -> None:
         """Give back every claim of ``node`` (it stops)."""

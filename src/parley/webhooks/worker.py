@@ -1,11 +1,14 @@
 """The delivery worker: takes due events from the outbox and POSTs them, signed.
 
 Per (URL, room) one event at a time, oldest first: a room's next event waits until the one
-before it is delivered or given up. Any answer but 2xx (or no answer within the timeout) is
-retried after ``base`` seconds, doubling up to ``max``; an event still undelivered ``give_up``
-seconds after it happened is dropped. Events are claimed in the store for a lease, so several
-nodes on one database deliver each event once; a node that dies holding a claim loses it when
-the lease runs out, and the event is delivered again (at least once: receivers dedupe by id).
+before it is delivered or given up. Rooms whose head has failed before are delivered in a lane
+of their own (``concurrency`` deliveries at once in each lane): a receiver failing or hanging
+for some rooms holds up those rooms only, never the fresh events of the others. Any answer
+but 2xx (or no answer within the timeout) is retried after ``base`` seconds, doubling up to
+``max``; an event still undelivered ``give_up`` seconds after it happened is dropped. Events
+are claimed in the store for a lease, so several nodes on one database deliver each event
+once; a node that dies holding a claim loses it when the lease runs out, and the event is
+delivered again (at least once: receivers dedupe by id).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -69,7 +72,8 @@ class WebhookWorker:
         self._lease_ms = int((self._policy.timeout_seconds + 30) * 1000)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._deliveries: set[asyncio.Task[None]] = set()
+        self._lanes: dict[bool, set[asyncio.Task[None]]] = {False: set(), True: set()}
+        """Deliveries under way: of heads never attempted (False), of failed ones (True)."""
         self._client: httpx.AsyncClient | None = None
         self._timers: set[asyncio.TimerHandle] = set()
 
@@ -87,7 +91,8 @@ class WebhookWorker:
         self._task = asyncio.create_task(self._run(), name="webhook-worker")
 
     async def close(self) -> None:
-        tasks = [t for t in (self._task, *self._deliveries) if t is not None]
+        under_way = [*self._lanes[False], *self._lanes[True]]
+        tasks = [t for t in (self._task, *under_way) if t is not None]
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -108,25 +113,35 @@ class WebhookWorker:
     async def _run(self) -> None:
         while True:
             self._wake.clear()
-            free = self._concurrency - len(self._deliveries)
-            claimed: list[PendingDelivery] = []
-            if free > 0:
-                try:
-                    claimed = await self._store.claim_deliveries(
-                        self._node, self._clock.now_ms(), self._lease_ms, free
-                    )
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("webhooks: reading the outbox failed; will try again")
-            for pending in claimed:
-                task = asyncio.create_task(self._deliver(pending))
-                self._deliveries.add(task)
-                task.add_done_callback(self._deliveries.discard)
-            if claimed and len(claimed) == free:
+            more = False
+            for retrying in (False, True):
+                more = await self._claim(retrying) or more
+            if more:
                 continue  # there may be more due: look again once a delivery ends
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll)
+
+    async def _claim(self, retrying: bool) -> bool:
+        """Start delivering the due heads of one lane, as many as it has room for; whether
+        it filled up (more may be due)."""
+        lane = self._lanes[retrying]
+        free = self._concurrency - len(lane)
+        if free <= 0:
+            return False
+        try:
+            claimed = await self._store.claim_deliveries(
+                self._node, self._clock.now_ms(), self._lease_ms, free, retrying=retrying
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("webhooks: reading the outbox failed; will try again")
+            return False
+        for pending in claimed:
+            task = asyncio.create_task(self._deliver(pending))
+            lane.add(task)
+            task.add_done_callback(lane.discard)
+        return bool(claimed) and len(claimed) == free
 
     async def _deliver(self, head: PendingDelivery) -> None:
         try:
@@ -141,13 +156,14 @@ class WebhookWorker:
     async def _deliver_room(self, head: PendingDelivery) -> None:
         """``head`` and the events behind it in its (URL, room), in order, while each is
         delivered (the first failure waits for its retry, and so does the rest); then one
-        write for all of them."""
-        batch = [head, *await self._store.following_deliveries(head, _BATCH - 1)]
+        write for all of them. The events behind are claimed only once ``head`` went through:
+        while a receiver fails, a room's later events stay unclaimed (and may be withdrawn)."""
+        batch = [head]
         deadline = time.monotonic() + self._lease_ms / 2000
         done: list[int] = []
         retry: tuple[int, int, int] | None = None
         delay = 0.0
-        for pending in batch:
+        for pending in _growing(batch):
             if done and time.monotonic() > deadline:
                 break  # the rest after a new claim, well within the lease
             outcome, delay = await self._attempt(pending)
@@ -156,7 +172,13 @@ class WebhookWorker:
                 retry = (pending.seq, attempts, self._clock.now_ms() + int(delay * 1000))
                 break
             done.append(pending.seq)
-        await self._store.finish_deliveries(done, retry)
+            if pending is head:
+                batch += await self._store.following_deliveries(
+                    head, _BATCH - 1, self._node, self._clock.now_ms(), self._lease_ms
+                )
+        settled = {*done, *([retry[0]] if retry else [])}
+        release = [p.seq for p in batch if p.seq not in settled]
+        await self._store.finish_deliveries(done, retry, release)
         if retry is not None:
             loop = asyncio.get_running_loop()
             self._timers = {t for t in self._timers if t.when() > loop.time()}
@@ -194,6 +216,14 @@ class WebhookWorker:
             log.warning("%s: attempt %d failed (%s); next in %.1f s", what, attempts, detail, delay)
         self._on_outcome(outcome)
         return outcome, delay
+
+
+def _growing(items: list[PendingDelivery]) -> Iterator[PendingDelivery]:
+    """The items of a list that may grow while it is walked."""
+    index = 0
+    while index < len(items):
+        yield items[index]
+        index += 1
 
 
 def _redacted(url: str) -> str:
