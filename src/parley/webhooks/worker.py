@@ -2,13 +2,13 @@
 
 Per (URL, room) one event at a time, oldest first: a room's next event waits until the one
 before it is delivered or given up. Rooms whose head has failed before are delivered in a lane
-of their own (``concurrency`` deliveries at once in each lane): a receiver failing or hanging
-for some rooms holds up those rooms only, never the fresh events of the others. Any answer
-but 2xx (or no answer within the timeout) is retried after ``base`` seconds, doubling up to
-``max``; an event still undelivered ``give_up`` seconds after it happened is dropped. Events
-are claimed in the store for a lease, so several nodes on one database deliver each event
-once; a node that dies holding a claim loses it when the lease runs out, and the event is
-delivered again (at least once: receivers dedupe by id).
+of their own (``concurrency`` fresh deliveries at once, and half as many retries): a receiver
+failing or hanging for some rooms holds up those rooms only, never the fresh events of the
+others. Any answer but 2xx (or no answer within the timeout) is retried after ``base``
+seconds, doubling up to ``max``; an event still undelivered ``give_up`` seconds after it
+happened is dropped. Events are claimed in the store for a lease, so several nodes on one
+database deliver each event once; a node that dies holding a claim loses it when the lease
+runs out, and the event is delivered again (at least once: receivers dedupe by id).
 """
 
 from __future__ import annotations
@@ -125,7 +125,8 @@ class WebhookWorker:
         """Start delivering the due heads of one lane, as many as it has room for; whether
         it filled up (more may be due)."""
         lane = self._lanes[retrying]
-        free = self._concurrency - len(lane)
+        size = max(1, self._concurrency // 2) if retrying else self._concurrency
+        free = size - len(lane)
         if free <= 0:
             return False
         try:
