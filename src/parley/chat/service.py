@@ -139,10 +139,11 @@ class ChatService:
     async def _recipient(self, room: RoomRecord, sender: Participant, to: str) -> Participant:
         """The one person a private message goes to: someone else, present in the room, in a
         room whose host allows private messages."""
-        current = await self._presence.room_by_key(room.uid) or room
-        if not current.settings.private_chat:
+        live = await self._presence.room_by_key(room.uid)
+        settings = live.record.settings if live else room.settings
+        if not settings.private_chat:
             raise Forbidden("Private messages are turned off in this meeting.")
-        recipient = await self._presence.participant(room.uid, to)
+        recipient = live.participant(to) if live else None
         if recipient is None or recipient.user_id == sender.user_id:
             raise InvalidPayload("to must name someone else who is in this meeting.")
         return recipient

@@ -14,7 +14,7 @@ from parley.rooms.events import RoomEvents
 from parley.rooms.lobby import Lobby
 from parley.rooms.media import MediaService
 from parley.rooms.membership import Membership
-from parley.rooms.models import MediaKind, Participant, RoomRecord, RoomSettings
+from parley.rooms.models import LiveRoom, MediaKind, Participant, RoomRecord, RoomSettings
 from parley.rooms.passwords import Passwords
 from parley.rooms.presence import Presence, host, member
 
@@ -73,7 +73,7 @@ class Controls:
         if change.password is not None and not change.remove_password:
             new_hash = await self._passwords.hash(change.password)
         async with self._presence.lock(room.uid):
-            current = await self._presence.room_by_key(room.uid) or room
+            current = (await self._presence.room_by_key(room.uid) or LiveRoom(room)).record
             old = current.settings
             settings = RoomSettings(
                 locked=_pick(change.locked, old.locked),
@@ -172,7 +172,7 @@ class Controls:
             if not caller.is_host:
                 if caller.user_id != target.user_id:
                     raise Forbidden("Only a host can unmute someone else.")
-                current = await self._presence.room_by_key(room.uid) or room
+                current = (await self._presence.room_by_key(room.uid) or LiveRoom(room)).record
                 if kind in target.muted_by_host and not current.settings.self_unmute:
                     raise Forbidden("A host muted you; only a host can let you unmute.")
             lifted = replace(

@@ -321,7 +321,8 @@ class MediaService:
 
     # --- what the engine tells us (MediaListener) -------------------------------------------
     async def stream_failed(self, room_key: str, stream_id: str) -> None:
-        room = await self._presence.room_by_key(room_key)
+        live = await self._presence.room_by_key(room_key)
+        room = live.record if live else None
         if room is None:
             return
         async with self._presence.lock(room_key):
@@ -337,7 +338,8 @@ class MediaService:
     async def local_candidate(
         self, room_key: str, peer_id: str, candidate: IceCandidate | None
     ) -> None:
-        room = await self._presence.room_by_key(room_key)
+        live = await self._presence.room_by_key(room_key)
+        room = live.record if live else None
         owner_id = await self._owner(room, peer_id) if room else None
         owner = await self._presence.participant(room_key, owner_id) if owner_id else None
         if owner is not None and owner.conn_id is not None:
@@ -349,7 +351,8 @@ class MediaService:
             await self._reset(summary.record)
 
     async def room_reset(self, room_key: str) -> None:
-        room = await self._presence.room_by_key(room_key)
+        live = await self._presence.room_by_key(room_key)
+        room = live.record if live else None
         if room is not None:
             await self._reset(room)
 

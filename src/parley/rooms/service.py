@@ -31,6 +31,7 @@ from parley.rooms.membership import Membership
 from parley.rooms.models import (
     CreatedRoom,
     JoinedRoom,
+    LiveRoom,
     Participant,
     RoomRecord,
     RoomSettings,
@@ -61,7 +62,7 @@ class RoomLimits:
     """``PARLEY_AUTH=jwt``: people come in only with a join token; rooms are made over REST."""
 
 
-def _gone() -> RoomRecord:
+def _gone() -> LiveRoom:
     raise RoomNotFound("This meeting does not exist or has ended.")
 
 
@@ -180,7 +181,8 @@ class RoomsService:
 
     async def find(self, room_id: str) -> RoomRecord:
         """The room with this id, as the server knows it now; ROOM_NOT_FOUND otherwise."""
-        return await self._presence.room(room_id) or await self._stored(room_id)
+        live = await self._presence.room(room_id)
+        return live.record if live else await self._stored(room_id)
 
     async def _stored(self, room_id: str) -> RoomRecord:
         record = await self._store.get_room(room_id)
@@ -192,9 +194,9 @@ class RoomsService:
         return await self._presence.participants(room.uid)
 
     async def _live(self, room_id: str) -> RoomRecord:
-        room = await self._presence.room(room_id)
-        if room is not None:
-            return room
+        live = await self._presence.room(room_id)
+        if live is not None:
+            return live.record
         record = await self._store.get_room(room_id)
         if record is None:
             raise RoomNotFound("This meeting does not exist or has ended.")
@@ -234,7 +236,7 @@ class RoomsService:
             await self._reconnects.check_not_removed(room, same_person)
         current = await self._presence.of_conn(conn_id)
         async with self._presence.lock(room.uid):
-            room = await self._presence.room_by_key(room.uid) or _gone()
+            room = (await self._presence.room_by_key(room.uid) or _gone()).record
             if current is not None and current[0].uid == room.uid:
                 participant = current[1]  # already here: joining again changes nothing
             else:
