@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 
@@ -16,8 +17,10 @@ from parley.clock import Clock
 from parley.errors import Forbidden, MediaError, RateLimited, RoomNotFound, ServerFull
 from parley.media.engine import IceCandidate, MediaEngine
 from parley.ratelimit import KeyedLimiter
+from parley.rooms.effects import Effect, PeerClosed
 from parley.rooms.events import RoomEvents
 from parley.rooms.models import (
+    LiveRoom,
     OfferedSubscription,
     Participant,
     PublishedStream,
@@ -27,6 +30,7 @@ from parley.rooms.models import (
     Subscription,
 )
 from parley.rooms.presence import Presence, member
+from parley.rooms.rules import media as rules
 
 log = logging.getLogger(__name__)
 
@@ -251,14 +255,26 @@ class MediaService:
         if any(parsed in network for network in self._limits.ignored_networks):
             raise MediaError("ICE candidates for that address are not accepted by this server.")
 
-    async def apply_blocks(self, room: RoomRecord, participant: Participant) -> None:
-        """Make the engine forward none of ``participant.muted`` from its streams. The room's
-        lock is held."""
+    async def apply_blocks(self, before: LiveRoom | None, after: LiveRoom) -> None:
+        """Make the engine forward none of what ``after`` blocks, for every publisher whose
+        blocks changed since ``before``. The room is held."""
         if self._engine is None:
             return
-        for stream in await self._presence.streams(room.uid):
-            if stream.user_id == participant.user_id:
-                await self._engine.set_muted(room.uid, stream.stream_id, participant.muted)
+        for stream_id, muted in rules.blocks(before, after):
+            await self._engine.set_muted(after.key, stream_id, muted)
+
+    async def release(self, effects: Sequence[Effect]) -> None:
+        """Close in the engine what the rules closed (``PeerClosed``), after the hold."""
+        for effect in effects:
+            if not isinstance(effect, PeerClosed):
+                continue
+            self._candidates.pop(effect.peer_id, None)
+            if self._engine is None or effect.close == "forget":
+                continue
+            if effect.close == "unpublish":
+                await self._engine.unpublish(effect.room_key, effect.peer_id)
+            else:
+                await self._engine.unsubscribe(effect.room_key, effect.peer_id)
 
     # --- screen sharing ---------------------------------------------------------------------
     async def set_screen(self, conn_id: str, room_id: str, on: bool) -> None:

@@ -9,25 +9,34 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Protocol
 
 from parley.clock import Clock
+from parley.rooms.effects import Effect, Effects, RoomEmptied, deliver
 from parley.rooms.events import RoomEvents
 from parley.rooms.media import MediaService
 from parley.rooms.meeting_log import NO_LOG, MeetingLog
 from parley.rooms.models import (
     Departure,
     JoinedRoom,
+    LiveRoom,
     Participant,
+    Place,
     RoomRecord,
     RoomStore,
 )
 from parley.rooms.presence import Presence
+from parley.rooms.rules import membership as rules
+from parley.rooms.rules.membership import Door
 from parley.tokens import TokenSigner
 
 log = logging.getLogger(__name__)
+
+
+Elsewhere = tuple[str, Place]
+"""A connection and the place it has in another room."""
 
 
 class BlobRemover(Protocol):
@@ -58,6 +67,43 @@ class Membership:
         """Called with a room's key when its last participant has left."""
         self.on_forgotten: Callable[[str], None] = lambda _room_key: None
         """Called with a room's key when the room is gone."""
+
+    def door(self) -> Door:
+        """What a rule needs to let someone in, now."""
+        return Door(self._clock.now_ms(), lambda: secrets.token_hex(8), self._signer.issue)
+
+    async def settle(self, effects: Sequence[Effect]) -> None:
+        """After the hold: the engine closes what the rules closed, the room and the meeting
+        log are told, and a room left empty is noted."""
+        await self._media.release(effects)
+        await deliver(effects, self._events, self._log)
+        for effect in effects:
+            if isinstance(effect, RoomEmptied):
+                self.on_empty(effect.room_key)
+
+    async def elsewhere(self, room: LiveRoom, conn_ids: Sequence[str]) -> list[Elsewhere]:
+        """Where ``conn_ids`` are participants in a room other than ``room`` (the place each
+        leaves when it enters ``room``). Called before they enter."""
+        found = []
+        for conn_id in conn_ids:
+            place = await self._presence.place(conn_id)
+            if place is not None and place.user_id is not None and place.room_key != room.key:
+                found.append((conn_id, place))
+        return found
+
+    async def leave_elsewhere(self, places: Sequence[Elsewhere]) -> None:
+        """Those let in leave the room they were in before (joining a room leaves the last),
+        each under that room's hold, taken after the hold of the room they entered."""
+        for conn_id, place in places:
+            effects: Effects = ()
+            async with self._presence.hold(place.room_key) as hold:
+                room = hold.room
+                current = room.participant(place.user_id) if room and place.user_id else None
+                if room is None or current is None or current.conn_id != conn_id:
+                    continue
+                room, effects = rules.leave(room, current, "left")
+                hold.save(room)
+            await self.settle(effects)
 
     # --- entering ---------------------------------------------------------------------------
     async def enter(
