@@ -20,8 +20,8 @@ from parley.rooms.models import LiveRoom, MediaKind, RoomRecord, RoomSettings
 from parley.rooms.passwords import Passwords
 from parley.rooms.presence import Presence
 from parley.rooms.rules import controls as rules
+from parley.rooms.rules.access import host_in, in_room
 from parley.rooms.rules.controls import SettingsChange
-from parley.rooms.rules.membership import host, member
 
 __all__ = ["REACTIONS", "Controls", "SettingsChange", "SettingsStore"]
 
@@ -78,9 +78,8 @@ class Controls:
 
     # --- room settings ----------------------------------------------------------------------
     async def update_room(self, conn_id: str, room_id: str, change: SettingsChange) -> RoomSettings:
-        room = await self._presence.room(room_id)
-        host(room, conn_id)
-        return await self.apply_settings(room.record if room else _never(), change)
+        room, _ = host_in(await self._presence.room(room_id), conn_id)
+        return await self.apply_settings(room.record, change)
 
     async def apply_settings(self, room: RoomRecord, change: SettingsChange) -> RoomSettings:
         """Change a room's settings (``updateRoom``, or the REST API's ``PATCH``): stored, told
@@ -136,18 +135,13 @@ class Controls:
         )
 
     async def react(self, conn_id: str, room_id: str, emoji: str) -> None:
-        room = await self._presence.room(room_id)
-        caller = member(room, conn_id)
-        if room is None or emoji not in REACTIONS:
+        room, caller = in_room(await self._presence.room(room_id), conn_id)
+        if emoji not in REACTIONS:
             raise InvalidPayload(f"emoji must be one of {' '.join(sorted(REACTIONS))}.")
         key = f"{room.key}:{caller.user_id}"
         if not self._reactions.allow(key, self._clock.monotonic()):
             raise RateLimited("At most 5 reactions a second.")
         await self._events.reaction(room.record, caller, emoji, self._clock.now_ms())
-
-
-def _never() -> RoomRecord:
-    raise NotInRoom("You are not in this meeting.")
 
 
 class SettingsStore(Protocol):

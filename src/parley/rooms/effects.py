@@ -204,6 +204,17 @@ class RoomEmptied:
     room_key: str
 
 
+@dataclass(frozen=True)
+class RoomClosed:
+    """The room is forgotten: its media closes in the engine and its files on disk go."""
+
+    room: RoomRecord
+    peers: tuple[str, ...]
+    """Its streams and subscriptions when it closed."""
+    filenames: tuple[str, ...]
+    """Its uploads, whose rows went with the room."""
+
+
 Effect = (
     ConnectionEntered
     | ConnectionLeft
@@ -230,13 +241,14 @@ Effect = (
     | ParticipantJoined
     | ParticipantLeft
     | RoomEmptied
+    | RoomClosed
 )
 Effects = tuple[Effect, ...]
 
 
 async def deliver(effects: Sequence[Effect], events: RoomEvents, log: MeetingLog) -> None:
     """Tell the room and the meeting log, in order, what a rule decided. The effects a service
-    handles itself (``PeerClosed``, ``RoomEmptied``) are left to it."""
+    handles itself (``PeerClosed``, ``RoomEmptied``, ``RoomClosed``) are left to it."""
     for effect in effects:
         await _deliver(effect, events, log)
 
@@ -289,5 +301,5 @@ async def _deliver(effect: Effect, events: RoomEvents, log: MeetingLog) -> None:
             await log.participant_joined(room, participant)
         case ParticipantLeft(room, participant, why):
             await log.participant_left(room, participant, why)
-        case PeerClosed() | RoomEmptied():
+        case PeerClosed() | RoomEmptied() | RoomClosed():
             pass

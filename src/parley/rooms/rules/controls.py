@@ -8,8 +8,9 @@ from dataclasses import dataclass, replace
 from parley.errors import Forbidden
 from parley.rooms.effects import Effects, Kicked, Muted, RoomUpdated, UserUpdated
 from parley.rooms.models import LiveRoom, MediaKind, Participant, RoomSettings
+from parley.rooms.rules.access import host, member, target
 from parley.rooms.rules.lobby import admit_everyone
-from parley.rooms.rules.membership import Door, host, leave, make_host, member, target
+from parley.rooms.rules.membership import Door, leave, make_host
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from parley.rooms.effects import (
     MediaReset,
     PeerClosed,
     ScreenStopped,
+    StreamingChanged,
     StreamUnpublished,
     UserUpdated,
 )
@@ -21,6 +22,7 @@ from parley.rooms.models import (
     Stream,
     Subscription,
 )
+from parley.rooms.rules.access import member
 
 
 # --- publishing ---------------------------------------------------------------------------
@@ -89,6 +91,20 @@ def sharing_stopped(room: LiveRoom, user_id: str) -> tuple[LiveRoom, Effects]:
     )
 
 
+def set_streaming(room: LiveRoom | None, conn_id: str, on: bool) -> tuple[LiveRoom, Effects]:
+    """The caller's ``isStreaming`` flag (told to the others when it changes)."""
+    streamer = member(room, conn_id)
+    assert room is not None  # member() found someone in it
+    if streamer.is_streaming == on:
+        return room, ()
+    changed = replace(streamer, is_streaming=on)
+    record = room.record
+    return room.with_participant(changed), (
+        StreamingChanged(record, changed),
+        UserUpdated(record, changed),
+    )
+
+
 # --- subscribing --------------------------------------------------------------------------
 def check_subscribe(
     room: LiveRoom, subscriber: Participant, stream_id: str, max_subscriptions: int
@@ -127,6 +143,14 @@ def end_subscription(room: LiveRoom, subscription_id: str) -> tuple[LiveRoom, Ef
         return room, ()
     closed = PeerClosed(room.record.uid, subscription_id, "unsubscribe")
     return room.without_subscription(subscription_id), (closed,)
+
+
+def forget_subscription(room: LiveRoom, subscription_id: str) -> tuple[LiveRoom, Effects]:
+    """The engine lost the subscription: it is forgotten, nothing more."""
+    if room.subscription(subscription_id) is None:
+        return room, ()
+    forgotten = PeerClosed(room.record.uid, subscription_id, "forget")
+    return room.without_subscription(subscription_id), (forgotten,)
 
 
 def owner(room: LiveRoom, peer_id: str) -> str | None:

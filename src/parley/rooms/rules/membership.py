@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from parley.errors import Forbidden, InvalidPayload, NotInRoom, RoomFull, RoomLocked
+from parley.errors import RoomFull, RoomLocked
 from parley.rooms.effects import (
     ConnectionEntered,
     ConnectionLeft,
     Effects,
     HostChanged,
+    LobbyDenied,
     LobbyRequested,
     ParticipantJoined,
     ParticipantLeft,
@@ -35,31 +36,6 @@ class Door:
     """A fresh userId."""
     token: Callable[[str, str], str]
     """The resume token for (room key, userId)."""
-
-
-# --- who may act --------------------------------------------------------------------------
-def member(room: LiveRoom | None, conn_id: str) -> Participant:
-    """The participant behind ``conn_id``; NOT_IN_ROOM when there is none."""
-    participant = room.by_conn(conn_id) if room is not None else None
-    if participant is None:
-        raise NotInRoom("You are not in this meeting.")
-    return participant
-
-
-def host(room: LiveRoom | None, conn_id: str) -> Participant:
-    """The host behind ``conn_id``; NOT_IN_ROOM or FORBIDDEN otherwise."""
-    participant = member(room, conn_id)
-    if not participant.is_host:
-        raise Forbidden("Only a host can do that.")
-    return participant
-
-
-def target(room: LiveRoom, user_id: str) -> Participant:
-    """The participant a request names; INVALID_PAYLOAD when nobody has that userId."""
-    participant = room.participant(user_id)
-    if participant is None:
-        raise InvalidPayload("Nobody with that userId is in this meeting.")
-    return participant
 
 
 # --- coming in ----------------------------------------------------------------------------
@@ -140,6 +116,15 @@ def remove(room: LiveRoom, user_id: str, why: Departure) -> tuple[LiveRoom, Effe
     if not room.participants:
         effects += (RoomEmptied(record.uid),)
     return room, effects
+
+
+def close(room: LiveRoom) -> Effects:
+    """The meeting ends: everyone waiting is turned away and every connection stops hearing
+    the room (``MeetingEnded``, when it is ended, comes first)."""
+    record = room.record
+    denied = tuple(LobbyDenied(record, r) for r in room.lobby)
+    left = tuple(ConnectionLeft(p.conn_id, record) for p in room.participants if p.conn_id)
+    return denied + left
 
 
 def hand_over(room: LiveRoom) -> tuple[LiveRoom, Effects]:
