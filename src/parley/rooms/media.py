@@ -1,8 +1,10 @@
-"""Media rules of a room: who publishes what, who subscribes to what, and screen sharing.
+"""Media of a room: publishing, subscribing and screen sharing.
 
 The engine (``parley.media.engine.MediaEngine``) carries the packets and checks the session
-descriptions it is given; this service decides what is allowed and tells the room. It is also
-the engine's ``MediaListener``.
+descriptions it is given; the rules (``rules/media.py``, ``rules/screen.py``) decide what is
+allowed; this service asks the engine first where it must succeed, saves the room under its
+hold, then closes in the engine what the rules closed and tells the room. It is also the
+engine's ``MediaListener``.
 """
 
 from __future__ import annotations

@@ -59,7 +59,9 @@ class Presence(Protocol):
         """A snapshot by key, without the lock."""
 
     async def place(self, conn_id: str) -> Place | None:
-        """Where a connection is (participant or lobby), from the conn index."""
+        """Where a connection is (participant or lobby), from the conn index. A connection
+        may be a participant in one room while it waits in another's lobby: then its place as
+        the participant, and once it no longer is one, its place in the lobby."""
 
     async def rooms(self) -> list[RoomSummary]:
         """Every live room with its participant count (the rooms list, node death sweeps)."""
