@@ -93,6 +93,7 @@ return redis.call('HGET', KEYS[2], ARGV[2])
 """
 
 _BY_ID = """
+-- KEYS: rooms;  ARGV: room_id  (the room's own key is pl:room:{key}, as room_value() spells it)
 local key = redis.call('HGET', KEYS[1], ARGV[1])
 if not key then return false end
 return redis.call('GET', 'pl:room:' .. key)
@@ -229,11 +230,9 @@ class RedisPresence:
             try:
                 yield hold
             finally:
-                if raw is not None and hold.closed:
-                    await self._write(room_key, raw, lambda _: None, token)
-                elif raw is not None and hold.saved and hold.room != loaded:
-                    decided = hold.room
-                    await self._write(room_key, raw, lambda _: decided, token)
+                if raw is not None and (hold.closed or hold.saved):
+                    decided = None if hold.closed else hold.room
+                    await self._write(room_key, raw, lambda _: decided, token, loaded)
 
     def lock(self, room_key: str) -> AbstractAsyncContextManager[None]:
         return self._lock_only(room_key)
@@ -306,14 +305,21 @@ class RedisPresence:
 
     # --- writing ---------------------------------------------------------------------------
     async def _write(
-        self, key: str, raw: bytes | str, change: Change, token: bytes | str = ""
+        self,
+        key: str,
+        raw: bytes | str,
+        change: Change,
+        token: bytes | str = "",
+        decoded: LiveRoom | None = None,
     ) -> tuple[LiveRoom, LiveRoom | None] | None:
-        """Write what ``change`` makes of the room over ``raw``, its value as last read; when
-        the room was written meanwhile, ``change`` is asked again about what is there now.
-        Returns the room replaced and the room written, or None if the room is not live."""
+        """Write what ``change`` makes of the room over ``raw``, its value as last read
+        (``decoded``, when the caller has it); when the room was written meanwhile, ``change``
+        is asked again about what is there now. Returns the room replaced and the room
+        written, or None if the room is not live."""
         keys = [room_value(key), room_lock(key), LISTING, MEMBERS, WAITING, TOTALS, ROOMS]
         while True:
-            before = codec.to_live_room(raw)
+            before = decoded if decoded is not None else codec.to_live_room(raw)
+            decoded = None
             after = change(before)
             if after == before:
                 return before, after
