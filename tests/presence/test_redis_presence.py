@@ -161,10 +161,13 @@ async def test_this_nodes_people_are_served_while_redis_is_away(tmp_path: Path) 
         await server.stop()
         assert await presence.place("c1") == Place("k1", "standup", user_id="ada")
         assert await presence.room_by_key("k1") == room
+        assert await presence.room("standup") == room
         with pytest.raises(RedisError):
             await presence.place("c2")  # another node's connection
         with pytest.raises(RedisError):
             await presence.room_by_key("k2")
+        with pytest.raises(RedisError):
+            await presence.room("other")
     finally:
         await redis.aclose()
         await server.stop()

@@ -23,7 +23,7 @@ one node queue without polling Redis), then the Redis lock, renewed while held s
 critical section (ending a meeting deletes its files) never loses it, and released by its token
 only. A node that dies holding a lock loses it after ``lock_timeout`` seconds.
 
-While Redis is away, a node keeps answering ``place`` and ``room_by_key`` for its own
+While Redis is away, a node keeps answering ``place``, ``room`` and ``room_by_key`` for its own
 participants from what it saw last, so their chat goes on.
 """
 
@@ -375,7 +375,15 @@ class RedisPresence:
         return codec.to_summary(await self._run("open_room", keys, args)).record
 
     async def room(self, room_id: str) -> LiveRoom | None:
-        return self._snapshot(await self._run("by_id", [ROOMS], [room_id]))
+        try:
+            raw = await self._run("by_id", [ROOMS], [room_id])
+        except RedisError:
+            # Redis is away: a room with people on this node is still what it was a moment ago.
+            seen = next((r for r in self._rooms.values() if r.record.room_id == room_id), None)
+            if seen is None:
+                raise
+            return seen
+        return self._snapshot(raw)
 
     async def room_by_key(self, room_key: str) -> LiveRoom | None:
         try:
