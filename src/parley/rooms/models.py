@@ -176,6 +176,9 @@ class LiveRoom:
     def without_request(self, request_id: str) -> LiveRoom:
         return replace(self, lobby=tuple(r for r in self.lobby if r.request_id != request_id))
 
+    def without_lobby(self) -> LiveRoom:
+        return replace(self, lobby=())
+
     # --- media -----------------------------------------------------------------------------
     def stream(self, stream_id: str) -> Stream | None:
         return next((s for s in self.streams if s.stream_id == stream_id), None)

@@ -16,22 +16,16 @@ touching the services.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import replace
 from typing import Protocol
 
-from parley.errors import Forbidden, NotInRoom
+from parley.errors import NotInRoom
 from parley.rooms.models import (
-    Departure,
     LiveRoom,
-    LobbyRequest,
-    Participant,
     Place,
     RoomRecord,
     RoomSummary,
-    Stream,
-    Subscription,
     Totals,
 )
 
@@ -65,7 +59,9 @@ class Presence(Protocol):
         """A snapshot by key, without the lock."""
 
     async def place(self, conn_id: str) -> Place | None:
-        """Where a connection is (participant or lobby), from the conn index."""
+        """Where a connection is (participant or lobby), from the conn index. A connection
+        may be a participant in one room while it waits in another's lobby: then its place as
+        the participant, and once it no longer is one, its place in the lobby."""
 
     async def rooms(self) -> list[RoomSummary]:
         """Every live room with its participant count (the rooms list, node death sweeps)."""
@@ -73,47 +69,18 @@ class Presence(Protocol):
     async def totals(self) -> Totals:
         """Server-wide counts (health, metrics, the max_rooms check)."""
 
-    # --- the previous port, while services move to ``hold`` -------------------------------
-    def lock(self, room_key: str) -> AbstractAsyncContextManager[None]: ...
-    async def update_room(self, record: RoomRecord) -> None: ...
-    async def close_room(self, room_key: str) -> list[Participant]: ...
-    async def media_totals(self) -> tuple[int, int]: ...
-    async def participants(self, room_key: str) -> list[Participant]: ...
-    async def participant(self, room_key: str, user_id: str) -> Participant | None: ...
-    async def count(self, room_key: str) -> int: ...
-    async def put(self, room_key: str, participant: Participant) -> None: ...
-    async def remove(self, room_key: str, user_id: str) -> Participant | None: ...
-    async def of_conn(self, conn_id: str) -> tuple[RoomRecord, Participant] | None: ...
-    async def revoke(self, room_key: str, user_id: str, why: Departure) -> None: ...
-    async def revoked(self, room_key: str, user_id: str) -> Departure | None: ...
-    async def lobby(self, room_key: str) -> list[LobbyRequest]: ...
-    async def lobby_add(self, room_key: str, request: LobbyRequest) -> None: ...
-    async def lobby_remove(self, room_key: str, request_id: str) -> LobbyRequest | None: ...
-    async def waiting(self, conn_id: str) -> tuple[RoomRecord, LobbyRequest] | None: ...
-    async def streams(self, room_key: str) -> list[Stream]: ...
-    async def put_stream(self, room_key: str, stream: Stream) -> None: ...
-    async def remove_stream(self, room_key: str, stream_id: str) -> Stream | None: ...
-    async def subscriptions(self, room_key: str) -> list[Subscription]: ...
-    async def put_subscription(self, room_key: str, subscription: Subscription) -> None: ...
-    async def remove_subscription(
-        self, room_key: str, subscription_id: str
-    ) -> Subscription | None: ...
 
-
-async def member(presence: Presence, conn_id: str, room_id: str) -> tuple[RoomRecord, Participant]:
-    """The caller's room and participant, or NOT_IN_ROOM."""
-    found = await presence.of_conn(conn_id)
-    if found is None or found[0].room_id != room_id:
+@asynccontextmanager
+async def hold_live(presence: Presence, room_id: str) -> AsyncIterator[RoomHold]:
+    """The hold of the live room ``room_id``; NOT_IN_ROOM when it is not live (then, or by
+    the time the hold is taken)."""
+    found = await presence.room(room_id)
+    if found is None:
         raise NotInRoom("You are not in this meeting.")
-    return found
-
-
-async def host(presence: Presence, conn_id: str, room_id: str) -> tuple[RoomRecord, Participant]:
-    """The caller's room and participant when the caller is a host; FORBIDDEN otherwise."""
-    room, participant = await member(presence, conn_id, room_id)
-    if not participant.is_host:
-        raise Forbidden("Only a host can do that.")
-    return room, participant
+    async with presence.hold(found.key) as hold:
+        if hold.room is None:
+            raise NotInRoom("You are not in this meeting.")
+        yield hold
 
 
 class _Hold:
@@ -174,7 +141,7 @@ class InMemoryPresence:
     def __init__(self) -> None:
         self._rooms: dict[str, LiveRoom] = {}  # room key -> the room
         self._ids: dict[str, str] = {}  # room id -> room key
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}  # key -> (lock, holders)
         self._members: dict[str, Place] = {}  # conn id -> where it is a participant
         self._waiting: dict[str, Place] = {}  # conn id -> the lobby it waits in
 
@@ -183,30 +150,35 @@ class InMemoryPresence:
 
     @asynccontextmanager
     async def _hold(self, room_key: str) -> AsyncIterator[RoomHold]:
-        async with self._locks.setdefault(room_key, asyncio.Lock()):
-            loaded = self._rooms.get(room_key)
-            hold = _Hold(room_key, loaded)
-            try:
-                yield hold
-            finally:
-                if hold.closed:
-                    self._forget(room_key)
-                elif hold.saved and hold.room is not None:
-                    self._write(loaded, hold.room)
+        lock, holders = self._locks.get(room_key) or (asyncio.Lock(), 0)
+        self._locks[room_key] = (lock, holders + 1)
+        try:
+            async with lock:
+                loaded = self._rooms.get(room_key)
+                hold = _Hold(room_key, loaded)
+                try:
+                    yield hold
+                finally:
+                    if hold.closed:
+                        self._forget(room_key)
+                    elif hold.saved and hold.room is not None:
+                        self._write(loaded, hold.room)
+        finally:
+            lock, holders = self._locks[room_key]
+            if holders > 1:
+                self._locks[room_key] = (lock, holders - 1)
+            else:
+                del self._locks[room_key]  # nobody holds or waits: no lock kept per room
 
     def _write(self, before: LiveRoom | None, after: LiveRoom) -> None:
-        key = after.record.uid
-        if self._rooms.get(key) is not before:
-            before = self._rooms.get(key)  # written meanwhile (outside a hold)
         if before is None:
-            return  # closed meanwhile: stays closed
-        self._rooms[key] = after
+            return  # a hold saves only a live room
+        self._rooms[after.record.uid] = after
         _reindex(self._members, _members(before), _members(after))
         _reindex(self._waiting, _waiting(before), _waiting(after))
 
     def _forget(self, room_key: str) -> None:
         room = self._rooms.pop(room_key, None)
-        self._locks.pop(room_key, None)
         if room is None:
             return
         if self._ids.get(room.record.room_id) == room_key:
@@ -229,9 +201,9 @@ class InMemoryPresence:
         return self._rooms.get(room_key)
 
     async def place(self, conn_id: str) -> Place | None:
-        """A connection that waits in a lobby while it is a participant elsewhere is found
-        waiting first; once that request is resolved, as the participant."""
-        return self._waiting.get(conn_id) or self._members.get(conn_id)
+        """A connection that is a participant in one room while it waits in another's lobby
+        is found as the participant; once it no longer is, as the one waiting."""
+        return self._members.get(conn_id) or self._waiting.get(conn_id)
 
     async def rooms(self) -> list[RoomSummary]:
         return [room.summary() for room in self._rooms.values()]
@@ -244,108 +216,3 @@ class InMemoryPresence:
             streams=sum(len(r.streams) for r in rooms),
             subscriptions=sum(len(r.subscriptions) for r in rooms),
         )
-
-    # --- the previous port, while services move to ``hold`` -------------------------------
-    def lock(self, room_key: str) -> AbstractAsyncContextManager[None]:
-        return self._locks.setdefault(room_key, asyncio.Lock())
-
-    def _change(self, room_key: str, change: Callable[[LiveRoom], LiveRoom]) -> None:
-        room = self._rooms.get(room_key)
-        if room is None:
-            raise KeyError(f"room {room_key} is not live")
-        self._write(room, change(room))
-
-    async def update_room(self, record: RoomRecord) -> None:
-        if record.uid in self._rooms:
-            self._change(record.uid, lambda r: replace(r, record=record))
-
-    async def close_room(self, room_key: str) -> list[Participant]:
-        room = self._rooms.get(room_key)
-        self._forget(room_key)
-        return list(room.participants) if room else []
-
-    async def media_totals(self) -> tuple[int, int]:
-        totals = await self.totals()
-        return totals.streams, totals.subscriptions
-
-    async def participants(self, room_key: str) -> list[Participant]:
-        room = self._rooms.get(room_key)
-        return list(room.participants) if room else []
-
-    async def participant(self, room_key: str, user_id: str) -> Participant | None:
-        room = self._rooms.get(room_key)
-        return room.participant(user_id) if room else None
-
-    async def count(self, room_key: str) -> int:
-        return len(await self.participants(room_key))
-
-    async def put(self, room_key: str, participant: Participant) -> None:
-        self._change(room_key, lambda r: r.with_participant(participant))
-
-    async def remove(self, room_key: str, user_id: str) -> Participant | None:
-        gone = await self.participant(room_key, user_id)
-        if gone is not None:
-            self._change(room_key, lambda r: r.without_participant(user_id))
-        return gone
-
-    async def of_conn(self, conn_id: str) -> tuple[RoomRecord, Participant] | None:
-        place = self._members.get(conn_id)
-        room = self._rooms.get(place.room_key) if place else None
-        participant = room.participant(place.user_id) if room and place and place.user_id else None
-        return (room.record, participant) if room and participant else None
-
-    async def revoke(self, room_key: str, user_id: str, why: Departure) -> None:
-        if room_key in self._rooms:
-            self._change(room_key, lambda r: r.with_revocation(user_id, why))
-
-    async def revoked(self, room_key: str, user_id: str) -> Departure | None:
-        room = self._rooms.get(room_key)
-        return room.revocation(user_id) if room else None
-
-    async def lobby(self, room_key: str) -> list[LobbyRequest]:
-        room = self._rooms.get(room_key)
-        return list(room.lobby) if room else []
-
-    async def lobby_add(self, room_key: str, request: LobbyRequest) -> None:
-        self._change(room_key, lambda r: r.with_request(request))
-
-    async def lobby_remove(self, room_key: str, request_id: str) -> LobbyRequest | None:
-        room = self._rooms.get(room_key)
-        request = room.request(request_id) if room else None
-        if request is not None:
-            self._change(room_key, lambda r: r.without_request(request_id))
-        return request
-
-    async def waiting(self, conn_id: str) -> tuple[RoomRecord, LobbyRequest] | None:
-        place = self._waiting.get(conn_id)
-        room = self._rooms.get(place.room_key) if place else None
-        request = room.request(place.request_id) if room and place and place.request_id else None
-        return (room.record, request) if room and request else None
-
-    async def streams(self, room_key: str) -> list[Stream]:
-        room = self._rooms.get(room_key)
-        return list(room.streams) if room else []
-
-    async def put_stream(self, room_key: str, stream: Stream) -> None:
-        self._change(room_key, lambda r: r.with_stream(stream))
-
-    async def remove_stream(self, room_key: str, stream_id: str) -> Stream | None:
-        room = self._rooms.get(room_key)
-        stream = room.stream(stream_id) if room else None
-        if stream is not None:
-            self._change(room_key, lambda r: r.without_stream(stream_id))
-        return stream
-
-    async def subscriptions(self, room_key: str) -> list[Subscription]:
-        room = self._rooms.get(room_key)
-        return list(room.subscriptions) if room else []
-
-    async def put_subscription(self, room_key: str, subscription: Subscription) -> None:
-        self._change(room_key, lambda r: r.with_subscription(subscription))
-
-    async def remove_subscription(self, room_key: str, subscription_id: str) -> Subscription | None:
-        room = self._rooms.get(room_key)
-        subscription = room.subscription(subscription_id) if room else None
-        if subscription is not None:
-            self._change(room_key, lambda r: r.without_subscription(subscription_id))
-        return subscription
