@@ -133,21 +133,6 @@ async def test_a_hold_that_lost_its_lock_writes_nothing(redis_clients: Clients) 
     assert await presence.totals() == Totals(1, 0, 0, 0)
 
 
-async def test_a_room_written_outside_the_hold_is_replaced_consistently(
-    redis_clients: Clients,
-) -> None:
-    one = RedisPresence(redis_clients(), "node1")
-    two = RedisPresence(redis_clients(), "node2")
-    rec = await one.open_room(record())
-    async with one.hold("k1") as hold:
-        await two.put("k1", person("bob", "c2"))  # the previous port writes without the hold
-        hold.save(LiveRoom(rec, participants=(person("ada", "c1"),)))
-    assert await one.room_by_key("k1") == LiveRoom(rec, participants=(person("ada", "c1"),))
-    assert await one.place("c1") == Place("k1", "standup", user_id="ada")
-    assert await one.place("c2") is None
-    assert await one.totals() == Totals(1, 1, 0, 0)
-
-
 async def test_this_nodes_people_are_served_while_redis_is_away(tmp_path: Path) -> None:
     server = RedisServer(tmp_path / "redis")
     await server.start()

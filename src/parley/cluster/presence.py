@@ -14,9 +14,9 @@ A room is read whole and written whole. Writing it (a ``hold`` ending after ``sa
 ``close``) is one Lua script that also applies the difference between the value it replaces and
 the value written to the connection indexes, the listing and the totals, so no node ever sees
 half of it, and look-ups by connection, the rooms list and the totals never read whole rooms.
-The script writes only while the room's lock still holds the writer's token (a node that lost
-its lock cannot overwrite a newer value), and only over the value the difference was taken
-from: a room written meanwhile is diffed again against what is there now.
+The script writes only while the room's lock still holds the writer's token: a node that lost
+its lock cannot overwrite a newer value, and the value the difference is taken from is the one
+in Redis.
 
 ``hold`` excludes every other holder on every node: a local ``asyncio.Lock`` first (waiters on
 one node queue without polling Redis), then the Redis lock, renewed while held so that a long
@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
@@ -45,15 +44,10 @@ from redis.exceptions import LockError, RedisError, ResponseError
 from parley.cluster import codec
 from parley.errors import ServerFull
 from parley.rooms.models import (
-    Departure,
     LiveRoom,
-    LobbyRequest,
-    Participant,
     Place,
     RoomRecord,
     RoomSummary,
-    Stream,
-    Subscription,
     Totals,
 )
 from parley.rooms.presence import RoomHold
@@ -103,34 +97,29 @@ _PLACE = """
 return redis.call('HGET', KEYS[1], ARGV[1]) or redis.call('HGET', KEYS[2], ARGV[1])
 """
 
-# Replaces a room (or deletes it: an empty value) and applies the difference to the indexes.
-# Answers 1 (written), 0 (the room is not live: nothing written) or the value there now when it
-# is not the one the difference was taken from (nothing written).
+# Replaces a room (or deletes it: an empty value) and applies the difference to the indexes,
+# while the lock holds the writer's token. Answers 1 (written) or 0 (not live: nothing written).
 _WRITE = """
 -- KEYS: room, lock, listing, members, waiting, totals, rooms
--- ARGV: token ('' = none), key, room_id, sha1 of the value replaced, value ('' = close),
---       listing entry, 3 deltas (participants, streams, subscriptions),
+-- ARGV: token, key, room_id, value ('' = close), listing entry,
+--       3 deltas (participants, streams, subscriptions),
 --       then for members and for waiting: n, n x (conn, place) gone, m, m x (conn, place) set
-if ARGV[1] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[1] then
-  return redis.error_reply('LOST the room lock')
-end
-local current = redis.call('GET', KEYS[1])
-if not current then return 0 end
-if redis.sha1hex(current) ~= ARGV[4] then return current end
-if ARGV[5] == '' then
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return redis.error_reply('LOST the room lock') end
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[4] == '' then
   redis.call('DEL', KEYS[1])
   redis.call('HDEL', KEYS[3], ARGV[2])
   if redis.call('HGET', KEYS[7], ARGV[3]) == ARGV[2] then redis.call('HDEL', KEYS[7], ARGV[3]) end
   redis.call('HINCRBY', KEYS[6], 'rooms', -1)
 else
-  redis.call('SET', KEYS[1], ARGV[5])
-  redis.call('HSET', KEYS[3], ARGV[2], ARGV[6])
+  redis.call('SET', KEYS[1], ARGV[4])
+  redis.call('HSET', KEYS[3], ARGV[2], ARGV[5])
 end
 for i, name in ipairs({'participants', 'streams', 'subscriptions'}) do
-  local delta = tonumber(ARGV[6 + i])
+  local delta = tonumber(ARGV[5 + i])
   if delta ~= 0 then redis.call('HINCRBY', KEYS[6], name, delta) end
 end
-local i = 10
+local i = 9
 for _, index in ipairs({KEYS[4], KEYS[5]}) do
   local gone = tonumber(ARGV[i])
   i = i + 1
@@ -177,10 +166,6 @@ class _Hold:
 
     def close(self) -> None:
         self.closed = True
-
-
-Change = Callable[[LiveRoom], LiveRoom | None]
-"""What a write makes of the room there now (None: the room is closed)."""
 
 
 class RedisPresence:
@@ -230,17 +215,8 @@ class RedisPresence:
             try:
                 yield hold
             finally:
-                if raw is not None and (hold.closed or hold.saved):
-                    decided = None if hold.closed else hold.room
-                    await self._write(room_key, raw, lambda _: decided, token, loaded)
-
-    def lock(self, room_key: str) -> AbstractAsyncContextManager[None]:
-        return self._lock_only(room_key)
-
-    @contextlib.asynccontextmanager
-    async def _lock_only(self, room_key: str) -> AsyncIterator[None]:
-        async with self._locked(room_key):
-            yield
+                if loaded is not None and (hold.closed or hold.saved):
+                    await self._write(loaded, None if hold.closed else hold.room, token)
 
     @contextlib.asynccontextmanager
     async def _locked(self, room_key: str) -> AsyncIterator[bytes]:
@@ -304,39 +280,24 @@ class RedisPresence:
         return replace(room, participants=people, lobby=lobby)
 
     # --- writing ---------------------------------------------------------------------------
-    async def _write(
-        self,
-        key: str,
-        raw: bytes | str,
-        change: Change,
-        token: bytes | str = "",
-        decoded: LiveRoom | None = None,
-    ) -> tuple[LiveRoom, LiveRoom | None] | None:
-        """Write what ``change`` makes of the room over ``raw``, its value as last read
-        (``decoded``, when the caller has it); when the room was written meanwhile, ``change``
-        is asked again about what is there now. Returns the room replaced and the room
-        written, or None if the room is not live."""
+    async def _write(self, before: LiveRoom, after: LiveRoom | None, token: bytes) -> None:
+        """Replace ``before``, the room as loaded under the lock, by ``after`` (None: forget
+        it)."""
+        if after == before:
+            return
+        key = before.record.uid
         keys = [room_value(key), room_lock(key), LISTING, MEMBERS, WAITING, TOTALS, ROOMS]
-        while True:
-            before = decoded if decoded is not None else codec.to_live_room(raw)
-            decoded = None
-            after = change(before)
-            if after == before:
-                return before, after
-            try:
-                answer = await self._run("write", keys, _write_args(token, key, raw, before, after))
-            except ResponseError as error:
-                if "LOST" not in str(error):
-                    raise
-                log.warning("room %s: its lock was lost before the room was written", key)
-                raise ServerFull("The meeting is busy; try again in a moment.") from None
-            if answer == 0:
-                self._rooms.pop(key, None)
-                return None
-            if answer == 1:
-                self._wrote(key, before, after)
-                return before, after
-            raw = answer  # written meanwhile: the difference is to what is there now
+        try:
+            written = await self._run("write", keys, _write_args(token, before, after))
+        except ResponseError as error:
+            if "LOST" not in str(error):
+                raise
+            log.warning("room %s: its lock was lost before the room was written", key)
+            raise ServerFull("The meeting is busy; try again in a moment.") from None
+        if written:
+            self._wrote(key, before, after)
+        else:
+            self._rooms.pop(key, None)
 
     def _wrote(self, key: str, before: LiveRoom, after: LiveRoom | None) -> None:
         for conn in _members(before):
@@ -348,17 +309,6 @@ class RedisPresence:
         for conn, place in _members(after).items():
             if self.is_local(conn):
                 self._members[conn] = place
-
-    async def _change(self, key: str, change: Change) -> tuple[LiveRoom, LiveRoom | None] | None:
-        """A write outside a hold (the previous port's)."""
-        raw = await self._redis.get(room_value(key))
-        if raw is None:
-            return None
-        return await self._write(key, raw, lambda r: _stamp_after(change(r), self._stamped))
-
-    async def _must_change(self, key: str, change: Change) -> None:
-        if await self._change(key, change) is None:
-            raise KeyError(f"room {key} is not live")
 
     def _remember(self, room: LiveRoom) -> None:
         """Keep the last value of a room with participants on this node (for Redis outages)."""
@@ -433,99 +383,6 @@ class RedisPresence:
         values = await self._redis.hmget(TOTALS, list(_COUNTS))
         return Totals(*(int(v) if v is not None else 0 for v in values))
 
-    # --- the previous port, while services move to ``hold`` -------------------------------
-    async def update_room(self, record: RoomRecord) -> None:
-        await self._change(record.uid, lambda r: replace(r, record=record))
-
-    async def close_room(self, room_key: str) -> list[Participant]:
-        done = await self._change(room_key, lambda _: None)
-        return list(done[0].participants) if done else []
-
-    async def media_totals(self) -> tuple[int, int]:
-        totals = await self.totals()
-        return totals.streams, totals.subscriptions
-
-    async def participants(self, room_key: str) -> list[Participant]:
-        room = await self.room_by_key(room_key)
-        return list(room.participants) if room else []
-
-    async def participant(self, room_key: str, user_id: str) -> Participant | None:
-        room = await self.room_by_key(room_key)
-        return room.participant(user_id) if room else None
-
-    async def count(self, room_key: str) -> int:
-        return len(await self.participants(room_key))
-
-    async def put(self, room_key: str, participant: Participant) -> None:
-        await self._must_change(room_key, lambda r: r.with_participant(participant))
-
-    async def remove(self, room_key: str, user_id: str) -> Participant | None:
-        done = await self._change(room_key, lambda r: r.without_participant(user_id))
-        return done[0].participant(user_id) if done else None
-
-    async def of_conn(self, conn_id: str) -> tuple[RoomRecord, Participant] | None:
-        try:
-            raw = await self._redis.hget(MEMBERS, conn_id)
-            place = codec.to_place(raw) if raw is not None else None
-        except RedisError:
-            place = self._members.get(conn_id)
-            if place is None:
-                raise
-        room = await self.room_by_key(place.room_key) if place else None
-        participant = room.participant(place.user_id) if room and place and place.user_id else None
-        return (room.record, participant) if room and participant else None
-
-    async def revoke(self, room_key: str, user_id: str, why: Departure) -> None:
-        await self._change(room_key, lambda r: r.with_revocation(user_id, why))
-
-    async def revoked(self, room_key: str, user_id: str) -> Departure | None:
-        room = await self.room_by_key(room_key)
-        return room.revocation(user_id) if room else None
-
-    async def lobby(self, room_key: str) -> list[LobbyRequest]:
-        room = await self.room_by_key(room_key)
-        return list(room.lobby) if room else []
-
-    async def lobby_add(self, room_key: str, request: LobbyRequest) -> None:
-        await self._must_change(room_key, lambda r: r.with_request(request))
-
-    async def lobby_remove(self, room_key: str, request_id: str) -> LobbyRequest | None:
-        done = await self._change(room_key, lambda r: r.without_request(request_id))
-        return done[0].request(request_id) if done else None
-
-    async def waiting(self, conn_id: str) -> tuple[RoomRecord, LobbyRequest] | None:
-        raw = await self._redis.hget(WAITING, conn_id)
-        place = codec.to_place(raw) if raw is not None else None
-        room = await self.room_by_key(place.room_key) if place else None
-        request = room.request(place.request_id) if room and place and place.request_id else None
-        return (room.record, request) if room and request else None
-
-    async def streams(self, room_key: str) -> list[Stream]:
-        room = await self.room_by_key(room_key)
-        return list(room.streams) if room else []
-
-    async def put_stream(self, room_key: str, stream: Stream) -> None:
-        await self._must_change(room_key, lambda r: r.with_stream(stream))
-
-    async def remove_stream(self, room_key: str, stream_id: str) -> Stream | None:
-        done = await self._change(room_key, lambda r: r.without_stream(stream_id))
-        return done[0].stream(stream_id) if done else None
-
-    async def subscriptions(self, room_key: str) -> list[Subscription]:
-        room = await self.room_by_key(room_key)
-        return list(room.subscriptions) if room else []
-
-    async def put_subscription(self, room_key: str, subscription: Subscription) -> None:
-        await self._must_change(room_key, lambda r: r.with_subscription(subscription))
-
-    async def remove_subscription(self, room_key: str, subscription_id: str) -> Subscription | None:
-        done = await self._change(room_key, lambda r: r.without_subscription(subscription_id))
-        return done[0].subscription(subscription_id) if done else None
-
-
-def _stamp_after(room: LiveRoom | None, stamp: Callable[[LiveRoom], LiveRoom]) -> LiveRoom | None:
-    return stamp(room) if room is not None else None
-
 
 def _members(room: LiveRoom) -> dict[str, Place]:
     """The members index entries of ``room``: its participants' connections."""
@@ -543,17 +400,13 @@ def _waiting(room: LiveRoom) -> dict[str, Place]:
     return {r.conn_id: Place(key, room_id, request_id=r.request_id) for r in room.lobby}
 
 
-def _write_args(
-    token: bytes | str, key: str, raw: bytes | str, before: LiveRoom, after: LiveRoom | None
-) -> list[Any]:
-    """The arguments of ``_WRITE`` for replacing ``before`` (``raw``) by ``after``."""
-    empty = LiveRoom(before.record)
-    then = after if after is not None else empty
+def _write_args(token: bytes, before: LiveRoom, after: LiveRoom | None) -> list[Any]:
+    """The arguments of ``_WRITE`` for replacing ``before`` by ``after``."""
+    then = after if after is not None else LiveRoom(before.record)
     args: list[Any] = [
         token,
-        key,
+        before.record.uid,
         before.record.room_id,
-        hashlib.sha1(_b(raw), usedforsecurity=False).hexdigest(),
         codec.live_room(after) if after is not None else "",
         codec.summary(after.record, len(after.participants)) if after is not None else "",
         len(then.participants) - len(before.participants),
@@ -571,7 +424,3 @@ def _write_args(
 
 def _s(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value
-
-
-def _b(value: str | bytes) -> bytes:
-    return value.encode() if isinstance(value, str) else value
