@@ -289,14 +289,16 @@ async def test_a_denied_lobby_request_leads_nowhere(presence: Presence) -> None:
     assert await presence.place("c3") == Place("k1", "standup", request_id="r2")
 
 
-async def test_a_connection_waiting_elsewhere_is_found_waiting_first(presence: Presence) -> None:
+async def test_a_participant_waiting_elsewhere_is_found_as_the_participant(
+    presence: Presence,
+) -> None:
     one = await live(presence, record("k1", "one"))
     two = await live(presence, record("k2", "two"))
     await save(presence, LiveRoom(one, participants=(person("ada", "c1"),)))
     await save(presence, LiveRoom(two, lobby=(request("r1", "c1"),)))
-    assert await presence.place("c1") == Place("k2", "two", request_id="r1")
-    await save(presence, LiveRoom(two))
     assert await presence.place("c1") == Place("k1", "one", user_id="ada")
+    await save(presence, LiveRoom(one))
+    assert await presence.place("c1") == Place("k2", "two", request_id="r1")
 
 
 async def test_a_connection_taken_by_another_room_stays_there(presence: Presence) -> None:

@@ -94,6 +94,7 @@ return redis.call('GET', 'pl:room:' .. key)
 """
 
 _PLACE = """
+-- KEYS: members, waiting;  ARGV: conn_id
 return redis.call('HGET', KEYS[1], ARGV[1]) or redis.call('HGET', KEYS[2], ARGV[1])
 """
 
@@ -355,10 +356,10 @@ class RedisPresence:
         return room
 
     async def place(self, conn_id: str) -> Place | None:
-        """A connection that waits in a lobby while it is a participant elsewhere is found
-        waiting first; once that request is resolved, as the participant."""
+        """A connection that is a participant in one room while it waits in another's lobby
+        is found as the participant; once it no longer is, as the one waiting."""
         try:
-            raw = await self._run("place", [WAITING, MEMBERS], [conn_id])
+            raw = await self._run("place", [MEMBERS, WAITING], [conn_id])
         except RedisError:
             # Redis is away: a connection of this node is still where it was a moment ago.
             if conn_id not in self._members:
