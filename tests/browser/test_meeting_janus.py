@@ -16,6 +16,7 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from parley.media.janus import janus_available
+from parley.media.select import janus_config
 from parley.settings import Settings
 from tests.browser.support import (
     MEDIA_TIMEOUT,
@@ -33,7 +34,7 @@ __all__ = ["media_net"]  # a fixture, used by name below
 
 pytestmark = [pytest.mark.browser, pytest.mark.media, pytest.mark.slow]
 
-if not janus_available(Settings(janus_url=None)):
+if not janus_available(janus_config(Settings(janus_url=None))):
     pytest.skip("janus is not installed (Debian package `janus`)", allow_module_level=True)
 
 

@@ -17,6 +17,7 @@ import pytest
 from playwright.sync_api import Browser
 
 from parley.media.janus import janus_available
+from parley.media.select import janus_config
 from parley.settings import Settings
 from tests.browser.support import MEDIA_TIMEOUT, Participant, Server, running_server, wait_until
 
@@ -51,7 +52,7 @@ TILE_WIDTH = """(userId) => {
 
 @pytest.fixture(scope="module")
 def janus_server(request: pytest.FixtureRequest) -> Iterator[Server]:
-    if not janus_available(Settings(janus_url=None)):
+    if not janus_available(janus_config(Settings(janus_url=None))):
         pytest.skip("janus is not installed (Debian package `janus`)")
     media_net: str = request.getfixturevalue("media_net")
     with running_server(

@@ -18,6 +18,7 @@ import pytest_asyncio
 from parley.media import janus
 from parley.media.janus.config import JanusSecrets
 from parley.media.janus.process import JanusProcess
+from parley.media.select import janus_config
 from parley.settings import Settings
 from tests.support.clients import Client
 from tests.support.cluster import Cluster
@@ -46,10 +47,11 @@ async def media_cluster(
         rtp_port_max=44999,
         janus_url=None,
     )
-    if not janus.janus_available(settings):
+    config = janus_config(settings)
+    if not janus.janus_available(config):
         pytest.skip("janus is not installed (Debian package `janus`)")
     secrets = JanusSecrets()
-    processes = [JanusProcess(settings), JanusProcess(settings)]
+    processes = [JanusProcess(config), JanusProcess(config)]
     for process in processes:
         process.secrets = secrets
     try:

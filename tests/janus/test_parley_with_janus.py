@@ -23,6 +23,7 @@ import pytest
 from parley.media.janus import janus_available
 from parley.media.janus.engine import JanusEngine
 from parley.media.janus.process import JanusProcess
+from parley.media.select import janus_config
 from parley.settings import Settings
 from tests.support.clients import Client
 from tests.support.janus_admin import admin_of
@@ -42,7 +43,7 @@ async def server(tmp_path: Path, media_net: str) -> AsyncIterator[RunningServer]
         media_addresses=[media_net],
         janus_url=None,
     )
-    if not janus_available(settings):
+    if not janus_available(janus_config(settings)):
         pytest.skip("janus is not installed (Debian package `janus`)")
     async with run_server(settings) as running:
         yield running

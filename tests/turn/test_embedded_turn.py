@@ -22,8 +22,9 @@ import pytest_asyncio
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
-from parley.media import embedded, janus
+from parley.media import janus
 from parley.media.engine import MediaEngine
+from parley.media.select import create_engine, janus_config
 from parley.settings import Settings
 from parley.tokens import turn_credentials
 from parley.turn.process import TurnProcess, find_turnserver
@@ -183,9 +184,10 @@ async def engine(
         media_addresses=[address],
         janus_url=None,
     )
-    if name == "janus" and not janus.janus_available(settings):
+    if name == "janus" and not janus.janus_available(janus_config(settings)):
         pytest.skip("janus is not installed (Debian package `janus`)")
-    made = (janus if name == "janus" else embedded).create_engine(settings)
+    made = create_engine(settings)
+    assert made is not None
     await made.start()
     try:
         yield made, address
