@@ -3,6 +3,7 @@ from the settings (each engine is given only its own configuration)."""
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING
 
 from parley.errors import MediaError
@@ -72,11 +73,11 @@ def create_engine(settings: Settings) -> MediaEngine | None:
     if choice == "none":
         return None
     if choice in ("janus", "auto"):
-        from parley.media import janus  # imported only when chosen, as aiortc is below
+        from parley.media import janus
 
         config = janus_config(settings)
         if choice == "janus" or janus.janus_available(config):
             return janus.create_engine(config)
-    from parley.media import embedded
-
-    return embedded.create_engine(settings)
+    embedded = importlib.import_module("parley.media.embedded")  # aiortc: only when chosen
+    engine: MediaEngine = embedded.create_engine(settings)
+    return engine
