@@ -6,8 +6,9 @@ by someone else, or with ``janus_urls`` a pool of them (``pool``: rooms placed b
 shared between nodes through ``redis_url``). ``janus_available(config)`` tells whether that
 can work here (what ``media_engine = "auto"`` checks). The ``JanusConfig`` comes from Parley's
 settings (``parley.media.select.janus_config``). Modules: ``client`` (WebSocket API),
-``config`` and ``process`` (the child Janus), ``link`` (connection kept up), ``videoroom``
-(the rooms on one Janus, what both engines share), ``engine`` (one Janus), ``pool`` (several).
+``config`` and ``process`` (the child Janus), ``link`` (connection kept up), ``timing``,
+``videoroom`` (the rooms on one Janus, what both engines share), ``engine`` (one Janus),
+``pool`` (several).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from .engine import JanusEngine
 from .placement import LocalPlacement, Placement, RedisPlacement
 from .pool import JanusPoolEngine
 from .process import ExternalJanus, JanusProcess, JanusProvider, find_binary, find_library_dir
-from .videoroom import JanusRooms, JanusTiming
+from .timing import JanusTiming
+from .videoroom import JanusRooms
 
 __all__ = [
     "IceServerConfig",

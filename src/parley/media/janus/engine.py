@@ -26,7 +26,8 @@ from parley.media.engine import (
 from .config import JanusConfig
 from .link import JanusLink
 from .process import JanusProvider
-from .videoroom import JanusRooms, JanusTiming, check_offer
+from .timing import JanusTiming
+from .videoroom import JanusRooms, check_offer
 
 logger = logging.getLogger(__name__)
 

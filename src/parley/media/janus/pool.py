@@ -40,7 +40,8 @@ from parley.media.engine import (
 from .config import JanusConfig
 from .placement import LocalPlacement, Placement, StreamInfo
 from .process import ExternalJanus
-from .videoroom import JanusRooms, JanusTiming, RemoteStream, check_offer
+from .timing import JanusTiming
+from .videoroom import JanusRooms, RemoteStream, check_offer
 
 logger = logging.getLogger(__name__)
 
