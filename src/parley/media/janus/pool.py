@@ -41,7 +41,7 @@ from .config import JanusConfig
 from .placement import LocalPlacement, Placement, StreamInfo
 from .process import ExternalJanus
 from .timing import JanusTiming
-from .videoroom import JanusRooms, RemoteStream, check_offer
+from .videoroom import JanusRooms, StreamSource, check_offer
 
 logger = logging.getLogger(__name__)
 
@@ -262,8 +262,8 @@ class JanusPoolEngine:
             return await rooms.subscribe(room_key, stream_id, subscription_id)
         info = await self._stream(room_key, stream_id)
         rooms = await self._place(room_key)
-        remote = RemoteStream(info.simulcast, partial(self._published, room_key, stream_id))
-        return await rooms.subscribe(room_key, stream_id, subscription_id, remote)
+        elsewhere = StreamSource(info.simulcast, partial(self._published, room_key, stream_id))
+        return await rooms.subscribe(room_key, stream_id, subscription_id, elsewhere)
 
     async def _stream(self, room_key: str, stream_id: str) -> StreamInfo:
         """A stream published through another node, as the placement knows it."""

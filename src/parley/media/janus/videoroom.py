@@ -58,8 +58,9 @@ def check_offer(offer_sdp: str, max_sdp_bytes: int) -> Offer:
 
 
 @dataclass(frozen=True)
-class RemoteStream:
-    """A stream published through another node (a pool's): what a subscription to it needs."""
+class StreamSource:
+    """What a subscription needs of the stream it receives (one published here, or through
+    another node of a pool)."""
 
     simulcast: bool
     still_published: Callable[[], Awaitable[bool]]
@@ -304,24 +305,26 @@ class JanusRooms:
         room_key: str,
         stream_id: str,
         subscription_id: str,
-        remote: RemoteStream | None = None,
+        elsewhere: StreamSource | None = None,
     ) -> str:
         """Open a subscription; returns Janus's offer. The stream is one published here (its
-        media awaited), or ``remote``, in a room this node holds.
+        media awaited first), or one published ``elsewhere`` in a room this node holds.
 
         Janus knows a feed only once its publisher's media is up, which only the publishing
         node hears of: while Janus answers "no such feed" and the stream is still published,
         the join is asked again (backing off), at most ``live_timeout``."""
         room = self.rooms.get(room_key)
         publisher = room.streams.get(stream_id) if room is not None else None
-        if room is None or (publisher is None and remote is None):
+        if room is None or (publisher is None and elsewhere is None):
             raise MediaError(f"stream {stream_id} is not published in this room")
         if subscription_id in room.subscriptions:
             raise MediaError(f"subscription {subscription_id} already exists")
+        source = elsewhere
         if publisher is not None:
             await self._wait_live(publisher)
-            remote = RemoteStream(publisher.simulcast, lambda: self._published(room, stream_id))
-        assert remote is not None
+            source = StreamSource(publisher.simulcast, lambda: self._published(room, stream_id))
+        if source is None:
+            raise MediaError(f"stream {stream_id} is not published in this room")
         signals = Signals()
         handle = await self._attach(room_key, subscription_id, "subscription_failed", signals)
         body = {
@@ -331,14 +334,14 @@ class JanusRooms:
             "streams": [{"feed": stream_id}],
         }
         try:
-            data, jsep = await self._join(handle, body, remote)
+            data, jsep = await self._join(handle, body, source)
             offer = sdp_of(jsep, "the media server made no offer for the subscription")
         except BaseException as exc:
             await _detach(handle)
             if isinstance(exc, Exception):
                 raise _media_error("the media server cannot subscribe", exc) from exc
             raise
-        if not await remote.still_published():  # unpublished while we asked
+        if not await source.still_published():  # unpublished while we asked
             await handle.detach()
             raise MediaError(f"stream {stream_id} is not published in this room")
         sub = Subscriber(
@@ -347,7 +350,7 @@ class JanusRooms:
             subscription_id=subscription_id,
             stream_id=stream_id,
             video_mids=_video_mids(data),
-            simulcast=remote.simulcast,
+            simulcast=source.simulcast,
         )
         sub.timer = self._fail_unless_live(sub, room_key, subscription_id, "subscription_failed")
         room.subscriptions[subscription_id] = sub
@@ -366,7 +369,7 @@ class JanusRooms:
             ) from exc
 
     async def _join(
-        self, handle: JanusHandle, body: JSON, remote: RemoteStream
+        self, handle: JanusHandle, body: JSON, source: StreamSource
     ) -> tuple[JSON, JSON | None]:
         delay = 0.05
         async with asyncio.timeout(self.timing.live_timeout):
@@ -374,7 +377,7 @@ class JanusRooms:
                 try:
                     return await handle.message(body)
                 except JanusError as exc:
-                    if exc.code != NO_SUCH_FEED or not await remote.still_published():
+                    if exc.code != NO_SUCH_FEED or not await source.still_published():
                         raise
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 0.5)
