@@ -69,6 +69,22 @@ def relay_peers(settings: Settings) -> list[str]:
     return list(dict.fromkeys(peers))
 
 
+def user_quota(settings: Settings) -> int:
+    """Allocations one participant may hold (``turn_user_quota``, else three per peer
+    connection a participant may have: UDP, TCP and TLS)."""
+    if settings.turn_user_quota is not None:
+        return settings.turn_user_quota
+    return 3 * (settings.max_streams_per_participant + settings.max_subscriptions_per_participant)
+
+
+def total_quota(settings: Settings) -> int:
+    """Allocations the server holds at once (``turn_total_quota``, else three per peer
+    connection the SFU may hold)."""
+    if settings.turn_total_quota is not None:
+        return settings.turn_total_quota
+    return 3 * settings.max_peer_connections
+
+
 def turn_urls(settings: Settings, request_host: str | None, tls: TlsFiles | None) -> list[str]:
     """The URLs participants are given for the embedded TURN server: UDP and TCP on
     ``turn_port`` and, with a certificate browsers trust (not the self-signed one), TLS on
@@ -106,6 +122,10 @@ def render(settings: Settings, secret: str, layout: TurnLayout, tls: TlsFiles | 
         "no-software-attribute",
         "no-rfc5780",
         "no-stun-backward-compatibility",
+        # Per participant (the userId of its credentials, whatever their expiry) and in all.
+        f"user-quota={user_quota(settings)}",
+        f"total-quota={total_quota(settings)}",
+        f"max-bps={settings.turn_max_bps}",
         "log-file=stdout",
         "simple-log",
         f"pidfile={layout.pidfile}",
