@@ -1,6 +1,7 @@
 """A cluster node trusts Redis only behind a password: against a Redis that answers anyone it
 refuses to start and says why; with the password in ``PARLEY_REDIS_URL`` it starts; with
-``PARLEY_REDIS_INSECURE=1`` it starts on a password-less Redis too."""
+``PARLEY_REDIS_INSECURE=1`` it starts on a password-less Redis too; ``parley doctor`` says
+which it is."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from parley import doctor
+from parley.settings import Settings
 from tests.support.cluster import Cluster, RedisServer
 from tests.support.postgres import PostgresCluster
 
@@ -61,3 +64,32 @@ def test_a_node_starts_on_a_password_less_redis_when_told_it_is_insecure(
     health = httpx.get(f"{cluster.nodes['node1'].url}/health", timeout=5).json()
     assert health["status"] == "ok"
     assert "answers without authentication" in cluster.nodes["node1"].log.read_text()
+
+
+def doctor_on_redis(url: str, tmp_path: Path) -> list[tuple[str, str, str]]:
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        redis_url=url,
+        database_url="postgresql+asyncpg://parley@127.0.0.1:1/parley",
+        secret_key="doctor-test-secret-" + "k" * 32,
+        files_dir=tmp_path / "files",
+        media_engine="none",
+    )
+    report = asyncio.run(doctor.run(settings))
+    return [line for line in report.lines if "redis" in line[1]]
+
+
+def test_doctor_names_a_redis_without_a_password_as_a_problem(tmp_path: Path) -> None:
+    open_redis, locked = RedisServer(tmp_path / "a", password=False), RedisServer(tmp_path / "b")
+    open_redis.start()
+    locked.start()
+    try:
+        ((level, what, fix),) = doctor_on_redis(open_redis.url, tmp_path)
+        assert level == "problem" and "answers without authentication" in what
+        assert "requirepass" in fix
+        ((level, what, _),) = doctor_on_redis(locked.url, tmp_path)
+        assert level == "ok" and "asks for a password" in what
+        assert locked.password not in what
+    finally:
+        open_redis.stop()
+        locked.stop()
