@@ -25,7 +25,7 @@ from parley.cluster.redis_client import answers_anonymously, where
 from parley.settings import Settings
 from parley.tls import describe, is_loopback, wanted_names
 from parley.tokens import check_secret, turn_credentials
-from parley.turn.config import turn_dir
+from parley.turn.config import relay_reaches, turn_dir
 from parley.turn.process import probe_address
 from parley.turn.stun import check_relay, stun_binding
 
@@ -225,8 +225,24 @@ def _external_turn(settings: Settings) -> list[tuple[str, int, str]]:
     return servers
 
 
+def check_relay_reach(settings: Settings, report: Report) -> None:
+    """Embedded TURN: UDP services its relay reaches besides the SFU (coturn filters peers by
+    address, not by port)."""
+    reached = relay_reaches(settings)
+    if not reached:
+        return
+    shown = ", ".join(f"{address}:{port}" for address, port in reached[:10])
+    report.warn(
+        f"the TURN relay reaches {len(reached)} UDP socket(s) on the media addresses besides "
+        f"the SFU: {shown}",
+        "bind those services elsewhere, or drop UDP from the TURN relay ports to them in the "
+        "firewall",
+    )
+
+
 async def check_turn(settings: Settings, peers: list[str], report: Report) -> None:
     if settings.turn == "embedded":
+        check_relay_reach(settings, report)
         if shutil.which(settings.turn_binary) is None:
             report.problem(
                 f"PARLEY_TURN=embedded but {settings.turn_binary!r} is not installed",

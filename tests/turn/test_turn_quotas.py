@@ -18,7 +18,7 @@ from aioice.turn import create_turn_endpoint
 
 from parley.settings import Settings
 from parley.tokens import turn_credentials
-from parley.turn.config import total_quota, user_quota
+from parley.turn.config import relay_reaches, total_quota, user_quota
 from parley.turn.process import TurnProcess, find_turnserver
 from parley.turn.stun import check_relay
 
@@ -148,3 +148,21 @@ async def test_the_default_quotas_follow_the_media_limits(tmp_path: Path) -> Non
                         max_subscriptions_per_participant=10, max_peer_connections=100)  # fmt: skip
     assert user_quota(settings) == 36
     assert total_quota(settings) == 300
+
+
+async def test_doctor_names_udp_services_the_relay_reaches_besides_the_sfu(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(
+        data_dir=tmp_path,
+        media_addresses=[LOOPBACK],
+        turn_allow_loopback=True,
+        rtp_port_min=40000,
+        rtp_port_max=40999,
+    )
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as service:
+        service.bind((LOOPBACK, 0))
+        port = service.getsockname()[1]
+        assert (LOOPBACK, port) in relay_reaches(settings)
+        elsewhere = {("127.0.0.3", port), (LOOPBACK, 40001), (LOOPBACK, port)}
+        assert relay_reaches(settings, elsewhere) == [(LOOPBACK, port)]
