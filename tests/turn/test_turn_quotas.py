@@ -157,12 +157,15 @@ async def test_doctor_names_udp_services_the_relay_reaches_besides_the_sfu(
         data_dir=tmp_path,
         media_addresses=[LOOPBACK],
         turn_allow_loopback=True,
-        rtp_port_min=40000,
-        rtp_port_max=40999,
+        # Both below the ephemeral ports, where the service below is bound.
+        rtp_port_min=31000,
+        rtp_port_max=31099,
+        turn_relay_port_min=30000,
+        turn_relay_port_max=30099,
     )
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as service:
         service.bind((LOOPBACK, 0))
         port = service.getsockname()[1]
         assert (LOOPBACK, port) in relay_reaches(settings)
-        elsewhere = {("127.0.0.3", port), (LOOPBACK, 40001), (LOOPBACK, port)}
+        elsewhere = {("127.0.0.3", port), (LOOPBACK, 31001), (LOOPBACK, 30001), (LOOPBACK, port)}
         assert relay_reaches(settings, elsewhere) == [(LOOPBACK, port)]
