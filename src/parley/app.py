@@ -346,11 +346,11 @@ class Parley:
     async def _node_gone(self, name: str) -> None:
         """Cluster mode: node ``name`` died (or this node restarted under its name): the
         participants whose connections were there are away now, in reconnect grace."""
-        for key in await self.presence.rooms():
-            room = key.record
-            for participant in await self.presence.participants(room.uid):
+        for summary in await self.presence.rooms():
+            room = await self.presence.room_by_key(summary.record.uid)
+            for participant in room.participants if room else ():
                 if participant.node == name:
-                    await self.reconnects.adopt(room, participant.user_id, name)
+                    await self.reconnects.adopt(summary.record, participant.user_id, name)
         await self.lobby.node_gone(name)  # and whoever waited at a door there is gone too
 
     async def _start(self) -> None:

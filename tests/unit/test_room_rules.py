@@ -40,8 +40,8 @@ async def test_a_failed_join_for_any_reason_leaves_the_caller_where_it_was(
         await domain.rooms.join_room("c1", other, "Ada", "wrong-host-key", None)
     with pytest.raises(RoomNotFound):
         await domain.rooms.join_room("c1", "no-such-room", "Ada", None, None)
-    room, participant = await domain.presence.of_conn("c1") or (None, None)
-    assert room == first.joined.record and participant is not None
+    place = await domain.presence.place("c1")
+    assert place is not None and place.room_key == first.joined.record.uid and place.user_id
     assert domain.events.of("user_left") == []
 
 
@@ -84,7 +84,8 @@ async def test_a_dropped_participant_keeps_its_place_for_the_grace_period(
     room = created.joined.record
     await domain.rooms.join_room("c2", room.room_id, "Bob", None, None)
     await domain.rooms.disconnected("c1")
-    away = await domain.presence.participant(room.uid, created.joined.participant.user_id)
+    live = await domain.presence.room_by_key(room.uid)
+    away = live.participant(created.joined.participant.user_id) if live else None
     assert away is not None and away.conn_id is None
     domain.clock.advance(GRACE_SECONDS - 1)
     assert not await domain.reconnects.expire(room, away.user_id)
@@ -191,5 +192,5 @@ async def test_hand_over_goes_only_to_someone_present(domain: Domain) -> None:
     await domain.rooms.disconnected("c2")  # Bob is away (grace)
     await domain.rooms.leave_room("c1", room.room_id)
     assert domain.events.of("host_changed") == []
-    bob = await domain.presence.participants(room.uid)
-    assert [p.is_host for p in bob] == [False]
+    live = await domain.presence.room_by_key(room.uid)
+    assert live is not None and [p.is_host for p in live.participants] == [False]

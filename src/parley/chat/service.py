@@ -15,7 +15,8 @@ from parley.files.models import FileStore
 from parley.ratelimit import KeyedLimiter
 from parley.rooms.events import RoomEvents
 from parley.rooms.models import Participant, RoomGone, RoomRecord
-from parley.rooms.presence import Presence, member
+from parley.rooms.presence import Presence
+from parley.rooms.rules.access import in_room
 from parley.text import check_length
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ class ChatService:
         """Post a message; the stored one (the earlier one, for a retry of the same
         ``client_message_id``). Acknowledged only once it is committed."""
         check_length(text, "message", 0, self._limits.max_message_chars)
-        room, participant = await member(self._presence, conn_id, room_id)
+        room, participant = await self._member(conn_id, room_id)
         # Per participant (a resume keeps its bucket) and per address (a fresh join does not
         # start over either).
         now = self._clock.monotonic()
@@ -112,6 +113,11 @@ class ChatService:
             await self._events.message_posted(room, stored, only)
         return stored
 
+    async def _member(self, conn_id: str, room_id: str) -> tuple[RoomRecord, Participant]:
+        """The caller's room and participant (a snapshot), or NOT_IN_ROOM."""
+        live, participant = in_room(await self._presence.room(room_id), conn_id)
+        return live.record, participant
+
     def _new_id(self) -> str:
         return f"{self._id_prefix}{next(self._id_counter):08x}"
 
@@ -120,7 +126,7 @@ class ChatService:
     ) -> list[ChatMessage]:
         """A page of the room's messages, the private ones included only for their sender and
         recipient."""
-        room, me = await member(self._presence, conn_id, room_id)
+        room, me = await self._member(conn_id, room_id)
         return await self.history_of(room, before, limit, me.user_id)
 
     async def history_of(
@@ -139,10 +145,11 @@ class ChatService:
     async def _recipient(self, room: RoomRecord, sender: Participant, to: str) -> Participant:
         """The one person a private message goes to: someone else, present in the room, in a
         room whose host allows private messages."""
-        current = await self._presence.room_by_key(room.uid) or room
-        if not current.settings.private_chat:
+        live = await self._presence.room_by_key(room.uid)
+        settings = live.record.settings if live else room.settings
+        if not settings.private_chat:
             raise Forbidden("Private messages are turned off in this meeting.")
-        recipient = await self._presence.participant(room.uid, to)
+        recipient = live.participant(to) if live else None
         if recipient is None or recipient.user_id == sender.user_id:
             raise InvalidPayload("to must name someone else who is in this meeting.")
         return recipient

@@ -106,14 +106,12 @@ class FilesService:
         """The participant behind an ``Authorization: Bearer`` header, or UNAUTHORIZED."""
         scheme, _, token = (authorization or "").partition(" ")
         claims = self._signer.verify(token.strip()) if scheme.lower() == "bearer" else None
-        room = await self._presence.room_by_key(claims.room_key) if claims else None
-        participant = (
-            await self._presence.participant(room.uid, claims.user_id) if room and claims else None
-        )
-        if room is None or participant is None:
+        live = await self._presence.room_by_key(claims.room_key) if claims else None
+        participant = live.participant(claims.user_id) if live and claims else None
+        if live is None or participant is None:
             raise Unauthorized("A participant's token is required to upload.")
-        room_used, total_used = await self._store.file_usage(room.uid)
-        return UploadGrant(room, participant, room_used, total_used)
+        room_used, total_used = await self._store.file_usage(live.record.uid)
+        return UploadGrant(live.record, participant, room_used, total_used)
 
     def check_request_size(self, size: int, grant: UploadGrant) -> None:
         """An upload request of ``size`` bytes (declared or received so far) is refused when
@@ -161,7 +159,8 @@ class FilesService:
         """Record an upload whose bytes have all arrived (not yet committed)."""
         if room_id != grant.room.room_id:
             raise InvalidPayload("roomId must name the meeting your token belongs to.")
-        current = await self._presence.participant(grant.room.uid, grant.participant.user_id)
+        live = await self._presence.room_by_key(grant.room.uid)
+        current = live.participant(grant.participant.user_id) if live else None
         if current is None or current.joined_at != grant.participant.joined_at:
             raise Unauthorized("You are no longer in this meeting.")
         name = _clean_name(original_name)
