@@ -113,15 +113,21 @@ class Settings(BaseSettings):
 
     # --- cluster mode ---------------------------------------------------------------------
     redis_url: str | None = None
-    """``redis://host:6379/0`` turns cluster mode on: several nodes behind a load balancer share
-    live state and room events through this Redis. Requires a PostgreSQL ``database_url``, a
-    shared ``secret_key`` and a shared ``files_dir``."""
+    """``redis://:PASSWORD@host:6379/0`` turns cluster mode on: several nodes behind a load
+    balancer share live state and room events through this Redis. Requires a PostgreSQL
+    ``database_url``, a shared ``secret_key`` and a shared ``files_dir``. ``rediss://`` for TLS
+    (``?ssl_ca_certs=/path/ca.pem`` for a private CA); an ACL user as
+    ``rediss://USER:PASSWORD@host:6380/0``. A Redis that answers without a password is refused
+    (see ``redis_insecure``)."""
     node_name: str | None = None
     """This node's name in logs, ``/health`` and metrics; default ``host:port``. Unique per
     node."""
     node_lease_seconds: float = Field(default=6.0, ge=1.0, le=10.0)
     """A node renews its liveness lease in Redis every third of this; a node that has not
     renewed it for this long is dead and its connections are dropped (their grace starts)."""
+    redis_insecure: bool = False
+    """Let a cluster node start against a Redis that answers without authentication (anyone
+    who reaches it could read and change every meeting). Off: such a node refuses to start."""
 
     # --- rooms ------------------------------------------------------------------------------
     max_rooms: int = Field(default=1000, ge=1)
@@ -227,8 +233,10 @@ class Settings(BaseSettings):
     turn_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """TURN URLs (comma separated, e.g. ``turn:turn.example.org:3478?transport=udp``) the
     ``turn_secret`` credentials are for."""
-    turn_credential_seconds: int = Field(default=12 * 3600, ge=60)
-    """Lifetime of the TURN credentials handed to a participant."""
+    turn_credential_seconds: int = Field(default=300, ge=60)
+    """Lifetime of the TURN credentials handed to a participant. The browser asks for new ones
+    (``/get-connection-info``) before they end, for as long as it is in the meeting; after it
+    leaves, its credentials open no new relay once this has passed."""
     turn: Literal["off", "embedded"] = "off"
     """``embedded``: Parley runs Debian's ``coturn`` (``turnserver``) itself, supervised, with a
     private generated configuration under ``<data_dir>/turn/`` and a random
@@ -286,6 +294,18 @@ class Settings(BaseSettings):
     rooms when it first needs media; with ``redis_url`` the placement is shared by every node.
     A Janus that dies has its rooms reset and placed again on a live one. Overrides
     ``janus_url``."""
+    turn_user_quota: int | None = Field(default=None, ge=1)
+    """Relay allocations one participant may hold at once on the embedded TURN server (coturn's
+    ``user-quota``); one more is refused. A browser makes up to three per peer connection (UDP,
+    TCP, TLS) and has one peer connection per stream and per subscription. Default: three times
+    ``max_streams_per_participant + max_subscriptions_per_participant``."""
+    turn_total_quota: int | None = Field(default=None, ge=1)
+    """Relay allocations the embedded TURN server holds at once, everyone together (coturn's
+    ``total-quota``). Default: three times ``max_peer_connections``."""
+    turn_max_bps: int = Field(default=1_000_000, ge=10_000)
+    """Bytes per second one relay allocation of the embedded TURN server may carry, each way
+    (coturn's ``max-bps``); more is dropped. The default (8 Mbit/s) carries a camera's simulcast
+    or a screen share."""
 
     @field_validator(
         "cors_origins",

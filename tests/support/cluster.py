@@ -38,7 +38,7 @@ class RedisServer:
     """``redis-server`` on 127.0.0.1 with an append-only file, so a restart keeps its data (as
     docs/operating.md asks of a production Redis)."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, *, password: bool = True) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             pytest.skip("redis-server is not installed (Debian's redis-server)")
@@ -46,7 +46,10 @@ class RedisServer:
         self.dir = base / "redis"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        # With a password (requirepass), as docs/operating.md asks; it travels in the URL.
+        self.password = secrets.token_hex(16) if password else ""
+        credentials = f":{self.password}@" if password else ""
+        self.url = f"redis://{credentials}127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -61,6 +64,7 @@ class RedisServer:
                 "--save", "",
                 "--daemonize", "no",
                 "--loglevel", "warning",
+                *(["--requirepass", self.password] if self.password else []),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -72,8 +76,12 @@ class RedisServer:
             import socket
 
             with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(16).startswith(b"+PONG")
+                auth = f"AUTH {self.password}\r\n".encode() if self.password else b""
+                sock.sendall(auth + b"PING\r\n")
+                answer = b""
+                while b"+PONG" not in answer and len(answer) < 64:  # +OK, then +PONG
+                    answer += sock.recv(64) or b"-"
+                return b"+PONG" in answer
         return False
 
     def stop(self, sig: int = signal.SIGTERM) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import shutil
 import socket
 from pathlib import Path
@@ -22,7 +23,8 @@ class RedisServer:
         self.binary = binary
         self.folder = folder
         self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.password = secrets.token_hex(16)  # requirepass, as docs/operating.md asks
+        self.url = f"redis://:{self.password}@127.0.0.1:{self.port}/0"
         self._process: asyncio.subprocess.Process | None = None
 
     async def start(self, within: float = 20.0) -> None:
@@ -36,6 +38,7 @@ class RedisServer:
             "--appendonly", "no",
             "--daemonize", "no",
             "--loglevel", "warning",
+            "--requirepass", self.password,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
@@ -51,8 +54,11 @@ class RedisServer:
             contextlib.suppress(OSError),
             socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock,
         ):
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
+            sock.sendall(f"AUTH {self.password}\r\nPING\r\n".encode())
+            answer = b""
+            while b"+PONG" not in answer and len(answer) < 64:  # +OK, then +PONG
+                answer += sock.recv(64) or b"-"
+            return b"+PONG" in answer
         return False
 
     async def stop(self) -> None:
