@@ -106,6 +106,20 @@ async def test_rooms_are_added_found_listed_counted_and_deleted(store: Store) ->
     assert await store.count_rooms() == 1
 
 
+async def test_a_removal_is_kept_once_and_forgotten_with_its_room(store: Store) -> None:
+    kept, other = room("kept"), room("other")
+    await store.add_room(kept)
+    await store.add_room(other)
+    await store.add_removal(kept.uid, "bob", 5)
+    await store.add_removal(kept.uid, "bob", 6)  # removed again: still once
+    await store.add_removal("gone", "bob", 7)  # a room deleted meanwhile: nothing
+    assert await store.is_removed(kept.uid, "bob") is True
+    assert await store.is_removed(kept.uid, "cy") is False
+    assert await store.is_removed(other.uid, "bob") is False
+    await store.delete_room(kept.uid)
+    assert await store.is_removed(kept.uid, "bob") is False
+
+
 async def test_a_taken_room_id_is_refused_and_the_first_room_kept(store: Store) -> None:
     first = room("same")
     assert await store.add_room(first) is True
@@ -274,6 +288,7 @@ async def test_ping_fails_when_a_table_is_gone(store: Store, database_url: str) 
         async with engine.begin() as connection:
             await connection.execute(text("DROP TABLE messages"))
             await connection.execute(text("DROP TABLE files"))
+            await connection.execute(text("DROP TABLE removals"))
             await connection.execute(text("DROP TABLE rooms"))
     finally:
         await engine.dispose()

@@ -50,6 +50,7 @@ class MemoryStore:
         self.rooms: dict[str, RoomRecord] = {}
         self.messages: list[ChatMessage] = []
         self.files: dict[str, StoredFile] = {}
+        self.removals: set[tuple[str, str]] = set()
         self._seq = itertools.count()
 
     async def add_room(self, record: RoomRecord) -> bool:
@@ -76,6 +77,7 @@ class MemoryStore:
 
     async def delete_room(self, uid: str, log: Sequence[LogEntry] = ()) -> list[str]:
         self.rooms.pop(uid, None)
+        self.removals = {r for r in self.removals if r[0] != uid}
         self.messages = [m for m in self.messages if m.room_uid != uid]
         gone = [name for name, f in self.files.items() if f.room_uid == uid]
         for name in gone:
@@ -84,6 +86,13 @@ class MemoryStore:
 
     async def ping(self) -> None:
         return None
+
+    async def add_removal(self, uid: str, user_id: str, at_ms: int) -> None:
+        if uid in self.rooms:
+            self.removals.add((uid, user_id))
+
+    async def is_removed(self, uid: str, user_id: str) -> bool:
+        return (uid, user_id) in self.removals
 
     async def add_message(self, message: ChatMessage) -> tuple[ChatMessage, bool]:
         if message.room_uid not in self.rooms:

@@ -320,3 +320,9 @@ class RoomStore(Protocol):
 
     async def ping(self) -> None:
         """Raise when the store cannot serve requests."""
+
+    async def add_removal(self, uid: str, user_id: str, at_ms: int) -> None:
+        """``user_id`` was removed from the room ``uid``: for good, whatever node or restart
+        (forgotten with the room)."""
+
+    async def is_removed(self, uid: str, user_id: str) -> bool: ...

@@ -51,9 +51,9 @@ from parley.rooms.reconnect import Reconnects
 from parley.rooms.rules import lobby as lobby_rules
 from parley.rooms.rules import media as media_rules
 from parley.rooms.rules import membership as rules
+from parley.rooms.rules import reconnect as reconnect_rules
 from parley.rooms.rules.access import host_in, in_room
 from parley.rooms.rules.membership import Door
-from parley.rooms.rules.reconnect import check_not_removed
 from parley.text import check_length
 from parley.tokens import hash_secret, new_secret, secret_matches
 
@@ -250,14 +250,15 @@ class RoomsService:
         as_host = host_key is not None or (grant is not None and grant.role == "host")
         same_person = grant.user_id if grant else None
         if same_person is not None:
-            check_not_removed(snapshot, same_person)
+            reconnect_rules.check_not_removed(snapshot, same_person)
         current = await self._presence.place(conn_id)  # as a participant, or else waiting
         # A held place: a resume token's, or the token subject's own (another device).
         user_id = same_person or (claims.user_id if claims else None)
         door = self._membership.door()
         answer: JoinedRoom | Waiting
         async with self._presence.hold(record.uid) as hold:
-            room = hold.room or _gone()
+            room = await self._with_removal(hold.room or _gone(), user_id)
+            user_id = reconnect_rules.returning(room, same_person, claims and claims.user_id)
             entered = await self._enter(
                 room, door, conn_id, user_name, user_id, as_host, password, address
             )
@@ -284,6 +285,15 @@ class RoomsService:
         elif current.user_id is not None and isinstance(answer, JoinedRoom):
             await self._membership.leave_elsewhere([(conn_id, current)])
         return answer
+
+    async def _with_removal(self, room: LiveRoom, user_id: str | None) -> LiveRoom:
+        """``room`` knowing whether ``user_id`` was removed from it before (the store keeps
+        removals across restarts and nodes). Under the room's hold."""
+        if user_id is None or room.revocation(user_id) == "kicked":
+            return room
+        if await self._store.is_removed(room.key, user_id):
+            return room.with_revocation(user_id, "kicked")
+        return room
 
     async def _enter(
         self,

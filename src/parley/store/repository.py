@@ -94,6 +94,7 @@ class Store:
             filenames = list(names)
             await connection.execute(delete(t.messages).where(t.messages.c.room_uid == uid))
             await connection.execute(delete(t.files).where(t.files.c.room_uid == uid))
+            await connection.execute(delete(t.removals).where(t.removals.c.room_uid == uid))
             gone = await connection.execute(
                 delete(t.rooms).where(t.rooms.c.uid == uid).returning(t.rooms.c.started_at)
             )
@@ -104,6 +105,22 @@ class Store:
         if written:
             self.on_log_written()
         return filenames
+
+    async def add_removal(self, uid: str, user_id: str, at_ms: int) -> None:
+        values = {"room_uid": uid, "user_id": user_id, "removed_at": at_ms}
+        try:
+            async with self._engine.begin() as connection:
+                if await connection.scalar(select(t.rooms.c.uid).where(t.rooms.c.uid == uid)):
+                    await connection.execute(t.removals.insert().values(**values))
+        except IntegrityError:
+            pass  # removed before: once is for good
+
+    async def is_removed(self, uid: str, user_id: str) -> bool:
+        query = select(t.removals.c.user_id).where(
+            t.removals.c.room_uid == uid, t.removals.c.user_id == user_id
+        )
+        async with self._engine.connect() as connection:
+            return (await connection.scalar(query)) is not None
 
     async def start_meeting(self, uid: str, at: int, entries: Sequence[LogEntry]) -> bool:
         async with self._engine.begin() as connection:
