@@ -258,7 +258,8 @@ class RoomsService:
         answer: JoinedRoom | Waiting
         async with self._presence.hold(record.uid) as hold:
             room = await self._with_removal(hold.room or _gone(), user_id)
-            user_id = reconnect_rules.returning(room, same_person, claims and claims.user_id)
+            claimed = claims.user_id if claims else None
+            user_id = reconnect_rules.returning(room, same_person, claimed)
             entered = await self._enter(
                 room, door, conn_id, user_name, user_id, as_host, password, address
             )
