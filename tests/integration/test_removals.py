@@ -5,8 +5,9 @@ out, and so does every later try."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 
 from parley.settings import Settings
 from tests.support.clients import Client
+from tests.support.server import ChildServer, spawn_server
 
 SECRET = "r" * 40
 ROUNDS = 12
@@ -117,3 +119,43 @@ async def test_a_kicked_token_subject_trading_its_place_stays_out(connect: Conne
         assert bob_id not in await people(host, room_id), f"back in round {n}"
         assert codes == ["FORBIDDEN", "FORBIDDEN"]
         await bob.close()
+
+
+@contextlib.asynccontextmanager
+async def child(data_dir: Path) -> AsyncIterator[tuple[ChildServer, Connect]]:
+    """A server process on ``data_dir`` and a way to connect to it; all closed at the end."""
+    server = await asyncio.to_thread(spawn_server, data_dir, {"PARLEY_JWT_SECRET": SECRET})
+    made: list[Client] = []
+
+    async def connect() -> Client:
+        made.append(await Client(server.url).connect())
+        return made[-1]
+
+    try:
+        yield server, connect
+    finally:
+        for client in made:
+            await client.close()
+        server.stop()
+        if server.process.stdout is not None:
+            server.process.stdout.close()
+
+
+async def test_removed_resume_tokens_and_token_subjects_stay_refused_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    async with child(data_dir) as (_, connect):
+        host = await connect()
+        room_id = (await host.ok("createRoom", {"userName": "Ada", "roomName": "R"}))["roomId"]
+        bob = await (await connect()).ok("joinRoom", {"roomId": room_id, "userName": "Bob"})
+        by_token = {"roomId": room_id, "jwt": join_token(room_id, "kim")}
+        kim = await (await connect()).ok("joinRoom", by_token)
+        for user_id in (bob["userId"], kim["userId"]):
+            await host.ok("kick", {"roomId": room_id, "userId": user_id})
+    resume = {"roomId": room_id, "userName": "Bob", "resumeToken": bob["token"]}
+    async with child(data_dir) as (_, connect):
+        assert await (await connect()).error("joinRoom", resume) == "FORBIDDEN"
+        assert await (await connect()).error("joinRoom", by_token) == "FORBIDDEN"
+        other = {"roomId": room_id, "jwt": join_token(room_id, "lee")}
+        assert (await (await connect()).ok("joinRoom", other))["isHost"] is False
