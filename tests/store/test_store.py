@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from parley.chat.models import ChatMessage
 from parley.files.models import StoredFile
 from parley.media.fake import FakeEngine
-from parley.rooms.models import RoomGone, RoomRecord
+from parley.rooms.models import STORED_PASSWORD, RoomGone, RoomRecord, RoomSettings
 from parley.settings import Settings
 from parley.store.database import current_revision, head_revision, make_engine, migrate
 from parley.store.repository import Store
@@ -118,6 +118,18 @@ async def test_a_removal_is_kept_once_and_forgotten_with_its_room(store: Store) 
     assert await store.is_removed(other.uid, "bob") is False
     await store.delete_room(kept.uid)
     assert await store.is_removed(kept.uid, "bob") is False
+
+
+async def test_settings_saying_the_stored_password_keep_its_hash(store: Store) -> None:
+    kept = room("kept")
+    await store.add_room(kept)
+    await store.update_settings(kept.uid, RoomSettings(password_hash="h1"))
+    await store.update_settings(kept.uid, RoomSettings(locked=True, password_hash=STORED_PASSWORD))
+    found = await store.get_room("kept")
+    assert found is not None and found.settings == RoomSettings(locked=True, password_hash="h1")
+    await store.update_settings(kept.uid, RoomSettings())
+    found = await store.get_room("kept")
+    assert found is not None and found.settings.password_hash is None
 
 
 async def test_a_taken_room_id_is_refused_and_the_first_room_kept(store: Store) -> None:

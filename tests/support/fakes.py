@@ -11,6 +11,7 @@ from parley.chat.models import ChatMessage
 from parley.files.models import StoredFile
 from parley.media.engine import IceCandidate
 from parley.rooms.models import (
+    STORED_PASSWORD,
     Departure,
     JoinedRoom,
     LobbyOutcome,
@@ -70,6 +71,9 @@ class MemoryStore:
 
     async def update_settings(self, uid: str, settings: RoomSettings) -> None:
         if uid in self.rooms:
+            if settings.password_hash == STORED_PASSWORD:
+                kept = self.rooms[uid].settings.password_hash
+                settings = replace(settings, password_hash=kept)
             self.rooms[uid] = replace(self.rooms[uid], settings=settings)
 
     async def used_room_uids(self) -> set[str]:

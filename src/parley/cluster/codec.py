@@ -1,7 +1,8 @@
 """Live rooms as compact JSON arrays (positional, no field names) for Redis.
 
 A ``LiveRoom`` is one array ``[record, participants, streams, subscriptions, lobby, revoked]``
-whose parts are arrays of the values' fields in order; a field added at the end of a value with
+whose parts are arrays of the values' fields in order (a room's password as whether it has one:
+its hash stays in the database); a field added at the end of a value with
 a default reads as that default from values written before it existed. ``FIELDS`` names what a
 ``LiveRoom`` holds, so that a new field of it cannot be forgotten here.
 """
@@ -13,6 +14,7 @@ from typing import Any, cast
 import orjson
 
 from parley.rooms.models import (
+    STORED_PASSWORD,
     Departure,
     LiveRoom,
     LobbyRequest,
@@ -75,13 +77,17 @@ def to_place(data: str | bytes) -> Place:
 
 def _record(r: RoomRecord) -> list[Any]:
     s = r.settings
-    flags = [s.locked, s.lobby, s.password_hash, s.self_unmute, s.private_chat, s.listed]
+    has_password = s.password_hash is not None  # the hash itself stays in the database
+    flags = [s.locked, s.lobby, has_password, s.self_unmute, s.private_chat, s.listed]
     return [r.uid, r.room_id, r.name, r.host_key_hash, r.created_at, flags]
 
 
 def _to_record(v: list[Any]) -> RoomRecord:
     uid, room_id, name, host_key_hash, created_at, flags = v
-    return RoomRecord(uid, room_id, name, host_key_hash, created_at, RoomSettings(*flags))
+    locked, lobby, has_password, *rest = flags
+    password = STORED_PASSWORD if has_password else None
+    settings = RoomSettings(locked, lobby, password, *rest)
+    return RoomRecord(uid, room_id, name, host_key_hash, created_at, settings)
 
 
 def _participant(p: Participant) -> list[Any]:

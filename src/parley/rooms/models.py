@@ -14,6 +14,11 @@ Departure = Literal["left", "timeout", "kicked"]
 LobbyOutcome = Literal["admitted", "denied", "cancelled"]
 
 
+STORED_PASSWORD = "stored"
+"""``RoomSettings.password_hash`` of a room whose password is set and whose hash only the
+store holds."""
+
+
 @dataclass(frozen=True)
 class RoomSettings:
     """What a host decides about a room; durable."""
@@ -23,7 +28,9 @@ class RoomSettings:
     lobby: bool = False
     """Joiners wait until a host admits them."""
     password_hash: str | None = None
-    """A salted hash of the room's password (never the password); None: no password."""
+    """A salted hash of the room's password (never the password); None: no password. Live
+    state shared between nodes holds ``STORED_PASSWORD`` instead: the hash stays in the
+    store, which a password check reads."""
     self_unmute: bool = True
     """Whether a participant a host muted may lift that block themselves."""
     private_chat: bool = True
@@ -309,7 +316,9 @@ class RoomStore(Protocol):
 
     async def count_rooms(self) -> int: ...
 
-    async def update_settings(self, uid: str, settings: RoomSettings) -> None: ...
+    async def update_settings(self, uid: str, settings: RoomSettings) -> None:
+        """Store ``settings``; a ``password_hash`` of ``STORED_PASSWORD`` keeps the stored
+        hash."""
 
     async def used_room_uids(self) -> set[str]:
         """The rooms with at least one message or file."""

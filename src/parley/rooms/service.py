@@ -339,9 +339,18 @@ class RoomsService:
         held place: an error, True (wait in the lobby), or False (come in)."""
         settings = room.settings
         rules.check_unlocked(room)
-        if settings.password_hash is not None:
-            await self._passwords.check(address, password, settings.password_hash)
+        expected = await self._password_hash(room) if settings.password_hash else None
+        if expected is not None:
+            await self._passwords.check(address, password, expected)
         return settings.lobby
+
+    async def _password_hash(self, room: LiveRoom) -> str | None:
+        """The room's password hash as the store has it (live state shared between nodes
+        holds only whether there is one; both change under the room's hold)."""
+        stored = await self._store.get_room(room.record.room_id)
+        if stored is None or stored.uid != room.key:
+            raise RoomNotFound("This meeting does not exist or has ended.")
+        return stored.settings.password_hash
 
     @staticmethod
     def _check_host_key(room: RoomRecord, host_key: str) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from parley.chat.models import ChatMessage
 from parley.files.models import StoredFile
-from parley.rooms.models import LogEntry, RoomGone, RoomRecord, RoomSettings
+from parley.rooms.models import STORED_PASSWORD, LogEntry, RoomGone, RoomRecord, RoomSettings
 from parley.store import tables as t
 from parley.store.database import current_revision, head_revision
 from parley.webhooks.model import PendingDelivery
@@ -404,14 +404,17 @@ def _room(row: Row[tuple[object, ...]]) -> RoomRecord:
 
 
 def _settings_row(settings: RoomSettings) -> dict[str, object]:
-    return {
+    """The row's settings columns; without ``password_hash`` when it says "the stored one"."""
+    row: dict[str, object] = {
         "locked": settings.locked,
         "lobby": settings.lobby,
-        "password_hash": settings.password_hash,
         "self_unmute": settings.self_unmute,
         "private_chat": settings.private_chat,
         "listed": settings.listed,
     }
+    if settings.password_hash != STORED_PASSWORD:
+        row["password_hash"] = settings.password_hash
+    return row
 
 
 def _file(row: Row[tuple[object, ...]]) -> StoredFile:
