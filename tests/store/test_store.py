@@ -6,6 +6,7 @@ import json
 import secrets
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -219,6 +220,17 @@ async def test_history_before_an_unknown_or_foreign_message_is_none(store: Store
     await store.add_message(foreign)
     assert await store.history(record.uid, record.room_id, "nope", 10) is None
     assert await store.history(record.uid, record.room_id, foreign.id, 10) is None
+
+
+async def test_history_before_a_private_message_of_others_is_none(store: Store) -> None:
+    record = room("one")
+    await store.add_room(record)
+    public = message(record, "all")
+    private = replace(message(record, "psst", user_id="ada"), recipient_id="bob")
+    for item in (public, private):
+        await store.add_message(item)
+    assert await store.history(record.uid, record.room_id, private.id, 10, viewer="cy") is None
+    assert await store.history(record.uid, record.room_id, private.id, 10, viewer="bob") == [public]
 
 
 async def test_file_rows_are_stored_found_and_listed(store: Store) -> None:

@@ -184,22 +184,23 @@ class Store:
         limit: int,
         viewer: str | None = None,
     ) -> list[ChatMessage] | None:
-        query = _message_query().where(t.messages.c.room_uid == room_uid)
+        """A page of ``room_uid``'s messages that ``viewer`` may see (None: all), before the
+        message ``before_id`` (None when it is not one of those)."""
+        visible = [t.messages.c.room_uid == room_uid]
         if viewer is not None:
-            query = query.where(
+            visible.append(
                 or_(
                     t.messages.c.recipient_id.is_(None),
                     t.messages.c.user_id == viewer,
                     t.messages.c.recipient_id == viewer,
                 )
             )
+        query = _message_query().where(*visible)
         async with self._engine.connect() as connection:
             if before_id is not None:
                 seq = (
                     await connection.execute(
-                        select(t.messages.c.seq).where(
-                            t.messages.c.id == before_id, t.messages.c.room_uid == room_uid
-                        )
+                        select(t.messages.c.seq).where(t.messages.c.id == before_id, *visible)
                     )
                 ).scalar_one_or_none()
                 if seq is None:
