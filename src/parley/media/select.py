@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from parley.errors import MediaError
 from parley.media.engine import MediaEngine
+from parley.media.sdp import ignored_networks
 from parley.settings import Settings
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ def janus_config(settings: Settings) -> JanusConfig:
             for s in settings.ice_servers
         ),
         max_sdp_bytes=settings.max_sdp_bytes,
+        ice_ignore_addresses=ignored_networks(settings.ice_ignore_addresses),
         max_participants=settings.max_participants,
         max_streams_per_participant=settings.max_streams_per_participant,
     )
