@@ -19,12 +19,24 @@ async def wait_until(
 ) -> Any:
     """Return ``condition()``'s first truthy value (awaited if it is awaitable); AssertionError
     naming ``what`` and the last value after ``timeout`` seconds."""
+    return await wait_for_value(condition, bool, timeout, what, step)
+
+
+async def wait_for_value(
+    probe: Callable[[], object | Awaitable[object]],
+    accept: Callable[[Any], bool],
+    timeout: float,
+    what: str = "value",
+    step: float = 0.02,
+) -> Any:
+    """Return the first value of ``probe()`` (awaited if it is awaitable) that ``accept``
+    holds for; AssertionError naming ``what`` and the last value after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
-        result = condition()
+        result = probe()
         if inspect.isawaitable(result):
             result = await result
-        if result:
+        if accept(result):
             return result
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}; last value: {result!r}")
