@@ -25,7 +25,8 @@ from tests.browser.support import (
     wait_until,
 )
 
-pytestmark = [pytest.mark.browser, pytest.mark.media, pytest.mark.slow]
+# Three encoded layers, Janus and Chromium on two shared cores: a test may take over a minute.
+pytestmark = [pytest.mark.browser, pytest.mark.media, pytest.mark.slow, pytest.mark.timeout(300)]
 
 
 def _media_net_fixture() -> Any:
