@@ -8,7 +8,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from parley.media.janus import janus_available
 from parley.settings import Settings
 from tests.support.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.support.server import ChildServer, spawn_server
+from tests.support.waiting import wait_until_sync
 
 ROOT = Path(__file__).resolve().parents[2]
 STATIC_INDEX = ROOT / "src" / "parley" / "static" / "index.html"
@@ -281,14 +281,7 @@ def wait_until(
     predicate: Any, timeout: float = CONDITION_TIMEOUT, interval: float = 0.25, what: str = ""
 ) -> Any:
     """Polls ``predicate`` until it returns something truthy; fails with ``what``."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what or predicate}; last value: {last!r}")
+    return wait_until_sync(predicate, timeout, what or str(predicate), interval)
 
 
 class AckLoss:

@@ -11,7 +11,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,19 +20,10 @@ import pytest
 from tests.support.ports import free_port
 from tests.support.processes import end_process
 from tests.support.redis_server import answers_ping, redis_binary, redis_command
+from tests.support.waiting import wait_until_sync
 
 ROOT = Path(__file__).resolve().parents[2]
 HAPROXY_CFG = ROOT / "deploy" / "haproxy.cfg"
-
-
-def _wait(condition: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if callable(condition) and condition():
-            return
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 class RedisServer:
@@ -54,7 +44,7 @@ class RedisServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        _wait(self.ping, 20, "redis to answer")
+        wait_until_sync(self.ping, 20, "redis to answer", 0.05)
 
     def ping(self) -> bool:
         return answers_ping(self.port)
@@ -190,7 +180,7 @@ class Cluster:
                 return httpx.get(f"{self.lb_url}/health", timeout=1).status_code == 200
             return False
 
-        _wait(up, 20, "haproxy to serve /health")
+        wait_until_sync(up, 20, "haproxy to serve /health", 0.05)
 
     def health(self, name: str) -> dict[str, object]:
         reply = httpx.get(f"{self.nodes[name].url}/health", timeout=5)

@@ -41,3 +41,18 @@ async def wait_for_value(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}; last value: {result!r}")
         await asyncio.sleep(step)
+
+
+def wait_until_sync(
+    condition: Callable[[], object], timeout: float, what: str = "condition", step: float = 0.25
+) -> Any:
+    """``wait_until`` for code outside an event loop (Playwright's sync API, process
+    start-up): polls ``condition`` until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}; last value: {result!r}")
+        time.sleep(step)
