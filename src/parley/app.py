@@ -133,12 +133,8 @@ class Parley:
             self._ports(engine_events, meeting_log), limits_from(s), clock
         )
         self.rooms, self.chat, self.media, self.files = d.rooms, d.chat, d.media, d.files
-        self.controls, self.lobby, self.reconnects, self.idle = (
-            d.controls,
-            d.lobby,
-            d.reconnects,
-            d.idle,
-        )
+        self.controls, self.lobby, self.idle = d.controls, d.lobby, d.idle
+        self.reconnects = d.reconnects
         self._install_signalling(s)
         self.http = self._http_app(s)
         self.asgi = _fold(self.http, self._layers(s))

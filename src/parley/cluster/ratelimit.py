@@ -78,6 +78,11 @@ class RedisBuckets:
                 # What the shared bucket has left, less what passed here meanwhile.
                 buckets[(name, key)].tokens = float(left) - self._pending.get((name, key), 0)
 
+    async def settled(self) -> None:
+        """Return once what was spent so far has been exchanged with Redis (or given up)."""
+        while self._flush is not None and not self._flush.done():
+            await asyncio.shield(self._flush)
+
     async def close(self) -> None:
         if self._flush is not None:
             self._flush.cancel()
