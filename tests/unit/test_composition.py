@@ -3,6 +3,7 @@ limits matched by name, and the settings combinations the server refuses at buil
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from parley.bus import MediaBus, Signal
 from parley.domain import limits_from
 from parley.errors import MediaError
 from parley.media.engine import IceCandidate
+from parley.media.fake import FakeEngine
 from parley.ratelimit import KeyedLimiter, TokenBucket
 from parley.settings import Settings
 
@@ -130,3 +132,27 @@ async def test_the_buses_tell_every_subscriber_in_order() -> None:
     await bus.stream_failed("r", "s")
     await bus.engine_reset()
     assert told == ["media r s", "metrics r s", "media reset", "metrics reset"]
+
+
+class _EngineThatCannotStart(FakeEngine):
+    async def start(self) -> None:
+        raise OSError("no media for you")
+
+
+async def test_a_failed_start_closes_what_had_started(tmp_path: Path) -> None:
+    before = asyncio.all_tasks()
+    parley = Parley(Settings(data_dir=tmp_path / "data"), _EngineThatCannotStart())
+    with pytest.raises(OSError, match="no media for you"):
+        await parley.start()
+    assert asyncio.all_tasks() == before  # the chat writer started, and was stopped again
+    await parley.close()  # nothing left to close
+
+
+async def test_close_stops_everything_start_started(tmp_path: Path) -> None:
+    before = asyncio.all_tasks()
+    parley = Parley(Settings(data_dir=tmp_path / "data"), FakeEngine())
+    await parley.start()
+    assert len(asyncio.all_tasks() - before) >= 2  # the chat writer and the expiries
+    await parley.close()
+    await parley.close()
+    assert asyncio.all_tasks() == before
