@@ -90,12 +90,6 @@ def test_cluster_mode_with_the_embedded_engine_is_refused_when_the_server_is_bui
     assert cluster_media_problem(Settings(media_engine="embedded", data_dir=tmp_path)) is None
 
 
-def test_settings_import_nothing_of_parley() -> None:
-    source = Path(Settings.__module__.replace(".", "/") + ".py")
-    text = (Path(__file__).parents[2] / "src" / source).read_text()
-    assert "from parley" not in text and "import parley" not in text
-
-
 async def test_the_buses_tell_every_subscriber_in_order() -> None:
     told: list[str] = []
     signal = Signal()
