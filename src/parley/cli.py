@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from parley import __version__, doctor, tls
 from parley.app import create_app
+from parley.errors import MediaError
 from parley.settings import Settings
 from parley.signalling.uvicorn_internals import FrameWebSocketProtocol, header_timeout_protocol
 from parley.tokens import WeakSecret
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     try:
         uvloop.run(serve(settings))
-    except (WeakSecret, tls.TlsError, TurnError) as error:
+    except (WeakSecret, tls.TlsError, TurnError, MediaError) as error:
         raise SystemExit(f"parley: {error}") from None
 
 

@@ -393,11 +393,6 @@ class Settings(BaseSettings):
                 "cluster mode (PARLEY_REDIS_URL) needs PARLEY_FILES_DIR, a folder every node "
                 "reaches (a shared filesystem)"
             )
-        from parley.media.select import cluster_media_problem  # the media rule lives there
-
-        media = cluster_media_problem(self)
-        if media is not None:
-            problems.append(media)
         return problems
 
     @property
