@@ -48,6 +48,7 @@ from parley.signalling import server as signalling
 from parley.signalling.dispatch import Bounds
 from parley.signalling.events import SocketRoomEvents
 from parley.signalling.handlers import Handlers
+from parley.signalling.sessions import SessionLimits
 from parley.store.batching import BatchingChatStore
 from parley.store.database import make_engine, migrate
 from parley.store.repository import Store
@@ -120,6 +121,11 @@ class Parley:
             s.ping_timeout_seconds,
             max(s.max_outbound_bytes, 2 * s.max_answer_bytes),
             self.cluster.manager if self.cluster else None,
+            SessionLimits(
+                max_per_address=s.max_connections_per_address,
+                connect_timeout=s.connect_timeout_seconds,
+                fd_reserve=s.fd_reserve,
+            ),
         )
         with shared_by(self.cluster.buckets if self.cluster else None):
             self._build(s, clock, signer, links, meeting_log, http_settings, tls)
