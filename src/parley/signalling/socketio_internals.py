@@ -361,14 +361,15 @@ async def _write_websocket(socket: Any, ws: FramedWebSocket, link: Link | None) 
             if item is None:
                 stop = True
                 break
-            batch.append(item)
+            if item.packet_type != eio_packet.NOOP:  # it only ever ends a pending poll
+                batch.append(item)
             try:
                 item = queue.get_nowait()
             except asyncio.QueueEmpty:
                 break
             queue.task_done()
         if not batch:
-            break
+            continue
         if any(pkt.packet_type == eio_packet.CLOSE for pkt in batch):
             stop = True
         try:
