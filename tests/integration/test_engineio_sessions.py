@@ -10,8 +10,11 @@ import asyncio
 import base64
 import json
 import os
+import resource
 import struct
-from collections.abc import AsyncIterator, Iterator
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -302,3 +305,47 @@ async def test_new_sessions_are_refused_before_the_descriptors_run_out(
             return (await polling_handshake(http, small)).status_code == 200
 
         await wait_until(accepted, 10, "a session accepted once descriptors are free")
+
+
+def limited(soft: int, hard: int) -> Callable[[], None]:
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+    return limit
+
+
+def test_serve_raises_its_open_files_limit_to_the_hard_limit(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "parley", "serve", "--port", "0", "--data-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PARLEY_MEDIA_ENGINE": "none", "PARLEY_HOST": "127.0.0.1"},
+        preexec_fn=limited(256, 8192),
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().startswith("Parley listening on ")
+        assert psutil.Process(process.pid).rlimit(psutil.RLIMIT_NOFILE) == (8192, 8192)
+    finally:
+        process.terminate()
+        process.wait(30)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+@pytest.mark.parametrize(("hard", "warned"), [(1024, True), (8192, False)])
+def test_doctor_warns_about_a_descriptor_limit_below_4096(
+    tmp_path: Path, hard: int, warned: bool
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "parley", "doctor", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PARLEY_MEDIA_ADDRESSES": "127.0.0.1"},
+        preexec_fn=limited(256, hard),
+        timeout=60,
+        check=False,
+    )
+    lines = [line for line in result.stdout.splitlines() if "open files limit" in line]
+    assert len(lines) == 1, result.stdout + result.stderr
+    assert lines[0].lstrip().startswith("warning:" if warned else "ok:"), lines
