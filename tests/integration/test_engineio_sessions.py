@@ -11,6 +11,7 @@ import base64
 import json
 import os
 import resource
+import socket
 import struct
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import httpx
 import psutil
 import pytest
 
+from tests.support.clients import Client
 from tests.support.server import ChildServer, spawn_server
 from tests.support.waiting import wait_until
 
@@ -40,6 +42,11 @@ def child(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChildServer]:
             # X-Forwarded-For from this machine is believed: the tests can speak for IPv6
             # clients over 127.0.0.1.
             "PARLEY_TRUSTED_PROXIES": "127.0.0.1",
+            "PARLEY_MAX_OUTBOUND_BYTES": str(64 * MIB),
+            "PARLEY_CHAT_RATE": "100000",
+            "PARLEY_CHAT_BURST": "100000",
+            "PARLEY_CHAT_ADDRESS_RATE": "100000",
+            "PARLEY_CHAT_ADDRESS_BURST": "100000",
         },
     )
     try:
@@ -70,11 +77,16 @@ class RawWebSocket:
 
     @classmethod
     async def handshake(
-        cls, port: int, forwarded_for: str | None = None
+        cls, port: int, forwarded_for: str | None = None, receive_buffer: int | None = None
     ) -> tuple[bytes, RawWebSocket]:
         """The server's answer to the upgrade request (its status line and headers), and the
-        socket."""
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        socket (with a receive buffer of ``receive_buffer`` bytes, when given)."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if receive_buffer is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+        reader, writer = await asyncio.open_connection(sock=sock, limit=16 * 1024)
         key = base64.b64encode(os.urandom(16)).decode()
         extra = f"X-Forwarded-For: {forwarded_for}\r\n" if forwarded_for else ""
         writer.write(
@@ -88,13 +100,17 @@ class RawWebSocket:
         return head, cls(reader, writer)
 
     @classmethod
-    async def open(cls, port: int) -> RawWebSocket:
+    async def open(cls, port: int, receive_buffer: int | None = None) -> RawWebSocket:
         """A WebSocket whose Engine.IO session is open (its open packet read)."""
-        head, raw = await cls.handshake(port)
+        head, raw = await cls.handshake(port, receive_buffer=receive_buffer)
         assert head.startswith(b"HTTP/1.1 101"), head
         opening = await raw.recv()
         assert opening.startswith("0{"), opening
         return raw
+
+    @property
+    def local_port(self) -> int:
+        return int(self.writer.get_extra_info("sockname")[1])
 
     async def send(self, text: str) -> None:
         payload = text.encode()
@@ -209,6 +225,44 @@ async def test_a_close_packet_closes_the_tcp_connection_at_once(
     await raw.send("1")
     # Well within the connect timeout or any ping: only the close packet can end it.
     await wait_until(raw.eof, CONNECT_TIMEOUT * 2 + 0.5, "the server closing the WebSocket")
+
+
+def server_holds(child: ChildServer, raw: RawWebSocket) -> bool:
+    """Whether the server's process still has the TCP connection of ``raw``."""
+    connections = psutil.Process(child.process.pid).net_connections(kind="tcp")
+    return any(c.raddr and c.raddr[1] == raw.local_port for c in connections)
+
+
+async def test_a_session_ended_while_its_client_does_not_read_loses_its_connection(
+    child: ChildServer, sockets: list[RawWebSocket]
+) -> None:
+    host = await Client(child.url).connect()
+    try:
+        created = await host.ok("createRoom", {"userName": "Host", "roomName": "Stalled"})
+        raw = await RawWebSocket.open(port_of(child), receive_buffer=4096)
+        sockets.append(raw)
+        await raw.send("40")
+        assert (await raw.recv()).startswith("40{")
+        join = json.dumps(["joinRoom", {"roomId": created["roomId"], "userName": "Stalled"}])
+        raw.writer.write(_masked("421" + join))
+        while not (await raw.recv()).startswith("431"):
+            pass
+        # From now on it never reads, and the room talks: the server's writer for it waits.
+        for i in range(400):  # more than the kernel buffers of both ends hold
+            message = f"{i} " + "\U0001f600" * 3990
+            await host.ok("message", {"roomId": created["roomId"], "message": message})
+        assert server_holds(child, raw)
+        await raw.send("1")
+        await wait_until(lambda: not server_holds(child, raw), 5, "the connection gone")
+    finally:
+        await host.close()
+
+
+def _masked(text: str) -> bytes:
+    payload = text.encode()
+    n = len(payload)
+    head = struct.pack("!BB", 0x81, 0x80 | n) if n < 126 else struct.pack("!BBH", 0x81, 0xFE, n)
+    return head + bytes(4) + payload
 
 
 @pytest.fixture

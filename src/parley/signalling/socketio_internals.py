@@ -90,7 +90,7 @@ import contextvars
 import json
 import logging
 import struct
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from importlib.metadata import version
 from typing import Any
@@ -406,6 +406,10 @@ class EngineSession(eio_async_socket.AsyncSocket):  # type: ignore[misc]
             if not self.upgraded and self.queue.empty():
                 self.queue.put_nowait(eio_packet.Packet(eio_packet.NOOP))
             self.queue.put_nowait(None)
+            link = getattr(self.server, "links", {}).get(self.sid)
+            on_stuck = getattr(self.server, "on_stuck", None)
+            if link is not None and link.busy and on_stuck is not None:
+                on_stuck(self.sid)  # its writer waits for a client that does not read
 
 
 class MeteredEngineIO(engineio.AsyncServer):  # type: ignore[misc]
@@ -422,6 +426,7 @@ class MeteredEngineIO(engineio.AsyncServer):  # type: ignore[misc]
         super().__init__(*args, **kwargs)
         self.links: dict[str, Link] = {}
         self.sessions: Sessions | None = None
+        self.on_stuck: Callable[[str], None] | None = None
         drivers: Any = self.__dict__.get("_async")
         if drivers is not None and drivers.get("websocket") is eio_asgi.WebSocket:
             self.__dict__["_async"] = {**drivers, "websocket": FramedWebSocket}
@@ -549,6 +554,13 @@ class DecodeGuardServer(socketio.AsyncServer):  # type: ignore[misc]
     def count_sessions(self, sessions: Sessions) -> None:
         """Count Engine.IO sessions in ``sessions`` (whose ``expire`` is ``expire``)."""
         self.eio.sessions = sessions
+        self.eio.on_stuck = self._abort_transport
+
+    def _abort_transport(self, eio_sid: str) -> None:
+        """A session ended while its WebSocket writer waits for a client that does not read:
+        the transport aborts what is still open of it."""
+        if self.on_dropped is not None:
+            self._spawn(self.on_dropped(eio_sid))
 
     def expire(self, eio_sid: str) -> None:
         """Close a session that connected no namespace in time (a CLOSE packet, then its
@@ -558,8 +570,11 @@ class DecodeGuardServer(socketio.AsyncServer):  # type: ignore[misc]
             reason = self.eio.reason.SERVER_DISCONNECT
             self._spawn(socket.close(wait=False, abort=False, reason=reason))
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(work, context=contextvars.Context())
+    def _spawn(self, work: Awaitable[None]) -> None:
+        async def run() -> None:
+            await work
+
+        task = asyncio.create_task(run(), context=contextvars.Context())
         self._drop_tasks.add(task)
         task.add_done_callback(self._drop_tasks.discard)
 

@@ -16,7 +16,11 @@ again before moving either pin. What it depends on:
    frames are not masked (RFC 6455, 5.1), so one frame's bytes serve every recipient. After
    the application sends ``websocket.close``, the protocol waits ``close_timeout`` seconds
    (an instance attribute, 10 by default) for the client's close frame before it closes the
-   connection itself. A handshake answered with ASGI's WebSocket Denial Response
+   connection itself (``close_timer``, calling ``transport.close``); when the ASGI task returns
+   with no ``close_timer`` pending, ``run_asgi`` calls ``transport.close()``. asyncio's
+   ``close()`` first writes what the transport still buffers, which never happens for a client
+   that does not read; ``abort()`` does not wait. A handshake answered with ASGI's WebSocket
+   Denial Response
    (``websocket.http.response.start``/``.body``) is sent and closed, but leaves
    ``handshake_complete`` False, which makes ``run_asgi`` log an error when the application
    returns.
@@ -116,7 +120,8 @@ class FrameWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's sans-I/O WebSocket protocol that lends its connection a ``FrameSink`` through
     the ASGI scope (``FRAMES_EXTENSION``). Whatever the application sends through ASGI leaves
     after the frames the sink holds. A connection the application closed waits
-    ``CLOSE_TIMEOUT`` for the client's close frame."""
+    ``CLOSE_TIMEOUT`` for the client's close frame, and one whose client does not read is
+    aborted rather than closed (which would wait for its buffer to drain)."""
 
     frame_sink: FrameSink | None = None
 
@@ -137,6 +142,16 @@ class FrameWebSocketProtocol(WebSocketsSansIOProtocol):
         await super().send(message)
         if message["type"] == "websocket.http.response.body" and not message.get("more_body"):
             self.handshake_complete = True  # a refusal, answered in full: not an error
+        if message["type"] == "websocket.close" and self.close_timer is not None:
+            # No close frame back in time: the connection goes, whatever it still buffers.
+            self.close_timer.cancel()
+            self.close_timer = self.loop.call_later(self.close_timeout, self.transport.abort)
+
+    async def run_asgi(self) -> None:
+        await super().run_asgi()
+        if not self.writable.is_set() and not self.disconnected:
+            # The client does not read: closing would wait for it forever.
+            self.transport.abort()
 
 
 # --- slow request headers ---------------------------------------------------------------------
