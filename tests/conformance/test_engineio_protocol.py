@@ -180,6 +180,20 @@ async def test_a_polling_session_that_does_not_pong_is_closed(
     await wait_until(gone, 3, "the session closed for want of a pong")
 
 
+async def test_an_unanswered_ping_ends_the_session_after_the_ping_timeout(
+    child: ChildServer, http: httpx.AsyncClient
+) -> None:
+    sid = await polling_session(http, child)
+    session = url(child, f"EIO=4&transport=polling&sid={sid}")
+    assert (await http.get(session)).text == "2"
+    loop = asyncio.get_running_loop()
+    pinged = loop.time()
+    ended = await http.get(session)  # pending until the session ends
+    assert (ended.status_code, ended.text) == (200, "6")
+    assert loop.time() - pinged < PING_TIMEOUT_MS / 1000 + 0.15
+    assert (await http.get(session)).status_code == 400
+
+
 async def test_websockets_are_pinged_at_the_sub_second_interval(
     websocket: ClientConnection,
 ) -> None:

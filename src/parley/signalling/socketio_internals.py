@@ -74,7 +74,11 @@ before moving a pin. What it depends on:
    non-dict is returned as it is. ``AsyncSocket.close(wait, abort, reason)`` runs once
    (``closing``/``closed``) and is how every end of a session goes (a CLOSE packet, a ping
    timeout, a failed poll, a drop); it leaves the WebSocket writer and a pending poll waiting
-   on the queue. A ping-timeout close queues no CLOSE packet.
+   on the queue. A ping-timeout close queues no CLOSE packet. ``schedule_ping()`` (on a PONG)
+   sets ``last_ping`` to None and starts ``_send_ping()`` as a background task: it sleeps
+   ``ping_interval``, sets ``last_ping = time.time()`` and sends a PING, unless the socket is
+   closing or closed; the ``_service_task`` closes a socket ``ping_timeout`` after an
+   unanswered ping, at its next round.
 11. ``socketio.AsyncServer._handle_connect(eio_sid, namespace, data)`` answers a CONNECT for a
    namespace with no handlers with a CONNECT_ERROR whose data is the string "Unable to
    connect"; ``_handle_disconnect(eio_sid, namespace, reason)`` handles a namespace's
@@ -90,6 +94,7 @@ import contextvars
 import json
 import logging
 import struct
+import time
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from importlib.metadata import version
@@ -393,6 +398,18 @@ class EngineSession(eio_async_socket.AsyncSocket):  # type: ignore[misc]
     ``Sessions`` forgets it, a pending poll is answered (NOOP, unless a CLOSE packet is
     queued) and the WebSocket writer sends what is queued and closes. It never waits for the
     client to read (one that does not would hold it forever)."""
+
+    async def _send_ping(self) -> None:
+        # As python-engineio's (10), and the session ends exactly ``ping_timeout`` after an
+        # unanswered ping rather than at the service task's next round.
+        await asyncio.sleep(self.server.ping_interval)
+        if self.closing or self.closed:
+            return
+        self.last_ping = sent = time.time()
+        await self.send(eio_packet.Packet(eio_packet.PING))
+        await asyncio.sleep(self.server.ping_timeout)
+        if self.last_ping == sent and not (self.closing or self.closed):
+            await self.close(wait=False, abort=True, reason=self.server.reason.PING_TIMEOUT)
 
     async def close(self, wait: bool = True, abort: bool = False, reason: Any = None) -> None:
         if self.closed or self.closing:
