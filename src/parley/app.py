@@ -43,6 +43,7 @@ from parley.signalling import server as signalling
 from parley.signalling.dispatch import Bounds
 from parley.signalling.events import SocketRoomEvents
 from parley.signalling.handlers import Handlers
+from parley.signalling.sessions import COUNT_EVERY, SessionLimits
 from parley.store.batching import BatchingChatStore
 from parley.store.database import make_engine, migrate
 from parley.store.repository import Store
@@ -128,6 +129,12 @@ class Parley:
             s.ping_timeout_seconds,
             max(s.max_outbound_bytes, 2 * s.max_answer_bytes),
             self.cluster.manager if self.cluster else None,
+            SessionLimits(
+                max_connections_per_address=s.max_connections_per_address,
+                connect_timeout_seconds=s.connect_timeout_seconds,
+                fd_reserve=s.fd_reserve,
+                count_every=COUNT_EVERY,
+            ),
         )
         self.domain = d = build_domain(
             self._ports(engine_events, meeting_log), limits_from(s), clock

@@ -34,6 +34,7 @@ from typing import Any, Protocol
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from parley.addresses import limiter_key
 from parley.errors import InvalidPayload, MediaError, RateLimited, ServerFull
 from parley.media.sdp import check_description, filter_candidates, ignored_networks
 from parley.ratelimit import KeyedLimiter, SharedBuckets
@@ -158,7 +159,7 @@ def install(app: FastAPI, probes: Probes) -> None:
 
     @app.post(PATH)
     async def probe(request: Request) -> JSONResponse:
-        address = request.client.host if request.client else "unknown"
+        address = limiter_key(request.client.host) if request.client else "unknown"
         declared = request.headers.get("content-length", "")
         limit = probes.max_body_bytes
         if not declared.isdigit() or len(declared) > 12 or int(declared) > limit:
