@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from parley.clock import Clock
 from parley.errors import InvalidPayload, NotInRoom, RateLimited
-from parley.ratelimit import KeyedLimiter
+from parley.ratelimit import KeyedLimiter, SharedBuckets
 from parley.rooms.effects import Effects, Kicked
 from parley.rooms.events import RoomEvents
 from parley.rooms.lobby import Lobby
@@ -23,13 +24,21 @@ from parley.rooms.rules import controls as rules
 from parley.rooms.rules.access import host_in, in_room
 from parley.rooms.rules.controls import SettingsChange
 
-__all__ = ["REACTIONS", "Controls", "SettingsChange", "SettingsStore"]
+__all__ = ["REACTIONS", "ControlLimits", "Controls", "SettingsChange", "SettingsStore"]
 
 log = logging.getLogger(__name__)
 
 REACTIONS = frozenset({"👍", "👏", "😂", "😮", "❤️", "🎉"})
 
 Rule = Callable[[LiveRoom], tuple[LiveRoom, Effects]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ControlLimits:
+    """Each field is the setting of that name (``parley.settings.Settings``)."""
+
+    reaction_rate: float
+    reaction_burst: int
 
 
 class Controls:
@@ -43,8 +52,9 @@ class Controls:
         passwords: Passwords,
         events: RoomEvents,
         clock: Clock,
-        reaction_rate: float = 5.0,
-        reaction_burst: int = 5,
+        limits: ControlLimits,
+        *,
+        shared: SharedBuckets | None = None,
     ) -> None:
         self._presence = presence
         self._settings = store_settings
@@ -54,7 +64,9 @@ class Controls:
         self._passwords = passwords
         self._events = events
         self._clock = clock
-        self._reactions = KeyedLimiter(reaction_rate, reaction_burst)
+        self._reactions = KeyedLimiter(
+            "controls.reaction", limits.reaction_rate, limits.reaction_burst, shared=shared
+        )
 
     async def _change(self, room_id: str, rule: Rule) -> None:
         """Apply ``rule`` to the live room ``room_id`` (NOT_IN_ROOM when it is not live)."""
