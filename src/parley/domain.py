@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 from parley.bus import MediaBus
 from parley.chat.models import ChatMessage, ChatStore
@@ -69,7 +69,7 @@ def limits_from(settings: Settings) -> Limits:
             room_create_burst=s.room_create_burst,
             max_user_name_chars=s.max_user_name_chars,
             max_room_name_chars=s.max_room_name_chars,
-            rooms_list=s.rooms_list,
+            rooms_list=rooms_list(s),
             auth=s.auth,
         ),
         media=MediaLimits(
@@ -103,6 +103,14 @@ def limits_from(settings: Settings) -> Limits:
         empty_room_ttl_seconds=s.empty_room_ttl_seconds,
         unused_room_ttl_seconds=s.unused_room_ttl_seconds,
     )
+
+
+def rooms_list(settings: Settings) -> Literal["public", "off"]:
+    """``rooms_list`` as set; when it is not set, ``off`` on a server where people come in
+    only with a join token (``auth=jwt``): who meets there is the application's business."""
+    if settings.auth == "jwt" and "rooms_list" not in settings.model_fields_set:
+        return "off"
+    return settings.rooms_list
 
 
 def _ignore(_fact: object) -> None:

@@ -135,7 +135,7 @@ class Settings(BaseSettings):
     empty room that never had a message or file does not count (and expires quickly)."""
     rooms_list: Literal["public", "off"] = "public"
     """``public``: ``getRoomsList`` shows active meetings whose host did not unlist them;
-    ``off``: it always answers an empty list."""
+    ``off``: it always answers an empty list. Left unset with ``auth=jwt``: ``off``."""
     max_participants: int = Field(default=50, ge=1)
     """Participants per room."""
     reconnect_grace_seconds: float = Field(default=10.0, ge=0)
