@@ -175,7 +175,15 @@ def build_domain(ports: Ports, limits: Limits, clock: Clock) -> Domain:
     media = MediaService(p.presence, p.engine, p.events, clock, limits.media, shared=shared)
     p.engine_events.subscribe(media)
     membership = Membership(
-        p.store, p.presence, media, files, p.events, p.signer, clock, p.meeting_log
+        p.store,
+        p.presence,
+        media,
+        files,
+        p.events,
+        p.signer,
+        clock,
+        p.meeting_log,
+        max_participants=limits.rooms.max_participants,
     )
     passwords = Passwords(clock, limits.max_wrong_passwords, limits.wrong_password_window_seconds)
     lobby = Lobby(p.presence, membership, p.events, clock)

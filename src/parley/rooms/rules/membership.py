@@ -36,6 +36,8 @@ class Door:
     """A fresh userId."""
     token: Callable[[str, str], str]
     """The resume token for (room key, userId)."""
+    max_participants: int
+    """Participants a room holds: nobody is let in past it (the setting of that name)."""
 
 
 # --- coming in ----------------------------------------------------------------------------
