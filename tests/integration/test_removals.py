@@ -27,7 +27,12 @@ Connect = Callable[[], Awaitable[Client]]
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", media_engine="none", jwt_secret=SECRET)
+    return Settings(
+        data_dir=tmp_path / "data",
+        media_engine="none",
+        jwt_secret=SECRET,
+        reconnect_grace_seconds=0.3,
+    )
 
 
 def join_token(room_id: str, sub: str) -> str:
@@ -119,6 +124,32 @@ async def test_a_kicked_token_subject_trading_its_place_stays_out(connect: Conne
         assert bob_id not in await people(host, room_id), f"back in round {n}"
         assert codes == ["FORBIDDEN", "FORBIDDEN"]
         await bob.close()
+
+
+def muted(joined: dict[str, Any], user_id: str) -> bool:
+    return bool(next(u for u in joined["users"] if u["userId"] == user_id)["audioMuted"])
+
+
+async def test_a_host_mute_holds_after_leaving_and_after_a_resume_past_the_grace(
+    connect: Connect,
+) -> None:
+    host = await connect()
+    room_id = (await host.ok("createRoom", {"userName": "Ada", "roomName": "R"}))["roomId"]
+    by_token = {"roomId": room_id, "jwt": join_token(room_id, "kim")}
+    kim = await connect()
+    kim_id = (await kim.ok("joinRoom", by_token))["userId"]
+    bob = await connect()
+    bob_joined = await bob.ok("joinRoom", {"roomId": room_id, "userName": "Bob"})
+    for user_id in (kim_id, bob_joined["userId"]):
+        await host.ok("mute", {"roomId": room_id, "userId": user_id, "kind": "audio"})
+    await kim.ok("leaveRoom", {"roomId": room_id})
+    assert muted(await (await connect()).ok("joinRoom", by_token), kim_id)
+    await bob.close()
+    while (await host.next("userLeft"))["userId"] != bob_joined["userId"]:
+        pass  # the grace is over: Bob's place is given up
+    resume = {"roomId": room_id, "userName": "Bob", "resumeToken": bob_joined["token"]}
+    back = await (await connect()).ok("joinRoom", resume)
+    assert back["userId"] == bob_joined["userId"] and muted(back, back["userId"])
 
 
 @contextlib.asynccontextmanager

@@ -16,6 +16,7 @@ from parley.cluster.presence import RedisPresence
 from parley.errors import ServerFull
 from parley.rooms.models import (
     STORED_PASSWORD,
+    Block,
     LiveRoom,
     LobbyRequest,
     Participant,
@@ -62,6 +63,7 @@ EVERY_FIELD_SET = LiveRoom(
     subscriptions=(Subscription("u1", "bob", "s1"),),
     lobby=(LobbyRequest("r1", "c3", "Guest", 1_700_000_000_004, "cy", "node1"),),
     revoked=(Revocation("eve", "kicked"), Revocation("fay", "timeout")),
+    blocks=(Block("ada", frozenset({"video"})), Block("eve", frozenset({"audio", "video"}))),
 )
 
 
@@ -138,6 +140,7 @@ def test_the_codec_knows_every_field_of_the_values_it_writes() -> None:
         Stream: ("stream_id", "user_id", "user_name", "source", "kinds"),
         Subscription: ("subscription_id", "user_id", "stream_id"),
         Revocation: ("user_id", "why"),
+        Block: ("user_id", "kinds"),
         Place: ("room_key", "room_id", "user_id", "request_id"),
     }
     for value, names in known.items():

@@ -116,6 +116,16 @@ class Revocation:
 
 
 @dataclass(frozen=True)
+class Block:
+    """Kinds of media a host muted for ``user_id``: they hold for the whole meeting, also when
+    it leaves and comes back under the same userId (a resume after the grace, a join token's
+    ``sub``)."""
+
+    user_id: str
+    kinds: frozenset[MediaKind]
+
+
+@dataclass(frozen=True)
 class LiveRoom:
     """A live room's whole state, read and written as one value under the room's hold."""
 
@@ -127,6 +137,8 @@ class LiveRoom:
     lobby: tuple[LobbyRequest, ...] = ()
     """Oldest first; unique ``request_id``."""
     revoked: tuple[Revocation, ...] = ()
+    blocks: tuple[Block, ...] = ()
+    """Each participant's ``muted_by_host``, by userId, kept after it is gone."""
 
     @property
     def key(self) -> str:
@@ -149,13 +161,24 @@ class LiveRoom:
         return tuple(p for p in self.participants if p.is_host)
 
     def with_participant(self, participant: Participant) -> LiveRoom:
-        """``participant`` replaces the one with its ``user_id`` in place, or comes in last."""
+        """``participant`` replaces the one with its ``user_id`` in place, or comes in last
+        (what hosts muted of it is remembered for its userId)."""
         if self.participant(participant.user_id) is None:
-            return replace(self, participants=(*self.participants, participant))
-        people = tuple(
-            participant if p.user_id == participant.user_id else p for p in self.participants
-        )
-        return replace(self, participants=people)
+            people = (*self.participants, participant)
+        else:
+            people = tuple(
+                participant if p.user_id == participant.user_id else p for p in self.participants
+            )
+        room = replace(self, participants=people)
+        if self.blocked(participant.user_id) == participant.muted_by_host:
+            return room
+        kept = tuple(b for b in self.blocks if b.user_id != participant.user_id)
+        block = (Block(participant.user_id, participant.muted_by_host),)
+        return replace(room, blocks=(*kept, *block) if participant.muted_by_host else kept)
+
+    def blocked(self, user_id: str) -> frozenset[MediaKind]:
+        """What hosts muted of ``user_id`` in this meeting (also while it is not here)."""
+        return next((b.kinds for b in self.blocks if b.user_id == user_id), frozenset())
 
     def without_participant(self, user_id: str) -> LiveRoom:
         kept = tuple(p for p in self.participants if p.user_id != user_id)

@@ -55,9 +55,16 @@ def enter(
     room: LiveRoom, conn_id: str, user_name: str, as_host: bool, user_id: str, now_ms: int
 ) -> tuple[LiveRoom, Participant, Effects]:
     """A new arrival (``user_id``: a fresh id, or a returning participant's whose place is
-    gone)."""
+    gone: what a host muted of it is still muted)."""
+    blocked = room.blocked(user_id)
     participant = Participant(
-        user_id=user_id, user_name=user_name, is_host=as_host, joined_at=now_ms, conn_id=conn_id
+        user_id=user_id,
+        user_name=user_name,
+        is_host=as_host,
+        joined_at=now_ms,
+        conn_id=conn_id,
+        muted=blocked,
+        muted_by_host=blocked,
     )
     room = room.with_participant(participant)
     record = room.record
