@@ -71,6 +71,10 @@ def limits_from(settings: Settings) -> Limits:
             max_room_name_chars=s.max_room_name_chars,
             rooms_list=rooms_list(s),
             auth=s.auth,
+            unknown_room_rate=s.unknown_room_rate,
+            unknown_room_burst=s.unknown_room_burst,
+            unknown_room_address_rate=s.unknown_room_address_rate,
+            unknown_room_address_burst=s.unknown_room_address_burst,
         ),
         media=MediaLimits(
             max_streams_per_participant=s.max_streams_per_participant,

@@ -75,6 +75,10 @@ class RoomLimits:
     """``off``: ``list_rooms`` shows nothing at all."""
     auth: Literal["open", "jwt"]
     """``jwt``: people come in only with a join token; rooms are made over REST."""
+    unknown_room_rate: float
+    unknown_room_burst: int
+    unknown_room_address_rate: float
+    unknown_room_address_burst: int
 
 
 def _gone() -> LiveRoom:
@@ -118,6 +122,20 @@ class RoomsService:
             "rooms.create", limits.room_create_rate, limits.room_create_burst, shared=shared
         )
         self._create_lock = asyncio.Lock()
+        self._unknown = (
+            KeyedLimiter(
+                "rooms.unknown.connection",
+                limits.unknown_room_rate,
+                limits.unknown_room_burst,
+                shared=shared,
+            ),
+            KeyedLimiter(
+                "rooms.unknown.address",
+                limits.unknown_room_address_rate,
+                limits.unknown_room_address_burst,
+                shared=shared,
+            ),
+        )
 
     def _hold_live(self, room_id: str) -> AbstractAsyncContextManager[RoomHold]:
         return hold_live(self._presence, room_id)
@@ -216,6 +234,21 @@ class RoomsService:
         live = await self._presence.room_by_key(room.uid)
         return list(live.participants) if live else []
 
+    async def _guessing(self, conn_id: str, address: str, room_id: str) -> RoomRecord:
+        """``_live(room_id)`` for a caller whose tries of meetings that do not exist are
+        paced, per connection and per address: past its pace, every join of it is
+        RATE_LIMITED (a meeting that exists answers the same as one that does not)."""
+        now = self._clock.monotonic()
+        per_conn, per_address = self._unknown
+        if per_conn.exhausted(conn_id, now) or per_address.exhausted(address, now):
+            raise RateLimited("Too many joins of meetings that do not exist; wait a moment.")
+        try:
+            return await self._live(room_id)
+        except RoomNotFound:
+            per_conn.allow(conn_id, now)
+            per_address.allow(address, now)
+            raise
+
     async def _live(self, room_id: str) -> RoomRecord:
         live = await self._presence.room(room_id)
         if live is not None:
@@ -249,7 +282,7 @@ class RoomsService:
         elif self._limits.auth == "jwt":
             raise Unauthorized("This meeting admits people with a join token only.")
         user_name = self._user_name(user_name)
-        record = await self._live(room_id)
+        record = await self._guessing(conn_id, address, room_id)
         snapshot = await self._presence.room_by_key(record.uid) or LiveRoom(record)
         claims = self._reconnects.claims(resume_token, snapshot)
         if host_key is not None:
