@@ -189,7 +189,12 @@ def build_domain(ports: Ports, limits: Limits, clock: Clock) -> Domain:
         p.meeting_log,
         max_participants=limits.rooms.max_participants,
     )
-    passwords = Passwords(clock, limits.max_wrong_passwords, limits.wrong_password_window_seconds)
+    passwords = Passwords(
+        clock,
+        limits.max_wrong_passwords,
+        limits.wrong_password_window_seconds,
+        shared=shared,
+    )
     lobby = Lobby(p.presence, membership, p.events, clock)
     reconnects = Reconnects(
         p.presence,

@@ -63,3 +63,18 @@ async def test_a_removal_is_refused_on_every_node_even_when_redis_forgot_the_roo
         assert await (await connect(node)).error("joinRoom", by_token) == "FORBIDDEN"
     other = {"roomId": room_id, "jwt": join_token(room_id, "lee")}
     assert (await (await connect("node2")).ok("joinRoom", other))["isHost"] is False
+
+
+async def test_wrong_passwords_from_one_address_are_counted_on_every_node(
+    cluster: Cluster, connect: Any
+) -> None:
+    host = await connect("node1")
+    room_id = (await host.ok("createRoom", {"userName": "Ada", "roomName": "P"}))["roomId"]
+    await host.ok("updateRoom", {"roomId": room_id, "password": "right one"})
+    join = {"roomId": room_id, "userName": "Eve"}
+    first = await connect("node1")
+    codes = [await first.error("joinRoom", {**join, "password": f"g{n}"}) for n in range(7)]
+    assert codes[-1] == "RATE_LIMITED"
+    other = await connect("node2")  # the same address, on the other node
+    later = [await other.error("joinRoom", {**join, "password": f"h{n}"}) for n in range(3)]
+    assert later[-2:] == ["RATE_LIMITED"] * 2, later  # one try may pass before the nodes meet
