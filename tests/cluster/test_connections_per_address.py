@@ -1,15 +1,23 @@
 """One address's Engine.IO sessions are counted over the whole cluster: what it holds on one
 node counts against its limit on the other, a place it gives up comes back on both, and a dead
 node's sessions stop counting once its lease ends. Sessions here are long-polling handshakes
-that never connect Socket.IO, through real sockets to two nodes sharing one Redis."""
+that never connect Socket.IO, through real sockets to two nodes sharing one Redis. Below them,
+two nodes' counts on one real Redis."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
+import pytest_asyncio
+from redis.asyncio import Redis
 
+from parley.cluster.connections import RedisSessionCounts
+from parley.cluster.nodes import NODES
 from tests.support.cluster import Cluster
+from tests.support.redis_server import RedisServer
 from tests.support.waiting import wait_until
 
 CAP = 4
@@ -79,3 +87,39 @@ async def test_one_address_holds_its_limit_over_both_nodes(cluster: Cluster) -> 
         for n in range(CAP):
             await wait_until(lambda: admitted(http, two, on_two), 20, f"place {n + 1} on node2")
         assert await handshake(http, two) is None
+
+
+@pytest_asyncio.fixture
+async def redis(tmp_path: Path) -> AsyncIterator[Redis]:
+    server = RedisServer(tmp_path / "redis")
+    await server.start()
+    client = Redis.from_url(server.url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+        await server.stop()
+
+
+async def test_a_change_reads_back_the_other_nodes_counts_of_that_address(redis: Redis) -> None:
+    await redis.zadd(NODES, {"a": 1, "b": 1})
+    a, b = RedisSessionCounts(redis, "a", 60), RedisSessionCounts(redis, "b", 60)
+    await a.start()
+    await b.start()
+    try:
+        a.changed("198.51.100.7", 3)
+        await a.settled()
+        assert a.others("198.51.100.7") == 0
+        # b learns what a holds of this address as soon as it opens one of its own.
+        b.changed("198.51.100.7", 1)
+        await b.settled()
+        assert b.others("198.51.100.7") == 3
+        assert b.others("203.0.113.9") == 0
+        # a learns of b's at its next full read.
+        await wait_until(lambda: a.others("198.51.100.7") == 1, 10, "a to read b's count")
+        # A node that closes takes its sessions with it.
+        await b.close()
+        await wait_until(lambda: a.others("198.51.100.7") == 0, 10, "b's count to go")
+    finally:
+        await a.close()
+        await b.close()

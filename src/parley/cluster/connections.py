@@ -3,10 +3,11 @@
 
 Each node keeps its own counts in ``pl:conns:{node}``, a hash address key -> sessions open
 there, which lives one lease (``node_lease_seconds``) unless the node writes it again. A change
-is written in the background, batched per event-loop turn, and the whole hash is rewritten
-every third of a lease: a node that dies stops renewing it, and its sessions stop counting when
-its lease would have ended. Every node reads the other nodes' hashes at the same pace; a
-handshake is decided at once on its own count plus the last ones read.
+is written in the background, batched per event-loop turn, and reads back what the other nodes
+hold of the same addresses; the whole hash is rewritten, and every other node's read, every
+second (every third of a lease if that is shorter). A node that dies stops renewing its hash:
+its sessions stop counting when its lease would have ended. A handshake is decided at once on
+this node's count plus the others' as last read.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ class RedisSessionCounts:
         self._every = min(READ_EVERY, lease_seconds / 3)
         self._own: dict[str, int] = {}
         self._others: Counter[str] = Counter()
+        self._nodes: list[str] = []
+        """The other nodes, as of the last full read."""
         self._dirty: set[str] = set()
         self._flush: asyncio.Task[None] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -72,6 +75,8 @@ class RedisSessionCounts:
             keys, self._dirty = self._dirty, set()
             counts = {key: self._own[key] for key in keys if key in self._own}
             gone = [key for key in keys if key not in self._own]
+            fields = sorted(keys)
+            nodes = self._nodes
             try:
                 async with self._redis.pipeline(transaction=True) as pipe:
                     if counts:
@@ -79,10 +84,27 @@ class RedisSessionCounts:
                     if gone:
                         pipe.hdel(self._hash, *gone)
                     pipe.pexpire(self._hash, self._lease_ms)
-                    await pipe.execute()
+                    # What the others hold of these addresses, fresher than the last full read.
+                    for node in nodes:
+                        pipe.hmget(PREFIX + node, fields)
+                    replies = await pipe.execute()
             except (RedisError, OSError) as error:
                 self._unreachable(error)
                 return  # the next full write puts them right
+            held: Counter[str] = Counter()
+            for reply in replies[len(replies) - len(nodes) :]:
+                for key, count in zip(fields, reply, strict=True):
+                    held[key] += int(count or 0)
+            for key in fields:
+                if held[key]:
+                    self._others[key] = held[key]
+                else:
+                    self._others.pop(key, None)
+
+    async def settled(self) -> None:
+        """Return once the changes so far have been exchanged with Redis (or given up)."""
+        while self._flush is not None and not self._flush.done():
+            await asyncio.shield(self._flush)
 
     async def _run(self) -> None:
         while True:
@@ -106,7 +128,7 @@ class RedisSessionCounts:
                 pipe.pexpire(self._hash, self._lease_ms)
             await pipe.execute()
         names = [_text(n) for n in await self._redis.zrange(NODES, 0, -1)]
-        nodes = [n for n in names if n != self.name]
+        self._nodes = nodes = [n for n in names if n != self.name]
         others: Counter[str] = Counter()
         if nodes:
             async with self._redis.pipeline(transaction=False) as pipe:
