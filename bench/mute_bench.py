@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from parley.media import embedded, janus
 from parley.media.engine import MediaEngine
+from parley.media.select import janus_config
 from parley.settings import Settings
 from tests.support.media_net import MEDIA_ADDRESS, _make_veth, _veth_ready
 from tests.support.peers import LOOPBACK, ROOM, Peers, TestSubscriber
@@ -84,11 +85,11 @@ async def main() -> None:
         janus_settings = base.model_copy(
             update={"media_engine": "janus", "media_addresses": [MEDIA_ADDRESS]}
         )
-        if janus.janus_available(janus_settings):
+        if janus.janus_available(janus_config(janus_settings)):
             if not _veth_ready():
                 _make_veth()
             results["janus"] = await measure(
-                "janus", janus.create_engine(janus_settings), MEDIA_ADDRESS, rounds
+                "janus", janus.create_engine(janus_config(janus_settings)), MEDIA_ADDRESS, rounds
             )
     print(f"mute latency over {rounds} rounds, ms (yardstick: Opus packet interval 20 ms)")
     columns = ("stopped p50", "stopped max", "resumed p50", "resumed max")

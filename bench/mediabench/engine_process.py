@@ -18,6 +18,7 @@ from parley.errors import MediaError
 from parley.media.embedded import EmbeddedConfig, EmbeddedEngine
 from parley.media.engine import MediaEngine
 from parley.media.janus import create_engine as create_janus_engine
+from parley.media.select import janus_config
 from parley.settings import Settings
 
 LOOPBACK = "127.0.0.1"
@@ -62,7 +63,7 @@ def make_engine(kind: str, data_dir: Path) -> MediaEngine:
     settings = Settings(
         data_dir=data_dir, media_engine="janus", media_addresses=[JANUS_ADDRESS], janus_url=None
     )
-    return create_janus_engine(settings)
+    return create_janus_engine(janus_config(settings))
 
 
 def engine_pids(engine: MediaEngine) -> list[int]:

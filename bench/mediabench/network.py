@@ -8,6 +8,7 @@ import subprocess
 
 from mediabench.engine_process import JANUS_ADDRESS
 from parley.media.janus import janus_available
+from parley.media.select import janus_config
 from parley.settings import Settings
 
 # --- Janus's network: 127.0.0.2 on a veth -----------------------------------------------------
@@ -44,7 +45,7 @@ def janus_network_ready() -> bool:
 def usable_engines(wanted: list[str]) -> list[str]:
     engines = []
     for kind in wanted:
-        if kind == "janus" and not janus_available(Settings(janus_url=None)):
+        if kind == "janus" and not janus_available(janus_config(Settings(janus_url=None))):
             print("janus is not installed (Debian package `janus`): its runs are skipped")
         elif kind == "janus" and not janus_network_ready():
             print(

@@ -1,14 +1,17 @@
 """``parley doctor``: a deployment checked from the server's side, with what to fix.
 
-It reads the same settings as ``parley serve`` and writes nothing: the certificate (names,
-expiry), the addresses the SFU will announce, the RTP port range, and the TURN server (whether
-it answers, accepts Parley's credentials and relays to the SFU's media addresses).
+It reads the same settings as ``parley serve`` and writes nothing: the file-descriptor limit,
+the certificate (names, expiry), the addresses the SFU will announce, the RTP port range, the
+TURN server (whether it answers, accepts Parley's credentials and relays to the SFU's media
+addresses) and, in cluster mode, whether Redis asks for a password.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import ipaddress
+import resource
 import shutil
 import socket
 import time
@@ -17,15 +20,20 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from aioice.ice import get_host_addresses
+from redis.exceptions import RedisError
 
+from parley.cluster.redis_client import answers_anonymously, where
 from parley.settings import Settings
 from parley.tls import describe, is_loopback, wanted_names
 from parley.tokens import check_secret, turn_credentials
-from parley.turn.config import turn_dir
+from parley.turn.config import relay_reaches, turn_dir
 from parley.turn.process import probe_address
 from parley.turn.stun import check_relay, stun_binding
 
 Level = Literal["ok", "warning", "problem"]
+
+WANTED_OPEN_FILES = 4096
+"""The file-descriptor limit below which ``parley serve`` and ``parley doctor`` warn."""
 
 
 @dataclass
@@ -221,8 +229,24 @@ def _external_turn(settings: Settings) -> list[tuple[str, int, str]]:
     return servers
 
 
+def check_relay_reach(settings: Settings, report: Report) -> None:
+    """Embedded TURN: UDP services its relay reaches besides the SFU (coturn filters peers by
+    address, not by port)."""
+    reached = relay_reaches(settings)
+    if not reached:
+        return
+    shown = ", ".join(f"{address}:{port}" for address, port in reached[:10])
+    report.warn(
+        f"the TURN relay reaches {len(reached)} UDP socket(s) on the media addresses besides "
+        f"the SFU: {shown}",
+        "bind those services elsewhere, or drop UDP from the TURN relay ports to them in the "
+        "firewall",
+    )
+
+
 async def check_turn(settings: Settings, peers: list[str], report: Report) -> None:
     if settings.turn == "embedded":
+        check_relay_reach(settings, report)
         if shutil.which(settings.turn_binary) is None:
             report.problem(
                 f"PARLEY_TURN=embedded but {settings.turn_binary!r} is not installed",
@@ -291,10 +315,58 @@ async def check_turn(settings: Settings, peers: list[str], report: Report) -> No
                 )
 
 
+async def check_redis(settings: Settings, report: Report) -> None:
+    """Cluster mode: Redis must ask for a password (a node refuses one that does not)."""
+    if not settings.redis_url:
+        return
+    shown = where(settings.redis_url)
+    try:
+        async with asyncio.timeout(5):
+            anonymous = await answers_anonymously(settings.redis_url)
+    except (RedisError, OSError, TimeoutError) as error:
+        report.problem(
+            f"redis {shown} cannot be reached ({type(error).__name__})",
+            "start Redis, or correct PARLEY_REDIS_URL",
+        )
+        return
+    if not anonymous:
+        report.ok(f"redis {shown} asks for a password")
+        return
+    what = f"redis {shown} answers without authentication: anyone who reaches it can read and "
+    fix = (
+        "set requirepass (or an ACL user) in redis.conf and put the password in "
+        "PARLEY_REDIS_URL (redis://:PASSWORD@host:6379/0)"
+    )
+    if settings.redis_insecure:
+        report.warn(what + "change every meeting (PARLEY_REDIS_INSECURE=1)", fix)
+    else:
+        report.problem(what + "change every meeting, so cluster nodes refuse to start", fix)
+
+
+def check_open_files(settings: Settings, report: Report) -> None:
+    """The descriptor limit ``parley serve`` will run with: it raises the soft limit to the
+    hard one at start."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    limit = hard if hard != resource.RLIM_INFINITY else max(soft, WANTED_OPEN_FILES)
+    if soft == resource.RLIM_INFINITY or limit >= WANTED_OPEN_FILES:
+        shown = "unlimited" if soft == resource.RLIM_INFINITY else str(soft)
+        report.ok(f"open files limit: soft {shown}, raised to {limit} when serving")
+        return
+    report.warn(
+        f"open files limit: soft {soft}, hard {hard}: below {WANTED_OPEN_FILES}, so about "
+        f"{max(0, limit - settings.fd_reserve)} connections at most (fd_reserve "
+        f"{settings.fd_reserve} are kept free)",
+        f"raise the hard limit to {WANTED_OPEN_FILES} or more (systemd: LimitNOFILE=65536; "
+        "shell: ulimit -Hn 65536 as root; Docker: --ulimit nofile=65536:65536)",
+    )
+
+
 async def run(settings: Settings) -> Report:
     report = Report()
+    check_open_files(settings, report)
     check_tls(settings, report)
     peers = check_addresses(settings, report)
     check_ports(settings, report)
     await check_turn(settings, peers, report)
+    await check_redis(settings, report)
     return report

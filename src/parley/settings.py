@@ -117,15 +117,21 @@ class Settings(BaseSettings):
 
     # --- cluster mode ---------------------------------------------------------------------
     redis_url: str | None = None
-    """``redis://host:6379/0`` turns cluster mode on: several nodes behind a load balancer share
-    live state and room events through this Redis. Requires a PostgreSQL ``database_url``, a
-    shared ``secret_key`` and a shared ``files_dir``."""
+    """``redis://:PASSWORD@host:6379/0`` turns cluster mode on: several nodes behind a load
+    balancer share live state and room events through this Redis. Requires a PostgreSQL
+    ``database_url``, a shared ``secret_key`` and a shared ``files_dir``. ``rediss://`` for TLS
+    (``?ssl_ca_certs=/path/ca.pem`` for a private CA); an ACL user as
+    ``rediss://USER:PASSWORD@host:6380/0``. A Redis that answers without a password is refused
+    (see ``redis_insecure``)."""
     node_name: str | None = None
     """This node's name in logs, ``/health`` and metrics; default ``host:port``. Unique per
     node."""
     node_lease_seconds: float = Field(default=6.0, ge=1.0, le=10.0)
     """A node renews its liveness lease in Redis every third of this; a node that has not
     renewed it for this long is dead and its connections are dropped (their grace starts)."""
+    redis_insecure: bool = False
+    """Let a cluster node start against a Redis that answers without authentication (anyone
+    who reaches it could read and change every meeting). Off: such a node refuses to start."""
 
     # --- rooms ------------------------------------------------------------------------------
     max_rooms: int = Field(default=1000, ge=1)
@@ -133,7 +139,7 @@ class Settings(BaseSettings):
     empty room that never had a message or file does not count (and expires quickly)."""
     rooms_list: Literal["public", "off"] = "public"
     """``public``: ``getRoomsList`` shows active meetings whose host did not unlist them;
-    ``off``: it always answers an empty list."""
+    ``off``: it always answers an empty list. Left unset with ``auth=jwt``: ``off``."""
     max_participants: int = Field(default=50, ge=1)
     """Participants per room."""
     reconnect_grace_seconds: float = Field(default=10.0, ge=0)
@@ -164,6 +170,14 @@ class Settings(BaseSettings):
     reaction_rate: float = Field(default=5.0, gt=0)
     """Reactions a participant may send per second."""
     reaction_burst: int = Field(default=5, ge=1)
+    unknown_room_rate: float = Field(default=0.5, gt=0)
+    """Joins of meetings that do not exist one connection may try per second, sustained; past
+    that (and ``unknown_room_address_rate``), every join from it answers ``RATE_LIMITED`` until
+    it may try again, so meeting ids cannot be guessed at speed."""
+    unknown_room_burst: int = Field(default=5, ge=1)
+    unknown_room_address_rate: float = Field(default=2.0, gt=0)
+    """The same, per address (all its connections; across nodes in cluster mode)."""
+    unknown_room_address_burst: int = Field(default=20, ge=1)
     password_rate: float = Field(default=0.5, gt=0)
     """Room passwords one participant (or connection knocking with one) may have hashed or
     checked per second, sustained (argon2 costs tens of milliseconds of CPU each);
@@ -171,7 +185,7 @@ class Settings(BaseSettings):
     password_burst: int = Field(default=5, ge=1)
     password_address_rate: float = Field(default=2.0, gt=0)
     """Room passwords hashed or checked per second for one address, everyone behind it
-    together."""
+    together (across nodes in cluster mode)."""
     password_address_burst: int = Field(default=10, ge=1)
     password_hash_workers: int = Field(default=2, ge=1)
     """Threads that hash and check room passwords; the rest wait in line."""
@@ -230,10 +244,19 @@ class Settings(BaseSettings):
     read_burst: int = Field(default=30, ge=1)
     """Of those reads, how many a connection may send at once."""
     max_connections_per_address: int = Field(default=20, ge=1)
-    """Socket.IO connections open at once from one client address; one more is refused."""
+    """Connections open at once from one client address (its /64 for IPv6): Engine.IO
+    sessions, counted at the long-polling handshake or the WebSocket's opening, whether or not
+    they connected Socket.IO. One more is refused (HTTP 429)."""
     header_timeout_seconds: float = Field(default=10.0, gt=0)
     """Time a client has to send a request's headers (and a long-polling request its body)
     before the server closes the connection."""
+    connect_timeout_seconds: float = Field(default=10.0, gt=0)
+    """A connection that has not connected the Socket.IO namespace this long after it opened
+    (or after it left it) is closed."""
+    fd_reserve: int = Field(default=512, ge=16)
+    """File descriptors new connections never take: kept free for the database, uploads and
+    downloads, media sockets and plain HTTP. Past that, a new connection answers 503
+    ``SERVER_FULL``. ``parley serve`` raises its soft descriptor limit to the hard one."""
 
     # --- media ------------------------------------------------------------------------------
     media_engine: Literal["embedded", "janus", "auto", "none"] = "embedded"
@@ -249,8 +272,10 @@ class Settings(BaseSettings):
     turn_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """TURN URLs (comma separated, e.g. ``turn:turn.example.org:3478?transport=udp``) the
     ``turn_secret`` credentials are for."""
-    turn_credential_seconds: int = Field(default=12 * 3600, ge=60)
-    """Lifetime of the TURN credentials handed to a participant."""
+    turn_credential_seconds: int = Field(default=300, ge=60)
+    """Lifetime of the TURN credentials handed to a participant. The browser asks for new ones
+    (``/get-connection-info``) before they end, for as long as it is in the meeting; after it
+    leaves, its credentials open no new relay once this has passed."""
     turn: Literal["off", "embedded"] = "off"
     """``embedded``: Parley runs Debian's ``coturn`` (``turnserver``) itself, supervised, with a
     private generated configuration under ``<data_dir>/turn/`` and a random
@@ -308,6 +333,18 @@ class Settings(BaseSettings):
     rooms when it first needs media; with ``redis_url`` the placement is shared by every node.
     A Janus that dies has its rooms reset and placed again on a live one. Overrides
     ``janus_url``."""
+    turn_user_quota: int | None = Field(default=None, ge=1)
+    """Relay allocations one participant may hold at once on the embedded TURN server (coturn's
+    ``user-quota``); one more is refused. A browser makes up to three per peer connection (UDP,
+    TCP, TLS) and has one peer connection per stream and per subscription. Default: three times
+    ``max_streams_per_participant + max_subscriptions_per_participant``."""
+    turn_total_quota: int | None = Field(default=None, ge=1)
+    """Relay allocations the embedded TURN server holds at once, everyone together (coturn's
+    ``total-quota``). Default: three times ``max_peer_connections``."""
+    turn_max_bps: int = Field(default=1_000_000, ge=10_000)
+    """Bytes per second one relay allocation of the embedded TURN server may carry, each way
+    (coturn's ``max-bps``); more is dropped. The default (8 Mbit/s) carries a camera's simulcast
+    or a screen share."""
 
     @field_validator(
         "cors_origins",
@@ -395,11 +432,6 @@ class Settings(BaseSettings):
                 "cluster mode (PARLEY_REDIS_URL) needs PARLEY_FILES_DIR, a folder every node "
                 "reaches (a shared filesystem)"
             )
-        from parley.media.select import cluster_media_problem  # the media rule lives there
-
-        media = cluster_media_problem(self)
-        if media is not None:
-            problems.append(media)
         return problems
 
     @property

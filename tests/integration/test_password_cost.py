@@ -107,6 +107,7 @@ async def test_checks_beyond_the_workers_and_their_line_are_refused_at_once(
         data_dir=tmp_path / "data",
         media_engine="none",
         room_create_burst=100,
+        password_address_burst=100,  # the hosts set 20 passwords from one address
         password_hash_workers=1,
         password_hash_queue=0,
     )
@@ -132,6 +133,34 @@ async def test_checks_beyond_the_workers_and_their_line_are_refused_at_once(
             assert set(outcomes) <= {"ok", "RATE_LIMITED"}
             assert "ok" in outcomes
             assert "RATE_LIMITED" in outcomes, outcomes
+        finally:
+            for host in hosts:
+                await host.close()
+
+
+async def test_setting_passwords_of_many_rooms_from_one_address_is_paced_per_address(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(data_dir=tmp_path / "data", media_engine="none", room_create_burst=100)
+    async with run_server(settings, FakeEngine()) as server:
+        hosts = [await Client(server.url).connect() for _ in range(16)]
+        try:
+            rooms = [
+                (await host.ok("createRoom", {"userName": "Ada", "roomName": f"R{n}"}))["roomId"]
+                for n, host in enumerate(hosts)
+            ]
+            started = time.monotonic()
+            # Once per room: no room's own pace is the limit, the address's is.
+            outcomes = await answers(
+                [
+                    host.call("updateRoom", {"roomId": room, "password": "open sesame"})
+                    for host, room in zip(hosts, rooms, strict=True)
+                ]
+            )
+            took = time.monotonic() - started
+            assert set(outcomes) <= {"ok", "RATE_LIMITED"}
+            assert "RATE_LIMITED" in outcomes, outcomes
+            assert outcomes.count("ok") <= 10 + 2 * took + 1, (outcomes, took)
         finally:
             for host in hosts:
                 await host.close()

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from parley.media.janus import janus_available
+from parley.media.janus import JanusConfig, janus_available
 from parley.media.janus.engine import JanusEngine
 from parley.media.janus.process import JanusEndpoint, JanusProcess
+from parley.media.select import janus_config
 from parley.settings import Settings
 from tests.support.media_net import media_net
 from tests.support.recorder import Recorder
@@ -23,7 +24,7 @@ __all__ = ["media_net"]
 
 
 def _require_janus(settings: Settings) -> None:
-    if not janus_available(settings):
+    if not janus_available(janus_config(settings)):
         pytest.skip("janus is not installed (Debian package `janus`)")
 
 
@@ -38,6 +39,12 @@ def settings(tmp_path: Path, media_net: str) -> Settings:
     )
     _require_janus(settings)
     return settings
+
+
+@pytest.fixture
+def config(settings: Settings) -> JanusConfig:
+    """The Janus engine's configuration from ``settings``, as Parley builds it."""
+    return janus_config(settings)
 
 
 class SharedJanus:
@@ -59,19 +66,19 @@ class SharedJanus:
 
 
 @pytest.fixture
-async def janus(settings: Settings) -> AsyncIterator[JanusProcess]:
-    process = JanusProcess(settings)
+async def janus(config: JanusConfig) -> AsyncIterator[JanusProcess]:
+    process = JanusProcess(config)
     await process.start()
     yield process
     await process.close()
 
 
 @pytest.fixture
-async def engine(settings: Settings) -> AsyncIterator[tuple[JanusEngine, Recorder]]:
+async def engine(config: JanusConfig) -> AsyncIterator[tuple[JanusEngine, Recorder]]:
     """A started Janus engine that runs its own Janus, with a recording listener."""
     from parley.media.janus import create_engine
 
-    engine = create_engine(settings)
+    engine = create_engine(config)
     assert isinstance(engine, JanusEngine)
     recorder = Recorder()
     engine.set_listener(recorder)

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from parley.errors import MediaError
+from parley.media.janus import JanusConfig, JanusTiming
 from parley.media.janus.engine import JanusEngine
 from parley.media.janus.process import JanusProcess
-from parley.settings import Settings
 from tests.support.recorder import Recorder
 from tests.support.waiting import wait_until
 
@@ -24,10 +24,10 @@ ROOM = "room-1"
 
 @pytest.fixture
 async def quick(
-    settings: Settings, janus: JanusProcess
+    config: JanusConfig, janus: JanusProcess
 ) -> AsyncIterator[tuple[JanusEngine, Recorder]]:
     """An engine on a shared Janus that gives up on unconnected peers after 2 s."""
-    engine = JanusEngine(settings, SharedJanus(janus), live_timeout=2.0)
+    engine = JanusEngine(config, SharedJanus(janus), JanusTiming(live_timeout=2.0))
     recorder = Recorder()
     engine.set_listener(recorder)
     await engine.start()

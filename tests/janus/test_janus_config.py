@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from parley.media.janus import JanusConfig
 from parley.media.janus.config import (
     JanusLayout,
     JanusPorts,
@@ -14,11 +15,12 @@ from parley.media.janus.config import (
     websockets_config,
     write_config,
 )
+from parley.media.select import janus_config
 from parley.settings import IceServer, Settings
 
 
-def _settings(tmp_path: Path, **overrides: object) -> Settings:
-    return Settings(data_dir=tmp_path, **overrides)  # type: ignore[arg-type]
+def _config(tmp_path: Path, **overrides: object) -> JanusConfig:
+    return janus_config(Settings(data_dir=tmp_path, **overrides))  # type: ignore[arg-type]
 
 
 def _value(text: str, key: str) -> str | None:
@@ -44,14 +46,14 @@ def test_both_apis_are_bound_to_loopback_only() -> None:
 
 
 def test_media_addresses_ports_and_announced_address_reach_janus(tmp_path: Path) -> None:
-    settings = _settings(
+    config = _config(
         tmp_path,
         media_addresses=["10.0.0.5", "eth1"],
         announced_address="203.0.113.7",
         rtp_port_min=30000,
         rtp_port_max=30100,
     )
-    text = core_config(settings, JanusLayout(tmp_path / "run"), JanusSecrets())
+    text = core_config(config, JanusLayout(tmp_path / "run"), JanusSecrets())
     assert _value(text, "ice_enforce_list") == '"10.0.0.5,eth1"'
     assert _value(text, "nat_1_1_mapping") == '"203.0.113.7"'
     assert _value(text, "rtp_port_range") == '"30000-30100"'
@@ -63,7 +65,7 @@ def test_stun_and_turn_come_from_the_ice_servers(tmp_path: Path) -> None:
         IceServer(urls=["turn:turn.example.org:3480?transport=tcp"], username="u", credential="p"),
     ]
     text = core_config(
-        _settings(tmp_path, ice_servers=servers), JanusLayout(tmp_path), JanusSecrets()
+        _config(tmp_path, ice_servers=servers), JanusLayout(tmp_path), JanusSecrets()
     )
     assert _value(text, "stun_server") == '"stun.example.org"'
     assert _value(text, "stun_port") == "3479"
@@ -76,7 +78,7 @@ def test_stun_and_turn_come_from_the_ice_servers(tmp_path: Path) -> None:
 
 def test_secrets_are_written_where_janus_reads_them(tmp_path: Path) -> None:
     secrets = JanusSecrets()
-    core = core_config(_settings(tmp_path), JanusLayout(tmp_path), secrets)
+    core = core_config(_config(tmp_path), JanusLayout(tmp_path), secrets)
     assert _value(core, "api_secret") == f'"{secrets.api_secret}"'
     assert _value(core, "admin_secret") == f'"{secrets.admin_secret}"'
     room = videoroom_config(secrets)
@@ -89,7 +91,7 @@ def test_nothing_points_at_etc_janus_and_demo_rooms_are_absent(tmp_path: Path) -
     library = tmp_path / "lib"
     (library / "plugins").mkdir(parents=True)
     (library / "transports").mkdir()
-    write_config(_settings(tmp_path), layout, JanusSecrets(), JanusPorts(1, 2), library_dir=library)
+    write_config(_config(tmp_path), layout, JanusSecrets(), JanusPorts(1, 2), library_dir=library)
     names = sorted(p.name for p in layout.conf.iterdir())
     assert names == [
         "janus.jcfg",

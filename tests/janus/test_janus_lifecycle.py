@@ -12,8 +12,10 @@ import psutil
 import pytest
 
 from parley.errors import MediaError
+from parley.media.janus import JanusConfig, JanusTiming
 from parley.media.janus.engine import JanusEngine
 from parley.media.janus.process import ExternalJanus, JanusProcess
+from parley.media.select import janus_config
 from parley.settings import Settings
 from tests.support.janus_admin import admin_of
 from tests.support.recorder import Recorder
@@ -90,9 +92,9 @@ async def test_the_generated_configuration_is_private_and_loads_only_videoroom(
 
 
 async def test_closing_the_process_stops_janus_and_removes_its_folder(
-    settings: Settings,
+    config: JanusConfig,
 ) -> None:
-    process = JanusProcess(settings)
+    process = JanusProcess(config)
     await process.start()
     assert process.pid is not None and process.layout is not None
     pid, folder = process.pid, process.layout.root
@@ -103,9 +105,9 @@ async def test_closing_the_process_stops_janus_and_removes_its_folder(
 
 
 async def test_janus_dying_again_and_again_is_restarted_each_time(
-    settings: Settings,
+    config: JanusConfig,
 ) -> None:
-    process = JanusProcess(settings, min_backoff=0.1)
+    process = JanusProcess(config, min_backoff=0.1)
     await process.start()
     try:
         for restarts in (1, 2, 3):
@@ -129,7 +131,7 @@ async def test_an_external_janus_is_used_and_left_running(
         update={"janus_url": endpoint.url, "janus_api_secret": endpoint.api_secret}
     )
     provider = ExternalJanus(endpoint.url, endpoint.api_secret, admin_key=endpoint.admin_key)
-    engine = JanusEngine(external, provider)
+    engine = JanusEngine(janus_config(external), provider)
     await engine.start()
     publisher, subscriber = Publisher(), Subscriber()
     try:
@@ -148,18 +150,19 @@ async def test_an_external_janus_is_used_and_left_running(
 
 
 async def test_starting_against_an_unreachable_janus_is_a_media_error(
-    settings: Settings,
+    config: JanusConfig,
 ) -> None:
-    engine = JanusEngine(settings, ExternalJanus("ws://127.0.0.1:9", None), connect_timeout=1.0)
+    unreachable = ExternalJanus("ws://127.0.0.1:9", None)
+    engine = JanusEngine(config, unreachable, JanusTiming(connect_timeout=1.0))
     with pytest.raises(MediaError, match="cannot reach"):
         await engine.start()
     await engine.close()
 
 
 async def test_a_lost_session_is_rebuilt_and_reported_as_a_reset(
-    settings: Settings, janus: JanusProcess
+    config: JanusConfig, janus: JanusProcess
 ) -> None:
-    engine = JanusEngine(settings, SharedJanus(janus), keepalive_interval=0.2)
+    engine = JanusEngine(config, SharedJanus(janus), JanusTiming(keepalive_interval=0.2))
     recorder = Recorder()
     engine.set_listener(recorder)
     await engine.start()

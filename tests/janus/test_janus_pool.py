@@ -15,14 +15,14 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from pydantic import ValidationError
 
+from parley.app import Parley, cluster_media_problem
 from parley.errors import MediaError
 from parley.media import janus
 from parley.media.janus.config import JanusSecrets
 from parley.media.janus.pool import JanusPoolEngine
 from parley.media.janus.process import JanusProcess
-from parley.media.select import cluster_media_problem, create_engine
+from parley.media.select import create_engine, janus_config
 from parley.settings import Settings
 from tests.support.recorder import Recorder
 from tests.support.redis_server import RedisServer
@@ -75,10 +75,11 @@ async def pool(tmp_path_factory: pytest.TempPathFactory, media_net: str) -> Asyn
         rtp_port_max=43999,
         janus_url=None,
     )
-    if not janus.janus_available(janus_settings):
+    config = janus_config(janus_settings)
+    if not janus.janus_available(config):
         pytest.skip("janus is not installed (Debian package `janus`)")
     secrets = JanusSecrets()
-    processes = [JanusProcess(janus_settings), JanusProcess(janus_settings)]
+    processes = [JanusProcess(config), JanusProcess(config)]
     redis = RedisServer(base / "redis")
     try:
         for process in processes:
@@ -197,14 +198,13 @@ async def test_cluster_mode_refuses_the_embedded_engine_and_a_janus_of_a_node_ow
     tmp_path: Path,
 ) -> None:
     base: dict[str, Any] = {**CLUSTER, "data_dir": tmp_path, "files_dir": tmp_path / "files"}
-    with pytest.raises(ValidationError, match="embedded"):
-        Settings(**base, media_engine="embedded")
-    with pytest.raises(ValidationError, match="PARLEY_JANUS_URLS"):
-        Settings(**base, media_engine="janus", janus_url=None)
     pooled = Settings(**base, media_engine="janus", janus_urls=["ws://127.0.0.1:1"])
     assert cluster_media_problem(pooled) is None
-    # The engine refuses too, whatever let such settings through.
-    unchecked = pooled.model_copy(update={"media_engine": "embedded", "janus_urls": []})
+    embedded = pooled.model_copy(update={"media_engine": "embedded", "janus_urls": []})
+    own_janus = pooled.model_copy(update={"janus_urls": []})
+    # The server refuses them when it is built, whatever engine it is handed.
     with pytest.raises(MediaError, match="embedded"):
-        create_engine(unchecked)
+        Parley(embedded)
+    with pytest.raises(MediaError, match="PARLEY_JANUS_URLS"):
+        Parley(own_janus, None)
     assert cluster_media_problem(Settings(media_engine="embedded", data_dir=tmp_path)) is None

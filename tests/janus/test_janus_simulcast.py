@@ -32,18 +32,27 @@ async def test_a_subscriber_receives_the_simulcast_layer_it_asks_for(
             await subscriber.subscribe(janus, "room-s", "cam-1", "sub-1")
             await subscriber.wait_frames(video=5, audio=0, within=20.0)
 
-            # a small tile: the lowest layer only
-            await janus.set_layer("room-s", "sub-1", 0)
-            await wait_until(lambda: subscriber.video_widths[-1] == 240, 15.0)
-            seen = len(subscriber.video_widths)
-            await wait_until(lambda: len(subscriber.video_widths) >= seen + 30, 15.0)
-            assert set(subscriber.video_widths[seen:]) == {240}
-
-            # a large tile: the full picture, once the browser's bandwidth allows all layers
+            # Chromium starts with the lowest layer and adds the others as its bandwidth
+            # estimate grows, and Janus moves up with them on its own: every switch below is
+            # asked for once all three layers are sent.
             async def all_layers_sent() -> bool:
                 return len(await chromium.sending()) >= 3
 
             await wait_until(all_layers_sent, 40.0, "Chromium sending all three layers", step=0.5)
+
+            # a large tile: the full picture
+            await janus.set_layer("room-s", "sub-1", 2)
+            await wait_until(lambda: subscriber.video_widths[-1] == 960, 15.0)
+
+            # a small tile: the lowest layer only. Frames Janus forwarded before the switch may
+            # still be on their way; the switch is the first 240 frame after the 960 ones.
+            await janus.set_layer("room-s", "sub-1", 0)
+            await wait_until(lambda: subscriber.video_widths[-1] == 240, 15.0)
+            switched = len(subscriber.video_widths) - 1
+            await wait_until(lambda: len(subscriber.video_widths) >= switched + 30, 15.0)
+            assert set(subscriber.video_widths[switched:]) == {240}
+
+            # and back to the full picture
             await janus.set_layer("room-s", "sub-1", 2)
             await wait_until(lambda: subscriber.video_widths[-1] == 960, 15.0)
     finally:

@@ -1,7 +1,7 @@
 """Fixtures for the media tests: the engines under test, their listener and their peers.
 
 ``engine`` is parametrised: a test that asks for it runs on the embedded SFU and on Janus, each
-made by its package's ``create_engine(settings)`` as Parley makes it. Janus never gathers ICE
+made by ``parley.media.select.create_engine(settings)`` as Parley makes it. Janus never gathers ICE
 candidates on a loopback interface, so it runs inside the test run's own network namespace
 (``scripts/loopback-only``) where a veth carries 127.0.0.2/32 (``media_net``, from
 ``tests/support/media_net.py``): Janus gathers on that address only, and so do the aiortc
@@ -17,10 +17,11 @@ from pathlib import Path
 import psutil
 import pytest
 
-from parley.media import embedded, janus
+from parley.media import janus
 from parley.media.engine import MediaEngine
 from parley.media.janus.engine import JanusEngine
 from parley.media.janus.process import JanusProcess
+from parley.media.select import create_engine, janus_config
 from parley.settings import Settings
 from tests.support.janus_admin import admin_of
 from tests.support.media_net import media_net
@@ -58,7 +59,7 @@ def engine_settings(engine_name: str, media_address: str, tmp_path: Path) -> Set
         media_addresses=[media_address],
         janus_url=None,
     )
-    if engine_name == "janus" and not janus.janus_available(settings):
+    if engine_name == "janus" and not janus.janus_available(janus_config(settings)):
         pytest.skip("janus is not installed (Debian package `janus`)")
     return settings
 
@@ -68,7 +69,8 @@ async def engine(
     engine_name: str, engine_settings: Settings, listener: Recorder
 ) -> AsyncIterator[MediaEngine]:
     """A started engine of each kind, reporting to ``listener``; closed and checked after."""
-    made = (janus if engine_name == "janus" else embedded).create_engine(engine_settings)
+    made = create_engine(engine_settings)
+    assert made is not None
     made.set_listener(listener)
     await made.start()
     try:

@@ -30,7 +30,8 @@ async def test_a_probe_answers_an_offer_and_its_peer_connection_connects(tmp_pat
         browser.addTransceiver("audio", direction="recvonly")
         restrict_gathering(browser, (LOOPBACK,), None)
         await browser.setLocalDescription(await browser.createOffer())
-        answer = await probes.answer("203.0.113.9", browser.localDescription.sdp, 0.0)
+        # From the browser's own address: the probe talks to the requester only.
+        answer = await probes.answer(LOOPBACK, browser.localDescription.sdp, 0.0)
         assert f" {LOOPBACK} " in answer  # a host candidate where the SFU gathers
         assert probes.open_count == 1
         await browser.setRemoteDescription(type(browser.localDescription)(answer, "answer"))
@@ -62,7 +63,7 @@ class FakeProbePeer:
         self.go = asyncio.Event()
         self.closed = 0
 
-    async def answer(self, offer: str) -> str:
+    async def answer(self, offer: str, requester: str) -> str:
         await self.go.wait()
         return "answer"
 

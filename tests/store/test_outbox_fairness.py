@@ -4,6 +4,7 @@ is withdrawn only while no worker holds or has tried it, and the two delivery la
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from parley.rooms.models import LogEntry
 from parley.store.database import make_engine, migrate
@@ -17,18 +18,19 @@ def entry(room: str, event: str, n: int, at: int = 1_000) -> LogEntry:
     return LogEntry(f"{room}-{n}", event, room, URL, body, at)
 
 
-async def capped_store(database_url: str, cap: int) -> Store:
+async def capped_store(
+    database_url: str, cap: int, on_log_dropped: Callable[[int], None] = lambda _count: None
+) -> Store:
     engine = make_engine(database_url)
     await migrate(engine)
-    return Store(engine, outbox_max_per_room=cap)
+    return Store(engine, outbox_max_per_room=cap, on_log_dropped=on_log_dropped)
 
 
 async def test_a_rooms_capped_events_stop_at_its_cap_but_its_end_is_kept(
     database_url: str,
 ) -> None:
-    store = await capped_store(database_url, 10)
     dropped: list[int] = []
-    store.on_log_dropped = dropped.append
+    store = await capped_store(database_url, 10, dropped.append)
     try:
         await store.add_log([entry("busy", "room_started", 0)])
         for n in range(1, 30):

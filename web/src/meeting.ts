@@ -81,6 +81,8 @@ export class Meeting {
   /** Whether our hand is up, as the server last said. */
   private handUp = false;
   private statsTimer = 0;
+  /** When we ask `/get-connection-info` again for TURN credentials that are about to end. */
+  private iceTimer = 0;
 
   constructor(opts: MeetingOptions) {
     this.opts = opts;
@@ -246,15 +248,22 @@ export class Meeting {
 
   /**
    * Our ICE servers as a participant: TURN credentials are given only with our token, so
-   * `/get-connection-info` is asked again once we are in (and after each resume).
+   * `/get-connection-info` is asked again once we are in (and after each resume). They last
+   * minutes: we ask again before they end, for as long as we are in the meeting.
    */
   private async participantIce(): Promise<void> {
-    if (!this.session.token) return;
+    window.clearTimeout(this.iceTimer);
+    if (!this.session.token || this.closed) return;
+    let again: number | null = ICE_RETRY_MS;
     try {
       const info = await this.client.getConnectionInfo(this.session.token);
       this.media.setIceServers(info.iceServers ?? []);
+      again = renewalDelay(info.iceServers ?? [], Date.now());
     } catch {
       // The servers known before joining still serve (STUN, or none on a LAN).
+    }
+    if (again !== null && !this.closed) {
+      this.iceTimer = window.setTimeout(() => void this.participantIce(), again);
     }
   }
 
@@ -469,6 +478,7 @@ export class Meeting {
     this.media.close(notify);
     this.layers?.stop();
     window.clearInterval(this.statsTimer);
+    window.clearTimeout(this.iceTimer);
     for (const d of this.disposers.splice(0)) d();
     this.own.stop();
     this.view.close();
@@ -668,4 +678,20 @@ export class Meeting {
     };
     (window as unknown as { parleyDebug: typeof debug }).parleyDebug = debug;
   }
+}
+
+/** How soon to ask again after `/get-connection-info` failed, in ms. */
+const ICE_RETRY_MS = 30_000;
+
+/**
+ * When to ask for new TURN credentials, in ms: halfway to the first of them to end (their
+ * username is `<expiry unix time>:<userId>`), at least ICE_RETRY_MS; null when none ends.
+ */
+export function renewalDelay(servers: RTCIceServer[], now: number): number | null {
+  const ends = servers
+    .map((s) => /^(\d+):/.exec(s.username ?? "")?.[1])
+    .filter((t): t is string => t !== undefined)
+    .map((t) => Number(t) * 1000);
+  if (ends.length === 0) return null;
+  return Math.max(ICE_RETRY_MS, (Math.min(...ends) - now) / 2);
 }

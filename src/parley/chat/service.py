@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 import secrets
 from collections.abc import Callable
@@ -12,24 +11,27 @@ from parley.chat.models import ChatMessage, ChatStore
 from parley.clock import Clock
 from parley.errors import FileNotFound, Forbidden, InvalidPayload, RateLimited, RoomNotFound
 from parley.files.models import FileStore
-from parley.ratelimit import KeyedLimiter
+from parley.ratelimit import KeyedLimiter, SharedBuckets
 from parley.rooms.events import RoomEvents
 from parley.rooms.models import Participant, RoomGone, RoomRecord
-from parley.rooms.presence import Presence, member
+from parley.rooms.presence import Presence
+from parley.rooms.rules.access import in_room
 from parley.text import check_length
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ChatLimits:
-    history_default_limit: int = 200
-    history_max_limit: int = 1000
-    chat_rate: float = 10.0
-    chat_burst: int = 20
-    max_message_chars: int = 4000
-    address_rate: float = 30.0
-    address_burst: int = 60
+    """Each field is the setting of that name (``parley.settings.Settings``)."""
+
+    history_default_limit: int
+    history_max_limit: int
+    chat_rate: float
+    chat_burst: int
+    max_message_chars: int
+    chat_address_rate: float
+    chat_address_burst: int
 
 
 class ChatService:
@@ -41,6 +43,9 @@ class ChatService:
         events: RoomEvents,
         clock: Clock,
         limits: ChatLimits,
+        *,
+        shared: SharedBuckets | None = None,
+        on_posted: Callable[[ChatMessage], None] = lambda _message: None,
     ) -> None:
         self._store = store
         self._files = files
@@ -48,14 +53,13 @@ class ChatService:
         self._events = events
         self._clock = clock
         self._limits = limits
-        self._rate = KeyedLimiter(limits.chat_rate, limits.chat_burst)
-        # Message ids: a random prefix per process and a counter (unique without a system call
-        # per message; ids are names, not secrets: reading a room still needs its membership).
-        self._id_prefix = secrets.token_hex(8)
-        self._id_counter = itertools.count(1)
-        self.on_posted: Callable[[ChatMessage], None] = lambda _message: None
-        """Called with every new message (metrics)."""
-        self._address_rate = KeyedLimiter(limits.address_rate, limits.address_burst)
+        self._rate = KeyedLimiter(
+            "chat.participant", limits.chat_rate, limits.chat_burst, shared=shared
+        )
+        self._on_posted = on_posted  # every new message (metrics)
+        self._address_rate = KeyedLimiter(
+            "chat.address", limits.chat_address_rate, limits.chat_address_burst, shared=shared
+        )
 
     async def send(
         self,
@@ -71,7 +75,7 @@ class ChatService:
         """Post a message; the stored one (the earlier one, for a retry of the same
         ``client_message_id``). Acknowledged only once it is committed."""
         check_length(text, "message", 0, self._limits.max_message_chars)
-        room, participant = await member(self._presence, conn_id, room_id)
+        room, participant = await self._member(conn_id, room_id)
         # Per participant (a resume keeps its bucket) and per address (a fresh join does not
         # start over either).
         now = self._clock.monotonic()
@@ -108,19 +112,26 @@ class ChatService:
             raise RoomNotFound("This meeting has ended.") from None
         if created:
             log.debug("room %s: message %s from %s", room.room_id, stored.id, stored.user_id)
-            self.on_posted(stored)
+            self._on_posted(stored)
             await self._events.message_posted(room, stored, only)
         return stored
 
-    def _new_id(self) -> str:
-        return f"{self._id_prefix}{next(self._id_counter):08x}"
+    async def _member(self, conn_id: str, room_id: str) -> tuple[RoomRecord, Participant]:
+        """The caller's room and participant (a snapshot), or NOT_IN_ROOM."""
+        live, participant = in_room(await self._presence.room(room_id), conn_id)
+        return live.record, participant
+
+    @staticmethod
+    def _new_id() -> str:
+        """Random: an id tells nothing of how many messages the server carried, or when."""
+        return secrets.token_hex(12)
 
     async def history(
         self, conn_id: str, room_id: str, before: str | None, limit: int | None
     ) -> list[ChatMessage]:
         """A page of the room's messages, the private ones included only for their sender and
         recipient."""
-        room, me = await member(self._presence, conn_id, room_id)
+        room, me = await self._member(conn_id, room_id)
         return await self.history_of(room, before, limit, me.user_id)
 
     async def history_of(
@@ -139,10 +150,11 @@ class ChatService:
     async def _recipient(self, room: RoomRecord, sender: Participant, to: str) -> Participant:
         """The one person a private message goes to: someone else, present in the room, in a
         room whose host allows private messages."""
-        current = await self._presence.room_by_key(room.uid) or room
-        if not current.settings.private_chat:
+        live = await self._presence.room_by_key(room.uid)
+        settings = live.record.settings if live else room.settings
+        if not settings.private_chat:
             raise Forbidden("Private messages are turned off in this meeting.")
-        recipient = await self._presence.participant(room.uid, to)
+        recipient = live.participant(to) if live else None
         if recipient is None or recipient.user_id == sender.user_id:
             raise InvalidPayload("to must name someone else who is in this meeting.")
         return recipient

@@ -1,5 +1,6 @@
 """One node of a cluster: its Redis client, shared presence, cross-node fan-out, shared rate
-limits and liveness lease, started and stopped together by the composition root."""
+limits, connections per address and liveness lease, started and stopped together by the
+composition root."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from redis.asyncio import Redis
-
+from parley.cluster.connections import RedisSessionCounts
 from parley.cluster.nodes import NodeLeases
 from parley.cluster.presence import RedisPresence
 from parley.cluster.ratelimit import RedisBuckets
+from parley.cluster.redis_client import redis_client, require_authentication, where
 from parley.settings import Settings
 from parley.signalling.fanout import ClusterFanoutManager
 
@@ -34,15 +35,13 @@ class ClusterNode:
     def __init__(self, settings: Settings) -> None:
         assert settings.redis_url is not None
         self.name = settings.resolved_node_name
-        self.redis = Redis.from_url(
-            settings.redis_url,
-            socket_connect_timeout=2,
-            socket_timeout=5,
-            health_check_interval=5,
-        )
+        self.url = settings.redis_url
+        self.insecure = settings.redis_insecure
+        self.redis = redis_client(self.url, socket_timeout=5, health_check_interval=5)
         self.manager = ClusterFanoutManager(settings.redis_url)
         self.presence = RedisPresence(self.redis, self.name, self._is_local)
         self.buckets = RedisBuckets(self.redis)
+        self.connections = RedisSessionCounts(self.redis, self.name, settings.node_lease_seconds)
         self._lease_seconds = settings.node_lease_seconds
         self.leases: NodeLeases | None = None
 
@@ -50,21 +49,22 @@ class ClusterNode:
         return bool(self.manager.is_connected(conn_id, "/"))
 
     async def start(self, on_dead: Callable[[str], Coroutine[Any, Any, None]]) -> None:
+        """Join the cluster; raises ``InsecureRedis`` for a Redis that answers without
+        authentication (unless ``redis_insecure``)."""
+        await require_authentication(self.url, self.insecure)
         await self.redis.ping()
         self.manager.start()
 
         self.leases = NodeLeases(self.redis, self.name, self._lease_seconds, on_dead)
         await self.leases.start()
-        log.info("cluster node %s up (redis %s)", self.name, self._where())
-
-    def _where(self) -> str:
-        kwargs = self.redis.connection_pool.connection_kwargs
-        return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"
+        await self.connections.start()
+        log.info("cluster node %s up (redis %s)", self.name, where(self.url))
 
     async def live_nodes(self) -> list[str]:
         return await self.leases.live() if self.leases else [self.name]
 
     async def close(self) -> None:
+        await self.connections.close()
         if self.leases is not None:
             await self.leases.close()
         await self.buckets.close()

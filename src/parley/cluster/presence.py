@@ -2,23 +2,29 @@
 
 Layout (every key starts with ``pl:``; values are the compact arrays of ``codec``)::
 
-    pl:rooms            hash  room_id -> room key (live rooms)
-    pl:r:{key}          the live room's record
-    pl:p:{key}          hash  user_id -> participant
-    pl:pc:{key}         hash  user_id -> conn_id (the connections behind its participants)
-    pl:c:{conn}         "{key}|{user_id}": the participant a connection is
-    pl:rv:{key}         hash  user_id -> why its tokens were revoked
-    pl:l:{key}          hash  request_id -> lobby request;  pl:lc:{key}  request_id -> conn_id
-    pl:w:{conn}         "{key}|{request_id}": the room a connection waits for
-    pl:s:{key} pl:u:{key}   hash  streams / subscriptions by id
-    pl:lock:{key}       the room's lock (redis-py ``Lock``: a token, with an expiry)
+    pl:room:{key}   the whole live room (``LiveRoom``), one value
+    pl:rooms        hash  room_id -> room key (live rooms)
+    pl:listing      hash  room key -> [participant count, record] (the rooms list)
+    pl:members      hash  conn_id -> Place (the participant a connection is)
+    pl:waiting      hash  conn_id -> Place (the lobby request a connection waits with)
+    pl:totals       hash  rooms, participants, streams, subscriptions (server-wide counts)
+    pl:lock:{key}   the room's lock (redis-py ``Lock``: a token, with an expiry)
 
-Every operation that touches more than one key is one Lua script, so no node ever sees half of
-it. Read-modify-write sequences are the services' and run under ``lock``, which excludes every
-other holder on every node: a local ``asyncio.Lock`` first (waiters on one node queue without
-polling Redis), then the Redis lock, renewed while held so that a long critical section (ending
-a meeting deletes its files) never loses it, and released by its token only. A node that dies
-holding a lock loses it after ``lock_timeout`` seconds.
+A room is read whole and written whole. Writing it (a ``hold`` ending after ``save`` or
+``close``) is one Lua script that also applies the difference between the value it replaces and
+the value written to the connection indexes, the listing and the totals, so no node ever sees
+half of it, and look-ups by connection, the rooms list and the totals never read whole rooms.
+The script writes only while the room's lock still holds the writer's token: a node that lost
+its lock cannot overwrite a newer value, and the value the difference is taken from is the one
+in Redis.
+
+``hold`` excludes every other holder on every node: a local ``asyncio.Lock`` first (waiters on
+one node queue without polling Redis), then the Redis lock, renewed while held so that a long
+critical section (ending a meeting deletes its files) never loses it, and released by its token
+only. A node that dies holding a lock loses it after ``lock_timeout`` seconds.
+
+While Redis is away, a node keeps answering ``place``, ``room`` and ``room_by_key`` for its own
+participants from what it saw last, so their chat goes on.
 """
 
 from __future__ import annotations
@@ -29,147 +35,138 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
-from typing import Any, cast
+from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import LockError, RedisError
+from redis.asyncio.lock import Lock
+from redis.exceptions import LockError, RedisError, ResponseError
 
 from parley.cluster import codec
 from parley.errors import ServerFull
 from parley.rooms.models import (
-    Departure,
-    LobbyRequest,
-    Participant,
+    LiveRoom,
+    Place,
     RoomRecord,
     RoomSummary,
-    Stream,
-    Subscription,
+    Totals,
 )
+from parley.rooms.presence import RoomHold
 
 log = logging.getLogger(__name__)
 
 ROOMS = "pl:rooms"
+LISTING = "pl:listing"
+MEMBERS = "pl:members"
+WAITING = "pl:waiting"
+TOTALS = "pl:totals"
+_COUNTS = ("rooms", "participants", "streams", "subscriptions")
 
-_PUT = """
-local key, user, value, conn = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local prev = redis.call('HGET', 'pl:pc:' .. key, user)
-if prev and prev ~= conn then
-  if redis.call('GET', 'pl:c:' .. prev) == key .. '|' .. user then
-    redis.call('DEL', 'pl:c:' .. prev)
-  end
-end
-redis.call('HSET', 'pl:p:' .. key, user, value)
-if conn ~= '' then
-  redis.call('HSET', 'pl:pc:' .. key, user, conn)
-  redis.call('SET', 'pl:c:' .. conn, key .. '|' .. user)
-else
-  redis.call('HDEL', 'pl:pc:' .. key, user)
-end
-return prev
-"""
 
-_REMOVE = """
-local key, user = ARGV[1], ARGV[2]
-local value = redis.call('HGET', 'pl:p:' .. key, user)
-if not value then return false end
-redis.call('HDEL', 'pl:p:' .. key, user)
-local conn = redis.call('HGET', 'pl:pc:' .. key, user)
-if conn then
-  redis.call('HDEL', 'pl:pc:' .. key, user)
-  if redis.call('GET', 'pl:c:' .. conn) == key .. '|' .. user then
-    redis.call('DEL', 'pl:c:' .. conn)
-  end
-end
-return value
-"""
+def room_value(key: str) -> str:
+    return f"pl:room:{key}"
 
-_OF_CONN = """
-local entry = redis.call('GET', 'pl:c:' .. ARGV[1])
-if not entry then return false end
-local bar = string.find(entry, '|', 1, true)
-local key, user = string.sub(entry, 1, bar - 1), string.sub(entry, bar + 1)
-local record = redis.call('GET', 'pl:r:' .. key)
-local value = redis.call('HGET', 'pl:p:' .. key, user)
-if not record or not value then return false end
-return {record, value}
-"""
 
-_WAITING = """
-local entry = redis.call('GET', 'pl:w:' .. ARGV[1])
-if not entry then return false end
-local bar = string.find(entry, '|', 1, true)
-local key, rid = string.sub(entry, 1, bar - 1), string.sub(entry, bar + 1)
-local record = redis.call('GET', 'pl:r:' .. key)
-local value = redis.call('HGET', 'pl:l:' .. key, rid)
-if not record or not value then return false end
-return {record, value}
-"""
+def room_lock(key: str) -> str:
+    return f"pl:lock:{key}"
+
 
 _OPEN_ROOM = """
-local room_id, key, value = ARGV[1], ARGV[2], ARGV[3]
-local live = redis.call('HGET', 'pl:rooms', room_id)
+-- KEYS: rooms, listing, totals, room;  ARGV: room_id, key, empty room, listing entry
+local live = redis.call('HGET', KEYS[1], ARGV[1])
 if live then
-  local record = redis.call('GET', 'pl:r:' .. live)
-  if record then return record end
+  local entry = redis.call('HGET', KEYS[2], live)
+  if entry then return entry end
 end
-redis.call('HSET', 'pl:rooms', room_id, key)
-redis.call('SET', 'pl:r:' .. key, value)
-return value
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if redis.call('SET', KEYS[4], ARGV[3], 'NX') then
+  redis.call('HSET', KEYS[2], ARGV[2], ARGV[4])
+  redis.call('HINCRBY', KEYS[3], 'rooms', 1)
+  return ARGV[4]
+end
+return redis.call('HGET', KEYS[2], ARGV[2])
 """
 
-_CLOSE_ROOM = """
-local key = ARGV[1]
-local record = redis.call('GET', 'pl:r:' .. key)
-if not record then return {} end
-local room_id = cjson.decode(record)[2]
-if redis.call('HGET', 'pl:rooms', room_id) == key then redis.call('HDEL', 'pl:rooms', room_id) end
-local conns = redis.call('HGETALL', 'pl:pc:' .. key)
-for i = 1, #conns, 2 do
-  if redis.call('GET', 'pl:c:' .. conns[i + 1]) == key .. '|' .. conns[i] then
-    redis.call('DEL', 'pl:c:' .. conns[i + 1])
+_BY_ID = """
+-- KEYS: rooms;  ARGV: room_id  (the room's own key is pl:room:{key}, as room_value() spells it)
+local key = redis.call('HGET', KEYS[1], ARGV[1])
+if not key then return false end
+return redis.call('GET', 'pl:room:' .. key)
+"""
+
+_PLACE = """
+-- KEYS: members, waiting;  ARGV: conn_id
+return redis.call('HGET', KEYS[1], ARGV[1]) or redis.call('HGET', KEYS[2], ARGV[1])
+"""
+
+# Replaces a room (or deletes it: an empty value) and applies the difference to the indexes,
+# while the lock holds the writer's token. Answers 1 (written) or 0 (not live: nothing written).
+_WRITE = """
+-- KEYS: room, lock, listing, members, waiting, totals, rooms
+-- ARGV: token, key, room_id, value ('' = close), listing entry,
+--       3 deltas (participants, streams, subscriptions),
+--       then for members and for waiting: n, n x (conn, place) gone, m, m x (conn, place) set
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return redis.error_reply('LOST the room lock') end
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[4] == '' then
+  redis.call('DEL', KEYS[1])
+  redis.call('HDEL', KEYS[3], ARGV[2])
+  if redis.call('HGET', KEYS[7], ARGV[3]) == ARGV[2] then redis.call('HDEL', KEYS[7], ARGV[3]) end
+  redis.call('HINCRBY', KEYS[6], 'rooms', -1)
+else
+  redis.call('SET', KEYS[1], ARGV[4])
+  redis.call('HSET', KEYS[3], ARGV[2], ARGV[5])
+end
+for i, name in ipairs({'participants', 'streams', 'subscriptions'}) do
+  local delta = tonumber(ARGV[5 + i])
+  if delta ~= 0 then redis.call('HINCRBY', KEYS[6], name, delta) end
+end
+local i = 9
+for _, index in ipairs({KEYS[4], KEYS[5]}) do
+  local gone = tonumber(ARGV[i])
+  i = i + 1
+  for _ = 1, gone do
+    -- left alone when another room took the connection meanwhile
+    if redis.call('HGET', index, ARGV[i]) == ARGV[i + 1] then redis.call('HDEL', index, ARGV[i]) end
+    i = i + 2
+  end
+  local set = tonumber(ARGV[i])
+  i = i + 1
+  for _ = 1, set do
+    redis.call('HSET', index, ARGV[i], ARGV[i + 1])
+    i = i + 2
   end
 end
-local waiting = redis.call('HGETALL', 'pl:lc:' .. key)
-for i = 1, #waiting, 2 do
-  if redis.call('GET', 'pl:w:' .. waiting[i + 1]) == key .. '|' .. waiting[i] then
-    redis.call('DEL', 'pl:w:' .. waiting[i + 1])
-  end
-end
-local people = redis.call('HVALS', 'pl:p:' .. key)
-redis.call('DEL', 'pl:r:' .. key, 'pl:p:' .. key, 'pl:pc:' .. key, 'pl:rv:' .. key,
-  'pl:l:' .. key, 'pl:lc:' .. key, 'pl:s:' .. key, 'pl:u:' .. key)
-return people
+return 1
 """
 
-_LOBBY_ADD = """
-local key, rid, value, conn = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-redis.call('HSET', 'pl:l:' .. key, rid, value)
-redis.call('HSET', 'pl:lc:' .. key, rid, conn)
-redis.call('SET', 'pl:w:' .. conn, key .. '|' .. rid)
-"""
 
-_LOBBY_REMOVE = """
-local key, rid = ARGV[1], ARGV[2]
-local value = redis.call('HGET', 'pl:l:' .. key, rid)
-if not value then return false end
-redis.call('HDEL', 'pl:l:' .. key, rid)
-local conn = redis.call('HGET', 'pl:lc:' .. key, rid)
-redis.call('HDEL', 'pl:lc:' .. key, rid)
-if conn and redis.call('GET', 'pl:w:' .. conn) == key .. '|' .. rid then
-  redis.call('DEL', 'pl:w:' .. conn)
-end
-return value
-"""
+class _Hold:
+    """One holder's view of a room: what was loaded, and what it decided."""
 
-_HPOP = """
-local value = redis.call('HGET', KEYS[1], ARGV[1])
-if value then redis.call('HDEL', KEYS[1], ARGV[1]) end
-return value
-"""
+    def __init__(
+        self, key: str, loaded: LiveRoom | None, stamp: Callable[[LiveRoom], LiveRoom]
+    ) -> None:
+        self.key = key
+        self.loaded = loaded
+        self._room = loaded
+        self._stamp = stamp
+        self.saved = False
+        self.closed = False
 
-_HSET_IF_LIVE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]) end
-"""
+    @property
+    def room(self) -> LiveRoom | None:
+        return self._room
+
+    def save(self, room: LiveRoom) -> None:
+        if self._room is None:
+            raise RuntimeError(f"room {self.key} is not live")
+        if room.record.uid != self.key:
+            raise ValueError(f"room {room.record.uid} saved under the hold of {self.key}")
+        self._room = self._stamp(room)
+        self.saved = True
+
+    def close(self) -> None:
+        self.closed = True
 
 
 class RedisPresence:
@@ -190,41 +187,47 @@ class RedisPresence:
         self._lock_timeout = lock_timeout
         self._lock_wait = lock_wait
         self._local_locks: dict[str, asyncio.Lock] = {}
-        # What this node's own connections are, to keep serving them while Redis is away.
-        self._conn_cache: dict[str, tuple[str, Participant]] = {}
-        self._records: dict[str, RoomRecord] = {}
+        # What this node's own participants are, to keep serving them while Redis is away.
+        self._members: dict[str, Place] = {}
+        self._rooms: dict[str, LiveRoom] = {}
         self._scripts = {
             name: redis.register_script(source)
             for name, source in {
-                "put": _PUT,
-                "remove": _REMOVE,
-                "of_conn": _OF_CONN,
-                "waiting": _WAITING,
                 "open_room": _OPEN_ROOM,
-                "close_room": _CLOSE_ROOM,
-                "lobby_add": _LOBBY_ADD,
-                "lobby_remove": _LOBBY_REMOVE,
-                "hpop": _HPOP,
-                "hset_if_live": _HSET_IF_LIVE,
+                "by_id": _BY_ID,
+                "place": _PLACE,
+                "write": _WRITE,
             }.items()
         }
 
     async def _run(self, script: str, keys: list[str], args: list[Any]) -> Any:
         return await self._scripts[script](keys=keys, args=args)
 
-    # --- the lock --------------------------------------------------------------------------
-    def lock(self, room_key: str) -> AbstractAsyncContextManager[None]:
-        return self._locked(room_key)
+    # --- the hold --------------------------------------------------------------------------
+    def hold(self, room_key: str) -> AbstractAsyncContextManager[RoomHold]:
+        return self._held(room_key)
 
     @contextlib.asynccontextmanager
-    async def _locked(self, room_key: str) -> AsyncIterator[None]:
+    async def _held(self, room_key: str) -> AsyncIterator[RoomHold]:
+        async with self._locked(room_key) as token:
+            raw = await self._redis.get(room_value(room_key))
+            loaded = self._snapshot(raw)
+            hold = _Hold(room_key, loaded, self._stamped)
+            try:
+                yield hold
+            finally:
+                if loaded is not None and (hold.closed or hold.saved):
+                    await self._write(loaded, None if hold.closed else hold.room, token)
+
+    @contextlib.asynccontextmanager
+    async def _locked(self, room_key: str) -> AsyncIterator[bytes]:
         local = self._local_locks.get(room_key)
         if local is None:
             local = self._local_locks[room_key] = asyncio.Lock()
         try:
             async with local:
                 lock = self._redis.lock(
-                    f"pl:lock:{room_key}",
+                    room_lock(room_key),
                     timeout=self._lock_timeout,
                     sleep=0.005,
                     blocking_timeout=self._lock_wait,
@@ -234,9 +237,10 @@ class RedisPresence:
                         "room %s: its lock stayed taken for %.0fs", room_key, self._lock_wait
                     )
                     raise ServerFull("The meeting is busy; try again in a moment.")
+                token: bytes = lock.local.token
                 renew = asyncio.create_task(self._renew(lock, room_key))
                 try:
-                    yield
+                    yield token
                 finally:
                     renew.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -253,7 +257,7 @@ class RedisPresence:
             if not local.locked() and self._local_locks.get(room_key) is local:
                 del self._local_locks[room_key]
 
-    async def _renew(self, lock: Any, room_key: str) -> None:
+    async def _renew(self, lock: Lock, room_key: str) -> None:
         while True:
             await asyncio.sleep(self._lock_timeout / 3)
             try:
@@ -262,185 +266,161 @@ class RedisPresence:
                 log.warning("room %s: could not renew its lock: %s", room_key, error)
                 return
 
+    def _stamped(self, room: LiveRoom) -> LiveRoom:
+        """``room`` with this node's name on the participants whose connection is here, and on
+        the lobby requests that have no node yet (the waiting connection is this node's)."""
+        people = tuple(
+            replace(p, node=self.node)
+            if p.conn_id is not None and p.node != self.node and self.is_local(p.conn_id)
+            else p
+            for p in room.participants
+        )
+        lobby = tuple(replace(r, node=self.node) if r.node is None else r for r in room.lobby)
+        if people == room.participants and lobby == room.lobby:
+            return room
+        return replace(room, participants=people, lobby=lobby)
+
+    # --- writing ---------------------------------------------------------------------------
+    async def _write(self, before: LiveRoom, after: LiveRoom | None, token: bytes) -> None:
+        """Replace ``before``, the room as loaded under the lock, by ``after`` (None: forget
+        it)."""
+        if after == before:
+            return
+        key = before.record.uid
+        keys = [room_value(key), room_lock(key), LISTING, MEMBERS, WAITING, TOTALS, ROOMS]
+        try:
+            written = await self._run("write", keys, _write_args(token, before, after))
+        except ResponseError as error:
+            if "LOST" not in str(error):
+                raise
+            log.warning("room %s: its lock was lost before the room was written", key)
+            raise ServerFull("The meeting is busy; try again in a moment.") from None
+        if written:
+            self._wrote(key, before, after)
+        else:
+            self._rooms.pop(key, None)
+
+    def _wrote(self, key: str, before: LiveRoom, after: LiveRoom | None) -> None:
+        for conn in _members(before):
+            self._members.pop(conn, None)
+        if after is None:
+            self._rooms.pop(key, None)
+            return
+        self._remember(after)
+        for conn, place in _members(after).items():
+            if self.is_local(conn):
+                self._members[conn] = place
+
+    def _remember(self, room: LiveRoom) -> None:
+        """Keep the last value of a room with participants on this node (for Redis outages)."""
+        if any(p.node == self.node for p in room.participants):
+            self._rooms[room.record.uid] = room
+        else:
+            self._rooms.pop(room.record.uid, None)
+
     # --- rooms -----------------------------------------------------------------------------
     async def open_room(self, record: RoomRecord) -> RoomRecord:
-        live = await self._run("open_room", [], [record.room_id, record.uid, codec.room(record)])
-        return self._seen(codec.to_room(live))
+        keys = [ROOMS, LISTING, TOTALS, room_value(record.uid)]
+        empty = codec.live_room(LiveRoom(record))
+        args = [record.room_id, record.uid, empty, codec.summary(record, 0)]
+        return codec.to_summary(await self._run("open_room", keys, args)).record
 
-    def _seen(self, record: RoomRecord) -> RoomRecord:
-        self._records[record.uid] = record
-        return record
+    async def room(self, room_id: str) -> LiveRoom | None:
+        try:
+            raw = await self._run("by_id", [ROOMS], [room_id])
+        except RedisError:
+            # Redis is away: a room with people on this node is still what it was a moment ago.
+            seen = next((r for r in self._rooms.values() if r.record.room_id == room_id), None)
+            if seen is None:
+                raise
+            return seen
+        return self._snapshot(raw)
 
-    async def room(self, room_id: str) -> RoomRecord | None:
-        key = await self._redis.hget(ROOMS, room_id)
-        return await self.room_by_key(_s(key)) if key is not None else None
+    async def room_by_key(self, room_key: str) -> LiveRoom | None:
+        try:
+            raw = await self._redis.get(room_value(room_key))
+        except RedisError:
+            # Redis is away: a room with people on this node is still what it was a moment ago.
+            if room_key not in self._rooms:
+                raise
+            return self._rooms[room_key]
+        if raw is None:
+            self._rooms.pop(room_key, None)
+        return self._snapshot(raw)
 
-    async def room_by_key(self, room_key: str) -> RoomRecord | None:
-        value = await self._redis.get(f"pl:r:{room_key}")
-        return self._seen(codec.to_room(value)) if value is not None else None
+    def _snapshot(self, raw: bytes | str | None) -> LiveRoom | None:
+        if raw is None:
+            return None
+        room = codec.to_live_room(raw)
+        self._remember(room)
+        return room
 
-    async def update_room(self, record: RoomRecord) -> None:
-        await self._redis.set(f"pl:r:{record.uid}", codec.room(record), xx=True)
-        self._seen(record)
-
-    async def close_room(self, room_key: str) -> list[Participant]:
-        people = [codec.to_participant(v) for v in await self._run("close_room", [], [room_key])]
-        self._records.pop(room_key, None)
-        for person in people:
-            if person.conn_id is not None:
-                self._conn_cache.pop(person.conn_id, None)
-        return people
-
-    async def live_keys(self) -> list[str]:
-        return [_s(v) for v in await self._redis.hvals(ROOMS)]
-
-    async def rooms(self) -> list[RoomSummary]:
-        keys = await self.live_keys()
-        if not keys:
-            return []
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.get(f"pl:r:{key}")
-                pipe.hlen(f"pl:p:{key}")
-            replies = await pipe.execute()
-        found = []
-        for i in range(0, len(replies), 2):
-            if replies[i] is not None:
-                found.append(RoomSummary(codec.to_room(replies[i]), int(replies[i + 1])))
+    async def place(self, conn_id: str) -> Place | None:
+        """A connection that is a participant in one room while it waits in another's lobby
+        is found as the participant; once it no longer is, as the one waiting."""
+        try:
+            raw = await self._run("place", [MEMBERS, WAITING], [conn_id])
+        except RedisError:
+            # Redis is away: a connection of this node is still where it was a moment ago.
+            if conn_id not in self._members:
+                raise
+            return self._members[conn_id]
+        if raw is None:
+            self._members.pop(conn_id, None)
+            return None
+        found = codec.to_place(raw)
+        if found.user_id is not None and self.is_local(conn_id):
+            self._members[conn_id] = found
         return found
 
-    async def _sum_hlen(self, prefixes: tuple[str, ...]) -> list[int]:
-        keys = await self.live_keys()
-        if not keys:
-            return [0] * len(prefixes)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for key in keys:
-                for prefix in prefixes:
-                    pipe.hlen(f"{prefix}{key}")
-            replies = await pipe.execute()
-        n = len(prefixes)
-        return [sum(int(v) for v in replies[i::n]) for i in range(n)]
+    async def rooms(self) -> list[RoomSummary]:
+        listing = await self._redis.hgetall(LISTING)
+        live = {_s(key) for key in listing}
+        for key in [k for k in self._rooms if k not in live]:
+            del self._rooms[key]  # closed by another node
+        return [codec.to_summary(value) for value in listing.values()]
 
-    async def totals(self) -> tuple[int, int]:
-        rooms = int(await self._redis.hlen(ROOMS))
-        (people,) = await self._sum_hlen(("pl:p:",))
-        return rooms, people
+    async def totals(self) -> Totals:
+        values = await self._redis.hmget(TOTALS, list(_COUNTS))
+        return Totals(*(int(v) if v is not None else 0 for v in values))
 
-    async def media_totals(self) -> tuple[int, int]:
-        streams, subscriptions = await self._sum_hlen(("pl:s:", "pl:u:"))
-        return streams, subscriptions
 
-    # --- participants ----------------------------------------------------------------------
-    async def participants(self, room_key: str) -> list[Participant]:
-        people = [codec.to_participant(v) for v in await self._redis.hvals(f"pl:p:{room_key}")]
-        return sorted(people, key=lambda p: (p.joined_at, p.user_id))
+def _members(room: LiveRoom) -> dict[str, Place]:
+    """The members index entries of ``room``: its participants' connections."""
+    key, room_id = room.record.uid, room.record.room_id
+    return {
+        p.conn_id: Place(key, room_id, user_id=p.user_id)
+        for p in room.participants
+        if p.conn_id is not None
+    }
 
-    async def participant(self, room_key: str, user_id: str) -> Participant | None:
-        value = await self._redis.hget(f"pl:p:{room_key}", user_id)
-        return codec.to_participant(value) if value is not None else None
 
-    async def count(self, room_key: str) -> int:
-        return int(await self._redis.hlen(f"pl:p:{room_key}"))
+def _waiting(room: LiveRoom) -> dict[str, Place]:
+    """The waiting index entries of ``room``: its lobby requests' connections."""
+    key, room_id = room.record.uid, room.record.room_id
+    return {r.conn_id: Place(key, room_id, request_id=r.request_id) for r in room.lobby}
 
-    async def put(self, room_key: str, participant: Participant) -> None:
-        conn = participant.conn_id
-        if conn is not None and participant.node != self.node and self.is_local(conn):
-            participant = replace(participant, node=self.node)
-        previous = await self._run(
-            "put",
-            [],
-            [room_key, participant.user_id, codec.participant(participant), conn or ""],
-        )
-        if previous is not None and _s(previous) != conn:
-            self._conn_cache.pop(_s(previous), None)
-        if conn is not None and participant.node == self.node:
-            self._conn_cache[conn] = (room_key, participant)
 
-    async def remove(self, room_key: str, user_id: str) -> Participant | None:
-        value = await self._run("remove", [], [room_key, user_id])
-        if value is None:
-            return None
-        gone = codec.to_participant(value)
-        if gone.conn_id is not None:
-            self._conn_cache.pop(gone.conn_id, None)
-        return gone
-
-    async def of_conn(self, conn_id: str) -> tuple[RoomRecord, Participant] | None:
-        try:
-            found = await self._run("of_conn", [], [conn_id])
-        except RedisError:
-            # Redis is away: a connection of this node is still who it was a moment ago.
-            cached = self._conn_cache.get(conn_id)
-            record = self._records.get(cached[0]) if cached else None
-            if cached is None or record is None:
-                raise
-            return record, cached[1]
-        if found is None:
-            self._conn_cache.pop(conn_id, None)
-            return None
-        record, participant = self._seen(codec.to_room(found[0])), codec.to_participant(found[1])
-        if participant.node == self.node:
-            self._conn_cache[conn_id] = (record.uid, participant)
-        return record, participant
-
-    def forget_conn(self, conn_id: str) -> None:
-        """A connection of this node closed."""
-        self._conn_cache.pop(conn_id, None)
-
-    async def revoke(self, room_key: str, user_id: str, why: Departure) -> None:
-        await self._run("hset_if_live", [f"pl:r:{room_key}", f"pl:rv:{room_key}"], [user_id, why])
-
-    async def revoked(self, room_key: str, user_id: str) -> Departure | None:
-        value = await self._redis.hget(f"pl:rv:{room_key}", user_id)
-        return cast(Departure, _s(value)) if value is not None else None
-
-    # --- the lobby -------------------------------------------------------------------------
-    async def lobby(self, room_key: str) -> list[LobbyRequest]:
-        found = [codec.to_lobby_request(v) for v in await self._redis.hvals(f"pl:l:{room_key}")]
-        return sorted(found, key=lambda r: (r.since, r.request_id))
-
-    async def lobby_add(self, room_key: str, request: LobbyRequest) -> None:
-        if request.node is None:
-            request = replace(request, node=self.node)  # the waiting connection is this node's
-        await self._run(
-            "lobby_add",
-            [],
-            [room_key, request.request_id, codec.lobby_request(request), request.conn_id],
-        )
-
-    async def lobby_remove(self, room_key: str, request_id: str) -> LobbyRequest | None:
-        value = await self._run("lobby_remove", [], [room_key, request_id])
-        return codec.to_lobby_request(value) if value is not None else None
-
-    async def waiting(self, conn_id: str) -> tuple[RoomRecord, LobbyRequest] | None:
-        found = await self._run("waiting", [], [conn_id])
-        if found is None:
-            return None
-        return codec.to_room(found[0]), codec.to_lobby_request(found[1])
-
-    # --- media -----------------------------------------------------------------------------
-    async def streams(self, room_key: str) -> list[Stream]:
-        return [codec.to_stream(v) for v in await self._redis.hvals(f"pl:s:{room_key}")]
-
-    async def put_stream(self, room_key: str, stream: Stream) -> None:
-        keys = [f"pl:r:{room_key}", f"pl:s:{room_key}"]
-        await self._run("hset_if_live", keys, [stream.stream_id, codec.stream(stream)])
-
-    async def remove_stream(self, room_key: str, stream_id: str) -> Stream | None:
-        value = await self._run("hpop", [f"pl:s:{room_key}"], [stream_id])
-        return codec.to_stream(value) if value is not None else None
-
-    async def subscriptions(self, room_key: str) -> list[Subscription]:
-        return [codec.to_subscription(v) for v in await self._redis.hvals(f"pl:u:{room_key}")]
-
-    async def put_subscription(self, room_key: str, subscription: Subscription) -> None:
-        keys = [f"pl:r:{room_key}", f"pl:u:{room_key}"]
-        value = codec.subscription(subscription)
-        await self._run("hset_if_live", keys, [subscription.subscription_id, value])
-
-    async def remove_subscription(self, room_key: str, subscription_id: str) -> Subscription | None:
-        value = await self._run("hpop", [f"pl:u:{room_key}"], [subscription_id])
-        return codec.to_subscription(value) if value is not None else None
+def _write_args(token: bytes, before: LiveRoom, after: LiveRoom | None) -> list[Any]:
+    """The arguments of ``_WRITE`` for replacing ``before`` by ``after``."""
+    then = after if after is not None else LiveRoom(before.record)
+    args: list[Any] = [
+        token,
+        before.record.uid,
+        before.record.room_id,
+        codec.live_room(after) if after is not None else "",
+        codec.summary(after.record, len(after.participants)) if after is not None else "",
+        len(then.participants) - len(before.participants),
+        len(then.streams) - len(before.streams),
+        len(then.subscriptions) - len(before.subscriptions),
+    ]
+    for index in (_members, _waiting):
+        old, new = index(before), index(then)
+        gone = [(conn, codec.place(p)) for conn, p in old.items() if new.get(conn) != p]
+        moved = [(conn, codec.place(p)) for conn, p in new.items() if old.get(conn) != p]
+        args += [len(gone), *(x for pair in gone for x in pair)]
+        args += [len(moved), *(x for pair in moved for x in pair)]
+    return args
 
 
 def _s(value: str | bytes) -> str:

@@ -4,7 +4,6 @@ the server may hold, how long an upload nobody posted is kept, and what a downlo
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import mimetypes
 import re
@@ -13,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from parley.addresses import limiter_key
 from parley.clock import Clock
 from parley.errors import FileNotFound, FileTooLarge, InvalidPayload, RoomNotFound, Unauthorized
 from parley.files.blobs import BlobDir, BlobWriter
@@ -30,17 +30,19 @@ _REQUEST_SLACK = 64 * 1024
 """Room in an upload request for what is not the file: boundaries, part headers, fields."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FileLimits:
-    max_bytes: int = 50 * 1024 * 1024
+    """Each field is the setting of that name (``parley.settings.Settings``)."""
+
+    max_upload_bytes: int
     """One file."""
-    max_room_bytes: int = 1024 * 1024 * 1024
+    max_room_upload_bytes: int
     """All the files of one room."""
-    max_total_bytes: int = 10 * 1024 * 1024 * 1024
+    max_total_upload_bytes: int
     """All the files of the server."""
-    unattached_seconds: float = 600.0
+    unattached_upload_seconds: float
     """How long an upload no message carries is kept."""
-    max_address_upload_bytes: int = 1024 * 1024 * 1024
+    max_address_upload_bytes: int
     """All the files uploaded from one address (an IPv6 client: its /64), stored and in
     flight: no one address takes the server's space from everyone else."""
 
@@ -54,7 +56,7 @@ class UploadGrant:
     total_used: int
     """Bytes the server's files held when the upload began."""
     address: str = ""
-    """Who uploads, as quotas count it (``address_key``)."""
+    """Who uploads, as quotas count it (``parley.addresses.limiter_key``)."""
     address_used: int = 0
     """Bytes the files uploaded from that address held when the upload began."""
 
@@ -98,6 +100,8 @@ class FilesService:
         limits: FileLimits,
         links: DownloadLinks,
         log: MeetingLog = NO_LOG,
+        *,
+        on_uploaded: Callable[[StoredFile], None] = lambda _record: None,
     ) -> None:
         self._store = store
         self._blobs = blobs
@@ -107,8 +111,7 @@ class FilesService:
         self._limits = limits
         self.links = links
         self._log = log
-        self.on_uploaded: Callable[[StoredFile], None] = lambda _record: None
-        """Called with each upload recorded."""
+        self._on_uploaded = on_uploaded  # each upload recorded (metrics)
         self._in_flight_room: Counter[str] = Counter()
         self._in_flight_address: Counter[str] = Counter()
         self._in_flight_total = 0
@@ -119,15 +122,13 @@ class FilesService:
         ``address``: the client's, for its share of the server's space."""
         scheme, _, token = (authorization or "").partition(" ")
         claims = self._signer.verify(token.strip()) if scheme.lower() == "bearer" else None
-        room = await self._presence.room_by_key(claims.room_key) if claims else None
-        participant = (
-            await self._presence.participant(room.uid, claims.user_id) if room and claims else None
-        )
-        if room is None or participant is None:
+        live = await self._presence.room_by_key(claims.room_key) if claims else None
+        participant = live.participant(claims.user_id) if live and claims else None
+        if live is None or participant is None:
             raise Unauthorized("A participant's token is required to upload.")
-        key = address_key(address)
-        room_used, total_used, address_used = await self._store.file_usage(room.uid, key)
-        return UploadGrant(room, participant, room_used, total_used, key, address_used)
+        key = limiter_key(address)[:64]
+        room_used, total_used, address_used = await self._store.file_usage(live.record.uid, key)
+        return UploadGrant(live.record, participant, room_used, total_used, key, address_used)
 
     def check_request_size(self, size: int, grant: UploadGrant, counted: int = 0) -> None:
         """An upload request of ``size`` bytes (declared or received so far) is refused when
@@ -142,22 +143,20 @@ class FilesService:
         """FILE_TOO_LARGE when a file of ``size`` bytes does not fit; ``counted`` of them are
         already in flight."""
         limits = self._limits
-        if size > limits.max_bytes:
-            raise FileTooLarge(f"The file is larger than {limits.max_bytes} bytes.")
+        if size > limits.max_upload_bytes:
+            raise FileTooLarge(f"The file is larger than {limits.max_upload_bytes} bytes.")
         room = grant.room_used + self._in_flight_room[grant.room.uid] - counted + size
-        if room > limits.max_room_bytes:
-            raise FileTooLarge(
-                f"This meeting's files would pass its quota of {limits.max_room_bytes} bytes."
-            )
-        if grant.total_used + self._in_flight_total - counted + size > limits.max_total_bytes:
-            raise FileTooLarge(
-                f"The server's space for files ({limits.max_total_bytes} bytes) is full."
-            )
+        quota = limits.max_room_upload_bytes
+        if room > quota:
+            raise FileTooLarge(f"This meeting's files would pass its quota of {quota} bytes.")
+        space = limits.max_total_upload_bytes
+        if grant.total_used + self._in_flight_total - counted + size > space:
+            raise FileTooLarge(f"The server's space for files ({space} bytes) is full.")
+        share = limits.max_address_upload_bytes
         mine = grant.address_used + self._in_flight_address[grant.address] - counted + size
-        if mine > limits.max_address_upload_bytes:
+        if mine > share:
             raise FileTooLarge(
-                "Files uploaded from your address would pass their share of "
-                f"{limits.max_address_upload_bytes} bytes."
+                f"Files uploaded from your address would pass their share of {share} bytes."
             )
 
     def _reserve(self, grant: UploadGrant, held: int, more: int) -> None:
@@ -187,7 +186,8 @@ class FilesService:
         """Record an upload whose bytes have all arrived (not yet committed)."""
         if room_id != grant.room.room_id:
             raise InvalidPayload("roomId must name the meeting your token belongs to.")
-        current = await self._presence.participant(grant.room.uid, grant.participant.user_id)
+        live = await self._presence.room_by_key(grant.room.uid)
+        current = live.participant(grant.participant.user_id) if live else None
         if current is None or current.joined_at != grant.participant.joined_at:
             raise Unauthorized("You are no longer in this meeting.")
         name = _clean_name(original_name)
@@ -215,7 +215,7 @@ class FilesService:
             except RoomGone:
                 raise RoomNotFound("This meeting has ended.") from None
             incoming.release()
-        self.on_uploaded(record)
+        self._on_uploaded(record)
         log.info(
             "room %s: %s uploaded a file (%d bytes)",
             grant.room.room_id,
@@ -253,7 +253,7 @@ class FilesService:
     async def expire_unattached(self) -> int:
         """Delete the uploads no message carries that ended over the lifetime ago (row, then
         bytes); how many."""
-        cutoff = self._clock.now_ms() - int(self._limits.unattached_seconds * 1000)
+        cutoff = self._clock.now_ms() - int(self._limits.unattached_upload_seconds * 1000)
         names = await self._store.delete_unattached_files(cutoff)
         await self._blobs.remove(names)
         if names:
@@ -262,7 +262,7 @@ class FilesService:
 
     async def run_expiry(self) -> None:
         """Expire unattached uploads now and then, until cancelled."""
-        interval = max(0.05, min(60.0, self._limits.unattached_seconds / 4))
+        interval = max(0.05, min(60.0, self._limits.unattached_upload_seconds / 4))
         while True:
             await asyncio.sleep(interval)
             try:
@@ -271,20 +271,6 @@ class FilesService:
                 raise
             except Exception:
                 log.exception("expiring unattached uploads failed; will try again")
-
-
-def address_key(address: str) -> str:
-    """The unit a client's share is counted in: its address, or an IPv6 client's /64 (one
-    host usually holds the whole /64)."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return address[:64]
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.IPv6Network((ip, 64), strict=False))
-    return str(ip)
 
 
 def _clean_name(name: str) -> str:

@@ -108,12 +108,11 @@ class Metrics:
 
     async def scrape(self, accept: str | None = None) -> tuple[bytes, str]:
         """The exposition and its content type (OpenMetrics when ``accept`` asks for it)."""
-        rooms, participants = await self._presence.totals()
-        streams, subscriptions = await self._presence.media_totals()
-        self.rooms.set(rooms)
-        self.participants.set(participants)
-        self.streams.set(streams)
-        self.subscriptions.set(subscriptions)
+        totals = await self._presence.totals()
+        self.rooms.set(totals.rooms)
+        self.participants.set(totals.participants)
+        self.streams.set(totals.streams)
+        self.subscriptions.set(totals.subscriptions)
         encode, content_type = choose_encoder(accept or "")
         return encode(self.registry), content_type
 

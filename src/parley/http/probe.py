@@ -12,8 +12,11 @@ stranger anything it could use beyond the check:
 - ``POST /connectivity-probe`` ``{ sdp }`` (an offer with one audio section and no track):
   ``{ sdp }``, the answer of a peer connection that gathers where the embedded SFU gathers (the
   media addresses, the RTP port range, the announced address), receives and sends nothing, and
-  closes itself after ``PROBE_SECONDS``. Each address may open ``probe_rate`` a second (burst
-  ``probe_burst``); at most ``max_probes`` are open at once (``SERVER_FULL`` beyond).
+  closes itself after ``PROBE_SECONDS``. It talks to the requester's address only (the one its
+  HTTP request came from): the offer's candidates for any other address (and for
+  ``ice_ignore_addresses``) are left out, and checks from elsewhere go unanswered. Each address
+  may open ``probe_rate`` a second (burst ``probe_burst``); at most ``max_probes`` are open at
+  once (``SERVER_FULL`` beyond).
 
 The peer connection is the media side's (``ProbePeer``; ``media/embedded/probe.py`` makes it
 with the embedded engine's own helpers, so the probe binds exactly where the SFU's connections
@@ -31,9 +34,10 @@ from typing import Any, Protocol
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from parley.addresses import limiter_key
 from parley.errors import InvalidPayload, MediaError, RateLimited, ServerFull
-from parley.media.sdp import check_description
-from parley.ratelimit import KeyedLimiter
+from parley.media.sdp import check_description, filter_candidates, ignored_networks
+from parley.ratelimit import KeyedLimiter, SharedBuckets
 from parley.settings import Settings
 from parley.tls import TlsFiles
 from parley.turn.config import turn_urls
@@ -49,9 +53,10 @@ _NO_STORE = {"Cache-Control": "no-store"}
 class ProbePeer(Protocol):
     """One probe's peer connection: it answers one offer, then receives and sends nothing."""
 
-    async def answer(self, offer: str) -> str:
-        """The answer to ``offer`` (checked for size and shape), ready for the browser; raises
-        ``MediaError`` when the offer is not usable."""
+    async def answer(self, offer: str, requester: str) -> str:
+        """The answer to ``offer`` (checked for size and shape, its candidates ``requester``'s
+        own), ready for the browser; answers connectivity checks from ``requester`` only;
+        raises ``MediaError`` when the offer is not usable."""
         ...
 
     async def close(self) -> None:
@@ -69,12 +74,17 @@ class Probes:
         enabled: bool,
         tls: TlsFiles | None,
         open_peer: Callable[[], ProbePeer],
+        *,
+        shared: SharedBuckets | None = None,
     ) -> None:
         self._settings = settings
         self._open_peer = open_peer
         self.enabled = enabled
         self._tls = tls
-        self._limiter = KeyedLimiter(settings.probe_rate, settings.probe_burst)
+        self._limiter = KeyedLimiter(
+            "probe.address", settings.probe_rate, settings.probe_burst, shared=shared
+        )
+        self._ignored = ignored_networks(settings.ice_ignore_addresses)
         self._open: dict[ProbePeer, asyncio.TimerHandle | None] = {}
         self._closing: set[asyncio.Task[None]] = set()
 
@@ -106,10 +116,11 @@ class Probes:
         if len(self._open) >= self._settings.max_probes:
             raise ServerFull("Too many connectivity checks at once; try again soon.")
         sdp = check_description(offer, self._settings.max_sdp_bytes, "offer")
+        sdp = filter_candidates(sdp, self._ignored, only_from=address)
         peer = self._open_peer()
         self._open[peer] = None
         try:
-            answer = await peer.answer(sdp)
+            answer = await peer.answer(sdp, address)
         except BaseException:
             await self._close(peer)
             raise
@@ -148,7 +159,7 @@ def install(app: FastAPI, probes: Probes) -> None:
 
     @app.post(PATH)
     async def probe(request: Request) -> JSONResponse:
-        address = request.client.host if request.client else "unknown"
+        address = limiter_key(request.client.host) if request.client else "unknown"
         declared = request.headers.get("content-length", "")
         limit = probes.max_body_bytes
         if not declared.isdigit() or len(declared) > 12 or int(declared) > limit:

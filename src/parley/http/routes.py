@@ -78,8 +78,8 @@ def install(app: FastAPI, deps: HttpDeps) -> None:
         if deps.node is not None:
             body["node"] = deps.node
         try:
-            rooms, participants = await deps.presence.totals()
-            body |= {"rooms": rooms, "participants": participants}
+            totals = await deps.presence.totals()
+            body |= {"rooms": totals.rooms, "participants": totals.participants}
             if deps.nodes is not None:
                 body["cluster"] = {"nodes": await deps.nodes()}
         except Exception as error:  # cluster mode: Redis away; this node still serves
@@ -194,7 +194,7 @@ async def _participant(deps: HttpDeps, authorization: str | None) -> str | None:
     room = await deps.presence.room_by_key(claims.room_key) if claims else None
     if room is None or claims is None:
         return None
-    participant = await deps.presence.participant(room.uid, claims.user_id)
+    participant = room.participant(claims.user_id)
     return None if participant is None else participant.user_id
 
 

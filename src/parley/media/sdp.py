@@ -5,14 +5,17 @@ trickled candidate, at the engine seam. The checks are the cheap, clear ones: si
 every line the engines read, payload types referenced but not mapped, ICE credentials, DTLS
 fingerprint and setup, BUNDLE naming sections that exist, and bounds on ports and counts. What
 passes can still be refused by an engine (no codec it can forward, say); each engine turns its
-own parser's failures into ``MediaError`` too. ``announce`` rewrites the server's own SDP for a
-server behind 1:1 NAT.
+own parser's failures into ``MediaError`` too. ``filter_candidates`` leaves out the candidates
+the server must send no connectivity check to (``ice_ignore_addresses``; for the pre-join probe,
+every address but the requester's). ``announce`` rewrites the server's own SDP for a server
+behind 1:1 NAT.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -20,6 +23,7 @@ from parley.errors import MediaError
 from parley.media.engine import IceCandidate
 
 Role = Literal["offer", "answer"]
+Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
 
 MEDIA_KINDS = ("audio", "video")
 MAX_MEDIA_SECTIONS = 8
@@ -329,6 +333,42 @@ def _int(text: str, low: int, high: int) -> int | None:
         return None
     number = int(text)
     return number if low <= number <= high else None
+
+
+def ignored_networks(values: Iterable[str]) -> Networks:
+    """``ice_ignore_addresses`` as networks; ValueError names a value that is not one."""
+    return tuple(ipaddress.ip_network(v.strip(), strict=False) for v in values if v.strip())
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def filter_candidates(sdp: str, ignored: Networks, only_from: str | None = None) -> str:
+    """``sdp`` (already checked) without the ``a=candidate`` lines the server must not send
+    connectivity checks to: an address in ``ignored`` (as a trickled candidate for one is
+    refused) and, with ``only_from``, every address but that one (mDNS names included), so
+    that a caller can point the server at no address but its own."""
+    only = _ip(only_from) if only_from is not None else None
+    if not ignored and only_from is None:
+        return sdp
+    kept: list[str] = []
+    for line in sdp.split("\r\n"):
+        if line.startswith("a=candidate:"):
+            fields = line.split()
+            address = _ip(fields[4]) if len(fields) > 4 else None
+            if only_from is not None and (address is None or address != only):
+                continue
+            if address is not None and any(address in network for network in ignored):
+                continue
+        kept.append(line)
+    return "\r\n".join(kept)
 
 
 def announce(sdp: str, announced: str | None, local: tuple[str, ...]) -> str:

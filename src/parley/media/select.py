@@ -1,48 +1,58 @@
-"""Choosing the media engine a server runs, from ``Settings.media_engine``."""
+"""Choosing the media engine a server runs, from ``Settings.media_engine``, and building it
+from the settings (each engine is given only its own configuration)."""
 
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
-from parley.errors import MediaError
 from parley.media.engine import MediaEngine
+from parley.media.sdp import ignored_networks
 from parley.settings import Settings
 
+if TYPE_CHECKING:
+    from parley.media.janus import JanusConfig
 
-def cluster_media_problem(settings: Settings) -> str | None:
-    """Why the media settings cannot serve a cluster node (``redis_url`` set), or None.
 
-    A room's people may be on several nodes, so its media must be negotiated on a server every
-    node reaches: the embedded engine (media inside one node) and a Janus of a node's own cannot.
-    The one place this rule lives."""
-    if not settings.redis_url:
-        return None
-    engine = settings.media_engine
-    if engine == "none" or (engine in ("janus", "auto") and settings.janus_urls):
-        return None
-    if engine == "janus":
-        return (
-            "cluster mode (PARLEY_REDIS_URL) with PARLEY_MEDIA_ENGINE=janus needs "
-            "PARLEY_JANUS_URLS: the Janus servers every node shares"
-        )
-    return (
-        f"cluster mode (PARLEY_REDIS_URL) cannot use the {engine} media engine: the embedded "
-        "engine cannot serve a room whose people are on several nodes; set "
-        "PARLEY_MEDIA_ENGINE=janus with PARLEY_JANUS_URLS (or none)"
+def janus_config(settings: Settings) -> JanusConfig:
+    """The Janus engine's configuration: the settings it uses, by the same names."""
+    from parley.media.janus import IceServerConfig, JanusConfig
+
+    return JanusConfig(
+        janus_binary=settings.janus_binary,
+        janus_url=settings.janus_url,
+        janus_urls=tuple(settings.janus_urls),
+        janus_api_secret=settings.janus_api_secret,
+        janus_admin_key=settings.janus_admin_key,
+        redis_url=settings.redis_url,
+        data_dir=settings.data_dir,
+        media_addresses=tuple(settings.media_addresses),
+        announced_address=settings.announced_address,
+        rtp_port_min=settings.rtp_port_min,
+        rtp_port_max=settings.rtp_port_max,
+        ice_servers=tuple(
+            IceServerConfig(urls=tuple(s.urls), username=s.username, credential=s.credential)
+            for s in settings.ice_servers
+        ),
+        max_sdp_bytes=settings.max_sdp_bytes,
+        ice_ignore_addresses=ignored_networks(settings.ice_ignore_addresses),
+        max_participants=settings.max_participants,
+        max_streams_per_participant=settings.max_streams_per_participant,
     )
 
 
 def create_engine(settings: Settings) -> MediaEngine | None:
-    problem = cluster_media_problem(settings)
-    if problem is not None:
-        raise MediaError(problem)
+    """The engine ``media_engine`` names (``auto``: Janus when it can run here, else the
+    embedded one), not started; None for ``none``."""
     choice = settings.media_engine
     if choice == "none":
         return None
-    if choice == "auto":
-        from parley.media.janus import janus_available
+    if choice in ("janus", "auto"):
+        from parley.media import janus
 
-        choice = "janus" if janus_available(settings) else "embedded"
-    module = importlib.import_module(f"parley.media.{choice}")
-    engine: MediaEngine = module.create_engine(settings)
+        config = janus_config(settings)
+        if choice == "janus" or janus.janus_available(config):
+            return janus.create_engine(config)
+    embedded = importlib.import_module("parley.media.embedded")  # aiortc: only when chosen
+    engine: MediaEngine = embedded.create_engine(settings)
     return engine

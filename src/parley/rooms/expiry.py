@@ -22,7 +22,7 @@ class IdleRooms:
         membership: Membership,
         clock: Clock,
         ttl_seconds: float,
-        unused_ttl_seconds: float = 0.0,
+        unused_ttl_seconds: float,
     ) -> None:
         self._store = store
         self._presence = presence
@@ -47,16 +47,18 @@ class IdleRooms:
         used = await self._store.used_room_uids() if self._unused_ttl > 0 else set()
         expired = []
         for record in await self._store.list_rooms():
-            if await self._presence.count(record.uid) > 0:
+            live = await self._presence.room_by_key(record.uid)
+            if live is not None and live.participants:
                 self._empty_since.pop(record.uid, None)
                 continue
             ttl = self._ttl if record.uid in used or self._unused_ttl <= 0 else self._unused_ttl
             if ttl <= 0 or now - self._empty_since.setdefault(record.uid, now) < ttl:
                 continue
-            async with self._presence.lock(record.uid):
-                if await self._presence.count(record.uid) > 0:
+            async with self._presence.hold(record.uid) as hold:
+                if hold.room is not None and hold.room.participants:
                     continue
-                await self._membership.dispose(record)
+                effects = await self._membership.dispose(hold, record)
+            await self._membership.settle(effects)
             log.info("room %s: ended after %.0fs with nobody in it", record.room_id, ttl)
             expired.append(record.room_id)
         return expired

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
-import secrets
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 
 from parley.clock import Clock
-from parley.errors import InvalidPayload
+from parley.rooms.effects import Effects
 from parley.rooms.events import RoomEvents
-from parley.rooms.membership import Membership
-from parley.rooms.models import LobbyOutcome, LobbyRequest, Participant, RoomRecord, Waiting
-from parley.rooms.presence import Presence, host
+from parley.rooms.membership import Elsewhere, Membership
+from parley.rooms.models import LobbyRequest
+from parley.rooms.presence import Presence, RoomHold, hold_live
+from parley.rooms.rules import lobby as rules
+from parley.rooms.rules.access import host_in
 
 log = logging.getLogger(__name__)
 
@@ -24,108 +27,68 @@ class Lobby:
         self._events = events
         self._clock = clock
 
-    async def _hosts(self, room: RoomRecord) -> list[Participant]:
-        return [p for p in await self._presence.participants(room.uid) if p.is_host]
-
-    async def wait(
-        self, room: RoomRecord, conn_id: str, user_name: str, user_id: str | None
-    ) -> Waiting:
-        """``conn_id`` waits to be let in (the same request, when it already waits here). The
-        room's lock is held."""
-        waiting = await self._presence.waiting(conn_id)
-        if waiting is not None and waiting[0].uid == room.uid:
-            return Waiting(room, waiting[1])
-        if waiting is not None:
-            await self.cancel(conn_id)
-        request = LobbyRequest(
-            secrets.token_hex(8), conn_id, user_name, self._clock.now_ms(), user_id
-        )
-        await self._presence.lobby_add(room.uid, request)
-        log.info("room %s: %s waits in the lobby", room.room_id, request.request_id)
-        await self._events.lobby_request(room, request, await self._hosts(room))
-        return Waiting(room, request)
-
     async def admit(self, conn_id: str, room_id: str, request_id: str) -> None:
-        room, _ = await host(self._presence, conn_id, room_id)
-        async with self._presence.lock(room.uid):
-            request = await self._take(room, request_id)
-            elsewhere = await self._let_in(room, request)
-        await self.leave_elsewhere(elsewhere)
+        """A host lets ``request_id`` in; its connection leaves the room it was in, if any."""
+        elsewhere: list[Elsewhere] = []
+        async with self._hold(room_id) as hold:
+            room, _ = host_in(hold.room, conn_id)
+            request = room.request(request_id)
+            if request is not None:
+                elsewhere = await self._membership.elsewhere(room, [request.conn_id])
+            room, effects = rules.admit(room, request_id, self._membership.door())
+            hold.save(room)
+        log.info("room %s: lobby request %s admitted", room_id, request_id)
+        await self._membership.settle(effects)
+        await self._membership.leave_elsewhere(elsewhere)
 
     async def deny(self, conn_id: str, room_id: str, request_id: str) -> None:
-        room, _ = await host(self._presence, conn_id, room_id)
-        async with self._presence.lock(room.uid):
-            request = await self._take(room, request_id)
-            await self._events.lobby_denied(room, request)
-            await self._resolved(room, request, "denied")
+        async with self._hold(room_id) as hold:
+            room, _ = host_in(hold.room, conn_id)
+            room, effects = rules.deny(room, request_id)
+            hold.save(room)
+        log.info("room %s: lobby request %s denied", room_id, request_id)
+        await self._membership.settle(effects)
 
-    async def admit_everyone(self, room: RoomRecord) -> list[tuple[RoomRecord, Participant]]:
-        """The lobby was turned off: everyone waiting comes in. The room's lock is held; the
-        caller then passes the answer to ``leave_elsewhere``."""
-        elsewhere = []
-        for request in await self._presence.lobby(room.uid):
-            await self._presence.lobby_remove(room.uid, request.request_id)
-            elsewhere.append(await self._let_in(room, request))
-        return [e for e in elsewhere if e is not None]
+    def _hold(self, room_id: str) -> AbstractAsyncContextManager[RoomHold]:
+        return hold_live(self._presence, room_id)
 
-    async def leave_elsewhere(
-        self, places: list[tuple[RoomRecord, Participant]] | tuple[RoomRecord, Participant] | None
-    ) -> None:
-        """Those let in leave the room they were in before (joining a room leaves the last),
-        each under that room's lock, taken after the lobby's room lock was released."""
-        if places is None:
-            return
-        for room, participant in places if isinstance(places, list) else [places]:
-            async with self._presence.lock(room.uid):
-                current = await self._presence.participant(room.uid, participant.user_id)
-                if current is not None and current.conn_id == participant.conn_id:
-                    await self._membership.leave(room, current, "left")
-
-    async def cancel(self, conn_id: str) -> bool:
-        """The waiting connection left or went away; whether it was waiting."""
-        waiting = await self._presence.waiting(conn_id)
-        if waiting is None:
+    async def cancel(self, conn_id: str, room_id: str | None = None) -> bool:
+        """The waiting connection left (``room_id``: the room it waits for) or went away;
+        whether it was waiting."""
+        if room_id is None:
+            place = await self._presence.place(conn_id)
+            room_key = place.room_key if place and place.request_id else None
+        else:
+            found = await self._presence.room(room_id)
+            room_key = found.key if found and found.waiting(conn_id) else None
+        if room_key is None:
             return False
-        room, request = waiting
-        async with self._presence.lock(room.uid):
-            if await self._presence.lobby_remove(room.uid, request.request_id) is None:
-                return False
-            await self._resolved(room, request, "cancelled")
-        return True
+        return await self._cancel(room_key, lambda request: request.conn_id == conn_id)
 
     async def node_gone(self, node: str) -> None:
         """Cluster mode: ``node`` died (or restarted under its name); the requests of the
         connections that waited through it are cancelled."""
         for summary in await self._presence.rooms():
-            room = summary.record
-            for request in await self._presence.lobby(room.uid):
-                if request.node != node:
-                    continue
-                async with self._presence.lock(room.uid):
-                    if await self._presence.lobby_remove(room.uid, request.request_id) is None:
-                        continue  # admitted, denied or cancelled meanwhile
-                    await self._resolved(room, request, "cancelled")
+            room = await self._presence.room_by_key(summary.record.uid)
+            if room is not None and any(r.node == node for r in room.lobby):
+                await self._cancel(room.key, lambda request: request.node == node)
 
-    async def _take(self, room: RoomRecord, request_id: str) -> LobbyRequest:
-        request = await self._presence.lobby_remove(room.uid, request_id)
-        if request is None:
-            raise InvalidPayload("Nobody waits with that requestId (already let in or not?).")
-        return request
-
-    async def _let_in(
-        self, room: RoomRecord, request: LobbyRequest
-    ) -> tuple[RoomRecord, Participant] | None:
-        """Admit ``request``; the place its connection had in another room, if any."""
-        current = await self._presence.of_conn(request.conn_id)
-        participant = await self._membership.enter(
-            room, request.conn_id, request.user_name, False, request.user_id
-        )
-        await self._events.admitted(request, await self._membership.joined(room, participant))
-        await self._resolved(room, request, "admitted")
-        return current if current is not None and current[0].uid != room.uid else None
-
-    async def _resolved(
-        self, room: RoomRecord, request: LobbyRequest, outcome: LobbyOutcome
-    ) -> None:
-        log.info("room %s: lobby request %s %s", room.room_id, request.request_id, outcome)
-        await self._events.lobby_resolved(room, request, outcome, await self._hosts(room))
+    async def _cancel(self, room_key: str, which: Callable[[LobbyRequest], bool]) -> bool:
+        """Cancel the requests ``which`` picks among those still waiting; whether any was."""
+        effects: Effects = ()
+        async with self._presence.hold(room_key) as hold:
+            room = hold.room
+            if room is None:
+                return False
+            for request in room.lobby:
+                if which(request):
+                    room, more = rules.cancel(room, request.request_id)
+                    effects += more
+                    log.info(
+                        "room %s: lobby request %s cancelled",
+                        room.record.room_id,
+                        request.request_id,
+                    )
+            hold.save(room)
+        await self._membership.settle(effects)
+        return bool(effects)

@@ -1,47 +1,58 @@
-"""Media rules of a room: who publishes what, who subscribes to what, and screen sharing.
+"""Media of a room: publishing, subscribing and screen sharing.
 
 The engine (``parley.media.engine.MediaEngine``) carries the packets and checks the session
-descriptions it is given; this service decides what is allowed and tells the room. It is also
-the engine's ``MediaListener``.
+descriptions it is given; the rules (``rules/media.py``, ``rules/screen.py``) decide what is
+allowed; this service asks the engine first where it must succeed, saves the room under its
+hold, then closes in the engine what the rules closed and tells the room. It is also the
+engine's ``MediaListener``.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 
 from parley.clock import Clock
 from parley.errors import Forbidden, MediaError, RateLimited, RoomNotFound, ServerFull
 from parley.media.engine import IceCandidate, MediaEngine
-from parley.ratelimit import KeyedLimiter
+from parley.ratelimit import KeyedLimiter, SharedBuckets
+from parley.rooms.effects import Effect, Effects, PeerClosed, StreamPublished, deliver
 from parley.rooms.events import RoomEvents
+from parley.rooms.meeting_log import NO_LOG
 from parley.rooms.models import (
+    LiveRoom,
     OfferedSubscription,
     Participant,
     PublishedStream,
     RoomRecord,
     Source,
-    Stream,
-    Subscription,
 )
-from parley.rooms.presence import Presence, member
+from parley.rooms.presence import Presence
+from parley.rooms.rules import media as rules
+from parley.rooms.rules import screen
+from parley.rooms.rules.access import in_room
 
 log = logging.getLogger(__name__)
 
+Rule = Callable[[LiveRoom], tuple[LiveRoom, Effects]]
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, kw_only=True)
 class MediaLimits:
-    max_streams_per_participant: int = 2
-    max_subscriptions_per_participant: int = 60
-    max_peer_connections: int = 400
+    """Each field is the setting of that name (``parley.settings.Settings``)."""
+
+    max_streams_per_participant: int
+    max_subscriptions_per_participant: int
+    max_peer_connections: int
     """Streams plus subscriptions on the whole server."""
-    request_rate: float = 5.0
+    media_request_rate: float
     """``publish`` and ``subscribe`` per participant per second, sustained."""
-    request_burst: int = 30
-    max_candidates_per_connection: int = 40
-    ignored_networks: tuple[IPv4Network | IPv6Network, ...] = ()
+    media_request_burst: int
+    max_candidates_per_connection: int
+    ice_ignore_addresses: tuple[IPv4Network | IPv6Network, ...]
     """Addresses the server never sends connectivity checks to."""
 
 
@@ -58,13 +69,17 @@ class MediaService:
         events: RoomEvents,
         clock: Clock,
         limits: MediaLimits,
+        *,
+        shared: SharedBuckets | None = None,
     ) -> None:
         self._presence = presence
         self._engine = engine
         self._events = events
         self._clock = clock
         self._limits = limits
-        self._requests = KeyedLimiter(limits.request_rate, limits.request_burst)
+        self._requests = KeyedLimiter(
+            "media.request", limits.media_request_rate, limits.media_request_burst, shared=shared
+        )
         self._candidates: dict[str, int] = {}
 
     def _require_engine(self) -> MediaEngine:
@@ -72,164 +87,119 @@ class MediaService:
             raise MediaError("Media is turned off on this server.")
         return self._engine
 
-    async def _admit_request(self, room: RoomRecord, participant: Participant) -> None:
+    async def _member(self, conn_id: str, room_id: str) -> tuple[LiveRoom, Participant]:
+        """The caller's room (a snapshot) and participant, or NOT_IN_ROOM."""
+        return in_room(await self._presence.room(room_id), conn_id)
+
+    async def _admit_request(self, room_key: str, participant: Participant) -> None:
         """The pace of one participant's media requests, and the server's capacity."""
-        key = f"{room.uid}:{participant.user_id}"
+        key = f"{room_key}:{participant.user_id}"
         if not self._requests.allow(key, self._clock.monotonic()):
             raise RateLimited("You are starting media too often; wait a moment.")
-        streams, subscriptions = await self._presence.media_totals()
-        if streams + subscriptions >= self._limits.max_peer_connections:
+        totals = await self._presence.totals()
+        if totals.streams + totals.subscriptions >= self._limits.max_peer_connections:
             raise ServerFull("This server carries as much media as it allows right now.")
 
-    async def _stream(self, room: RoomRecord, stream_id: str) -> Stream | None:
-        return next(
-            (s for s in await self._presence.streams(room.uid) if s.stream_id == stream_id), None
-        )
+    async def _settle(self, effects: Effects) -> None:
+        await self.release(effects)
+        await deliver(effects, self._events, NO_LOG)
 
-    async def _subscription(self, room: RoomRecord, subscription_id: str) -> Subscription | None:
-        return next(
-            (
-                s
-                for s in await self._presence.subscriptions(room.uid)
-                if s.subscription_id == subscription_id
-            ),
-            None,
-        )
+    async def _change(self, room_key: str, rule: Rule) -> None:
+        """Apply ``rule`` to the live room (nothing when it is gone), then tell the room."""
+        async with self._presence.hold(room_key) as hold:
+            if hold.room is None:
+                return
+            room, effects = rule(hold.room)
+            hold.save(room)
+        await self._settle(effects)
 
     # --- publishing -------------------------------------------------------------------------
     async def publish(
         self, conn_id: str, room_id: str, source: Source, sdp: str
     ) -> PublishedStream:
-        room, participant = await member(self._presence, conn_id, room_id)
+        room, participant = await self._member(conn_id, room_id)
         engine = self._require_engine()
-        streams = await self._presence.streams(room.uid)
-        own = [s for s in streams if s.user_id == participant.user_id]
-        if any(s.source == source for s in own):
-            raise MediaError(f"You already publish a {source} stream; unpublish it first.")
-        if len(own) >= self._limits.max_streams_per_participant:
-            raise RateLimited("You publish as many streams as allowed.")
-        await self._admit_request(room, participant)
+        rules.check_publish(room, participant, source, self._limits.max_streams_per_participant)
+        await self._admit_request(room.key, participant)
         stream_id = secrets.token_hex(8)
-        published = await engine.publish(room.uid, stream_id, sdp)
-        async with self._presence.lock(room.uid):
-            current = await self._presence.participant(room.uid, participant.user_id)
-            if await self._presence.room_by_key(room.uid) is None or current is None:
-                await engine.unpublish(room.uid, stream_id)
-                raise RoomNotFound("This meeting has ended.")
-            stream = Stream(
-                stream_id, current.user_id, current.user_name, source, tuple(published.kinds)
-            )
-            await self._presence.put_stream(room.uid, stream)
-            if current.muted:  # a block survives republishing
-                await engine.set_muted(room.uid, stream_id, current.muted)
-            log.info(
-                "room %s: %s published %s %s", room.room_id, current.user_id, source, stream_id
-            )
+        published = await engine.publish(room.key, stream_id, sdp)
+        effects: Effects = ()
+        async with self._presence.hold(room.key) as hold:
+            try:
+                live, stream, publisher = rules.add_stream(
+                    hold.room, participant.user_id, stream_id, source, tuple(published.kinds)
+                )
+            except RoomNotFound:
+                await engine.unpublish(room.key, stream_id)
+                raise
+            if publisher.muted:  # a block survives republishing
+                await engine.set_muted(room.key, stream_id, publisher.muted)
             if source == "screen":
-                current = await self._take_screen(room, current)
-        await self._events.stream_published(room, stream, current)
+                live, effects = screen.take_screen(live, publisher.user_id)
+                publisher = live.participant(publisher.user_id) or publisher
+            hold.save(live)
+        log.info("room %s: %s published %s %s", room_id, publisher.user_id, source, stream_id)
+        await self._settle((*effects, StreamPublished(live.record, stream, publisher)))
         return PublishedStream(stream, published.answer_sdp)
 
     async def unpublish(self, conn_id: str, room_id: str, stream_id: str) -> None:
-        room, participant = await member(self._presence, conn_id, room_id)
-        stream = await self._stream(room, stream_id)
-        if stream is None:
-            raise MediaError("No such stream.")
-        if stream.user_id != participant.user_id:
-            raise Forbidden("That stream is not yours.")
-        async with self._presence.lock(room.uid):
-            await self._end_stream(room, stream)
-
-    async def _end_stream(self, room: RoomRecord, stream: Stream) -> None:
-        if await self._presence.remove_stream(room.uid, stream.stream_id) is None:
-            return
-        self._candidates.pop(stream.stream_id, None)
-        for sub in await self._presence.subscriptions(room.uid):
-            if sub.stream_id == stream.stream_id:
-                await self._presence.remove_subscription(room.uid, sub.subscription_id)
-                self._candidates.pop(sub.subscription_id, None)
-        if self._engine is not None:
-            await self._engine.unpublish(room.uid, stream.stream_id)
-        log.info("room %s: stream %s ended", room.room_id, stream.stream_id)
-        publisher = await self._presence.participant(room.uid, stream.user_id)
-        await self._events.stream_unpublished(room, stream, publisher)
-        if stream.source == "screen" and publisher is not None:
-            await self._release_screen(room, publisher)
+        room, participant = await self._member(conn_id, room_id)
+        rules.own_stream(room, participant, stream_id)
+        await self._change(room.key, lambda live: rules.end_stream(live, stream_id))
 
     # --- subscribing ------------------------------------------------------------------------
     async def subscribe(self, conn_id: str, room_id: str, stream_id: str) -> OfferedSubscription:
-        room, participant = await member(self._presence, conn_id, room_id)
+        room, participant = await self._member(conn_id, room_id)
         engine = self._require_engine()
-        stream = await self._stream(room, stream_id)
-        if stream is None:
-            raise MediaError("No such stream in this meeting.")
-        if stream.user_id == participant.user_id:
-            raise Forbidden("That stream is your own; you have it already.")
-        subscriptions = await self._presence.subscriptions(room.uid)
-        mine = sum(1 for s in subscriptions if s.user_id == participant.user_id)
-        if mine >= self._limits.max_subscriptions_per_participant:
-            raise RateLimited("You have as many subscriptions as allowed.")
-        await self._admit_request(room, participant)
+        most = self._limits.max_subscriptions_per_participant
+        rules.check_subscribe(room, participant, stream_id, most)
+        await self._admit_request(room.key, participant)
         subscription_id = secrets.token_hex(8)
-        offer = await engine.subscribe(room.uid, stream_id, subscription_id)
-        async with self._presence.lock(room.uid):
-            still = await self._stream(room, stream_id) is not None and (
-                await self._presence.participant(room.uid, participant.user_id) is not None
-            )
-            if not still:
-                await engine.unsubscribe(room.uid, subscription_id)
-                raise MediaError("That stream has ended.")
-            subscription = Subscription(subscription_id, participant.user_id, stream_id)
-            await self._presence.put_subscription(room.uid, subscription)
+        offer = await engine.subscribe(room.key, stream_id, subscription_id)
+        async with self._presence.hold(room.key) as hold:
+            try:
+                live, subscription = rules.add_subscription(
+                    hold.room, participant.user_id, stream_id, subscription_id
+                )
+            except MediaError:
+                await engine.unsubscribe(room.key, subscription_id)
+                raise
+            hold.save(live)
         return OfferedSubscription(subscription, offer)
 
-    async def _own_subscription(
-        self, conn_id: str, room_id: str, subscription_id: str
-    ) -> RoomRecord:
-        room, participant = await member(self._presence, conn_id, room_id)
-        subscription = await self._subscription(room, subscription_id)
-        if subscription is None:
-            raise MediaError("No such subscription.")
-        if subscription.user_id != participant.user_id:
-            raise Forbidden("That subscription is not yours.")
-        return room
+    async def _own_subscription(self, conn_id: str, room_id: str, subscription_id: str) -> str:
+        """The key of the caller's room, when ``subscription_id`` is the caller's."""
+        room, participant = await self._member(conn_id, room_id)
+        rules.own_subscription(room, participant, subscription_id)
+        return room.key
 
     async def answer(self, conn_id: str, room_id: str, subscription_id: str, sdp: str) -> None:
-        room = await self._own_subscription(conn_id, room_id, subscription_id)
-        await self._require_engine().accept_answer(room.uid, subscription_id, sdp)
+        room_key = await self._own_subscription(conn_id, room_id, subscription_id)
+        await self._require_engine().accept_answer(room_key, subscription_id, sdp)
 
     async def select_layer(
         self, conn_id: str, room_id: str, subscription_id: str, layer: int
     ) -> None:
-        room = await self._own_subscription(conn_id, room_id, subscription_id)
-        await self._require_engine().select_layer(room.uid, subscription_id, layer)
+        room_key = await self._own_subscription(conn_id, room_id, subscription_id)
+        await self._require_engine().select_layer(room_key, subscription_id, layer)
 
     async def unsubscribe(self, conn_id: str, room_id: str, subscription_id: str) -> None:
-        room = await self._own_subscription(conn_id, room_id, subscription_id)
-        await self._presence.remove_subscription(room.uid, subscription_id)
-        self._candidates.pop(subscription_id, None)
-        await self._require_engine().unsubscribe(room.uid, subscription_id)
-
-    async def _owner(self, room: RoomRecord, peer_id: str) -> str | None:
-        """The user who owns the stream or subscription ``peer_id``."""
-        stream = await self._stream(room, peer_id)
-        if stream is not None:
-            return stream.user_id
-        subscription = await self._subscription(room, peer_id)
-        return subscription.user_id if subscription else None
+        room_key = await self._own_subscription(conn_id, room_id, subscription_id)
+        self._require_engine()
+        await self._change(room_key, lambda live: rules.end_subscription(live, subscription_id))
 
     async def candidate(
         self, conn_id: str, room_id: str, peer_id: str, candidate: IceCandidate | None
     ) -> None:
-        room, participant = await member(self._presence, conn_id, room_id)
-        owner = await self._owner(room, peer_id)
+        room, participant = await self._member(conn_id, room_id)
+        owner = rules.owner(room, peer_id)
         if owner is None:
             raise MediaError("No such stream or subscription.")
         if owner != participant.user_id:
             raise Forbidden("That connection is not yours.")
         if candidate is not None:
             self._check_candidate(peer_id, candidate)
-        await self._require_engine().add_candidate(room.uid, peer_id, candidate)
+        await self._require_engine().add_candidate(room.key, peer_id, candidate)
 
     def _check_candidate(self, peer_id: str, candidate: IceCandidate) -> None:
         """A client may trickle only so many candidates per connection, and none for an
@@ -248,69 +218,36 @@ class MediaService:
             parsed = ip_address(address)
         except ValueError:
             raise MediaError("An ICE candidate's address must be an IP address.") from None
-        if any(parsed in network for network in self._limits.ignored_networks):
+        if any(parsed in network for network in self._limits.ice_ignore_addresses):
             raise MediaError("ICE candidates for that address are not accepted by this server.")
 
-    async def apply_blocks(self, room: RoomRecord, participant: Participant) -> None:
-        """Make the engine forward none of ``participant.muted`` from its streams. The room's
-        lock is held."""
+    async def apply_blocks(self, before: LiveRoom | None, after: LiveRoom) -> None:
+        """Make the engine forward none of what ``after`` blocks, for every publisher whose
+        blocks changed since ``before``. The room is held."""
         if self._engine is None:
             return
-        for stream in await self._presence.streams(room.uid):
-            if stream.user_id == participant.user_id:
-                await self._engine.set_muted(room.uid, stream.stream_id, participant.muted)
+        for stream_id, muted in rules.blocks(before, after):
+            await self._engine.set_muted(after.key, stream_id, muted)
+
+    async def release(self, effects: Sequence[Effect]) -> None:
+        """Close in the engine what the rules closed (``PeerClosed``), after the hold."""
+        for effect in effects:
+            if not isinstance(effect, PeerClosed):
+                continue
+            self._candidates.pop(effect.peer_id, None)
+            if self._engine is None or effect.close == "forget":
+                continue
+            if effect.close == "unpublish":
+                await self._engine.unpublish(effect.room_key, effect.peer_id)
+            else:
+                await self._engine.unsubscribe(effect.room_key, effect.peer_id)
 
     # --- screen sharing ---------------------------------------------------------------------
     async def set_screen(self, conn_id: str, room_id: str, on: bool) -> None:
-        room, participant = await member(self._presence, conn_id, room_id)
-        async with self._presence.lock(room.uid):
-            current = await self._presence.participant(room.uid, participant.user_id)
-            if current is None:
-                return
-            if on:
-                await self._take_screen(room, current)
-            else:
-                await self._release_screen(room, current)
+        room, participant = await self._member(conn_id, room_id)
+        await self._change(room.key, lambda live: screen.set_screen(live, participant.user_id, on))
 
-    async def _take_screen(self, room: RoomRecord, participant: Participant) -> Participant:
-        """Make ``participant`` the room's one screen sharer, stopping anyone else's share."""
-        if participant.is_screen_sharing:
-            return participant
-        for other in await self._presence.participants(room.uid):
-            if other.is_screen_sharing and other.user_id != participant.user_id:
-                await self._release_screen(room, other)
-        sharer = replace(participant, is_screen_sharing=True)
-        await self._presence.put(room.uid, sharer)
-        log.info("room %s: %s shares the screen", room.room_id, sharer.user_id)
-        await self._events.screen_started(room, sharer)
-        await self._events.user_updated(room, sharer)
-        return sharer
-
-    async def _release_screen(self, room: RoomRecord, participant: Participant) -> None:
-        current = await self._presence.participant(room.uid, participant.user_id)
-        if current is None or not current.is_screen_sharing:
-            return
-        stopped = replace(current, is_screen_sharing=False)
-        await self._presence.put(room.uid, stopped)
-        await self._events.screen_stopped(room, stopped)
-        await self._events.user_updated(room, stopped)
-        for stream in await self._presence.streams(room.uid):
-            if stream.user_id == stopped.user_id and stream.source == "screen":
-                await self._end_stream(room, stream)
-
-    # --- lifecycle (callers hold the room's lock) -------------------------------------------
-    async def drop_participant(self, room: RoomRecord, participant: Participant) -> None:
-        """The participant left: end their streams and subscriptions."""
-        for stream in await self._presence.streams(room.uid):
-            if stream.user_id == participant.user_id:
-                await self._end_stream(room, stream)
-        for sub in await self._presence.subscriptions(room.uid):
-            if sub.user_id == participant.user_id:
-                await self._presence.remove_subscription(room.uid, sub.subscription_id)
-                self._candidates.pop(sub.subscription_id, None)
-                if self._engine is not None:
-                    await self._engine.unsubscribe(room.uid, sub.subscription_id)
-
+    # --- lifecycle -------------------------------------------------------------------------
     async def close_room(self, room: RoomRecord, peers: list[str]) -> None:
         """The room is gone: its engine side closes (``peers``: its streams and
         subscriptions, forgotten here too)."""
@@ -321,46 +258,28 @@ class MediaService:
 
     # --- what the engine tells us (MediaListener) -------------------------------------------
     async def stream_failed(self, room_key: str, stream_id: str) -> None:
-        room = await self._presence.room_by_key(room_key)
-        if room is None:
-            return
-        async with self._presence.lock(room_key):
-            stream = await self._stream(room, stream_id)
-            if stream is not None:
-                log.info("room %s: stream %s failed", room.room_id, stream_id)
-                await self._end_stream(room, stream)
+        log.info("room %s: stream %s failed", room_key, stream_id)
+        await self._change(room_key, lambda room: rules.end_stream(room, stream_id))
 
     async def subscription_failed(self, room_key: str, subscription_id: str) -> None:
-        await self._presence.remove_subscription(room_key, subscription_id)
-        self._candidates.pop(subscription_id, None)
+        await self._change(room_key, lambda room: rules.forget_subscription(room, subscription_id))
 
     async def local_candidate(
         self, room_key: str, peer_id: str, candidate: IceCandidate | None
     ) -> None:
         room = await self._presence.room_by_key(room_key)
-        owner_id = await self._owner(room, peer_id) if room else None
-        owner = await self._presence.participant(room_key, owner_id) if owner_id else None
+        owner_id = rules.owner(room, peer_id) if room else None
+        owner = room.participant(owner_id) if room and owner_id else None
         if owner is not None and owner.conn_id is not None:
             await self._events.candidate_found(owner, peer_id, candidate)
 
     async def engine_reset(self) -> None:
         self._candidates.clear()
         for summary in await self._presence.rooms():
-            await self._reset(summary.record)
+            await self.room_reset(summary.record.uid)
 
     async def room_reset(self, room_key: str) -> None:
-        room = await self._presence.room_by_key(room_key)
-        if room is not None:
-            await self._reset(room)
-
-    async def _reset(self, room: RoomRecord) -> None:
-        """The engine lost the room's media: forget its streams and subscriptions and tell
-        its people to publish again."""
-        for stream in await self._presence.streams(room.uid):
-            await self._presence.remove_stream(room.uid, stream.stream_id)
-            self._candidates.pop(stream.stream_id, None)
-        for sub in await self._presence.subscriptions(room.uid):
-            await self._presence.remove_subscription(room.uid, sub.subscription_id)
-            self._candidates.pop(sub.subscription_id, None)
-        log.warning("room %s: media engine reset", room.room_id)
-        await self._events.media_reset(room)
+        """The engine lost the room's media: its streams and subscriptions are forgotten and
+        its people told to publish again."""
+        log.warning("room %s: media engine reset", room_key)
+        await self._change(room_key, rules.reset)

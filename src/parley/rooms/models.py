@@ -1,16 +1,22 @@
-"""Rooms and the people in them, as frozen values: services read them from ``Presence`` and
-write changed copies back (``dataclasses.replace``), so live state can live in another process."""
+"""Rooms and the people in them, as frozen values. A live room is one value (``LiveRoom``):
+services read it from ``Presence`` under the room's hold, pass it through a rule
+(``parley.rooms.rules``) and save the changed copy, so live state can live in another process."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
 Source = Literal["camera", "screen"]
 MediaKind = Literal["audio", "video"]
 Departure = Literal["left", "timeout", "kicked"]
 LobbyOutcome = Literal["admitted", "denied", "cancelled"]
+
+
+STORED_PASSWORD = "stored"
+"""``RoomSettings.password_hash`` of a room whose password is set and whose hash only the
+store holds."""
 
 
 @dataclass(frozen=True)
@@ -22,7 +28,9 @@ class RoomSettings:
     lobby: bool = False
     """Joiners wait until a host admits them."""
     password_hash: str | None = None
-    """A salted hash of the room's password (never the password); None: no password."""
+    """A salted hash of the room's password (never the password); None: no password. Live
+    state shared between nodes holds ``STORED_PASSWORD`` instead: the hash stays in the
+    store, which a password check reads."""
     self_unmute: bool = True
     """Whether a participant a host muted may lift that block themselves."""
     private_chat: bool = True
@@ -100,6 +108,165 @@ class Subscription:
 
 
 @dataclass(frozen=True)
+class Revocation:
+    """The tokens of ``user_id`` in this room lifetime no longer resume anything (``why``)."""
+
+    user_id: str
+    why: Departure
+
+
+@dataclass(frozen=True)
+class Block:
+    """Kinds of media a host muted for ``user_id``: they hold for the whole meeting, also when
+    it leaves and comes back under the same userId (a resume after the grace, a join token's
+    ``sub``)."""
+
+    user_id: str
+    kinds: frozenset[MediaKind]
+
+
+@dataclass(frozen=True)
+class LiveRoom:
+    """A live room's whole state, read and written as one value under the room's hold."""
+
+    record: RoomRecord
+    participants: tuple[Participant, ...] = ()
+    """In the order they joined; unique ``user_id``."""
+    streams: tuple[Stream, ...] = ()
+    subscriptions: tuple[Subscription, ...] = ()
+    lobby: tuple[LobbyRequest, ...] = ()
+    """Oldest first; unique ``request_id``."""
+    revoked: tuple[Revocation, ...] = ()
+    blocks: tuple[Block, ...] = ()
+    """Each participant's ``muted_by_host``, by userId, kept after it is gone."""
+
+    @property
+    def key(self) -> str:
+        return self.record.uid
+
+    @property
+    def settings(self) -> RoomSettings:
+        return self.record.settings
+
+    # --- people ----------------------------------------------------------------------------
+    def participant(self, user_id: str) -> Participant | None:
+        return next((p for p in self.participants if p.user_id == user_id), None)
+
+    def by_conn(self, conn_id: str) -> Participant | None:
+        """The participant whose connection is ``conn_id``."""
+        return next((p for p in self.participants if p.conn_id == conn_id), None)
+
+    @property
+    def hosts(self) -> tuple[Participant, ...]:
+        return tuple(p for p in self.participants if p.is_host)
+
+    def with_participant(self, participant: Participant) -> LiveRoom:
+        """``participant`` replaces the one with its ``user_id`` in place, or comes in last
+        (what hosts muted of it is remembered for its userId)."""
+        if self.participant(participant.user_id) is None:
+            people = (*self.participants, participant)
+        else:
+            people = tuple(
+                participant if p.user_id == participant.user_id else p for p in self.participants
+            )
+        room = replace(self, participants=people)
+        if self.blocked(participant.user_id) == participant.muted_by_host:
+            return room
+        kept = tuple(b for b in self.blocks if b.user_id != participant.user_id)
+        block = (Block(participant.user_id, participant.muted_by_host),)
+        return replace(room, blocks=(*kept, *block) if participant.muted_by_host else kept)
+
+    def blocked(self, user_id: str) -> frozenset[MediaKind]:
+        """What hosts muted of ``user_id`` in this meeting (also while it is not here)."""
+        return next((b.kinds for b in self.blocks if b.user_id == user_id), frozenset())
+
+    def without_participant(self, user_id: str) -> LiveRoom:
+        kept = tuple(p for p in self.participants if p.user_id != user_id)
+        return replace(self, participants=kept)
+
+    def revocation(self, user_id: str) -> Departure | None:
+        """Why the tokens of ``user_id`` were revoked, if they were."""
+        return next((r.why for r in self.revoked if r.user_id == user_id), None)
+
+    def with_revocation(self, user_id: str, why: Departure) -> LiveRoom:
+        kept = tuple(r for r in self.revoked if r.user_id != user_id)
+        return replace(self, revoked=(*kept, Revocation(user_id, why)))
+
+    # --- the lobby -------------------------------------------------------------------------
+    def request(self, request_id: str) -> LobbyRequest | None:
+        return next((r for r in self.lobby if r.request_id == request_id), None)
+
+    def waiting(self, conn_id: str) -> LobbyRequest | None:
+        """The request ``conn_id`` waits with, if it waits here."""
+        return next((r for r in self.lobby if r.conn_id == conn_id), None)
+
+    def with_request(self, request: LobbyRequest) -> LiveRoom:
+        return replace(self, lobby=(*self.without_request(request.request_id).lobby, request))
+
+    def without_request(self, request_id: str) -> LiveRoom:
+        return replace(self, lobby=tuple(r for r in self.lobby if r.request_id != request_id))
+
+    def without_lobby(self) -> LiveRoom:
+        return replace(self, lobby=())
+
+    # --- media -----------------------------------------------------------------------------
+    def stream(self, stream_id: str) -> Stream | None:
+        return next((s for s in self.streams if s.stream_id == stream_id), None)
+
+    def streams_of(self, user_id: str) -> tuple[Stream, ...]:
+        return tuple(s for s in self.streams if s.user_id == user_id)
+
+    def with_stream(self, stream: Stream) -> LiveRoom:
+        kept = tuple(s for s in self.streams if s.stream_id != stream.stream_id)
+        return replace(self, streams=(*kept, stream))
+
+    def without_stream(self, stream_id: str) -> LiveRoom:
+        return replace(self, streams=tuple(s for s in self.streams if s.stream_id != stream_id))
+
+    def subscription(self, subscription_id: str) -> Subscription | None:
+        return next((s for s in self.subscriptions if s.subscription_id == subscription_id), None)
+
+    def subscriptions_of(self, user_id: str) -> tuple[Subscription, ...]:
+        return tuple(s for s in self.subscriptions if s.user_id == user_id)
+
+    def with_subscription(self, subscription: Subscription) -> LiveRoom:
+        kept = tuple(
+            s for s in self.subscriptions if s.subscription_id != subscription.subscription_id
+        )
+        return replace(self, subscriptions=(*kept, subscription))
+
+    def without_subscription(self, subscription_id: str) -> LiveRoom:
+        kept = tuple(s for s in self.subscriptions if s.subscription_id != subscription_id)
+        return replace(self, subscriptions=kept)
+
+    def summary(self) -> RoomSummary:
+        return RoomSummary(self.record, len(self.participants))
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Server-wide counts."""
+
+    rooms: int
+    participants: int
+    streams: int
+    subscriptions: int
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a connection is: a participant of a room, or a request in its lobby."""
+
+    room_key: str
+    """``RoomRecord.uid``."""
+    room_id: str
+    user_id: str | None = None
+    """Set when the connection is a participant."""
+    request_id: str | None = None
+    """Set when the connection waits in the lobby."""
+
+
+@dataclass(frozen=True)
 class RoomSummary:
     """A live room as the rooms list shows it."""
 
@@ -172,7 +339,9 @@ class RoomStore(Protocol):
 
     async def count_rooms(self) -> int: ...
 
-    async def update_settings(self, uid: str, settings: RoomSettings) -> None: ...
+    async def update_settings(self, uid: str, settings: RoomSettings) -> None:
+        """Store ``settings``; a ``password_hash`` of ``STORED_PASSWORD`` keeps the stored
+        hash."""
 
     async def used_room_uids(self) -> set[str]:
         """The rooms with at least one message or file."""
@@ -183,3 +352,9 @@ class RoomStore(Protocol):
 
     async def ping(self) -> None:
         """Raise when the store cannot serve requests."""
+
+    async def add_removal(self, uid: str, user_id: str, at_ms: int) -> None:
+        """``user_id`` was removed from the room ``uid``: for good, whatever node or restart
+        (forgotten with the room)."""
+
+    async def is_removed(self, uid: str, user_id: str) -> bool: ...

@@ -6,13 +6,13 @@ argon2 is made to cost CPU (tens of milliseconds a hash, on purpose): without a 
 checking passwords in a loop is a lever on the server's CPU. Every hash and check is therefore
 paced per caller (``who``: a participant, a connection, a room) and per address, and runs on at
 most ``workers`` threads at once; at most ``queue`` more wait, and the next answers
-``RATE_LIMITED`` at once instead of growing the line.
+``RATE_LIMITED`` at once instead of growing the line. In cluster mode the paces and the
+wrong-password allowance of a key are one for every node.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,7 +23,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from parley.clock import Clock
 from parley.errors import PasswordRequired, RateLimited
-from parley.ratelimit import KeyedLimiter
+from parley.ratelimit import KeyedLimiter, SharedBuckets
 
 # OWASP's argon2id parameters (19 MiB, 2 passes): a few tens of milliseconds per check, and a
 # bounded amount of memory however many checks run at once (the workers cap them).
@@ -31,19 +31,19 @@ _HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 _T = TypeVar("_T")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PasswordPace:
     """Each field is the setting of that name (``parley.settings.Settings``)."""
 
-    password_rate: float = 0.5
+    password_rate: float
     """Hashes and checks per second for one caller (a participant, a connection, a room)."""
-    password_burst: int = 5
-    password_address_rate: float = 2.0
+    password_burst: int
+    password_address_rate: float
     """Hashes and checks per second for one address, everyone behind it together."""
-    password_address_burst: int = 10
-    password_hash_workers: int = 2
+    password_address_burst: int
+    password_hash_workers: int
     """Hashes and checks running at once (threads)."""
-    password_hash_queue: int = 32
+    password_hash_queue: int
     """Hashes and checks that may wait for a worker; one more is refused at once."""
 
 
@@ -51,20 +51,34 @@ class Passwords:
     def __init__(
         self,
         clock: Clock,
-        max_wrong: int = 5,
-        window_seconds: float = 60.0,
+        max_wrong: int,
+        window_seconds: float,
         max_addresses: int = 10_000,
         *,
-        pace: PasswordPace | None = None,
+        pace: PasswordPace,
+        shared: SharedBuckets | None = None,
     ) -> None:
         self._clock = clock
-        self._max_wrong = max_wrong
-        self._window = window_seconds
-        self._max_addresses = max_addresses
-        self._wrong: dict[str, deque[float]] = {}
-        pace = pace or PasswordPace()
-        self._per_caller = KeyedLimiter(pace.password_rate, pace.password_burst)
-        self._per_address = KeyedLimiter(pace.password_address_rate, pace.password_address_burst)
+        # An address may be wrong ``max_wrong`` times (and once more, which is what tells it
+        # to stop) per window; the allowance comes back at that pace. In cluster mode the
+        # bucket of an address is one for every node.
+        tries = max_wrong + 1
+        self._wrong = KeyedLimiter(
+            "rooms.password.address",
+            tries / window_seconds,
+            tries,
+            shared=shared,
+            max_keys=max_addresses,
+        )
+        self._per_caller = KeyedLimiter(
+            "rooms.password.caller", pace.password_rate, pace.password_burst, shared=shared
+        )
+        self._per_address = KeyedLimiter(
+            "rooms.password.pace",
+            pace.password_address_rate,
+            pace.password_address_burst,
+            shared=shared,
+        )
         # Its threads end when this object is dropped (the pool's own weak reference).
         self._pool = ThreadPoolExecutor(
             pace.password_hash_workers, thread_name_prefix="parley-password"
@@ -84,17 +98,16 @@ class Passwords:
         self, address: str, given: str | None, expected_hash: str, *, who: str = ""
     ) -> None:
         """PASSWORD_REQUIRED for a missing or wrong password; RATE_LIMITED for every check from
-        an address that guessed wrong more than ``max_wrong`` times in the sliding window, and
-        past the pace of ``who`` (the connection knocking) or of ``address``, or a full
+        an address that guessed wrong more than ``max_wrong`` times in the window (on any node),
+        and past the pace of ``who`` (the connection knocking) or of ``address``, or a full
         line."""
         if given is None:
             raise PasswordRequired("This meeting needs a password.")
-        wrong = self._recent(address)
-        if len(wrong) > self._max_wrong:
+        if self._wrong.exhausted(address, self._clock.monotonic()):
             raise RateLimited("Too many wrong passwords; wait a minute before trying again.")
         self._pace(who, address)
         if not await self._run(_matches, expected_hash, given):
-            wrong.append(self._clock.monotonic())
+            self._wrong.allow(address, self._clock.monotonic())
             raise PasswordRequired("That password is not right.")
 
     def _pace(self, who: str, address: str) -> None:
@@ -116,16 +129,6 @@ class Passwords:
 
     def _done(self, _future: object) -> None:
         self._admitted -= 1
-
-    def _recent(self, address: str) -> deque[float]:
-        now = self._clock.monotonic()
-        if address not in self._wrong and len(self._wrong) >= self._max_addresses:
-            for key in [k for k, d in self._wrong.items() if not d or d[-1] <= now - self._window]:
-                del self._wrong[key]
-        wrong = self._wrong.setdefault(address, deque())
-        while wrong and wrong[0] <= now - self._window:
-            wrong.popleft()
-        return wrong
 
 
 def _matches(expected_hash: str, given: str) -> bool:

@@ -6,14 +6,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import replace
 
 from parley.clock import Clock
-from parley.errors import Forbidden, Unauthorized
+from parley.errors import Unauthorized
+from parley.rooms.effects import Effects
 from parley.rooms.events import RoomEvents
 from parley.rooms.membership import Membership
-from parley.rooms.models import Participant, RoomRecord
+from parley.rooms.models import LiveRoom, Participant, RoomRecord
 from parley.rooms.presence import Presence
+from parley.rooms.rules import reconnect as rules
 from parley.tokens import TokenClaims, TokenSigner
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ class Reconnects:
         node, since ``grace_until`` is read by the others)."""
         self._timers: dict[tuple[str, str], asyncio.Task[None]] = {}
 
-    async def claims(self, resume_token: str | None, room: RoomRecord) -> TokenClaims | None:
+    def claims(self, resume_token: str | None, room: LiveRoom) -> TokenClaims | None:
         """What a ``resumeToken`` says about ``room``: None without a token, for a token of
         another room lifetime or one revoked when its participant left (ignored: the caller
         joins as someone new); UNAUTHORIZED for a token that is not ours."""
@@ -50,83 +51,68 @@ class Reconnects:
         claims = self._signer.verify(resume_token)
         if claims is None:
             raise Unauthorized("That resume token is not valid.")
-        if claims.room_key != room.uid:
+        if claims.room_key != room.key:
             return None
-        revoked = await self._presence.revoked(room.uid, claims.user_id)
-        if revoked == "kicked":
-            raise Forbidden("You were removed from this meeting.")
-        return None if revoked else claims
+        rules.check_not_removed(room, claims.user_id)
+        return None if room.revocation(claims.user_id) else claims
 
-    async def check_not_removed(self, room: RoomRecord, user_id: str) -> None:
-        """FORBIDDEN when ``user_id`` was removed from this meeting."""
-        if await self._presence.revoked(room.uid, user_id) == "kicked":
-            raise Forbidden("You were removed from this meeting.")
-
-    async def resume(self, room: RoomRecord, conn_id: str, participant: Participant) -> Participant:
-        """``participant``, whose place a resume token holds, now bound to ``conn_id``. The
-        room's lock is held."""
-        self._cancel(room.uid, participant.user_id)
-        previous = participant.conn_id
-        resumed = replace(participant, conn_id=conn_id, grace_until=None)
-        await self._presence.put(room.uid, resumed)
-        if previous is not None and previous != conn_id:
-            # A reload can come back before its old connection is noticed gone.
-            await self._events.connection_left(previous, room)
-        await self._events.connection_entered(conn_id, room)
-        log.info("room %s: %s resumed", room.room_id, resumed.user_id)
-        return resumed
+    def resume(
+        self, room: LiveRoom, conn_id: str, participant: Participant
+    ) -> tuple[LiveRoom, Participant, Effects]:
+        """``participant``, whose place a resume token holds, now bound to ``conn_id`` (its
+        grace timer stops). Called under the room's hold."""
+        self._cancel(room.key, participant.user_id)
+        room, resumed, effects = rules.resume(room, conn_id, participant)
+        log.info("room %s: %s resumed", room.record.room_id, resumed.user_id)
+        return room, resumed, effects
 
     async def disconnected(self, conn_id: str) -> None:
         """The connection is gone; its participant keeps its place for the grace period."""
-        found = await self._presence.of_conn(conn_id)
-        if found is None:
+        place = await self._presence.place(conn_id)
+        if place is None or place.user_id is None:
             return
-        room, participant = found
-        async with self._presence.lock(room.uid):
-            current = await self._presence.participant(room.uid, participant.user_id)
-            if current is None or current.conn_id != conn_id:
-                return  # already gone, or resumed on another connection
+        async with self._presence.hold(place.room_key) as hold:
             deadline = self._clock.monotonic() + self._grace_seconds
-            await self._presence.put(room.uid, replace(current, conn_id=None, grace_until=deadline))
+            room = rules.away(hold.room, place.user_id, conn_id, deadline) if hold.room else None
+            if room is None:
+                return  # already gone, or resumed on another connection
+            hold.save(room)
         log.info(
             "room %s: %s disconnected, grace %.0fs",
-            room.room_id,
-            participant.user_id,
+            place.room_id,
+            place.user_id,
             self._grace_seconds,
         )
-        key = (room.uid, participant.user_id)
-        self._cancel(*key)
-        self._timers[key] = asyncio.create_task(
-            self._expire_later(room, participant.user_id, self._grace_seconds)
-        )
+        self._expire_in(room.record, place.user_id, self._grace_seconds)
 
     async def adopt(self, room: RoomRecord, user_id: str, dead_node: str) -> None:
         """Cluster mode: ``dead_node`` died (or restarted). A participant whose connection was
         there is now away: its grace starts now (or goes on, if it was away already) and this
         node gives its place up when the grace ends, unless it resumes somewhere first. Nobody
         is told anything until then."""
-        async with self._presence.lock(room.uid):
-            current = await self._presence.participant(room.uid, user_id)
-            if current is None or current.node != dead_node:
-                return  # gone, or resumed on a live node meanwhile
+        async with self._presence.hold(room.uid) as hold:
             now = self._clock.monotonic()
-            deadline = current.grace_until if current.conn_id is None else None
-            if deadline is None:
-                deadline = now + self._grace_seconds
-            await self._presence.put(
-                room.uid, replace(current, conn_id=None, grace_until=deadline, node=self._node)
+            live = hold.room
+            adopted = (
+                rules.adopt(live, user_id, dead_node, now + self._grace_seconds, self._node)
+                if live
+                else None
             )
+            if adopted is None:
+                return  # gone, or resumed on a live node meanwhile
+            hold.save(adopted[0])
         log.info(
             "room %s: %s was on node %s, which is gone; grace until it resumes",
             room.room_id,
             user_id,
             dead_node,
         )
+        self._expire_in(room, user_id, max(0.0, adopted[1] - now))
+
+    def _expire_in(self, room: RoomRecord, user_id: str, delay: float) -> None:
         key = (room.uid, user_id)
         self._cancel(*key)
-        self._timers[key] = asyncio.create_task(
-            self._expire_later(room, user_id, max(0.0, deadline - now))
-        )
+        self._timers[key] = asyncio.create_task(self._expire_later(room, user_id, delay))
 
     async def _expire_later(self, room: RoomRecord, user_id: str, delay: float) -> None:
         try:
@@ -139,14 +125,16 @@ class Reconnects:
     async def expire(self, room: RoomRecord, user_id: str, due: bool = False) -> bool:
         """Give up the place of ``user_id`` when it is still away past its deadline (``due``:
         its timer says the deadline has come)."""
-        async with self._presence.lock(room.uid):
-            current = await self._presence.participant(room.uid, user_id)
-            if current is None or current.conn_id is not None or current.grace_until is None:
+        async with self._presence.hold(room.uid) as hold:
+            if hold.room is None:
                 return False
-            if not due and current.grace_until > self._clock.monotonic():
+            live, effects = rules.expire(hold.room, user_id, self._clock.monotonic(), due)
+            if not effects:
                 return False
-            await self._membership.remove(room, current, "timeout")
-            return True
+            hold.save(live)
+        log.info("room %s: %s left (timeout)", room.room_id, user_id)
+        await self._membership.settle(effects)
+        return True
 
     def _cancel(self, room_key: str, user_id: str) -> None:
         timer = self._timers.pop((room_key, user_id), None)

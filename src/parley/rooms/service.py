@@ -1,7 +1,9 @@
-"""Room rules: creating, finding, joining, leaving and ending meetings; presence flags.
+"""Rooms: creating, finding, joining, leaving and ending meetings; the streaming flag.
 
-Reconnect grace lives in ``reconnect.py``, idle expiry in ``expiry.py``, and what every way out
-of a room shares (leaving, host hand-over, forgetting a room) in ``membership.py``.
+Each change holds the room, applies a rule of ``rules/`` (membership, lobby, reconnect), saves,
+and delivers the effects after the hold. Reconnect grace timers live in ``reconnect.py``, idle
+expiry in ``expiry.py``, and what every way in and out shares (effects, leaving another room,
+forgetting a room) in ``membership.py``.
 """
 
 from __future__ import annotations
@@ -10,20 +12,25 @@ import asyncio
 import logging
 import secrets
 import string
-from dataclasses import dataclass, replace
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Literal
 
 from parley.clock import Clock
 from parley.errors import (
     Forbidden,
     RateLimited,
     RoomExists,
-    RoomFull,
-    RoomLocked,
     RoomNotFound,
     ServerFull,
     Unauthorized,
 )
-from parley.ratelimit import KeyedLimiter
+from parley.ratelimit import KeyedLimiter, SharedBuckets
+from parley.rooms.effects import (
+    Effects,
+    LobbyRequested,
+    MeetingEnded,
+)
 from parley.rooms.events import RoomEvents
 from parley.rooms.grants import JoinGrants
 from parley.rooms.lobby import Lobby
@@ -31,6 +38,7 @@ from parley.rooms.membership import Membership
 from parley.rooms.models import (
     CreatedRoom,
     JoinedRoom,
+    LiveRoom,
     Participant,
     RoomRecord,
     RoomSettings,
@@ -39,29 +47,41 @@ from parley.rooms.models import (
     Waiting,
 )
 from parley.rooms.passwords import Passwords
-from parley.rooms.presence import Presence, host, member
+from parley.rooms.presence import Presence, RoomHold, hold_live
 from parley.rooms.reconnect import Reconnects
+from parley.rooms.rules import lobby as lobby_rules
+from parley.rooms.rules import media as media_rules
+from parley.rooms.rules import membership as rules
+from parley.rooms.rules import reconnect as reconnect_rules
+from parley.rooms.rules.access import host_in, in_room
+from parley.rooms.rules.membership import Door
 from parley.text import check_length
 from parley.tokens import hash_secret, new_secret, secret_matches
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RoomLimits:
-    max_rooms: int = 1000
-    max_participants: int = 50
-    room_create_rate: float = 1.0
-    room_create_burst: int = 10
-    max_user_name_chars: int = 64
-    max_room_name_chars: int = 100
-    rooms_list: bool = True
-    """Whether ``list_rooms`` shows anything at all."""
-    tokens_only: bool = False
-    """``PARLEY_AUTH=jwt``: people come in only with a join token; rooms are made over REST."""
+    """Each field is the setting of that name (``parley.settings.Settings``)."""
+
+    max_rooms: int
+    max_participants: int
+    room_create_rate: float
+    room_create_burst: int
+    max_user_name_chars: int
+    max_room_name_chars: int
+    rooms_list: Literal["public", "off"]
+    """``off``: ``list_rooms`` shows nothing at all."""
+    auth: Literal["open", "jwt"]
+    """``jwt``: people come in only with a join token; rooms are made over REST."""
+    unknown_room_rate: float
+    unknown_room_burst: int
+    unknown_room_address_rate: float
+    unknown_room_address_burst: int
 
 
-def _gone() -> RoomRecord:
+def _gone() -> LiveRoom:
     raise RoomNotFound("This meeting does not exist or has ended.")
 
 
@@ -85,6 +105,8 @@ class RoomsService:
         events: RoomEvents,
         clock: Clock,
         limits: RoomLimits,
+        *,
+        shared: SharedBuckets | None = None,
     ) -> None:
         self._store = store
         self._presence = presence
@@ -96,8 +118,27 @@ class RoomsService:
         self._events = events
         self._clock = clock
         self._limits = limits
-        self._create_limiter = KeyedLimiter(limits.room_create_rate, limits.room_create_burst)
+        self._create_limiter = KeyedLimiter(
+            "rooms.create", limits.room_create_rate, limits.room_create_burst, shared=shared
+        )
         self._create_lock = asyncio.Lock()
+        self._unknown = (
+            KeyedLimiter(
+                "rooms.unknown.connection",
+                limits.unknown_room_rate,
+                limits.unknown_room_burst,
+                shared=shared,
+            ),
+            KeyedLimiter(
+                "rooms.unknown.address",
+                limits.unknown_room_address_rate,
+                limits.unknown_room_address_burst,
+                shared=shared,
+            ),
+        )
+
+    def _hold_live(self, room_id: str) -> AbstractAsyncContextManager[RoomHold]:
+        return hold_live(self._presence, room_id)
 
     def _user_name(self, value: str) -> str:
         return check_length(value, "userName", 1, self._limits.max_user_name_chars)
@@ -112,7 +153,7 @@ class RoomsService:
         custom_id: str | None,
         listed: bool = True,
     ) -> CreatedRoom:
-        if self._limits.tokens_only:
+        if self._limits.auth == "jwt":
             raise Unauthorized("On this server meetings are made by its administrators.")
         user_name = self._user_name(user_name)
         room_name = check_length(room_name, "roomName", 1, self._limits.max_room_name_chars)
@@ -163,7 +204,7 @@ class RoomsService:
     async def list_rooms(self) -> list[RoomSummary]:
         """Active listed meetings: the rooms somebody is in, oldest first (empty rooms stay
         joinable by id); nothing when the server keeps its list off."""
-        if not self._limits.rooms_list:
+        if self._limits.rooms_list == "off":
             return []
         rooms = [
             r for r in await self._presence.rooms() if r.participants and r.record.settings.listed
@@ -180,7 +221,8 @@ class RoomsService:
 
     async def find(self, room_id: str) -> RoomRecord:
         """The room with this id, as the server knows it now; ROOM_NOT_FOUND otherwise."""
-        return await self._presence.room(room_id) or await self._stored(room_id)
+        live = await self._presence.room(room_id)
+        return live.record if live else await self._stored(room_id)
 
     async def _stored(self, room_id: str) -> RoomRecord:
         record = await self._store.get_room(room_id)
@@ -189,12 +231,28 @@ class RoomsService:
         return record
 
     async def people(self, room: RoomRecord) -> list[Participant]:
-        return await self._presence.participants(room.uid)
+        live = await self._presence.room_by_key(room.uid)
+        return list(live.participants) if live else []
+
+    async def _guessing(self, conn_id: str, address: str, room_id: str) -> RoomRecord:
+        """``_live(room_id)`` for a caller whose tries of meetings that do not exist are
+        paced, per connection and per address: past its pace, every join of it is
+        RATE_LIMITED (a meeting that exists answers the same as one that does not)."""
+        now = self._clock.monotonic()
+        per_conn, per_address = self._unknown
+        if per_conn.exhausted(conn_id, now) or per_address.exhausted(address, now):
+            raise RateLimited("Too many joins of meetings that do not exist; wait a moment.")
+        try:
+            return await self._live(room_id)
+        except RoomNotFound:
+            per_conn.allow(conn_id, now)
+            per_address.allow(address, now)
+            raise
 
     async def _live(self, room_id: str) -> RoomRecord:
-        room = await self._presence.room(room_id)
-        if room is not None:
-            return room
+        live = await self._presence.room(room_id)
+        if live is not None:
+            return live.record
         record = await self._store.get_room(room_id)
         if record is None:
             raise RoomNotFound("This meeting does not exist or has ended.")
@@ -221,70 +279,120 @@ class RoomsService:
         if join_token is not None:
             grant = self._grants.verify(join_token, room_id)
             user_name = grant.name
-        elif self._limits.tokens_only:
+        elif self._limits.auth == "jwt":
             raise Unauthorized("This meeting admits people with a join token only.")
         user_name = self._user_name(user_name)
-        room = await self._live(room_id)
-        claims = await self._reconnects.claims(resume_token, room)
+        record = await self._guessing(conn_id, address, room_id)
+        snapshot = await self._presence.room_by_key(record.uid) or LiveRoom(record)
+        claims = self._reconnects.claims(resume_token, snapshot)
         if host_key is not None:
-            self._check_host_key(room, host_key)
+            self._check_host_key(record, host_key)
         as_host = host_key is not None or (grant is not None and grant.role == "host")
         same_person = grant.user_id if grant else None
         if same_person is not None:
-            await self._reconnects.check_not_removed(room, same_person)
-        current = await self._presence.of_conn(conn_id)
-        async with self._presence.lock(room.uid):
-            room = await self._presence.room_by_key(room.uid) or _gone()
-            if current is not None and current[0].uid == room.uid:
-                participant = current[1]  # already here: joining again changes nothing
+            reconnect_rules.check_not_removed(snapshot, same_person)
+        current = await self._presence.place(conn_id)  # as a participant, or else waiting
+        # A held place: a resume token's, or the token subject's own (another device).
+        user_id = same_person or (claims.user_id if claims else None)
+        door = self._membership.door()
+        answer: JoinedRoom | Waiting
+        async with self._presence.hold(record.uid) as hold:
+            room = await self._with_removal(hold.room or _gone(), user_id)
+            claimed = claims.user_id if claims else None
+            user_id = reconnect_rules.returning(room, same_person, claimed)
+            entered = await self._enter(
+                room, door, conn_id, user_name, user_id, as_host, password, address
+            )
+            if entered is None:
+                room, answer, effects = lobby_rules.knock(
+                    room, conn_id, user_name, user_id, secrets.token_hex(8), door.now_ms
+                )
             else:
-                # A held place: a resume token's, or the token subject's own (another device).
-                user_id = same_person or (claims.user_id if claims else None)
-                held = await self._presence.participant(room.uid, user_id) if user_id else None
-                if held:
-                    participant = await self._reconnects.resume(room, conn_id, held)
-                else:
-                    if await self._presence.count(room.uid) >= self._limits.max_participants:
-                        raise RoomFull("This meeting is full.")
-                    if not as_host:
-                        waiting = await self._at_the_door(
-                            room, conn_id, user_name, user_id, password, address
-                        )
-                        if waiting is not None:
-                            return waiting
-                    participant = await self._membership.enter(
-                        room, conn_id, user_name, as_host, user_id
+                room, participant, effects = entered
+                token = door.token(room.key, participant.user_id)
+                answer = rules.joined(room, participant, token)
+                if participant.is_host:
+                    effects += tuple(
+                        LobbyRequested(room.record, r, (participant,)) for r in room.lobby
                     )
-            if as_host and not participant.is_host:
-                participant = await self._membership.make_host(room, participant)
-            joined = await self._membership.joined(room, participant)
-            if participant.is_host:
-                for request in joined.lobby:
-                    await self._events.lobby_request(room, request, [participant])
-        if current is not None and current[0].uid != room.uid:
-            async with self._presence.lock(current[0].uid):
-                await self._membership.leave(current[0], current[1], "left")
-        return joined
+            hold.save(room)
+        if isinstance(answer, Waiting) and effects:
+            log.info("room %s: %s waits in the lobby", room_id, answer.request.request_id)
+        await self._membership.settle(effects)
+        if current is None or current.room_key == record.uid:
+            return answer
+        if current.request_id is not None and isinstance(answer, Waiting):
+            await self._lobby.cancel(conn_id, current.room_id)  # it waits at one door at a time
+        elif current.user_id is not None and isinstance(answer, JoinedRoom):
+            await self._membership.leave_elsewhere([(conn_id, current)])
+        return answer
 
-    async def _at_the_door(
+    async def _with_removal(self, room: LiveRoom, user_id: str | None) -> LiveRoom:
+        """``room`` knowing whether ``user_id`` was removed from it before (the store keeps
+        removals across restarts and nodes). Under the room's hold."""
+        if user_id is None or room.revocation(user_id) == "kicked":
+            return room
+        if await self._store.is_removed(room.key, user_id):
+            return room.with_revocation(user_id, "kicked")
+        return room
+
+    async def _enter(
         self,
-        room: RoomRecord,
+        room: LiveRoom,
+        door: Door,
         conn_id: str,
         user_name: str,
         user_id: str | None,
+        as_host: bool,
         password: str | None,
         address: str,
-    ) -> Waiting | None:
+    ) -> tuple[LiveRoom, Participant, Effects] | None:
+        """Under the room's hold: the caller is here already, takes a held place back, or
+        comes in past the door; None: it waits in the lobby."""
+        effects: Effects = ()
+        participant = room.by_conn(conn_id)  # already here: joining again changes nothing
+        if participant is None:
+            held = room.participant(user_id) if user_id else None
+            if held:
+                room, participant, effects = self._reconnects.resume(room, conn_id, held)
+            else:
+                rules.check_room_for_one_more(room, self._limits.max_participants)
+                if not as_host and await self._at_the_door(room, conn_id, password, address):
+                    return None
+                new_id = user_id or door.new_user_id()
+                room, participant, effects = rules.enter(
+                    room, conn_id, user_name, as_host, new_id, door.now_ms
+                )
+                log.info(
+                    "room %s: %s joined%s",
+                    room.record.room_id,
+                    participant.user_id,
+                    " as host" if as_host else "",
+                )
+        if as_host and not participant.is_host:
+            room, participant, more = rules.make_host(room, participant)
+            effects += more
+        return room, participant, effects
+
+    async def _at_the_door(
+        self, room: LiveRoom, conn_id: str, password: str | None, address: str
+    ) -> bool:
         """The lock, the password and the lobby, for someone with neither the host key nor a
-        held place: an error, a place in the lobby, or None (come in)."""
+        held place: an error, True (wait in the lobby), or False (come in)."""
         settings = room.settings
-        if settings.locked:
-            raise RoomLocked("This meeting is locked.")
-        if settings.password_hash is not None:
-            await self._passwords.check(address, password, settings.password_hash, who=conn_id)
-        if settings.lobby:
-            return await self._lobby.wait(room, conn_id, user_name, user_id)
-        return None
+        rules.check_unlocked(room)
+        expected = await self._password_hash(room) if settings.password_hash else None
+        if expected is not None:
+            await self._passwords.check(address, password, expected, who=conn_id)
+        return settings.lobby
+
+    async def _password_hash(self, room: LiveRoom) -> str | None:
+        """The room's password hash as the store has it (live state shared between nodes
+        holds only whether there is one; both change under the room's hold)."""
+        stored = await self._store.get_room(room.record.room_id)
+        if stored is None or stored.uid != room.key:
+            raise RoomNotFound("This meeting does not exist or has ended.")
+        return stored.settings.password_hash
 
     @staticmethod
     def _check_host_key(room: RoomRecord, host_key: str) -> None:
@@ -294,49 +402,47 @@ class RoomsService:
     # --- leaving ----------------------------------------------------------------------------
     async def leave_room(self, conn_id: str, room_id: str) -> None:
         """Leave the room, or stop waiting at its door."""
-        waiting = await self._presence.waiting(conn_id)
-        if waiting is not None and waiting[0].room_id == room_id:
-            await self._lobby.cancel(conn_id)
+        if await self._lobby.cancel(conn_id, room_id):
             return
-        room, participant = await member(self._presence, conn_id, room_id)
-        async with self._presence.lock(room.uid):
-            await self._membership.leave(room, participant, "left")
+        effects: Effects = ()
+        async with self._hold_live(room_id) as hold:
+            room, participant = in_room(hold.room, conn_id)
+            room, effects = rules.leave(room, participant, "left")
+            hold.save(room)
+        log.info("room %s: %s left (left)", room_id, participant.user_id)
+        await self._membership.settle(effects)
 
     async def disconnected(self, conn_id: str) -> None:
-        await self._lobby.cancel(conn_id)
         await self._reconnects.disconnected(conn_id)
+        await self._lobby.cancel(conn_id)  # after: a connection may wait here, be in there
 
     # --- ending -----------------------------------------------------------------------------
     async def end_meeting(self, conn_id: str, room_id: str) -> None:
-        found = await self._presence.of_conn(conn_id)
-        unknown = found is None and await self._presence.room(room_id) is None
+        live = await self._presence.room(room_id)
+        unknown = live is None and await self._presence.place(conn_id) is None
         if unknown and await self._store.get_room(room_id) is None:
             return  # already ended: ending again is not an error
-        room, by = await host(self._presence, conn_id, room_id)
-        await self.end(room, by.user_id)
+        live, by = host_in(live, conn_id)
+        await self.end(live.record, by.user_id)
 
     async def end(self, room: RoomRecord, by: str) -> None:
         """End the meeting (``by``: a host's userId, or ``api``): everyone is told, everyone
         waiting is denied, and the room is forgotten with its chat and files."""
-        async with self._presence.lock(room.uid):
-            if await self._presence.room_by_key(room.uid) is None:
+        async with self._presence.hold(room.uid) as hold:
+            if hold.room is None:
                 return
-            log.info("room %s: ended by %s", room.room_id, by)
-            await self._events.meeting_ended(room, by)
-            await self._membership.dispose(room, by)
+            effects = await self._membership.dispose(hold, room, by)
+        log.info("room %s: ended by %s", room.room_id, by)
+        await self._membership.settle((MeetingEnded(room, by), *effects))
 
     # --- flags ------------------------------------------------------------------------------
     async def users(self, conn_id: str, room_id: str) -> list[Participant]:
-        room, _ = await member(self._presence, conn_id, room_id)
-        return await self._presence.participants(room.uid)
+        room, _ = in_room(await self._presence.room(room_id), conn_id)
+        return list(room.participants)
 
     async def set_streaming(self, conn_id: str, room_id: str, on: bool) -> None:
-        room, participant = await member(self._presence, conn_id, room_id)
-        async with self._presence.lock(room.uid):
-            current = await self._presence.participant(room.uid, participant.user_id)
-            if current is None or current.is_streaming == on:
-                return
-            changed = replace(current, is_streaming=on)
-            await self._presence.put(room.uid, changed)
-        await self._events.streaming_changed(room, changed)
-        await self._events.user_updated(room, changed)
+        effects: Effects = ()
+        async with self._hold_live(room_id) as hold:
+            room, effects = media_rules.set_streaming(hold.room, conn_id, on)
+            hold.save(room)
+        await self._membership.settle(effects)

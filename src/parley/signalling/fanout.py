@@ -27,6 +27,7 @@ import socketio
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
+from parley.cluster.redis_client import redis_client
 from parley.signalling import socketio_internals as internals
 
 log = logging.getLogger(__name__)
@@ -101,10 +102,7 @@ class ClusterFanoutManager(internals.AsyncPubSubManager, FanoutManager):  # type
     def __init__(self, url: str, channel: str = "parley") -> None:
         super().__init__(channel=channel)
         self.redis_url = url
-        self._redis_options: dict[str, Any] = {
-            "socket_connect_timeout": 2,
-            "health_check_interval": 5,
-        }
+        self._redis_options: dict[str, Any] = {"health_check_interval": 5}
         self._outbox: asyncio.Queue[str] | None = None
         self._publisher: Redis | None = None
         self._subscriber: Redis | None = None
@@ -170,7 +168,7 @@ class ClusterFanoutManager(internals.AsyncPubSubManager, FanoutManager):  # type
                 batch.append(outbox.get_nowait())
             try:
                 if self._publisher is None:
-                    self._publisher = Redis.from_url(self.redis_url, **self._redis_options)
+                    self._publisher = redis_client(self.redis_url, **self._redis_options)
                 async with self._publisher.pipeline(transaction=False) as pipe:
                     for message in batch:
                         pipe.publish(self.channel, message)
@@ -217,7 +215,7 @@ class ClusterFanoutManager(internals.AsyncPubSubManager, FanoutManager):  # type
             try:
                 if pubsub is None:
                     await self._close_subscriber()
-                    self._subscriber = Redis.from_url(self.redis_url, **self._redis_options)
+                    self._subscriber = redis_client(self.redis_url, **self._redis_options)
                     pubsub = self._subscriber.pubsub(ignore_subscribe_messages=True)
                     await pubsub.subscribe(self.channel)
                     delay = 0.1

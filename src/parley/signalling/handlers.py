@@ -112,7 +112,8 @@ class Handlers:
             private_chat=m.privateChat,
             listed=m.listed,
         )
-        settings = await self._controls.update_room(sid, m.roomId, change)
+        address = await self._address_of(sid)
+        settings = await self._controls.update_room(sid, m.roomId, change, address=address)
         return {"settings": wire.settings(settings)}
 
     async def admit(self, sid: str, m: p.LobbyDecision) -> object:

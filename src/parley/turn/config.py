@@ -69,6 +69,70 @@ def relay_peers(settings: Settings) -> list[str]:
     return list(dict.fromkeys(peers))
 
 
+def user_quota(settings: Settings) -> int:
+    """Allocations one participant may hold (``turn_user_quota``, else three per peer
+    connection a participant may have: UDP, TCP and TLS)."""
+    if settings.turn_user_quota is not None:
+        return settings.turn_user_quota
+    return 3 * (settings.max_streams_per_participant + settings.max_subscriptions_per_participant)
+
+
+def total_quota(settings: Settings) -> int:
+    """Allocations the server holds at once (``turn_total_quota``, else three per peer
+    connection the SFU may hold)."""
+    if settings.turn_total_quota is not None:
+        return settings.turn_total_quota
+    return 3 * settings.max_peer_connections
+
+
+_UNCONNECTED = "07"
+"""``/proc/net/udp`` state of a socket bound but not connected: it takes datagrams from anyone."""
+
+
+def _proc_address(text: str) -> str:
+    """An address as ``/proc/net/udp{,6}`` writes it (32-bit words in host order, hex)."""
+    raw = bytes.fromhex(text)
+    words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+    return str(ipaddress.ip_address(words))
+
+
+def udp_listeners(
+    tables: tuple[str, ...] = ("/proc/net/udp", "/proc/net/udp6"),
+) -> set[tuple[str, int]]:
+    """(address, port) of every UDP socket of this machine that takes datagrams from anyone."""
+    found: set[tuple[str, int]] = set()
+    for table in tables:
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 3 and fields[3] == _UNCONNECTED:
+                address, _, port = fields[1].partition(":")
+                found.add((_proc_address(address), int(port, 16)))
+    return found
+
+
+def relay_reaches(
+    settings: Settings, listeners: set[tuple[str, int]] | None = None
+) -> list[tuple[str, int]]:
+    """UDP sockets the embedded TURN server could relay to besides the SFU's: bound on a relay
+    peer address (or on every address) at a port outside the RTP range and outside coturn's own
+    relay range. coturn filters peers by address only, so these are reachable through it."""
+    if settings.rtp_port_min is None or settings.rtp_port_max is None:
+        return []
+    peers = {str(ipaddress.ip_address(p)) for p in relay_peers(settings)}
+    media = range(settings.rtp_port_min, settings.rtp_port_max + 1)
+    relays = range(settings.turn_relay_port_min, settings.turn_relay_port_max + 1)
+    reached = []
+    for address, port in sorted(udp_listeners() if listeners is None else listeners):
+        on_peer = address in peers or address in ("0.0.0.0", "::")
+        if on_peer and port not in media and port not in relays:
+            reached.append((address, port))
+    return reached
+
+
 def turn_urls(settings: Settings, request_host: str | None, tls: TlsFiles | None) -> list[str]:
     """The URLs participants are given for the embedded TURN server: UDP and TCP on
     ``turn_port`` and, with a certificate browsers trust (not the self-signed one), TLS on
@@ -106,6 +170,10 @@ def render(settings: Settings, secret: str, layout: TurnLayout, tls: TlsFiles | 
         "no-software-attribute",
         "no-rfc5780",
         "no-stun-backward-compatibility",
+        # Per participant (the userId of its credentials, whatever their expiry) and in all.
+        f"user-quota={user_quota(settings)}",
+        f"total-quota={total_quota(settings)}",
+        f"max-bps={settings.turn_max_bps}",
         "log-file=stdout",
         "simple-log",
         f"pidfile={layout.pidfile}",

@@ -77,6 +77,11 @@ class WebhookWorker:
         self._client: httpx.AsyncClient | None = None
         self._timers: set[asyncio.TimerHandle] = set()
 
+    @property
+    def delivering(self) -> int:
+        """How many (URL, room) deliveries are under way now, in both lanes."""
+        return len(self._lanes[False]) + len(self._lanes[True])
+
     def wake(self) -> None:
         """Something was written to the outbox (or became due): look now."""
         self._wake.set()

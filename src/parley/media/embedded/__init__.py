@@ -9,6 +9,7 @@ from __future__ import annotations
 from parley.media.embedded.config import EmbeddedConfig, IceServerConfig
 from parley.media.embedded.engine import EmbeddedEngine
 from parley.media.engine import MediaEngine
+from parley.media.sdp import ignored_networks
 from parley.settings import Settings
 
 __all__ = [
@@ -38,6 +39,7 @@ def config_from_settings(settings: Settings) -> EmbeddedConfig:
         announced_address=settings.announced_address,
         port_range=port_range,
         max_sdp_bytes=settings.max_sdp_bytes,
+        ignored_networks=ignored_networks(settings.ice_ignore_addresses),
     )
 
 

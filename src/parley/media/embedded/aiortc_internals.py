@@ -27,7 +27,9 @@ module again before moving either pin. What it depends on:
    ``self.get_component_candidates(component=..., addresses=...)``, which we wrap per instance
    to choose the addresses (aioice skips 127.0.0.1) and, with a port range, to bind the host
    sockets ourselves (aioice's ``StunProtocol``, ``_protocols``, which ``close()`` closes).
-8. See ``is_abandoned_connect``.
+8. See ``is_abandoned_connect``. ``Connection.request_received(message, addr, protocol)`` is
+   where aioice handles an incoming STUN request (answering it, and checking back towards a
+   new peer-reflexive address); ``answer_checks_only_from`` wraps it per instance.
 9. ``RTCPeerConnection.__dtlsTransports`` / ``__iceTransports`` (name-mangled sets) hold every
    transport the connection made; ``close_peer_connection`` stops them itself when aiortc's
    own ``close()`` fails half-way (see there).
@@ -51,6 +53,7 @@ Workarounds for bugs of aiortc 1.16.0 (drop them when aiortc fixes these; the in
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import random
 import time
@@ -216,6 +219,33 @@ def restrict_gathering(
             "get_component_candidates",
             _gather_on(connection, connection.get_component_candidates, addresses, port_range),
         )
+
+
+def answer_checks_only_from(pc: RTCPeerConnection, address: str) -> None:
+    """Make every ICE agent of ``pc`` ignore connectivity checks from any address but
+    ``address``: it neither answers them nor checks back towards where they came from. Call
+    after the transceivers exist."""
+    for transceiver in pc.getTransceivers():
+        connection = transceiver.sender.transport.transport.iceGatherer._connection
+        original = connection.request_received
+
+        def request_received(
+            message: Any, addr: tuple[str, int], protocol: Any, original: Any = original
+        ) -> None:
+            if _same_address(addr[0], address):
+                original(message, addr, protocol)
+
+        setattr(connection, "request_received", request_received)  # noqa: B010
+
+
+def _same_address(one: str, other: str) -> bool:
+    try:
+        a, b = ipaddress.ip_address(one), ipaddress.ip_address(other)
+    except ValueError:
+        return False
+    a = getattr(a, "ipv4_mapped", None) or a
+    b = getattr(b, "ipv4_mapped", None) or b
+    return a == b
 
 
 def _gather_on(

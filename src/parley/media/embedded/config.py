@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from parley.media.sdp import Networks
+
 
 @dataclass(frozen=True)
 class IceServerConfig:
@@ -28,6 +30,9 @@ class EmbeddedConfig:
     """Inclusive UDP port range for host candidates; None: ephemeral ports."""
     max_sdp_bytes: int = 64 * 1024
     """Largest SDP offer or answer accepted."""
+    ignored_networks: Networks = ()
+    """Addresses never sent a connectivity check: candidates for them are left out of every
+    offer and answer (``ice_ignore_addresses``)."""
     history_size: int = 512
     """Packets kept per subscribed track to answer NACKs (a power of two)."""
     queue_size: int = 256

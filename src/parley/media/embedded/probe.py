@@ -2,7 +2,10 @@
 with the embedded SFU's own helpers, so that a probe gathers exactly where the SFU's
 connections gather (the media addresses, the RTP port range, the announced address).
 
-It answers one offer, receives and sends nothing; whoever opened it closes it.
+It answers one offer, receives and sends nothing; whoever opened it closes it. It talks to the
+requester's address only: the offer's candidates for any other address are left out
+(``http/probe.py``) and connectivity checks from elsewhere go unanswered, so a probe cannot be
+pointed at a third party.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from parley.errors import MediaError
 from parley.media.embedded import config_from_settings
 from parley.media.embedded.aiortc_internals import (
     NEGOTIATION_ERRORS,
+    answer_checks_only_from,
     new_peer_connection,
     restrict_gathering,
 )
@@ -35,15 +39,17 @@ class EmbeddedProbePeer:
         self._config = config
         self._pc = new_peer_connection(config.ice_servers)
 
-    async def answer(self, offer: str) -> str:
-        """The answer to ``offer`` (an SDP offer already checked for size and shape), with the
-        announced address written in; ``MediaError`` when aiortc cannot use it (within the
-        negotiation timeout)."""
+    async def answer(self, offer: str, requester: str) -> str:
+        """The answer to ``offer`` (an SDP offer already checked for size and shape, its
+        candidates the requester's own), with the announced address written in; ``MediaError``
+        when aiortc cannot use it (within the negotiation timeout). Only ``requester`` is
+        answered connectivity checks."""
         config, pc = self._config, self._pc
         try:
             async with asyncio.timeout(config.negotiation_timeout):
                 await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
                 restrict_gathering(pc, config.media_addresses, config.port_range)
+                answer_checks_only_from(pc, requester)
                 await pc.setLocalDescription(await pc.createAnswer())
         except _FAILURES as exc:
             raise MediaError(f"the probe offer is not usable: {exc or type(exc).__name__}") from exc

@@ -29,7 +29,13 @@ from parley.media.embedded.config import EmbeddedConfig
 from parley.media.embedded.forwarding import DownstreamTrack, UpstreamTrack
 from parley.media.embedded.pump import ForwardingCounters
 from parley.media.engine import IceCandidate, MediaKind
-from parley.media.sdp import Role, announce, check_candidate, check_description
+from parley.media.sdp import (
+    Role,
+    announce,
+    check_candidate,
+    check_description,
+    filter_candidates,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +119,8 @@ class PeerSession:
             self._end()
 
     def _check(self, sdp: object, role: Role) -> str:
-        return check_description(sdp, self._config.max_sdp_bytes, role)
+        checked = check_description(sdp, self._config.max_sdp_bytes, role)
+        return filter_candidates(checked, self._config.ignored_networks)
 
     def _announced(self, sdp: str) -> str:
         return announce(sdp, self._config.announced_address, self._config.media_addresses)

@@ -1,4 +1,5 @@
-"""The configuration Parley writes for the Janus it runs.
+"""The Janus engine's configuration (``JanusConfig``) and the configuration Parley writes for
+the Janus it runs.
 
 Only the VideoRoom plugin and the WebSocket transport are loaded (the plugin and transport
 folders are private folders holding links to just those two libraries); the Janus API and the
@@ -14,11 +15,58 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from parley.settings import IceServer, Settings
+from parley.media.sdp import Networks
 
 PLUGIN = "libjanus_videoroom.so"
 TRANSPORT = "libjanus_websockets.so"
 LOOPBACK = "127.0.0.1"
+
+
+@dataclass(frozen=True, kw_only=True)
+class IceServerConfig:
+    """One STUN or TURN server Janus uses to gather its own candidates."""
+
+    urls: tuple[str, ...]
+    username: str | None
+    credential: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class JanusConfig:
+    """What the Janus engine is told; each field is the Parley setting of the same name (built
+    from the settings by ``parley.media.select``)."""
+
+    janus_binary: str
+    """The Janus executable Parley runs when no ``janus_url`` is given."""
+    janus_url: str | None
+    """A Janus run by someone else, used instead of Parley's own."""
+    janus_urls: tuple[str, ...]
+    """A pool of Janus run by someone else (``pool.py``)."""
+    janus_api_secret: str | None
+    """The ``api_secret`` of the Janus at ``janus_url`` (or of the pool)."""
+    janus_admin_key: str | None
+    """The VideoRoom ``admin_key`` of the Janus at ``janus_url`` (or of the pool)."""
+    redis_url: str | None
+    """Where the pool's placement is shared between nodes (none: this node alone)."""
+    data_dir: Path
+    """Parley's data folder; its own Janus gets a private folder under ``janus/``."""
+    media_addresses: tuple[str, ...]
+    """The only addresses (or interfaces) Janus gathers ICE candidates on; empty: any."""
+    announced_address: str | None
+    """The public address Janus announces (1:1 NAT)."""
+    rtp_port_min: int | None
+    rtp_port_max: int | None
+    """Janus's media port range (both given, or none)."""
+    ice_servers: tuple[IceServerConfig, ...]
+    """STUN and TURN servers for Janus's own gathering (the first of each kind is used)."""
+    max_sdp_bytes: int
+    """The longest offer or answer accepted."""
+    ice_ignore_addresses: Networks
+    """Candidates in these networks are dropped from offers and answers before Janus sees
+    them (as trickled ones are refused)."""
+    max_participants: int
+    max_streams_per_participant: int
+    """Together: how many publishers a VideoRoom takes."""
 
 
 def _secret() -> str:
@@ -77,7 +125,7 @@ def _quote(value: str) -> str:
     return json.dumps(value)
 
 
-def _stun(servers: list[IceServer]) -> tuple[str, int] | None:
+def _stun(servers: tuple[IceServerConfig, ...]) -> tuple[str, int] | None:
     for server in servers:
         for url in server.urls:
             if url.startswith("stun:"):
@@ -86,7 +134,7 @@ def _stun(servers: list[IceServer]) -> tuple[str, int] | None:
     return None
 
 
-def _turn(servers: list[IceServer]) -> list[str]:
+def _turn(servers: tuple[IceServerConfig, ...]) -> list[str]:
     for server in servers:
         for url in server.urls:
             if not url.startswith("turn:"):
@@ -107,7 +155,7 @@ def _turn(servers: list[IceServer]) -> list[str]:
 
 
 def core_config(
-    settings: Settings, layout: JanusLayout, secrets_: JanusSecrets, *, debug_level: int = 4
+    config: JanusConfig, layout: JanusLayout, secrets_: JanusSecrets, *, debug_level: int = 4
 ) -> str:
     """``janus.jcfg``: folders, secrets, media ports, NAT and ICE gathering."""
     general = [
@@ -128,21 +176,21 @@ def core_config(
         '"/sys", "/usr", "/var"]',
     ]
     media: list[str] = []
-    if any(":" in address for address in settings.media_addresses):
+    if any(":" in address for address in config.media_addresses):
         media.append("ipv6 = true")
-    if settings.rtp_port_min is not None and settings.rtp_port_max is not None:
-        media.append(f'rtp_port_range = "{settings.rtp_port_min}-{settings.rtp_port_max}"')
+    if config.rtp_port_min is not None and config.rtp_port_max is not None:
+        media.append(f'rtp_port_range = "{config.rtp_port_min}-{config.rtp_port_max}"')
     nat = ["nice_debug = false", "ignore_unreachable_ice_server = true", "ignore_mdns = false"]
-    if settings.media_addresses:
-        nat.append(f"ice_enforce_list = {_quote(','.join(settings.media_addresses))}")
+    if config.media_addresses:
+        nat.append(f"ice_enforce_list = {_quote(','.join(config.media_addresses))}")
     else:
         nat.append('ice_ignore_list = "vmnet"')
-    if settings.announced_address:
-        nat.append(f"nat_1_1_mapping = {_quote(settings.announced_address)}")
-    stun = _stun(settings.ice_servers)
+    if config.announced_address:
+        nat.append(f"nat_1_1_mapping = {_quote(config.announced_address)}")
+    stun = _stun(config.ice_servers)
     if stun is not None:
         nat += [f"stun_server = {_quote(stun[0])}", f"stun_port = {stun[1]}"]
-    nat += _turn(settings.ice_servers)
+    nat += _turn(config.ice_servers)
     return "\n".join(
         [
             _section("general", general),
@@ -195,7 +243,7 @@ def _section(name: str, lines: list[str]) -> str:
 
 
 def write_config(
-    settings: Settings,
+    config: JanusConfig,
     layout: JanusLayout,
     secrets_: JanusSecrets,
     ports: JanusPorts,
@@ -212,7 +260,7 @@ def write_config(
         link.unlink(missing_ok=True)
         link.symlink_to(library_dir / subdir / name)
     files = {
-        "janus.jcfg": core_config(settings, layout, secrets_),
+        "janus.jcfg": core_config(config, layout, secrets_),
         "janus.transport.websockets.jcfg": websockets_config(ports),
         "janus.plugin.videoroom.jcfg": videoroom_config(secrets_),
     }

@@ -2,12 +2,12 @@
 
 Each room lives on one Janus of the pool, chosen when it first needs media by the placement
 (``placement.py``: the live Janus with the fewest placed rooms, shared between nodes through
-Redis). The engine keeps one ``JanusLink`` per Janus and negotiates every room with the Janus it
-is placed on, so a stream published through one node and a subscription made through another
-meet in the same VideoRoom (a subscriber joins with the publisher's feed id = the stream id).
-Which streams a room has, with what a node that did not publish one needs to subscribe to it or
-mute it, is kept in the placement too. A Janus room made by another node is joined, never
-started afresh.
+Redis). The engine keeps one ``JanusRooms`` (``videoroom.py``: one ``JanusLink``) per Janus and
+negotiates every room with the Janus it is placed on, so a stream published through one node
+and a subscription made through another meet in the same VideoRoom (a subscriber joins with
+the publisher's feed id = the stream id). Which streams a room has, with what a node that did
+not publish one needs to subscribe to it or mute it, is kept in the placement too. A Janus
+room made by another node is joined, never started afresh.
 
 When a Janus is lost, the rooms this node had on it are dropped, every room placed on it is
 moved to the least loaded live Janus (one node wins each move) and the node that moved a room
@@ -23,75 +23,110 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine
 from functools import partial
 from typing import Any
 
 from parley.errors import MediaError
-from parley.media.engine import EngineInfo, Published
-from parley.settings import Settings
+from parley.media.engine import (
+    EngineInfo,
+    IceCandidate,
+    MediaKind,
+    MediaListener,
+    NoListener,
+    Published,
+)
 
-from .client import JSON, JanusError, JanusHandle
-from .engine import JanusEngine, _Event
-from .link import JanusLink
+from .config import JanusConfig
 from .placement import LocalPlacement, Placement, StreamInfo
 from .process import ExternalJanus
-from .rooms import Room
+from .timing import JanusTiming
+from .videoroom import JanusRooms, StreamSource, check_offer
 
 logger = logging.getLogger(__name__)
 
-NO_SUCH_FEED = 428
+
+class _Placed:
+    """The listener a pool's ``JanusRooms`` report to: the engine's, and a stream that hung up
+    leaves the placement (every node then knows it is gone)."""
+
+    def __init__(self, placement: Placement, listener: MediaListener) -> None:
+        self.placement = placement
+        self.listener = listener
+
+    async def stream_failed(self, room_key: str, stream_id: str) -> None:
+        await self.listener.stream_failed(room_key, stream_id)
+        with contextlib.suppress(MediaError):
+            await self.placement.remove_stream(room_key, stream_id)
+
+    async def subscription_failed(self, room_key: str, subscription_id: str) -> None:
+        await self.listener.subscription_failed(room_key, subscription_id)
+
+    async def local_candidate(
+        self, room_key: str, peer_id: str, candidate: IceCandidate | None
+    ) -> None:
+        await self.listener.local_candidate(room_key, peer_id, candidate)
+
+    async def engine_reset(self) -> None:
+        await self.listener.engine_reset()
+
+    async def room_reset(self, room_key: str) -> None:
+        await self.listener.room_reset(room_key)
 
 
-class JanusPoolEngine(JanusEngine):
+class JanusPoolEngine:
     """``MediaEngine`` over a pool of Janus servers (see the module docstring)."""
 
-    shared_rooms = True
     evacuate_retry = 1.0
     """Seconds before moving a dead Janus's rooms is tried again when the placement failed."""
 
     def __init__(
         self,
-        settings: Settings,
-        urls: Sequence[str],
+        config: JanusConfig,
         placement: Placement,
-        **options: float,
+        timing: JanusTiming | None = None,
     ) -> None:
-        if not urls:
+        if not config.janus_urls:
             raise MediaError("the Janus pool (janus_urls) is empty")
-        self.urls = list(dict.fromkeys(urls))
-        first = ExternalJanus(self.urls[0], settings.janus_api_secret, settings.janus_admin_key)
-        super().__init__(settings, first, **options)  # type: ignore[arg-type]
+        self.config = config
+        self.timing = timing or JanusTiming()
+        self.urls = list(dict.fromkeys(config.janus_urls))
         self.placement = placement
-        self.links: dict[str, JanusLink] = {
-            url: self._make_link(
-                self._provider(url),
-                on_lost=partial(self._janus_lost, url),
-                on_reset=partial(self._janus_back, url),
-            )
-            for url in self.urls
-        }
-        self.link = self.links[self.urls[0]]
+        self.janus: dict[str, JanusRooms] = {url: self._rooms_on(url) for url in self.urls}
+        """The rooms this node holds on each Janus of the pool, by URL."""
+        self.resets = 0
+        self._listener: MediaListener = NoListener()
+        self._room_lock = asyncio.Lock()
         self._stranded: dict[str, set[str]] = {}
         self._evacuation = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+        self.set_listener(NoListener())
         self.info = self._describe()
 
-    def _provider(self, url: str) -> ExternalJanus:
-        return ExternalJanus(url, self.settings.janus_api_secret, self.settings.janus_admin_key)
+    def _rooms_on(self, url: str) -> JanusRooms:
+        provider = ExternalJanus(url, self.config.janus_api_secret, self.config.janus_admin_key)
+        lost, back = partial(self._janus_lost, url), partial(self._janus_back, url)
+        link = self.timing.link(provider, on_lost=lost, on_reset=back)
+        return JanusRooms(link, self.config, self.timing, shared=True)
 
     def live(self) -> list[str]:
         """The Janus URLs this node is connected to now, in ``janus_urls`` order."""
-        return [url for url in self.urls if self.links[url].control_if_up() is not None]
+        return [url for url in self.urls if self.janus[url].link.control_if_up() is not None]
 
     # --- lifecycle ------------------------------------------------------------------------
+
+    def set_listener(self, listener: MediaListener) -> None:
+        self._listener = listener
+        for rooms in self.janus.values():
+            rooms.listener = _Placed(self.placement, listener)
 
     async def start(self) -> None:
         """Connect to every Janus of the pool (at least one must answer; the others are tried
         again in the background) and to the placement."""
         await self.placement.start()
         opened = await asyncio.gather(
-            *(self.links[url].open() for url in self.urls), return_exceptions=True
+            *(self.janus[url].link.open() for url in self.urls), return_exceptions=True
         )
         failed = [url for url, result in zip(self.urls, opened, strict=True) if result]
         if len(failed) == len(self.urls):
@@ -101,7 +136,8 @@ class JanusPoolEngine(JanusEngine):
             logger.warning("janus pool: %s does not answer; trying again", url)
             self._spawn(self._keep_opening(url))
         self.info = self._describe()
-        self._pump = asyncio.create_task(self._deliver(), name="janus-engine-events")
+        for rooms in self.janus.values():
+            rooms.start()
 
     async def close(self) -> None:
         """Drop this node's handles and connections. The rooms stay on Janus and in the
@@ -109,22 +145,22 @@ class JanusPoolEngine(JanusEngine):
         if self._closed:
             return
         self._closed = True
-        await self._stop_tasks()
+        for rooms in self.janus.values():
+            await rooms.stop()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if isinstance(self.placement, LocalPlacement):
-            for key in list(self._rooms):
-                await self.close_room(key)
-        for room in list(self._rooms.values()):
-            for handle in room.take_all():
-                await self._detach(handle)
-        self._rooms.clear()
-        for link in self.links.values():
-            await link.close()
+        for rooms in self.janus.values():
+            for key in list(rooms.rooms):
+                if isinstance(self.placement, LocalPlacement):
+                    await self.close_room(key)
+                else:
+                    await rooms.drop_room(key)
+        for rooms in self.janus.values():
+            await rooms.link.close()
         await self.placement.close()
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
@@ -133,7 +169,7 @@ class JanusPoolEngine(JanusEngine):
         task.add_done_callback(self._tasks.discard)
 
     async def _keep_opening(self, url: str) -> None:
-        link = self.links[url]
+        link = self.janus[url].link
         backoff = link.min_backoff
         while True:
             await asyncio.sleep(backoff)
@@ -148,141 +184,124 @@ class JanusPoolEngine(JanusEngine):
 
     # --- rooms ----------------------------------------------------------------------------
 
-    async def _ensure_room(self, room_key: str) -> Room:
+    def _holding(self, room_key: str) -> JanusRooms:
+        """The rooms of the Janus this node holds ``room_key`` on; for a room it holds nowhere,
+        the first Janus's (which answers as for any room it does not hold)."""
+        for rooms in self.janus.values():
+            if rooms.holds(room_key):
+                return rooms
+        return self.janus[self.urls[0]]
+
+    async def _place(self, room_key: str) -> JanusRooms:
+        """The rooms of the Janus ``room_key`` is placed on, the room held there."""
         async with self._room_lock:
             url = await self.placement.place(room_key, self.live())
-            link = self.links[url]
-            room = self._rooms.get(room_key)
-            if room is not None and room.link is link:
-                return room
-            if room is not None:  # moved by another node while we held it
-                logger.info("room %s: moved to %s by another node", room_key, url)
-                del self._rooms[room_key]
-                for handle in room.take_all():
-                    await self._detach(handle)
-            await self._create_janus_room(link, room_key)
-            room = self._rooms[room_key] = Room(room_key, link)
-            logger.info("room %s: on janus %s", room_key, url)
-            return room
+            placed = self.janus[url]
+            for rooms in self.janus.values():
+                if rooms is not placed and rooms.holds(room_key):  # moved by another node
+                    logger.info("room %s: moved to %s by another node", room_key, url)
+                    await rooms.drop_room(room_key)
+            if not placed.holds(room_key):
+                await placed.ensure_room(room_key)
+                logger.info("room %s: on janus %s", room_key, url)
+            return placed
 
     async def close_room(self, room_key: str) -> None:
         """The room ended (for every node): destroy its VideoRoom and forget its placement."""
-        if room_key in self._rooms:
-            await super().close_room(room_key)
+        rooms = self._holding(room_key)
+        if rooms.holds(room_key):
+            await rooms.close_room(room_key)
         else:
             with contextlib.suppress(MediaError):
                 url = await self.placement.placed(room_key)
-                if url in self.links:
-                    await self._destroy_janus_room(self.links[url], room_key)
+                if url in self.janus:
+                    await self.janus[url].destroy_videoroom(room_key)
         with contextlib.suppress(MediaError):
             await self.placement.release(room_key)
 
     # --- streams known to every node ------------------------------------------------------
 
     async def publish(self, room_key: str, stream_id: str, offer_sdp: str) -> Published:
-        published = await super().publish(room_key, stream_id, offer_sdp)
-        room = self._rooms.get(room_key)
-        publisher = room.streams.get(stream_id) if room is not None else None
-        if publisher is not None:
-            info = StreamInfo(simulcast=publisher.simulcast, mids=publisher.mids)
-            try:
-                await self.placement.add_stream(room_key, stream_id, info)
-            except MediaError:
-                await super().unpublish(room_key, stream_id)
-                raise
+        offer = check_offer(offer_sdp, self.config.max_sdp_bytes, self.config.ice_ignore_addresses)
+        rooms = await self._place(room_key)
+        published, publisher = await rooms.publish(room_key, stream_id, offer)
+        info = StreamInfo(simulcast=publisher.simulcast, mids=publisher.mids)
+        try:
+            await self.placement.add_stream(room_key, stream_id, info)
+        except MediaError:
+            await rooms.unpublish(room_key, stream_id)
+            raise
         return published
 
     async def unpublish(self, room_key: str, stream_id: str) -> None:
         """A stream published through another node is kicked out of its VideoRoom: Janus hangs
         it up and the publishing node reports it failed."""
-        room = self._rooms.get(room_key)
-        local = room is not None and stream_id in room.streams
-        await super().unpublish(room_key, stream_id)
+        rooms = self._holding(room_key)
+        local = rooms.publisher(room_key, stream_id) is not None
+        await rooms.unpublish(room_key, stream_id)
         try:
             if not local and await self.placement.stream(room_key, stream_id) is not None:
-                await self._kick(room_key, stream_id)
+                url = await self.placement.placed(room_key)
+                if url in self.janus:
+                    await self.janus[url].kick(room_key, stream_id)
             await self.placement.remove_stream(room_key, stream_id)
         except MediaError as exc:
             logger.warning("room %s: stream %s: %s", room_key, stream_id, exc.message)
 
-    async def _kick(self, room_key: str, stream_id: str) -> None:
-        url = await self.placement.placed(room_key)
-        control = self.links[url].control_if_up() if url in self.links else None
-        if control is None:
+    async def set_muted(self, room_key: str, stream_id: str, kinds: frozenset[MediaKind]) -> None:
+        rooms = self._holding(room_key)
+        if rooms.publisher(room_key, stream_id) is not None:
+            await rooms.set_muted(room_key, stream_id, kinds)
             return
-        body: JSON = {"request": "kick", "room": room_key, "id": stream_id}
-        with contextlib.suppress(JanusError):
-            await control.message(body)
+        info = await self._stream(room_key, stream_id)
+        await (await self._place(room_key)).set_muted(room_key, stream_id, kinds, info.mids)
 
-    async def _source(
-        self, room_key: str, stream_id: str, subscription_id: str
-    ) -> tuple[Room, bool]:
-        room = self._rooms.get(room_key)
-        if room is not None and stream_id in room.streams:
-            return await super()._source(room_key, stream_id, subscription_id)
+    async def subscribe(self, room_key: str, stream_id: str, subscription_id: str) -> str:
+        rooms = self._holding(room_key)
+        if rooms.publisher(room_key, stream_id) is not None:
+            return await rooms.subscribe(room_key, stream_id, subscription_id)
+        info = await self._stream(room_key, stream_id)
+        rooms = await self._place(room_key)
+        elsewhere = StreamSource(info.simulcast, partial(self._published, room_key, stream_id))
+        return await rooms.subscribe(room_key, stream_id, subscription_id, elsewhere)
+
+    async def _stream(self, room_key: str, stream_id: str) -> StreamInfo:
+        """A stream published through another node, as the placement knows it."""
         info = await self.placement.stream(room_key, stream_id)
         if info is None:
             raise MediaError(f"stream {stream_id} is not published in this room")
-        room = await self._ensure_room(room_key)
-        if subscription_id in room.subscriptions:
-            raise MediaError(f"subscription {subscription_id} already exists")
-        return room, info.simulcast
+        return info
 
-    async def _join_subscriber(
-        self, room: Room, stream_id: str, handle: JanusHandle, body: JSON
-    ) -> tuple[JSON, JSON | None]:
-        """Janus knows a feed only once its publisher's media is up, which only the publishing
-        node hears of: a stream published through another node is asked for again (backing
-        off) while Janus answers "no such feed" and the stream is still published, at most
-        ``live_timeout``."""
-        delay = 0.05
-        async with asyncio.timeout(self.live_timeout):
-            while True:
-                try:
-                    return await handle.message(body)
-                except JanusError as exc:
-                    if exc.code != NO_SUCH_FEED or not await self._still_published(room, stream_id):
-                        raise
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 0.5)
-
-    async def _still_published(self, room: Room, stream_id: str) -> bool:
-        if stream_id in room.streams:
+    async def _published(self, room_key: str, stream_id: str) -> bool:
+        if self._holding(room_key).publisher(room_key, stream_id) is not None:
             return True
-        return await self.placement.stream(room.key, stream_id) is not None
+        return await self.placement.stream(room_key, stream_id) is not None
 
-    async def _mute_target(
-        self, room_key: str, stream_id: str
-    ) -> tuple[Room, dict[str, tuple[str, ...]]]:
-        room = self._rooms.get(room_key)
-        if room is not None and stream_id in room.streams:
-            return await super()._mute_target(room_key, stream_id)
-        info = await self.placement.stream(room_key, stream_id)
-        if info is None:
-            raise MediaError(f"stream {stream_id} is not published in this room")
-        return await self._ensure_room(room_key), info.mids
+    # --- what only the holding Janus knows ------------------------------------------------
 
-    async def _deliver_one(self, event: _Event) -> None:
-        room = self._rooms.get(event.room_key)
-        ending = (
-            event.kind == "stream_failed"
-            and room is not None
-            and event.peer_id in room.streams
-            and room.streams[event.peer_id].handle.id == event.handle_id
-        )
-        await super()._deliver_one(event)
-        if ending:
-            with contextlib.suppress(MediaError):
-                await self.placement.remove_stream(event.room_key, event.peer_id)
+    async def accept_answer(self, room_key: str, subscription_id: str, answer_sdp: str) -> None:
+        await self._holding(room_key).accept_answer(room_key, subscription_id, answer_sdp)
+
+    async def select_layer(self, room_key: str, subscription_id: str, layer: int) -> None:
+        self._holding(room_key).select_layer(room_key, subscription_id, layer)
+
+    async def set_layer(self, room_key: str, subscription_id: str, layer: int) -> None:
+        """``select_layer`` that waits for the switch (``JanusRooms.set_layer``)."""
+        await self._holding(room_key).set_layer(room_key, subscription_id, layer)
+
+    async def unsubscribe(self, room_key: str, subscription_id: str) -> None:
+        await self._holding(room_key).unsubscribe(room_key, subscription_id)
+
+    async def add_candidate(
+        self, room_key: str, peer_id: str, candidate: IceCandidate | None
+    ) -> None:
+        await self._holding(room_key).add_candidate(room_key, peer_id, candidate)
 
     # --- a Janus lost and back ------------------------------------------------------------
 
     def _janus_lost(self, url: str) -> None:
         """Every handle on that Janus is gone: drop its rooms here and move them."""
-        link = self.links[url]
-        keys = [key for key, room in self._rooms.items() if room.link is link]
-        for key in keys:
-            self._rooms.pop(key).take_all()
+        keys = self.janus[url].forget_all()
         self._stranded.setdefault(url, set()).update(keys)
         logger.warning("janus pool: %s lost with %d rooms of this node", url, len(keys))
         self.info = self._describe()
@@ -346,15 +365,18 @@ class JanusPoolEngine(JanusEngine):
     # --- reporting ------------------------------------------------------------------------
 
     def stats(self) -> dict[str, int]:
-        counts = super().stats()
-        counts["janus_live"] = len(self.live()) if hasattr(self, "links") else 0
+        counts = {"rooms": 0, "streams": 0, "subscriptions": 0}
+        for rooms in self.janus.values():
+            for name, count in rooms.counts().items():
+                counts[name] += count
+        counts["peer_connections"] = counts["streams"] + counts["subscriptions"]
+        counts["resets"] = self.resets
+        counts["janus_live"] = len(self.live())
         return counts
 
     def _describe(self) -> EngineInfo:
-        if not hasattr(self, "links"):
-            return super()._describe()
         live = self.live()
-        versions = [self.links[url].version for url in live]
+        versions = [self.janus[url].link.version for url in live]
         return EngineInfo(
             name="janus",
             simulcast=True,

@@ -24,10 +24,9 @@ from pathlib import Path
 from typing import Protocol
 
 from parley.errors import MediaError
-from parley.settings import Settings
 from parley.supervision import SupervisedChild
 
-from .config import LOOPBACK, JanusLayout, JanusPorts, JanusSecrets, write_config
+from .config import LOOPBACK, JanusConfig, JanusLayout, JanusPorts, JanusSecrets, write_config
 
 logger = logging.getLogger(__name__)
 
@@ -76,9 +75,9 @@ class ExternalJanus:
         return self._endpoint
 
 
-def find_binary(settings: Settings) -> str | None:
+def find_binary(config: JanusConfig) -> str | None:
     """The Janus executable named by ``janus_binary``, or None when it is not installed."""
-    return shutil.which(settings.janus_binary)
+    return shutil.which(config.janus_binary)
 
 
 def find_library_dir(binary: str) -> Path | None:
@@ -122,7 +121,7 @@ class JanusProcess(SupervisedChild):
 
     def __init__(
         self,
-        settings: Settings,
+        config: JanusConfig,
         *,
         start_timeout: float = 10.0,
         min_backoff: float = 0.5,
@@ -130,14 +129,14 @@ class JanusProcess(SupervisedChild):
         stable_after: float = 30.0,
         stop_timeout: float = 3.0,
     ) -> None:
-        binary = find_binary(settings)
+        binary = find_binary(config)
         if binary is None:
-            raise MediaError(f"janus executable {settings.janus_binary!r} not found")
+            raise MediaError(f"janus executable {config.janus_binary!r} not found")
         library_dir = find_library_dir(binary)
         if library_dir is None:
             raise MediaError("janus VideoRoom plugin or WebSocket transport not found")
         super().__init__(min_backoff, max_backoff, stable_after, stop_timeout)
-        self.settings = settings
+        self.config = config
         self.binary = binary
         self.library_dir = library_dir
         self.secrets = JanusSecrets()
@@ -148,11 +147,11 @@ class JanusProcess(SupervisedChild):
 
     async def start(self) -> None:
         """Start Janus and wait until its API answers; raises ``MediaError`` if it cannot."""
-        if self.settings.media_addresses and all(
-            _on_lo(address) for address in self.settings.media_addresses
+        if self.config.media_addresses and all(
+            _on_lo(address) for address in self.config.media_addresses
         ):
             logger.warning("janus: it never gathers on the loopback interface; no media will flow")
-        base = self.settings.data_dir.resolve() / "janus"
+        base = self.config.data_dir.resolve() / "janus"
         base.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.layout = JanusLayout(Path(tempfile.mkdtemp(prefix="run-", dir=base)))
         await self._spawn()
@@ -185,7 +184,7 @@ class JanusProcess(SupervisedChild):
         self.ports = JanusPorts(api=free_port(), admin=free_port())
         await asyncio.to_thread(
             write_config,
-            self.settings,
+            self.config,
             self.layout,
             self.secrets,
             self.ports,

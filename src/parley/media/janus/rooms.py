@@ -6,7 +6,6 @@ import asyncio
 from dataclasses import dataclass, field
 
 from .client import JanusHandle
-from .link import JanusLink
 
 
 @dataclass
@@ -15,8 +14,19 @@ class Signals:
 
     live: asyncio.Event = field(default_factory=asyncio.Event)
     """Janus reports the PeerConnection up (only then can a publisher be fed)."""
-    layer: asyncio.Event = field(default_factory=asyncio.Event)
-    """Janus reports that a subscription switched simulcast layer."""
+    substreams: dict[str, int] = field(default_factory=dict)
+    """The simulcast layer Janus last reported forwarding to a subscription, by video ``mid``
+    (Janus reports every switch it makes: those asked for, each step down from layer 2 to 0 at
+    successive keyframes, and its own moves up to its default layer while a publisher ramps
+    up)."""
+    reported: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set at each such report."""
+
+    async def forwarding(self, layer: int, mids: tuple[str, ...]) -> None:
+        """Return once Janus has reported forwarding ``layer`` on every one of ``mids``."""
+        while not all(self.substreams.get(mid) == layer for mid in mids):
+            self.reported.clear()
+            await self.reported.wait()
 
 
 @dataclass
@@ -65,8 +75,6 @@ class Room:
     """One Parley room lifetime = one Janus VideoRoom named by the room key."""
 
     key: str
-    link: JanusLink
-    """The Janus the room lives on."""
     streams: dict[str, Publisher] = field(default_factory=dict)
     subscriptions: dict[str, Subscriber] = field(default_factory=dict)
 

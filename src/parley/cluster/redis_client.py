@@ -1,0 +1,81 @@
+"""Every Redis client of Parley is made here, from ``PARLEY_REDIS_URL``.
+
+The URL says all there is to say about the connection, and redis-py reads it: ``redis://`` or
+``rediss://`` (TLS; ``?ssl_ca_certs=/path/ca.pem`` for a private CA), an ACL user and password
+(``rediss://parley:secret@redis.internal:6380/0``) or a ``requirepass`` password alone
+(``redis://:secret@host:6379/0``). Clients differ only in their timeouts.
+
+``require_authentication`` is what a cluster node checks before it starts: a Redis that lets
+anyone who reaches it read and write Parley's keys is refused unless the operator says so
+(``redis_insecure``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from redis.asyncio import Redis
+from redis.exceptions import AuthenticationError, NoPermissionError
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 2.0
+"""Seconds to open a connection to Redis before it counts as unreachable."""
+
+
+class InsecureRedis(Exception):
+    """The cluster's Redis answers without authentication."""
+
+
+def redis_client(url: str, **options: Any) -> Redis:
+    """A client for the Redis at ``url`` (scheme, TLS, user and password all from the URL)."""
+    return Redis.from_url(url, **{"socket_connect_timeout": CONNECT_TIMEOUT, **options})
+
+
+def where(url: str) -> str:
+    """``url`` without its user and password: what logs and errors may show."""
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    shown = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{shown}:{parts.port or 6379}{parts.path}"
+
+
+def without_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+async def answers_anonymously(url: str) -> bool:
+    """Whether the Redis at ``url`` lets a client with no user or password read Parley's keys
+    (the URL's own credentials are left out for the check)."""
+    anonymous = redis_client(without_credentials(url), socket_timeout=5)
+    try:
+        await anonymous.exists("pl:nodes")
+    except (AuthenticationError, NoPermissionError):  # NOAUTH, NOPERM
+        return False
+    finally:
+        await anonymous.aclose()
+    return True
+
+
+async def require_authentication(url: str, insecure: bool) -> None:
+    """Refuse (``InsecureRedis``) a Redis that answers without authentication, unless
+    ``insecure`` (``PARLEY_REDIS_INSECURE=1``), which only logs a warning."""
+    if not await answers_anonymously(url):
+        return
+    if insecure:
+        log.warning(
+            "redis %s answers without authentication (PARLEY_REDIS_INSECURE=1): anyone who "
+            "reaches it can read and change every meeting",
+            where(url),
+        )
+        return
+    raise InsecureRedis(
+        f"the Redis at {where(url)} answers without authentication: anyone who reaches it "
+        "could read and change every meeting. Give it a password (requirepass, or an ACL user) "
+        "and put it in PARLEY_REDIS_URL (redis://:PASSWORD@host:6379/0 or "
+        "rediss://USER:PASSWORD@host:6380/0), or set PARLEY_REDIS_INSECURE=1 to run anyway"
+    )

@@ -1,0 +1,72 @@
+"""Presence fixtures: the same tests on ``InMemoryPresence`` and on ``RedisPresence`` against a
+throwaway ``redis-server`` on 127.0.0.1 (started once per session, emptied before each test).
+
+``nodes`` makes more presences over the same live state: more nodes of a cluster for Redis, the
+one process itself for memory (where every holder is on the same node).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from redis.asyncio import Redis
+
+from parley.cluster.presence import RedisPresence
+from parley.rooms.presence import InMemoryPresence, Presence
+from tests.support.redis_server import RedisServer
+
+Nodes = Callable[[str], Presence]
+"""A presence on node ``name``, sharing the live state of the ``presence`` fixture."""
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def redis_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RedisServer]:
+    server = RedisServer(Path(tmp_path_factory.mktemp("redis")))
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def redis_url(redis_server: RedisServer) -> AsyncIterator[str]:
+    """The session's Redis, empty."""
+    client = Redis.from_url(redis_server.url)
+    try:
+        await client.flushall()
+    finally:
+        await client.aclose()
+    yield redis_server.url
+
+
+@pytest.fixture
+async def redis_clients(redis_url: str) -> AsyncIterator[Callable[[], Redis]]:
+    """Clients of the session's Redis, closed after the test."""
+    clients: list[Redis] = []
+
+    def make() -> Redis:
+        client = Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=5)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.aclose()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def nodes(request: pytest.FixtureRequest) -> Nodes:
+    if request.param == "memory":
+        shared = InMemoryPresence()
+        return lambda _name: shared
+    make: Callable[[], Redis] = request.getfixturevalue("redis_clients")
+    return lambda name: RedisPresence(make(), name)
+
+
+@pytest.fixture
+def presence(nodes: Nodes) -> Presence:
+    return nodes("node1")
