@@ -39,6 +39,7 @@ from parley.rooms.lobby import Lobby
 from parley.rooms.media import MediaLimits, MediaService, networks
 from parley.rooms.meeting_log import NO_LOG, MeetingLog
 from parley.rooms.membership import Membership
+from parley.rooms.pacing import PaceLimits, Pacing
 from parley.rooms.passwords import Passwords
 from parley.rooms.presence import InMemoryPresence, Presence
 from parley.rooms.reconnect import Reconnects
@@ -152,6 +153,15 @@ class Parley:
             meeting_log,
         )
         self.files.on_uploaded = self.metrics.uploaded
+        pacing = Pacing(
+            clock,
+            PaceLimits(
+                state_change_rate=s.state_change_rate,
+                state_change_burst=s.state_change_burst,
+                join_rate=s.join_rate,
+                join_burst=s.join_burst,
+            ),
+        )
         self.media = MediaService(
             self.presence,
             self.engine,
@@ -166,6 +176,7 @@ class Parley:
                 s.max_candidates_per_connection,
                 networks(s.ice_ignore_addresses),
             ),
+            pacing=pacing,
         )
         membership = Membership(
             self.store, self.presence, self.media, self.files, events, signer, clock, meeting_log
@@ -210,6 +221,7 @@ class Parley:
                 s.rooms_list == "public",
                 s.auth == "jwt",
             ),
+            pacing=pacing,
         )
         self.chat_store = BatchingChatStore(self.store, self.db)
         self.chat = ChatService(
@@ -239,6 +251,7 @@ class Parley:
             clock,
             s.reaction_rate,
             s.reaction_burst,
+            pacing=pacing,
         )
         self.chat.on_posted = lambda _message: self.metrics.messages.inc()
         if self.engine is not None:

@@ -166,6 +166,16 @@ class Settings(BaseSettings):
     reaction_rate: float = Field(default=5.0, gt=0)
     """Reactions a participant may send per second."""
     reaction_burst: int = Field(default=5, ge=1)
+    state_change_rate: float = Field(default=5.0, gt=0)
+    """State changes one participant may make per second, sustained: ``raiseHand``,
+    ``startStream``, ``startScreen``, ``mute``, ``muteAll``, ``setRole``, ``updateRoom`` and
+    their opposites (each is told to the whole room); ``RATE_LIMITED`` beyond."""
+    state_change_burst: int = Field(default=20, ge=1)
+    join_rate: float = Field(default=2.0, gt=0)
+    """Entries into rooms (joins, resumes from another connection) and lobby knocks one address
+    may make per second, sustained (each is told to the room or its hosts; leaving follows
+    one); ``RATE_LIMITED`` beyond."""
+    join_burst: int = Field(default=30, ge=1)
 
     # --- chat -------------------------------------------------------------------------------
     max_message_chars: int = Field(default=4000, ge=1)

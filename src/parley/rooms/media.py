@@ -30,6 +30,7 @@ from parley.rooms.models import (
     RoomRecord,
     Source,
 )
+from parley.rooms.pacing import Pacing
 from parley.rooms.presence import Presence
 from parley.rooms.rules import media as rules
 from parley.rooms.rules import screen
@@ -67,6 +68,8 @@ class MediaService:
         events: RoomEvents,
         clock: Clock,
         limits: MediaLimits,
+        *,
+        pacing: Pacing | None = None,
     ) -> None:
         self._presence = presence
         self._engine = engine
@@ -75,6 +78,7 @@ class MediaService:
         self._limits = limits
         self._requests = KeyedLimiter(limits.request_rate, limits.request_burst)
         self._candidates: dict[str, int] = {}
+        self._pacing = pacing or Pacing(clock)
 
     def _require_engine(self) -> MediaEngine:
         if self._engine is None:
@@ -239,6 +243,7 @@ class MediaService:
     # --- screen sharing ---------------------------------------------------------------------
     async def set_screen(self, conn_id: str, room_id: str, on: bool) -> None:
         room, participant = await self._member(conn_id, room_id)
+        self._pacing.state_change(room, conn_id)
         await self._change(room.key, lambda live: screen.set_screen(live, participant.user_id, on))
 
     # --- lifecycle -------------------------------------------------------------------------

@@ -45,6 +45,7 @@ from parley.rooms.models import (
     RoomSummary,
     Waiting,
 )
+from parley.rooms.pacing import Pacing
 from parley.rooms.passwords import Passwords
 from parley.rooms.presence import Presence, RoomHold, hold_live
 from parley.rooms.reconnect import Reconnects
@@ -98,6 +99,8 @@ class RoomsService:
         events: RoomEvents,
         clock: Clock,
         limits: RoomLimits,
+        *,
+        pacing: Pacing | None = None,
     ) -> None:
         self._store = store
         self._presence = presence
@@ -111,6 +114,7 @@ class RoomsService:
         self._limits = limits
         self._create_limiter = KeyedLimiter(limits.room_create_rate, limits.room_create_burst)
         self._create_lock = asyncio.Lock()
+        self._pacing = pacing or Pacing(clock)
 
     def _hold_live(self, room_id: str) -> AbstractAsyncContextManager[RoomHold]:
         return hold_live(self._presence, room_id)
@@ -135,7 +139,9 @@ class RoomsService:
         if not self._create_limiter.allow(address, self._clock.monotonic()):
             raise RateLimited("Too many meetings created; try again in a moment.")
         record, host_key = await self.new_room(room_name, custom_id, RoomSettings(listed=listed))
-        joined = await self.join_room(conn_id, record.room_id, user_name, host_key, None)
+        joined = await self.join_room(
+            conn_id, record.room_id, user_name, host_key, None, address=address
+        )
         assert isinstance(joined, JoinedRoom)  # the host key passes every door
         return CreatedRoom(joined, host_key)
 
@@ -262,6 +268,8 @@ class RoomsService:
                 room, door, conn_id, user_name, user_id, as_host, password, address
             )
             if entered is None:
+                if room.waiting(conn_id) is None:
+                    self._entry(address)
                 room, answer, effects = lobby_rules.knock(
                     room, conn_id, user_name, user_id, secrets.token_hex(8), door.now_ms
                 )
@@ -303,11 +311,13 @@ class RoomsService:
         if participant is None:
             held = room.participant(user_id) if user_id else None
             if held:
+                self._entry(address)
                 room, participant, effects = self._reconnects.resume(room, conn_id, held)
             else:
                 rules.check_room_for_one_more(room, self._limits.max_participants)
                 if not as_host and await self._at_the_door(room, password, address):
                     return None
+                self._entry(address)
                 new_id = user_id or door.new_user_id()
                 room, participant, effects = rules.enter(
                     room, conn_id, user_name, as_host, new_id, door.now_ms
@@ -322,6 +332,11 @@ class RoomsService:
             room, participant, more = rules.make_host(room, participant)
             effects += more
         return room, participant, effects
+
+    def _entry(self, address: str) -> None:
+        """The pace of entries and knocks from one address (none for in-process callers)."""
+        if address:
+            self._pacing.entry(address)
 
     async def _at_the_door(self, room: LiveRoom, password: str | None, address: str) -> bool:
         """The lock, the password and the lobby, for someone with neither the host key nor a
@@ -381,6 +396,7 @@ class RoomsService:
     async def set_streaming(self, conn_id: str, room_id: str, on: bool) -> None:
         effects: Effects = ()
         async with self._hold_live(room_id) as hold:
+            self._pacing.state_change(hold.room, conn_id)
             room, effects = media_rules.set_streaming(hold.room, conn_id, on)
             hold.save(room)
         await self._membership.settle(effects)
