@@ -139,9 +139,7 @@ class RoomsService:
         if not self._create_limiter.allow(address, self._clock.monotonic()):
             raise RateLimited("Too many meetings created; try again in a moment.")
         record, host_key = await self.new_room(room_name, custom_id, RoomSettings(listed=listed))
-        joined = await self.join_room(
-            conn_id, record.room_id, user_name, host_key, None, address=address
-        )
+        joined = await self.join_room(conn_id, record.room_id, user_name, host_key, None)
         assert isinstance(joined, JoinedRoom)  # the host key passes every door
         return CreatedRoom(joined, host_key)
 
@@ -334,7 +332,8 @@ class RoomsService:
         return room, participant, effects
 
     def _entry(self, address: str) -> None:
-        """The pace of entries and knocks from one address (none for in-process callers)."""
+        """The pace of entries and knocks from one address (none without one: a creator
+        entering its new room, paced by ``room_create_rate``)."""
         if address:
             self._pacing.entry(address)
 
