@@ -9,7 +9,7 @@ import pytest
 
 from parley.media.fake import FakeEngine
 from parley.settings import Settings
-from tests.support.clients import Client
+from tests.support.clients import Client, Clients
 from tests.support.server import RunningServer, run_server
 
 
@@ -32,13 +32,5 @@ async def server(settings: Settings, engine: FakeEngine) -> AsyncIterator[Runnin
 @pytest.fixture
 async def connect(server: RunningServer) -> AsyncIterator[Callable[[], Awaitable[Client]]]:
     """``await connect()`` gives a new connected client; all are closed after the test."""
-    clients: list[Client] = []
-
-    async def make() -> Client:
-        client = await Client(server.url).connect()
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        await client.close()
+    async with Clients() as clients:
+        yield lambda: clients.connect(server.url)

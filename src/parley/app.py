@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 import socketio
@@ -15,14 +17,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp
 
-from parley.chat.service import ChatLimits, ChatService
+from parley.bus import MediaBus, Signal
 from parley.clock import Clock, SystemClock
 from parley.cluster.node import ClusterNode, WallClock
-from parley.errors import ErrorCode
+from parley.domain import Ports, build_domain, limits_from
+from parley.errors import ErrorCode, MediaError
 from parley.files.blobs import BlobDir
 from parley.files.links import DownloadLinks
-from parley.files.service import FileLimits, FilesService
 from parley.http import api, probe, routes
 from parley.http import metrics as metrics_http
 from parley.http.metrics import Metrics
@@ -31,24 +34,16 @@ from parley.http.security import Guard
 from parley.media.embedded.probe import probe_peers
 from parley.media.engine import MediaEngine
 from parley.media.select import create_engine
-from parley.ratelimit import KeyedLimiter, shared_by
-from parley.rooms.controls import Controls
-from parley.rooms.expiry import IdleRooms
+from parley.ratelimit import KeyedLimiter
 from parley.rooms.grants import JoinGrants
-from parley.rooms.lobby import Lobby
-from parley.rooms.media import MediaLimits, MediaService, networks
 from parley.rooms.meeting_log import NO_LOG, MeetingLog
-from parley.rooms.membership import Membership
-from parley.rooms.pacing import PaceLimits, Pacing
-from parley.rooms.passwords import Passwords
 from parley.rooms.presence import InMemoryPresence, Presence
-from parley.rooms.reconnect import Reconnects
-from parley.rooms.service import RoomLimits, RoomsService
 from parley.settings import Settings
 from parley.signalling import server as signalling
 from parley.signalling.dispatch import Bounds
 from parley.signalling.events import SocketRoomEvents
 from parley.signalling.handlers import Handlers
+from parley.signalling.sessions import COUNT_EVERY, SessionLimits
 from parley.store.batching import BatchingChatStore
 from parley.store.database import make_engine, migrate
 from parley.store.repository import Store
@@ -60,6 +55,31 @@ from parley.webhooks.worker import RetryPolicy, WebhookWorker
 
 log = logging.getLogger(__name__)
 _UNSET: Any = object()
+
+Layer = Callable[[ASGIApp], ASGIApp]
+
+
+def cluster_media_problem(settings: Settings) -> str | None:
+    """Why the media settings cannot serve a cluster node (``redis_url`` set), or None.
+
+    A room's people may be on several nodes, so its media must be negotiated on a server every
+    node reaches: the embedded engine (media inside one node) and a Janus of a node's own cannot.
+    The one place this rule lives."""
+    if not settings.redis_url:
+        return None
+    engine = settings.media_engine
+    if engine == "none" or (engine in ("janus", "auto") and settings.janus_urls):
+        return None
+    if engine == "janus":
+        return (
+            "cluster mode (PARLEY_REDIS_URL) with PARLEY_MEDIA_ENGINE=janus needs "
+            "PARLEY_JANUS_URLS: the Janus servers every node shares"
+        )
+    return (
+        f"cluster mode (PARLEY_REDIS_URL) cannot use the {engine} media engine: the embedded "
+        "engine cannot serve a room whose people are on several nodes; set "
+        "PARLEY_MEDIA_ENGINE=janus with PARLEY_JANUS_URLS (or none)"
+    )
 
 
 class Parley:
@@ -74,46 +94,34 @@ class Parley:
     ) -> None:
         self.settings = s = settings
         self.tls = tls
-        self._expiry: asyncio.Task[None] | None = None
-        self._file_expiry: asyncio.Task[None] | None = None
-        clock = clock or SystemClock()
+        problem = cluster_media_problem(s)
+        if problem is not None:
+            raise MediaError(problem)
+        self.clock = clock = clock or SystemClock()
         _prepare_data_dir(s)
         secret = s.secret_key or load_or_create_secret(s.data_dir / "secret.key")
-        signer = TokenSigner(secret, s.token_max_age_seconds)
-        links = DownloadLinks(secret, clock, s.download_url_seconds)
+        self.signer = TokenSigner(secret, s.token_max_age_seconds)
+        self.links = DownloadLinks(secret, clock, s.download_url_seconds)
+        self.grants = JoinGrants(s.jwt_secret, s.jwt_public_key, s.jwt_leeway_seconds)
         self.db = make_engine(s.resolved_database_url)
-        self.store = Store(self.db)
+        log_written = Signal()  # the webhook worker, built on the store, subscribes
+        self.store = Store(self.db, on_log_written=log_written)
+        self.chat_store = BatchingChatStore(self.store, self.db)
         self.engine = create_engine(s) if engine is _UNSET else engine
+        engine_events = MediaBus()  # the media service, built on the engine, subscribes
+        if self.engine is not None:
+            self.engine.set_listener(engine_events)
         # Cluster mode (redis_url): live state, room events and rate limits shared in Redis.
         self.cluster = ClusterNode(s) if s.cluster else None
         self.presence: Presence = self.cluster.presence if self.cluster else InMemoryPresence()
-        # Per connection: never shared between nodes.
-        self._reads = KeyedLimiter(s.read_rate, s.read_burst)
+        self.shared_limits = self.cluster.buckets if self.cluster else None
         # PARLEY_TURN=embedded: Parley's own coturn, whose secret signs participants' TURN
         # credentials exactly as an external one's (turn_secret) would.
         self.turn = TurnProcess(s, tls) if s.turn == "embedded" else None
-        http_settings = (
-            s if self.turn is None else s.model_copy(update={"turn_secret": self.turn.secret})
-        )
         self.metrics = Metrics(self.presence, self.engine)
-        self.webhooks: WebhookWorker | None = None
-        meeting_log: MeetingLog = NO_LOG
-        if s.webhook_urls and s.webhook_secret:
-            self.webhooks = WebhookWorker(
-                self.store,
-                s.webhook_urls,
-                s.webhook_secret,
-                clock,
-                RetryPolicy(
-                    s.webhook_retry_base_seconds,
-                    s.webhook_retry_max_seconds,
-                    s.webhook_give_up_seconds,
-                    s.webhook_timeout_seconds,
-                ),
-                on_outcome=self.metrics.delivery,
-            )
-            meeting_log = OutboxLog(self.store, s.webhook_urls, clock)
-            self.store.on_log_written = self.webhooks.wake
+        self.webhooks, meeting_log = self._webhooks(s, clock)
+        if self.webhooks is not None:
+            log_written.subscribe(self.webhooks.wake)
         self.sio = signalling.make_server(
             s.cors_origins,
             s.max_socket_message_bytes,
@@ -121,142 +129,66 @@ class Parley:
             s.ping_timeout_seconds,
             max(s.max_outbound_bytes, 2 * s.max_answer_bytes),
             self.cluster.manager if self.cluster else None,
+            SessionLimits(
+                max_connections_per_address=s.max_connections_per_address,
+                connect_timeout_seconds=s.connect_timeout_seconds,
+                fd_reserve=s.fd_reserve,
+                count_every=COUNT_EVERY,
+            ),
         )
-        with shared_by(self.cluster.buckets if self.cluster else None):
-            self._build(s, clock, signer, links, meeting_log, http_settings, tls)
+        self.domain = d = build_domain(
+            self._ports(engine_events, meeting_log), limits_from(s), clock
+        )
+        self.rooms, self.chat, self.media, self.files = d.rooms, d.chat, d.media, d.files
+        self.controls, self.lobby, self.idle = d.controls, d.lobby, d.idle
+        self.reconnects = d.reconnects
+        self._install_signalling(s)
+        self.http = self._http_app(s)
+        self.asgi = _fold(self.http, self._layers(s))
+        self._running: contextlib.AsyncExitStack | None = None
 
-    def _build(
-        self,
-        s: Settings,
-        clock: Clock,
-        signer: TokenSigner,
-        links: DownloadLinks,
-        meeting_log: MeetingLog,
-        http_settings: Settings,
-        tls: TlsFiles | None,
-    ) -> None:
-        events = SocketRoomEvents(self.sio, links=links)
-        blobs = BlobDir(s.files_dir)
-        self.files = FilesService(
+    def _webhooks(self, s: Settings, clock: Clock) -> tuple[WebhookWorker | None, MeetingLog]:
+        """The meeting log and its worker, when webhooks are configured."""
+        if not (s.webhook_urls and s.webhook_secret):
+            return None, NO_LOG
+        policy = RetryPolicy(
+            s.webhook_retry_base_seconds,
+            s.webhook_retry_max_seconds,
+            s.webhook_give_up_seconds,
+            s.webhook_timeout_seconds,
+        )
+        worker = WebhookWorker(
             self.store,
-            blobs,
-            self.presence,
-            signer,
+            s.webhook_urls,
+            s.webhook_secret,
             clock,
-            FileLimits(
-                s.max_upload_bytes,
-                s.max_room_upload_bytes,
-                s.max_total_upload_bytes,
-                s.unattached_upload_seconds,
-            ),
-            links,
-            meeting_log,
+            policy,
+            on_outcome=self.metrics.delivery,
         )
-        self.files.on_uploaded = self.metrics.uploaded
-        pacing = Pacing(
-            clock,
-            PaceLimits(
-                state_change_rate=s.state_change_rate,
-                state_change_burst=s.state_change_burst,
-                join_rate=s.join_rate,
-                join_burst=s.join_burst,
-            ),
-        )
-        self.media = MediaService(
-            self.presence,
-            self.engine,
-            events,
-            clock,
-            MediaLimits(
-                s.max_streams_per_participant,
-                s.max_subscriptions_per_participant,
-                s.max_peer_connections,
-                s.media_request_rate,
-                s.media_request_burst,
-                s.max_candidates_per_connection,
-                networks(s.ice_ignore_addresses),
-            ),
-            pacing=pacing,
-        )
-        membership = Membership(
-            self.store, self.presence, self.media, self.files, events, signer, clock, meeting_log
-        )
-        passwords = Passwords(clock, s.max_wrong_passwords, s.wrong_password_window_seconds)
-        grants = JoinGrants(s.jwt_secret, s.jwt_public_key, s.jwt_leeway_seconds)
-        self.lobby = Lobby(self.presence, membership, events, clock)
-        self.reconnects = Reconnects(
-            self.presence,
-            membership,
-            events,
-            signer,
-            WallClock() if self.cluster else clock,
-            s.reconnect_grace_seconds,
-            self.cluster.name if self.cluster else None,
-        )
-        self.idle = IdleRooms(
-            self.store,
-            self.presence,
-            membership,
-            clock,
-            s.empty_room_ttl_seconds,
-            s.unused_room_ttl_seconds,
-        )
-        self.rooms = RoomsService(
-            self.store,
-            self.presence,
-            membership,
-            self.reconnects,
-            self.lobby,
-            passwords,
-            grants,
-            events,
-            clock,
-            RoomLimits(
-                s.max_rooms,
-                s.max_participants,
-                s.room_create_rate,
-                s.room_create_burst,
-                s.max_user_name_chars,
-                s.max_room_name_chars,
-                s.rooms_list == "public",
-                s.auth == "jwt",
-            ),
-            pacing=pacing,
-        )
-        self.chat_store = BatchingChatStore(self.store, self.db)
-        self.chat = ChatService(
-            self.chat_store,
-            self.store,
-            self.presence,
-            events,
-            clock,
-            ChatLimits(
-                s.history_default_limit,
-                s.history_max_limit,
-                s.chat_rate,
-                s.chat_burst,
-                s.max_message_chars,
-                s.chat_address_rate,
-                s.chat_address_burst,
-            ),
-        )
-        self.controls = Controls(
-            self.presence,
-            self.store,
-            membership,
-            self.lobby,
-            self.media,
-            passwords,
-            events,
-            clock,
-            s.reaction_rate,
-            s.reaction_burst,
-            pacing=pacing,
-        )
-        self.chat.on_posted = lambda _message: self.metrics.messages.inc()
-        if self.engine is not None:
-            self.engine.set_listener(self.media)
+        return worker, OutboxLog(self.store, s.webhook_urls, clock)
 
+    def _ports(self, engine_events: MediaBus, meeting_log: MeetingLog) -> Ports:
+        metrics = self.metrics
+        return Ports(
+            store=self.store,
+            chat_store=self.chat_store,
+            presence=self.presence,
+            engine=self.engine,
+            engine_events=engine_events,
+            events=SocketRoomEvents(self.sio, links=self.links),
+            blobs=BlobDir(self.settings.files_dir),
+            signer=self.signer,
+            links=self.links,
+            grants=self.grants,
+            meeting_log=meeting_log,
+            shared_limits=self.shared_limits,
+            node=self.cluster.name if self.cluster else None,
+            shared_clock=WallClock() if self.cluster else None,
+            on_uploaded=metrics.uploaded,
+            on_posted=lambda _message: metrics.messages.inc(),
+        )
+
+    def _install_signalling(self, s: Settings) -> None:
         async def address_of(sid: str) -> str:
             session = await self.sio.get_session(sid)
             return str(session.get("address", "unknown"))
@@ -273,79 +205,84 @@ class Parley:
             address_of,
             emit,
             s.max_answer_bytes,
-            links=links,
+            links=self.links,
         )
+        # Per connection: never shared between nodes.
+        reads = KeyedLimiter("signalling.read", s.read_rate, s.read_burst)
         signalling.install(
             self.sio,
             handlers.routes(),
             self.rooms,
-            Bounds(s.max_answer_bytes, self._reads, observe=self.metrics.answered),
+            Bounds(s.max_answer_bytes, reads, observe=self.metrics.answered),
             s.max_connections_per_address,
         )
-        self.http = FastAPI(
+
+    def _http_app(self, s: Settings) -> FastAPI:
+        """The HTTP edge: the admin API (with an API key), probes, routes and metrics."""
+        http = FastAPI(
             title="Parley admin API",
             version="1",
             docs_url=None,
             redoc_url=None,
             openapi_url=f"{api.PREFIX}/openapi.json" if s.api_key else None,
         )
-        _install_http_errors(self.http)
+        _install_http_errors(http)
         if s.api_key:
-            router = api.install(
-                self.http,
-                api.ApiDeps(
-                    s.api_key,
-                    self.rooms,
-                    self.controls,
-                    self.chat,
-                    grants,
-                    links,
-                    clock,
-                    KeyedLimiter(s.api_rate, s.api_burst),
-                ),
+            limiter = KeyedLimiter("api.key", s.api_rate, s.api_burst, shared=self.shared_limits)
+            api_deps = api.ApiDeps(
+                s.api_key,
+                self.rooms,
+                self.controls,
+                self.chat,
+                self.grants,
+                self.links,
+                self.clock,
+                limiter,
             )
-            _describe_only_the_api(self.http, router)
-        enabled = self.engine is not None and s.max_probes > 0
-        self.probes = probe.Probes(http_settings, enabled, tls, probe_peers(http_settings))
-        probe.install(self.http, self.probes)
-        routes.install(
-            self.http,
-            routes.HttpDeps(
-                http_settings,
-                self.store,
-                self.presence,
-                self.files,
-                self.engine,
-                signer,
-                time.monotonic(),
-                tls=tls,
-                node=self.cluster.name if self.cluster else None,
-                nodes=self.cluster.live_nodes if self.cluster else None,
-            ),
+            _describe_only_the_api(http, api.install(http, api_deps))
+        # The HTTP edge hands out the embedded TURN server's credentials like an external one's.
+        edge = s if self.turn is None else s.model_copy(update={"turn_secret": self.turn.secret})
+        probes_on = self.engine is not None and s.max_probes > 0
+        self.probes = probe.Probes(
+            edge, probes_on, self.tls, probe_peers(edge), shared=self.shared_limits
         )
-        metrics_http.install(self.http, self.metrics, s.api_key)
-        guarded = Guard(
-            signalling.ContainedWebSockets(
-                signalling.guard(
-                    self.sio,
-                    socketio.ASGIApp(
-                        self.sio,
-                        other_asgi_app=self.http,
-                        on_startup=self.start,
-                        on_shutdown=self.close,
-                    ),
-                    s.max_socket_message_bytes,
-                    s.header_timeout_seconds,
-                )
-            ),
-            s.allowed_hosts,
+        probe.install(http, self.probes)
+        deps = routes.HttpDeps(
+            edge,
+            self.store,
+            self.presence,
+            self.files,
+            self.engine,
+            self.signer,
+            time.monotonic(),
+            tls=self.tls,
+            node=self.cluster.name if self.cluster else None,
+            nodes=self.cluster.live_nodes if self.cluster else None,
         )
-        # Over HTTPS served by Parley itself, Socket.IO's same-origin check must see https.
-        self.asgi = SecureScheme(guarded)
+        routes.install(http, deps)
+        metrics_http.install(http, self.metrics, s.api_key)
+        return http
+
+    def _layers(self, s: Settings) -> list[Layer]:
+        """The ASGI stack around the HTTP app, innermost first."""
+        return [
+            lambda app: socketio.ASGIApp(
+                self.sio, other_asgi_app=app, on_startup=self.start, on_shutdown=self.close
+            ),
+            lambda app: signalling.guard(
+                self.sio, app, s.max_socket_message_bytes, s.header_timeout_seconds
+            ),
+            signalling.ContainedWebSockets,
+            lambda app: Guard(app, s.allowed_hosts),
+            # Over HTTPS served by Parley itself, Socket.IO's same-origin check must see https.
+            SecureScheme,
+        ]
 
     async def start(self) -> None:
         try:
-            await self._start()
+            async with contextlib.AsyncExitStack() as stack:
+                await self._start(stack)
+                self._running = stack.pop_all()
         except BaseException as error:
             # uvicorn says only "Application startup failed": the cause goes to the log.
             log.critical(
@@ -355,6 +292,33 @@ class Parley:
                 exc_info=not isinstance(error, OSError),
             )
             raise
+
+    async def _start(self, stack: contextlib.AsyncExitStack) -> None:
+        """Start everything in order, each registering its close on ``stack`` (closed in the
+        reverse order: on shutdown, or at once when a later start fails)."""
+        stack.push_async_callback(self.store.close)
+        await migrate(self.db)
+        if self.cluster is not None:
+            await self.cluster.start(self._node_gone)
+            stack.push_async_callback(self.cluster.close)
+        await self.files.sweep()
+        await self.chat_store.start()
+        stack.push_async_callback(self.chat_store.close)
+        for part in (self.webhooks, self.turn, self.engine):
+            if part is not None:
+                await part.start()
+                stack.push_async_callback(part.close)
+        stack.push_async_callback(self.probes.close)
+        stack.push_async_callback(self.reconnects.close)
+        if self.idle.enabled:
+            stack.push_async_callback(_stop, asyncio.create_task(self.idle.run()))
+        stack.push_async_callback(_stop, asyncio.create_task(self.files.run_expiry()))
+        log.info(
+            "parley ready: data in %s, media engine %s%s",
+            self.settings.data_dir,
+            self.engine.info.name if self.engine else "none",
+            f", cluster node {self.cluster.name}" if self.cluster else "",
+        )
 
     async def _node_gone(self, name: str) -> None:
         """Cluster mode: node ``name`` died (or this node restarted under its name): the
@@ -366,48 +330,23 @@ class Parley:
                     await self.reconnects.adopt(summary.record, participant.user_id, name)
         await self.lobby.node_gone(name)  # and whoever waited at a door there is gone too
 
-    async def _start(self) -> None:
-        await migrate(self.db)
-        if self.cluster is not None:
-            await self.cluster.start(self._node_gone)
-        await self.files.sweep()
-        await self.chat_store.start()
-        if self.webhooks is not None:
-            await self.webhooks.start()
-        if self.turn is not None:
-            await self.turn.start()
-        if self.engine is not None:
-            await self.engine.start()
-        if self.idle.enabled:
-            self._expiry = asyncio.create_task(self.idle.run())
-        self._file_expiry = asyncio.create_task(self.files.run_expiry())
-        log.info(
-            "parley ready: data in %s, media engine %s%s",
-            self.settings.data_dir,
-            self.engine.info.name if self.engine else "none",
-            f", cluster node {self.cluster.name}" if self.cluster else "",
-        )
-
     async def close(self) -> None:
-        for task in (self._expiry, self._file_expiry):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        self._expiry = self._file_expiry = None
-        await self.reconnects.close()
-        await self.probes.close()
-        if self.cluster is not None:
-            await self.cluster.close()
-        await self.chat_store.close()
-        if self.webhooks is not None:
-            await self.webhooks.close()
-        if self.engine is not None:
-            await self.engine.close()
-        if self.turn is not None:
-            await self.turn.close()
-        await self.store.close()
-        log.info("parley stopped")
+        """Close what ``start`` started, in the reverse order; idempotent."""
+        running, self._running = self._running, None
+        if running is not None:
+            await running.aclose()
+            log.info("parley stopped")
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def _fold(app: ASGIApp, layers: list[Layer]) -> ASGIApp:
+    """``app`` wrapped in each layer in turn (the first innermost)."""
+    return functools.reduce(lambda inner, layer: layer(inner), layers, app)
 
 
 def _prepare_data_dir(settings: Settings) -> None:
@@ -482,7 +421,7 @@ def create_app(
     engine: MediaEngine | None = _UNSET,
     clock: Clock | None = None,
     tls: TlsFiles | None = None,
-) -> SecureScheme:
+) -> ASGIApp:
     """The ASGI application for ``settings`` (served over HTTPS with ``tls``, when given); its
     lifespan starts and stops everything."""
     return Parley(settings, engine, clock, tls).asgi

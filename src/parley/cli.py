@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import resource
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from pydantic import ValidationError
 
 from parley import __version__, doctor, tls
 from parley.app import create_app
+from parley.errors import MediaError
 from parley.settings import Settings
 from parley.signalling.uvicorn_internals import FrameWebSocketProtocol, header_timeout_protocol
 from parley.tokens import WeakSecret
@@ -69,10 +71,37 @@ def main(argv: list[str] | None = None) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    raise_open_files_limit(settings.fd_reserve)
     try:
         uvloop.run(serve(settings))
-    except (WeakSecret, tls.TlsError, TurnError) as error:
+    except (WeakSecret, tls.TlsError, TurnError, MediaError) as error:
         raise SystemExit(f"parley: {error}") from None
+
+
+def raise_open_files_limit(reserve: int) -> int:
+    """Raise this process's soft file-descriptor limit to its hard limit (every connection,
+    file and media socket is one); returns the limit now in force. ``reserve``: the
+    descriptors connections leave free (``fd_reserve``), for the warning when it is low."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, doctor.WANTED_OPEN_FILES)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+        except (ValueError, OSError) as error:
+            logging.getLogger("parley").warning(
+                "could not raise the open files limit from %d to %d: %s", soft, wanted, error
+            )
+    if soft != resource.RLIM_INFINITY and soft < doctor.WANTED_OPEN_FILES:
+        logging.getLogger("parley").warning(
+            "open files limit is %d (hard limit %d): raise it to %d or more (LimitNOFILE=, "
+            "ulimit -Hn); new connections are refused %d before it (PARLEY_FD_RESERVE)",
+            soft,
+            hard,
+            doctor.WANTED_OPEN_FILES,
+            reserve,
+        )
+    return soft
 
 
 def server_config(

@@ -1,9 +1,9 @@
 """``parley doctor``: a deployment checked from the server's side, with what to fix.
 
-It reads the same settings as ``parley serve`` and writes nothing: the certificate (names,
-expiry), the addresses the SFU will announce, the RTP port range, the TURN server (whether
-it answers, accepts Parley's credentials and relays to the SFU's media addresses) and, in
-cluster mode, whether Redis asks for a password.
+It reads the same settings as ``parley serve`` and writes nothing: the file-descriptor limit,
+the certificate (names, expiry), the addresses the SFU will announce, the RTP port range, the
+TURN server (whether it answers, accepts Parley's credentials and relays to the SFU's media
+addresses) and, in cluster mode, whether Redis asks for a password.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import ipaddress
+import resource
 import shutil
 import socket
 import time
@@ -30,6 +31,9 @@ from parley.turn.process import probe_address
 from parley.turn.stun import check_relay, stun_binding
 
 Level = Literal["ok", "warning", "problem"]
+
+WANTED_OPEN_FILES = 4096
+"""The file-descriptor limit below which ``parley serve`` and ``parley doctor`` warn."""
 
 
 @dataclass
@@ -339,8 +343,27 @@ async def check_redis(settings: Settings, report: Report) -> None:
         report.problem(what + "change every meeting, so cluster nodes refuse to start", fix)
 
 
+def check_open_files(settings: Settings, report: Report) -> None:
+    """The descriptor limit ``parley serve`` will run with: it raises the soft limit to the
+    hard one at start."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    limit = hard if hard != resource.RLIM_INFINITY else max(soft, WANTED_OPEN_FILES)
+    if soft == resource.RLIM_INFINITY or limit >= WANTED_OPEN_FILES:
+        shown = "unlimited" if soft == resource.RLIM_INFINITY else str(soft)
+        report.ok(f"open files limit: soft {shown}, raised to {limit} when serving")
+        return
+    report.warn(
+        f"open files limit: soft {soft}, hard {hard}: below {WANTED_OPEN_FILES}, so about "
+        f"{max(0, limit - settings.fd_reserve)} connections at most (fd_reserve "
+        f"{settings.fd_reserve} are kept free)",
+        f"raise the hard limit to {WANTED_OPEN_FILES} or more (systemd: LimitNOFILE=65536; "
+        "shell: ulimit -Hn 65536 as root; Docker: --ulimit nofile=65536:65536)",
+    )
+
+
 async def run(settings: Settings) -> Report:
     report = Report()
+    check_open_files(settings, report)
     check_tls(settings, report)
     peers = check_addresses(settings, report)
     check_ports(settings, report)

@@ -1,18 +1,16 @@
 """Token buckets: how often something may happen, with a burst allowance.
 
-In cluster mode a ``KeyedLimiter`` made while ``shared_by(backend)`` is in effect also holds
-across nodes: it still decides at once from its local bucket (the callers' interface stays
-synchronous), and reports what it let through to the backend, which spends it from the one
-bucket of that key all nodes share and writes back what is left. A key used on two nodes thus
-gets the shared rate, give or take what passes on one node between two of those exchanges
-(milliseconds).
+In cluster mode a ``KeyedLimiter`` given a ``shared`` backend also holds across nodes: it still
+decides at once from its local bucket (the callers' interface stays synchronous), and reports
+what it let through to the backend, which spends it from the one bucket of that (name, key) all
+nodes share and writes back what is left. A key used on two nodes thus gets the shared rate,
+give or take what passes on one node between two of those exchanges (milliseconds). A
+limiter's name is what the nodes meet on: it is written in the code, stable across versions
+and unique per limiter (``"chat.participant"``).
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -42,37 +40,30 @@ class TokenBucket:
 class SharedBuckets(Protocol):
     """Where limiters of several nodes meet (cluster mode)."""
 
-    def register(self, rate: float, burst: int) -> str:
-        """A name for one limiter, the same on every node (they make theirs in one order)."""
-
     def spent(self, name: str, key: str, bucket: TokenBucket) -> None:
-        """``bucket`` (of ``key``) let one through; the shared bucket is to know, and
-        ``bucket.tokens`` to be set to what is left of it."""
-
-
-_shared: ContextVar[SharedBuckets | None] = ContextVar("parley_shared_buckets", default=None)
-
-
-@contextlib.contextmanager
-def shared_by(backend: SharedBuckets | None) -> Iterator[None]:
-    """Limiters made inside this block share their buckets through ``backend``."""
-    token = _shared.set(backend)
-    try:
-        yield
-    finally:
-        _shared.reset(token)
+        """``bucket`` (of ``key`` in the limiter ``name``) let one through; the shared bucket
+        is to know, and ``bucket.tokens`` to be set to what is left of it."""
 
 
 class KeyedLimiter:
-    """One bucket per key (a connection, an address), forgotten when full again."""
+    """One bucket per key (a connection, an address), forgotten when full again; ``name``
+    says which limit it is (``"chat.participant"``), the same on every node."""
 
-    def __init__(self, rate: float, burst: int, max_keys: int = 100_000) -> None:
+    def __init__(
+        self,
+        name: str,
+        rate: float,
+        burst: int,
+        *,
+        shared: SharedBuckets | None = None,
+        max_keys: int = 100_000,
+    ) -> None:
+        self.name = name
         self._rate = rate
         self._burst = burst
         self._max_keys = max_keys
         self._buckets: dict[str, TokenBucket] = {}
-        self._shared = _shared.get()
-        self._name = self._shared.register(rate, burst) if self._shared is not None else ""
+        self._shared = shared
 
     def allow(self, key: str, now: float) -> bool:
         bucket = self._buckets.get(key)
@@ -82,7 +73,7 @@ class KeyedLimiter:
             bucket = self._buckets[key] = TokenBucket(self._rate, self._burst)
         allowed = bucket.take(now)
         if allowed and self._shared is not None:
-            self._shared.spent(self._name, key, bucket)
+            self._shared.spent(self.name, key, bucket)
         return allowed
 
     def forget(self, key: str) -> None:

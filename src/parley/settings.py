@@ -224,10 +224,19 @@ class Settings(BaseSettings):
     read_burst: int = Field(default=30, ge=1)
     """Of those reads, how many a connection may send at once."""
     max_connections_per_address: int = Field(default=20, ge=1)
-    """Socket.IO connections open at once from one client address; one more is refused."""
+    """Connections open at once from one client address (its /64 for IPv6): Engine.IO
+    sessions, counted at the long-polling handshake or the WebSocket's opening, whether or not
+    they connected Socket.IO. One more is refused (HTTP 429)."""
     header_timeout_seconds: float = Field(default=10.0, gt=0)
     """Time a client has to send a request's headers (and a long-polling request its body)
     before the server closes the connection."""
+    connect_timeout_seconds: float = Field(default=10.0, gt=0)
+    """A connection that has not connected the Socket.IO namespace this long after it opened
+    (or after it left it) is closed."""
+    fd_reserve: int = Field(default=512, ge=16)
+    """File descriptors new connections never take: kept free for the database, uploads and
+    downloads, media sockets and plain HTTP. Past that, a new connection answers 503
+    ``SERVER_FULL``. ``parley serve`` raises its soft descriptor limit to the hard one."""
 
     # --- media ------------------------------------------------------------------------------
     media_engine: Literal["embedded", "janus", "auto", "none"] = "embedded"
@@ -403,11 +412,6 @@ class Settings(BaseSettings):
                 "cluster mode (PARLEY_REDIS_URL) needs PARLEY_FILES_DIR, a folder every node "
                 "reaches (a shared filesystem)"
             )
-        from parley.media.select import cluster_media_problem  # the media rule lives there
-
-        media = cluster_media_problem(self)
-        if media is not None:
-            problems.append(media)
         return problems
 
     @property

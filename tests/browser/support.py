@@ -8,13 +8,13 @@ import re
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 from playwright.sync_api import (
     Browser,
     BrowserContext,
@@ -24,8 +24,12 @@ from playwright.sync_api import (
     expect,
 )
 
+from parley.media.janus import janus_available
+from parley.media.select import janus_config
+from parley.settings import Settings
 from tests.support.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.support.server import ChildServer, spawn_server
+from tests.support.waiting import wait_until_sync
 
 ROOT = Path(__file__).resolve().parents[2]
 STATIC_INDEX = ROOT / "src" / "parley" / "static" / "index.html"
@@ -47,6 +51,12 @@ ACTION_TIMEOUT = 2 * CONDITION_TIMEOUT
 
 
 Server = ChildServer
+
+
+def skip_without_janus() -> None:
+    """Skip (the calling module, or the test) when Debian's janus is not installed."""
+    if not janus_available(janus_config(Settings(janus_url=None))):
+        pytest.skip("janus is not installed (Debian package `janus`)", allow_module_level=True)
 
 
 @contextmanager
@@ -84,6 +94,42 @@ class Meeting:
 
     def others(self, person: Participant) -> list[Participant]:
         return [p for p in self.everyone if p is not person]
+
+
+@contextmanager
+def three_in_a_meeting(browser: Browser, title: str, media: bool, **env: str) -> Iterator[Meeting]:
+    """On a new server (see ``running_server``), Alice creates the meeting ``title`` and Bob
+    and Carol join it; on the way out none of their pages may have thrown, and all three are
+    closed."""
+    people: list[Participant] = []
+    with running_server(media, **env) as server:
+        try:
+            for name in ("Alice", "Bob", "Carol"):
+                people.append(Participant.open(browser, name, server.url))
+            alice, bob, carol = people
+            room_id = alice.create_meeting(title)
+            bob.join_meeting(room_id)
+            carol.join_meeting(room_id)
+            yield Meeting(server, room_id, alice, bob, carol)
+            for person in people:
+                assert not person.errors, f"{person.name}'s page threw: {person.errors}"
+        finally:
+            for person in people:
+                person.close()
+
+
+def end_for_everyone(meeting: Meeting) -> None:
+    """Alice ends the meeting for all (confirming in the dialog); returns once everyone sees
+    the ended screen."""
+    alice = meeting.alice
+    alice.button("End meeting for all").click()
+    dialog = alice.page.get_by_role("dialog")
+    expect(dialog).to_contain_text("End the meeting for everyone?")
+    dialog.get_by_role("button", name="End now").click()
+    for person in meeting.everyone:
+        expect(
+            person.page.get_by_role("heading", name="The host ended the meeting")
+        ).to_be_visible()
 
 
 def camera_stats(person: Participant) -> list[dict[str, Any]]:
@@ -236,14 +282,7 @@ def wait_until(
     predicate: Any, timeout: float = CONDITION_TIMEOUT, interval: float = 0.25, what: str = ""
 ) -> Any:
     """Polls ``predicate`` until it returns something truthy; fails with ``what``."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what or predicate}; last value: {last!r}")
+    return wait_until_sync(predicate, timeout, what or str(predicate), interval)
 
 
 class AckLoss:

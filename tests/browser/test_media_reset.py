@@ -15,15 +15,13 @@ import psutil
 import pytest
 from playwright.sync_api import Browser, expect
 
-from parley.media.janus import janus_available
-from parley.media.select import janus_config
-from parley.settings import Settings
 from tests.browser.support import (
     MEDIA_TIMEOUT,
     NON_BLACK,
     Participant,
     Server,
     running_server,
+    skip_without_janus,
     wait_until,
 )
 from tests.support.media_net import media_net
@@ -32,8 +30,7 @@ __all__ = ["media_net"]  # a fixture, used by name below
 
 pytestmark = [pytest.mark.browser, pytest.mark.media, pytest.mark.slow]
 
-if not janus_available(janus_config(Settings(janus_url=None))):
-    pytest.skip("janus is not installed (Debian package `janus`)", allow_module_level=True)
+skip_without_janus()
 
 
 @pytest.fixture

@@ -20,7 +20,8 @@ from tests.browser.support import (
     Meeting,
     Participant,
     camera_stats,
-    running_server,
+    end_for_everyone,
+    three_in_a_meeting,
     wait_decoding,
     wait_until,
 )
@@ -30,20 +31,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.media, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def meeting(browser: Browser) -> Iterator[Meeting]:
-    with running_server(media=True) as server:
-        alice = Participant.open(browser, "Alice", server.url)
-        bob = Participant.open(browser, "Bob", server.url)
-        carol = Participant.open(browser, "Carol", server.url)
-        try:
-            room_id = alice.create_meeting("Weekly sync")
-            bob.join_meeting(room_id)
-            carol.join_meeting(room_id)
-            yield Meeting(server, room_id, alice, bob, carol)
-            for person in (alice, bob, carol):
-                assert not person.errors, f"{person.name}'s page threw: {person.errors}"
-        finally:
-            for person in (alice, bob, carol):
-                person.close()
+    with three_in_a_meeting(browser, "Weekly sync", media=True) as meeting:
+        yield meeting
 
 
 def remote_video(person: Participant, other: Participant):
@@ -262,12 +251,4 @@ def test_a_non_host_has_no_end_button(meeting: Meeting) -> None:
 
 
 def test_the_host_ends_the_meeting_and_everyone_sees_the_ended_screen(meeting: Meeting) -> None:
-    alice = meeting.alice
-    alice.button("End meeting for all").click()
-    dialog = alice.page.get_by_role("dialog")
-    expect(dialog).to_contain_text("End the meeting for everyone?")
-    dialog.get_by_role("button", name="End now").click()
-    for person in meeting.everyone:
-        expect(
-            person.page.get_by_role("heading", name="The host ended the meeting")
-        ).to_be_visible()
+    end_for_everyone(meeting)

@@ -14,26 +14,20 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Locator, Request, expect
 
-from tests.browser.support import SCREENSHOTS, Meeting, Participant, running_server
+from tests.browser.support import (
+    SCREENSHOTS,
+    Meeting,
+    Participant,
+    three_in_a_meeting,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
 def meeting(browser: Browser) -> Iterator[Meeting]:
-    with running_server(media=False) as server:
-        people = [Participant.open(browser, name, server.url) for name in ("Alice", "Bob", "Carol")]
-        alice, bob, carol = people
-        try:
-            room_id = alice.create_meeting("Controls")
-            bob.join_meeting(room_id)
-            carol.join_meeting(room_id)
-            yield Meeting(server, room_id, alice, bob, carol)
-            for person in people:
-                assert not person.errors, f"{person.name}'s page threw: {person.errors}"
-        finally:
-            for person in people:
-                person.close()
+    with three_in_a_meeting(browser, "Controls", media=False) as meeting:
+        yield meeting
 
 
 @pytest.fixture(scope="module")

@@ -15,16 +15,14 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, expect
 
-from parley.media.janus import janus_available
-from parley.media.select import janus_config
-from parley.settings import Settings
 from tests.browser.support import (
     MEDIA_TIMEOUT,
     NON_BLACK,
     Meeting,
-    Participant,
     Server,
-    running_server,
+    end_for_everyone,
+    skip_without_janus,
+    three_in_a_meeting,
     wait_decoding,
     wait_until,
 )
@@ -34,26 +32,14 @@ __all__ = ["media_net"]  # a fixture, used by name below
 
 pytestmark = [pytest.mark.browser, pytest.mark.media, pytest.mark.slow]
 
-if not janus_available(janus_config(Settings(janus_url=None))):
-    pytest.skip("janus is not installed (Debian package `janus`)", allow_module_level=True)
+skip_without_janus()
 
 
 @pytest.fixture(scope="module")
 def meeting(browser: Browser, media_net: str) -> Iterator[Meeting]:
     env = {"PARLEY_MEDIA_ENGINE": "janus", "PARLEY_MEDIA_ADDRESSES": media_net}
-    with running_server(media=True, **env) as server:
-        people = [Participant.open(browser, name, server.url) for name in ("Alice", "Bob", "Carol")]
-        alice, bob, carol = people
-        try:
-            room_id = alice.create_meeting("Janus sync")
-            bob.join_meeting(room_id)
-            carol.join_meeting(room_id)
-            yield Meeting(server, room_id, alice, bob, carol)
-            for person in people:
-                assert not person.errors, f"{person.name}'s page threw: {person.errors}"
-        finally:
-            for person in people:
-                person.close()
+    with three_in_a_meeting(browser, "Janus sync", media=True, **env) as meeting:
+        yield meeting
 
 
 def server_media(server: Server) -> dict[str, Any]:
@@ -85,15 +71,7 @@ def test_each_participant_decodes_the_two_others_video(meeting: Meeting) -> None
 
 
 def test_the_host_ends_the_meeting_and_janus_keeps_nothing_of_it(meeting: Meeting) -> None:
-    alice = meeting.alice
-    alice.button("End meeting for all").click()
-    dialog = alice.page.get_by_role("dialog")
-    expect(dialog).to_contain_text("End the meeting for everyone?")
-    dialog.get_by_role("button", name="End now").click()
-    for person in meeting.everyone:
-        expect(
-            person.page.get_by_role("heading", name="The host ended the meeting")
-        ).to_be_visible()
+    end_for_everyone(meeting)
     wait_until(
         lambda: (m := server_media(meeting.server))["rooms"] == 0 and m["peerConnections"] == 0,
         what="the Janus engine holding no room and no connection",

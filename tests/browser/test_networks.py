@@ -10,11 +10,7 @@ One server for the module: ``PARLEY_TLS=self-signed``, the embedded SFU on 127.0
 
 from __future__ import annotations
 
-import shutil
-import socket
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -28,29 +24,16 @@ from tests.browser.support import (
     Server,
     camera_stats,
     launch,
+    running_server,
     wait_decoding,
     wait_until,
 )
 from tests.support.media_net import media_net
-from tests.support.server import spawn_server
+from tests.support.ports import free_udp_and_tcp_port
 
 __all__ = ["media_net"]
 
 pytestmark = pytest.mark.media
-
-
-def free_port(address: str) -> int:
-    """A port free for both UDP and TCP on ``address``."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind((address, 0))
-            port: int = tcp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind((address, port))
-                except OSError:
-                    continue
-                return port
 
 
 @pytest.fixture(scope="module")
@@ -66,27 +49,18 @@ def browser(playwright: Playwright, media_net: str) -> Iterator[Browser]:
 def server(media_net: str) -> Iterator[Server]:
     if find_turnserver(Settings()) is None:
         pytest.skip("coturn is not installed (Debian package `coturn`)")
-    data_dir = Path(tempfile.mkdtemp(prefix="parley-networks-"))
-    child = spawn_server(
-        data_dir,
-        {
-            "PARLEY_MEDIA_ENGINE": "embedded",
-            "PARLEY_MEDIA_ADDRESSES": "127.0.0.1",
-            "PARLEY_TLS": "self-signed",
-            "PARLEY_TURN": "embedded",
-            "PARLEY_TURN_PORT": str(free_port(media_net)),
-            "PARLEY_TURN_LISTEN_ADDRESSES": media_net,
-            "PARLEY_TURN_HOST": media_net,
-            "PARLEY_TURN_ALLOW_LOOPBACK": "true",
-            "PARLEY_TURN_RELAY_PORT_MIN": "46000",
-            "PARLEY_TURN_RELAY_PORT_MAX": "46999",
-        },
-    )
-    try:
+    with running_server(
+        media=True,
+        PARLEY_TLS="self-signed",
+        PARLEY_TURN="embedded",
+        PARLEY_TURN_PORT=str(free_udp_and_tcp_port(media_net)),
+        PARLEY_TURN_LISTEN_ADDRESSES=media_net,
+        PARLEY_TURN_HOST=media_net,
+        PARLEY_TURN_ALLOW_LOOPBACK="true",
+        PARLEY_TURN_RELAY_PORT_MIN="46000",
+        PARLEY_TURN_RELAY_PORT_MAX="46999",
+    ) as child:
         yield child
-    finally:
-        child.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def open_person(browser: Browser, name: str, server: Server) -> Participant:

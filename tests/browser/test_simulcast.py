@@ -16,12 +16,17 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser
 
-from parley.media.janus import janus_available
-from parley.media.select import janus_config
-from parley.settings import Settings
-from tests.browser.support import MEDIA_TIMEOUT, Participant, Server, running_server, wait_until
+from tests.browser.support import (
+    MEDIA_TIMEOUT,
+    Participant,
+    Server,
+    running_server,
+    skip_without_janus,
+    wait_until,
+)
 
-pytestmark = [pytest.mark.browser, pytest.mark.media, pytest.mark.slow]
+# Three encoded layers, Janus and Chromium on two shared cores: a test may take over a minute.
+pytestmark = [pytest.mark.browser, pytest.mark.media, pytest.mark.slow, pytest.mark.timeout(300)]
 
 
 def _media_net_fixture() -> Any:
@@ -52,8 +57,7 @@ TILE_WIDTH = """(userId) => {
 
 @pytest.fixture(scope="module")
 def janus_server(request: pytest.FixtureRequest) -> Iterator[Server]:
-    if not janus_available(janus_config(Settings(janus_url=None))):
-        pytest.skip("janus is not installed (Debian package `janus`)")
+    skip_without_janus()
     media_net: str = request.getfixturevalue("media_net")
     with running_server(
         media=True, PARLEY_MEDIA_ENGINE="janus", PARLEY_MEDIA_ADDRESSES=media_net

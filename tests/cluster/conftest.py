@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.clients import Client, Clients, Connect
 from tests.support.cluster import Cluster, RedisServer
 from tests.support.postgres import PostgresCluster, running_postgres
 
@@ -49,3 +50,16 @@ def cluster(request: pytest.FixtureRequest, cluster_postgres: PostgresCluster) -
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture
+async def connect(cluster: Cluster) -> AsyncIterator[Connect]:
+    """``await connect("node1")`` (a node's name, or any URL such as the load balancer's)
+    gives a new connected client; all are closed after the test."""
+    async with Clients() as clients:
+
+        def to(target: str) -> Awaitable[Client]:
+            url = cluster.nodes[target].url if target in cluster.nodes else target
+            return clients.connect(url)
+
+        yield to

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,6 +21,7 @@ from parley.media.select import janus_config
 from parley.settings import Settings
 from tests.support.clients import Client
 from tests.support.cluster import Cluster
+from tests.support.flow import grows, quiet
 from tests.support.media_net import media_net
 from tests.support.peers import TestPublisher, TestSubscriber
 from tests.support.postgres import PostgresCluster
@@ -71,16 +71,6 @@ async def media_cluster(
             await asyncio.to_thread(running.stop)
     finally:
         await asyncio.gather(*(process.close() for process in processes))
-
-
-def quiet(subscriber: TestSubscriber, kind: str, seconds: float) -> bool:
-    arrivals = subscriber.packets_of(kind)
-    return bool(arrivals) and time.monotonic() - arrivals[-1] >= seconds
-
-
-async def grows(subscriber: TestSubscriber, kind: str, by: int, what: str) -> None:
-    start = len(subscriber.packets_of(kind))
-    await wait_until(lambda: len(subscriber.packets_of(kind)) >= start + by, 20, what)
 
 
 async def test_a_camera_on_node_1_is_seen_on_node_2_and_muted_from_there(

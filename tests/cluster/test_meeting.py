@@ -3,31 +3,15 @@ folder): every feature behaves as on one node."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.support.clients import Client
 from tests.support.cluster import Cluster
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-async def connect(cluster: Cluster) -> AsyncIterator[Any]:
-    clients: list[Client] = []
-
-    async def make(node: str) -> Client:
-        client = await Client(cluster.nodes[node].url).connect()
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        await client.close()
 
 
 async def test_health_names_the_node_and_the_live_nodes(cluster: Cluster) -> None:

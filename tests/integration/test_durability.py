@@ -9,17 +9,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import os
 import signal
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.support.clients import Client
+from tests.support.clients import Client, Clients
 from tests.support.server import ChildServer, spawn_server
+from tests.support.uploads import content, digest
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
@@ -28,23 +28,6 @@ MESSAGES = 60
 FILE_SIZE = 3 * 1024 * 1024 + 17
 # Let one client send its messages back to back.
 ENV = {"PARLEY_CHAT_RATE": "1000", "PARLEY_CHAT_BURST": "1000"}
-_BLOCK = os.urandom(1024 * 1024)
-
-
-def content(size: int) -> Iterator[bytes]:
-    sent, index = 0, 0
-    while sent < size:
-        chunk = (index.to_bytes(8, "big") + _BLOCK[8:])[: size - sent]
-        sent += len(chunk)
-        index += 1
-        yield chunk
-
-
-def digest(size: int) -> str:
-    hasher = hashlib.sha256()
-    for chunk in content(size):
-        hasher.update(chunk)
-    return hasher.hexdigest()
 
 
 @contextlib.asynccontextmanager
@@ -54,27 +37,13 @@ async def child(data_dir: Path) -> AsyncIterator[ChildServer]:
     try:
         yield server
     finally:
-        if server.process.poll() is None:
-            server.kill()
-        if server.process.stdout is not None:
-            server.process.stdout.close()
+        server.kill()
 
 
 @contextlib.asynccontextmanager
-async def clients(url: str) -> AsyncIterator[Callable[[], Any]]:
-    made: list[Client] = []
-
-    async def make() -> Client:
-        client = await Client(url).connect()
-        made.append(client)
-        return client
-
-    try:
-        yield make
-    finally:
-        for client in made:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(client.close(), 5)
+async def clients(url: str) -> AsyncIterator[Callable[[], Awaitable[Client]]]:
+    async with Clients() as made:
+        yield lambda: made.connect(url)
 
 
 async def upload(url: str, token: str, room_id: str, name: str, size: int) -> dict[str, Any]:
@@ -224,7 +193,7 @@ async def test_an_upload_cut_by_a_crash_leaves_nothing_after_the_restart(tmp_pat
     async with child(data_dir) as first, clients(first.url) as connect:
         created = await (await connect()).ok("createRoom", {"userName": "Ada", "roomName": "R"})
         kept = await upload(first.url, created["token"], created["roomId"], "kept.bin", 1000)
-        port = int(first.url.rsplit(":", 1)[1])
+        port = first.port
         _, writer = await asyncio.open_connection("127.0.0.1", port)
         boundary = "crash-boundary"
         head = (

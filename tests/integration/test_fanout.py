@@ -7,37 +7,30 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from websockets.frames import Frame, Opcode
 
 from parley.signalling.socketio_internals import ws_frame
-from tests.integration.test_socket_bounds import RawSocketIO, port_of
 from tests.support.clients import Client
-from tests.support.server import ChildServer, spawn_server
+from tests.support.raw_socketio import RawSocketIO
+from tests.support.server import ChildServer, spawned
 
 
 @pytest.fixture(scope="module")
 def child(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChildServer]:
-    data: Path = tmp_path_factory.mktemp("fanout")
-    server = spawn_server(
-        data,
-        env={
-            "PARLEY_MAX_ANSWER_BYTES": "65536",
-            "PARLEY_MAX_OUTBOUND_BYTES": str(256 * 1024),
-            "PARLEY_CHAT_RATE": "100000",
-            "PARLEY_CHAT_BURST": "100000",
-            "PARLEY_CHAT_ADDRESS_RATE": "100000",
-            "PARLEY_CHAT_ADDRESS_BURST": "100000",
-            "PARLEY_RECONNECT_GRACE_SECONDS": "0",
-            "PARLEY_MAX_CONNECTIONS_PER_ADDRESS": "100",
-        },
-    )
-    try:
+    env = {
+        "PARLEY_MAX_ANSWER_BYTES": "65536",
+        "PARLEY_MAX_OUTBOUND_BYTES": str(256 * 1024),
+        "PARLEY_CHAT_RATE": "100000",
+        "PARLEY_CHAT_BURST": "100000",
+        "PARLEY_CHAT_ADDRESS_RATE": "100000",
+        "PARLEY_CHAT_ADDRESS_BURST": "100000",
+        "PARLEY_RECONNECT_GRACE_SECONDS": "0",
+        "PARLEY_MAX_CONNECTIONS_PER_ADDRESS": "100",
+    }
+    with spawned(tmp_path_factory.mktemp("fanout"), env) as server:
         yield server
-    finally:
-        server.stop()
 
 
 async def room(child: ChildServer, transports: list[list[str]]) -> tuple[str, list[Client]]:
@@ -132,7 +125,7 @@ async def test_a_recipient_that_vanishes_mid_broadcast_leaves_the_others_whole(
 ) -> None:
     room_id, people = await room(child, [["websocket"]] * 4)
     host = people[0]
-    raw = await RawSocketIO.open(port_of(child))
+    raw = await RawSocketIO.open(child.port)
     joined = await raw.call("joinRoom", {"roomId": room_id, "userName": "Gone"})
     assert isinstance(joined, dict) and joined["ok"] is True
     gone = joined["data"]["userId"]
@@ -167,7 +160,7 @@ async def test_a_recipient_that_stops_reading_is_dropped_and_the_others_get_ever
 ) -> None:
     room_id, people = await room(child, [["websocket"], ["polling"]])
     host = people[0]
-    stalled = await RawSocketIO.open(port_of(child))
+    stalled = await RawSocketIO.open(child.port)
     joined = await stalled.call("joinRoom", {"roomId": room_id, "userName": "Stalled"})
     assert isinstance(joined, dict) and joined["ok"] is True
     stalled_id = joined["data"]["userId"]

@@ -13,9 +13,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from parley.media.fake import FakeEngine
 from parley.settings import Settings
-from tests.integration.test_files import Form, upload
 from tests.support.clients import Client
 from tests.support.server import RunningServer, run_server
+from tests.support.uploads import Form, upload
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

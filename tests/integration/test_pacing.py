@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_socket_bounds import RawSocketIO, port_of, room_with
 from tests.support.clients import Client
-from tests.support.server import ChildServer, spawn_server
+from tests.support.raw_socketio import RawSocketIO
+from tests.support.server import ChildServer, spawned
 
 STATE_RATE, STATE_BURST = 5.0, 20  # the defaults of state_change_rate / _burst
 JOIN_RATE, JOIN_BURST = 2.0, 30  # the defaults of join_rate / join_burst
@@ -24,11 +24,14 @@ JOIN_RATE, JOIN_BURST = 2.0, 30  # the defaults of join_rate / join_burst
 
 @pytest.fixture
 def child(tmp_path: Path) -> Iterator[ChildServer]:
-    server = spawn_server(tmp_path, env={"PARLEY_MAX_OUTBOUND_BYTES": str(64 * 1024)})
-    try:
+    with spawned(tmp_path, {"PARLEY_MAX_OUTBOUND_BYTES": str(64 * 1024)}) as server:
         yield server
-    finally:
-        server.stop()
+
+
+async def room_with(child: ChildServer, name: str) -> tuple[Client, str]:
+    host = await Client(child.url).connect()
+    created = await host.ok("createRoom", {"userName": name, "roomName": name})
+    return host, str(created["roomId"])
 
 
 def most(rate: float, burst: int, seconds: float) -> int:
@@ -45,7 +48,7 @@ async def test_a_participant_toggling_its_hand_is_paced_and_a_slow_listener_stay
     child: ChildServer,
 ) -> None:
     host, room_id = await room_with(child, "Hands")
-    listener = await RawSocketIO.open(port_of(child))
+    listener = await RawSocketIO.open(child.port)
     flooder = await Client(child.url).connect()
     try:
         joined = await listener.call("joinRoom", {"roomId": room_id, "userName": "Slow"})

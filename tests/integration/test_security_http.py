@@ -27,10 +27,11 @@ from parley.app import Parley
 from parley.media.fake import FakeEngine
 from parley.settings import IceServer, Settings
 from parley.tokens import WeakSecret
-from tests.integration.test_files import MIB, Form, upload
 from tests.support.clients import Client
 from tests.support.fakes import FakeClock
 from tests.support.server import RunningServer, run_server
+from tests.support.uploads import MIB, Form, upload
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -477,16 +478,18 @@ async def test_an_upload_never_attached_is_deleted_after_its_lifetime(tmp_path: 
                 for _ in range(2)
             ]
             await host.ok("message", {"roomId": created["roomId"], "message": "", "file": posted})
-            await asyncio.sleep(0.5)  # sweeps run; on the server's clock no time has passed
+            # A sweep now: on the server's clock no time has passed, so nothing has expired.
+            assert await server.parley.files.expire_unattached() == 0
             assert await server.parley.store.list_filenames() == {
                 posted["filename"],
                 forgotten["filename"],
             }
             clock.advance(1)
-            deadline = asyncio.get_running_loop().time() + 5
-            while forgotten["filename"] in await server.parley.store.list_filenames():
-                assert asyncio.get_running_loop().time() < deadline, "never expired"
-                await asyncio.sleep(0.05)
+
+            async def expired() -> bool:
+                return forgotten["filename"] not in await server.parley.store.list_filenames()
+
+            await wait_until(expired, 5, "the forgotten upload to expire")
             assert not (settings.files_dir / forgotten["filename"]).exists()
             assert (settings.files_dir / posted["filename"]).exists()
             history = await host.ok("getChatHistory", {"roomId": created["roomId"]})

@@ -17,7 +17,8 @@ import pytest
 
 from parley import tls
 from parley.settings import Settings
-from tests.support.server import spawn_server
+from tests.support.ports import free_udp_and_tcp_port
+from tests.support.server import spawned
 
 
 def served_certificate(url: str) -> bytes:
@@ -42,36 +43,26 @@ def pem_to_der(path: Path) -> bytes:
 def test_self_signed_https_is_served_and_kept_across_restarts(tmp_path: Path) -> None:
     data = tmp_path / "data"
     cert = data / "tls" / "cert.pem"
-    first = spawn_server(data, {"PARLEY_TLS": "self-signed"})
-    try:
+    with spawned(data, {"PARLEY_TLS": "self-signed"}) as first:
         assert first.url.startswith("https://127.0.0.1:")
         answer = httpx.get(f"{first.url}/health", verify=ssl.create_default_context(cafile=cert))
         assert answer.status_code == 200
         served = served_certificate(first.url)
-    finally:
-        first.stop()
     assert served == pem_to_der(cert)
     assert stat.S_IMODE((data / "tls" / "key.pem").stat().st_mode) == 0o600
     names = tls.describe(cert).names
     assert {"localhost", "127.0.0.1", socket.gethostname().lower()} <= set(names)
-    again = spawn_server(data, {"PARLEY_TLS": "self-signed"})
-    try:
+    with spawned(data, {"PARLEY_TLS": "self-signed"}) as again:
         assert served_certificate(again.url) == served  # the same certificate, unchanged
-    finally:
-        again.stop()
 
 
 def test_a_given_certificate_is_served_as_given(tmp_path: Path) -> None:
     made = Settings(data_dir=tmp_path / "elsewhere", tls="self-signed", host="127.0.0.1")
     files = tls.self_signed(made)
     data = tmp_path / "data"
-    server = spawn_server(
-        data, {"PARLEY_TLS_CERT": str(files.cert), "PARLEY_TLS_KEY": str(files.key)}
-    )
-    try:
+    env = {"PARLEY_TLS_CERT": str(files.cert), "PARLEY_TLS_KEY": str(files.key)}
+    with spawned(data, env) as server:
         assert served_certificate(server.url) == pem_to_der(files.cert)
-    finally:
-        server.stop()
     assert not (data / "tls").exists()  # nothing self-signed was made
 
 
@@ -131,17 +122,14 @@ def test_doctor_is_content_with_a_working_embedded_turn(tmp_path: Path) -> None:
     env = {
         "PARLEY_TURN": "embedded",
         "PARLEY_TURN_LISTEN_ADDRESSES": "127.0.0.1",
-        "PARLEY_TURN_PORT": str(free_udp_tcp_port()),
+        "PARLEY_TURN_PORT": str(free_udp_and_tcp_port()),
         "PARLEY_TURN_ALLOW_LOOPBACK": "true",
         "PARLEY_MEDIA_ADDRESSES": "127.0.0.1",
         "PARLEY_RTP_PORT_MIN": "40000",
         "PARLEY_RTP_PORT_MAX": "40099",
     }
-    server = spawn_server(data, env)
-    try:
+    with spawned(data, env):
         result = doctor({"PYTHONPATH": ":".join(sys.path), **env}, data)
-    finally:
-        server.stop()
     assert result.returncode == 0, result.stdout + result.stderr
     port = env["PARLEY_TURN_PORT"]
     for transport in ("UDP", "TCP"):
@@ -149,16 +137,3 @@ def test_doctor_is_content_with_a_working_embedded_turn(tmp_path: Path) -> None:
             f"ok: TURN 127.0.0.1:{port} over {transport}: its relay reaches the SFU's address "
             "127.0.0.1" in result.stdout
         )
-
-
-def free_udp_tcp_port() -> int:
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind(("127.0.0.1", 0))
-            port: int = tcp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -25,10 +24,11 @@ from parley.store.database import make_engine, migrate
 from parley.store.repository import Store
 from parley.webhooks.signing import verify
 from parley.webhooks.worker import RetryPolicy, WebhookWorker
-from tests.integration.test_files import Form, upload
 from tests.store.conftest import postgres, postgres_url  # noqa: F401  (fixtures)
 from tests.support.clients import Client
+from tests.support.ports import free_port
 from tests.support.server import RunningServer, run_server
+from tests.support.uploads import Form, upload
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -225,16 +225,10 @@ async def test_a_second_arrival_in_an_emptied_room_does_not_start_it_again(
     assert events[3]["participant"]["userName"] == "Grace"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def test_a_receiver_down_across_a_restart_gets_everything_in_order(
     tmp_path: Path,
 ) -> None:
-    receiver = Receiver(port=_free_port())  # not listening yet
+    receiver = Receiver(port=free_port())  # not listening yet
     settings = webhook_settings(tmp_path / "data", receiver.url)
     expected: dict[str, list[str]] = {}
     async with run_server(settings, FakeEngine()) as server:
@@ -325,7 +319,13 @@ async def test_two_nodes_on_one_postgresql_deliver_each_event_once_in_room_order
     try:
         await asyncio.gather(*(worker.start() for worker in workers))
         await wait_until(lambda: len(receiver.got) >= len(entries), 20, "every event")
-        await asyncio.sleep(0.3)  # anything delivered twice would have arrived by now
+
+        async def settled() -> bool:
+            # Nothing left to claim, then no delivery under way: no event can be sent again.
+            empty = await stores[0].pending_deliveries() == 0
+            return empty and not any(worker.delivering for worker in workers)
+
+        await wait_until(settled, 20, "both workers idle with an empty outbox")
         assert len(receiver.got) == len(entries)
         for room in rooms:
             assert [e["id"] for e in receiver.of(room)] == [f"{room}-{n:02d}" for n in range(10)]

@@ -42,6 +42,10 @@ async def server(tmp_path: Path, media_net: str) -> AsyncIterator[RunningServer]
         media_engine="janus",
         media_addresses=[media_net],
         janus_url=None,
+        chat_rate=1000.0,  # the chatter sends as fast as its messages come back
+        chat_burst=1000,
+        chat_address_rate=1000.0,
+        chat_address_burst=1000,
     )
     if not janus_available(janus_config(settings)):
         pytest.skip("janus is not installed (Debian package `janus`)")
@@ -169,11 +173,11 @@ async def test_two_watchers_decode_a_camera_and_ending_the_meeting_empties_janus
 
 @dataclass
 class Chatter:
-    """Each client sends a message every ``interval`` seconds and notes when and how it was
-    acknowledged; ``check`` then insists that every message was acked and reached everyone."""
+    """Each client sends a message, notes when and how it was acknowledged, and sends the next
+    once everyone has it (the pace of a conversation, not of a clock); ``check`` then insists
+    that every message was acked and reached everyone."""
 
     meeting: Meeting
-    interval: float = 0.25
     sent: list[tuple[float, str, dict[str, Any]]] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -189,7 +193,16 @@ class Chatter:
                 "message", {"roomId": self.meeting.room_id, "message": text}, timeout=10
             )
             self.sent.append((at, text, reply))
-            await asyncio.sleep(self.interval)
+            if reply.get("ok") is not True:
+                return  # check() reports it
+
+            def everyone_has_it(text: str = text) -> bool:
+                return all(
+                    any(m["message"] == text for m in other.received["message"])
+                    for other in self.meeting.everyone
+                )
+
+            await wait_until(everyone_has_it, 10.0, f"{text!r} at every client")
 
     async def stop(self) -> None:
         for task in self._tasks:

@@ -8,9 +8,7 @@ script, the Socket.IO client, is fulfilled by Playwright on that same origin."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ import pytest_asyncio
 from parley.media.embedded import EmbeddedEngine, config_from_settings
 from parley.settings import Settings
 from tests.support.server import RunningServer, run_server
+from tests.support.waiting import wait_for_value
 
 async_api = pytest.importorskip("playwright.async_api")
 
@@ -143,14 +142,7 @@ async def eventually(
     timeout: float = MEDIA_DEADLINE,
 ) -> Any:
     """Polls ``probe`` until ``accept`` holds for its value; fails with the last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await probe()
-        if accept(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}; last value: {value!r}")
-        await asyncio.sleep(0.25)
+    return await wait_for_value(probe, accept, timeout, what, step=0.25)
 
 
 def video_decoded(stats: dict[str, Any]) -> bool:

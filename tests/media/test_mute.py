@@ -4,25 +4,14 @@ unmuting brings it back. Counted in RTP packets at the subscriber, before any de
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from parley.media.engine import MediaEngine
-from tests.support.peers import ROOM, Peers, TestSubscriber
+from tests.support.flow import grows, quiet
+from tests.support.peers import ROOM, Peers
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.media, pytest.mark.slow]
-
-
-def quiet(subscriber: TestSubscriber, kind: str, seconds: float) -> bool:
-    arrivals = subscriber.packets_of(kind)
-    return bool(arrivals) and time.monotonic() - arrivals[-1] >= seconds
-
-
-async def grows(subscriber: TestSubscriber, kind: str, by: int, what: str) -> None:
-    start = len(subscriber.packets_of(kind))
-    await wait_until(lambda: len(subscriber.packets_of(kind)) >= start + by, 20, what)
 
 
 async def test_a_muted_kind_stops_reaching_subscribers_and_comes_back(

@@ -217,8 +217,8 @@ def subscriber_session(wire: Wire, ssrc: int) -> SendSession:
 
 
 async def settle() -> None:
-    for _ in range(5):
-        await asyncio.sleep(0)
+    """Let the sending tasks run until they wait on something (a few loop turns)."""
+    await next_turns(5)
 
 
 async def test_subscriber_starts_on_a_keyframe_with_continuous_rewritten_sequence() -> None:

@@ -6,7 +6,8 @@ import pytest
 
 from parley.errors import MediaError
 from parley.media.engine import IceCandidate
-from parley.media.sdp import announce, check_candidate, check_description
+from parley.media.janus.videoroom import check_offer
+from parley.media.sdp import announce, check_candidate, check_description, ignored_networks
 
 OFFER = (
     "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
@@ -108,3 +109,14 @@ def test_announced_address_replaces_local_host_candidates() -> None:
     assert "a=candidate:1 1 udp 2130706431 203.0.113.7 5000 typ host" in out
     assert "198.51.100.1 5000 typ srflx" in out
     assert announce(sdp, None, ()) == sdp
+
+
+def test_a_janus_publish_offer_loses_its_candidates_in_ignored_networks() -> None:
+    offer = (
+        OFFER
+        + "a=candidate:1 1 udp 2130706431 127.0.0.3 4000 typ host\r\n"
+        + "a=candidate:2 1 udp 2130706430 127.0.0.1 4001 typ host\r\n"
+    )
+    checked = check_offer(offer, 64 * 1024, ignored_networks(["127.0.0.3/32"]))
+    assert "127.0.0.3" not in checked.sdp
+    assert "127.0.0.1 4001" in checked.sdp

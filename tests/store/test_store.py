@@ -25,8 +25,8 @@ from parley.rooms.models import RoomGone, RoomRecord
 from parley.settings import Settings
 from parley.store.database import current_revision, head_revision, make_engine, migrate
 from parley.store.repository import Store
-from tests.integration.test_fuzz import Fuzzing, calls, check_ack, fuzz_settings
 from tests.support.clients import Client
+from tests.support.fuzzing import Fuzzing, calls, check_ack, fuzz_settings, fuzzing_on
 from tests.support.server import run_server
 
 
@@ -347,13 +347,8 @@ async def test_nul_characters_in_ids_never_reach_postgresql_as_internal_errors(
 @pytest.fixture
 async def postgres_fuzzing(postgres_url: str, tmp_path: Path) -> AsyncIterator[Fuzzing]:
     settings = fuzz_settings(tmp_path / "data", postgres_url)
-    async with run_server(settings, FakeEngine()) as server:
-        state = Fuzzing(server)
-        await state.start()
-        try:
-            yield state
-        finally:
-            await state.close()
+    async with run_server(settings, FakeEngine()) as server, fuzzing_on(server) as state:
+        yield state
 
 
 @pytest.mark.postgres

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from types import TracebackType
 from typing import Any
 
 import socketio
@@ -108,3 +111,39 @@ class Client:
     async def close(self) -> None:
         if self.sio.connected:
             await self.sio.disconnect()
+        else:  # refused or dropped: Engine.IO may still hold its HTTP session
+            await self.sio.eio.disconnect(abort=True)
+
+
+Connect = Callable[[str], Awaitable[Client]]
+"""A fixture's way to connect a new client to a node (by name or URL)."""
+
+
+class Clients:
+    """Connects clients and, on leaving (``async with``) or ``close()``, closes every one of
+    them, whatever state the test left them in."""
+
+    def __init__(self) -> None:
+        self.opened: list[Client] = []
+
+    async def connect(self, url: str, transports: list[str] | None = None) -> Client:
+        client = Client(url)
+        self.opened.append(client)
+        return await client.connect(transports)
+
+    async def close(self) -> None:
+        while self.opened:
+            client = self.opened.pop()
+            with contextlib.suppress(Exception):  # its server may be gone: not for long
+                await asyncio.wait_for(client.close(), 5)
+
+    async def __aenter__(self) -> Clients:
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()

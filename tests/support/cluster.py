@@ -11,27 +11,19 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.postgres import free_port
+from tests.support.ports import free_port
+from tests.support.processes import end_process
+from tests.support.redis_server import answers_ping, redis_binary, redis_command
+from tests.support.waiting import wait_until_sync
 
 ROOT = Path(__file__).resolve().parents[2]
 HAPROXY_CFG = ROOT / "deploy" / "haproxy.cfg"
-
-
-def _wait(condition: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if callable(condition) and condition():
-            return
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 class RedisServer:
@@ -39,10 +31,7 @@ class RedisServer:
     docs/operating.md asks of a production Redis)."""
 
     def __init__(self, base: Path, *, password: bool = True) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.skip("redis-server is not installed (Debian's redis-server)")
-        self.binary = binary
+        self.binary = redis_binary()
         self.dir = base / "redis"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -54,44 +43,19 @@ class RedisServer:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [
-                self.binary,
-                "--bind", "127.0.0.1",
-                "--port", str(self.port),
-                "--dir", str(self.dir),
-                "--appendonly", "yes",
-                "--appendfsync", "always",
-                "--save", "",
-                "--daemonize", "no",
-                "--loglevel", "warning",
-                *(["--requirepass", self.password] if self.password else []),
-            ],
+            redis_command(
+                self.binary, self.port, self.dir, append_only=True, password=self.password
+            ),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        _wait(self.ping, 20, "redis to answer")
+        )
+        wait_until_sync(self.ping, 20, "redis to answer", 0.05)
 
     def ping(self) -> bool:
-        with contextlib.suppress(OSError):
-            import socket
-
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
-                auth = f"AUTH {self.password}\r\n".encode() if self.password else b""
-                sock.sendall(auth + b"PING\r\n")
-                answer = b""
-                while b"+PONG" not in answer and len(answer) < 64:  # +OK, then +PONG
-                    answer += sock.recv(64) or b"-"
-                return b"+PONG" in answer
-        return False
+        return answers_ping(self.port, self.password)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        end_process(self.process, sig, within=20)
         self.process = None
 
 
@@ -109,20 +73,11 @@ class Node:
 
     def kill(self) -> None:
         assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(30)
+        end_process(self.process, signal.SIGKILL)
         self.process = None
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            self.process = None
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
+        end_process(self.process)
         self.process = None
 
 
@@ -184,27 +139,27 @@ class Cluster:
 
     def _spawn(self, name: str, extra_env: dict[str, str] | None) -> Node:
         node = self.nodes.get(name) or self.add_node(name)
-        log = node.log.open("a")
-        node.process = subprocess.Popen(
-            [
-                sys.executable, "-m", "parley", "serve",
-                "--host", "127.0.0.1",
-                "--port", str(node.port),
-                "--data-dir", str(node.data_dir),
-                "--log-level", "info",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-            env={**self.node_env(node), **(extra_env or {})},
-        )  # fmt: skip
+        with node.log.open("a") as log:  # the node holds its own copy
+            node.process = subprocess.Popen(
+                [
+                    sys.executable, "-m", "parley", "serve",
+                    "--host", "127.0.0.1",
+                    "--port", str(node.port),
+                    "--data-dir", str(node.data_dir),
+                    "--log-level", "info",
+                ],
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                env={**self.node_env(node), **(extra_env or {})},
+            )  # fmt: skip
         return node
 
     def _listening(self, node: Node) -> None:
         assert node.process is not None and node.process.stdout is not None
         line = node.process.stdout.readline()
         if not line.startswith("Parley listening on "):
-            node.process.kill()
+            end_process(node.process, signal.SIGKILL)
             raise RuntimeError(f"node {node.name} did not start: {line!r}\n{node.log.read_text()}")
 
     def start_haproxy(self) -> None:
@@ -219,28 +174,27 @@ class Cluster:
             "PARLEY_NODE1": f"127.0.0.1:{node1.port}",
             "PARLEY_NODE2": f"127.0.0.1:{node2.port}",
         }
-        self.haproxy = subprocess.Popen(
-            [binary, "-db", "-f", str(HAPROXY_CFG)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=(self.base / "haproxy.log").open("a"),
-        )
+        with (self.base / "haproxy.log").open("a") as log:  # haproxy holds its own copy
+            self.haproxy = subprocess.Popen(
+                [binary, "-db", "-f", str(HAPROXY_CFG)],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
 
         def up() -> bool:
             with contextlib.suppress(httpx.HTTPError):
                 return httpx.get(f"{self.lb_url}/health", timeout=1).status_code == 200
             return False
 
-        _wait(up, 20, "haproxy to serve /health")
+        wait_until_sync(up, 20, "haproxy to serve /health", 0.05)
 
     def health(self, name: str) -> dict[str, object]:
         reply = httpx.get(f"{self.nodes[name].url}/health", timeout=5)
         return dict(reply.json())
 
     def stop(self) -> None:
-        if self.haproxy is not None and self.haproxy.poll() is None:
-            self.haproxy.terminate()
-            self.haproxy.wait(10)
+        end_process(self.haproxy, within=10)
         for node in self.nodes.values():
             node.stop()
         self.redis.stop()

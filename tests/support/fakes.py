@@ -42,7 +42,7 @@ class FakeClock:
 
 
 class MemoryStore:
-    """``RoomStore``, ``ChatStore`` and ``FileStore`` in memory, with the database's rules:
+    """``RoomStore``, ``ChatStore`` and ``FileRepository`` in memory, with the database's rules:
     one room per ``room_id``, one message per (room, sender, clientMessageId), rows of a
     deleted room refused."""
 
@@ -127,6 +127,21 @@ class MemoryStore:
 
     async def list_filenames(self) -> set[str]:
         return set(self.files)
+
+    async def file_usage(self, room_uid: str) -> tuple[int, int]:
+        in_room = sum(f.size for f in self.files.values() if f.room_uid == room_uid)
+        return in_room, sum(f.size for f in self.files.values())
+
+    async def delete_unattached_files(self, created_before: int) -> list[str]:
+        attached = {m.file.filename for m in self.messages if m.file is not None}
+        gone = [
+            name
+            for name, f in self.files.items()
+            if f.created_at < created_before and name not in attached
+        ]
+        for name in gone:
+            del self.files[name]
+        return gone
 
     async def remove(self, filenames: list[str]) -> None:
         """``BlobRemover``: there are no bytes to remove here."""

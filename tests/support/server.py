@@ -9,7 +9,7 @@ import resource
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from parley.app import Parley
 from parley.cli import server_config
 from parley.clock import Clock
 from parley.settings import Settings
+from tests.support.processes import end_process
 
 _UNSET: Any = object()
 
@@ -63,19 +64,15 @@ class ChildServer:
     process: subprocess.Popen[str]
     url: str
 
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
     def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(30)
+        end_process(self.process, signal.SIGKILL)
 
     def stop(self) -> None:
-        if self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
+        end_process(self.process)
 
 
 def spawn_server(
@@ -113,6 +110,18 @@ def spawn_server(
     assert process.stdout is not None
     line = process.stdout.readline()
     if not line.startswith("Parley listening on "):
-        process.kill()
+        end_process(process, signal.SIGKILL)
         raise RuntimeError(f"server did not start: {line!r}")
     return ChildServer(process, line.split()[-1])
+
+
+@contextlib.contextmanager
+def spawned(
+    data_dir: Path, env: dict[str, str] | None = None, max_open_files: int | None = None
+) -> Iterator[ChildServer]:
+    """``spawn_server`` for a ``with`` block: the server is stopped on the way out."""
+    server = spawn_server(data_dir, env, max_open_files)
+    try:
+        yield server
+    finally:
+        server.stop()

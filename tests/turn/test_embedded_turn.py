@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import stat
 import time
 from collections.abc import AsyncIterator
@@ -32,26 +31,13 @@ from parley.turn.stun import check_relay, stun_binding
 from tests.support.clients import Client
 from tests.support.media_net import MEDIA_ADDRESS, media_net
 from tests.support.peers import LOOPBACK, TestPublisher, TestSubscriber
+from tests.support.ports import free_udp_and_tcp_port
 from tests.support.server import RunningServer, run_server
 from tests.support.waiting import wait_until
 
 __all__ = ["media_net"]
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.media]
-
-
-def free_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind((LOOPBACK, 0))
-            port: int = tcp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind((LOOPBACK, port))
-                except OSError:
-                    continue
-                return port
 
 
 class Turn:
@@ -92,7 +78,7 @@ async def turn(tmp_path_factory: pytest.TempPathFactory, media_net: str) -> Asyn
         media_engine="none",
         media_addresses=[LOOPBACK, media_net],
         turn="embedded",
-        turn_port=free_port(),
+        turn_port=free_udp_and_tcp_port(),
         # On the veth's address: Janus answers no checks from a relay on 127.0.0.1.
         turn_listen_addresses=[media_net],
         turn_host=media_net,

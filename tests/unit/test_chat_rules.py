@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from parley.chat.service import ChatLimits
 from parley.errors import FileNotFound, InvalidPayload, NotInRoom, RateLimited
-from parley.rooms.service import RoomLimits
 from tests.unit.conftest import Domain, compose
 
 
@@ -32,7 +30,7 @@ async def test_a_retry_with_the_same_client_message_id_is_stored_once(domain: Do
 
 
 async def test_the_chat_rate_refills_with_time() -> None:
-    domain = compose(RoomLimits(), ChatLimits(chat_rate=1.0, chat_burst=2))
+    domain = compose(chat_rate=1.0, chat_burst=2)
     room_id = await room_of(domain)
     for n in range(2):
         await domain.chat.send("c1", "10.0.0.1", room_id, f"m{n}", None, None, None)
@@ -43,7 +41,7 @@ async def test_the_chat_rate_refills_with_time() -> None:
 
 
 async def test_outsiders_long_messages_and_foreign_files_are_refused() -> None:
-    domain = compose(RoomLimits(), ChatLimits(max_message_chars=10))
+    domain = compose(max_message_chars=10)
     room_id = await room_of(domain)
     with pytest.raises(NotInRoom):
         await domain.chat.send("stranger", "10.0.0.1", room_id, "hi", None, None, None)
@@ -56,7 +54,7 @@ async def test_outsiders_long_messages_and_foreign_files_are_refused() -> None:
 
 
 async def test_history_pages_and_refuses_too_large_a_page() -> None:
-    domain = compose(RoomLimits(), ChatLimits(history_max_limit=3, chat_burst=100))
+    domain = compose(history_max_limit=3, chat_burst=100)
     room_id = await room_of(domain)
     sent = [
         await domain.chat.send("c1", "10.0.0.1", room_id, f"m{n}", None, None, None)

@@ -15,17 +15,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 
-#: Checks broken only by ``parley.settings`` importing ``parley.media.select`` (the validation
-#: of cluster and media settings together, which belongs in the composition root): contract
-#: ids, and "cycles". Strict: each of them fails once it holds, so this set is emptied then.
-PENDING_SETTINGS_IMPORT = {"settings", "domain", "cycles"}
-
-
-def pending(check: str) -> list[pytest.MarkDecorator]:
-    if check not in PENDING_SETTINGS_IMPORT:
-        return []
-    return [pytest.mark.xfail(strict=True, reason="parley.settings imports parley.media.select")]
-
 
 def contracts() -> list[tuple[str, str]]:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -33,7 +22,7 @@ def contracts() -> list[tuple[str, str]]:
 
 
 def contract_params() -> list[object]:
-    return [pytest.param(c_id, id=name, marks=pending(c_id)) for c_id, name in contracts()]
+    return [pytest.param(c_id, id=name) for c_id, name in contracts()]
 
 
 @pytest.mark.parametrize("contract_id", contract_params())
@@ -61,9 +50,8 @@ def imports_in_cycles(graph: grimp.ImportGraph) -> list[tuple[str, str]]:
     )
 
 
-@pytest.mark.parametrize("package", [pytest.param("parley", marks=pending("cycles"))])
-def test_no_modules_of_the_package_import_each_other_in_a_cycle(package: str) -> None:
-    assert imports_in_cycles(grimp.build_graph(package, cache_dir=None)) == []
+def test_no_modules_of_parley_import_each_other_in_a_cycle() -> None:
+    assert imports_in_cycles(grimp.build_graph("parley", cache_dir=None)) == []
 
 
 def test_the_cycle_check_finds_the_imports_of_a_cycle_and_no_other() -> None:

@@ -3,13 +3,10 @@ to oneself, and the bounds on trickled ICE candidates."""
 
 from __future__ import annotations
 
-from ipaddress import ip_network
-
 import pytest
 
 from parley.errors import Forbidden, MediaError, RateLimited, ServerFull
 from parley.media.engine import IceCandidate
-from parley.rooms.media import MediaLimits
 from tests.unit.conftest import Domain, compose
 
 OFFER = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n"
@@ -32,7 +29,7 @@ async def test_nobody_subscribes_to_their_own_stream(domain: Domain) -> None:
 
 
 async def test_the_server_carries_at_most_its_peer_connections() -> None:
-    domain = compose(media_limits=MediaLimits(max_peer_connections=3))
+    domain = compose(max_peer_connections=3)
     room_id = await meeting(domain, "Ada", "Bob", "Cy", "Di")
     stream = (await domain.media.publish("c0", room_id, "camera", OFFER)).stream
     await domain.media.subscribe("c1", room_id, stream.stream_id)
@@ -45,8 +42,9 @@ async def test_the_server_carries_at_most_its_peer_connections() -> None:
 
 
 async def test_media_requests_have_a_pace_per_participant() -> None:
-    limits = MediaLimits(max_subscriptions_per_participant=100, request_rate=1.0, request_burst=3)
-    domain = compose(media_limits=limits)
+    domain = compose(
+        max_subscriptions_per_participant=100, media_request_rate=1.0, media_request_burst=3
+    )
     room_id = await meeting(domain, "Ada", "Bob")
     stream = (await domain.media.publish("c0", room_id, "camera", OFFER)).stream
     for _ in range(3):
@@ -62,10 +60,7 @@ def candidate(address: str, port: int = 5000) -> IceCandidate:
 
 
 async def test_trickled_candidates_are_capped_and_excluded_addresses_refused() -> None:
-    limits = MediaLimits(
-        max_candidates_per_connection=3, ignored_networks=(ip_network("169.254.0.0/16"),)
-    )
-    domain = compose(media_limits=limits)
+    domain = compose(max_candidates_per_connection=3, ice_ignore_addresses=["169.254.0.0/16"])
     room_id = await meeting(domain, "Ada")
     stream = (await domain.media.publish("c0", room_id, "camera", OFFER)).stream
     with pytest.raises(MediaError, match="not accepted"):

@@ -14,7 +14,6 @@ from parley.errors import (
     ServerFull,
     Unauthorized,
 )
-from parley.rooms.service import RoomLimits
 from tests.unit.conftest import GRACE_SECONDS, IDLE_SECONDS, UNUSED_SECONDS, Domain, compose
 
 
@@ -46,7 +45,7 @@ async def test_a_failed_join_for_any_reason_leaves_the_caller_where_it_was(
 
 
 async def test_a_full_room_refuses_a_newcomer_but_not_a_resume() -> None:
-    domain = compose(RoomLimits(max_participants=2))
+    domain = compose(max_participants=2)
     created = await domain.rooms.create_room("c1", "a", "Ada", "R", None)
     room_id = created.joined.record.room_id
     bob = await domain.rooms.join_room("c2", room_id, "Bob", None, None)
@@ -59,7 +58,7 @@ async def test_a_full_room_refuses_a_newcomer_but_not_a_resume() -> None:
 
 
 async def test_reaching_max_rooms_is_server_full_not_rate_limited() -> None:
-    domain = compose(RoomLimits(max_rooms=1))
+    domain = compose(max_rooms=1)
     await domain.rooms.create_room("c1", "a", "Ada", "R", None)
     with pytest.raises(ServerFull) as caught:
         await domain.rooms.create_room("c2", "b", "Bob", "R", None)
@@ -67,7 +66,7 @@ async def test_reaching_max_rooms_is_server_full_not_rate_limited() -> None:
 
 
 async def test_room_creation_per_address_refills_with_time() -> None:
-    domain = compose(RoomLimits(room_create_rate=1.0, room_create_burst=2))
+    domain = compose(room_create_rate=1.0, room_create_burst=2)
     for n in range(2):
         await domain.rooms.create_room(f"c{n}", "10.0.0.9", "Ada", "R", None)
     with pytest.raises(RateLimited):
@@ -155,7 +154,7 @@ async def test_only_a_host_ends_the_meeting_and_everyone_is_told(domain: Domain)
 
 
 async def test_names_longer_than_the_limit_are_refused() -> None:
-    domain = compose(RoomLimits(max_user_name_chars=5, max_room_name_chars=3))
+    domain = compose(max_user_name_chars=5, max_room_name_chars=3)
     with pytest.raises(Exception, match="userName must be 1 to 5 characters"):
         await domain.rooms.create_room("c1", "a", "Adalbert", "R", None)
     with pytest.raises(Exception, match="roomName must be 1 to 3 characters"):
@@ -175,7 +174,7 @@ async def test_an_unused_empty_room_expires_in_minutes_and_is_not_held(domain: D
 
 async def test_max_rooms_counts_rooms_really_held() -> None:
     """A burst of creations left empty and unused does not block the server."""
-    domain = compose(RoomLimits(max_rooms=2, room_create_burst=100))
+    domain = compose(max_rooms=2, room_create_burst=100)
     for n in range(5):
         created = await domain.rooms.create_room(f"c{n}", "a", "Eve", "Burst", None)
         await domain.rooms.leave_room(f"c{n}", created.joined.record.room_id)

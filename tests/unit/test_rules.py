@@ -42,13 +42,13 @@ def test_a_bucket_allows_its_burst_then_refills_at_its_rate() -> None:
 
 
 def test_a_keyed_limiter_keeps_keys_apart() -> None:
-    limiter = KeyedLimiter(rate=1.0, burst=1)
+    limiter = KeyedLimiter("test.limit", rate=1.0, burst=1)
     assert limiter.allow("a", 0.0) and limiter.allow("b", 0.0)
     assert not limiter.allow("a", 0.0)
 
 
 def test_a_keyed_limiter_forgets_full_buckets_when_it_has_too_many() -> None:
-    limiter = KeyedLimiter(rate=1.0, burst=1, max_keys=2)
+    limiter = KeyedLimiter("test.limit", rate=1.0, burst=1, max_keys=2)
     limiter.allow("a", 0.0)
     limiter.allow("b", 0.0)
     assert limiter.allow("c", 10.0)

@@ -12,7 +12,7 @@ from parley.chat.models import ChatMessage, ChatStore
 from parley.clock import Clock
 from parley.errors import FileNotFound, Forbidden, InvalidPayload, RateLimited, RoomNotFound
 from parley.files.models import FileStore
-from parley.ratelimit import KeyedLimiter
+from parley.ratelimit import KeyedLimiter, SharedBuckets
 from parley.rooms.events import RoomEvents
 from parley.rooms.models import Participant, RoomGone, RoomRecord
 from parley.rooms.presence import Presence
@@ -22,15 +22,17 @@ from parley.text import check_length
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ChatLimits:
-    history_default_limit: int = 200
-    history_max_limit: int = 1000
-    chat_rate: float = 10.0
-    chat_burst: int = 20
-    max_message_chars: int = 4000
-    address_rate: float = 30.0
-    address_burst: int = 60
+    """Each field is the setting of that name (``parley.settings.Settings``)."""
+
+    history_default_limit: int
+    history_max_limit: int
+    chat_rate: float
+    chat_burst: int
+    max_message_chars: int
+    chat_address_rate: float
+    chat_address_burst: int
 
 
 class ChatService:
@@ -42,6 +44,9 @@ class ChatService:
         events: RoomEvents,
         clock: Clock,
         limits: ChatLimits,
+        *,
+        shared: SharedBuckets | None = None,
+        on_posted: Callable[[ChatMessage], None] = lambda _message: None,
     ) -> None:
         self._store = store
         self._files = files
@@ -49,14 +54,17 @@ class ChatService:
         self._events = events
         self._clock = clock
         self._limits = limits
-        self._rate = KeyedLimiter(limits.chat_rate, limits.chat_burst)
+        self._rate = KeyedLimiter(
+            "chat.participant", limits.chat_rate, limits.chat_burst, shared=shared
+        )
         # Message ids: a random prefix per process and a counter (unique without a system call
         # per message; ids are names, not secrets: reading a room still needs its membership).
         self._id_prefix = secrets.token_hex(8)
         self._id_counter = itertools.count(1)
-        self.on_posted: Callable[[ChatMessage], None] = lambda _message: None
-        """Called with every new message (metrics)."""
-        self._address_rate = KeyedLimiter(limits.address_rate, limits.address_burst)
+        self._on_posted = on_posted  # every new message (metrics)
+        self._address_rate = KeyedLimiter(
+            "chat.address", limits.chat_address_rate, limits.chat_address_burst, shared=shared
+        )
 
     async def send(
         self,
@@ -109,7 +117,7 @@ class ChatService:
             raise RoomNotFound("This meeting has ended.") from None
         if created:
             log.debug("room %s: message %s from %s", room.room_id, stored.id, stored.user_id)
-            self.on_posted(stored)
+            self._on_posted(stored)
             await self._events.message_posted(room, stored, only)
         return stored
 

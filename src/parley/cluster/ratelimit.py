@@ -39,16 +39,10 @@ class RedisBuckets:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
         self._script = redis.register_script(_SPEND)
-        self._limits: dict[str, tuple[float, int]] = {}
         self._pending: Counter[tuple[str, str]] = Counter()
         self._buckets: dict[tuple[str, str], TokenBucket] = {}
         self._flush: asyncio.Task[None] | None = None
         self._down = False
-
-    def register(self, rate: float, burst: int) -> str:
-        name = f"{len(self._limits)}"
-        self._limits[name] = (rate, burst)
-        return name
 
     def spent(self, name: str, key: str, bucket: TokenBucket) -> None:
         self._pending[(name, key)] += 1
@@ -60,13 +54,15 @@ class RedisBuckets:
         await asyncio.sleep(0)  # the spends of this turn of the loop go together
         while self._pending:
             batch, self._pending = self._pending, Counter()
-            buckets = {k: self._buckets.pop(k) for k in batch if k in self._buckets}
+            buckets = {k: self._buckets.pop(k) for k in batch}
             try:
                 async with self._redis.pipeline(transaction=False) as pipe:
                     for (name, key), n in batch.items():
-                        rate, burst = self._limits[name]
+                        limit = buckets[(name, key)]
                         await self._script(
-                            keys=[f"pl:rl:{name}:{key}"], args=[rate, burst, n], client=pipe
+                            keys=[f"pl:rl:{name}:{key}"],
+                            args=[limit.rate, limit.burst, n],
+                            client=pipe,
                         )
                     replies = await pipe.execute()
             except (RedisError, OSError) as error:
@@ -79,10 +75,13 @@ class RedisBuckets:
                 return
             self._down = False
             for ((name, key), _n), left in zip(batch.items(), replies, strict=True):
-                bucket = buckets.get((name, key))
-                if bucket is not None:
-                    # What the shared bucket has left, less what passed here meanwhile.
-                    bucket.tokens = float(left) - self._pending.get((name, key), 0)
+                # What the shared bucket has left, less what passed here meanwhile.
+                buckets[(name, key)].tokens = float(left) - self._pending.get((name, key), 0)
+
+    async def settled(self) -> None:
+        """Return once what was spent so far has been exchanged with Redis (or given up)."""
+        while self._flush is not None and not self._flush.done():
+            await asyncio.shield(self._flush)
 
     async def close(self) -> None:
         if self._flush is not None:

@@ -29,15 +29,17 @@ _REQUEST_SLACK = 64 * 1024
 """Room in an upload request for what is not the file: boundaries, part headers, fields."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FileLimits:
-    max_bytes: int = 50 * 1024 * 1024
+    """Each field is the setting of that name (``parley.settings.Settings``)."""
+
+    max_upload_bytes: int
     """One file."""
-    max_room_bytes: int = 1024 * 1024 * 1024
+    max_room_upload_bytes: int
     """All the files of one room."""
-    max_total_bytes: int = 10 * 1024 * 1024 * 1024
+    max_total_upload_bytes: int
     """All the files of the server."""
-    unattached_seconds: float = 600.0
+    unattached_upload_seconds: float
     """How long an upload no message carries is kept."""
 
 
@@ -87,6 +89,8 @@ class FilesService:
         limits: FileLimits,
         links: DownloadLinks,
         log: MeetingLog = NO_LOG,
+        *,
+        on_uploaded: Callable[[StoredFile], None] = lambda _record: None,
     ) -> None:
         self._store = store
         self._blobs = blobs
@@ -96,8 +100,7 @@ class FilesService:
         self._limits = limits
         self.links = links
         self._log = log
-        self.on_uploaded: Callable[[StoredFile], None] = lambda _record: None
-        """Called with each upload recorded."""
+        self._on_uploaded = on_uploaded  # each upload recorded (metrics)
         self._in_flight_room: Counter[str] = Counter()
         self._in_flight_total = 0
         self._recording = asyncio.Lock()
@@ -125,17 +128,15 @@ class FilesService:
         """FILE_TOO_LARGE when a file of ``size`` bytes does not fit; ``counted`` of them are
         already in flight."""
         limits = self._limits
-        if size > limits.max_bytes:
-            raise FileTooLarge(f"The file is larger than {limits.max_bytes} bytes.")
+        if size > limits.max_upload_bytes:
+            raise FileTooLarge(f"The file is larger than {limits.max_upload_bytes} bytes.")
         room = grant.room_used + self._in_flight_room[grant.room.uid] - counted + size
-        if room > limits.max_room_bytes:
-            raise FileTooLarge(
-                f"This meeting's files would pass its quota of {limits.max_room_bytes} bytes."
-            )
-        if grant.total_used + self._in_flight_total - counted + size > limits.max_total_bytes:
-            raise FileTooLarge(
-                f"The server's space for files ({limits.max_total_bytes} bytes) is full."
-            )
+        quota = limits.max_room_upload_bytes
+        if room > quota:
+            raise FileTooLarge(f"This meeting's files would pass its quota of {quota} bytes.")
+        space = limits.max_total_upload_bytes
+        if grant.total_used + self._in_flight_total - counted + size > space:
+            raise FileTooLarge(f"The server's space for files ({space} bytes) is full.")
 
     def _reserve(self, grant: UploadGrant, held: int, more: int) -> None:
         self._check(grant, held + more, counted=held)
@@ -187,7 +188,7 @@ class FilesService:
             except RoomGone:
                 raise RoomNotFound("This meeting has ended.") from None
             incoming.release()
-        self.on_uploaded(record)
+        self._on_uploaded(record)
         log.info(
             "room %s: %s uploaded a file (%d bytes)",
             grant.room.room_id,
@@ -225,7 +226,7 @@ class FilesService:
     async def expire_unattached(self) -> int:
         """Delete the uploads no message carries that ended over the lifetime ago (row, then
         bytes); how many."""
-        cutoff = self._clock.now_ms() - int(self._limits.unattached_seconds * 1000)
+        cutoff = self._clock.now_ms() - int(self._limits.unattached_upload_seconds * 1000)
         names = await self._store.delete_unattached_files(cutoff)
         await self._blobs.remove(names)
         if names:
@@ -234,7 +235,7 @@ class FilesService:
 
     async def run_expiry(self) -> None:
         """Expire unattached uploads now and then, until cancelled."""
-        interval = max(0.05, min(60.0, self._limits.unattached_seconds / 4))
+        interval = max(0.05, min(60.0, self._limits.unattached_upload_seconds / 4))
         while True:
             await asyncio.sleep(interval)
             try:

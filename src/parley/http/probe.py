@@ -34,9 +34,10 @@ from typing import Any, Protocol
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from parley.addresses import limiter_key
 from parley.errors import InvalidPayload, MediaError, RateLimited, ServerFull
 from parley.media.sdp import check_description, filter_candidates, ignored_networks
-from parley.ratelimit import KeyedLimiter
+from parley.ratelimit import KeyedLimiter, SharedBuckets
 from parley.settings import Settings
 from parley.tls import TlsFiles
 from parley.turn.config import turn_urls
@@ -73,12 +74,16 @@ class Probes:
         enabled: bool,
         tls: TlsFiles | None,
         open_peer: Callable[[], ProbePeer],
+        *,
+        shared: SharedBuckets | None = None,
     ) -> None:
         self._settings = settings
         self._open_peer = open_peer
         self.enabled = enabled
         self._tls = tls
-        self._limiter = KeyedLimiter(settings.probe_rate, settings.probe_burst)
+        self._limiter = KeyedLimiter(
+            "probe.address", settings.probe_rate, settings.probe_burst, shared=shared
+        )
         self._ignored = ignored_networks(settings.ice_ignore_addresses)
         self._open: dict[ProbePeer, asyncio.TimerHandle | None] = {}
         self._closing: set[asyncio.Task[None]] = set()
@@ -154,7 +159,7 @@ def install(app: FastAPI, probes: Probes) -> None:
 
     @app.post(PATH)
     async def probe(request: Request) -> JSONResponse:
-        address = request.client.host if request.client else "unknown"
+        address = limiter_key(request.client.host) if request.client else "unknown"
         declared = request.headers.get("content-length", "")
         limit = probes.max_body_bytes
         if not declared.isdigit() or len(declared) > 12 or int(declared) > limit:

@@ -6,35 +6,12 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from parley.errors import MediaError
 from parley.media.engine import MediaEngine
+from parley.media.sdp import ignored_networks
 from parley.settings import Settings
 
 if TYPE_CHECKING:
     from parley.media.janus import JanusConfig
-
-
-def cluster_media_problem(settings: Settings) -> str | None:
-    """Why the media settings cannot serve a cluster node (``redis_url`` set), or None.
-
-    A room's people may be on several nodes, so its media must be negotiated on a server every
-    node reaches: the embedded engine (media inside one node) and a Janus of a node's own cannot.
-    The one place this rule lives."""
-    if not settings.redis_url:
-        return None
-    engine = settings.media_engine
-    if engine == "none" or (engine in ("janus", "auto") and settings.janus_urls):
-        return None
-    if engine == "janus":
-        return (
-            "cluster mode (PARLEY_REDIS_URL) with PARLEY_MEDIA_ENGINE=janus needs "
-            "PARLEY_JANUS_URLS: the Janus servers every node shares"
-        )
-    return (
-        f"cluster mode (PARLEY_REDIS_URL) cannot use the {engine} media engine: the embedded "
-        "engine cannot serve a room whose people are on several nodes; set "
-        "PARLEY_MEDIA_ENGINE=janus with PARLEY_JANUS_URLS (or none)"
-    )
 
 
 def janus_config(settings: Settings) -> JanusConfig:
@@ -58,6 +35,7 @@ def janus_config(settings: Settings) -> JanusConfig:
             for s in settings.ice_servers
         ),
         max_sdp_bytes=settings.max_sdp_bytes,
+        ice_ignore_addresses=ignored_networks(settings.ice_ignore_addresses),
         max_participants=settings.max_participants,
         max_streams_per_participant=settings.max_streams_per_participant,
     )
@@ -66,9 +44,6 @@ def janus_config(settings: Settings) -> JanusConfig:
 def create_engine(settings: Settings) -> MediaEngine | None:
     """The engine ``media_engine`` names (``auto``: Janus when it can run here, else the
     embedded one), not started; None for ``none``."""
-    problem = cluster_media_problem(settings)
-    if problem is not None:
-        raise MediaError(problem)
     choice = settings.media_engine
     if choice == "none":
         return None

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from parley.clock import Clock
 from parley.errors import InvalidPayload, NotInRoom, RateLimited
-from parley.ratelimit import KeyedLimiter
+from parley.ratelimit import KeyedLimiter, SharedBuckets
 from parley.rooms.effects import Effects
 from parley.rooms.events import RoomEvents
 from parley.rooms.lobby import Lobby
@@ -24,13 +25,21 @@ from parley.rooms.rules import controls as rules
 from parley.rooms.rules.access import host_in, in_room
 from parley.rooms.rules.controls import SettingsChange
 
-__all__ = ["REACTIONS", "Controls", "SettingsChange", "SettingsStore"]
+__all__ = ["REACTIONS", "ControlLimits", "Controls", "SettingsChange", "SettingsStore"]
 
 log = logging.getLogger(__name__)
 
 REACTIONS = frozenset({"👍", "👏", "😂", "😮", "❤️", "🎉"})
 
 Rule = Callable[[LiveRoom], tuple[LiveRoom, Effects]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ControlLimits:
+    """Each field is the setting of that name (``parley.settings.Settings``)."""
+
+    reaction_rate: float
+    reaction_burst: int
 
 
 class Controls:
@@ -44,10 +53,10 @@ class Controls:
         passwords: Passwords,
         events: RoomEvents,
         clock: Clock,
-        reaction_rate: float = 5.0,
-        reaction_burst: int = 5,
+        limits: ControlLimits,
         *,
-        pacing: Pacing | None = None,
+        shared: SharedBuckets | None = None,
+        pacing: Pacing,
     ) -> None:
         self._presence = presence
         self._settings = store_settings
@@ -57,8 +66,10 @@ class Controls:
         self._passwords = passwords
         self._events = events
         self._clock = clock
-        self._reactions = KeyedLimiter(reaction_rate, reaction_burst)
-        self._pacing = pacing or Pacing(clock)
+        self._reactions = KeyedLimiter(
+            "controls.reaction", limits.reaction_rate, limits.reaction_burst, shared=shared
+        )
+        self._pacing = pacing
 
     async def _change(self, room_id: str, rule: Rule, paced: str | None = None) -> None:
         """Apply ``rule`` to the live room ``room_id`` (NOT_IN_ROOM when it is not live);

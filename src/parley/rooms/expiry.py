@@ -22,7 +22,7 @@ class IdleRooms:
         membership: Membership,
         clock: Clock,
         ttl_seconds: float,
-        unused_ttl_seconds: float = 0.0,
+        unused_ttl_seconds: float,
     ) -> None:
         self._store = store
         self._presence = presence

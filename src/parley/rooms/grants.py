@@ -37,9 +37,9 @@ class JoinGrants:
 
     def __init__(
         self,
-        secret: str | None = None,
-        public_key: str | None = None,
-        leeway_seconds: float = 30.0,
+        secret: str | None,
+        public_key: str | None,
+        leeway_seconds: float,
     ) -> None:
         self._secret = secret
         self._public_key = public_key

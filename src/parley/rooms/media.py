@@ -18,7 +18,7 @@ from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from parley.clock import Clock
 from parley.errors import Forbidden, MediaError, RateLimited, RoomNotFound, ServerFull
 from parley.media.engine import IceCandidate, MediaEngine
-from parley.ratelimit import KeyedLimiter
+from parley.ratelimit import KeyedLimiter, SharedBuckets
 from parley.rooms.effects import Effect, Effects, PeerClosed, StreamPublished, deliver
 from parley.rooms.events import RoomEvents
 from parley.rooms.meeting_log import NO_LOG
@@ -41,17 +41,19 @@ log = logging.getLogger(__name__)
 Rule = Callable[[LiveRoom], tuple[LiveRoom, Effects]]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class MediaLimits:
-    max_streams_per_participant: int = 2
-    max_subscriptions_per_participant: int = 60
-    max_peer_connections: int = 400
+    """Each field is the setting of that name (``parley.settings.Settings``)."""
+
+    max_streams_per_participant: int
+    max_subscriptions_per_participant: int
+    max_peer_connections: int
     """Streams plus subscriptions on the whole server."""
-    request_rate: float = 5.0
+    media_request_rate: float
     """``publish`` and ``subscribe`` per participant per second, sustained."""
-    request_burst: int = 30
-    max_candidates_per_connection: int = 40
-    ignored_networks: tuple[IPv4Network | IPv6Network, ...] = ()
+    media_request_burst: int
+    max_candidates_per_connection: int
+    ice_ignore_addresses: tuple[IPv4Network | IPv6Network, ...]
     """Addresses the server never sends connectivity checks to."""
 
 
@@ -69,16 +71,19 @@ class MediaService:
         clock: Clock,
         limits: MediaLimits,
         *,
-        pacing: Pacing | None = None,
+        shared: SharedBuckets | None = None,
+        pacing: Pacing,
     ) -> None:
         self._presence = presence
         self._engine = engine
         self._events = events
         self._clock = clock
         self._limits = limits
-        self._requests = KeyedLimiter(limits.request_rate, limits.request_burst)
+        self._requests = KeyedLimiter(
+            "media.request", limits.media_request_rate, limits.media_request_burst, shared=shared
+        )
         self._candidates: dict[str, int] = {}
-        self._pacing = pacing or Pacing(clock)
+        self._pacing = pacing
 
     def _require_engine(self) -> MediaEngine:
         if self._engine is None:
@@ -216,7 +221,7 @@ class MediaService:
             parsed = ip_address(address)
         except ValueError:
             raise MediaError("An ICE candidate's address must be an IP address.") from None
-        if any(parsed in network for network in self._limits.ignored_networks):
+        if any(parsed in network for network in self._limits.ice_ignore_addresses):
             raise MediaError("ICE candidates for that address are not accepted by this server.")
 
     async def apply_blocks(self, before: LiveRoom | None, after: LiveRoom) -> None:

@@ -14,31 +14,41 @@ from dataclasses import dataclass
 
 from parley.clock import Clock
 from parley.errors import RateLimited
-from parley.ratelimit import KeyedLimiter
+from parley.ratelimit import KeyedLimiter, SharedBuckets
 from parley.rooms.models import LiveRoom
 
 
 @dataclass(frozen=True, kw_only=True)
 class PaceLimits:
-    state_change_rate: float = 5.0
+    """Each field is the setting of that name (``parley.settings.Settings``)."""
+
+    state_change_rate: float
     """State changes (``raiseHand``, ``startStream``, ``startScreen``, ``mute``, ``setRole``,
     ``updateRoom`` and their opposites) one participant may make per second, sustained."""
-    state_change_burst: int = 20
-    join_rate: float = 2.0
+    state_change_burst: int
+    join_rate: float
     """Entries into rooms (joins, resumes from another connection) and lobby knocks one
     address may make per second, sustained."""
-    join_burst: int = 30
+    join_burst: int
 
 
 class Pacing:
     """One bucket per participant for state changes, one per address for entries and knocks;
     ``RATE_LIMITED`` beyond."""
 
-    def __init__(self, clock: Clock, limits: PaceLimits | None = None) -> None:
-        limits = limits or PaceLimits()
+    def __init__(
+        self, clock: Clock, limits: PaceLimits, *, shared: SharedBuckets | None = None
+    ) -> None:
         self._clock = clock
-        self._changes = KeyedLimiter(limits.state_change_rate, limits.state_change_burst)
-        self._joins = KeyedLimiter(limits.join_rate, limits.join_burst)
+        self._changes = KeyedLimiter(
+            "pacing.state_change",
+            limits.state_change_rate,
+            limits.state_change_burst,
+            shared=shared,
+        )
+        self._joins = KeyedLimiter(
+            "pacing.join", limits.join_rate, limits.join_burst, shared=shared
+        )
 
     def state_change(self, room: LiveRoom | None, conn_id: str) -> None:
         """``conn_id`` asks to change something in ``room``: spend one of its participant's

@@ -21,8 +21,8 @@ class Passwords:
     def __init__(
         self,
         clock: Clock,
-        max_wrong: int = 5,
-        window_seconds: float = 60.0,
+        max_wrong: int,
+        window_seconds: float,
         max_addresses: int = 10_000,
     ) -> None:
         self._clock = clock

@@ -14,6 +14,7 @@ import secrets
 import string
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from typing import Literal
 
 from parley.clock import Clock
 from parley.errors import (
@@ -24,7 +25,7 @@ from parley.errors import (
     ServerFull,
     Unauthorized,
 )
-from parley.ratelimit import KeyedLimiter
+from parley.ratelimit import KeyedLimiter, SharedBuckets
 from parley.rooms.effects import (
     Effects,
     LobbyRequested,
@@ -61,18 +62,20 @@ from parley.tokens import hash_secret, new_secret, secret_matches
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RoomLimits:
-    max_rooms: int = 1000
-    max_participants: int = 50
-    room_create_rate: float = 1.0
-    room_create_burst: int = 10
-    max_user_name_chars: int = 64
-    max_room_name_chars: int = 100
-    rooms_list: bool = True
-    """Whether ``list_rooms`` shows anything at all."""
-    tokens_only: bool = False
-    """``PARLEY_AUTH=jwt``: people come in only with a join token; rooms are made over REST."""
+    """Each field is the setting of that name (``parley.settings.Settings``)."""
+
+    max_rooms: int
+    max_participants: int
+    room_create_rate: float
+    room_create_burst: int
+    max_user_name_chars: int
+    max_room_name_chars: int
+    rooms_list: Literal["public", "off"]
+    """``off``: ``list_rooms`` shows nothing at all."""
+    auth: Literal["open", "jwt"]
+    """``jwt``: people come in only with a join token; rooms are made over REST."""
 
 
 def _gone() -> LiveRoom:
@@ -100,7 +103,8 @@ class RoomsService:
         clock: Clock,
         limits: RoomLimits,
         *,
-        pacing: Pacing | None = None,
+        shared: SharedBuckets | None = None,
+        pacing: Pacing,
     ) -> None:
         self._store = store
         self._presence = presence
@@ -112,9 +116,11 @@ class RoomsService:
         self._events = events
         self._clock = clock
         self._limits = limits
-        self._create_limiter = KeyedLimiter(limits.room_create_rate, limits.room_create_burst)
+        self._create_limiter = KeyedLimiter(
+            "rooms.create", limits.room_create_rate, limits.room_create_burst, shared=shared
+        )
         self._create_lock = asyncio.Lock()
-        self._pacing = pacing or Pacing(clock)
+        self._pacing = pacing
 
     def _hold_live(self, room_id: str) -> AbstractAsyncContextManager[RoomHold]:
         return hold_live(self._presence, room_id)
@@ -132,7 +138,7 @@ class RoomsService:
         custom_id: str | None,
         listed: bool = True,
     ) -> CreatedRoom:
-        if self._limits.tokens_only:
+        if self._limits.auth == "jwt":
             raise Unauthorized("On this server meetings are made by its administrators.")
         user_name = self._user_name(user_name)
         room_name = check_length(room_name, "roomName", 1, self._limits.max_room_name_chars)
@@ -183,7 +189,7 @@ class RoomsService:
     async def list_rooms(self) -> list[RoomSummary]:
         """Active listed meetings: the rooms somebody is in, oldest first (empty rooms stay
         joinable by id); nothing when the server keeps its list off."""
-        if not self._limits.rooms_list:
+        if self._limits.rooms_list == "off":
             return []
         rooms = [
             r for r in await self._presence.rooms() if r.participants and r.record.settings.listed
@@ -243,7 +249,7 @@ class RoomsService:
         if join_token is not None:
             grant = self._grants.verify(join_token, room_id)
             user_name = grant.name
-        elif self._limits.tokens_only:
+        elif self._limits.auth == "jwt":
             raise Unauthorized("This meeting admits people with a join token only.")
         user_name = self._user_name(user_name)
         record = await self._live(room_id)

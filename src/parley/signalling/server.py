@@ -15,12 +15,14 @@ from typing import Any
 import orjson
 import socketio
 
+from parley.addresses import limiter_key
 from parley.errors import ErrorCode
 from parley.rooms.service import RoomsService
 from parley.signalling import socketio_internals as internals
 from parley.signalling import transport
 from parley.signalling.dispatch import Bounds, Route, answer, failure
 from parley.signalling.fanout import FanoutManager
+from parley.signalling.sessions import SessionLimits, Sessions
 
 log = logging.getLogger(__name__)
 
@@ -133,11 +135,14 @@ def make_server(
     max_message_bytes: int,
     ping_interval: float,
     ping_timeout: float,
-    max_outbound_bytes: int = 4_000_000,
-    client_manager: socketio.AsyncManager | None = None,
+    max_outbound_bytes: int,
+    client_manager: socketio.AsyncManager | None,
+    sessions: SessionLimits,
 ) -> ParleySocketServer:
     """``client_manager``: who delivers room broadcasts (default: this process's connections
-    only; cluster mode passes ``ClusterFanoutManager``)."""
+    only; cluster mode passes ``ClusterFanoutManager``). ``sessions``: how many Engine.IO
+    sessions one address may hold, how long one may go without a namespace, and the file
+    descriptors new sessions leave free."""
     internals.warn_if_unchecked()
     sio = ParleySocketServer(
         client_manager=client_manager or FanoutManager(),
@@ -154,6 +159,7 @@ def make_server(
         serializer=FastPacket,
     )
     sio.max_outbound_bytes = max_outbound_bytes
+    sio.count_sessions(Sessions(sessions, sio.expire))
     return sio
 
 
@@ -188,7 +194,7 @@ def install(
     @sio.on("connect")  # type: ignore[untyped-decorator]
     async def connect(sid: str, environ: dict[str, Any], _auth: object = None) -> bool:
         client = environ.get("asgi.scope", {}).get("client") or ("unknown", 0)
-        address = str(client[0])
+        address = limiter_key(str(client[0]))
         if per_address[address] >= max_connections_per_address:
             log.warning(
                 "connection from %s refused: %d already open", address, per_address[address]

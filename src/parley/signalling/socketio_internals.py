@@ -60,25 +60,57 @@ before moving a pin. What it depends on:
    ``_thread`` (reading ``_listen``, dispatching each message by its ``method``) as
    ``self.thread`` through ``server.start_background_task``; the server calls it at its first
    connection, once, guarded by ``AsyncServer.manager_initialized``.
+10. ``engineio.AsyncServer.handle_request`` answers a request without ``sid`` that names no
+   ``transport`` as a polling handshake, and a method other than GET, POST or OPTIONS with
+   ``_method_not_found()`` (405); every other refusal it makes is ``_bad_request(message)``
+   (400). It opens a session in ``_handle_connect(environ, transport, jsonp_index)``, repeated
+   by ``MeteredEngineIO._handle_connect``: start the ``_service_task`` once
+   (``start_service_task``), ``generate_id()``, an ``engineio.async_socket.AsyncSocket(server,
+   sid)`` in ``sockets``, the OPEN packet (whose ``pingInterval`` python-engineio rounds down to
+   whole seconds), the ``'connect'`` event through ``_trigger_event(..., run_async=False)``
+   (anything but None or True refuses), ``schedule_ping()``, then the WebSocket
+   (``handle_get_request``) or the first poll (``poll()``, ``_ok``). Responses are dicts
+   (``status``, ``headers``, ``response``) made into ASGI messages by ``_make_response``; a
+   non-dict is returned as it is. ``AsyncSocket.close(wait, abort, reason)`` runs once
+   (``closing``/``closed``) and is how every end of a session goes (a CLOSE packet, a ping
+   timeout, a failed poll, a drop); it leaves the WebSocket writer and a pending poll waiting
+   on the queue. A ping-timeout close queues no CLOSE packet. ``schedule_ping()`` (on a PONG)
+   sets ``last_ping`` to None and starts ``_send_ping()`` as a background task: it sleeps
+   ``ping_interval``, sets ``last_ping = time.time()`` and sends a PING, unless the socket is
+   closing or closed; the ``_service_task`` closes a socket ``ping_timeout`` after an
+   unanswered ping, at its next round.
+11. ``socketio.AsyncServer._handle_connect(eio_sid, namespace, data)`` answers a CONNECT for a
+   namespace with no handlers with a CONNECT_ERROR whose data is the string "Unable to
+   connect"; ``_handle_disconnect(eio_sid, namespace, reason)`` handles a namespace's
+   disconnect (also for each namespace when the Engine.IO session ends);
+   ``manager.sid_from_eio_sid(eio_sid, namespace)`` and ``manager.is_connected(sid, namespace)``
+   tell whether a session has that namespace connected.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import json
 import logging
 import struct
+import time
 from collections.abc import Awaitable, Callable
+from http import HTTPStatus
 from importlib.metadata import version
 from typing import Any
+from urllib.parse import parse_qs
 
 import engineio
 import socketio
+from engineio import async_socket as eio_async_socket
 from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
 from engineio.async_drivers import asgi as eio_asgi
 from socketio import async_pubsub_manager
 
+from parley.addresses import limiter_key
+from parley.signalling.sessions import Refusal, Sessions
 from parley.signalling.transport import ENGINEIO_SID_EXTENSION
 from parley.signalling.uvicorn_internals import FRAMES_EXTENSION, FrameSink
 
@@ -227,7 +259,12 @@ class FramedWebSocket(eio_asgi.WebSocket):  # type: ignore[misc]
         self.asgi_send = environ["asgi.send"]
         scope = environ.get("asgi.scope") or {}
         self.extensions = scope.get("extensions") or {}
-        await self.asgi_send({"type": "websocket.accept"})
+        try:
+            await self.asgi_send({"type": "websocket.accept"})
+        except Exception:
+            if self.socket is not None and not self.socket.connected:
+                await self.socket.close(wait=False, abort=True)
+            raise
         await serve_websocket(self.server, self.socket, self)
         return ""
 
@@ -303,6 +340,8 @@ async def serve_websocket(server: Any, socket: Any, ws: FramedWebSocket) -> None
                 break
             except Exception:
                 server.logger.exception(ENGINEIO_RECEIVE_ERROR)
+            if socket.closing or socket.closed:
+                break  # a CLOSE packet: the writer sends what is queued, then closes
         clean = True
     finally:
         if links.get(socket.sid) is link:
@@ -327,14 +366,15 @@ async def _write_websocket(socket: Any, ws: FramedWebSocket, link: Link | None) 
             if item is None:
                 stop = True
                 break
-            batch.append(item)
+            if item.packet_type != eio_packet.NOOP:  # it only ever ends a pending poll
+                batch.append(item)
             try:
                 item = queue.get_nowait()
             except asyncio.QueueEmpty:
                 break
             queue.task_done()
         if not batch:
-            break
+            continue
         if any(pkt.packet_type == eio_packet.CLOSE for pkt in batch):
             stop = True
         try:
@@ -353,20 +393,151 @@ async def _write_websocket(socket: Any, ws: FramedWebSocket, link: Link | None) 
     await ws.close()
 
 
+class EngineSession(eio_async_socket.AsyncSocket):  # type: ignore[misc]
+    """python-engineio's socket (10) whose end ends its transport at once: the server's
+    ``Sessions`` forgets it, a pending poll is answered (NOOP, unless a CLOSE packet is
+    queued) and the WebSocket writer sends what is queued and closes. It never waits for the
+    client to read (one that does not would hold it forever)."""
+
+    async def _send_ping(self) -> None:
+        # As python-engineio's (10), and the session ends exactly ``ping_timeout`` after an
+        # unanswered ping rather than at the service task's next round.
+        await asyncio.sleep(self.server.ping_interval)
+        if self.closing or self.closed:
+            return
+        self.last_ping = sent = time.time()
+        await self.send(eio_packet.Packet(eio_packet.PING))
+        await asyncio.sleep(self.server.ping_timeout)
+        if self.last_ping == sent and not (self.closing or self.closed):
+            await self.close(wait=False, abort=True, reason=self.server.reason.PING_TIMEOUT)
+
+    async def close(self, wait: bool = True, abort: bool = False, reason: Any = None) -> None:
+        if self.closed or self.closing:
+            return
+        try:
+            await super().close(wait=False, abort=abort, reason=reason)
+        finally:
+            sessions: Sessions | None = getattr(self.server, "sessions", None)
+            if sessions is not None:
+                sessions.ended(self.sid)
+            if not self.upgraded and self.queue.empty():
+                self.queue.put_nowait(eio_packet.Packet(eio_packet.NOOP))
+            self.queue.put_nowait(None)
+            link = getattr(self.server, "links", {}).get(self.sid)
+            on_stuck = getattr(self.server, "on_stuck", None)
+            if link is not None and link.busy and on_stuck is not None:
+                on_stuck(self.sid)  # its writer waits for a client that does not read
+
+
 class MeteredEngineIO(engineio.AsyncServer):  # type: ignore[misc]
-    """python-engineio's server, whose connections queue into ``MeteredQueue`` (7), and whose
+    """python-engineio's server, whose connections queue into ``MeteredQueue`` (7), whose
     WebSockets are served by ``serve_websocket`` (8); ``links`` holds the WebSockets that can
-    be written to directly."""
+    be written to directly. Its sessions (10) are counted by ``sessions`` before they open,
+    end their transport when they end (``EngineSession``), and announce sub-second ping
+    intervals exactly; a request naming no transport, or with a method Engine.IO does not
+    use, answers 400."""
+
+    start_service_task: bool
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.links: dict[str, Link] = {}
+        self.sessions: Sessions | None = None
+        self.on_stuck: Callable[[str], None] | None = None
         drivers: Any = self.__dict__.get("_async")
         if drivers is not None and drivers.get("websocket") is eio_asgi.WebSocket:
             self.__dict__["_async"] = {**drivers, "websocket": FramedWebSocket}
 
     def create_queue(self, *args: Any, **kwargs: Any) -> Any:
         return MeteredQueue(*args, **kwargs)
+
+    def _method_not_found(self) -> dict[str, Any]:
+        return self._bad_request("Invalid method")  # type: ignore[no-any-return]
+
+    async def handle_request(self, *args: Any, **kwargs: Any) -> Any:
+        scope = args[0] if args else kwargs.get("scope")
+        if isinstance(scope, dict) and "transport" not in _query(scope):
+            send = args[2] if len(args) > 2 else kwargs["send"]
+            await _answer(scope, send, 400, json.dumps("Invalid transport").encode())
+            return None
+        return await super().handle_request(*args, **kwargs)
+
+    async def _handle_connect(
+        self, environ: dict[str, Any], transport: str, jsonp_index: int | None = None
+    ) -> Any:
+        scope = environ.get("asgi.scope") or {}
+        key = limiter_key(str((scope.get("client") or ("unknown", 0))[0]))
+        if self.sessions is not None:
+            refusal = self.sessions.refusal(key, asyncio.get_running_loop().time())
+            if refusal is not None:
+                return await self._refuse(environ, refusal)
+        if self.start_service_task:
+            self.start_service_task = False
+            self.service_task_handle = self.start_background_task(self._service_task)
+        sid = self.generate_id()
+        socket = EngineSession(self, sid)
+        self.sockets[sid] = socket
+        interval = self.ping_interval + self.ping_interval_grace_period
+        opening = {
+            "sid": sid,
+            "upgrades": self._upgrades(sid, transport),
+            "pingTimeout": round(self.ping_timeout * 1000),
+            "pingInterval": round(interval * 1000),
+            "maxPayload": self.max_http_buffer_size,
+        }
+        await socket.send(eio_packet.Packet(eio_packet.OPEN, opening))
+        accepted = await self._trigger_event("connect", sid, environ, run_async=False)
+        if accepted is not None and accepted is not True:
+            del self.sockets[sid]
+            self.logger.warning("Application rejected connection")
+            return self._unauthorized(accepted or None)
+        if self.sessions is not None:
+            self.sessions.opened(sid, key)
+        socket.schedule_ping()
+        if transport == "websocket":
+            answer = await socket.handle_get_request(environ)
+            if socket.closed and sid in self.sockets:
+                del self.sockets[sid]
+            return answer
+        socket.connected = True
+        try:
+            return self._ok(await socket.poll(), jsonp_index=jsonp_index)
+        except eio_exceptions.QueueEmpty:
+            return self._bad_request()
+
+    async def _refuse(self, environ: dict[str, Any], refusal: Refusal) -> Any:
+        body = json.dumps({"error": refusal.code, "message": refusal.message}).encode()
+        scope = environ.get("asgi.scope") or {}
+        if scope.get("type") == "websocket":
+            await _answer(scope, environ["asgi.send"], refusal.status, body)
+            return ""
+        phrase = HTTPStatus(refusal.status).phrase
+        return {
+            "status": f"{refusal.status} {phrase}",
+            "headers": [("Content-Type", "application/json"), ("Connection", "close")],
+            "response": body,
+        }
+
+
+def _query(scope: dict[str, Any]) -> dict[str, list[str]]:
+    raw = scope.get("query_string") or b""
+    try:
+        return parse_qs(raw.decode("latin-1"))
+    except ValueError:
+        return {}
+
+
+async def _answer(scope: dict[str, Any], send: Any, status: int, body: bytes) -> None:
+    """An HTTP answer to a request, or to a WebSocket handshake (ASGI's WebSocket Denial
+    Response: the handshake is refused with this status and body)."""
+    prefix = "websocket.http.response" if scope.get("type") == "websocket" else "http.response"
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+    ]
+    await send({"type": f"{prefix}.start", "status": status, "headers": headers})
+    await send({"type": f"{prefix}.body", "body": body})
 
 
 class DecodeGuardServer(socketio.AsyncServer):  # type: ignore[misc]
@@ -379,7 +550,11 @@ class DecodeGuardServer(socketio.AsyncServer):  # type: ignore[misc]
     - a connection whose unread output passes ``max_outbound_bytes`` (7) is handed to
       ``slow_consumer`` and nothing more is queued for it;
     - ``ack_requested()`` tells a handler whether its packet carried an ack id (5);
-    - ``drop`` closes a connection at once, without waiting for its queue to drain.
+    - ``drop`` closes a connection at once, without waiting for its queue to drain;
+    - with ``count_sessions(sessions)``, Engine.IO sessions are counted and refused before
+      they open (10), and one without a connected namespace is closed when its deadline
+      passes (11);
+    - a CONNECT to an unknown namespace is answered ``{"message": "Invalid namespace"}`` (11).
     """
 
     max_outbound_bytes: int = 4_000_000
@@ -392,6 +567,77 @@ class DecodeGuardServer(socketio.AsyncServer):  # type: ignore[misc]
 
     def _engineio_server_class(self) -> type[engineio.AsyncServer]:
         return MeteredEngineIO
+
+    def count_sessions(self, sessions: Sessions) -> None:
+        """Count Engine.IO sessions in ``sessions`` (whose ``expire`` is ``expire``)."""
+        self.eio.sessions = sessions
+        self.eio.on_stuck = self._abort_transport
+
+    def _abort_transport(self, eio_sid: str) -> None:
+        """A session ended while its WebSocket writer waits for a client that does not read:
+        the transport aborts what is still open of it."""
+        if self.on_dropped is not None:
+            self._spawn(self.on_dropped(eio_sid))
+
+    def expire(self, eio_sid: str) -> None:
+        """Close a session that connected no namespace in time (a CLOSE packet, then its
+        transport)."""
+        socket = self.eio.sockets.get(eio_sid)
+        if socket is not None:
+            reason = self.eio.reason.SERVER_DISCONNECT
+            self._spawn(socket.close(wait=False, abort=False, reason=reason))
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        async def run() -> None:
+            await work
+
+        task = asyncio.create_task(run(), context=contextvars.Context())
+        self._drop_tasks.add(task)
+        task.add_done_callback(self._drop_tasks.discard)
+
+    async def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
+        namespace = namespace or "/"
+        known = (
+            namespace in self.handlers
+            or namespace in self.namespace_handlers
+            or self.namespaces == "*"
+            or namespace in (self.namespaces or ())
+        )
+        if not known:
+            await self._send_packet(
+                eio_sid,
+                self.packet_class(
+                    socketio.packet.CONNECT_ERROR,
+                    data={"message": "Invalid namespace"},
+                    namespace=namespace,
+                ),
+            )
+            return
+        await super()._handle_connect(eio_sid, namespace, data)
+        sessions = self.eio.sessions
+        if sessions is not None and self._has_namespace(eio_sid):
+            sessions.connected(eio_sid)
+
+    async def _handle_disconnect(
+        self, eio_sid: str, namespace: str | None, reason: Any = None
+    ) -> None:
+        await super()._handle_disconnect(eio_sid, namespace, reason)
+        sessions = self.eio.sessions
+        socket = self.eio.sockets.get(eio_sid)
+        if (
+            sessions is not None
+            and socket is not None
+            and not (socket.closing or socket.closed)
+            and not self._has_namespace(eio_sid)
+        ):
+            sessions.unconnected(eio_sid)
+
+    def _has_namespace(self, eio_sid: str) -> bool:
+        for namespace in list(self.manager.get_namespaces()):
+            sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
+            if sid is not None and self.manager.is_connected(sid, namespace):
+                return True
+        return False
 
     async def _handle_eio_message(self, eio_sid: str, data: object) -> None:
         if isinstance(data, bytes | bytearray) or (
@@ -447,9 +693,7 @@ class DecodeGuardServer(socketio.AsyncServer):  # type: ignore[misc]
             self._dropping.add(eio_sid)
             queue.discard()
             await self.slow_consumer(eio_sid)
-            task = asyncio.create_task(self.drop(eio_sid), context=contextvars.Context())
-            self._drop_tasks.add(task)
-            task.add_done_callback(self._drop_tasks.discard)
+            self._spawn(self.drop(eio_sid))
             return
         await super()._send_eio_packet(eio_sid, eio_pkt)
 

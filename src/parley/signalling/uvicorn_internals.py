@@ -13,7 +13,17 @@ again before moving either pin. What it depends on:
    written; every other write of the protocol goes through ``send`` (ASGI) or is a control
    frame. ``conn.extensions`` lists the negotiated extensions (none: frames are written as
    they are only when no extension, such as permessage-deflate, was negotiated). A server's
-   frames are not masked (RFC 6455, 5.1), so one frame's bytes serve every recipient.
+   frames are not masked (RFC 6455, 5.1), so one frame's bytes serve every recipient. After
+   the application sends ``websocket.close``, the protocol waits ``close_timeout`` seconds
+   (an instance attribute, 10 by default) for the client's close frame before it closes the
+   connection itself (``close_timer``, calling ``transport.close``); when the ASGI task returns
+   with no ``close_timer`` pending, ``run_asgi`` calls ``transport.close()``. asyncio's
+   ``close()`` first writes what the transport still buffers, which never happens for a client
+   that does not read; ``abort()`` does not wait. A handshake answered with ASGI's WebSocket
+   Denial Response
+   (``websocket.http.response.start``/``.body``) is sent and closed, but leaves
+   ``handshake_complete`` False, which makes ``run_asgi`` log an error when the application
+   returns.
 2. uvicorn's ``H11Protocol`` (``http="h11"``) is an ``asyncio.Protocol`` (``connection_made``,
    ``data_received``, ``connection_lost``) that keeps its h11 connection in ``self.conn``, its
    transport in ``self.transport`` and its loop in ``self.loop``, and calls
@@ -32,6 +42,10 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 
 #: The key, in a WebSocket's ASGI scope ``extensions``, of its ``FrameSink`` (1).
 FRAMES_EXTENSION = "parley.frames"
+
+#: Seconds a WebSocket the server closed waits for the client's close frame (a client that
+#: never answers must not keep its connection, and its descriptor, for long).
+CLOSE_TIMEOUT = 1.0
 
 #: Bytes a connection may hold in its ``FrameSink`` within one turn of the event loop before
 #: further frames go to its metered queue instead.
@@ -105,9 +119,15 @@ class FrameSink:
 class FrameWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's sans-I/O WebSocket protocol that lends its connection a ``FrameSink`` through
     the ASGI scope (``FRAMES_EXTENSION``). Whatever the application sends through ASGI leaves
-    after the frames the sink holds."""
+    after the frames the sink holds. A connection the application closed waits
+    ``CLOSE_TIMEOUT`` for the client's close frame, and one whose client does not read is
+    aborted rather than closed (which would wait for its buffer to drain)."""
 
     frame_sink: FrameSink | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.close_timeout = CLOSE_TIMEOUT
 
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
@@ -120,6 +140,18 @@ class FrameWebSocketProtocol(WebSocketsSansIOProtocol):
         if self.frame_sink is not None:
             self.frame_sink.flush()
         await super().send(message)
+        if message["type"] == "websocket.http.response.body" and not message.get("more_body"):
+            self.handshake_complete = True  # a refusal, answered in full: not an error
+        if message["type"] == "websocket.close" and self.close_timer is not None:
+            # No close frame back in time: the connection goes, whatever it still buffers.
+            self.close_timer.cancel()
+            self.close_timer = self.loop.call_later(self.close_timeout, self.transport.abort)
+
+    async def run_asgi(self) -> None:
+        await super().run_asgi()
+        if not self.writable.is_set() and not self.disconnected:
+            # The client does not read: closing would wait for it forever.
+            self.transport.abort()
 
 
 # --- slow request headers ---------------------------------------------------------------------

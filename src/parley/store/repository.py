@@ -18,10 +18,12 @@ from parley.webhooks.model import PendingDelivery
 
 
 class Store:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, on_log_written: Callable[[], None] = lambda: None
+    ) -> None:
         self._engine = engine
         self._head = head_revision()
-        self.on_log_written: Callable[[], None] = lambda: None
+        self._on_log_written = on_log_written
         """Called after a transaction that wrote meeting-log entries has committed."""
 
     async def close(self) -> None:
@@ -102,7 +104,7 @@ class Store:
             if written:
                 await _write_log(connection, log)
         if written:
-            self.on_log_written()
+            self._on_log_written()
         return filenames
 
     async def start_meeting(self, uid: str, at: int, entries: Sequence[LogEntry]) -> bool:
@@ -116,7 +118,7 @@ class Store:
             if started and entries:
                 await _write_log(connection, entries)
         if started and entries:
-            self.on_log_written()
+            self._on_log_written()
         return started
 
     # --- chat -------------------------------------------------------------------------------
@@ -213,7 +215,7 @@ class Store:
         except IntegrityError:
             raise RoomGone(record.room_uid) from None
         if log:
-            self.on_log_written()
+            self._on_log_written()
 
     async def get_file(self, filename: str) -> StoredFile | None:
         async with self._engine.connect() as connection:
@@ -253,7 +255,7 @@ class Store:
             return
         async with self._engine.begin() as connection:
             await _write_log(connection, entries)
-        self.on_log_written()
+        self._on_log_written()
 
     async def claim_deliveries(
         self, node: str, now_ms: int, lease_ms: int, limit: int

@@ -73,6 +73,11 @@ class WebhookWorker:
         self._client: httpx.AsyncClient | None = None
         self._timers: set[asyncio.TimerHandle] = set()
 
+    @property
+    def delivering(self) -> int:
+        """How many (URL, room) deliveries are under way now."""
+        return len(self._deliveries)
+
     def wake(self) -> None:
         """Something was written to the outbox (or became due): look now."""
         self._wake.set()

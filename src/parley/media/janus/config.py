@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from parley.media.sdp import Networks
+
 PLUGIN = "libjanus_videoroom.so"
 TRANSPORT = "libjanus_websockets.so"
 LOOPBACK = "127.0.0.1"
@@ -59,6 +61,9 @@ class JanusConfig:
     """STUN and TURN servers for Janus's own gathering (the first of each kind is used)."""
     max_sdp_bytes: int
     """The longest offer or answer accepted."""
+    ice_ignore_addresses: Networks
+    """Candidates in these networks are dropped from offers and answers before Janus sees
+    them (as trickled ones are refused)."""
     max_participants: int
     max_streams_per_participant: int
     """Together: how many publishers a VideoRoom takes."""

@@ -76,7 +76,7 @@ class JanusEngine:
     # --- MediaEngine ----------------------------------------------------------------------
 
     async def publish(self, room_key: str, stream_id: str, offer_sdp: str) -> Published:
-        offer = check_offer(offer_sdp, self.config.max_sdp_bytes)
+        offer = check_offer(offer_sdp, self.config.max_sdp_bytes, self.config.ice_ignore_addresses)
         published, _ = await self.rooms.publish(room_key, stream_id, offer)
         return published
 

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from parley.cluster.redis_client import redis_client
 from parley.errors import MediaError
 
 logger = logging.getLogger(__name__)
@@ -201,7 +202,7 @@ class RedisPlacement:
         self._keys = [prefix + "placement", prefix + "load"]
 
     async def start(self) -> None:
-        self._redis = Redis.from_url(self.url, decode_responses=True)
+        self._redis = redis_client(self.url, decode_responses=True)
         try:
             await self._redis.ping()
         except (RedisError, OSError) as exc:

@@ -222,7 +222,7 @@ class JanusPoolEngine:
     # --- streams known to every node ------------------------------------------------------
 
     async def publish(self, room_key: str, stream_id: str, offer_sdp: str) -> Published:
-        offer = check_offer(offer_sdp, self.config.max_sdp_bytes)
+        offer = check_offer(offer_sdp, self.config.max_sdp_bytes, self.config.ice_ignore_addresses)
         rooms = await self._place(room_key)
         published, publisher = await rooms.publish(room_key, stream_id, offer)
         info = StreamInfo(simulcast=publisher.simulcast, mids=publisher.mids)

@@ -24,7 +24,7 @@ from parley.media.engine import (
     NoListener,
     Published,
 )
-from parley.media.sdp import check_candidate, check_description
+from parley.media.sdp import Networks, check_candidate, check_description, filter_candidates
 
 from .client import JSON, JanusClosed, JanusError, JanusHandle, plugin_data
 from .config import JanusConfig
@@ -48,9 +48,10 @@ class Offer:
     kinds: tuple[str, ...]
 
 
-def check_offer(offer_sdp: str, max_sdp_bytes: int) -> Offer:
-    """The offer if it can be published; ``MediaError`` when it is malformed or empty."""
-    sdp = check_description(offer_sdp, max_sdp_bytes, "offer")
+def check_offer(offer_sdp: str, max_sdp_bytes: int, ignored: Networks) -> Offer:
+    """The offer if it can be published, without candidates in ``ignored`` networks;
+    ``MediaError`` when it is malformed or empty."""
+    sdp = filter_candidates(check_description(offer_sdp, max_sdp_bytes, "offer"), ignored)
     kinds = sdp_kinds(sdp)
     if not kinds:
         raise MediaError("The offer carries neither audio nor video.")
@@ -397,7 +398,10 @@ class JanusRooms:
             raise MediaError("The subscription already has an answer.")
         sub.answered = True
         try:
-            answer_sdp = check_description(answer_sdp, self.config.max_sdp_bytes, "answer")
+            answer_sdp = filter_candidates(
+                check_description(answer_sdp, self.config.max_sdp_bytes, "answer"),
+                self.config.ice_ignore_addresses,
+            )
             await sub.handle.message({"request": "start"}, {"type": "answer", "sdp": answer_sdp})
         except BaseException as exc:
             if room.subscriptions.get(subscription_id) is sub:
