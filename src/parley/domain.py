@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 from parley.bus import MediaBus
 from parley.chat.models import ChatMessage, ChatStore
@@ -71,8 +71,12 @@ def limits_from(settings: Settings) -> Limits:
             room_create_burst=s.room_create_burst,
             max_user_name_chars=s.max_user_name_chars,
             max_room_name_chars=s.max_room_name_chars,
-            rooms_list=s.rooms_list,
+            rooms_list=rooms_list(s),
             auth=s.auth,
+            unknown_room_rate=s.unknown_room_rate,
+            unknown_room_burst=s.unknown_room_burst,
+            unknown_room_address_rate=s.unknown_room_address_rate,
+            unknown_room_address_burst=s.unknown_room_address_burst,
         ),
         media=MediaLimits(
             max_streams_per_participant=s.max_streams_per_participant,
@@ -111,6 +115,14 @@ def limits_from(settings: Settings) -> Limits:
         empty_room_ttl_seconds=s.empty_room_ttl_seconds,
         unused_room_ttl_seconds=s.unused_room_ttl_seconds,
     )
+
+
+def rooms_list(settings: Settings) -> Literal["public", "off"]:
+    """``rooms_list`` as set; when it is not set, ``off`` on a server where people come in
+    only with a join token (``auth=jwt``): who meets there is the application's business."""
+    if settings.auth == "jwt" and "rooms_list" not in settings.model_fields_set:
+        return "off"
+    return settings.rooms_list
 
 
 def _ignore(_fact: object) -> None:
@@ -178,9 +190,22 @@ def build_domain(ports: Ports, limits: Limits, clock: Clock) -> Domain:
     )
     p.engine_events.subscribe(media)
     membership = Membership(
-        p.store, p.presence, media, files, p.events, p.signer, clock, p.meeting_log
+        p.store,
+        p.presence,
+        media,
+        files,
+        p.events,
+        p.signer,
+        clock,
+        p.meeting_log,
+        max_participants=limits.rooms.max_participants,
     )
-    passwords = Passwords(clock, limits.max_wrong_passwords, limits.wrong_password_window_seconds)
+    passwords = Passwords(
+        clock,
+        limits.max_wrong_passwords,
+        limits.wrong_password_window_seconds,
+        shared=shared,
+    )
     lobby = Lobby(p.presence, membership, p.events, clock)
     reconnects = Reconnects(
         p.presence,

@@ -76,6 +76,13 @@ class KeyedLimiter:
             self._shared.spent(self.name, key, bucket)
         return allowed
 
+    def exhausted(self, key: str, now: float) -> bool:
+        """Whether ``key`` has no token left at ``now`` (nothing is spent)."""
+        bucket = self._buckets.get(key)
+        if bucket is None or bucket.updated is None:
+            return False
+        return bucket.tokens + (now - bucket.updated) * self._rate < 1.0
+
     def forget(self, key: str) -> None:
         self._buckets.pop(key, None)
 

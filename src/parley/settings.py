@@ -135,7 +135,7 @@ class Settings(BaseSettings):
     empty room that never had a message or file does not count (and expires quickly)."""
     rooms_list: Literal["public", "off"] = "public"
     """``public``: ``getRoomsList`` shows active meetings whose host did not unlist them;
-    ``off``: it always answers an empty list."""
+    ``off``: it always answers an empty list. Left unset with ``auth=jwt``: ``off``."""
     max_participants: int = Field(default=50, ge=1)
     """Participants per room."""
     reconnect_grace_seconds: float = Field(default=10.0, ge=0)
@@ -166,6 +166,14 @@ class Settings(BaseSettings):
     reaction_rate: float = Field(default=5.0, gt=0)
     """Reactions a participant may send per second."""
     reaction_burst: int = Field(default=5, ge=1)
+    unknown_room_rate: float = Field(default=0.5, gt=0)
+    """Joins of meetings that do not exist one connection may try per second, sustained; past
+    that (and ``unknown_room_address_rate``), every join from it answers ``RATE_LIMITED`` until
+    it may try again, so meeting ids cannot be guessed at speed."""
+    unknown_room_burst: int = Field(default=5, ge=1)
+    unknown_room_address_rate: float = Field(default=2.0, gt=0)
+    """The same, per address (all its connections; across nodes in cluster mode)."""
+    unknown_room_address_burst: int = Field(default=20, ge=1)
     state_change_rate: float = Field(default=5.0, gt=0)
     """State changes one participant may make per second, sustained: ``raiseHand``,
     ``startStream``, ``startScreen``, ``mute``, ``muteAll``, ``setRole``, ``updateRoom`` and

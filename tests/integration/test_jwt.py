@@ -163,3 +163,32 @@ async def test_auth_jwt_refuses_anonymous_create_and_join(tmp_path: Path) -> Non
             assert joined["userId"]
         finally:
             await client.close()
+
+
+async def test_a_token_name_follows_the_rules_of_a_user_name(
+    server: RunningServer, room: tuple[str, Client]
+) -> None:
+    room_id, _ = room
+    for bad in ("Kim\u202egnp.exe", "Kim\x00", "Ki\nm"):
+        guest, answer = await join(server, {"roomId": room_id, "jwt": token(room_id, name=bad)})
+        assert answer["ok"] is False and answer["error"]["code"] == "UNAUTHORIZED", bad
+        await guest.close()
+
+
+@pytest.mark.parametrize(("rooms_list", "listed"), [(None, False), ("public", True)])
+async def test_auth_jwt_keeps_the_rooms_list_empty_unless_it_is_set(
+    tmp_path: Path, rooms_list: str | None, listed: bool
+) -> None:
+    chosen = {} if rooms_list is None else {"rooms_list": rooms_list}
+    settings = Settings(
+        data_dir=tmp_path, media_engine="none", jwt_secret=SECRET, auth="jwt", **chosen
+    )
+    async with run_server(settings) as strict:
+        record, _ = await strict.parley.rooms.new_room("Made", None, RoomSettings())
+        client = await Client(strict.url).connect()
+        try:
+            await client.ok("joinRoom", {"roomId": record.room_id, "jwt": token(record.room_id)})
+            shown = [r["roomId"] for r in await client.ok("getRoomsList")]
+            assert shown == ([record.room_id] if listed else [])
+        finally:
+            await client.close()

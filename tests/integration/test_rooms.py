@@ -540,3 +540,26 @@ async def test_a_creation_burst_does_not_block_a_legitimate_user(tmp_path) -> No
         finally:
             await eve.close()
             await ada.close()
+
+
+async def test_guessing_meeting_ids_is_paced_per_connection_and_per_address(connect) -> None:
+    host = await connect()
+    room_id = (await host.ok("createRoom", {"userName": "Ada", "roomName": "Real"}))["roomId"]
+    guesser = await connect()
+    guesses = [
+        await guesser.error("joinRoom", {"roomId": f"guess-{n}", "userName": "Eve"})
+        for n in range(12)
+    ]
+    assert 5 <= guesses.count("ROOM_NOT_FOUND") <= 6  # the burst, and what refilled meanwhile
+    assert guesses[-3:] == ["RATE_LIMITED"] * 3
+    # Past its pace, a meeting that exists answers as one that does not.
+    assert await guesser.error("joinRoom", {"roomId": room_id, "userName": "Eve"}) == (
+        "RATE_LIMITED"
+    )
+    # Fresh connections from the same address share the address's pace.
+    codes = []
+    for n in range(6):
+        other = await connect()
+        for m in range(5):
+            codes.append(await other.error("joinRoom", {"roomId": f"g-{n}-{m}", "userName": "E"}))
+    assert codes.count("ROOM_NOT_FOUND") <= 20 - 5 + 2 and codes[-5:] == ["RATE_LIMITED"] * 5

@@ -8,6 +8,7 @@ import asyncio
 import pytest
 
 from parley.rooms.models import (
+    STORED_PASSWORD,
     LiveRoom,
     LobbyRequest,
     Participant,
@@ -109,7 +110,7 @@ async def test_save_under_another_rooms_hold_is_refused(presence: Presence) -> N
 async def test_saved_room_is_what_the_hold_and_snapshots_see(presence: Presence) -> None:
     rec = await live(presence)
     room = LiveRoom(
-        replace_settings(rec, RoomSettings(locked=True, lobby=True, password_hash="x")),
+        replace_settings(rec, RoomSettings(locked=True, lobby=True, password_hash=STORED_PASSWORD)),
         participants=(person("ada", "c1", is_host=True), person("bob", None)),
         streams=(stream("s1", "ada"),),
         subscriptions=(Subscription("u1", "bob", "s1"),),

@@ -15,6 +15,8 @@ from parley.cluster import codec
 from parley.cluster.presence import RedisPresence
 from parley.errors import ServerFull
 from parley.rooms.models import (
+    STORED_PASSWORD,
+    Block,
     LiveRoom,
     LobbyRequest,
     Participant,
@@ -38,7 +40,7 @@ EVERY_FIELD_SET = LiveRoom(
         "Stand-up ✓",
         "hash",
         1_700_000_000_000,
-        RoomSettings(True, True, "pw-hash", False, False, False),
+        RoomSettings(True, True, STORED_PASSWORD, False, False, False),
     ),
     participants=(
         Participant(
@@ -61,11 +63,50 @@ EVERY_FIELD_SET = LiveRoom(
     subscriptions=(Subscription("u1", "bob", "s1"),),
     lobby=(LobbyRequest("r1", "c3", "Guest", 1_700_000_000_004, "cy", "node1"),),
     revoked=(Revocation("eve", "kicked"), Revocation("fay", "timeout")),
+    blocks=(Block("ada", frozenset({"video"})), Block("eve", frozenset({"audio", "video"}))),
 )
 
 
 def test_a_live_room_reads_back_as_written() -> None:
     assert codec.to_live_room(codec.live_room(EVERY_FIELD_SET)) == EVERY_FIELD_SET
+
+
+async def every_value(client: Redis) -> list[bytes]:
+    """Every key of Redis and every value under it, whatever its type."""
+    found: list[bytes] = []
+    async for key in client.scan_iter():
+        found.append(key)
+        kind = (await client.type(key)).decode()
+        if kind == "string":
+            found.append(await client.get(key))
+        elif kind == "hash":
+            for field, value in (await client.hgetall(key)).items():
+                found += [field, value]
+        elif kind == "set":
+            found += list(await client.smembers(key))
+        elif kind == "zset":
+            found += [member for member, _ in await client.zrange(key, 0, -1, withscores=True)]
+        elif kind == "list":
+            found += list(await client.lrange(key, 0, -1))
+        else:
+            raise AssertionError(f"{key!r} is a {kind}")
+    return found
+
+
+async def test_a_rooms_password_hash_never_reaches_redis(redis_clients: Clients) -> None:
+    presence = RedisPresence(redis_clients(), "node1", is_local=lambda conn: True)
+    secret = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"
+    rec = await presence.open_room(
+        RoomRecord("k1", "standup", "Stand-up", "hash", 1, RoomSettings(password_hash=secret))
+    )
+    async with presence.hold(rec.uid) as hold:
+        assert hold.room is not None
+        hold.save(hold.room.with_participant(person("ada", "c1", is_host=True)))
+    values = await every_value(redis_clients())
+    assert values and not [v for v in values if b"argon2" in v or b"aGFzaGhhc2hoYXNo" in v]
+    live = await presence.room("standup")
+    assert live is not None and live.settings.password_hash == STORED_PASSWORD
+    assert [s.record.settings.password_hash for s in await presence.rooms()] == [STORED_PASSWORD]
 
 
 def test_the_codec_knows_every_field_of_the_values_it_writes() -> None:
@@ -99,6 +140,7 @@ def test_the_codec_knows_every_field_of_the_values_it_writes() -> None:
         Stream: ("stream_id", "user_id", "user_name", "source", "kinds"),
         Subscription: ("subscription_id", "user_id", "stream_id"),
         Revocation: ("user_id", "why"),
+        Block: ("user_id", "kinds"),
         Place: ("room_key", "room_id", "user_id", "request_id"),
     }
     for value, names in known.items():

@@ -6,6 +6,7 @@ import json
 import secrets
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from sqlalchemy.exc import DBAPIError
 from parley.chat.models import ChatMessage
 from parley.files.models import StoredFile
 from parley.media.fake import FakeEngine
-from parley.rooms.models import RoomGone, RoomRecord
+from parley.rooms.models import STORED_PASSWORD, RoomGone, RoomRecord, RoomSettings
 from parley.settings import Settings
 from parley.store.database import current_revision, head_revision, make_engine, migrate
 from parley.store.repository import Store
@@ -104,6 +105,32 @@ async def test_rooms_are_added_found_listed_counted_and_deleted(store: Store) ->
     assert await store.get_room("alpha") is None
     assert await store.list_rooms() == [second]
     assert await store.count_rooms() == 1
+
+
+async def test_a_removal_is_kept_once_and_forgotten_with_its_room(store: Store) -> None:
+    kept, other = room("kept"), room("other")
+    await store.add_room(kept)
+    await store.add_room(other)
+    await store.add_removal(kept.uid, "bob", 5)
+    await store.add_removal(kept.uid, "bob", 6)  # removed again: still once
+    await store.add_removal("gone", "bob", 7)  # a room deleted meanwhile: nothing
+    assert await store.is_removed(kept.uid, "bob") is True
+    assert await store.is_removed(kept.uid, "cy") is False
+    assert await store.is_removed(other.uid, "bob") is False
+    await store.delete_room(kept.uid)
+    assert await store.is_removed(kept.uid, "bob") is False
+
+
+async def test_settings_saying_the_stored_password_keep_its_hash(store: Store) -> None:
+    kept = room("kept")
+    await store.add_room(kept)
+    await store.update_settings(kept.uid, RoomSettings(password_hash="h1"))
+    await store.update_settings(kept.uid, RoomSettings(locked=True, password_hash=STORED_PASSWORD))
+    found = await store.get_room("kept")
+    assert found is not None and found.settings == RoomSettings(locked=True, password_hash="h1")
+    await store.update_settings(kept.uid, RoomSettings())
+    found = await store.get_room("kept")
+    assert found is not None and found.settings.password_hash is None
 
 
 async def test_a_taken_room_id_is_refused_and_the_first_room_kept(store: Store) -> None:
@@ -195,6 +222,17 @@ async def test_history_before_an_unknown_or_foreign_message_is_none(store: Store
     assert await store.history(record.uid, record.room_id, foreign.id, 10) is None
 
 
+async def test_history_before_a_private_message_of_others_is_none(store: Store) -> None:
+    record = room("one")
+    await store.add_room(record)
+    public = message(record, "all")
+    private = replace(message(record, "psst", user_id="ada"), recipient_id="bob")
+    for item in (public, private):
+        await store.add_message(item)
+    assert await store.history(record.uid, record.room_id, private.id, 10, viewer="cy") is None
+    assert await store.history(record.uid, record.room_id, private.id, 10, viewer="bob") == [public]
+
+
 async def test_file_rows_are_stored_found_and_listed(store: Store) -> None:
     record = room()
     await store.add_room(record)
@@ -274,6 +312,7 @@ async def test_ping_fails_when_a_table_is_gone(store: Store, database_url: str) 
         async with engine.begin() as connection:
             await connection.execute(text("DROP TABLE messages"))
             await connection.execute(text("DROP TABLE files"))
+            await connection.execute(text("DROP TABLE removals"))
             await connection.execute(text("DROP TABLE rooms"))
     finally:
         await engine.dispose()

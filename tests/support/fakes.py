@@ -11,6 +11,7 @@ from parley.chat.models import ChatMessage
 from parley.files.models import StoredFile
 from parley.media.engine import IceCandidate
 from parley.rooms.models import (
+    STORED_PASSWORD,
     Departure,
     JoinedRoom,
     LobbyOutcome,
@@ -50,6 +51,7 @@ class MemoryStore:
         self.rooms: dict[str, RoomRecord] = {}
         self.messages: list[ChatMessage] = []
         self.files: dict[str, StoredFile] = {}
+        self.removals: set[tuple[str, str]] = set()
         self._seq = itertools.count()
 
     async def add_room(self, record: RoomRecord) -> bool:
@@ -69,6 +71,9 @@ class MemoryStore:
 
     async def update_settings(self, uid: str, settings: RoomSettings) -> None:
         if uid in self.rooms:
+            if settings.password_hash == STORED_PASSWORD:
+                kept = self.rooms[uid].settings.password_hash
+                settings = replace(settings, password_hash=kept)
             self.rooms[uid] = replace(self.rooms[uid], settings=settings)
 
     async def used_room_uids(self) -> set[str]:
@@ -76,6 +81,7 @@ class MemoryStore:
 
     async def delete_room(self, uid: str, log: Sequence[LogEntry] = ()) -> list[str]:
         self.rooms.pop(uid, None)
+        self.removals = {r for r in self.removals if r[0] != uid}
         self.messages = [m for m in self.messages if m.room_uid != uid]
         gone = [name for name, f in self.files.items() if f.room_uid == uid]
         for name in gone:
@@ -84,6 +90,13 @@ class MemoryStore:
 
     async def ping(self) -> None:
         return None
+
+    async def add_removal(self, uid: str, user_id: str, at_ms: int) -> None:
+        if uid in self.rooms:
+            self.removals.add((uid, user_id))
+
+    async def is_removed(self, uid: str, user_id: str) -> bool:
+        return (uid, user_id) in self.removals
 
     async def add_message(self, message: ChatMessage) -> tuple[ChatMessage, bool]:
         if message.room_uid not in self.rooms:

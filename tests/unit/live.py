@@ -40,9 +40,10 @@ def knocking(name: str, since: int = 0) -> LobbyRequest:
     return LobbyRequest(f"r-{name}", f"c-{name}", name, since)
 
 
-def door() -> Door:
+def door(max_participants: int = 50) -> Door:
     ids = itertools.count(1)
-    return Door(NOW_MS, lambda: f"u{next(ids)}", lambda key, user: f"token:{key}:{user}")
+    token = "token:{}:{}".format
+    return Door(NOW_MS, lambda: f"u{next(ids)}", token, max_participants)
 
 
 def kinds(effects: Effects) -> list[str]:

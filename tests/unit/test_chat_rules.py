@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from parley.errors import FileNotFound, InvalidPayload, NotInRoom, RateLimited
@@ -67,3 +69,14 @@ async def test_history_pages_and_refuses_too_large_a_page() -> None:
         await domain.chat.history("c1", room_id, None, 4)
     with pytest.raises(InvalidPayload):
         await domain.chat.history("c1", room_id, "unknown", 2)
+
+
+async def test_message_ids_tell_nothing_of_how_many_messages_came_before(domain: Domain) -> None:
+    room_id = await room_of(domain)
+    ids = [
+        (await domain.chat.send("c1", "10.0.0.1", room_id, f"m{n}", None, None, None)).id
+        for n in range(5)
+    ]
+    assert len(set(ids)) == 5
+    for earlier, later in itertools.pairwise(ids):
+        assert earlier[:8] != later[:8], ids  # no shared prefix, no counter at the end

@@ -18,7 +18,7 @@ from parley.rooms.effects import (
     UserUpdated,
 )
 from parley.rooms.models import RoomSettings, Stream
-from parley.rooms.rules import controls, media
+from parley.rooms.rules import controls, media, membership
 from parley.rooms.rules.controls import SettingsChange
 from tests.unit.live import NOW_MS, door, kinds, knocking, of, person, room
 
@@ -250,3 +250,21 @@ def test_demoting_a_co_host_hands_nothing_over_while_a_host_stays() -> None:
     co_host = person("bob", host=True)
     after, effects = controls.set_role(room(ADA, co_host, CY), "c-ada", "bob", False)
     assert of(effects, HostChanged) == [] and len(after.hosts) == 1
+
+
+def test_a_host_mute_holds_for_the_userid_after_it_leaves_and_comes_back() -> None:
+    muted, _ = controls.mute(room(ADA, person("bob")), "c-ada", "bob", "audio")
+    gone, _ = membership.remove(muted, "bob", "timeout")
+    back, bob, _ = membership.enter(gone, "c-bob2", "Bob", False, "bob", NOW_MS)
+    assert bob.muted == bob.muted_by_host == frozenset({"audio"})
+    lifted, _ = controls.unmute(back, "c-ada", "bob", "audio")
+    gone, _ = membership.remove(lifted, "bob", "left")
+    _, again, _ = membership.enter(gone, "c-bob3", "Bob", False, "bob", NOW_MS)
+    assert again.muted == frozenset()
+
+
+def test_muting_oneself_is_not_remembered_for_a_return() -> None:
+    muted, _ = controls.mute(room(ADA, person("bob")), "c-bob", "bob", "video")
+    gone, _ = membership.remove(muted, "bob", "timeout")
+    _, bob, _ = membership.enter(gone, "c-bob2", "Bob", False, "bob", NOW_MS)
+    assert bob.muted == frozenset()

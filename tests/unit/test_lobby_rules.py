@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from parley.errors import InvalidPayload
+from parley.errors import InvalidPayload, RoomFull
 from parley.rooms.effects import (
     Admitted,
     ConnectionEntered,
@@ -86,6 +86,20 @@ def test_admitting_everyone_lets_each_in_oldest_first() -> None:
     after, effects = lobby.admit_everyone(room(ADA, lobby=queue), door())
     assert [p.conn_id for p in after.participants] == ["c-ada", "c-dee", "c-eve"]
     assert [a.request.request_id for a in of(effects, Admitted)] == ["r-dee", "r-eve"]
+
+
+def test_a_full_room_admits_nobody_more_from_its_lobby() -> None:
+    full = room(ADA, person("bob"), lobby=(knocking("dee"),))
+    with pytest.raises(RoomFull):
+        lobby.admit(full, "r-dee", door(max_participants=2))
+
+
+def test_turning_the_lobby_off_lets_in_only_as_many_as_there_is_room_for() -> None:
+    queue = (knocking("dee", since=1), knocking("eve", since=2))
+    after, effects = lobby.admit_everyone(room(ADA, lobby=queue), door(max_participants=2))
+    assert [p.conn_id for p in after.participants] == ["c-ada", "c-dee"]
+    assert [r.request_id for r in after.lobby] == ["r-eve"]
+    assert [a.request.request_id for a in of(effects, Admitted)] == ["r-dee"]
 
 
 def test_ending_the_meeting_denies_everyone_waiting() -> None:

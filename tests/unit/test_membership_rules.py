@@ -161,3 +161,19 @@ def test_a_dead_nodes_participant_is_adopted_with_its_grace_going_on() -> None:
     again = reconnect.adopt(adopted[0], "bob", "a", 99.0, "c")
     assert again is not None and again[1] == 30.0  # already away: the same deadline
     assert reconnect.adopt(room(ADA, BOB), "bob", "b", 30.0, "a") is None
+
+
+def test_a_removed_userid_never_comes_back_by_resume_or_join_token() -> None:
+    kicked = room(person("ada", host=True)).with_revocation("bob", "kicked")
+    with pytest.raises(Forbidden):
+        reconnect.returning(kicked, "bob", None)  # the join token's subject
+    with pytest.raises(Forbidden):
+        reconnect.returning(kicked, None, "bob")  # the resume token's userId
+
+
+def test_a_resume_token_revoked_since_it_was_read_claims_nothing() -> None:
+    left = room(person("ada", host=True)).with_revocation("bob", "left")
+    assert reconnect.returning(left, None, "bob") is None
+    assert reconnect.returning(left, "bob", None) == "bob"  # a token subject is who it is
+    assert reconnect.returning(left, None, None) is None
+    assert reconnect.returning(room(person("bob")), None, "bob") == "bob"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 import secrets
 from collections.abc import Callable
@@ -57,10 +56,6 @@ class ChatService:
         self._rate = KeyedLimiter(
             "chat.participant", limits.chat_rate, limits.chat_burst, shared=shared
         )
-        # Message ids: a random prefix per process and a counter (unique without a system call
-        # per message; ids are names, not secrets: reading a room still needs its membership).
-        self._id_prefix = secrets.token_hex(8)
-        self._id_counter = itertools.count(1)
         self._on_posted = on_posted  # every new message (metrics)
         self._address_rate = KeyedLimiter(
             "chat.address", limits.chat_address_rate, limits.chat_address_burst, shared=shared
@@ -126,8 +121,10 @@ class ChatService:
         live, participant = in_room(await self._presence.room(room_id), conn_id)
         return live.record, participant
 
-    def _new_id(self) -> str:
-        return f"{self._id_prefix}{next(self._id_counter):08x}"
+    @staticmethod
+    def _new_id() -> str:
+        """Random: an id tells nothing of how many messages the server carried, or when."""
+        return secrets.token_hex(12)
 
     async def history(
         self, conn_id: str, room_id: str, before: str | None, limit: int | None

@@ -1,8 +1,9 @@
 """Live rooms as compact JSON arrays (positional, no field names) for Redis.
 
-A ``LiveRoom`` is one array ``[record, participants, streams, subscriptions, lobby, revoked]``
-whose parts are arrays of the values' fields in order; a field added at the end of a value with
-a default reads as that default from values written before it existed. ``FIELDS`` names what a
+A ``LiveRoom`` is one array ``[record, participants, streams, subscriptions, lobby, revoked,
+blocks]`` whose parts are arrays of the values' fields in order (a room's password as whether it
+has one: its hash stays in the database); a field added at the end of a value with a default
+reads as that default from values written before it existed. ``FIELDS`` names what a
 ``LiveRoom`` holds, so that a new field of it cannot be forgotten here.
 """
 
@@ -13,6 +14,8 @@ from typing import Any, cast
 import orjson
 
 from parley.rooms.models import (
+    STORED_PASSWORD,
+    Block,
     Departure,
     LiveRoom,
     LobbyRequest,
@@ -26,7 +29,7 @@ from parley.rooms.models import (
     Subscription,
 )
 
-FIELDS = ("record", "participants", "streams", "subscriptions", "lobby", "revoked")
+FIELDS = ("record", "participants", "streams", "subscriptions", "lobby", "revoked", "blocks")
 """The fields of ``LiveRoom`` this codec writes, in order."""
 
 
@@ -39,12 +42,14 @@ def live_room(room: LiveRoom) -> bytes:
             [_subscription(s) for s in room.subscriptions],
             [_lobby_request(r) for r in room.lobby],
             [[r.user_id, r.why] for r in room.revoked],
+            [[b.user_id, sorted(b.kinds)] for b in room.blocks],
         ]
     )
 
 
 def to_live_room(data: str | bytes) -> LiveRoom:
-    record, participants, streams, subscriptions, lobby, revoked = orjson.loads(data)
+    record, participants, streams, subscriptions, lobby, revoked, *more = orjson.loads(data)
+    blocks = more[0] if more else []
     return LiveRoom(
         record=_to_record(record),
         participants=tuple(_to_participant(v) for v in participants),
@@ -52,6 +57,7 @@ def to_live_room(data: str | bytes) -> LiveRoom:
         subscriptions=tuple(_to_subscription(v) for v in subscriptions),
         lobby=tuple(_to_lobby_request(v) for v in lobby),
         revoked=tuple(Revocation(user_id, cast(Departure, why)) for user_id, why in revoked),
+        blocks=tuple(Block(user_id, frozenset(kinds)) for user_id, kinds in blocks),
     )
 
 
@@ -75,13 +81,17 @@ def to_place(data: str | bytes) -> Place:
 
 def _record(r: RoomRecord) -> list[Any]:
     s = r.settings
-    flags = [s.locked, s.lobby, s.password_hash, s.self_unmute, s.private_chat, s.listed]
+    has_password = s.password_hash is not None  # the hash itself stays in the database
+    flags = [s.locked, s.lobby, has_password, s.self_unmute, s.private_chat, s.listed]
     return [r.uid, r.room_id, r.name, r.host_key_hash, r.created_at, flags]
 
 
 def _to_record(v: list[Any]) -> RoomRecord:
     uid, room_id, name, host_key_hash, created_at, flags = v
-    return RoomRecord(uid, room_id, name, host_key_hash, created_at, RoomSettings(*flags))
+    locked, lobby, has_password, *rest = flags
+    password = STORED_PASSWORD if has_password else None
+    settings = RoomSettings(locked, lobby, password, *rest)
+    return RoomRecord(uid, room_id, name, host_key_hash, created_at, settings)
 
 
 def _participant(p: Participant) -> list[Any]:

@@ -12,7 +12,7 @@ from typing import Protocol
 from parley.clock import Clock
 from parley.errors import InvalidPayload, NotInRoom, RateLimited
 from parley.ratelimit import KeyedLimiter, SharedBuckets
-from parley.rooms.effects import Effects
+from parley.rooms.effects import Effects, Kicked
 from parley.rooms.events import RoomEvents
 from parley.rooms.lobby import Lobby
 from parley.rooms.media import MediaService
@@ -83,7 +83,8 @@ class Controls:
 
     async def _change_record(self, record: RoomRecord, rule: Rule, live_only: bool = False) -> None:
         """Apply ``rule`` to the room under its hold: the engine learns changed media blocks
-        first (a failure changes nothing), the room is saved, then told."""
+        and the store a removal first (a failure changes nothing), the room is saved, then
+        told."""
         async with self._presence.hold(record.uid) as hold:
             live = hold.room
             if live is None and live_only:
@@ -91,6 +92,9 @@ class Controls:
             room, effects = rule(live or LiveRoom(record))
             if live is not None:
                 await self._media.apply_blocks(live, room)
+                for kicked in (e for e in effects if isinstance(e, Kicked)):
+                    removed = kicked.participant.user_id
+                    await self._settings.add_removal(record.uid, removed, self._clock.now_ms())
                 hold.save(room)
         await self._membership.settle(effects)
 
@@ -171,3 +175,5 @@ class Controls:
 
 class SettingsStore(Protocol):
     async def update_settings(self, uid: str, settings: RoomSettings) -> None: ...
+
+    async def add_removal(self, uid: str, user_id: str, at_ms: int) -> None: ...

@@ -12,6 +12,7 @@ from typing import Literal
 import jwt
 
 from parley.errors import Forbidden, Unauthorized
+from parley.text import clean_text
 
 Role = Literal["host", "participant"]
 MAX_LEEWAY_SECONDS = 60
@@ -66,13 +67,19 @@ class JoinGrants:
         name, role, sub = claims["name"], claims["role"], claims.get("sub")
         if claims["room"] != room_id:
             raise Unauthorized("The join token is for another meeting.")
-        if not isinstance(name, str) or not 1 <= len(name.strip()) <= 64:
+        if not isinstance(name, str):
+            raise Unauthorized("The join token's name must be a string.")
+        try:
+            name = clean_text(name)  # the rules of a userName: trimmed, NFC, no controls
+        except ValueError as error:
+            raise Unauthorized(f"The join token's name: {error}.") from None
+        if not 1 <= len(name) <= 64:
             raise Unauthorized("The join token's name must be 1 to 64 characters.")
         if role not in ("host", "participant"):
             raise Unauthorized('The join token\'s role must be "host" or "participant".')
         if sub is not None and not isinstance(sub, str):
             raise Unauthorized("The join token's sub must be a string.")
-        return Grant(room_id, name.strip(), role, sub)
+        return Grant(room_id, name, role, sub)
 
     def _verifying_key(self) -> tuple[str, list[str]]:
         if self._public_key is not None:

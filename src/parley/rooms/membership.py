@@ -42,6 +42,8 @@ class Membership:
         signer: TokenSigner,
         clock: Clock,
         log: MeetingLog = NO_LOG,
+        *,
+        max_participants: int,
     ) -> None:
         self._store = store
         self._presence = presence
@@ -51,6 +53,7 @@ class Membership:
         self._signer = signer
         self._clock = clock
         self._log = log
+        self._max_participants = max_participants
         self.on_empty: Callable[[str], None] = lambda _room_key: None
         """Called with a room's key when its last participant has left."""
         self.on_forgotten: Callable[[str], None] = lambda _room_key: None
@@ -58,7 +61,12 @@ class Membership:
 
     def door(self) -> Door:
         """What a rule needs to let someone in, now."""
-        return Door(self._clock.now_ms(), lambda: secrets.token_hex(8), self._signer.issue)
+        return Door(
+            self._clock.now_ms(),
+            lambda: secrets.token_hex(8),
+            self._signer.issue,
+            self._max_participants,
+        )
 
     async def settle(self, effects: Sequence[Effect]) -> None:
         """After the hold: the engine closes what the rules closed, the room and the meeting

@@ -14,6 +14,11 @@ Departure = Literal["left", "timeout", "kicked"]
 LobbyOutcome = Literal["admitted", "denied", "cancelled"]
 
 
+STORED_PASSWORD = "stored"
+"""``RoomSettings.password_hash`` of a room whose password is set and whose hash only the
+store holds."""
+
+
 @dataclass(frozen=True)
 class RoomSettings:
     """What a host decides about a room; durable."""
@@ -23,7 +28,9 @@ class RoomSettings:
     lobby: bool = False
     """Joiners wait until a host admits them."""
     password_hash: str | None = None
-    """A salted hash of the room's password (never the password); None: no password."""
+    """A salted hash of the room's password (never the password); None: no password. Live
+    state shared between nodes holds ``STORED_PASSWORD`` instead: the hash stays in the
+    store, which a password check reads."""
     self_unmute: bool = True
     """Whether a participant a host muted may lift that block themselves."""
     private_chat: bool = True
@@ -109,6 +116,16 @@ class Revocation:
 
 
 @dataclass(frozen=True)
+class Block:
+    """Kinds of media a host muted for ``user_id``: they hold for the whole meeting, also when
+    it leaves and comes back under the same userId (a resume after the grace, a join token's
+    ``sub``)."""
+
+    user_id: str
+    kinds: frozenset[MediaKind]
+
+
+@dataclass(frozen=True)
 class LiveRoom:
     """A live room's whole state, read and written as one value under the room's hold."""
 
@@ -120,6 +137,8 @@ class LiveRoom:
     lobby: tuple[LobbyRequest, ...] = ()
     """Oldest first; unique ``request_id``."""
     revoked: tuple[Revocation, ...] = ()
+    blocks: tuple[Block, ...] = ()
+    """Each participant's ``muted_by_host``, by userId, kept after it is gone."""
 
     @property
     def key(self) -> str:
@@ -142,13 +161,24 @@ class LiveRoom:
         return tuple(p for p in self.participants if p.is_host)
 
     def with_participant(self, participant: Participant) -> LiveRoom:
-        """``participant`` replaces the one with its ``user_id`` in place, or comes in last."""
+        """``participant`` replaces the one with its ``user_id`` in place, or comes in last
+        (what hosts muted of it is remembered for its userId)."""
         if self.participant(participant.user_id) is None:
-            return replace(self, participants=(*self.participants, participant))
-        people = tuple(
-            participant if p.user_id == participant.user_id else p for p in self.participants
-        )
-        return replace(self, participants=people)
+            people = (*self.participants, participant)
+        else:
+            people = tuple(
+                participant if p.user_id == participant.user_id else p for p in self.participants
+            )
+        room = replace(self, participants=people)
+        if self.blocked(participant.user_id) == participant.muted_by_host:
+            return room
+        kept = tuple(b for b in self.blocks if b.user_id != participant.user_id)
+        block = (Block(participant.user_id, participant.muted_by_host),)
+        return replace(room, blocks=(*kept, *block) if participant.muted_by_host else kept)
+
+    def blocked(self, user_id: str) -> frozenset[MediaKind]:
+        """What hosts muted of ``user_id`` in this meeting (also while it is not here)."""
+        return next((b.kinds for b in self.blocks if b.user_id == user_id), frozenset())
 
     def without_participant(self, user_id: str) -> LiveRoom:
         kept = tuple(p for p in self.participants if p.user_id != user_id)
@@ -309,7 +339,9 @@ class RoomStore(Protocol):
 
     async def count_rooms(self) -> int: ...
 
-    async def update_settings(self, uid: str, settings: RoomSettings) -> None: ...
+    async def update_settings(self, uid: str, settings: RoomSettings) -> None:
+        """Store ``settings``; a ``password_hash`` of ``STORED_PASSWORD`` keeps the stored
+        hash."""
 
     async def used_room_uids(self) -> set[str]:
         """The rooms with at least one message or file."""
@@ -320,3 +352,9 @@ class RoomStore(Protocol):
 
     async def ping(self) -> None:
         """Raise when the store cannot serve requests."""
+
+    async def add_removal(self, uid: str, user_id: str, at_ms: int) -> None:
+        """``user_id`` was removed from the room ``uid``: for good, whatever node or restart
+        (forgotten with the room)."""
+
+    async def is_removed(self, uid: str, user_id: str) -> bool: ...

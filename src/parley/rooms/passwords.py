@@ -4,13 +4,13 @@ most a few times a minute from one address."""
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from parley.clock import Clock
 from parley.errors import PasswordRequired, RateLimited
+from parley.ratelimit import KeyedLimiter, SharedBuckets
 
 # OWASP's argon2id parameters (19 MiB, 2 passes): a few tens of milliseconds per check, and a
 # bounded amount of memory however many checks run at once (the thread pool caps them).
@@ -24,37 +24,35 @@ class Passwords:
         max_wrong: int,
         window_seconds: float,
         max_addresses: int = 10_000,
+        *,
+        shared: SharedBuckets | None = None,
     ) -> None:
         self._clock = clock
-        self._max_wrong = max_wrong
-        self._window = window_seconds
-        self._max_addresses = max_addresses
-        self._wrong: dict[str, deque[float]] = {}
+        # An address may be wrong ``max_wrong`` times (and once more, which is what tells it
+        # to stop) per window; the allowance comes back at that pace. In cluster mode the
+        # bucket of an address is one for every node.
+        tries = max_wrong + 1
+        self._wrong = KeyedLimiter(
+            "rooms.password.address",
+            tries / window_seconds,
+            tries,
+            shared=shared,
+            max_keys=max_addresses,
+        )
 
     async def hash(self, password: str) -> str:
         return await asyncio.to_thread(_HASHER.hash, password)
 
     async def check(self, address: str, given: str | None, expected_hash: str) -> None:
         """PASSWORD_REQUIRED for a missing or wrong password; RATE_LIMITED for every check from
-        an address that guessed wrong more than ``max_wrong`` times in the sliding window."""
+        an address that guessed wrong more than ``max_wrong`` times in the window (on any node)."""
         if given is None:
             raise PasswordRequired("This meeting needs a password.")
-        wrong = self._recent(address)
-        if len(wrong) > self._max_wrong:
+        if self._wrong.exhausted(address, self._clock.monotonic()):
             raise RateLimited("Too many wrong passwords; wait a minute before trying again.")
         if not await asyncio.to_thread(_matches, expected_hash, given):
-            wrong.append(self._clock.monotonic())
+            self._wrong.allow(address, self._clock.monotonic())
             raise PasswordRequired("That password is not right.")
-
-    def _recent(self, address: str) -> deque[float]:
-        now = self._clock.monotonic()
-        if address not in self._wrong and len(self._wrong) >= self._max_addresses:
-            for key in [k for k, d in self._wrong.items() if not d or d[-1] <= now - self._window]:
-                del self._wrong[key]
-        wrong = self._wrong.setdefault(address, deque())
-        while wrong and wrong[0] <= now - self._window:
-            wrong.popleft()
-        return wrong
 
 
 def _matches(expected_hash: str, given: str) -> bool:

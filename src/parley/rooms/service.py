@@ -53,9 +53,9 @@ from parley.rooms.reconnect import Reconnects
 from parley.rooms.rules import lobby as lobby_rules
 from parley.rooms.rules import media as media_rules
 from parley.rooms.rules import membership as rules
+from parley.rooms.rules import reconnect as reconnect_rules
 from parley.rooms.rules.access import host_in, in_room
 from parley.rooms.rules.membership import Door
-from parley.rooms.rules.reconnect import check_not_removed
 from parley.text import check_length
 from parley.tokens import hash_secret, new_secret, secret_matches
 
@@ -76,6 +76,10 @@ class RoomLimits:
     """``off``: ``list_rooms`` shows nothing at all."""
     auth: Literal["open", "jwt"]
     """``jwt``: people come in only with a join token; rooms are made over REST."""
+    unknown_room_rate: float
+    unknown_room_burst: int
+    unknown_room_address_rate: float
+    unknown_room_address_burst: int
 
 
 def _gone() -> LiveRoom:
@@ -120,6 +124,20 @@ class RoomsService:
             "rooms.create", limits.room_create_rate, limits.room_create_burst, shared=shared
         )
         self._create_lock = asyncio.Lock()
+        self._unknown = (
+            KeyedLimiter(
+                "rooms.unknown.connection",
+                limits.unknown_room_rate,
+                limits.unknown_room_burst,
+                shared=shared,
+            ),
+            KeyedLimiter(
+                "rooms.unknown.address",
+                limits.unknown_room_address_rate,
+                limits.unknown_room_address_burst,
+                shared=shared,
+            ),
+        )
         self._pacing = pacing
 
     def _hold_live(self, room_id: str) -> AbstractAsyncContextManager[RoomHold]:
@@ -219,6 +237,21 @@ class RoomsService:
         live = await self._presence.room_by_key(room.uid)
         return list(live.participants) if live else []
 
+    async def _guessing(self, conn_id: str, address: str, room_id: str) -> RoomRecord:
+        """``_live(room_id)`` for a caller whose tries of meetings that do not exist are
+        paced, per connection and per address: past its pace, every join of it is
+        RATE_LIMITED (a meeting that exists answers the same as one that does not)."""
+        now = self._clock.monotonic()
+        per_conn, per_address = self._unknown
+        if per_conn.exhausted(conn_id, now) or per_address.exhausted(address, now):
+            raise RateLimited("Too many joins of meetings that do not exist; wait a moment.")
+        try:
+            return await self._live(room_id)
+        except RoomNotFound:
+            per_conn.allow(conn_id, now)
+            per_address.allow(address, now)
+            raise
+
     async def _live(self, room_id: str) -> RoomRecord:
         live = await self._presence.room(room_id)
         if live is not None:
@@ -252,7 +285,7 @@ class RoomsService:
         elif self._limits.auth == "jwt":
             raise Unauthorized("This meeting admits people with a join token only.")
         user_name = self._user_name(user_name)
-        record = await self._live(room_id)
+        record = await self._guessing(conn_id, address, room_id)
         snapshot = await self._presence.room_by_key(record.uid) or LiveRoom(record)
         claims = self._reconnects.claims(resume_token, snapshot)
         if host_key is not None:
@@ -260,14 +293,16 @@ class RoomsService:
         as_host = host_key is not None or (grant is not None and grant.role == "host")
         same_person = grant.user_id if grant else None
         if same_person is not None:
-            check_not_removed(snapshot, same_person)
+            reconnect_rules.check_not_removed(snapshot, same_person)
         current = await self._presence.place(conn_id)  # as a participant, or else waiting
         # A held place: a resume token's, or the token subject's own (another device).
         user_id = same_person or (claims.user_id if claims else None)
         door = self._membership.door()
         answer: JoinedRoom | Waiting
         async with self._presence.hold(record.uid) as hold:
-            room = hold.room or _gone()
+            room = await self._with_removal(hold.room or _gone(), user_id)
+            claimed = claims.user_id if claims else None
+            user_id = reconnect_rules.returning(room, same_person, claimed)
             entered = await self._enter(
                 room, door, conn_id, user_name, user_id, as_host, password, address
             )
@@ -296,6 +331,15 @@ class RoomsService:
         elif current.user_id is not None and isinstance(answer, JoinedRoom):
             await self._membership.leave_elsewhere([(conn_id, current)])
         return answer
+
+    async def _with_removal(self, room: LiveRoom, user_id: str | None) -> LiveRoom:
+        """``room`` knowing whether ``user_id`` was removed from it before (the store keeps
+        removals across restarts and nodes). Under the room's hold."""
+        if user_id is None or room.revocation(user_id) == "kicked":
+            return room
+        if await self._store.is_removed(room.key, user_id):
+            return room.with_revocation(user_id, "kicked")
+        return room
 
     async def _enter(
         self,
@@ -348,9 +392,18 @@ class RoomsService:
         held place: an error, True (wait in the lobby), or False (come in)."""
         settings = room.settings
         rules.check_unlocked(room)
-        if settings.password_hash is not None:
-            await self._passwords.check(address, password, settings.password_hash)
+        expected = await self._password_hash(room) if settings.password_hash else None
+        if expected is not None:
+            await self._passwords.check(address, password, expected)
         return settings.lobby
+
+    async def _password_hash(self, room: LiveRoom) -> str | None:
+        """The room's password hash as the store has it (live state shared between nodes
+        holds only whether there is one; both change under the room's hold)."""
+        stored = await self._store.get_room(room.record.room_id)
+        if stored is None or stored.uid != room.key:
+            raise RoomNotFound("This meeting does not exist or has ended.")
+        return stored.settings.password_hash
 
     @staticmethod
     def _check_host_key(room: RoomRecord, host_key: str) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from parley.chat.models import ChatMessage
 from parley.files.models import StoredFile
-from parley.rooms.models import LogEntry, RoomGone, RoomRecord, RoomSettings
+from parley.rooms.models import STORED_PASSWORD, LogEntry, RoomGone, RoomRecord, RoomSettings
 from parley.store import tables as t
 from parley.store.database import current_revision, head_revision
 from parley.webhooks.model import PendingDelivery
@@ -96,6 +96,7 @@ class Store:
             filenames = list(names)
             await connection.execute(delete(t.messages).where(t.messages.c.room_uid == uid))
             await connection.execute(delete(t.files).where(t.files.c.room_uid == uid))
+            await connection.execute(delete(t.removals).where(t.removals.c.room_uid == uid))
             gone = await connection.execute(
                 delete(t.rooms).where(t.rooms.c.uid == uid).returning(t.rooms.c.started_at)
             )
@@ -106,6 +107,22 @@ class Store:
         if written:
             self._on_log_written()
         return filenames
+
+    async def add_removal(self, uid: str, user_id: str, at_ms: int) -> None:
+        values = {"room_uid": uid, "user_id": user_id, "removed_at": at_ms}
+        try:
+            async with self._engine.begin() as connection:
+                if await connection.scalar(select(t.rooms.c.uid).where(t.rooms.c.uid == uid)):
+                    await connection.execute(t.removals.insert().values(**values))
+        except IntegrityError:
+            pass  # removed before: once is for good
+
+    async def is_removed(self, uid: str, user_id: str) -> bool:
+        query = select(t.removals.c.user_id).where(
+            t.removals.c.room_uid == uid, t.removals.c.user_id == user_id
+        )
+        async with self._engine.connect() as connection:
+            return (await connection.scalar(query)) is not None
 
     async def start_meeting(self, uid: str, at: int, entries: Sequence[LogEntry]) -> bool:
         async with self._engine.begin() as connection:
@@ -169,22 +186,23 @@ class Store:
         limit: int,
         viewer: str | None = None,
     ) -> list[ChatMessage] | None:
-        query = _message_query().where(t.messages.c.room_uid == room_uid)
+        """A page of ``room_uid``'s messages that ``viewer`` may see (None: all), before the
+        message ``before_id`` (None when it is not one of those)."""
+        visible = [t.messages.c.room_uid == room_uid]
         if viewer is not None:
-            query = query.where(
+            visible.append(
                 or_(
                     t.messages.c.recipient_id.is_(None),
                     t.messages.c.user_id == viewer,
                     t.messages.c.recipient_id == viewer,
                 )
             )
+        query = _message_query().where(*visible)
         async with self._engine.connect() as connection:
             if before_id is not None:
                 seq = (
                     await connection.execute(
-                        select(t.messages.c.seq).where(
-                            t.messages.c.id == before_id, t.messages.c.room_uid == room_uid
-                        )
+                        select(t.messages.c.seq).where(t.messages.c.id == before_id, *visible)
                     )
                 ).scalar_one_or_none()
                 if seq is None:
@@ -389,14 +407,17 @@ def _room(row: Row[tuple[object, ...]]) -> RoomRecord:
 
 
 def _settings_row(settings: RoomSettings) -> dict[str, object]:
-    return {
+    """The row's settings columns; without ``password_hash`` when it says "the stored one"."""
+    row: dict[str, object] = {
         "locked": settings.locked,
         "lobby": settings.lobby,
-        "password_hash": settings.password_hash,
         "self_unmute": settings.self_unmute,
         "private_chat": settings.private_chat,
         "listed": settings.listed,
     }
+    if settings.password_hash != STORED_PASSWORD:
+        row["password_hash"] = settings.password_hash
+    return row
 
 
 def _file(row: Row[tuple[object, ...]]) -> StoredFile:

@@ -68,6 +68,15 @@ messages = Table(
     Index("ix_messages_room_seq", "room_uid", "seq"),
 )
 
+removals = Table(
+    "removals",
+    metadata,
+    Column("room_uid", String(32), ForeignKey("rooms.uid", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", String(64), primary_key=True),
+    Column("removed_at", BigInteger, nullable=False),
+)
+"""Who was removed from a meeting: refused for the rest of its lifetime, on every node."""
+
 webhook_outbox = Table(
     "webhook_outbox",
     metadata,

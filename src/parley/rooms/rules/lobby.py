@@ -5,7 +5,7 @@ from __future__ import annotations
 from parley.errors import InvalidPayload
 from parley.rooms.effects import Admitted, Effects, LobbyDenied, LobbyRequested, LobbyResolved
 from parley.rooms.models import LiveRoom, LobbyOutcome, LobbyRequest, Waiting
-from parley.rooms.rules.membership import Door, enter, joined
+from parley.rooms.rules.membership import Door, check_room_for_one_more, enter, joined
 
 
 def knock(
@@ -44,7 +44,9 @@ def admit(room: LiveRoom, request_id: str, door: Door) -> tuple[LiveRoom, Effect
 
 
 def let_in(room: LiveRoom, request: LobbyRequest, door: Door) -> tuple[LiveRoom, Effects]:
-    """``request`` (no longer in the lobby) enters the room."""
+    """``request`` (no longer in the lobby) enters the room; ROOM_FULL when it has no place
+    for one more."""
+    check_room_for_one_more(room, door.max_participants)
     user_id = request.user_id or door.new_user_id()
     room, participant, effects = enter(
         room, request.conn_id, request.user_name, False, user_id, door.now_ms
@@ -54,9 +56,12 @@ def let_in(room: LiveRoom, request: LobbyRequest, door: Door) -> tuple[LiveRoom,
 
 
 def admit_everyone(room: LiveRoom, door: Door) -> tuple[LiveRoom, Effects]:
-    """The lobby was turned off: everyone waiting comes in, oldest first."""
+    """The lobby was turned off: everyone waiting comes in, oldest first, as long as there is
+    room (the others keep waiting, for a host to admit them once there is)."""
     effects: Effects = ()
     for request in room.lobby:
+        if len(room.participants) >= door.max_participants:
+            break
         room, more = let_in(room.without_request(request.request_id), request, door)
         effects += more
     return room, effects

@@ -36,6 +36,8 @@ class Door:
     """A fresh userId."""
     token: Callable[[str, str], str]
     """The resume token for (room key, userId)."""
+    max_participants: int
+    """Participants a room holds: nobody is let in past it (the setting of that name)."""
 
 
 # --- coming in ----------------------------------------------------------------------------
@@ -53,9 +55,16 @@ def enter(
     room: LiveRoom, conn_id: str, user_name: str, as_host: bool, user_id: str, now_ms: int
 ) -> tuple[LiveRoom, Participant, Effects]:
     """A new arrival (``user_id``: a fresh id, or a returning participant's whose place is
-    gone)."""
+    gone: what a host muted of it is still muted)."""
+    blocked = room.blocked(user_id)
     participant = Participant(
-        user_id=user_id, user_name=user_name, is_host=as_host, joined_at=now_ms, conn_id=conn_id
+        user_id=user_id,
+        user_name=user_name,
+        is_host=as_host,
+        joined_at=now_ms,
+        conn_id=conn_id,
+        muted=blocked,
+        muted_by_host=blocked,
     )
     room = room.with_participant(participant)
     record = room.record

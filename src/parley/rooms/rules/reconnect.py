@@ -17,6 +17,20 @@ def check_not_removed(room: LiveRoom | None, user_id: str) -> None:
         raise Forbidden("You were removed from this meeting.")
 
 
+def returning(room: LiveRoom, same_person: str | None, claimed: str | None) -> str | None:
+    """Under the room's hold: the userId a join comes back as, the join token subject's own
+    (``same_person``) or the one a resume token claims; FORBIDDEN when that userId was removed
+    from this meeting (a removal is permanent), and a resume token revoked since it was read
+    claims nothing."""
+    if same_person is not None:
+        check_not_removed(room, same_person)
+        return same_person
+    if claimed is None:
+        return None
+    check_not_removed(room, claimed)
+    return None if room.revocation(claimed) else claimed
+
+
 def resume(
     room: LiveRoom, conn_id: str, participant: Participant
 ) -> tuple[LiveRoom, Participant, Effects]:
