@@ -180,9 +180,9 @@ class Settings(BaseSettings):
     their opposites (each is told to the whole room); ``RATE_LIMITED`` beyond."""
     state_change_burst: int = Field(default=20, ge=1)
     join_rate: float = Field(default=2.0, gt=0)
-    """Entries into rooms (joins, resumes from another connection) and lobby knocks one address
-    may make per second, sustained (each is told to the room or its hosts; leaving follows
-    one); ``RATE_LIMITED`` beyond."""
+    """Joins that bring someone new into a room, and lobby knocks, one address may make per
+    second, sustained (each is told to the room or its hosts; leaving follows one; a resume is
+    not counted); ``RATE_LIMITED`` beyond."""
     join_burst: int = Field(default=30, ge=1)
 
     # --- chat -------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The pace of what a room hears about: how often one participant may change its own state
 (hand, streaming and screen flags, mutes, roles, room settings), and how often one address may
-come in or knock (each entry and each knock is told to the room or its hosts; a leave or a
-withdrawn knock follows one of them, so pacing these bounds the churn too).
+bring someone new in or knock (each is told to the room or its hosts; a leave or a withdrawn
+knock follows one of them, so pacing these bounds the churn too).
 
 Every change a room is told about goes to everyone in it: unpaced, one participant toggling a
 flag makes the whole room busy and the slowest listener fall behind. The defaults are far above
@@ -27,8 +27,8 @@ class PaceLimits:
     ``updateRoom`` and their opposites) one participant may make per second, sustained."""
     state_change_burst: int
     join_rate: float
-    """Entries into rooms (joins, resumes from another connection) and lobby knocks one
-    address may make per second, sustained."""
+    """Joins that bring someone new into a room, and lobby knocks, one address may make per
+    second, sustained (a resume tells the room nothing and is not counted)."""
     join_burst: int
 
 

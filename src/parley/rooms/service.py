@@ -358,8 +358,7 @@ class RoomsService:
         participant = room.by_conn(conn_id)  # already here: joining again changes nothing
         if participant is None:
             held = room.participant(user_id) if user_id else None
-            if held:
-                self._entry(address)
+            if held:  # a resume: told to nobody but the connections, so not paced here
                 room, participant, effects = self._reconnects.resume(room, conn_id, held)
             else:
                 rules.check_room_for_one_more(room, self._limits.max_participants)
