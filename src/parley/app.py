@@ -135,6 +135,7 @@ class Parley:
                 fd_reserve=s.fd_reserve,
                 count_every=COUNT_EVERY,
             ),
+            self.cluster.connections if self.cluster else None,
         )
         self.domain = d = build_domain(
             self._ports(engine_events, meeting_log), limits_from(s), clock

@@ -1,5 +1,6 @@
 """One node of a cluster: its Redis client, shared presence, cross-node fan-out, shared rate
-limits and liveness lease, started and stopped together by the composition root."""
+limits, connections per address and liveness lease, started and stopped together by the
+composition root."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from parley.cluster.connections import RedisSessionCounts
 from parley.cluster.nodes import NodeLeases
 from parley.cluster.presence import RedisPresence
 from parley.cluster.ratelimit import RedisBuckets
@@ -39,6 +41,7 @@ class ClusterNode:
         self.manager = ClusterFanoutManager(settings.redis_url)
         self.presence = RedisPresence(self.redis, self.name, self._is_local)
         self.buckets = RedisBuckets(self.redis)
+        self.connections = RedisSessionCounts(self.redis, self.name, settings.node_lease_seconds)
         self._lease_seconds = settings.node_lease_seconds
         self.leases: NodeLeases | None = None
 
@@ -54,12 +57,14 @@ class ClusterNode:
 
         self.leases = NodeLeases(self.redis, self.name, self._lease_seconds, on_dead)
         await self.leases.start()
+        await self.connections.start()
         log.info("cluster node %s up (redis %s)", self.name, where(self.url))
 
     async def live_nodes(self) -> list[str]:
         return await self.leases.live() if self.leases else [self.name]
 
     async def close(self) -> None:
+        await self.connections.close()
         if self.leases is not None:
             await self.leases.close()
         await self.buckets.close()

@@ -22,7 +22,7 @@ from parley.signalling import socketio_internals as internals
 from parley.signalling import transport
 from parley.signalling.dispatch import Bounds, Route, answer, failure
 from parley.signalling.fanout import FanoutManager
-from parley.signalling.sessions import SessionLimits, Sessions
+from parley.signalling.sessions import SessionLimits, Sessions, SharedSessionCounts
 
 log = logging.getLogger(__name__)
 
@@ -138,11 +138,13 @@ def make_server(
     max_outbound_bytes: int,
     client_manager: socketio.AsyncManager | None,
     sessions: SessionLimits,
+    shared_sessions: SharedSessionCounts | None = None,
 ) -> ParleySocketServer:
     """``client_manager``: who delivers room broadcasts (default: this process's connections
     only; cluster mode passes ``ClusterFanoutManager``). ``sessions``: how many Engine.IO
     sessions one address may hold, how long one may go without a namespace, and the file
-    descriptors new sessions leave free."""
+    descriptors new sessions leave free; ``shared_sessions`` (cluster mode): the address's
+    sessions on the other nodes, which count too."""
     internals.warn_if_unchecked()
     sio = ParleySocketServer(
         client_manager=client_manager or FanoutManager(),
@@ -159,7 +161,7 @@ def make_server(
         serializer=FastPacket,
     )
     sio.max_outbound_bytes = max_outbound_bytes
-    sio.count_sessions(Sessions(sessions, sio.expire))
+    sio.count_sessions(Sessions(sessions, sio.expire, shared=shared_sessions))
     return sio
 
 

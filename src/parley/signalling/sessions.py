@@ -5,6 +5,10 @@ Engine.IO ends it. ``Sessions`` decides whether one more may open (per client ad
 while the process keeps ``fd_reserve`` file descriptors free for its database, files and media)
 and closes a session that has not connected a Socket.IO namespace within ``connect_timeout``.
 
+In cluster mode the count per address is the cluster's: ``SharedSessionCounts`` tells the
+other nodes this node's counts and what they hold, and the decision stays local and immediate
+(this node's count plus the others' as last heard).
+
 Nothing here touches python-engineio; ``socketio_internals.MeteredEngineIO`` asks and tells.
 """
 
@@ -17,6 +21,7 @@ import resource
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +56,19 @@ class Refusal:
 
 TOO_MANY_FROM_ADDRESS = Refusal(429, "RATE_LIMITED", "Too many connections from your address.")
 SERVER_FULL = Refusal(503, "SERVER_FULL", "The server takes no more connections; try later.")
+
+
+class SharedSessionCounts(Protocol):
+    """Sessions per address key on the other nodes of a cluster (``cluster.connections``)."""
+
+    def others(self, key: str) -> int:
+        """Sessions from ``key`` open on the other nodes, as last heard (never waits)."""
+        ...
+
+    def changed(self, key: str, count: int) -> None:
+        """This node now holds ``count`` sessions from ``key`` (told to the others in the
+        background)."""
+        ...
 
 
 def soft_descriptor_limit() -> int:
@@ -104,16 +122,19 @@ class Descriptors:
 class Sessions:
     """The open Engine.IO sessions by client address key (``parley.addresses.limiter_key``),
     and the deadline of each that has no Socket.IO namespace connected. ``expire(sid)`` is
-    called when a deadline passes; it is to close that session."""
+    called when a deadline passes; it is to close that session. With ``shared`` (cluster
+    mode), an address's sessions on the other nodes count against its limit too."""
 
     def __init__(
         self,
         limits: SessionLimits,
         expire: Callable[[str], None],
         descriptors: Descriptors | None = None,
+        shared: SharedSessionCounts | None = None,
     ) -> None:
         self.limits = limits
         self._expire = expire
+        self._shared = shared
         self.descriptors = descriptors or Descriptors(limits.fd_reserve, limits.count_every)
         self._keys: dict[str, str] = {}
         self._per_key: Counter[str] = Counter()
@@ -130,6 +151,8 @@ class Sessions:
     def refusal(self, key: str, now: float) -> Refusal | None:
         """Why one more session from ``key`` may not open now (None: it may)."""
         held = self._per_key[key]
+        if self._shared is not None:
+            held += self._shared.others(key)
         if held >= self.limits.max_connections_per_address:
             if key not in self._warned:
                 self._warned.add(key)
@@ -153,6 +176,8 @@ class Sessions:
         """Session ``sid`` from ``key`` is open; its namespace deadline starts."""
         self._keys[sid] = key
         self._per_key[key] += 1
+        if self._shared is not None:
+            self._shared.changed(key, self._per_key[key])
         self.unconnected(sid)
 
     def connected(self, sid: str) -> None:
@@ -177,6 +202,8 @@ class Sessions:
         if key is None:
             return
         self._per_key[key] -= 1
+        if self._shared is not None:
+            self._shared.changed(key, max(0, self._per_key[key]))
         if self._per_key[key] <= 0:
             del self._per_key[key]
             self._warned.discard(key)  # one warning per flood, not one per refusal
