@@ -67,6 +67,8 @@ def parley_env(args: argparse.Namespace) -> dict[str, str]:
             "PARLEY_CHAT_ADDRESS_BURST": "1000000",
             "PARLEY_ROOM_CREATE_RATE": "1000000",
             "PARLEY_ROOM_CREATE_BURST": "1000000",
+            "PARLEY_JOIN_RATE": "1000000",
+            "PARLEY_JOIN_BURST": "1000000",
             "PARLEY_MAX_ROOMS": str(max(1000, args.rooms * 4)),
             "PARLEY_MAX_PARTICIPANTS": str(max(50, args.clients_per_room)),
             # Every client connects from 127.0.0.1.

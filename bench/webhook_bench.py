@@ -84,6 +84,8 @@ def start_parley(data_dir: Path, url: str) -> ChildServer:
             "PARLEY_WEBHOOK_SECRET": SECRET,
             "PARLEY_ROOM_CREATE_RATE": "1000000",
             "PARLEY_ROOM_CREATE_BURST": "1000000",
+            "PARLEY_JOIN_RATE": "1000000",
+            "PARLEY_JOIN_BURST": "1000000",
             "PARLEY_MAX_CONNECTIONS_PER_ADDRESS": "100000",
             "PARLEY_MAX_PARTICIPANTS": "1000",
         },

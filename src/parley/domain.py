@@ -30,6 +30,7 @@ from parley.rooms.media import MediaLimits, MediaService, networks
 from parley.rooms.meeting_log import NO_LOG, MeetingLog
 from parley.rooms.membership import Membership
 from parley.rooms.models import RoomStore
+from parley.rooms.pacing import PaceLimits, Pacing
 from parley.rooms.passwords import PasswordPace, Passwords
 from parley.rooms.presence import Presence
 from parley.rooms.reconnect import Reconnects
@@ -53,6 +54,7 @@ class Limits:
     chat: ChatLimits
     controls: ControlLimits
     passwords: PasswordPace
+    pacing: PaceLimits
     max_wrong_passwords: int
     wrong_password_window_seconds: float
     reconnect_grace_seconds: float
@@ -103,6 +105,12 @@ def limits_from(settings: Settings) -> Limits:
             chat_address_burst=s.chat_address_burst,
         ),
         controls=ControlLimits(reaction_rate=s.reaction_rate, reaction_burst=s.reaction_burst),
+        pacing=PaceLimits(
+            state_change_rate=s.state_change_rate,
+            state_change_burst=s.state_change_burst,
+            join_rate=s.join_rate,
+            join_burst=s.join_burst,
+        ),
         passwords=PasswordPace(
             password_rate=s.password_rate,
             password_burst=s.password_burst,
@@ -186,7 +194,10 @@ def build_domain(ports: Ports, limits: Limits, clock: Clock) -> Domain:
         p.meeting_log,
         on_uploaded=p.on_uploaded,
     )
-    media = MediaService(p.presence, p.engine, p.events, clock, limits.media, shared=shared)
+    pacing = Pacing(clock, limits.pacing, shared=shared)
+    media = MediaService(
+        p.presence, p.engine, p.events, clock, limits.media, shared=shared, pacing=pacing
+    )
     p.engine_events.subscribe(media)
     membership = Membership(
         p.store,
@@ -236,6 +247,7 @@ def build_domain(ports: Ports, limits: Limits, clock: Clock) -> Domain:
         clock,
         limits.rooms,
         shared=shared,
+        pacing=pacing,
     )
     controls = Controls(
         p.presence,
@@ -248,6 +260,7 @@ def build_domain(ports: Ports, limits: Limits, clock: Clock) -> Domain:
         clock,
         limits.controls,
         shared=shared,
+        pacing=pacing,
     )
     chat = ChatService(
         p.chat_store,

@@ -178,6 +178,16 @@ class Settings(BaseSettings):
     unknown_room_address_rate: float = Field(default=2.0, gt=0)
     """The same, per address (all its connections; across nodes in cluster mode)."""
     unknown_room_address_burst: int = Field(default=20, ge=1)
+    state_change_rate: float = Field(default=5.0, gt=0)
+    """State changes one participant may make per second, sustained: ``raiseHand``,
+    ``startStream``, ``startScreen``, ``mute``, ``muteAll``, ``setRole``, ``updateRoom`` and
+    their opposites (each is told to the whole room); ``RATE_LIMITED`` beyond."""
+    state_change_burst: int = Field(default=20, ge=1)
+    join_rate: float = Field(default=2.0, gt=0)
+    """Joins that bring someone new into a room, and lobby knocks, one address may make per
+    second, sustained (each is told to the room or its hosts; leaving follows one; a resume is
+    not counted); ``RATE_LIMITED`` beyond."""
+    join_burst: int = Field(default=30, ge=1)
     password_rate: float = Field(default=0.5, gt=0)
     """Room passwords one participant (or connection knocking with one) may have hashed or
     checked per second, sustained (argon2 costs tens of milliseconds of CPU each);

@@ -77,7 +77,7 @@ async def test_a_participant_flapping_while_the_receiver_is_down_leaves_one_pair
 ) -> None:
     receiver = Receiver(port=free_port())  # down while the participant flaps
     settings = webhook_settings(tmp_path / "data", receiver.url).model_copy(
-        update={"jwt_secret": JWT_SECRET}
+        update={"jwt_secret": JWT_SECRET, "join_burst": 1000}  # churn from one address
     )
     async with run_server(settings, FakeEngine()) as server, clients(server) as made:
         host = await connect(server, made)
@@ -116,7 +116,7 @@ async def test_one_meetings_waiting_events_are_capped_and_its_end_still_kept(
 ) -> None:
     receiver = Receiver(port=free_port())
     settings = webhook_settings(tmp_path / "data", receiver.url).model_copy(
-        update={"webhook_outbox_max_per_room": 20}
+        update={"webhook_outbox_max_per_room": 20, "join_burst": 1000}  # churn, one address
     )
     async with run_server(settings, FakeEngine()) as server, clients(server) as made:
         host = await connect(server, made)

@@ -189,9 +189,10 @@ async def test_every_event_kind_arrives_signed_and_the_meeting_ends_last(shared:
 
 
 async def test_a_refused_delivery_comes_again_with_the_same_id(shared: Shared) -> None:
-    host, created = await shared.meeting("Retry")
-    room = created["roomId"]
-    shared.receiver.fail[room] = 2  # 500 twice, then 204
+    room = "retry-delivery"
+    shared.receiver.fail[room] = 2  # 500 twice, then 204; set before its first event is sent
+    host = await shared.connect()
+    await host.ok("createRoom", {"userName": "Ada", "roomName": "Retry", "customRoomId": room})
     guest = await shared.connect()
     await guest.ok("joinRoom", {"roomId": room, "userName": "Grace"})
     events = await shared.receiver.wait(room, 3)

@@ -113,6 +113,8 @@ class Cluster:
             "PARLEY_CHAT_ADDRESS_BURST": "10000",
             "PARLEY_ROOM_CREATE_RATE": "1000",
             "PARLEY_ROOM_CREATE_BURST": "1000",
+            "PARLEY_JOIN_RATE": "1000",
+            "PARLEY_JOIN_BURST": "1000",
             "PARLEY_MAX_CONNECTIONS_PER_ADDRESS": "1000",
             "PARLEY_READ_RATE": "1000",
             "PARLEY_READ_BURST": "1000",

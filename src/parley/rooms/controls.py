@@ -18,6 +18,7 @@ from parley.rooms.lobby import Lobby
 from parley.rooms.media import MediaService
 from parley.rooms.membership import Membership
 from parley.rooms.models import LiveRoom, MediaKind, RoomRecord, RoomSettings
+from parley.rooms.pacing import Pacing
 from parley.rooms.passwords import Passwords
 from parley.rooms.presence import Presence
 from parley.rooms.rules import controls as rules
@@ -55,6 +56,7 @@ class Controls:
         limits: ControlLimits,
         *,
         shared: SharedBuckets | None = None,
+        pacing: Pacing,
     ) -> None:
         self._presence = presence
         self._settings = store_settings
@@ -67,12 +69,16 @@ class Controls:
         self._reactions = KeyedLimiter(
             "controls.reaction", limits.reaction_rate, limits.reaction_burst, shared=shared
         )
+        self._pacing = pacing
 
-    async def _change(self, room_id: str, rule: Rule) -> None:
-        """Apply ``rule`` to the live room ``room_id`` (NOT_IN_ROOM when it is not live)."""
+    async def _change(self, room_id: str, rule: Rule, paced: str | None = None) -> None:
+        """Apply ``rule`` to the live room ``room_id`` (NOT_IN_ROOM when it is not live);
+        ``paced``: the connection whose state-change pace this spends."""
         found = await self._presence.room(room_id)
         if found is None:
             raise NotInRoom("You are not in this meeting.")
+        if paced is not None:
+            self._pacing.state_change(found, paced)
         await self._change_record(found.record, rule, live_only=True)
 
     async def _change_record(self, record: RoomRecord, rule: Rule, live_only: bool = False) -> None:
@@ -97,6 +103,7 @@ class Controls:
         self, conn_id: str, room_id: str, change: SettingsChange, *, address: str
     ) -> RoomSettings:
         room, _ = host_in(await self._presence.room(room_id), conn_id)
+        self._pacing.state_change(room, conn_id)
         return await self.apply_settings(room.record, change, address=address)
 
     async def apply_settings(
@@ -114,6 +121,8 @@ class Controls:
             waiting = [r.conn_id for r in live.lobby] if not settings.lobby else []
             elsewhere = await self._membership.elsewhere(live, waiting)
             updated, effects = rules.apply_settings(live, settings, self._membership.door())
+            if not effects:
+                return settings  # the same settings again: nothing to store or tell
             await self._settings.update_settings(room.uid, settings)
             if hold.room is not None:
                 hold.save(updated)
@@ -134,17 +143,21 @@ class Controls:
         log.info("room %s: %s removed by %s", room.room_id, user_id, by)
 
     async def set_role(self, conn_id: str, room_id: str, user_id: str, make_host: bool) -> None:
-        await self._change(room_id, lambda room: rules.set_role(room, conn_id, user_id, make_host))
+        await self._change(
+            room_id, lambda room: rules.set_role(room, conn_id, user_id, make_host), conn_id
+        )
 
     # --- media blocks -----------------------------------------------------------------------
     async def mute(self, conn_id: str, room_id: str, user_id: str, kind: MediaKind) -> None:
-        await self._change(room_id, lambda room: rules.mute(room, conn_id, user_id, kind))
+        await self._change(room_id, lambda room: rules.mute(room, conn_id, user_id, kind), conn_id)
 
     async def mute_all(self, conn_id: str, room_id: str, kind: MediaKind) -> None:
-        await self._change(room_id, lambda room: rules.mute_all(room, conn_id, kind))
+        await self._change(room_id, lambda room: rules.mute_all(room, conn_id, kind), conn_id)
 
     async def unmute(self, conn_id: str, room_id: str, user_id: str, kind: MediaKind) -> None:
-        await self._change(room_id, lambda room: rules.unmute(room, conn_id, user_id, kind))
+        await self._change(
+            room_id, lambda room: rules.unmute(room, conn_id, user_id, kind), conn_id
+        )
 
     # --- hands and reactions ----------------------------------------------------------------
     async def raise_hand(
@@ -152,7 +165,7 @@ class Controls:
     ) -> None:
         now = self._clock.now_ms()
         await self._change(
-            room_id, lambda room: rules.raise_hand(room, conn_id, raised, user_id, now)
+            room_id, lambda room: rules.raise_hand(room, conn_id, raised, user_id, now), conn_id
         )
 
     async def react(self, conn_id: str, room_id: str, emoji: str) -> None:

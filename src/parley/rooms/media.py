@@ -30,6 +30,7 @@ from parley.rooms.models import (
     RoomRecord,
     Source,
 )
+from parley.rooms.pacing import Pacing
 from parley.rooms.presence import Presence
 from parley.rooms.rules import media as rules
 from parley.rooms.rules import screen
@@ -71,6 +72,7 @@ class MediaService:
         limits: MediaLimits,
         *,
         shared: SharedBuckets | None = None,
+        pacing: Pacing,
     ) -> None:
         self._presence = presence
         self._engine = engine
@@ -81,6 +83,7 @@ class MediaService:
             "media.request", limits.media_request_rate, limits.media_request_burst, shared=shared
         )
         self._candidates: dict[str, int] = {}
+        self._pacing = pacing
 
     def _require_engine(self) -> MediaEngine:
         if self._engine is None:
@@ -245,6 +248,7 @@ class MediaService:
     # --- screen sharing ---------------------------------------------------------------------
     async def set_screen(self, conn_id: str, room_id: str, on: bool) -> None:
         room, participant = await self._member(conn_id, room_id)
+        self._pacing.state_change(room, conn_id)
         await self._change(room.key, lambda live: screen.set_screen(live, participant.user_id, on))
 
     # --- lifecycle -------------------------------------------------------------------------

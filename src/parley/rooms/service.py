@@ -46,6 +46,7 @@ from parley.rooms.models import (
     RoomSummary,
     Waiting,
 )
+from parley.rooms.pacing import Pacing
 from parley.rooms.passwords import Passwords
 from parley.rooms.presence import Presence, RoomHold, hold_live
 from parley.rooms.reconnect import Reconnects
@@ -107,6 +108,7 @@ class RoomsService:
         limits: RoomLimits,
         *,
         shared: SharedBuckets | None = None,
+        pacing: Pacing,
     ) -> None:
         self._store = store
         self._presence = presence
@@ -136,6 +138,7 @@ class RoomsService:
                 shared=shared,
             ),
         )
+        self._pacing = pacing
 
     def _hold_live(self, room_id: str) -> AbstractAsyncContextManager[RoomHold]:
         return hold_live(self._presence, room_id)
@@ -304,6 +307,8 @@ class RoomsService:
                 room, door, conn_id, user_name, user_id, as_host, password, address
             )
             if entered is None:
+                if room.waiting(conn_id) is None:
+                    self._entry(address)
                 room, answer, effects = lobby_rules.knock(
                     room, conn_id, user_name, user_id, secrets.token_hex(8), door.now_ms
                 )
@@ -353,12 +358,13 @@ class RoomsService:
         participant = room.by_conn(conn_id)  # already here: joining again changes nothing
         if participant is None:
             held = room.participant(user_id) if user_id else None
-            if held:
+            if held:  # a resume: told to nobody but the connections, so not paced here
                 room, participant, effects = self._reconnects.resume(room, conn_id, held)
             else:
                 rules.check_room_for_one_more(room, self._limits.max_participants)
                 if not as_host and await self._at_the_door(room, conn_id, password, address):
                     return None
+                self._entry(address)
                 new_id = user_id or door.new_user_id()
                 room, participant, effects = rules.enter(
                     room, conn_id, user_name, as_host, new_id, door.now_ms
@@ -373,6 +379,12 @@ class RoomsService:
             room, participant, more = rules.make_host(room, participant)
             effects += more
         return room, participant, effects
+
+    def _entry(self, address: str) -> None:
+        """The pace of entries and knocks from one address (none without one: a creator
+        entering its new room, paced by ``room_create_rate``)."""
+        if address:
+            self._pacing.entry(address)
 
     async def _at_the_door(
         self, room: LiveRoom, conn_id: str, password: str | None, address: str
@@ -443,6 +455,7 @@ class RoomsService:
     async def set_streaming(self, conn_id: str, room_id: str, on: bool) -> None:
         effects: Effects = ()
         async with self._hold_live(room_id) as hold:
+            self._pacing.state_change(hold.room, conn_id)
             room, effects = media_rules.set_streaming(hold.room, conn_id, on)
             hold.save(room)
         await self._membership.settle(effects)

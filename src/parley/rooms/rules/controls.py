@@ -46,7 +46,9 @@ def new_settings(old: RoomSettings, change: SettingsChange, new_hash: str | None
 
 def apply_settings(room: LiveRoom, settings: RoomSettings, door: Door) -> tuple[LiveRoom, Effects]:
     """The room's settings are now ``settings``: the room is told, and everyone waiting comes
-    in when the lobby is off."""
+    in when the lobby is off. The same settings again change nothing and tell nobody."""
+    if settings == room.settings:
+        return room, ()
     room = replace(room, record=replace(room.record, settings=settings))
     effects: Effects = (RoomUpdated(room.record),)
     if not settings.lobby:
