@@ -264,9 +264,10 @@ class Settings(BaseSettings):
     """A connection that has not connected the Socket.IO namespace this long after it opened
     (or after it left it) is closed."""
     fd_reserve: int = Field(default=512, ge=16)
-    """File descriptors new connections never take: kept free for the database, uploads and
-    downloads, media sockets and plain HTTP. Past that, a new connection answers 503
-    ``SERVER_FULL``. ``parley serve`` raises its soft descriptor limit to the hard one."""
+    """File descriptors new connections never take (at most half of the descriptor limit):
+    kept free for the database, uploads and downloads, media sockets and plain HTTP. Past
+    that, a new connection answers 503 ``SERVER_FULL``. ``parley serve`` raises its soft
+    descriptor limit to the hard one."""
 
     # --- media ------------------------------------------------------------------------------
     media_engine: Literal["embedded", "janus", "auto", "none"] = "embedded"

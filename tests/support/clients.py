@@ -62,7 +62,13 @@ class Client:
         return record
 
     async def connect(self, transports: list[str] | None = None) -> Client:
-        await self.sio.connect(self.url, transports=transports or ["websocket"], wait_timeout=10)
+        try:
+            await self.sio.connect(
+                self.url, transports=transports or ["websocket"], wait_timeout=10
+            )
+        except BaseException:
+            await self.close()  # a refused connection leaves no HTTP session behind
+            raise
         return self
 
     async def call(self, event: str, *args: Any, timeout: float = 10) -> Any:

@@ -87,8 +87,9 @@ def count_open_descriptors() -> int | None:
 
 class Descriptors:
     """Whether the process can open one more session's descriptor and still keep ``reserve``
-    free: its open descriptors are counted (``/proc/self/fd``) at most every ``count_every``
-    seconds, and every session opened since is assumed to hold one more."""
+    (at most half of the limit) free: its open descriptors are counted (``/proc/self/fd``) at
+    most every ``count_every`` seconds, and every session opened since is assumed to hold one
+    more."""
 
     def __init__(
         self,
@@ -113,7 +114,9 @@ class Descriptors:
             self._sessions_then = sessions
             self._limit = self._limit_of()
         estimate = self._open + max(0, sessions - self._sessions_then)
-        return estimate + 1 <= self._limit - self.reserve
+        # Under a small descriptor limit the reserve is at most half of it, so the server
+        # still takes sessions (``parley doctor`` warns about such a limit).
+        return estimate + 1 <= self._limit - min(self.reserve, self._limit // 2)
 
     def estimate(self, sessions: int) -> int:
         return self._open + max(0, sessions - self._sessions_then)
