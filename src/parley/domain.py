@@ -20,13 +20,14 @@ from parley.files.links import DownloadLinks
 from parley.files.models import FileRepository, StoredFile
 from parley.files.service import FileLimits, FilesService
 from parley.media.engine import MediaEngine
+from parley.media.sdp import ignored_networks
 from parley.ratelimit import SharedBuckets
 from parley.rooms.controls import ControlLimits, Controls, SettingsStore
 from parley.rooms.events import RoomEvents
 from parley.rooms.expiry import IdleRooms
 from parley.rooms.grants import JoinGrants
 from parley.rooms.lobby import Lobby
-from parley.rooms.media import MediaLimits, MediaService, networks
+from parley.rooms.media import MediaLimits, MediaService
 from parley.rooms.meeting_log import NO_LOG, MeetingLog
 from parley.rooms.membership import Membership
 from parley.rooms.models import RoomStore
@@ -86,7 +87,7 @@ def limits_from(settings: Settings) -> Limits:
             media_request_rate=s.media_request_rate,
             media_request_burst=s.media_request_burst,
             max_candidates_per_connection=s.max_candidates_per_connection,
-            ice_ignore_addresses=networks(s.ice_ignore_addresses),
+            ice_ignore_addresses=ignored_networks(s.ice_ignore_addresses),
         ),
         files=FileLimits(
             max_upload_bytes=s.max_upload_bytes,

@@ -50,7 +50,7 @@ from parley.rooms.models import (
     RoomSummary,
     Totals,
 )
-from parley.rooms.presence import RoomHold
+from parley.rooms.presence import Hold, RoomHold
 
 log = logging.getLogger(__name__)
 
@@ -140,35 +140,6 @@ return 1
 """
 
 
-class _Hold:
-    """One holder's view of a room: what was loaded, and what it decided."""
-
-    def __init__(
-        self, key: str, loaded: LiveRoom | None, stamp: Callable[[LiveRoom], LiveRoom]
-    ) -> None:
-        self.key = key
-        self.loaded = loaded
-        self._room = loaded
-        self._stamp = stamp
-        self.saved = False
-        self.closed = False
-
-    @property
-    def room(self) -> LiveRoom | None:
-        return self._room
-
-    def save(self, room: LiveRoom) -> None:
-        if self._room is None:
-            raise RuntimeError(f"room {self.key} is not live")
-        if room.record.uid != self.key:
-            raise ValueError(f"room {room.record.uid} saved under the hold of {self.key}")
-        self._room = self._stamp(room)
-        self.saved = True
-
-    def close(self) -> None:
-        self.closed = True
-
-
 class RedisPresence:
     """Presence shared by every node through one Redis."""
 
@@ -212,7 +183,7 @@ class RedisPresence:
         async with self._locked(room_key) as token:
             raw = await self._redis.get(room_value(room_key))
             loaded = self._snapshot(raw)
-            hold = _Hold(room_key, loaded, self._stamped)
+            hold = Hold(room_key, loaded, self._stamped)
             try:
                 yield hold
             finally:

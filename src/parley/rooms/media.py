@@ -13,7 +13,7 @@ import logging
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
+from ipaddress import IPv4Network, IPv6Network, ip_address
 
 from parley.clock import Clock
 from parley.errors import Forbidden, MediaError, RateLimited, RoomNotFound, ServerFull
@@ -55,11 +55,6 @@ class MediaLimits:
     max_candidates_per_connection: int
     ice_ignore_addresses: tuple[IPv4Network | IPv6Network, ...]
     """Addresses the server never sends connectivity checks to."""
-
-
-def networks(values: list[str]) -> tuple[IPv4Network | IPv6Network, ...]:
-    """``ice_ignore_addresses`` as networks; ValueError names a value that is not one."""
-    return tuple(ip_network(value.strip(), strict=False) for value in values if value.strip())
 
 
 class MediaService:

@@ -16,7 +16,7 @@ touching the services.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Protocol
 
@@ -83,10 +83,21 @@ async def hold_live(presence: Presence, room_id: str) -> AsyncIterator[RoomHold]
         yield hold
 
 
-class _Hold:
-    def __init__(self, room_key: str, room: LiveRoom | None) -> None:
+class Hold:
+    """One holder's view of a room, for implementations of ``Presence``: what was loaded
+    (``loaded``), and what it decided (``saved`` with ``room``, or ``closed``). ``stamp``
+    completes a value as it is saved (cluster mode: the node of local connections)."""
+
+    def __init__(
+        self,
+        room_key: str,
+        loaded: LiveRoom | None,
+        stamp: Callable[[LiveRoom], LiveRoom] = lambda room: room,
+    ) -> None:
         self._key = room_key
-        self._room = room
+        self.loaded = loaded
+        self._room = loaded
+        self._stamp = stamp
         self.saved = False
         self.closed = False
 
@@ -99,7 +110,7 @@ class _Hold:
             raise RuntimeError(f"room {self._key} is not live")
         if room.record.uid != self._key:
             raise ValueError(f"room {room.record.uid} saved under the hold of {self._key}")
-        self._room = room
+        self._room = self._stamp(room)
         self.saved = True
 
     def close(self) -> None:
@@ -155,7 +166,7 @@ class InMemoryPresence:
         try:
             async with lock:
                 loaded = self._rooms.get(room_key)
-                hold = _Hold(room_key, loaded)
+                hold = Hold(room_key, loaded)
                 try:
                     yield hold
                 finally:
