@@ -257,9 +257,10 @@ class Parley:
                 self.links,
                 self.clock,
                 limiter,
+                limits=api.ApiLimits.of(s),
                 public_url=api.public_base(s, self.tls is not None),
             )
-            _describe_only_the_api(http, api.install(http, api_deps))
+            _describe_only_the_api(http, api.install(http, api_deps), api_deps.limits)
         # The HTTP edge hands out the embedded TURN server's credentials like an external one's.
         edge = s if self.turn is None else s.model_copy(update={"turn_secret": self.turn.secret})
         probes_on = self.engine is not None and s.max_probes > 0
@@ -400,7 +401,7 @@ def _prepare_data_dir(settings: Settings) -> None:
         secret.chmod(0o600)
 
 
-def _describe_only_the_api(app: FastAPI, router: APIRouter) -> None:
+def _describe_only_the_api(app: FastAPI, router: APIRouter, limits: api.ApiLimits) -> None:
     """The OpenAPI document describes the admin API, with absolute paths (``/api/v1/rooms``)."""
 
     def openapi() -> dict[str, Any]:
@@ -411,7 +412,7 @@ def _describe_only_the_api(app: FastAPI, router: APIRouter) -> None:
                 description="Parley's admin REST API: `Authorization: Bearer <an API key>`.",
                 routes=router.routes,
             )
-            app.openapi_schema = api.describe(schema)
+            app.openapi_schema = api.describe(schema, limits)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,13 +20,25 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 KEY = "k" * 40
 AUTH = {"Authorization": f"Bearer {KEY}"}
+CI_KEY = "c" * 40
+BILLING_KEY = "b" * 40
+PUBLIC_URL = "https://meet.example.org"
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def api_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RunningServer]:
     data = tmp_path_factory.mktemp("api")
     settings = Settings(
-        data_dir=data, media_engine="none", api_key=KEY, jwt_secret="j" * 40, api_burst=1000
+        data_dir=data,
+        media_engine="none",
+        api_key=KEY,
+        api_keys=f"ci:{CI_KEY},billing:{BILLING_KEY}",
+        jwt_secret="j" * 40,
+        api_burst=1000,
+        public_url=PUBLIC_URL + "/",
+        max_room_name_chars=40,
+        max_user_name_chars=30,
+        history_max_limit=300,
     )
     async with run_server(settings, FakeEngine()) as server:
         yield server
@@ -142,3 +155,98 @@ async def test_without_a_key_the_api_is_not_there(tmp_path: Path) -> None:
     async with run_server(settings) as server, httpx.AsyncClient(base_url=server.url) as http:
         assert (await http.get("/api/v1/rooms", headers=AUTH)).status_code == 404
         assert (await http.get("/api/v1/openapi.json")).status_code == 404
+
+
+async def test_each_named_key_is_accepted_and_logged_by_its_name_only(
+    api_server: RunningServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="parley.http.api")
+    async with httpx.AsyncClient(base_url=api_server.url) as client:
+        for key, name in ((CI_KEY, "ci"), (BILLING_KEY, "billing"), (KEY, "default")):
+            answer = await client.get("/api/v1/rooms", headers={"Authorization": f"Bearer {key}"})
+            assert answer.status_code == 200
+            assert f"GET /api/v1/rooms by key {name}" in caplog.text
+    for key in (CI_KEY, BILLING_KEY, KEY):
+        assert key not in caplog.text
+
+
+async def test_refusals_carry_the_headers_http_asks_for(http: httpx.AsyncClient) -> None:
+    refused = await http.get("/api/v1/rooms", headers={"Authorization": "Bearer wrong"})
+    assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"
+    wrong_method = await http.put("/api/v1/rooms")
+    assert wrong_method.status_code == 405
+    assert set(wrong_method.headers["allow"].replace(" ", "").split(",")) == {"GET", "POST"}
+    assert wrong_method.json()["error"] == "INVALID_PAYLOAD"
+    for path in ("/api/v1/nothing", "/api/v1/rooms/r1/nothing", "/api/v2/rooms"):
+        unknown = await http.get(path)
+        assert unknown.status_code == 404
+        assert unknown.json() == {"error": "NOT_FOUND", "message": "Not Found"}
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/v1/rooms", {"roomName": "x", "settings": {"locked": "true"}}),
+        ("/api/v1/rooms", {"roomName": "x", "settings": {"locked": 1}}),
+        (
+            "/api/v1/tokens",
+            {"roomId": "r1", "userName": "Kim", "role": "host", "ttlSeconds": 600.0},
+        ),
+        (
+            "/api/v1/tokens",
+            {"roomId": "r1", "userName": "Kim", "role": "host", "ttlSeconds": "600"},
+        ),
+    ],
+    ids=["string for a boolean", "number for a boolean", "float for an integer", "string"],
+)
+async def test_booleans_and_integers_are_strict(
+    http: httpx.AsyncClient, path: str, body: dict[str, object]
+) -> None:
+    answer = await http.post(path, json=body)
+    assert answer.status_code == 400 and answer.json()["error"] == "INVALID_PAYLOAD"
+
+
+async def test_join_links_use_the_public_url_whatever_the_host_header(
+    http: httpx.AsyncClient,
+) -> None:
+    room = (await http.post("/api/v1/rooms", json={"roomName": "Links"})).json()
+    minted = await http.post(
+        "/api/v1/tokens",
+        json={"roomId": room["roomId"], "userName": "Kim", "role": "participant"},
+        headers={"Host": "evil.example.net"},
+    )
+    assert minted.json()["joinUrl"].startswith(f"{PUBLIC_URL}/r/{room['roomId']}?jwt=")
+
+
+async def test_the_openapi_document_declares_bearer_security_and_the_servers_limits(
+    api_server: RunningServer, http: httpx.AsyncClient
+) -> None:
+    document = (await http.get("/api/v1/openapi.json")).json()
+    assert document["components"]["securitySchemes"]["bearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An admin API key: PARLEY_API_KEY or one of PARLEY_API_KEYS.",
+    }
+    assert document["security"] == [{"bearer": []}]
+    schemas = document["components"]["schemas"]
+    settings = api_server.parley.settings
+    room_name = schemas["NewRoom"]["properties"]["roomName"]
+    assert room_name["maxLength"] == settings.max_room_name_chars == 40
+    user_name = schemas["NewToken"]["properties"]["userName"]
+    assert user_name["maxLength"] == settings.max_user_name_chars == 30
+    (limit,) = [
+        p
+        for p in document["paths"]["/api/v1/rooms/{roomId}/messages"]["get"]["parameters"]
+        if p["name"] == "limit"
+    ]
+    assert 300 in [branch.get("maximum") for branch in limit["schema"]["anyOf"]]
+    # and the server holds what the document says, one past each limit refused
+    assert (await http.post("/api/v1/rooms", json={"roomName": "x" * 40})).status_code == 201
+    assert (await http.post("/api/v1/rooms", json={"roomName": "x" * 41})).status_code == 400
+    room = (await http.post("/api/v1/rooms", json={"roomName": "Limits"})).json()["roomId"]
+    token = {"roomId": room, "role": "host"}
+    assert (await http.post("/api/v1/tokens", json=token | {"userName": "k" * 30})).is_success
+    too_long = await http.post("/api/v1/tokens", json=token | {"userName": "k" * 31})
+    assert too_long.status_code == 400
+    assert (await http.get(f"/api/v1/rooms/{room}/messages?limit=300")).status_code == 200
+    assert (await http.get(f"/api/v1/rooms/{room}/messages?limit=301")).status_code == 400

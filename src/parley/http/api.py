@@ -180,9 +180,40 @@ to every route that takes parameters or a body; see ``describe``)."""
 SECURITY_SCHEME = "bearer"
 
 
-def describe(schema: dict[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ApiLimits:
+    """The settings-driven limits the API enforces and its document states."""
+
+    max_room_name_chars: int = 100
+    max_user_name_chars: int = 64
+    history_max_limit: int = 1000
+
+    @classmethod
+    def of(cls, settings: AppSettings) -> ApiLimits:
+        return cls(
+            settings.max_room_name_chars, settings.max_user_name_chars, settings.history_max_limit
+        )
+
+    def fields(self) -> dict[tuple[str, str], dict[str, int]]:
+        """(schema, property) → the JSON Schema constraints that hold there."""
+        return {
+            ("NewRoom", "roomName"): {"minLength": 1, "maxLength": self.max_room_name_chars},
+            ("NewToken", "userName"): {"minLength": 1, "maxLength": self.max_user_name_chars},
+        }
+
+
+def describe(schema: dict[str, Any], limits: ApiLimits) -> dict[str, Any]:
     """The OpenAPI document as the server behaves: bearer security declared for every
-    operation (``/api/docs`` then has its Authorize button), 400 where FastAPI wrote 422."""
+    operation (``/api/docs`` then has its Authorize button), 400 where FastAPI wrote 422, and
+    the limits of these settings."""
+    schemas = schema.get("components", {}).get("schemas", {})
+    for (name, field), constraints in limits.fields().items():
+        if field in schemas.get(name, {}).get("properties", {}):
+            schemas[name]["properties"][field].update(constraints)
+    messages = schema.get("paths", {}).get(f"{PREFIX}/rooms/{{roomId}}/messages", {}).get("get")
+    for parameter in (messages or {}).get("parameters", []):
+        if parameter["name"] == "limit":
+            _numbers(parameter["schema"])["maximum"] = limits.history_max_limit
     components = schema.setdefault("components", {})
     components.setdefault("securitySchemes", {})[SECURITY_SCHEME] = {
         "type": "http",
@@ -208,6 +239,15 @@ def describe(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+def _numbers(schema: dict[str, Any]) -> dict[str, Any]:
+    """The integer branch of an optional parameter's schema (``anyOf: [integer, null]``)."""
+    for branch in schema.get("anyOf", []):
+        if branch.get("type") == "integer":
+            found: dict[str, Any] = branch
+            return found
+    return schema
+
+
 # --- the endpoints ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ApiDeps:
@@ -220,6 +260,7 @@ class ApiDeps:
     links: DownloadLinks
     clock: Clock
     limiter: KeyedLimiter
+    limits: ApiLimits = ApiLimits()
     public_url: str = "http://127.0.0.1:8080"
     """The base of ``joinUrl`` (``public_url``, else the configured host): never a request's
     ``Host``, which whoever calls may set."""
@@ -345,6 +386,10 @@ def install(app: FastAPI, deps: ApiDeps) -> APIRouter:
     async def mint(body: NewToken) -> dict[str, object]:
         """A join token for one person (HS256 with ``PARLEY_JWT_SECRET``) and the link that
         opens the meeting with it."""
+        if len(body.userName) > deps.limits.max_user_name_chars or not body.userName:
+            raise InvalidPayload(
+                f"userName must be 1 to {deps.limits.max_user_name_chars} characters."
+            )
         room = await deps.rooms.find(body.roomId)
         token = deps.grants.mint(room.room_id, body.userName, body.role, body.ttlSeconds, body.sub)
         return {"jwt": token, "joinUrl": f"{deps.public_url}/r/{room.room_id}?jwt={token}"}

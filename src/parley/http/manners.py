@@ -3,17 +3,20 @@ HTTP asks for.
 
 - a validation error answers 400 ``INVALID_PAYLOAD`` naming the first field at fault;
 - an unknown path answers 404: ``NOT_FOUND`` under ``/api/``, ``FILE_NOT_FOUND`` elsewhere; a
-  known path with another method 405 with ``Allow``;
+  known path with another method 405 with ``Allow`` naming every method served there;
 - ``Manners`` (an ASGI layer around everything) gives a 401 that names no scheme
   ``WWW-Authenticate: Bearer`` and a 429 without ``Retry-After`` one of ``RETRY_AFTER_SECONDS``.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from parley.errors import ErrorCode
@@ -37,11 +40,30 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> JSONResponse:
+        headers = dict(error.headers or {})
+        if error.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(app, request.scope))
         return JSONResponse(
             {"error": str(_code(request.url.path, error.status_code)), "message": error.detail},
             status_code=error.status_code,
-            headers=error.headers,
+            headers=headers,
         )
+
+
+def allowed_methods(app: FastAPI, scope: Scope) -> list[str]:
+    """Every method some route serves at this path (Starlette's 405 names only the first
+    route's), looking into included routers too."""
+    found: set[str] = set()
+    probe = {**scope, "method": ""}
+    routes: list[Any] = list(app.router.routes)
+    while routes:
+        route = routes.pop()
+        included = getattr(getattr(route, "original_router", None), "routes", None)
+        if included is not None:
+            routes += included
+        elif route.matches(probe)[0] is not Match.NONE:
+            found |= set(getattr(route, "methods", None) or ())
+    return sorted(found)
 
 
 def _code(path: str, status: int) -> ErrorCode:
