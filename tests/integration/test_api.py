@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -250,3 +251,86 @@ async def test_the_openapi_document_declares_bearer_security_and_the_servers_lim
     assert too_long.status_code == 400
     assert (await http.get(f"/api/v1/rooms/{room}/messages?limit=300")).status_code == 200
     assert (await http.get(f"/api/v1/rooms/{room}/messages?limit=301")).status_code == 400
+
+
+Operation = tuple[str, str]
+
+
+def documented(document: dict[str, Any]) -> dict[Operation, set[int]]:
+    return {
+        (method.upper(), path): {int(status) for status in operation["responses"]}
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+    }
+
+
+async def test_every_documented_status_is_one_the_route_sends(
+    api_server: RunningServer, http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """Each operation's documented statuses, each provoked for real (and nothing sent that is
+    not documented)."""
+    document = (await http.get("/api/v1/openapi.json")).json()
+    sent: dict[Operation, set[int]] = {}
+
+    async def call(
+        client: httpx.AsyncClient, method: str, template: str, path: str, **kw: Any
+    ) -> None:
+        answer = await client.request(method, path, **kw)
+        sent.setdefault((method, template), set()).add(answer.status_code)
+
+    host = await Client(api_server.url).connect()
+    made = await host.ok("createRoom", {"userName": "Ada", "roomName": "Statuses"})
+    room, ada = made["roomId"], made["userId"]
+    try:
+        async with httpx.AsyncClient(base_url=api_server.url) as anonymous:
+            for (method, template), _ in documented(document).items():
+                await call(anonymous, method, template, template.replace("{roomId}", room))
+        rooms, one = "/api/v1/rooms", "/api/v1/rooms/{roomId}"
+        await call(http, "GET", rooms, rooms)
+        await call(http, "POST", rooms, rooms, json={"roomName": "A", "customRoomId": "dup-1"})
+        await call(http, "POST", rooms, rooms, json={"roomName": "B", "customRoomId": "dup-1"})
+        await call(http, "POST", rooms, rooms, json={})
+        for method, body in (("GET", None), ("PATCH", {"locked": True}), ("DELETE", None)):
+            await call(http, method, one, "/api/v1/rooms/bad!id", json=body)
+            await call(http, method, one, "/api/v1/rooms/no-such-room", json=body)
+        await call(http, "PATCH", one, f"/api/v1/rooms/{room}", json={"lobby": False})
+        await call(http, "GET", one, f"/api/v1/rooms/{room}")
+        messages = one + "/messages"
+        await call(http, "GET", messages, f"/api/v1/rooms/{room}/messages")
+        await call(http, "GET", messages, f"/api/v1/rooms/{room}/messages?limit=0")
+        await call(http, "GET", messages, "/api/v1/rooms/no-such-room/messages")
+        person = one + "/participants/{userId}"
+        await call(http, "DELETE", person, f"/api/v1/rooms/{room}/participants/bad!id")
+        await call(http, "DELETE", person, "/api/v1/rooms/no-such-room/participants/u1")
+        await call(http, "DELETE", person, f"/api/v1/rooms/{room}/participants/{ada}")
+        bob = await Client(api_server.url).connect()
+        joined = await bob.ok("joinRoom", {"roomId": room, "userName": "Bob"})
+        await call(http, "DELETE", person, f"/api/v1/rooms/{room}/participants/{joined['userId']}")
+        await bob.close()
+        tokens = "/api/v1/tokens"
+        grant = {"roomId": room, "userName": "Kim", "role": "host"}
+        await call(http, "POST", tokens, tokens, json=grant)
+        await call(http, "POST", tokens, tokens, json=grant | {"roomId": "no-such-room"})
+        await call(http, "POST", tokens, tokens, json={})
+        await call(http, "DELETE", one, f"/api/v1/rooms/{room}")
+    finally:
+        await host.close()
+    # a server with one meeting at most, no token secret and two calls at once
+    small = Settings(
+        data_dir=tmp_path, media_engine="none", api_key=KEY, max_rooms=1, api_burst=2, api_rate=0.01
+    )
+    async with (
+        run_server(small) as server,
+        httpx.AsyncClient(base_url=server.url, headers=AUTH) as limited,
+    ):
+        holder = await Client(server.url).connect()
+        only = (await holder.ok("createRoom", {"userName": "Ada", "roomName": "One"}))["roomId"]
+        await call(limited, "POST", rooms, rooms, json={"roomName": "Two"})
+        await call(limited, "POST", tokens, tokens, json=grant | {"roomId": only})
+        await holder.close()
+        answer = await limited.get(rooms)
+        assert answer.status_code == 429 and answer.headers["retry-after"] == "1"
+    for operation, statuses in documented(document).items():
+        seen = sent.get(operation, set()) | {429}  # every route shares the key's pace
+        assert statuses <= seen, (operation, statuses - seen)
+        assert seen <= statuses, (operation, seen - statuses)

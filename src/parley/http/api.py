@@ -357,7 +357,7 @@ def install(app: FastAPI, deps: ApiDeps) -> APIRouter:
     @api.delete(
         "/rooms/{roomId}/participants/{userId}",
         status_code=204,
-        responses=errors(RoomNotFound),
+        responses=errors(Forbidden, RoomNotFound),
     )
     async def remove_participant(roomId: Id, userId: UserId) -> Response:
         """Remove someone exactly as a host's ``kick`` (``by: "api"``)."""
