@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
@@ -39,7 +40,7 @@ def named(settings: Settings) -> list[str]:
     ],
 )
 def test_a_setting_that_cannot_work_stops_the_start_naming_it(
-    tmp_path: Path, given: dict[str, str], setting: str
+    tmp_path: Path, given: dict[str, Any], setting: str
 ) -> None:
     settings = Settings(data_dir=tmp_path, media_engine="none", **given)
     assert any(setting in what for what in named(settings)), named(settings)
@@ -58,7 +59,7 @@ def test_a_setting_that_cannot_work_stops_the_start_naming_it(
     ],
     ids=["secret", "one-line PEM", "key set and secret", "loopback", "localhost"],
 )
-def test_settings_that_work_are_accepted(tmp_path: Path, given: dict[str, str]) -> None:
+def test_settings_that_work_are_accepted(tmp_path: Path, given: dict[str, Any]) -> None:
     assert named(Settings(data_dir=tmp_path, **given)) == []
 
 

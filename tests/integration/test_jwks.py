@@ -78,7 +78,8 @@ def claims(room: str, **more: Any) -> dict[str, Any]:
 async def joined(server: RunningServer, token: str, room: str) -> dict[str, Any]:
     client = await Client(server.url).connect()
     try:
-        return await client.call("joinRoom", {"roomId": room, "jwt": token})
+        answer: dict[str, Any] = await client.call("joinRoom", {"roomId": room, "jwt": token})
+        return answer
     finally:
         await client.close()
 

@@ -24,7 +24,7 @@ from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 from starlette.types import Receive, Scope, Send
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
-ALGORITHMS = {"RS256": RSAAlgorithm, "ES256": ECAlgorithm, "EdDSA": OKPAlgorithm}
+ALGORITHMS: dict[str, Any] = {"RS256": RSAAlgorithm, "ES256": ECAlgorithm, "EdDSA": OKPAlgorithm}
 
 
 @dataclass(frozen=True)
@@ -47,8 +47,7 @@ class SigningKey:
     def jwk(self) -> dict[str, Any]:
         """The public key as a JWK (PyJWT writes it)."""
         found: dict[str, Any] = ALGORITHMS[self.algorithm].to_jwk(
-            self.private.public_key(),  # type: ignore[arg-type]
-            as_dict=True,
+            self.private.public_key(), as_dict=True
         )
         return {**found, "kid": self.kid, "use": "sig"}
 
