@@ -209,3 +209,14 @@ async def test_the_webhook_queue_depth_and_oldest_age_are_measured(
     )
     assert value(found, "parley_webhook_oldest_seconds") >= 0
     await host.close()
+
+
+async def test_the_media_engines_own_counters_are_series(
+    server: tuple[RunningServer, CountingEngine],
+) -> None:
+    running, engine = server
+    engine.received += 7
+    found = await samples(running.url)
+    stats = engine.stats()
+    for stat in ("rooms", "received_packets", "forwarded_packets"):
+        assert value(found, "parley_media_engine", engine="fake", stat=stat) == stats[stat]

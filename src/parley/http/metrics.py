@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
@@ -50,6 +50,28 @@ class _MediaPackets:
         for direction, key in _PACKETS.items():
             if key in stats:
                 family.add_metric([direction], stats[key])
+        yield family
+
+
+class _MediaEngine:
+    """``parley_media_engine{engine,stat}``: the media engine's own counts and counters, read
+    at scrape time (the embedded SFU's from its counters; Janus's from Parley's handles and,
+    for a Janus Parley runs, from its Admin API: ``janus_sessions``, ``janus_handles``)."""
+
+    def __init__(self, engine: MediaEngine | None) -> None:
+        self._engine = engine
+        self.admin: dict[str, int] = {}
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "parley_media_engine",
+            "The media engine's own counts and counters, by name",
+            labels=["engine", "stat"],
+        )
+        if self._engine is not None:
+            name = self._engine.info.name
+            for stat, count in {**self._engine.stats(), **self.admin}.items():
+                family.add_metric([name, stat], count)
         yield family
 
 
@@ -110,6 +132,9 @@ class Metrics:
         self._backlog: Callable[[], Awaitable[tuple[int, int | None]]] | None = None
         self._now_ms: Callable[[], int] = lambda: 0
         r.register(_MediaPackets(engine))
+        self._engine = engine
+        self._engine_stats = _MediaEngine(engine)
+        r.register(self._engine_stats)
         self._answered: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
         for outcome in ("delivered", "failed", "gave_up"):
             self.webhook_deliveries.labels(outcome)
@@ -155,6 +180,9 @@ class Metrics:
             self.webhook_queue.set(waiting)
             age = 0.0 if oldest is None else max(0.0, (self._now_ms() - oldest) / 1000)
             self.webhook_oldest.set(age)
+        admin_stats = getattr(self._engine, "admin_stats", None)
+        if admin_stats is not None:  # Janus: what it holds, from its Admin API
+            self._engine_stats.admin = await admin_stats()
         encode, content_type = choose_encoder(accept or "")
         return encode(self.registry), content_type
 
