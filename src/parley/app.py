@@ -107,11 +107,7 @@ class Parley:
             s.jwt_leeway_seconds,
             audience=s.jwt_audience,
             issuer=s.jwt_issuer,
-            jwks=jwt_keys.JwksKeys(
-                s.jwt_jwks_url, clock, jwt_keys.JwksLimits.of(s), s.jwt_jwks_ca_file
-            )
-            if s.jwt_jwks_url
-            else None,
+            jwks=jwt_keys.key_set(s, clock),
         )
         self.db = make_engine(s.resolved_database_url)
         self.engine = create_engine(s) if engine is _UNSET else engine

@@ -230,3 +230,11 @@ class JwksKeys:
             for key in found.keys
             if key.key_id is not None and key.algorithm_name in ASYMMETRIC
         }
+
+
+def key_set(settings: Settings, clock: Clock) -> JwksKeys | None:
+    """The identity provider's key set of ``settings`` (None without ``jwt_jwks_url``)."""
+    if settings.jwt_jwks_url is None:
+        return None
+    limits = JwksLimits.of(settings)
+    return JwksKeys(settings.jwt_jwks_url, clock, limits, settings.jwt_jwks_ca_file)

@@ -146,3 +146,16 @@ async def test_keys_rotate_without_downtime(
     assert answer["ok"] is False and answer["error"]["code"] == "UNAUTHORIZED"
     answer = await joined(server, NEXT.sign(claims(room)), room)
     assert answer["ok"], answer
+
+
+async def test_the_key_set_is_fetched_again_once_its_cache_has_aged(
+    server: RunningServer, provider: IdentityProvider, room: str
+) -> None:
+    key = provider.keys[0]
+    assert (await joined(server, key.sign(claims(room)), room))["ok"]
+    before = provider.fetches
+    assert (await joined(server, key.sign(claims(room)), room))["ok"]
+    assert provider.fetches == before  # held keys: no fetch
+    CLOCK.advance(server.parley.settings.jwt_jwks_cache_seconds)
+    assert (await joined(server, key.sign(claims(room)), room))["ok"]
+    assert provider.fetches == before + 1
