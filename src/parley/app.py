@@ -26,7 +26,7 @@ from parley.domain import Ports, build_domain, limits_from
 from parley.errors import ErrorCode, MediaError
 from parley.files.blobs import BlobDir
 from parley.files.links import DownloadLinks
-from parley.http import api, probe, routes
+from parley.http import api, moderation, probe, routes
 from parley.http import metrics as metrics_http
 from parley.http.metrics import Metrics
 from parley.http.scheme import SecureScheme
@@ -246,7 +246,11 @@ class Parley:
                 self.clock,
                 limiter,
             )
-            _describe_only_the_api(http, api.install(http, api_deps))
+            moderation_deps = moderation.ModerationDeps(
+                self.rooms, self.controls, self.lobby, self.chat, self.links
+            )
+            more = [moderation.router(moderation_deps)]
+            _describe_only_the_api(http, api.install(http, api_deps, more))
         # The HTTP edge hands out the embedded TURN server's credentials like an external one's.
         edge = s if self.turn is None else s.model_copy(update={"turn_secret": self.turn.secret})
         probes_on = self.engine is not None and s.max_probes > 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -183,9 +184,10 @@ def fingerprint(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:8]
 
 
-def install(app: FastAPI, deps: ApiDeps) -> APIRouter:
-    """Mount the API and its documentation page (assets served from the package); the API's
-    router (what the OpenAPI document describes)."""
+def install(app: FastAPI, deps: ApiDeps, more: Sequence[APIRouter] = ()) -> APIRouter:
+    """Mount the API (with the routes of ``more`` under its prefix and key check) and its
+    documentation page (assets served from the package); the API's router (what the OpenAPI
+    document describes)."""
 
     async def caller(request: Request) -> str:
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
@@ -268,6 +270,8 @@ def install(app: FastAPI, deps: ApiDeps) -> APIRouter:
         base = str(request.base_url).rstrip("/")
         return {"jwt": token, "joinUrl": f"{base}/r/{room.room_id}?jwt={token}"}
 
+    for routes in more:
+        api.include_router(routes)
     app.include_router(api)
     _install_docs(app)
     return api

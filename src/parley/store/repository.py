@@ -13,7 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from parley.chat.models import ChatMessage
 from parley.files.models import StoredFile
-from parley.rooms.models import STORED_PASSWORD, LogEntry, RoomGone, RoomRecord, RoomSettings
+from parley.rooms.models import (
+    STORED_PASSWORD,
+    LogEntry,
+    Removal,
+    RoomGone,
+    RoomRecord,
+    RoomSettings,
+)
 from parley.store import tables as t
 from parley.store.database import current_revision, head_revision
 from parley.webhooks.model import CAPPED_EVENTS, PendingDelivery
@@ -138,6 +145,25 @@ class Store:
         )
         async with self._engine.connect() as connection:
             return (await connection.scalar(query)) is not None
+
+    async def removals_of(self, uid: str) -> list[Removal]:
+        query = (
+            select(t.removals.c.user_id, t.removals.c.removed_at)
+            .where(t.removals.c.room_uid == uid)
+            .order_by(t.removals.c.removed_at, t.removals.c.user_id)
+        )
+        async with self._engine.connect() as connection:
+            rows = (await connection.execute(query)).all()
+        return [Removal(row.user_id, row.removed_at) for row in rows]
+
+    async def lift_removal(self, uid: str, user_id: str) -> bool:
+        async with self._engine.begin() as connection:
+            gone = await connection.execute(
+                delete(t.removals).where(
+                    t.removals.c.room_uid == uid, t.removals.c.user_id == user_id
+                )
+            )
+        return bool(gone.rowcount)
 
     async def start_meeting(self, uid: str, at: int, entries: Sequence[LogEntry]) -> bool:
         async with self._engine.begin() as connection:
