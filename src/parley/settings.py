@@ -96,8 +96,9 @@ class Settings(BaseSettings):
     # --- webhooks ---------------------------------------------------------------------------
     webhook_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """``http(s)`` URLs (comma separated) that receive each meeting event (``room_started``,
-    ``participant_joined``, ``participant_left``, ``meeting_ended``, ``file_uploaded``) as a
-    signed POST. Empty (the default): no events are kept or sent."""
+    ``participant_joined``, ``participant_left``, ``track_published``, ``track_unpublished``,
+    ``meeting_ended``, ``file_uploaded``) as a signed POST. Empty (the default): no events are
+    kept or sent."""
     webhook_secret: str | None = None
     """Key of the ``Parley-Signature`` HMAC-SHA256 over ``<t>.<body>``; required with
     ``webhook_urls`` (at least 16 characters)."""
@@ -114,6 +115,14 @@ class Settings(BaseSettings):
     """Events of one meeting that may wait for one URL; past it, that meeting's further
     ``participant_joined``, ``participant_left`` and ``file_uploaded`` are dropped (logged and
     counted as ``dropped``), never its ``room_started`` or ``meeting_ended``."""
+    webhook_ca_file: Path | None = None
+    """PEM file of the certificate authorities (a private CA) that HTTPS webhook receivers'
+    certificates are checked against, besides the system's (and ``SSL_CERT_FILE``'s)."""
+    webhook_park_seconds: float = Field(default=3600.0, gt=0)
+    """An event refused for this long after it happened is parked: the room's later events
+    go on, and it waits at ``GET /api/v1/webhooks/parked`` to be sent again by hand."""
+    webhook_parked_max: int = Field(default=10_000, ge=1)
+    """Parked events kept at most; past it, the oldest parked one is dropped (logged)."""
 
     # --- cluster mode ---------------------------------------------------------------------
     redis_url: str | None = None

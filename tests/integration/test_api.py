@@ -132,6 +132,8 @@ async def test_the_openapi_document_is_valid_and_lists_every_endpoint(
             ("GET", "/api/v1/rooms/{roomId}/messages"),
             ("POST", "/api/v1/tokens"),
             *MODERATION,
+            ("GET", "/api/v1/webhooks/parked"),
+            ("POST", "/api/v1/webhooks/parked/{parkedId}/retry"),
         }
         page = await anonymous.get("/api/docs")
         assert page.status_code == 200 and "/api/docs/swagger-ui-bundle.js" in page.text

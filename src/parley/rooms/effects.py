@@ -291,8 +291,10 @@ async def _deliver(effect: Effect, events: RoomEvents, log: MeetingLog) -> None:
             await events.lobby_denied(room, request)
         case StreamPublished(room, stream, publisher):
             await events.stream_published(room, stream, publisher)
+            await log.track_published(room, stream)
         case StreamUnpublished(room, stream, publisher):
             await events.stream_unpublished(room, stream, publisher)
+            await log.track_unpublished(room, stream)
         case MediaReset(room):
             await events.media_reset(room)
         case RoomStarted(room, first):

@@ -23,7 +23,7 @@ from parley.rooms.models import (
 )
 from parley.store import tables as t
 from parley.store.database import current_revision, head_revision
-from parley.webhooks.model import CAPPED_EVENTS, PendingDelivery
+from parley.webhooks.model import CAPPED_EVENTS, ParkedDelivery, Parking, PendingDelivery
 
 log = logging.getLogger(__name__)
 
@@ -440,9 +440,27 @@ class Store:
         done: Sequence[int],
         retry: tuple[int, int, int] | None,
         release: Sequence[int] = (),
+        parked: Sequence[Parking] = (),
     ) -> None:
         o = t.webhook_outbox
         async with self._engine.begin() as connection:
+            for park in parked:
+                row = (await connection.execute(select(o).where(o.c.seq == park.seq))).first()
+                if row is not None:
+                    await connection.execute(
+                        t.webhook_parked.insert().values(
+                            event_id=row.event_id,
+                            url=row.url,
+                            room_uid=row.room_uid,
+                            event=row.event,
+                            body=row.body,
+                            created_at=row.created_at,
+                            attempts=park.attempts,
+                            parked_at=park.parked_at,
+                            error=park.error[:200],
+                        )
+                    )
+                    await connection.execute(delete(o).where(o.c.seq == park.seq))
             if done:
                 await connection.execute(delete(o).where(o.c.seq.in_(list(done))))
             if release:
@@ -459,6 +477,56 @@ class Store:
                     .values(attempts=attempts, due_at=due_at, claimed_by=None, claimed_until=None)
                 )
 
+    async def parked_deliveries(self) -> list[ParkedDelivery]:
+        p = t.webhook_parked
+        query = select(p).order_by(p.c.id)
+        async with self._engine.connect() as connection:
+            rows = list(await connection.execute(query))
+        return [
+            ParkedDelivery(
+                id=r.id,
+                event_id=r.event_id,
+                event=r.event,
+                room_uid=r.room_uid,
+                url=r.url,
+                body=r.body,
+                created_at=r.created_at,
+                attempts=r.attempts,
+                parked_at=r.parked_at,
+                error=r.error,
+            )
+            for r in rows
+        ]
+
+    async def unpark_delivery(self, parked_id: int, now_ms: int) -> bool:
+        p = t.webhook_parked
+        async with self._engine.begin() as connection:
+            row = (await connection.execute(select(p).where(p.c.id == parked_id))).first()
+            if row is None:
+                return False
+            await connection.execute(
+                t.webhook_outbox.insert().values(
+                    event_id=row.event_id,
+                    url=row.url,
+                    room_uid=row.room_uid,
+                    event=row.event,
+                    body=row.body,
+                    created_at=row.created_at,
+                    due_at=now_ms,
+                    attempts=0,
+                )
+            )
+            await connection.execute(delete(p).where(p.c.id == parked_id))
+        self._on_log_written()
+        return True
+
+    async def trim_parked(self, keep: int) -> int:
+        p = t.webhook_parked
+        kept = select(p.c.id).order_by(p.c.id.desc()).limit(keep).scalar_subquery()
+        async with self._engine.begin() as connection:
+            gone = await connection.execute(delete(p).where(p.c.id.not_in(kept)))
+        return int(gone.rowcount or 0)
+
     async def release_deliveries(self, node: str) -> None:
         o = t.webhook_outbox
         async with self._engine.begin() as connection:
@@ -472,6 +540,8 @@ class Store:
             gone = await connection.execute(
                 delete(o).where(o.c.url.not_in(list(urls))).returning(o.c.seq)
             )
+            p = t.webhook_parked
+            await connection.execute(delete(p).where(p.c.url.not_in(list(urls))))
             return len(list(gone))
 
     async def pending_deliveries(self) -> int:
