@@ -296,7 +296,7 @@ class Parley:
                 self.sio, app, s.max_socket_message_bytes, s.header_timeout_seconds
             ),
             signalling.ContainedWebSockets,
-            lambda app: Guard(app, s.allowed_hosts),
+            lambda app: Guard(app, s.allowed_hosts, s.frame_ancestors),
             # Over HTTPS served by Parley itself, Socket.IO's same-origin check must see https.
             SecureScheme,
         ]

@@ -6,6 +6,7 @@ and, for the common ones, from ``parley serve`` flags. No other module reads the
 
 from __future__ import annotations
 
+import re
 from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -16,6 +17,13 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 MIB = 1024 * 1024
 MIN_SECRET_BYTES = 32
 """The shortest signing key accepted (``secret_key`` or ``secret.key``)."""
+_FRAME_SOURCE = re.compile(
+    r"https?://(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+    r"(:([0-9]{1,5}|\*))?|https?://\[[0-9a-f:.]+\](:[0-9]{1,5})?",
+    re.IGNORECASE,
+)
+"""A CSP host source that names an origin: ``http(s)://``, a host (``*.`` for subdomains) or
+a bracketed IPv6 address, an optional port."""
 
 
 class IceServer(BaseModel):
@@ -92,6 +100,11 @@ class Settings(BaseSettings):
     """PEM certificate (chain) to serve HTTPS with; needs ``tls_key``."""
     tls_key: Path | None = None
     """PEM private key of ``tls_cert``."""
+    frame_ancestors: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Pages that may show Parley in a frame (``/embed.js``), comma separated CSP
+    ``frame-ancestors`` sources: ``'self'``, ``https://app.example.org``,
+    ``https://*.example.org``, ``http://127.0.0.1:3000``. Set, it replaces ``X-Frame-Options:
+    DENY``. Empty (the default): no page may frame Parley."""
 
     # --- webhooks ---------------------------------------------------------------------------
     webhook_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -376,6 +389,7 @@ class Settings(BaseSettings):
         "webhook_urls",
         "turn_listen_addresses",
         "janus_urls",
+        "frame_ancestors",
         mode="before",
     )
     @classmethod
@@ -387,6 +401,19 @@ class Settings(BaseSettings):
     def _networks(cls, value: list[str]) -> list[str]:
         """Each entry an IP address or network; anything else stops the start."""
         return [str(ip_network(entry, strict=False)) for entry in value]
+
+    @field_validator("frame_ancestors")
+    @classmethod
+    def _frame_sources(cls, value: list[str]) -> list[str]:
+        """Each entry ``'self'`` or an origin (scheme, host or ``*.`` domain, optional port);
+        anything else (a path, a quote, ``*``, ``'none'``, a separator) stops the start."""
+        for entry in value:
+            if entry != "'self'" and not _FRAME_SOURCE.fullmatch(entry):
+                raise ValueError(
+                    f"PARLEY_FRAME_ANCESTORS: {entry!r} is not 'self' or an origin such as "
+                    "https://app.example.org or https://*.example.org:8443"
+                )
+        return value
 
     @field_validator("allowed_hosts")
     @classmethod
