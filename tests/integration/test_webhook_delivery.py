@@ -193,6 +193,9 @@ async def test_an_event_refused_too_long_is_parked_listed_and_sent_again(tmp_pat
             assert await parked_count() == 0
             again = await http.post(f"/api/v1/webhooks/parked/{parked[0]['id']}/retry")
             assert again.status_code == 400 and again.json()["error"] == "INVALID_PAYLOAD"
+            for hostile in ("0", "-1", str(2**64), "x"):
+                refused = await http.post(f"/api/v1/webhooks/parked/{hostile}/retry")
+                assert refused.status_code == 400, hostile
 
 
 class HangingReceiver(Receiver):

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from parley import wire
 from parley.chat.service import ChatService
-from parley.fields import Id, Line, UserId
+from parley.fields import Id, Line, Text, UserId
 from parley.files.links import DownloadLinks
 from parley.rooms.controls import Controls
 from parley.rooms.lobby import Lobby
@@ -51,7 +51,7 @@ class Removal(Model):
 
 
 class SystemMessage(Model):
-    message: Annotated[str, Field(min_length=1)]
+    message: Annotated[Text, Field(min_length=1)]
 
 
 class PostedMessage(Model):

@@ -5,9 +5,9 @@ and key check, ``parley.http.api``)."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, ConfigDict
 
 from parley.errors import InvalidPayload
@@ -55,7 +55,7 @@ def router(worker: WebhookWorker | None) -> APIRouter:
         ]
 
     @r.post("/webhooks/parked/{parkedId}/retry", status_code=204)
-    async def retry(parkedId: int) -> Response:
+    async def retry(parkedId: Annotated[int, Path(ge=1, le=2**63 - 1)]) -> Response:
         """Send a parked event again, now (after the events its room has waiting)."""
         if worker is None or not await worker.retry_parked(parkedId):
             raise InvalidPayload("No parked event has that id.")
