@@ -197,7 +197,14 @@ def build_domain(ports: Ports, limits: Limits, clock: Clock) -> Domain:
     )
     pacing = Pacing(clock, limits.pacing, shared=shared)
     media = MediaService(
-        p.presence, p.engine, p.events, clock, limits.media, shared=shared, pacing=pacing
+        p.presence,
+        p.engine,
+        p.events,
+        clock,
+        limits.media,
+        shared=shared,
+        pacing=pacing,
+        log=p.meeting_log,
     )
     p.engine_events.subscribe(media)
     membership = Membership(

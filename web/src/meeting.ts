@@ -450,6 +450,18 @@ export class Meeting {
     this.opts.onExit("left");
   }
 
+  /** Our userId in the meeting. */
+  get userId(): string {
+    return this.session.userId;
+  }
+
+  /** Turns our microphone (`audio`) or camera (`video`) on or off, as its button does. */
+  async setMedia(kind: MediaKind, on: boolean): Promise<void> {
+    const current = kind === "audio" ? this.own.micOn : this.own.camOn;
+    if (current === on || this.closed) return;
+    await (kind === "audio" ? this.toggleMic() : this.toggleCam());
+  }
+
   /** Leaves without showing the farewell screen (the page is going elsewhere). */
   abandon(): void {
     if (this.closed) return;

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -293,9 +294,10 @@ def public_base(settings: AppSettings, https: bool) -> str:
     return f"{'https' if https else 'http'}://{host}:{settings.port}"
 
 
-def install(app: FastAPI, deps: ApiDeps) -> APIRouter:
-    """Mount the API and its documentation page (assets served from the package); the API's
-    router (what the OpenAPI document describes)."""
+def install(app: FastAPI, deps: ApiDeps, more: Sequence[APIRouter] = ()) -> APIRouter:
+    """Mount the API (with the routes of ``more`` under its prefix and key check) and its
+    documentation page (assets served from the package); the API's router (what the OpenAPI
+    document describes)."""
 
     async def caller(request: Request) -> str:
         name = key_name(bearer(request), deps.api_keys)
@@ -394,6 +396,8 @@ def install(app: FastAPI, deps: ApiDeps) -> APIRouter:
         token = deps.grants.mint(room.room_id, body.userName, body.role, body.ttlSeconds, body.sub)
         return {"jwt": token, "joinUrl": f"{deps.public_url}/r/{room.room_id}?jwt={token}"}
 
+    for routes in more:
+        api.include_router(routes)
     app.include_router(api)
     _install_docs(app)
     return api

@@ -21,7 +21,7 @@ from parley.media.engine import IceCandidate, MediaEngine
 from parley.ratelimit import KeyedLimiter, SharedBuckets
 from parley.rooms.effects import Effect, Effects, PeerClosed, StreamPublished, deliver
 from parley.rooms.events import RoomEvents
-from parley.rooms.meeting_log import NO_LOG
+from parley.rooms.meeting_log import NO_LOG, MeetingLog
 from parley.rooms.models import (
     LiveRoom,
     OfferedSubscription,
@@ -68,8 +68,11 @@ class MediaService:
         *,
         shared: SharedBuckets | None = None,
         pacing: Pacing,
+        log: MeetingLog = NO_LOG,
     ) -> None:
         self._presence = presence
+        self._log = log
+        """Told of tracks published and ended (``track_published``/``track_unpublished``)."""
         self._engine = engine
         self._events = events
         self._clock = clock
@@ -100,7 +103,7 @@ class MediaService:
 
     async def _settle(self, effects: Effects) -> None:
         await self.release(effects)
-        await deliver(effects, self._events, NO_LOG)
+        await deliver(effects, self._events, self._log)
 
     async def _change(self, room_key: str, rule: Rule) -> None:
         """Apply ``rule`` to the live room (nothing when it is gone), then tell the room."""

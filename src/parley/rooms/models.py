@@ -116,6 +116,14 @@ class Revocation:
 
 
 @dataclass(frozen=True)
+class Removal:
+    """``user_id`` was removed from a meeting at ``at`` (epoch ms); stored for its lifetime."""
+
+    user_id: str
+    at: int
+
+
+@dataclass(frozen=True)
 class Block:
     """Kinds of media a host muted for ``user_id``: they hold for the whole meeting, also when
     it leaves and comes back under the same userId (a resume after the grace, a join token's
@@ -358,3 +366,9 @@ class RoomStore(Protocol):
         (forgotten with the room)."""
 
     async def is_removed(self, uid: str, user_id: str) -> bool: ...
+
+    async def removals_of(self, uid: str) -> list[Removal]:
+        """Who was removed from the room ``uid``, oldest first."""
+
+    async def lift_removal(self, uid: str, user_id: str) -> bool:
+        """Forget that ``user_id`` was removed; whether it was."""
