@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, cast
 
 from parley.errors import MediaError
@@ -31,6 +31,7 @@ from .config import JanusConfig
 from .jsep import candidate_from_janus, candidate_to_janus, sdp_kinds, sdp_mids, sdp_of
 from .link import VIDEOROOM, JanusLink
 from .rooms import Peer, Publisher, Room, Signals, Subscriber
+from .speaker import SpeakerTracker
 from .timing import JanusTiming
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,13 @@ logger = logging.getLogger(__name__)
 ROOM_EXISTS = 427
 NO_SUCH_ROOM = 426
 NO_SUCH_FEED = 428
+
+AUDIO_ACTIVE_PACKETS = 50
+"""Audio packets (20 ms each) whose average level decides whether a publisher talks: one
+second, so a cough or a click does not take the floor."""
+AUDIO_LEVEL_AVERAGE = 50
+"""Average level (-dBov, lower is louder) under which a publisher talks: speech into a
+microphone, not the room's background noise."""
 
 
 @dataclass(frozen=True)
@@ -71,11 +79,16 @@ class StreamSource:
 class _Event:
     """Something a handle reported, delivered to the listener by the event task."""
 
-    kind: Literal["stream_failed", "subscription_failed", "candidate"]
+    kind: Literal["stream_failed", "subscription_failed", "candidate", "talking", "layer"]
     room_key: str
     peer_id: str
     handle_id: int
     candidate: IceCandidate | None = None
+    talking: bool = False
+    level: float = 0.0
+    """``talking``: whether the publisher talks now, and its average level (-dBov)."""
+    layer: int = 0
+    """``layer``: the simulcast layer Janus now forwards to the subscription."""
 
 
 @dataclass
@@ -100,6 +113,7 @@ class JanusRooms:
         self.shared = shared
         self.listener: MediaListener = NoListener()
         self.rooms: dict[str, Room] = {}
+        self.speakers: dict[str, SpeakerTracker] = {}
         self._room_lock = asyncio.Lock()
         self._events: asyncio.Queue[_Event] = asyncio.Queue()
         self._tasks = _Tasks()
@@ -155,6 +169,7 @@ class JanusRooms:
         """Hang up this node's handles of the room and forget it; the VideoRoom stays. Returns
         whether the room was held here."""
         room = self.rooms.pop(room_key, None)
+        self.speakers.pop(room_key, None)
         if room is None:
             return False
         for handle in room.take_all():
@@ -179,6 +194,10 @@ class JanusRooms:
             "audiocodec": "opus",
             "videocodec": "vp8,h264,vp9",
             "fir_freq": 10,
+            "audiolevel_ext": True,
+            "audiolevel_event": True,
+            "audio_active_packets": AUDIO_ACTIVE_PACKETS,
+            "audio_level_average": AUDIO_LEVEL_AVERAGE,
         }
         if self.link.admin_key:
             body["admin_key"] = self.link.admin_key
@@ -416,20 +435,37 @@ class JanusRooms:
             raise
 
     def select_layer(self, room_key: str, subscription_id: str, layer: int) -> None:
-        """The seam's layer choice: checked now, carried out by ``set_layer`` in a task (a
-        newer choice for the same subscription replaces an older one)."""
+        """The seam's layer choice, a cap: the subscription gets the best layer at or below it
+        that its link carries. Checked now, carried out by ``set_layer`` in a task (a newer
+        choice for the same subscription replaces an older one)."""
         if layer not in (0, 1, 2):
             raise MediaError("a simulcast layer is 0, 1 or 2")
-        self._subscription(room_key, subscription_id)
+        _, sub = self._subscription(room_key, subscription_id)
+        sub.cap = layer
+        reason = "selected" if layer <= sub.allowed else "bandwidth"
+        self._switch(room_key, subscription_id, min(layer, sub.allowed), reason)
+
+    def link_allows(self, room_key: str, subscription_id: str, layer: int) -> None:
+        """The link chooser's judgement: the subscription's link carries up to ``layer``."""
+        _, sub = self._subscription(room_key, subscription_id)
+        sub.allowed = layer
+        target = min(sub.cap, layer)
+        if target != (sub.target_layer if sub.target_layer is not None else 2):
+            reason = "bandwidth" if layer < sub.cap else "selected"
+            self._switch(room_key, subscription_id, target, reason)
+
+    def _switch(self, room_key: str, subscription_id: str, layer: int, reason: str) -> None:
         previous = self._tasks.layers.pop(subscription_id, None)
         if previous is not None:
             previous.cancel()
-        task = asyncio.create_task(self._switch_layer(room_key, subscription_id, layer))
+        task = asyncio.create_task(self._switch_layer(room_key, subscription_id, layer, reason))
         self._tasks.layers[subscription_id] = task
 
-    async def _switch_layer(self, room_key: str, subscription_id: str, layer: int) -> None:
+    async def _switch_layer(
+        self, room_key: str, subscription_id: str, layer: int, reason: str
+    ) -> None:
         try:
-            await self.set_layer(room_key, subscription_id, layer)
+            await self.set_layer(room_key, subscription_id, layer, reason)
         except MediaError as error:
             logger.info(
                 "subscription %s: layer %d not set: %s", subscription_id, layer, error.message
@@ -438,7 +474,9 @@ class JanusRooms:
             if self._tasks.layers.get(subscription_id) is asyncio.current_task():
                 del self._tasks.layers[subscription_id]
 
-    async def set_layer(self, room_key: str, subscription_id: str, layer: int) -> None:
+    async def set_layer(
+        self, room_key: str, subscription_id: str, layer: int, reason: str = "selected"
+    ) -> None:
         """Simulcast: forward layer ``layer`` (0 lowest .. 2 highest) of the stream's video to
         this subscription, e.g. the lowest for a small tile. A stream published without
         simulcast has one layer and ignores this. Returns once Janus reports forwarding that
@@ -453,6 +491,8 @@ class JanusRooms:
         _, sub = self._subscription(room_key, subscription_id)
         if not sub.simulcast:
             return
+        sub.target_layer, sub.target_reason = layer, reason
+        # Every temporal layer (2: the full frame rate); the base one alone is a quarter of it.
         streams = [{"mid": mid, "substream": layer, "temporal": 2} for mid in sub.video_mids]
         sub.signals.substreams.clear()  # what Janus reported before this request proves nothing
         for _ in range(self.timing.layer_attempts):
@@ -502,8 +542,17 @@ class JanusRooms:
             if kind == "webrtcup":
                 signals.live.set()
             elif kind == "event" and "substream" in data:
-                signals.substreams[str(data.get("mid"))] = int(data["substream"])
+                layer = int(data["substream"])
+                signals.substreams[str(data.get("mid"))] = layer
                 signals.reported.set()
+                event = _Event("layer", room_key, peer_id, sender, layer=layer)
+                self._events.put_nowait(event)
+            elif data.get("videoroom") in ("talking", "stopped-talking"):
+                if str(data.get("id")) == peer_id:  # each publisher is told of everyone's
+                    talking = data["videoroom"] == "talking"
+                    level = float(data.get("audio-level-dBov-avg", 127))
+                    event = _Event("talking", room_key, peer_id, sender, talking=talking)
+                    self._events.put_nowait(replace(event, level=level))
             elif kind in ("hangup", "detached"):
                 self._events.put_nowait(_Event(on_hangup, room_key, peer_id, sender))
             elif kind == "trickle":
@@ -550,8 +599,17 @@ class JanusRooms:
             return  # an event of a handle that is already gone
         if event.kind == "candidate":
             await self.listener.local_candidate(event.room_key, event.peer_id, event.candidate)
+        elif event.kind == "talking":
+            tracker = self.speakers.setdefault(event.room_key, SpeakerTracker())
+            speaker = tracker.heard(event.peer_id, event.talking, event.level)
+            if speaker is not None:
+                await self.listener.active_speaker(event.room_key, speaker)
+        elif event.kind == "layer" and event.peer_id in room.subscriptions:
+            await self._layer_reported(event.room_key, room.subscriptions[event.peer_id], event)
         elif event.kind == "stream_failed" and event.peer_id in room.streams:
             logger.info("room %s: stream %s hung up", event.room_key, event.peer_id)
+            if event.room_key in self.speakers:
+                self.speakers[event.room_key].gone(event.peer_id)
             for handle in room.take_stream(event.peer_id):
                 await _detach(handle)
             await self.listener.stream_failed(event.room_key, event.peer_id)
@@ -559,6 +617,15 @@ class JanusRooms:
             logger.info("room %s: subscription %s hung up", event.room_key, event.peer_id)
             await _detach(room.subscriptions.pop(event.peer_id).forget())
             await self.listener.subscription_failed(event.room_key, event.peer_id)
+
+    async def _layer_reported(self, room_key: str, sub: Subscriber, event: _Event) -> None:
+        """Janus forwards another layer to ``sub``: tell the listener why (the one asked for,
+        by the subscriber's cap or its link; otherwise a move of the publisher's layers)."""
+        if event.layer == sub.told_layer:
+            return
+        sub.told_layer = event.layer
+        reason = sub.target_reason if event.layer == sub.target_layer else "publisher"
+        await self.listener.layer_changed(room_key, sub.subscription_id, event.layer, reason)
 
 
 async def _detach(handle: JanusHandle) -> None:
