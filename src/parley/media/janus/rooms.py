@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from .client import JanusHandle
+from .links import LinkChooser
 
 
 @dataclass
@@ -78,6 +79,10 @@ class Subscriber(Peer):
     """The layer last told to the listener."""
     allowed: int = 2
     """The highest layer the subscriber's link carries, as the link chooser last judged."""
+    link: LinkChooser = field(default_factory=LinkChooser)
+    """Judges the subscriber's link from what Janus reports of it."""
+    paused: bool = False
+    """Whether Janus is told to send no video to it (its link cannot carry the lowest layer)."""
 
 
 @dataclass

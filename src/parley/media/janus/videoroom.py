@@ -26,10 +26,12 @@ from parley.media.engine import (
 )
 from parley.media.sdp import Networks, check_candidate, check_description, filter_candidates
 
-from .client import JSON, JanusClosed, JanusError, JanusHandle, plugin_data
+from .client import JSON, JanusClosed, JanusConnection, JanusError, JanusHandle, plugin_data
 from .config import JanusConfig
 from .jsep import candidate_from_janus, candidate_to_janus, sdp_kinds, sdp_mids, sdp_of
 from .link import VIDEOROOM, JanusLink
+from .links import LinkChoice, LinkReport
+from .process import JanusEndpoint
 from .rooms import Peer, Publisher, Room, Signals, Subscriber
 from .speaker import SpeakerTracker
 from .timing import JanusTiming
@@ -94,6 +96,7 @@ class _Event:
 @dataclass
 class _Tasks:
     pump: asyncio.Task[None] | None = None
+    links: asyncio.Task[None] | None = None
     layers: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
 
@@ -124,14 +127,18 @@ class JanusRooms:
         """Start delivering the handles' events to the listener."""
         if self._tasks.pump is None:
             self._tasks.pump = asyncio.create_task(self._deliver(), name="janus-rooms-events")
+        if self._tasks.links is None:
+            self._tasks.links = asyncio.create_task(self._watch_links(), name="janus-links")
 
     async def stop(self) -> None:
         """Stop delivering events and every layer switch in progress. Idempotent."""
         pump, self._tasks.pump = self._tasks.pump, None
-        if pump is not None:
-            pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pump
+        links, self._tasks.links = self._tasks.links, None
+        for task in (pump, links):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         tasks = list(self._tasks.layers.values())
         self._tasks.layers.clear()
         for task in tasks:
@@ -626,6 +633,102 @@ class JanusRooms:
         sub.told_layer = event.layer
         reason = sub.target_reason if event.layer == sub.target_layer else "publisher"
         await self.listener.layer_changed(room_key, sub.subscription_id, event.layer, reason)
+
+    # --- each subscriber's link -----------------------------------------------------------
+
+    async def _watch_links(self) -> None:
+        """Every ``link_interval``, read what Janus knows of each simulcast subscriber's link
+        (Admin API ``handle_info``) and carry out what its chooser decides. Needs the Admin
+        API (a Janus Parley runs has it); without it, ``selectLayer`` alone chooses."""
+        admin: tuple[JanusEndpoint, JanusConnection] | None = None
+        try:
+            while True:
+                await asyncio.sleep(self.timing.link_interval)
+                endpoint = self.link.endpoint
+                if endpoint is None or endpoint.admin_url is None:
+                    continue
+                if admin is None or admin[0] != endpoint or not admin[1].is_open:
+                    if admin is not None:
+                        await admin[1].close()
+                    admin = (endpoint, self._admin_connection(endpoint))
+                    try:
+                        await admin[1].connect()
+                    except JanusError:
+                        continue
+                await self._judge_links(admin[1])
+        finally:
+            if admin is not None:
+                await admin[1].close()
+
+    def _admin_connection(self, endpoint: JanusEndpoint) -> JanusConnection:
+        return JanusConnection(
+            endpoint.admin_url or "",
+            admin_secret=endpoint.admin_secret,
+            admin=True,
+            request_timeout=self.timing.request_timeout,
+        )
+
+    async def _judge_links(self, admin: JanusConnection) -> None:
+        now = asyncio.get_running_loop().time()
+        for room_key, room in list(self.rooms.items()):
+            for sub in list(room.subscriptions.values()):
+                if not (sub.simulcast and sub.answered and sub.signals.live.is_set()):
+                    continue
+                try:
+                    report = await self._link_report(admin, sub)
+                    choice = sub.link.update(report, now) if report is not None else None
+                    if choice is not None and room.subscriptions.get(sub.subscription_id) is sub:
+                        await self._apply_link(room_key, sub, choice)
+                except JanusError as exc:
+                    logger.info("subscription %s: link not read: %s", sub.subscription_id, exc)
+                    if isinstance(exc, JanusClosed):
+                        return
+                except MediaError as exc:
+                    logger.info("subscription %s: %s", sub.subscription_id, exc.message)
+
+    async def _link_report(self, admin: JanusConnection, sub: Subscriber) -> LinkReport | None:
+        answer = await admin.request(
+            {
+                "janus": "handle_info",
+                "session_id": sub.handle.session.id,
+                "handle_id": sub.handle.id,
+            }
+        )
+        return link_report(answer, sub.video_mids)
+
+    async def _apply_link(self, room_key: str, sub: Subscriber, choice: LinkChoice) -> None:
+        subscription_id = sub.subscription_id
+        if choice.allowed != sub.allowed:
+            logger.info("subscription %s: link carries layer %d", subscription_id, choice.allowed)
+            self.link_allows(room_key, subscription_id, choice.allowed)
+        if choice.paused != sub.paused:
+            sub.paused = choice.paused
+            streams = [{"mid": mid, "send": not choice.paused} for mid in sub.video_mids]
+            try:
+                await sub.handle.message({"request": "configure", "streams": streams})
+            except JanusError as exc:
+                raise _media_error("the media server cannot pause the video", exc) from exc
+            logger.info("subscription %s: video paused: %s", subscription_id, choice.paused)
+            await self.listener.video_paused(room_key, subscription_id, choice.paused)
+
+
+def link_report(answer: JSON, video_mids: tuple[str, ...]) -> LinkReport | None:
+    """A subscriber's video counts in Janus's ``handle_info`` answer (None: not there yet)."""
+    info = answer.get("info")
+    webrtc = info.get("webrtc") if isinstance(info, dict) else None
+    media = webrtc.get("media") if isinstance(webrtc, dict) else None
+    if not isinstance(media, dict) or not video_mids:
+        return None
+    medium = media.get(video_mids[0])
+    if not isinstance(medium, dict):
+        return None
+    stats, rtcp = medium.get("stats"), medium.get("rtcp")
+    out = stats.get("out") if isinstance(stats, dict) else None
+    main = rtcp.get("main") if isinstance(rtcp, dict) else None
+    if not isinstance(out, dict) or not isinstance(out.get("packets"), int):
+        return None
+    lost = main.get("lost-by-remote", 0) if isinstance(main, dict) else 0
+    return LinkReport(sent=int(out["packets"]), lost=int(lost) if isinstance(lost, int) else 0)
 
 
 async def _detach(handle: JanusHandle) -> None:
