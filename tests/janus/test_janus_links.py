@@ -32,8 +32,13 @@ def test_a_narrow_link_steps_down_within_two_reports_and_pauses_last() -> None:
     chooser = LinkChooser()
     assert feed(chooser, [0.6]) == [LinkChoice(0, False)]  # most lost: two steps at once
     chooser = LinkChooser()
-    assert feed(chooser, [0.1, 0.1]) == [LinkChoice(1, False), LinkChoice(0, False)]
+    assert feed(chooser, [0.1, 0.1, 0.1, 0.1]) == [LinkChoice(1, False), LinkChoice(0, False)]
     assert feed(chooser, [0.5]) == [LinkChoice(0, True)]
+
+
+def test_a_lost_packet_now_and_then_changes_nothing() -> None:
+    chooser = LinkChooser()
+    assert feed(chooser, [0.1, 0.0, 0.12, 0.0, 0.0, 0.09, 0.01] * 3) == []
 
 
 def test_a_link_that_frees_up_is_followed_up_within_ten_seconds() -> None:
@@ -46,7 +51,7 @@ def test_a_link_that_frees_up_is_followed_up_within_ten_seconds() -> None:
 def test_failed_steps_up_wait_longer_each_time() -> None:
     chooser = LinkChooser()
     feed(chooser, [0.6])  # down to 0 at t=1
-    trace = ([0.0] * 4 + [0.15]) * 6  # clean a while, then the probe's layer is too big
+    trace = ([0.0] * 4 + [0.15, 0.15]) * 6  # clean a while, then the probe's layer is too big
     ups = [c for c in feed(chooser, trace, start=1.0) if c.allowed == 1]
     assert 1 <= len(ups) <= 3  # 3 s, then 6 s, then 12 s of clean link before each try
 

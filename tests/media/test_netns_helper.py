@@ -39,7 +39,8 @@ async def _serve(host: str, size: int) -> tuple[asyncio.Server, int]:
     return server, server.sockets[0].getsockname()[1]
 
 
-async def _answer(writer: asyncio.StreamWriter, data: bytes) -> None:
+async def _answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, data: bytes) -> None:
+    await reader.readuntil(b"\r\n\r\n")  # the request, read whole before answering
     writer.write(data)
     await writer.drain()
     writer.close()
@@ -77,9 +78,11 @@ async def test_chromium_runs_inside_a_namespace_with_a_fake_camera(tmp_path: Pat
     camera = fake_camera(tmp_path)
     with Namespaces() as nets:
         ns = nets.add()
-        page_bytes = b"HTTP/1.0 200 OK\r\ncontent-type: text/html\r\n\r\n<p>camera</p>"
+        page_bytes = (
+            b"HTTP/1.0 200 OK\r\ncontent-type: text/html\r\ncontent-length: 13\r\n\r\n<p>camera</p>"
+        )
         server = await asyncio.start_server(
-            lambda _, writer: _answer(writer, page_bytes), ns.host_address, 0
+            lambda reader, writer: _answer(reader, writer, page_bytes), ns.host_address, 0
         )
         origin = f"http://{ns.host_address}:{server.sockets[0].getsockname()[1]}"
         try:

@@ -3,7 +3,8 @@
 Janus forwards whichever simulcast layer it is told to; it does not estimate a subscriber's
 bandwidth. Parley reads, once a second, what Janus knows of each subscriber's video
 (Admin API ``handle_info``: packets sent, and packets lost as the subscriber's receiver reports
-count them) and decides here: a lossy link steps down a layer (two when most is lost), a link
+count them) and decides here: a link lossy two intervals running steps down a layer (at once,
+and two layers, when most is lost: a busy machine loses a packet now and then), a link
 still lossy at the lowest layer pauses the video (audio goes on), and a link clean for long
 enough tries one step up again, waiting twice as long after each step up that failed.
 """
@@ -54,6 +55,8 @@ class LinkChooser:
     _last: LinkReport | None = None
     _clean_since: float | None = None
     _stepped_up_at: float | None = None
+    _lossy: int = 0
+    """Lossy intervals in a row."""
 
     def __post_init__(self) -> None:
         self._clean_for = self.min_clean
@@ -68,8 +71,11 @@ class LinkChooser:
             return None
         loss = max(0, report.lost - last.lost) / max(sent, 1)
         before = LinkChoice(self.allowed, self.paused)
-        if loss > DOWN_LOSS and not self.paused:
+        self._lossy = self._lossy + 1 if loss > DOWN_LOSS else 0
+        if (loss > STEEP_LOSS or self._lossy >= 2) and not self.paused:
             self._down(loss, now)
+        elif loss > DOWN_LOSS and not self.paused:
+            self._clean_since = None
         elif loss < CLEAN_LOSS or self.paused:
             self._clean(now)
         else:
@@ -82,6 +88,7 @@ class LinkChooser:
             self._clean_for = min(self._clean_for * 2, self.max_clean)  # the step up failed
         self._stepped_up_at = None
         self._clean_since = None
+        self._lossy = 0
         if self.allowed == 0:
             self.paused = True
             return
