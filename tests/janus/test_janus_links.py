@@ -9,10 +9,10 @@ def feed(chooser: LinkChooser, losses: list[float], start: float = 0.0) -> list[
     """Reports of 100 packets a second with the given loss each second; the choices made."""
     sent = lost = 0
     choices = []
-    if chooser._last is None:  # the first report only sets the baseline
+    if not chooser._history:  # the first report only sets the baseline
         chooser.update(LinkReport(0, 0), start)
     else:
-        sent, lost = chooser._last.sent, chooser._last.lost
+        sent, lost = chooser._history[-1][1].sent, chooser._history[-1][1].lost
     for second, loss in enumerate(losses, start=1):
         sent += 100
         lost += round(100 * loss)
@@ -32,8 +32,9 @@ def test_a_narrow_link_steps_down_within_two_reports_and_pauses_last() -> None:
     chooser = LinkChooser()
     assert feed(chooser, [0.6]) == [LinkChoice(0, False)]  # most lost: two steps at once
     chooser = LinkChooser()
-    assert feed(chooser, [0.1, 0.1, 0.1, 0.1]) == [LinkChoice(1, False), LinkChoice(0, False)]
-    assert feed(chooser, [0.5]) == [LinkChoice(0, True)]
+    steps = feed(chooser, [0.1] * 6)
+    assert steps == [LinkChoice(1, False), LinkChoice(0, False)]
+    assert feed(chooser, [0.5] * 3, start=6.0) == [LinkChoice(0, True)]  # a trend, not a burst
 
 
 def test_a_lost_packet_now_and_then_changes_nothing() -> None:
@@ -51,13 +52,13 @@ def test_a_link_that_frees_up_is_followed_up_within_ten_seconds() -> None:
 def test_failed_steps_up_wait_longer_each_time() -> None:
     chooser = LinkChooser()
     feed(chooser, [0.6])  # down to 0 at t=1
-    trace = ([0.0] * 4 + [0.15, 0.15]) * 6  # clean a while, then the probe's layer is too big
+    trace = ([0.0] * 4 + [0.15] * 3) * 6  # clean a while, then the probe's layer is too big
     ups = [c for c in feed(chooser, trace, start=1.0) if c.allowed == 1]
     assert 1 <= len(ups) <= 3  # 3 s, then 6 s, then 12 s of clean link before each try
 
 
 def test_a_paused_video_tries_again_when_the_link_is_clean() -> None:
     chooser = LinkChooser(allowed=0)
-    feed(chooser, [0.5])
+    feed(chooser, [0.5] * 3)
     assert chooser.paused
-    assert feed(chooser, [0.0] * 5, start=1.0)[0] == LinkChoice(0, False)
+    assert feed(chooser, [0.0] * 5, start=3.0)[0] == LinkChoice(0, False)

@@ -3,7 +3,7 @@
 Janus forwards whichever simulcast layer it is told to; it does not estimate a subscriber's
 bandwidth. Parley reads, once a second, what Janus knows of each subscriber's video
 (Admin API ``handle_info``: packets sent, and packets lost as the subscriber's receiver reports
-count them) and decides here: a link lossy two intervals running steps down a layer (at once,
+count them) and decides here: a link lossy three readings running steps down a layer (at once,
 and two layers, when most is lost: a busy machine loses a packet now and then), a link
 still lossy at the lowest layer pauses the video (audio goes on), and a link clean for long
 enough tries one step up again, waiting twice as long after each step up that failed.
@@ -11,7 +11,8 @@ enough tries one step up again, waiting twice as long after each step up that fa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 
 DOWN_LOSS = 0.08
 """Loss over one interval above which the link carries less than the layer."""
@@ -20,7 +21,12 @@ STEEP_LOSS = 0.3
 CLEAN_LOSS = 0.02
 """Loss under which the interval counts as clean."""
 MIN_PACKETS = 15
-"""Fewer packets sent in an interval tell nothing (a paused or idle video)."""
+"""Fewer packets sent in a window tell nothing (a paused or idle video)."""
+WINDOW = 1.0
+"""Seconds each loss figure covers: a receiver report comes about once a second, so a window
+this long always holds one, however often the link is read."""
+LOSSY_READINGS = 3
+"""Readings in a row with a lossy window before a step down (unless the loss is steep)."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +58,7 @@ class LinkChooser:
     max_clean: float = 24.0
     """The longest wait before a step up (after failed ones)."""
     _clean_for: float = 3.0
-    _last: LinkReport | None = None
+    _history: deque[tuple[float, LinkReport]] = field(default_factory=deque)
     _clean_since: float | None = None
     _stepped_up_at: float | None = None
     _lossy: int = 0
@@ -63,8 +69,14 @@ class LinkChooser:
 
     def update(self, report: LinkReport, now: float) -> LinkChoice | None:
         """A new report; returns the new choice when it changed."""
-        last, self._last = self._last, report
-        if last is None or report.sent < last.sent:
+        history = self._history
+        if history and report.sent < history[-1][1].sent:
+            history.clear()  # counts started again
+        history.append((now, report))
+        while len(history) > 1 and history[1][0] <= now - WINDOW:
+            history.popleft()
+        at, last = history[0]
+        if now - at < WINDOW * 0.9:
             return None
         sent = report.sent - last.sent
         if sent < MIN_PACKETS and not self.paused:
@@ -72,7 +84,8 @@ class LinkChooser:
         loss = max(0, report.lost - last.lost) / max(sent, 1)
         before = LinkChoice(self.allowed, self.paused)
         self._lossy = self._lossy + 1 if loss > DOWN_LOSS else 0
-        if (loss > STEEP_LOSS or self._lossy >= 2) and not self.paused:
+        steep = loss > STEEP_LOSS and self.allowed > 0  # pausing always waits for a trend
+        if (steep or self._lossy >= LOSSY_READINGS) and not self.paused:
             self._down(loss, now)
         elif loss > DOWN_LOSS and not self.paused:
             self._clean_since = None
@@ -81,7 +94,12 @@ class LinkChooser:
         else:
             self._clean_since = None
         after = LinkChoice(self.allowed, self.paused)
-        return after if after != before else None
+        if after == before:
+            return None
+        # What was lost so far was lost on the old layer: judge the new one afresh.
+        self._history.clear()
+        self._history.append((now, report))
+        return after
 
     def _down(self, loss: float, now: float) -> None:
         if self._stepped_up_at is not None and now - self._stepped_up_at <= self._clean_for:
