@@ -53,11 +53,13 @@ class LinkChooser:
 
     allowed: int = 2
     paused: bool = False
-    min_clean: float = 3.0
+    min_clean: float = 2.0
     """Seconds of clean link before one step up."""
-    max_clean: float = 24.0
-    """The longest wait before a step up (after failed ones)."""
-    _clean_for: float = 3.0
+    max_clean: float = 8.0
+    """The longest wait before a step up (after failed ones): a link that opens again is
+    followed from the lowest layer to the top within about ``max_clean + min_clean``, and a
+    narrow one is probed no more often than this."""
+    _clean_for: float = 2.0
     _history: deque[tuple[float, LinkReport]] = field(default_factory=deque)
     _clean_since: float | None = None
     _stepped_up_at: float | None = None
@@ -102,8 +104,8 @@ class LinkChooser:
         return after
 
     def _down(self, loss: float, now: float) -> None:
-        if self._stepped_up_at is not None and now - self._stepped_up_at <= self._clean_for:
-            self._clean_for = min(self._clean_for * 2, self.max_clean)  # the step up failed
+        if self._stepped_up_at is not None:  # lossy before the step up held: it failed
+            self._clean_for = min(self._clean_for * 2, self.max_clean)
         self._stepped_up_at = None
         self._clean_since = None
         self._lossy = 0
