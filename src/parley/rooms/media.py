@@ -59,7 +59,7 @@ class MediaLimits:
     max_candidates_per_connection: int
     ice_ignore_addresses: tuple[IPv4Network | IPv6Network, ...]
     """Addresses the server never sends connectivity checks to."""
-    active_speaker_interval: float = 0.5
+    active_speaker_interval_seconds: float
     """Seconds between two ``activeSpeaker`` announcements to one room, at least."""
 
 
@@ -327,7 +327,7 @@ class MediaService:
             return
         pace = self._speakers.get(room_key, speakers.SpeakerPace())
         now = self._clock.monotonic()
-        interval = self._limits.active_speaker_interval
+        interval = self._limits.active_speaker_interval_seconds
         await self._decided(room_key, speakers.heard(pace, stream.user_id, now, interval))
 
     async def _speaker_due(self, room_key: str) -> None:
@@ -335,7 +335,7 @@ class MediaService:
         pace = self._speakers.get(room_key)
         if pace is not None:
             now = self._clock.monotonic()
-            interval = self._limits.active_speaker_interval
+            interval = self._limits.active_speaker_interval_seconds
             await self._decided(room_key, speakers.due(pace, now, interval))
 
     async def _decided(self, room_key: str, decision: speakers.SpeakerDecision) -> None:
