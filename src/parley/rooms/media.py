@@ -333,10 +333,14 @@ class MediaService:
     async def _speaker_due(self, room_key: str) -> None:
         self._speaker_timers.pop(room_key, None)
         pace = self._speakers.get(room_key)
-        if pace is not None:
-            now = self._clock.monotonic()
-            interval = self._limits.active_speaker_interval_seconds
+        if pace is None:
+            return
+        now = self._clock.monotonic()
+        interval = self._limits.active_speaker_interval_seconds
+        try:
             await self._decided(room_key, speakers.due(pace, now, interval))
+        except Exception:  # nobody awaits this task: say what went wrong here
+            log.exception("room %s: the active speaker was not announced", room_key)
 
     async def _decided(self, room_key: str, decision: speakers.SpeakerDecision) -> None:
         """Keep the room's pace, set its timer, and announce the speaker it names."""
