@@ -88,6 +88,7 @@ def limits_from(settings: Settings) -> Limits:
             media_request_burst=s.media_request_burst,
             max_candidates_per_connection=s.max_candidates_per_connection,
             ice_ignore_addresses=ignored_networks(s.ice_ignore_addresses),
+            active_speaker_interval_seconds=s.active_speaker_interval_seconds,
         ),
         files=FileLimits(
             max_upload_bytes=s.max_upload_bytes,

@@ -412,6 +412,9 @@ class Settings(BaseSettings):
     """Bytes per second one relay allocation of the embedded TURN server may carry, each way
     (coturn's ``max-bps``); more is dropped. The default (8 Mbit/s) carries a camera's simulcast
     or a screen share."""
+    active_speaker_interval_seconds: float = Field(default=0.5, gt=0)
+    """Seconds between two ``activeSpeaker`` announcements to one room, at least (a newer
+    speaker heard sooner is announced when they have passed)."""
 
     @field_validator(
         "cors_origins",

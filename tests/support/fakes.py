@@ -14,6 +14,7 @@ from parley.rooms.models import (
     STORED_PASSWORD,
     Departure,
     JoinedRoom,
+    LayerReason,
     LobbyOutcome,
     LobbyRequest,
     LogEntry,
@@ -270,6 +271,24 @@ class RecordingEvents:
         self, owner: Participant, peer_id: str, candidate: IceCandidate | None
     ) -> None:
         self.facts.append(("candidate_found", "", (owner.user_id, peer_id, candidate)))
+
+    async def layer_changed(
+        self,
+        room: RoomRecord,
+        subscriber: Participant,
+        subscription_id: str,
+        layer: int,
+        reason: LayerReason,
+    ) -> None:
+        self._note("layer_changed", room, (subscriber.user_id, subscription_id, layer, reason))
+
+    async def video_paused(
+        self, room: RoomRecord, subscriber: Participant, subscription_id: str, paused: bool
+    ) -> None:
+        self._note("video_paused", room, (subscriber.user_id, subscription_id, paused))
+
+    async def active_speaker(self, room: RoomRecord, speaker: Participant) -> None:
+        self._note("active_speaker", room, speaker.user_id)
 
     async def message_posted(
         self, room: RoomRecord, message: ChatMessage, only: list[Participant] | None

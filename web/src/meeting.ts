@@ -343,6 +343,14 @@ export class Meeting {
       this.render();
     });
     this.on("hostChanged", ({ userId }) => roster.hostChanged(userId));
+    this.on("activeSpeaker", ({ userId }) => {
+      this.speakers.announce(userId);
+      this.view.renderAudio(this.speakers.speakerId);
+    });
+    this.on("videoPaused", ({ subscriptionId, paused }) => {
+      const userId = this.media.userOf(subscriptionId);
+      if (userId) this.view.grid.tile(userId)?.setPaused(paused);
+    });
     this.on("userUpdated", (u) => roster.updated(u));
     this.on("roomUpdated", (p) => {
       if (p.roomId !== room) return;

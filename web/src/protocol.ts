@@ -254,6 +254,14 @@ export interface Events {
   iceCandidate: { id: string; candidate: CandidateInit | null };
   meetingEnded: { roomId: string; endedBy?: string };
   mediaReset: { roomId: string };
+  layerChanged: {
+    roomId: string;
+    subscriptionId: string;
+    layer: SimulcastLayer;
+    reason: "bandwidth" | "selected" | "publisher";
+  };
+  videoPaused: { roomId: string; subscriptionId: string; paused: boolean };
+  activeSpeaker: { roomId: string; userId: string };
 }
 
 type Ack<T> =

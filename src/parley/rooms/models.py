@@ -12,6 +12,7 @@ Source = Literal["camera", "screen"]
 MediaKind = Literal["audio", "video"]
 Departure = Literal["left", "timeout", "kicked"]
 LobbyOutcome = Literal["admitted", "denied", "cancelled"]
+LayerReason = Literal["bandwidth", "selected", "publisher"]
 
 
 STORED_PASSWORD = "stored"
