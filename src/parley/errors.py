@@ -29,6 +29,7 @@ class ErrorCode(StrEnum):
     RATE_LIMITED = "RATE_LIMITED"
     MEDIA_ERROR = "MEDIA_ERROR"
     INTERNAL = "INTERNAL"
+    MEETING_NOT_STARTED = "MEETING_NOT_STARTED"
 
 
 class ParleyError(Exception):
@@ -103,6 +104,12 @@ class Unauthorized(Denied):
 
     code = ErrorCode.UNAUTHORIZED
     http_status = 401
+
+
+class MeetingNotStarted(Denied):
+    """A scheduled meeting before its ``startsAt``, with no host in it yet."""
+
+    code = ErrorCode.MEETING_NOT_STARTED
 
 
 # --- a limit is reached --------------------------------------------------------------------

@@ -3,6 +3,8 @@ signalling and HTTP edges. Nothing else knows how a value looks on the wire."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from parley.chat.models import ChatMessage
 from parley.files.links import DownloadLinks
 from parley.files.models import StoredFile
@@ -74,6 +76,26 @@ def room_of(record: RoomRecord, participants: int) -> Wire:
         "participants": participants,
         "createdAt": record.created_at,
         "settings": settings(record.settings),
+    }
+
+
+def instant(ms: int) -> str:
+    """An epoch-ms time as ISO-8601 in UTC: ``2026-12-07T18:00:00.000Z``."""
+    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def schedule(record: RoomRecord) -> Wire:
+    """A scheduled meeting's terms (the REST API's ``Room``); nothing for other rooms."""
+    sc = record.schedule
+    if sc is None:
+        return {}
+    return {
+        "startsAt": None if sc.starts_at is None else instant(sc.starts_at),
+        "expiresAt": instant(sc.expires_at),
+        "maxParticipants": sc.max_participants,
+        "emptyTimeoutSeconds": sc.empty_timeout_seconds,
+        "metadata": sc.metadata,
     }
 
 

@@ -25,6 +25,7 @@ from parley.rooms.models import (
     RoomRecord,
     RoomSettings,
     RoomSummary,
+    Schedule,
     Stream,
     Subscription,
 )
@@ -83,15 +84,28 @@ def _record(r: RoomRecord) -> list[Any]:
     s = r.settings
     has_password = s.password_hash is not None  # the hash itself stays in the database
     flags = [s.locked, s.lobby, has_password, s.self_unmute, s.private_chat, s.listed]
-    return [r.uid, r.room_id, r.name, r.host_key_hash, r.created_at, flags]
+    record = [r.uid, r.room_id, r.name, r.host_key_hash, r.created_at, flags]
+    if r.schedule is not None:
+        sc = r.schedule
+        record.append(
+            [
+                sc.expires_at,
+                sc.starts_at,
+                sc.max_participants,
+                sc.empty_timeout_seconds,
+                sc.metadata,
+            ]
+        )
+    return record
 
 
 def _to_record(v: list[Any]) -> RoomRecord:
-    uid, room_id, name, host_key_hash, created_at, flags = v
+    uid, room_id, name, host_key_hash, created_at, flags, *more = v
     locked, lobby, has_password, *rest = flags
     password = STORED_PASSWORD if has_password else None
     settings = RoomSettings(locked, lobby, password, *rest)
-    return RoomRecord(uid, room_id, name, host_key_hash, created_at, settings)
+    schedule = Schedule(*more[0]) if more else None
+    return RoomRecord(uid, room_id, name, host_key_hash, created_at, settings, schedule)
 
 
 def _participant(p: Participant) -> list[Any]:

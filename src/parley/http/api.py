@@ -12,13 +12,14 @@ import hashlib
 import hmac
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
 import fastapi_offline
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from parley import wire
 from parley.chat.service import ChatService
@@ -30,7 +31,7 @@ from parley.ratelimit import KeyedLimiter
 from parley.rooms.controls import Controls, SettingsChange
 from parley.rooms.grants import JoinGrants
 from parley.rooms.models import RoomSettings
-from parley.rooms.service import RoomsService
+from parley.rooms.service import RoomsService, Terms
 
 log = logging.getLogger(__name__)
 PREFIX = "/api/v1"
@@ -83,6 +84,11 @@ class Room(Model):
     participants: int
     createdAt: int
     settings: Settings
+    startsAt: str | None = None
+    expiresAt: str | None = None
+    maxParticipants: int | None = None
+    emptyTimeoutSeconds: int | None = None
+    metadata: str | None = None
 
 
 class User(Model):
@@ -102,10 +108,40 @@ class RoomWithUsers(Room):
     users: list[User]
 
 
+Instant = Annotated[str, Field(min_length=10, max_length=40, examples=["2026-12-07T18:00:00Z"])]
+
+
+def epoch_ms(value: str | None, name: str) -> int | None:
+    """An ISO-8601 time with its zone (``Z`` or ``+01:00``) as epoch ms; 400 otherwise."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidPayload(f"{name} must be an ISO-8601 time.") from None
+    if moment.tzinfo is None:
+        raise InvalidPayload(f"{name} must name its time zone (Z or +hh:mm).")
+    return int(moment.timestamp() * 1000)
+
+
 class NewRoom(Model):
     roomName: Line
     customRoomId: CustomRoomId | None = None
     settings: SettingsPatch | None = None
+    startsAt: Instant | None = None
+    expiresAt: Instant | None = None
+    maxParticipants: Annotated[StrictInt, Field(ge=1)] | None = None
+    emptyTimeoutSeconds: Annotated[StrictInt, Field(ge=1)] | None = None
+    metadata: Annotated[str, Field(max_length=4096)] | None = None
+
+    def terms(self) -> Terms:
+        return Terms(
+            starts_at=epoch_ms(self.startsAt, "startsAt"),
+            expires_at=epoch_ms(self.expiresAt, "expiresAt"),
+            max_participants=self.maxParticipants,
+            empty_timeout_seconds=self.emptyTimeoutSeconds,
+            metadata=self.metadata,
+        )
 
 
 class CreatedRoom(Model):
@@ -113,6 +149,11 @@ class CreatedRoom(Model):
     roomName: str
     hostKey: str
     settings: Settings
+    startsAt: str | None = None
+    expiresAt: str | None = None
+    maxParticipants: int | None = None
+    emptyTimeoutSeconds: int | None = None
+    metadata: str | None = None
 
 
 class SettingsAnswer(Model):
@@ -204,13 +245,13 @@ def install(app: FastAPI, deps: ApiDeps) -> APIRouter:
     @api.get("/rooms", response_model=list[Room])
     async def list_rooms() -> list[dict[str, object]]:
         """Every room that exists, with its settings."""
-        return [wire.room(r) for r in await deps.rooms.all_rooms()]
+        return [{**wire.room(r), **wire.schedule(r.record)} for r in await deps.rooms.all_rooms()]
 
     @api.post("/rooms", status_code=201, response_model=CreatedRoom)
     async def create_room(body: NewRoom) -> dict[str, object]:
         """A new meeting; the answer's ``hostKey`` makes whoever brings it a host."""
         record, host_key = await deps.rooms.new_room(
-            body.roomName, body.customRoomId, RoomSettings()
+            body.roomName, body.customRoomId, RoomSettings(), body.terms()
         )
         settings = record.settings
         if body.settings is not None:
@@ -220,6 +261,7 @@ def install(app: FastAPI, deps: ApiDeps) -> APIRouter:
             "roomName": record.name,
             "hostKey": host_key,
             "settings": wire.settings(settings),
+            **wire.schedule(record),
         }
 
     @api.get("/rooms/{roomId}", response_model=RoomWithUsers)
@@ -228,7 +270,7 @@ def install(app: FastAPI, deps: ApiDeps) -> APIRouter:
         room = await deps.rooms.find(roomId)
         people = await deps.rooms.people(room)
         summary = wire.room_of(room, len(people))
-        return {**summary, "users": [wire.user(p) for p in people]}
+        return {**summary, **wire.schedule(room), "users": [wire.user(p) for p in people]}
 
     @api.patch("/rooms/{roomId}", response_model=SettingsAnswer)
     async def update_room(roomId: Id, body: SettingsPatch) -> dict[str, object]:

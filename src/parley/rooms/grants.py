@@ -24,6 +24,8 @@ class Grant:
     name: str
     role: Role
     subject: str | None
+    issued_at: int = 0
+    """The token's ``iat`` (epoch seconds)."""
 
     @property
     def user_id(self) -> str | None:
@@ -52,7 +54,8 @@ class JoinGrants:
 
     def verify(self, token: str, room_id: str) -> Grant:
         """The grant ``token`` carries for ``room_id``; UNAUTHORIZED for a bad signature, an
-        expired or not yet valid token, another room, a missing ``exp`` or missing claims."""
+        expired or not yet valid token, another room, a missing ``exp`` or ``iat``, or
+        missing claims."""
         key, algorithms = self._verifying_key()
         try:
             claims = jwt.decode(
@@ -60,7 +63,7 @@ class JoinGrants:
                 key,
                 algorithms=algorithms,
                 leeway=self._leeway,
-                options={"require": ["exp", "room", "name", "role"]},
+                options={"require": ["exp", "iat", "room", "name", "role"]},
             )
         except jwt.InvalidTokenError as error:
             raise Unauthorized(f"The join token is not valid: {error}"[:200]) from None
@@ -79,7 +82,13 @@ class JoinGrants:
             raise Unauthorized('The join token\'s role must be "host" or "participant".')
         if sub is not None and not isinstance(sub, str):
             raise Unauthorized("The join token's sub must be a string.")
-        return Grant(room_id, name, role, sub)
+        return Grant(room_id, name, role, sub, int(claims["iat"]))
+
+    def check_issued_for(self, grant: Grant, created_at_ms: int) -> None:
+        """A token is for one meeting, not for every meeting that will have its id:
+        UNAUTHORIZED when it was issued before the meeting was made (beyond the leeway)."""
+        if grant.issued_at + self._leeway < created_at_ms // 1000:
+            raise Unauthorized("The join token was issued before this meeting was made.")
 
     def _verifying_key(self) -> tuple[str, list[str]]:
         if self._public_key is not None:

@@ -134,6 +134,12 @@ class OutboxLog:
             "createdAt": created_at,
             "room": {"roomId": room.room_id, "roomName": room.name},
         }
+        if room.schedule is not None and room.schedule.metadata is not None:
+            body["room"] = {
+                "roomId": room.room_id,
+                "roomName": room.name,
+                "metadata": room.schedule.metadata,
+            }
         if participant is not None:
             body["participant"] = {"userId": participant.user_id, "userName": participant.user_name}
         if file is not None:

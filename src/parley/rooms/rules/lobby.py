@@ -5,7 +5,13 @@ from __future__ import annotations
 from parley.errors import InvalidPayload
 from parley.rooms.effects import Admitted, Effects, LobbyDenied, LobbyRequested, LobbyResolved
 from parley.rooms.models import LiveRoom, LobbyOutcome, LobbyRequest, Waiting
-from parley.rooms.rules.membership import Door, check_room_for_one_more, enter, joined
+from parley.rooms.rules.membership import (
+    Door,
+    capacity,
+    check_room_for_one_more,
+    enter,
+    joined,
+)
 
 
 def knock(
@@ -60,7 +66,7 @@ def admit_everyone(room: LiveRoom, door: Door) -> tuple[LiveRoom, Effects]:
     room (the others keep waiting, for a host to admit them once there is)."""
     effects: Effects = ()
     for request in room.lobby:
-        if len(room.participants) >= door.max_participants:
+        if len(room.participants) >= capacity(room, door.max_participants):
             break
         room, more = let_in(room.without_request(request.request_id), request, door)
         effects += more
