@@ -24,6 +24,7 @@ from parley.rooms.models import (
     Revocation,
     RoomRecord,
     RoomSettings,
+    Schedule,
     Stream,
     Subscription,
     Totals,
@@ -41,6 +42,7 @@ EVERY_FIELD_SET = LiveRoom(
         "hash",
         1_700_000_000_000,
         RoomSettings(True, True, STORED_PASSWORD, False, False, False),
+        Schedule(1_700_000_900_000, 1_700_000_100_000, 5, 60, '{"a": "✓"}'),
     ),
     participants=(
         Participant(
@@ -113,7 +115,22 @@ def test_the_codec_knows_every_field_of_the_values_it_writes() -> None:
     """A field added to one of these values needs its place in ``codec``."""
     known = {
         LiveRoom: codec.FIELDS,
-        RoomRecord: ("uid", "room_id", "name", "host_key_hash", "created_at", "settings"),
+        RoomRecord: (
+            "uid",
+            "room_id",
+            "name",
+            "host_key_hash",
+            "created_at",
+            "settings",
+            "schedule",
+        ),
+        Schedule: (
+            "expires_at",
+            "starts_at",
+            "max_participants",
+            "empty_timeout_seconds",
+            "metadata",
+        ),
         RoomSettings: (
             "locked",
             "lobby",
