@@ -4,11 +4,15 @@ one meeting rather than to its id."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlparse
 
 import httpx
 import jwt
@@ -28,6 +32,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 KEY = "m" * 40
 AUTH = {"Authorization": f"Bearer {KEY}"}
 JWT_SECRET = "s" * 40
+EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "schedule.py"
 
 
 def at(seconds: float) -> str:
@@ -303,3 +308,29 @@ async def test_scheduled_terms_and_the_id_hold_survive_a_restart_and_delete_stil
             assert room_id not in listed
             events = await receiver.wait(room_id, 1)
             assert [e["event"] for e in events] == ["meeting_ended"]
+
+
+# --- the guide's example --------------------------------------------------------------------
+async def test_the_scheduling_example_in_the_guide_runs(
+    http: httpx.AsyncClient, server: RunningServer, clients: list[Client]
+) -> None:
+    env = {**os.environ, "PARLEY_URL": server.url, "PARLEY_API_KEY": KEY}
+    env["PARLEY_JWT_SECRET"] = JWT_SECRET
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(EXAMPLE), env=env, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0
+    lines = {line.split()[0]: line.split() for line in out.decode().splitlines()}
+    room_id = lines["meeting"][1]
+    assert lines["metadata"][1:] == ['{"calendarEvent":', '"evt-2041"}']
+    links = {
+        role: parse_qs(urlparse(lines[role][-1]).query)["jwt"][0] for role in ("host", "guest")
+    }
+    guest, host = await connect(server, clients), await connect(server, clients)
+    as_guest = {"roomId": room_id, "jwt": links["guest"]}
+    assert await guest.error("joinRoom", as_guest) == "MEETING_NOT_STARTED"
+    assert (await host.ok("joinRoom", {"roomId": room_id, "jwt": links["host"]}))["isHost"]
+    assert (await guest.ok("joinRoom", as_guest))["isHost"] is False
+    cancelled = lines["cancelled"][1]
+    assert (await http.get(f"/api/v1/rooms/{cancelled}")).status_code == 404
