@@ -24,7 +24,9 @@ from parley.rooms.models import (
 Wire = dict[str, object]
 
 
-def user(p: Participant) -> Wire:
+def user(p: Participant, own: bool = False) -> Wire:
+    """``own``: as the person itself (or the REST API) sees it, with its ``externalId``."""
+    external = {"externalId": p.external_id} if own and p.external_id is not None else {}
     return {
         "userId": p.user_id,
         "userName": p.user_name,
@@ -36,6 +38,7 @@ def user(p: Participant) -> Wire:
         "handRaisedAt": p.hand_raised_at,
         "audioMuted": "audio" in p.muted,
         "videoMuted": "video" in p.muted,
+        **external,
     }
 
 
@@ -106,7 +109,7 @@ def joined(j: JoinedRoom) -> Wire:
         "userId": j.participant.user_id,
         "isHost": j.participant.is_host,
         "token": j.token,
-        "users": [user(p) for p in j.users],
+        "users": [user(p, p.user_id == j.participant.user_id) for p in j.users],
         "streams": [stream(s) for s in j.streams],
         "settings": settings(j.record.settings),
         **({"lobby": [lobby_request(r) for r in j.lobby]} if j.participant.is_host else {}),

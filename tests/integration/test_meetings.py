@@ -268,6 +268,46 @@ async def test_an_ended_meetings_id_is_held_from_strangers_and_old_tokens(
     assert await guest.error("joinRoom", {"roomId": room_id, "jwt": invitation}) == ("UNAUTHORIZED")
 
 
+# --- the application's user id -------------------------------------------------------------
+async def test_external_id_reaches_its_owner_the_api_and_webhooks_but_no_one_else(
+    http: httpx.AsyncClient, server: RunningServer, clients: list[Client], receiver: Receiver
+) -> None:
+    room_id = (await create(http))["roomId"]
+    host, guest = await connect(server, clients), await connect(server, clients)
+    mine = await host.ok(
+        "joinRoom", {"roomId": room_id, "jwt": token(room_id, "host", sub="A/1 ✓")}
+    )
+    assert [u.get("externalId") for u in mine["users"]] == ["A/1 ✓"]
+    theirs = await guest.ok("joinRoom", {"roomId": room_id, "jwt": token(room_id, sub="b-2")})
+    assert {u["userId"]: u.get("externalId") for u in theirs["users"]} == {
+        mine["userId"]: None,
+        theirs["userId"]: "b-2",
+    }
+    assert "externalId" not in str(await host.next("userJoined"))
+    for client in (host, guest):
+        assert "externalId" not in str(await client.ok("getUsers", {"roomId": room_id}))
+    users = (await http.get(f"/api/v1/rooms/{room_id}")).json()["users"]
+    assert [u["externalId"] for u in users] == ["A/1 ✓", "b-2"]
+    events = await receiver.wait(room_id, 3)
+    joined = [e["participant"] for e in events if e["event"] == "participant_joined"]
+    assert [p["externalId"] for p in joined] == ["A/1 ✓", "b-2"]
+
+
+async def test_a_second_connection_of_the_same_sub_takes_the_place_and_tells_the_first(
+    http: httpx.AsyncClient, server: RunningServer, clients: list[Client]
+) -> None:
+    room_id = (await create(http))["roomId"]
+    first, second = await connect(server, clients), await connect(server, clients)
+    same = {"roomId": room_id, "jwt": token(room_id, sub="kim-9")}
+    was = await first.ok("joinRoom", same)
+    now = await second.ok("joinRoom", same)
+    assert now["userId"] == was["userId"]
+    assert await first.next("replaced") == {"roomId": room_id}
+    assert await first.error("getUsers", {"roomId": room_id}) == "NOT_IN_ROOM"
+    assert len(await second.ok("getUsers", {"roomId": room_id})) == 1
+    await second.nothing("replaced")
+
+
 # --- across a restart -----------------------------------------------------------------------
 async def test_scheduled_terms_and_the_id_hold_survive_a_restart_and_delete_still_ends(
     tmp_path: Path, receiver: Receiver

@@ -39,6 +39,7 @@ EVENTS = (
     "kicked",
     "muted",
     "reaction",
+    "replaced",
 )
 
 

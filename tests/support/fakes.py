@@ -186,6 +186,9 @@ class RecordingEvents:
     async def connection_left(self, conn_id: str, room: RoomRecord) -> None:
         self.hearing.get(room.uid, set()).discard(conn_id)
 
+    async def replaced(self, conn_id: str, room: RoomRecord) -> None:
+        self._note("replaced", room, conn_id)
+
     def _note(self, kind: str, room: RoomRecord, detail: Any) -> None:
         self.facts.append((kind, room.room_id, detail))
 

@@ -142,7 +142,7 @@ def test_a_place_is_given_up_only_past_its_deadline_or_when_due() -> None:
 def test_a_resume_binds_the_new_connection_and_drops_the_old_one() -> None:
     after, bob, effects = reconnect.resume(room(ADA, BOB), "c-new", BOB)
     assert bob.conn_id == "c-new" and after.participant("bob") == bob
-    assert kinds(effects) == ["ConnectionLeft", "ConnectionEntered"]
+    assert kinds(effects) == ["ConnectionReplaced", "ConnectionLeft", "ConnectionEntered"]
 
 
 def test_someone_removed_may_not_come_back_but_someone_who_left_may() -> None:

@@ -122,6 +122,7 @@ def _participant(p: Participant) -> list[Any]:
         sorted(p.muted),
         sorted(p.muted_by_host),
         p.node,
+        p.external_id,
     ]
 
 
@@ -139,11 +140,12 @@ def _to_participant(v: list[Any]) -> Participant:
         muted=frozenset(v[9]),
         muted_by_host=frozenset(v[10]),
         node=v[11] if len(v) > 11 else None,
+        external_id=v[12] if len(v) > 12 else None,
     )
 
 
 def _lobby_request(r: LobbyRequest) -> list[Any]:
-    return [r.request_id, r.conn_id, r.user_name, r.since, r.user_id, r.node]
+    return [r.request_id, r.conn_id, r.user_name, r.since, r.user_id, r.node, r.external_id]
 
 
 def _to_lobby_request(v: list[Any]) -> LobbyRequest:

@@ -92,6 +92,7 @@ class Room(Model):
 
 
 class User(Model):
+    externalId: str | None = None
     userId: str
     userName: str
     isHost: bool
@@ -270,7 +271,7 @@ def install(app: FastAPI, deps: ApiDeps) -> APIRouter:
         room = await deps.rooms.find(roomId)
         people = await deps.rooms.people(room)
         summary = wire.room_of(room, len(people))
-        return {**summary, **wire.schedule(room), "users": [wire.user(p) for p in people]}
+        return {**summary, **wire.schedule(room), "users": [wire.user(p, own=True) for p in people]}
 
     @api.patch("/rooms/{roomId}", response_model=SettingsAnswer)
     async def update_room(roomId: Id, body: SettingsPatch) -> dict[str, object]:

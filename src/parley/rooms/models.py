@@ -91,6 +91,9 @@ class Participant:
     """The part of ``muted`` a host set (the participant may lift it only with selfUnmute)."""
     node: str | None = None
     """Cluster mode: the node its connection is on (its grace starts when that node dies)."""
+    external_id: str | None = None
+    """The ``sub`` of the join token it came in with, verbatim (its application's user id);
+    shown to itself, the REST API and webhooks, never to the others."""
 
     @property
     def hand_raised(self) -> bool:
@@ -109,6 +112,8 @@ class LobbyRequest:
     """The userId it will have: a returning participant's (its token's place is gone)."""
     node: str | None = None
     """Cluster mode: the node its connection is on (its requests are cancelled if it dies)."""
+    external_id: str | None = None
+    """The ``sub`` of its join token (``Participant.external_id`` once let in)."""
 
 
 @dataclass(frozen=True)

@@ -366,14 +366,21 @@ class RoomsService:
             room = await self._with_removal(hold.room or _gone(), user_id)
             claimed = claims.user_id if claims else None
             user_id = reconnect_rules.returning(room, same_person, claimed)
+            external = grant.subject if grant is not None else None
             entered = await self._enter(
-                room, door, conn_id, user_name, user_id, as_host, password, address
+                room, door, conn_id, user_name, user_id, as_host, password, address, external
             )
             if entered is None:
                 if room.waiting(conn_id) is None:
                     self._entry(address)
                 room, answer, effects = lobby_rules.knock(
-                    room, conn_id, user_name, user_id, secrets.token_hex(8), door.now_ms
+                    room,
+                    conn_id,
+                    user_name,
+                    user_id,
+                    secrets.token_hex(8),
+                    door.now_ms,
+                    external,
                 )
             else:
                 room, participant, effects = entered
@@ -414,6 +421,7 @@ class RoomsService:
         as_host: bool,
         password: str | None,
         address: str,
+        external_id: str | None = None,
     ) -> tuple[LiveRoom, Participant, Effects] | None:
         """Under the room's hold: the caller is here already, takes a held place back, or
         comes in past the door; None: it waits in the lobby."""
@@ -431,7 +439,7 @@ class RoomsService:
                 self._entry(address)
                 new_id = user_id or door.new_user_id()
                 room, participant, effects = rules.enter(
-                    room, conn_id, user_name, as_host, new_id, door.now_ms
+                    room, conn_id, user_name, as_host, new_id, door.now_ms, external_id
                 )
                 log.info(
                     "room %s: %s joined%s",

@@ -141,7 +141,10 @@ class OutboxLog:
                 "metadata": room.schedule.metadata,
             }
         if participant is not None:
-            body["participant"] = {"userId": participant.user_id, "userName": participant.user_name}
+            who = {"userId": participant.user_id, "userName": participant.user_name}
+            if participant.external_id is not None:
+                who["externalId"] = participant.external_id
+            body["participant"] = who
         if file is not None:
             body["file"] = {
                 "filename": file.filename,

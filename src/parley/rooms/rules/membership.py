@@ -70,7 +70,13 @@ def check_unlocked(room: LiveRoom) -> None:
 
 
 def enter(
-    room: LiveRoom, conn_id: str, user_name: str, as_host: bool, user_id: str, now_ms: int
+    room: LiveRoom,
+    conn_id: str,
+    user_name: str,
+    as_host: bool,
+    user_id: str,
+    now_ms: int,
+    external_id: str | None = None,
 ) -> tuple[LiveRoom, Participant, Effects]:
     """A new arrival (``user_id``: a fresh id, or a returning participant's whose place is
     gone: what a host muted of it is still muted)."""
@@ -83,6 +89,7 @@ def enter(
         conn_id=conn_id,
         muted=blocked,
         muted_by_host=blocked,
+        external_id=external_id,
     )
     room = room.with_participant(participant)
     record = room.record
