@@ -217,6 +217,22 @@ async def test_max_participants_caps_a_scheduled_meeting(
     )
 
 
+async def test_a_scheduled_meeting_ends_after_its_empty_timeout_once_people_were_in_it(
+    http: httpx.AsyncClient, server: RunningServer, clients: list[Client], receiver: Receiver
+) -> None:
+    room_id = (await create(http, emptyTimeoutSeconds=1))["roomId"]
+    guest = await connect(server, clients)
+    await guest.ok("joinRoom", {"roomId": room_id, "jwt": token(room_id)})
+    await guest.ok("leaveRoom", {"roomId": room_id})
+
+    async def gone() -> bool:
+        return (await http.get(f"/api/v1/rooms/{room_id}")).status_code == 404
+
+    await wait_until(gone, 15, "the empty scheduled meeting ended")
+    events = await receiver.wait(room_id, 4)
+    assert events[-1]["event"] == "meeting_ended" and "endedBy" not in events[-1]
+
+
 @pytest.mark.parametrize(
     "body",
     [

@@ -511,7 +511,11 @@ class RoomsService:
 
     async def end(self, room: RoomRecord, by: str) -> None:
         """End the meeting (``by``: a host's userId, or ``api``): everyone is told, everyone
-        waiting is denied, and the room is forgotten with its chat and files."""
+        waiting is denied, and the room is forgotten with its chat and files. A room that is
+        not live (nobody joined yet, or not since a restart) is made live first, so that a
+        join racing the end finds it gone under the hold."""
+        if await self._stored_as(room):
+            await self._presence.open_room(room)
         async with self._presence.hold(room.uid) as hold:
             if hold.room is None and not await self._stored_as(room):
                 return  # ended before: ending again is not an error
