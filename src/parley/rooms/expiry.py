@@ -94,6 +94,10 @@ class IdleRooms:
         async with self._presence.hold(record.uid) as hold:
             if only_empty and hold.room is not None and hold.room.participants:
                 return False
+            if hold.room is None:
+                stored = await self._store.get_room(record.room_id)
+                if stored is None or stored.uid != record.uid:
+                    return False  # another node ended it meanwhile
             effects = await self._membership.dispose(hold, record, by)
         told = (MeetingEnded(record, by),) if by is not None else ()
         await self._membership.settle((*told, *effects))
