@@ -28,6 +28,7 @@ function joinLink(roomId, name, userId, host) {
       name,
       role: host ? "host" : "participant",
       sub: userId,
+      iat: Math.floor(Date.now() / 1000),
       exp: Math.floor(Date.now() / 1000) + 600,
     }),
   );

@@ -35,12 +35,13 @@ def api(method: str, path: str, body: dict[str, object] | None = None) -> dict[s
 
 def join_link(room_id: str, name: str, user_id: str, host: bool) -> str:
     """Mint a join token yourself (HS256 with the shared secret): your user's name, role and a
-    stable id; it expires in 10 minutes."""
+    stable id; issued now (``iat``: required), it expires in 10 minutes."""
     claims = {
         "room": room_id,
         "name": name,
         "role": "host" if host else "participant",
         "sub": user_id,
+        "iat": int(time.time()),
         "exp": int(time.time()) + 600,
     }
     return f"{URL}/r/{room_id}?jwt={jwt.encode(claims, JWT_SECRET, algorithm='HS256')}"

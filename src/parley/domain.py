@@ -79,6 +79,9 @@ def limits_from(settings: Settings) -> Limits:
             unknown_room_burst=s.unknown_room_burst,
             unknown_room_address_rate=s.unknown_room_address_rate,
             unknown_room_address_burst=s.unknown_room_address_burst,
+            empty_room_ttl_seconds=s.empty_room_ttl_seconds,
+            max_schedule_ahead_seconds=s.max_schedule_ahead_seconds,
+            ended_room_id_hold_seconds=s.ended_room_id_hold_seconds,
         ),
         media=MediaLimits(
             max_streams_per_participant=s.max_streams_per_participant,
@@ -218,6 +221,7 @@ def build_domain(ports: Ports, limits: Limits, clock: Clock) -> Domain:
         clock,
         p.meeting_log,
         max_participants=limits.rooms.max_participants,
+        ended_room_id_hold_seconds=limits.rooms.ended_room_id_hold_seconds,
     )
     passwords = Passwords(
         clock,

@@ -30,6 +30,7 @@ class ErrorCode(StrEnum):
     MEDIA_ERROR = "MEDIA_ERROR"
     INTERNAL = "INTERNAL"
     NOT_FOUND = "NOT_FOUND"
+    MEETING_NOT_STARTED = "MEETING_NOT_STARTED"
 
 
 class ParleyError(Exception):
@@ -104,6 +105,12 @@ class Unauthorized(Denied):
 
     code = ErrorCode.UNAUTHORIZED
     http_status = 401
+
+
+class MeetingNotStarted(Denied):
+    """A scheduled meeting before its ``startsAt``, with no host in it yet."""
+
+    code = ErrorCode.MEETING_NOT_STARTED
 
 
 # --- a limit is reached --------------------------------------------------------------------

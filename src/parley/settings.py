@@ -258,6 +258,12 @@ class Settings(BaseSettings):
     password_hash_queue: int = Field(default=32, ge=0)
     """Password hashes or checks that may wait for a free worker; one more answers
     ``RATE_LIMITED`` at once."""
+    ended_room_id_hold_seconds: float = Field(default=24 * 3600, ge=0)
+    """The id of an ended meeting is not given to a room made by ``createRoom`` for this long
+    (kept in the database, so across restarts); the REST API may make it again."""
+    max_schedule_ahead_seconds: float = Field(default=366 * 24 * 3600, gt=0)
+    """How far ahead a scheduled meeting's ``startsAt`` and ``expiresAt`` may be (and the
+    longest ``emptyTimeoutSeconds``)."""
 
     # --- chat -------------------------------------------------------------------------------
     max_message_chars: int = Field(default=4000, ge=1)

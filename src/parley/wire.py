@@ -3,6 +3,8 @@ signalling and HTTP edges. Nothing else knows how a value looks on the wire."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from parley.chat.models import ChatMessage
 from parley.files.links import DownloadLinks
 from parley.files.models import StoredFile
@@ -22,7 +24,9 @@ from parley.rooms.models import (
 Wire = dict[str, object]
 
 
-def user(p: Participant) -> Wire:
+def user(p: Participant, own: bool = False) -> Wire:
+    """``own``: as the person itself (or the REST API) sees it, with its ``externalId``."""
+    external = {"externalId": p.external_id} if own and p.external_id is not None else {}
     return {
         "userId": p.user_id,
         "userName": p.user_name,
@@ -34,6 +38,7 @@ def user(p: Participant) -> Wire:
         "handRaisedAt": p.hand_raised_at,
         "audioMuted": "audio" in p.muted,
         "videoMuted": "video" in p.muted,
+        **external,
     }
 
 
@@ -77,6 +82,26 @@ def room_of(record: RoomRecord, participants: int) -> Wire:
     }
 
 
+def instant(ms: int) -> str:
+    """An epoch-ms time as ISO-8601 in UTC: ``2026-12-07T18:00:00.000Z``."""
+    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def schedule(record: RoomRecord) -> Wire:
+    """A scheduled meeting's terms (the REST API's ``Room``); nothing for other rooms."""
+    sc = record.schedule
+    if sc is None:
+        return {}
+    return {
+        "startsAt": None if sc.starts_at is None else instant(sc.starts_at),
+        "expiresAt": instant(sc.expires_at),
+        "maxParticipants": sc.max_participants,
+        "emptyTimeoutSeconds": sc.empty_timeout_seconds,
+        "metadata": sc.metadata,
+    }
+
+
 def joined(j: JoinedRoom) -> Wire:
     return {
         "roomId": j.record.room_id,
@@ -84,7 +109,7 @@ def joined(j: JoinedRoom) -> Wire:
         "userId": j.participant.user_id,
         "isHost": j.participant.is_host,
         "token": j.token,
-        "users": [user(p) for p in j.users],
+        "users": [user(p, p.user_id == j.participant.user_id) for p in j.users],
         "streams": [stream(s) for s in j.streams],
         "settings": settings(j.record.settings),
         **({"lobby": [lobby_request(r) for r in j.lobby]} if j.participant.is_host else {}),

@@ -42,7 +42,13 @@ def test_a_host_token_opens_the_prejoin_with_the_name_locked_and_joins_as_host(
 ) -> None:
     room_id = make_room(server, "Embedded standup")
     token = jwt.encode(
-        {"room": room_id, "name": "Dana Host", "role": "host", "exp": int(time.time()) + 600},
+        {
+            "room": room_id,
+            "name": "Dana Host",
+            "role": "host",
+            "iat": int(time.time()),
+            "exp": int(time.time()) + 600,
+        },
         SECRET,
         algorithm="HS256",
     )
@@ -74,3 +80,30 @@ def test_without_a_token_the_name_stays_editable(browser: Browser, server: Serve
         expect(eve.page.get_by_label("Your name")).to_be_editable()
     finally:
         eve.close()
+
+
+def test_a_tab_whose_place_another_device_took_says_so_and_stays_out(
+    browser: Browser, server: Server
+) -> None:
+    room_id = make_room(server, "Two devices")
+    now = int(time.time())
+    claims = {"room": room_id, "name": "Kai", "role": "participant", "sub": "kai-1"}
+    token = jwt.encode({**claims, "iat": now, "exp": now + 600}, SECRET, algorithm="HS256")
+    laptop, phone = (Participant.open(browser, "Kai", server.url) for _ in range(2))
+    try:
+        laptop.page.goto(f"/r/{room_id}?jwt={token}")
+        laptop.page.get_by_role("button", name="Join meeting").click()
+        expect(laptop.page.get_by_role("button", name="Leave")).to_be_visible()
+        phone.page.goto(f"/r/{room_id}?jwt={token}")
+        phone.page.get_by_role("button", name="Join meeting").click()
+        expect(phone.page.get_by_role("button", name="Leave")).to_be_visible()
+        heading = laptop.page.get_by_role("heading", name="You joined from another tab or device")
+        expect(heading).to_be_visible()
+        expect(laptop.page.get_by_role("link", name="Join here instead")).to_be_visible()
+        # The phone keeps the place: the laptop does not take it back by itself.
+        expect(phone.page.get_by_role("button", name="Leave")).to_be_visible()
+        assert phone.page.evaluate("() => window.parleyDebug.roster().length") == 1
+        assert laptop.errors == [] and phone.errors == []
+    finally:
+        laptop.close()
+        phone.close()

@@ -21,7 +21,13 @@ NODE_ENV = {"PARLEY_JWT_SECRET": SECRET}
 
 
 def join_token(room_id: str, sub: str) -> str:
-    claims = {"room": room_id, "name": "Kim", "role": "participant", "exp": time.time() + 300}
+    claims = {
+        "room": room_id,
+        "name": "Kim",
+        "role": "participant",
+        "iat": int(time.time()),
+        "exp": time.time() + 300,
+    }
     return jwt.encode({**claims, "sub": sub}, SECRET, "HS256")
 
 

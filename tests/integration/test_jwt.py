@@ -24,7 +24,13 @@ SECRET = "s" * 40
 
 
 def token(room: str, **claims: Any) -> str:
-    body = {"room": room, "name": "Kim", "role": "participant", "exp": time.time() + 300}
+    body = {
+        "room": room,
+        "name": "Kim",
+        "role": "participant",
+        "iat": int(time.time()),
+        "exp": time.time() + 300,
+    }
     body.update(claims)
     return jwt.encode({k: v for k, v in body.items() if v is not None}, SECRET, "HS256")
 
@@ -133,7 +139,13 @@ async def test_rs256_tokens_with_the_issuers_public_key(tmp_path: Path) -> None:
     async with run_server(settings) as rs:
         host = await Client(rs.url).connect()
         created = await host.ok("createRoom", {"userName": "Ada", "roomName": "RS"})
-        claims = {"room": created["roomId"], "name": "Lee", "role": "host", "exp": time.time() + 60}
+        claims = {
+            "room": created["roomId"],
+            "name": "Lee",
+            "role": "host",
+            "iat": int(time.time()),
+            "exp": time.time() + 60,
+        }
         signed = jwt.encode(claims, private, "RS256")
         guest, answer = await join(rs, {"roomId": created["roomId"], "jwt": signed})
         assert answer["ok"] and answer["data"]["isHost"] is True

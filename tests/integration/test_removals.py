@@ -36,7 +36,13 @@ def settings(tmp_path: Path) -> Settings:
 
 
 def join_token(room_id: str, sub: str) -> str:
-    claims = {"room": room_id, "name": "Bob", "role": "participant", "exp": time.time() + 300}
+    claims = {
+        "room": room_id,
+        "name": "Bob",
+        "role": "participant",
+        "iat": int(time.time()),
+        "exp": time.time() + 300,
+    }
     return jwt.encode({**claims, "sub": sub}, SECRET, "HS256")
 
 

@@ -24,6 +24,7 @@ from parley.rooms.models import (
     Revocation,
     RoomRecord,
     RoomSettings,
+    Schedule,
     Stream,
     Subscription,
     Totals,
@@ -41,6 +42,7 @@ EVERY_FIELD_SET = LiveRoom(
         "hash",
         1_700_000_000_000,
         RoomSettings(True, True, STORED_PASSWORD, False, False, False),
+        Schedule(1_700_000_900_000, 1_700_000_100_000, 5, 60, '{"a": "✓"}'),
     ),
     participants=(
         Participant(
@@ -56,12 +58,13 @@ EVERY_FIELD_SET = LiveRoom(
             muted=frozenset({"audio", "video"}),
             muted_by_host=frozenset({"video"}),
             node="node2",
+            external_id="crm/ada ✓",
         ),
         Participant("bob", "Bob", False, 1_700_000_000_003, None),
     ),
     streams=(Stream("s1", "ada", "Ada", "screen", ("video",)),),
     subscriptions=(Subscription("u1", "bob", "s1"),),
-    lobby=(LobbyRequest("r1", "c3", "Guest", 1_700_000_000_004, "cy", "node1"),),
+    lobby=(LobbyRequest("r1", "c3", "Guest", 1_700_000_000_004, "cy", "node1", "crm-cy"),),
     revoked=(Revocation("eve", "kicked"), Revocation("fay", "timeout")),
     blocks=(Block("ada", frozenset({"video"})), Block("eve", frozenset({"audio", "video"}))),
 )
@@ -113,7 +116,22 @@ def test_the_codec_knows_every_field_of_the_values_it_writes() -> None:
     """A field added to one of these values needs its place in ``codec``."""
     known = {
         LiveRoom: codec.FIELDS,
-        RoomRecord: ("uid", "room_id", "name", "host_key_hash", "created_at", "settings"),
+        RoomRecord: (
+            "uid",
+            "room_id",
+            "name",
+            "host_key_hash",
+            "created_at",
+            "settings",
+            "schedule",
+        ),
+        Schedule: (
+            "expires_at",
+            "starts_at",
+            "max_participants",
+            "empty_timeout_seconds",
+            "metadata",
+        ),
         RoomSettings: (
             "locked",
             "lobby",
@@ -135,8 +153,17 @@ def test_the_codec_knows_every_field_of_the_values_it_writes() -> None:
             "muted",
             "muted_by_host",
             "node",
+            "external_id",
         ),
-        LobbyRequest: ("request_id", "conn_id", "user_name", "since", "user_id", "node"),
+        LobbyRequest: (
+            "request_id",
+            "conn_id",
+            "user_name",
+            "since",
+            "user_id",
+            "node",
+            "external_id",
+        ),
         Stream: ("stream_id", "user_id", "user_name", "source", "kinds"),
         Subscription: ("subscription_id", "user_id", "stream_id"),
         Revocation: ("user_id", "why"),

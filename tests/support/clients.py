@@ -42,6 +42,7 @@ EVENTS = (
     "layerChanged",
     "videoPaused",
     "activeSpeaker",
+    "replaced",
 )
 
 

@@ -55,6 +55,7 @@ class MemoryStore:
         self.files: dict[str, StoredFile] = {}
         self.removals: set[tuple[str, str]] = set()
         self.removed_at: dict[tuple[str, str], int] = {}
+        self.held_ids: dict[str, int] = {}
         self._seq = itertools.count()
 
     async def add_room(self, record: RoomRecord) -> bool:
@@ -82,8 +83,12 @@ class MemoryStore:
     async def used_room_uids(self) -> set[str]:
         return {m.room_uid for m in self.messages} | {f.room_uid for f in self.files.values()}
 
-    async def delete_room(self, uid: str, log: Sequence[LogEntry] = ()) -> list[str]:
-        self.rooms.pop(uid, None)
+    async def delete_room(
+        self, uid: str, log: Sequence[LogEntry] = (), hold_id: tuple[int, int] | None = None
+    ) -> list[str]:
+        record = self.rooms.pop(uid, None)
+        if record is not None and hold_id is not None:
+            self.held_ids[record.room_id] = hold_id[1]
         self.removals = {r for r in self.removals if r[0] != uid}
         self.messages = [m for m in self.messages if m.room_uid != uid]
         gone = [name for name, f in self.files.items() if f.room_uid == uid]
@@ -93,6 +98,9 @@ class MemoryStore:
 
     async def ping(self) -> None:
         return None
+
+    async def id_held_until(self, room_id: str) -> int | None:
+        return self.held_ids.get(room_id)
 
     async def add_removal(self, uid: str, user_id: str, at_ms: int) -> None:
         if uid in self.rooms and (uid, user_id) not in self.removals:
@@ -190,6 +198,9 @@ class RecordingEvents:
 
     async def connection_left(self, conn_id: str, room: RoomRecord) -> None:
         self.hearing.get(room.uid, set()).discard(conn_id)
+
+    async def replaced(self, conn_id: str, room: RoomRecord) -> None:
+        self._note("replaced", room, conn_id)
 
     def _note(self, kind: str, room: RoomRecord, detail: Any) -> None:
         self.facts.append((kind, room.room_id, detail))

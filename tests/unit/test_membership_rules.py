@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
-from parley.errors import Forbidden, NotInRoom, RoomFull, RoomLocked
+from parley.errors import Forbidden, MeetingNotStarted, NotInRoom, RoomFull, RoomLocked
 from parley.rooms.effects import (
     ConnectionLeft,
+    ConnectionReplaced,
     HostChanged,
     LobbyDenied,
     ParticipantLeft,
@@ -18,7 +20,7 @@ from parley.rooms.effects import (
     StreamUnpublished,
     UserLeft,
 )
-from parley.rooms.models import RoomSettings, Stream, Subscription
+from parley.rooms.models import LiveRoom, RoomSettings, Schedule, Stream, Subscription
 from parley.rooms.rules import membership, reconnect, screen
 from parley.rooms.rules.access import host, member
 from tests.unit.live import NOW_MS, kinds, knocking, of, person, room
@@ -142,7 +144,7 @@ def test_a_place_is_given_up_only_past_its_deadline_or_when_due() -> None:
 def test_a_resume_binds_the_new_connection_and_drops_the_old_one() -> None:
     after, bob, effects = reconnect.resume(room(ADA, BOB), "c-new", BOB)
     assert bob.conn_id == "c-new" and after.participant("bob") == bob
-    assert kinds(effects) == ["ConnectionLeft", "ConnectionEntered"]
+    assert kinds(effects) == ["ConnectionReplaced", "ConnectionLeft", "ConnectionEntered"]
 
 
 def test_someone_removed_may_not_come_back_but_someone_who_left_may() -> None:
@@ -177,3 +179,34 @@ def test_a_resume_token_revoked_since_it_was_read_claims_nothing() -> None:
     assert reconnect.returning(left, "bob", None) == "bob"  # a token subject is who it is
     assert reconnect.returning(left, None, None) is None
     assert reconnect.returning(room(person("bob")), None, "bob") == "bob"
+
+
+def scheduled(live: LiveRoom, **terms: Any) -> LiveRoom:
+    schedule = Schedule(expires_at=NOW_MS + 3_600_000, **terms)
+    return replace(live, record=replace(live.record, schedule=schedule))
+
+
+def test_before_its_start_a_scheduled_meeting_lets_in_hosts_then_everyone() -> None:
+    later = scheduled(room(), starts_at=NOW_MS + 1000)
+    membership.check_started(later, True, NOW_MS)
+    with pytest.raises(MeetingNotStarted):
+        membership.check_started(later, False, NOW_MS)
+    membership.check_started(scheduled(room(ADA), starts_at=NOW_MS + 1000), False, NOW_MS)
+    membership.check_started(later, False, NOW_MS + 1000)
+    membership.check_started(room(), False, NOW_MS)  # a room of createRoom has no start
+
+
+def test_a_scheduled_meetings_size_is_its_own_within_the_servers() -> None:
+    assert membership.capacity(scheduled(room(), max_participants=3), 50) == 3
+    assert membership.capacity(scheduled(room(), max_participants=80), 50) == 50
+    assert membership.capacity(room(), 50) == 50
+    with pytest.raises(RoomFull):
+        membership.check_room_for_one_more(scheduled(room(ADA), max_participants=1), 50)
+
+
+def test_a_resume_on_another_connection_tells_the_old_one_first() -> None:
+    _, _, effects = reconnect.resume(room(ADA, BOB), "c-new", BOB)
+    told = [e for e in effects if isinstance(e, ConnectionReplaced)]
+    assert told == [ConnectionReplaced("c-bob", room().record)]
+    _, _, again = reconnect.resume(room(ADA, BOB), "c-bob", BOB)
+    assert not [e for e in again if isinstance(e, ConnectionReplaced)]

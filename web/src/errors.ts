@@ -48,6 +48,8 @@ export function humanError(err: unknown, context: ErrorContext = "other"): strin
             : "Please check what you typed.";
       case "INTERNAL":
         return "Something went wrong on the server. Please try again.";
+      case "MEETING_NOT_STARTED":
+        return "This meeting has not started yet. Please try again once the host is in.";
     }
   }
   return "Something went wrong. Please try again.";

@@ -242,11 +242,15 @@ function exitMeeting(roomId: string, reason: ExitReason, message?: string): void
     if (reason === "denied") {
       heading = "The host did not let you in";
       text = message ?? "You can ask again, or go back to the lobby.";
+    } else if (reason === "replaced") {
+      heading = "You joined from another tab or device";
+      text = message ?? "The meeting goes on there. Join here instead to move it back.";
     }
+    const label = { denied: "Ask again", replaced: "Join here instead" } as const;
     const rejoin = h(
       "a",
       { href: `/r/${encodeURIComponent(roomId)}`, class: "btn" },
-      reason === "denied" ? "Ask again" : "Rejoin",
+      reason === "denied" || reason === "replaced" ? label[reason] : "Rejoin",
     );
     rejoin.addEventListener("click", (ev) => {
       ev.preventDefault();

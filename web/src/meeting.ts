@@ -36,7 +36,7 @@ import { MeetingView } from "./view";
 export type { Entry } from "./session";
 
 /** How we came out: left, the meeting ended, a host removed us, or a host did not let us in. */
-export type ExitReason = "left" | "ended" | "removed" | "denied";
+export type ExitReason = "left" | "ended" | "removed" | "denied" | "replaced";
 
 export interface MeetingOptions {
   client: ParleyClient;
@@ -373,6 +373,11 @@ export class Meeting {
       if (p.roomId !== room) return;
       this.close(false);
       this.opts.onExit("removed");
+    });
+    this.on("replaced", (p) => {
+      if (p.roomId !== room) return;
+      this.close(false); // no resume: the meeting goes on in the other tab or device
+      this.opts.onExit("replaced");
     });
     this.on("muted", (p) => {
       if (p.roomId !== room) return;

@@ -28,7 +28,8 @@ export type ErrorCode =
   | "ROOM_LOCKED"
   | "PASSWORD_REQUIRED"
   | "TIMEOUT"
-  | "DISCONNECTED";
+  | "DISCONNECTED"
+  | "MEETING_NOT_STARTED";
 
 export type Source = "camera" | "screen";
 /** A simulcast layer of a subscribed video: 0 lowest .. 2 highest. */
@@ -240,6 +241,7 @@ export interface Events {
   admitted: JoinRoomData;
   lobbyDenied: { roomId: string };
   kicked: { roomId: string; by: string };
+  replaced: { roomId: string };
   muted: { roomId: string; kind: MediaKind; by: string };
   reaction: { userId: string; emoji: string; timestamp: number };
   hostChanged: { userId: string };

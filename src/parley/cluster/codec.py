@@ -25,6 +25,7 @@ from parley.rooms.models import (
     RoomRecord,
     RoomSettings,
     RoomSummary,
+    Schedule,
     Stream,
     Subscription,
 )
@@ -83,15 +84,28 @@ def _record(r: RoomRecord) -> list[Any]:
     s = r.settings
     has_password = s.password_hash is not None  # the hash itself stays in the database
     flags = [s.locked, s.lobby, has_password, s.self_unmute, s.private_chat, s.listed]
-    return [r.uid, r.room_id, r.name, r.host_key_hash, r.created_at, flags]
+    record = [r.uid, r.room_id, r.name, r.host_key_hash, r.created_at, flags]
+    if r.schedule is not None:
+        sc = r.schedule
+        record.append(
+            [
+                sc.expires_at,
+                sc.starts_at,
+                sc.max_participants,
+                sc.empty_timeout_seconds,
+                sc.metadata,
+            ]
+        )
+    return record
 
 
 def _to_record(v: list[Any]) -> RoomRecord:
-    uid, room_id, name, host_key_hash, created_at, flags = v
+    uid, room_id, name, host_key_hash, created_at, flags, *more = v
     locked, lobby, has_password, *rest = flags
     password = STORED_PASSWORD if has_password else None
     settings = RoomSettings(locked, lobby, password, *rest)
-    return RoomRecord(uid, room_id, name, host_key_hash, created_at, settings)
+    schedule = Schedule(*more[0]) if more else None
+    return RoomRecord(uid, room_id, name, host_key_hash, created_at, settings, schedule)
 
 
 def _participant(p: Participant) -> list[Any]:
@@ -108,6 +122,7 @@ def _participant(p: Participant) -> list[Any]:
         sorted(p.muted),
         sorted(p.muted_by_host),
         p.node,
+        p.external_id,
     ]
 
 
@@ -125,11 +140,12 @@ def _to_participant(v: list[Any]) -> Participant:
         muted=frozenset(v[9]),
         muted_by_host=frozenset(v[10]),
         node=v[11] if len(v) > 11 else None,
+        external_id=v[12] if len(v) > 12 else None,
     )
 
 
 def _lobby_request(r: LobbyRequest) -> list[Any]:
-    return [r.request_id, r.conn_id, r.user_name, r.since, r.user_id, r.node]
+    return [r.request_id, r.conn_id, r.user_name, r.since, r.user_id, r.node, r.external_id]
 
 
 def _to_lobby_request(v: list[Any]) -> LobbyRequest:

@@ -12,13 +12,14 @@ import hmac
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import fastapi_offline
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from parley import wire
 from parley.chat.service import ChatService
@@ -40,7 +41,7 @@ from parley.ratelimit import KeyedLimiter
 from parley.rooms.controls import Controls, SettingsChange
 from parley.rooms.grants import JoinGrants
 from parley.rooms.models import RoomSettings
-from parley.rooms.service import RoomsService
+from parley.rooms.service import RoomsService, Terms
 from parley.settings import Settings as AppSettings
 
 log = logging.getLogger(__name__)
@@ -97,9 +98,15 @@ class Room(Model):
     participants: int
     createdAt: int
     settings: Settings
+    startsAt: str | None = None
+    expiresAt: str | None = None
+    maxParticipants: int | None = None
+    emptyTimeoutSeconds: int | None = None
+    metadata: str | None = None
 
 
 class User(Model):
+    externalId: str | None = None
     userId: str
     userName: str
     isHost: bool
@@ -116,10 +123,40 @@ class RoomWithUsers(Room):
     users: list[User]
 
 
+Instant = Annotated[str, Field(min_length=10, max_length=40, examples=["2026-12-07T18:00:00Z"])]
+
+
+def epoch_ms(value: str | None, name: str) -> int | None:
+    """An ISO-8601 time with its zone (``Z`` or ``+01:00``) as epoch ms; 400 otherwise."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidPayload(f"{name} must be an ISO-8601 time.") from None
+    if moment.tzinfo is None:
+        raise InvalidPayload(f"{name} must name its time zone (Z or +hh:mm).")
+    return int(moment.timestamp() * 1000)
+
+
 class NewRoom(Model):
     roomName: Line
     customRoomId: CustomRoomId | None = None
     settings: SettingsPatch | None = None
+    startsAt: Instant | None = None
+    expiresAt: Instant | None = None
+    maxParticipants: Annotated[StrictInt, Field(ge=1)] | None = None
+    emptyTimeoutSeconds: Annotated[StrictInt, Field(ge=1)] | None = None
+    metadata: Annotated[str, Field(max_length=4096)] | None = None
+
+    def terms(self) -> Terms:
+        return Terms(
+            starts_at=epoch_ms(self.startsAt, "startsAt"),
+            expires_at=epoch_ms(self.expiresAt, "expiresAt"),
+            max_participants=self.maxParticipants,
+            empty_timeout_seconds=self.emptyTimeoutSeconds,
+            metadata=self.metadata,
+        )
 
 
 class CreatedRoom(Model):
@@ -127,6 +164,11 @@ class CreatedRoom(Model):
     roomName: str
     hostKey: str
     settings: Settings
+    startsAt: str | None = None
+    expiresAt: str | None = None
+    maxParticipants: int | None = None
+    emptyTimeoutSeconds: int | None = None
+    metadata: str | None = None
 
 
 class SettingsAnswer(Model):
@@ -313,7 +355,7 @@ def install(app: FastAPI, deps: ApiDeps, more: Sequence[APIRouter] = ()) -> APIR
     @api.get("/rooms", response_model=list[Room])
     async def list_rooms() -> list[dict[str, object]]:
         """Every room that exists, with its settings."""
-        return [wire.room(r) for r in await deps.rooms.all_rooms()]
+        return [{**wire.room(r), **wire.schedule(r.record)} for r in await deps.rooms.all_rooms()]
 
     @api.post(
         "/rooms",
@@ -324,7 +366,7 @@ def install(app: FastAPI, deps: ApiDeps, more: Sequence[APIRouter] = ()) -> APIR
     async def create_room(body: NewRoom) -> dict[str, object]:
         """A new meeting; the answer's ``hostKey`` makes whoever brings it a host."""
         record, host_key = await deps.rooms.new_room(
-            body.roomName, body.customRoomId, RoomSettings()
+            body.roomName, body.customRoomId, RoomSettings(), body.terms()
         )
         settings = record.settings
         if body.settings is not None:
@@ -334,6 +376,7 @@ def install(app: FastAPI, deps: ApiDeps, more: Sequence[APIRouter] = ()) -> APIR
             "roomName": record.name,
             "hostKey": host_key,
             "settings": wire.settings(settings),
+            **wire.schedule(record),
         }
 
     @api.get("/rooms/{roomId}", response_model=RoomWithUsers, responses=errors(RoomNotFound))
@@ -342,7 +385,7 @@ def install(app: FastAPI, deps: ApiDeps, more: Sequence[APIRouter] = ()) -> APIR
         room = await deps.rooms.find(roomId)
         people = await deps.rooms.people(room)
         summary = wire.room_of(room, len(people))
-        return {**summary, "users": [wire.user(p) for p in people]}
+        return {**summary, **wire.schedule(room), "users": [wire.user(p, own=True) for p in people]}
 
     @api.patch("/rooms/{roomId}", response_model=SettingsAnswer, responses=errors(RoomNotFound))
     async def update_room(roomId: Id, body: SettingsPatch) -> dict[str, object]:

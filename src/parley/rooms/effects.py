@@ -37,6 +37,14 @@ class ConnectionLeft:
     room: RoomRecord
 
 
+@dataclass(frozen=True)
+class ConnectionReplaced:
+    """Another connection took the place ``conn_id`` had (the same person elsewhere)."""
+
+    conn_id: str
+    room: RoomRecord
+
+
 # --- the room -----------------------------------------------------------------------------
 
 
@@ -227,6 +235,7 @@ class RoomClosed:
 Effect = (
     ConnectionEntered
     | ConnectionLeft
+    | ConnectionReplaced
     | RoomUpdated
     | MeetingEnded
     | UserJoined
@@ -269,6 +278,8 @@ async def _deliver(effect: Effect, events: RoomEvents, log: MeetingLog) -> None:
             await events.connection_entered(conn_id, room)
         case ConnectionLeft(conn_id, room):
             await events.connection_left(conn_id, room)
+        case ConnectionReplaced(conn_id, room):
+            await events.replaced(conn_id, room)
         case RoomUpdated(room):
             await events.room_updated(room)
         case MeetingEnded(room, by):

@@ -32,6 +32,10 @@ class RoomEvents(Protocol):
     async def connection_left(self, conn_id: str, room: RoomRecord) -> None:
         """From now on ``conn_id`` no longer hears this room's events."""
 
+    async def replaced(self, conn_id: str, room: RoomRecord) -> None:
+        """Only ``conn_id``, whose place another connection of the same person took (told
+        before it stops hearing the room)."""
+
     # --- the room --------------------------------------------------------------------------
     async def room_updated(self, room: RoomRecord) -> None:
         """The room's settings changed."""

@@ -1,5 +1,10 @@
 """Idle rooms: a room nobody has been in for ``empty_room_ttl_seconds`` is ended as if by its
-host; one that never had a message or file, after ``unused_room_ttl_seconds`` already."""
+host; one that never had a message or file, after ``unused_room_ttl_seconds`` already.
+
+A scheduled meeting (made over the REST API) ends at its ``expires_at``, whoever is in it
+(``endedBy: "expired"``); before then it ends only once it has been empty for its
+``empty_timeout_seconds`` (default ``empty_room_ttl_seconds``) after people were in it here,
+never as unused."""
 
 from __future__ import annotations
 
@@ -7,8 +12,9 @@ import asyncio
 import logging
 
 from parley.clock import Clock
+from parley.rooms.effects import MeetingEnded
 from parley.rooms.membership import Membership
-from parley.rooms.models import RoomStore
+from parley.rooms.models import RoomRecord, RoomStore
 from parley.rooms.presence import Presence
 
 log = logging.getLogger(__name__)
@@ -47,6 +53,10 @@ class IdleRooms:
         used = await self._store.used_room_uids() if self._unused_ttl > 0 else set()
         expired = []
         for record in await self._store.list_rooms():
+            if record.schedule is not None:
+                if await self._scheduled_ended(record, now):
+                    expired.append(record.room_id)
+                continue
             live = await self._presence.room_by_key(record.uid)
             if live is not None and live.participants:
                 self._empty_since.pop(record.uid, None)
@@ -63,14 +73,45 @@ class IdleRooms:
             expired.append(record.room_id)
         return expired
 
+    async def _scheduled_ended(self, record: RoomRecord, now: float) -> bool:
+        """End ``record`` (scheduled) if its time is up or it has been empty long enough."""
+        schedule = record.schedule
+        if schedule is None:
+            return False
+        if self._clock.now_ms() >= schedule.expires_at:
+            return await self._end(record, "expired")
+        live = await self._presence.room_by_key(record.uid)
+        if live is not None and live.participants:
+            self._empty_since.pop(record.uid, None)
+            return False
+        ttl = schedule.empty_timeout_seconds or self._ttl
+        since = self._empty_since.get(record.uid)  # set only once people were in it here
+        if ttl <= 0 or since is None or now - since < ttl:
+            return False
+        return await self._end(record, None, only_empty=True)
+
+    async def _end(self, record: RoomRecord, by: str | None, only_empty: bool = False) -> bool:
+        async with self._presence.hold(record.uid) as hold:
+            if only_empty and hold.room is not None and hold.room.participants:
+                return False
+            if hold.room is None:
+                stored = await self._store.get_room(record.room_id)
+                if stored is None or stored.uid != record.uid:
+                    return False  # another node ended it meanwhile
+            effects = await self._membership.dispose(hold, record, by)
+        told = (MeetingEnded(record, by),) if by is not None else ()
+        await self._membership.settle((*told, *effects))
+        log.info("room %s: ended (%s)", record.room_id, by or "empty")
+        return True
+
     @property
     def enabled(self) -> bool:
-        return self._ttl > 0 or self._unused_ttl > 0
+        return True  # scheduled meetings end at their expires_at
 
     async def run(self) -> None:
         """Check for idle rooms now and then, until cancelled."""
         shortest = min(t for t in (self._ttl, self._unused_ttl, 3600.0) if t > 0)
-        interval = max(0.05, min(60.0, shortest / 4))
+        interval = max(0.05, min(15.0, shortest / 4))
         while True:
             await asyncio.sleep(interval)
             try:

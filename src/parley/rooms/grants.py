@@ -26,6 +26,8 @@ class Grant:
     name: str
     role: Role
     subject: str | None
+    issued_at: int = 0
+    """The token's ``iat`` (epoch seconds)."""
 
     @property
     def user_id(self) -> str | None:
@@ -51,7 +53,7 @@ class JoinGrants:
         self._public_key = load_public_key(public_key) if public_key is not None else None
         self._leeway = min(leeway_seconds, MAX_LEEWAY_SECONDS)
         self._audience, self._issuer, self._jwks = audience, issuer, jwks
-        self._required = ["exp", "room", "name", "role"]
+        self._required = ["exp", "iat", "room", "name", "role"]
         self._required += ["aud"] * (audience is not None) + ["iss"] * (issuer is not None)
 
     @property
@@ -60,8 +62,8 @@ class JoinGrants:
 
     async def verify(self, token: str, room_id: str) -> Grant:
         """The grant ``token`` carries for ``room_id``; UNAUTHORIZED for a bad signature, an
-        expired or not yet valid token, another room, a missing ``exp`` or missing claims, an
-        ``aud`` or ``iss`` other than the configured ones."""
+        expired or not yet valid token, another room, a missing ``exp`` or ``iat``, missing
+        claims, an ``aud`` or ``iss`` other than the configured ones."""
         key, algorithms = await self._verifying_key(token)
         try:
             claims = jwt.decode(
@@ -90,7 +92,13 @@ class JoinGrants:
             raise Unauthorized('The join token\'s role must be "host" or "participant".')
         if sub is not None and not isinstance(sub, str):
             raise Unauthorized("The join token's sub must be a string.")
-        return Grant(room_id, name, role, sub)
+        return Grant(room_id, name, role, sub, int(claims["iat"]))
+
+    def check_issued_for(self, grant: Grant, created_at_ms: int) -> None:
+        """A token is for one meeting, not for every meeting that will have its id:
+        UNAUTHORIZED when it was issued before the meeting was made (beyond the leeway)."""
+        if grant.issued_at + self._leeway < created_at_ms // 1000:
+            raise Unauthorized("The join token was issued before this meeting was made.")
 
     async def _verifying_key(self, token: str) -> tuple[str | PublicKey, list[str]]:
         """The key and algorithm a token is checked with, chosen by its header's ``alg`` (and

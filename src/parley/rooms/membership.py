@@ -44,6 +44,7 @@ class Membership:
         log: MeetingLog = NO_LOG,
         *,
         max_participants: int,
+        ended_room_id_hold_seconds: float = 0,
     ) -> None:
         self._store = store
         self._presence = presence
@@ -54,6 +55,7 @@ class Membership:
         self._clock = clock
         self._log = log
         self._max_participants = max_participants
+        self._id_hold_ms = int(ended_room_id_hold_seconds * 1000)
         self.on_empty: Callable[[str], None] = lambda _room_key: None
         """Called with a room's key when its last participant has left."""
         self.on_forgotten: Callable[[str], None] = lambda _room_key: None
@@ -123,5 +125,7 @@ class Membership:
             peers += tuple(s.subscription_id for s in room.subscriptions)
             hold.close()
         ended = self._log.meeting_ended(record, ended_by)
-        filenames = await self._store.delete_room(record.uid, ended)
+        now = self._clock.now_ms()
+        hold_id = (now, now + self._id_hold_ms) if self._id_hold_ms > 0 else None
+        filenames = await self._store.delete_room(record.uid, ended, hold_id)
         return (*effects, RoomClosed(record, peers, tuple(filenames)))

@@ -40,6 +40,23 @@ class RoomSettings:
 
 
 @dataclass(frozen=True)
+class Schedule:
+    """A scheduled meeting's terms (made over the REST API); durable. Times are epoch ms."""
+
+    expires_at: int
+    """The meeting ends then, whoever is in it."""
+    starts_at: int | None = None
+    """Before then only hosts come in (others once a host is there)."""
+    max_participants: int | None = None
+    """At most this many (and never more than the server's ``max_participants``)."""
+    empty_timeout_seconds: int | None = None
+    """Once people have been in it, it ends after this long empty (default: the server's
+    ``empty_room_ttl_seconds``). It never ends as unused before ``expires_at``."""
+    metadata: str | None = None
+    """The application's own text, returned as given."""
+
+
+@dataclass(frozen=True)
 class RoomRecord:
     """The durable part of a room. ``uid`` is unique per room lifetime (the room's key for
     presence, tokens and events); ``room_id`` may be reused once the meeting has ended."""
@@ -50,6 +67,9 @@ class RoomRecord:
     host_key_hash: str
     created_at: int
     settings: RoomSettings = RoomSettings()
+    schedule: Schedule | None = None
+    """Set for meetings made over the REST API (scheduled); None for rooms made by
+    ``createRoom``."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +92,9 @@ class Participant:
     """The part of ``muted`` a host set (the participant may lift it only with selfUnmute)."""
     node: str | None = None
     """Cluster mode: the node its connection is on (its grace starts when that node dies)."""
+    external_id: str | None = None
+    """The ``sub`` of the join token it came in with, verbatim (its application's user id);
+    shown to itself, the REST API and webhooks, never to the others."""
 
     @property
     def hand_raised(self) -> bool:
@@ -90,6 +113,8 @@ class LobbyRequest:
     """The userId it will have: a returning participant's (its token's place is gone)."""
     node: str | None = None
     """Cluster mode: the node its connection is on (its requests are cancelled if it dies)."""
+    external_id: str | None = None
+    """The ``sub`` of its join token (``Participant.external_id`` once let in)."""
 
 
 @dataclass(frozen=True)
@@ -355,9 +380,15 @@ class RoomStore(Protocol):
     async def used_room_uids(self) -> set[str]:
         """The rooms with at least one message or file."""
 
-    async def delete_room(self, uid: str, log: Sequence[LogEntry] = ()) -> list[str]:
+    async def delete_room(
+        self, uid: str, log: Sequence[LogEntry] = (), hold_id: tuple[int, int] | None = None
+    ) -> list[str]:
         """Delete the room with its messages and file rows, and write ``log`` (meeting-log
-        entries) in the same transaction; return the deleted filenames."""
+        entries) in the same transaction; return the deleted filenames. ``hold_id``: (now,
+        until), epoch ms: the room's id is kept from ``createRoom`` until then."""
+
+    async def id_held_until(self, room_id: str) -> int | None:
+        """Until when (epoch ms) the id of an ended meeting is held; None: not held."""
 
     async def ping(self) -> None:
         """Raise when the store cannot serve requests."""

@@ -19,6 +19,7 @@ from typing import Literal
 from parley.clock import Clock
 from parley.errors import (
     Forbidden,
+    InvalidPayload,
     RateLimited,
     RoomExists,
     RoomNotFound,
@@ -44,6 +45,7 @@ from parley.rooms.models import (
     RoomSettings,
     RoomStore,
     RoomSummary,
+    Schedule,
     Waiting,
 )
 from parley.rooms.pacing import Pacing
@@ -80,6 +82,24 @@ class RoomLimits:
     unknown_room_burst: int
     unknown_room_address_rate: float
     unknown_room_address_burst: int
+    empty_room_ttl_seconds: float
+    """The default life of a scheduled meeting (its ``expires_at``)."""
+    max_schedule_ahead_seconds: float
+    ended_room_id_hold_seconds: float
+
+
+MAX_METADATA_BYTES = 4096
+
+
+@dataclass(frozen=True)
+class Terms:
+    """What the REST API asks of a scheduled meeting (times epoch ms; None: the default)."""
+
+    starts_at: int | None = None
+    expires_at: int | None = None
+    max_participants: int | None = None
+    empty_timeout_seconds: int | None = None
+    metadata: str | None = None
 
 
 def _gone() -> LiveRoom:
@@ -172,26 +192,58 @@ class RoomsService:
         return CreatedRoom(joined, host_key)
 
     async def new_room(
-        self, room_name: str, custom_id: str | None, settings: RoomSettings
+        self,
+        room_name: str,
+        custom_id: str | None,
+        settings: RoomSettings,
+        terms: Terms | None = None,
     ) -> tuple[RoomRecord, str]:
-        """A new, empty room and its host key (``createRoom``, and the REST API's)."""
+        """A new, empty room and its host key (``createRoom``; with ``terms``, a scheduled
+        meeting of the REST API, which may take the id of an ended meeting again)."""
         room_name = check_length(room_name, "roomName", 1, self._limits.max_room_name_chars)
+        schedule = None if terms is None else self._schedule(terms)
         host_key = new_secret()
         async with self._create_lock:
             if await self._held_rooms() >= self._limits.max_rooms:
                 raise ServerFull("This server has as many meetings as it allows.")
-            record = await self._insert_room(room_name, custom_id, host_key, settings)
+            record = await self._insert_room(room_name, custom_id, host_key, settings, schedule)
         log.info("room %s: created (%s)", record.room_id, record.uid)
         return record, host_key
 
+    def _schedule(self, terms: Terms) -> Schedule:
+        """The terms checked: times in the future within ``max_schedule_ahead_seconds``,
+        ``expires_at`` after ``starts_at``; INVALID_PAYLOAD otherwise."""
+        now, ahead = self._clock.now_ms(), int(self._limits.max_schedule_ahead_seconds * 1000)
+        ttl = int(self._limits.empty_room_ttl_seconds * 1000)
+        expires_at = terms.expires_at or now + (min(ttl, ahead) if ttl > 0 else ahead)
+        if terms.starts_at is not None and not now - 60_000 <= terms.starts_at <= now + ahead:
+            raise InvalidPayload("startsAt must be from a minute ago up to the schedule horizon.")
+        if not now < expires_at <= now + ahead:
+            raise InvalidPayload("expiresAt must be in the future, within the schedule horizon.")
+        if terms.starts_at is not None and expires_at <= terms.starts_at:
+            raise InvalidPayload("expiresAt must be after startsAt.")
+        empty = terms.empty_timeout_seconds
+        if empty is not None and not 1 <= empty <= self._limits.max_schedule_ahead_seconds:
+            raise InvalidPayload("emptyTimeoutSeconds is out of range.")
+        if terms.metadata is not None and len(terms.metadata.encode()) > MAX_METADATA_BYTES:
+            raise InvalidPayload(f"metadata must be at most {MAX_METADATA_BYTES} bytes.")
+        return Schedule(expires_at, terms.starts_at, terms.max_participants, empty, terms.metadata)
+
     async def _held_rooms(self) -> int:
-        """Rooms the server really holds: with people in them, or with chat or files. An empty
-        room that was never used is not held (and expires soon: ``IdleRooms``)."""
+        """Rooms the server really holds: with people in them, with chat or files, or
+        scheduled. An empty room of ``createRoom`` that was never used is not held (and
+        expires soon: ``IdleRooms``)."""
         present = {r.record.uid for r in await self._presence.rooms() if r.participants}
-        return len(present | await self._store.used_room_uids())
+        scheduled = {r.uid for r in await self._store.list_rooms() if r.schedule is not None}
+        return len(present | scheduled | await self._store.used_room_uids())
 
     async def _insert_room(
-        self, name: str, custom_id: str | None, host_key: str, settings: RoomSettings
+        self,
+        name: str,
+        custom_id: str | None,
+        host_key: str,
+        settings: RoomSettings,
+        schedule: Schedule | None,
     ) -> RoomRecord:
         for _attempt in range(5):
             record = RoomRecord(
@@ -201,12 +253,21 @@ class RoomsService:
                 host_key_hash=hash_secret(host_key),
                 created_at=self._clock.now_ms(),
                 settings=settings,
+                schedule=schedule,
             )
+            if schedule is None and await self._id_held(record.room_id):
+                if custom_id is not None:
+                    raise RoomExists(f"The id {custom_id!r} belonged to a meeting that ended.")
+                continue
             if await self._store.add_room(record):
                 return record
             if custom_id is not None:
                 raise RoomExists(f"A meeting with the id {custom_id!r} already exists.")
         raise RoomExists("Could not find a free meeting id; try again.")
+
+    async def _id_held(self, room_id: str) -> bool:
+        held_until = await self._store.id_held_until(room_id)
+        return held_until is not None and held_until > self._clock.now_ms()
 
     async def list_rooms(self) -> list[RoomSummary]:
         """Active listed meetings: the rooms somebody is in, oldest first (empty rooms stay
@@ -290,6 +351,8 @@ class RoomsService:
             raise Unauthorized("This meeting admits people with a join token only.")
         user_name = self._user_name(user_name)
         record = await self._guessing(conn_id, address, room_id)
+        if grant is not None:
+            self._grants.check_issued_for(grant, record.created_at)
         snapshot = await self._presence.room_by_key(record.uid) or LiveRoom(record)
         claims = self._reconnects.claims(resume_token, snapshot)
         if host_key is not None:
@@ -307,14 +370,21 @@ class RoomsService:
             room = await self._with_removal(hold.room or _gone(), user_id)
             claimed = claims.user_id if claims else None
             user_id = reconnect_rules.returning(room, same_person, claimed)
+            external = grant.subject if grant is not None else None
             entered = await self._enter(
-                room, door, conn_id, user_name, user_id, as_host, password, address
+                room, door, conn_id, user_name, user_id, as_host, password, address, external
             )
             if entered is None:
                 if room.waiting(conn_id) is None:
                     self._entry(address)
                 room, answer, effects = lobby_rules.knock(
-                    room, conn_id, user_name, user_id, secrets.token_hex(8), door.now_ms
+                    room,
+                    conn_id,
+                    user_name,
+                    user_id,
+                    secrets.token_hex(8),
+                    door.now_ms,
+                    external,
                 )
             else:
                 room, participant, effects = entered
@@ -355,6 +425,7 @@ class RoomsService:
         as_host: bool,
         password: str | None,
         address: str,
+        external_id: str | None = None,
     ) -> tuple[LiveRoom, Participant, Effects] | None:
         """Under the room's hold: the caller is here already, takes a held place back, or
         comes in past the door; None: it waits in the lobby."""
@@ -365,13 +436,14 @@ class RoomsService:
             if held:  # a resume: told to nobody but the connections, so not paced here
                 room, participant, effects = self._reconnects.resume(room, conn_id, held)
             else:
+                rules.check_started(room, as_host, door.now_ms)
                 rules.check_room_for_one_more(room, self._limits.max_participants)
                 if not as_host and await self._at_the_door(room, conn_id, password, address):
                     return None
                 self._entry(address)
                 new_id = user_id or door.new_user_id()
                 room, participant, effects = rules.enter(
-                    room, conn_id, user_name, as_host, new_id, door.now_ms
+                    room, conn_id, user_name, as_host, new_id, door.now_ms, external_id
                 )
                 log.info(
                     "room %s: %s joined%s",
@@ -443,13 +515,23 @@ class RoomsService:
 
     async def end(self, room: RoomRecord, by: str) -> None:
         """End the meeting (``by``: a host's userId, or ``api``): everyone is told, everyone
-        waiting is denied, and the room is forgotten with its chat and files."""
+        waiting is denied, and the room is forgotten with its chat and files. A room that is
+        not live (nobody joined yet, or not since a restart) is made live first, so that a
+        join racing the end finds it gone under the hold."""
+        if await self._stored_as(room):
+            await self._presence.open_room(room)
         async with self._presence.hold(room.uid) as hold:
-            if hold.room is None:
-                return
+            if hold.room is None and not await self._stored_as(room):
+                return  # ended before: ending again is not an error
             effects = await self._membership.dispose(hold, room, by)
         log.info("room %s: ended by %s", room.room_id, by)
         await self._membership.settle((MeetingEnded(room, by), *effects))
+
+    async def _stored_as(self, room: RoomRecord) -> bool:
+        """Whether the store still has this lifetime of the room (a room nobody has joined
+        since it was made, or since a restart, is not live but exists)."""
+        stored = await self._store.get_room(room.room_id)
+        return stored is not None and stored.uid == room.uid
 
     # --- flags ------------------------------------------------------------------------------
     async def users(self, conn_id: str, room_id: str) -> list[Participant]:

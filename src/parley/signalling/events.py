@@ -43,6 +43,9 @@ class SocketRoomEvents:
     async def connection_left(self, conn_id: str, room: RoomRecord) -> None:
         await self._sio.leave_room(conn_id, room.uid)
 
+    async def replaced(self, conn_id: str, room: RoomRecord) -> None:
+        await self._to(conn_id, "replaced", {"roomId": room.room_id})
+
     # --- the room --------------------------------------------------------------------------
     async def room_updated(self, room: RoomRecord) -> None:
         data = {"roomId": room.room_id, "settings": wire.settings(room.settings)}

@@ -20,6 +20,7 @@ from parley.rooms.models import (
     RoomGone,
     RoomRecord,
     RoomSettings,
+    Schedule,
 )
 from parley.store import tables as t
 from parley.store.database import current_revision, head_revision
@@ -70,6 +71,7 @@ class Store:
                         host_key_hash=record.host_key_hash,
                         created_at=record.created_at,
                         **_settings_row(record.settings),
+                        **_schedule_row(record.schedule),
                     )
                 )
         except IntegrityError:
@@ -105,11 +107,21 @@ class Store:
         async with self._engine.connect() as connection:
             return set((await connection.execute(query)).scalars())
 
-    async def delete_room(self, uid: str, log: Sequence[LogEntry] = ()) -> list[str]:
+    async def delete_room(
+        self, uid: str, log: Sequence[LogEntry] = (), hold_id: tuple[int, int] | None = None
+    ) -> list[str]:
         """``log`` (the meeting's end) is written last, in the same transaction, when the
-        meeting had started: after the room's row is gone, so nothing of the room can be
-        written after it."""
+        meeting had started or was scheduled: after the room's row is gone, so nothing of the
+        room can be written after it. Holds of ended ids that have run out are dropped."""
         async with self._engine.begin() as connection:
+            room_id = await connection.scalar(select(t.rooms.c.room_id).where(t.rooms.c.uid == uid))
+            if room_id is not None and hold_id is not None:
+                now, until = hold_id
+                ended = t.ended_rooms
+                await connection.execute(
+                    delete(ended).where(or_(ended.c.held_until < now, ended.c.room_id == room_id))
+                )
+                await connection.execute(ended.insert().values(room_id=room_id, held_until=until))
             names = (
                 await connection.execute(
                     select(t.files.c.filename).where(t.files.c.room_uid == uid)
@@ -120,15 +132,24 @@ class Store:
             await connection.execute(delete(t.files).where(t.files.c.room_uid == uid))
             await connection.execute(delete(t.removals).where(t.removals.c.room_uid == uid))
             gone = await connection.execute(
-                delete(t.rooms).where(t.rooms.c.uid == uid).returning(t.rooms.c.started_at)
+                delete(t.rooms)
+                .where(t.rooms.c.uid == uid)
+                .returning(t.rooms.c.started_at, t.rooms.c.expires_at)
             )
-            started = gone.scalar_one_or_none() is not None
+            row = gone.first()
+            started = row is not None and (row[0] is not None or row[1] is not None)
             written = bool(log) and started
             if written:
                 await self._write_log(connection, log)
         if written:
             self._on_log_written()
         return filenames
+
+    async def id_held_until(self, room_id: str) -> int | None:
+        query = select(t.ended_rooms.c.held_until).where(t.ended_rooms.c.room_id == room_id)
+        async with self._engine.connect() as connection:
+            held = await connection.scalar(query)
+        return None if held is None else int(held)
 
     async def add_removal(self, uid: str, user_id: str, at_ms: int) -> None:
         values = {"room_uid": uid, "user_id": user_id, "removed_at": at_ms}
@@ -601,7 +622,32 @@ def _room(row: Row[tuple[object, ...]]) -> RoomRecord:
             private_chat=bool(m["private_chat"]),
             listed=bool(m["listed"]),
         ),
+        schedule=_schedule(m),
     )
+
+
+def _schedule(m: Any) -> Schedule | None:
+    if m["expires_at"] is None:
+        return None
+    return Schedule(
+        expires_at=m["expires_at"],
+        starts_at=m["starts_at"],
+        max_participants=m["max_participants"],
+        empty_timeout_seconds=m["empty_timeout_seconds"],
+        metadata=m["room_metadata"],
+    )
+
+
+def _schedule_row(schedule: Schedule | None) -> dict[str, object]:
+    if schedule is None:
+        return {}
+    return {
+        "expires_at": schedule.expires_at,
+        "starts_at": schedule.starts_at,
+        "max_participants": schedule.max_participants,
+        "empty_timeout_seconds": schedule.empty_timeout_seconds,
+        "room_metadata": schedule.metadata,
+    }
 
 
 def _settings_row(settings: RoomSettings) -> dict[str, object]:

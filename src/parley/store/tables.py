@@ -35,7 +35,23 @@ rooms = Table(
     Column("self_unmute", Boolean, nullable=False, server_default=true()),
     Column("private_chat", Boolean, nullable=False, server_default=true()),
     Column("started_at", BigInteger, nullable=True),
+    Column("expires_at", BigInteger, nullable=True),
+    Column("starts_at", BigInteger, nullable=True),
+    Column("max_participants", Integer, nullable=True),
+    Column("empty_timeout_seconds", Integer, nullable=True),
+    Column("room_metadata", Text, nullable=True),
 )
+"""``expires_at`` is set for scheduled meetings (made over the REST API), with the columns
+after it."""
+
+ended_rooms = Table(
+    "ended_rooms",
+    metadata,
+    Column("room_id", String(64), primary_key=True),
+    Column("held_until", BigInteger, nullable=False),
+    Index("ix_ended_rooms_held_until", "held_until"),
+)
+"""Ids of ended meetings that ``createRoom`` may not take again before ``held_until``."""
 
 files = Table(
     "files",

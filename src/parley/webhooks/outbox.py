@@ -142,8 +142,17 @@ class OutboxLog:
             "createdAt": created_at,
             "room": {"roomId": room.room_id, "roomName": room.name},
         }
+        if room.schedule is not None and room.schedule.metadata is not None:
+            body["room"] = {
+                "roomId": room.room_id,
+                "roomName": room.name,
+                "metadata": room.schedule.metadata,
+            }
         if participant is not None:
-            body["participant"] = {"userId": participant.user_id, "userName": participant.user_name}
+            who = {"userId": participant.user_id, "userName": participant.user_name}
+            if participant.external_id is not None:
+                who["externalId"] = participant.external_id
+            body["participant"] = who
         if track is not None:
             body["participant"] = {"userId": track.user_id, "userName": track.user_name}
             body["track"] = {

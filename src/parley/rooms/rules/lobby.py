@@ -5,7 +5,13 @@ from __future__ import annotations
 from parley.errors import InvalidPayload
 from parley.rooms.effects import Admitted, Effects, LobbyDenied, LobbyRequested, LobbyResolved
 from parley.rooms.models import LiveRoom, LobbyOutcome, LobbyRequest, Waiting
-from parley.rooms.rules.membership import Door, check_room_for_one_more, enter, joined
+from parley.rooms.rules.membership import (
+    Door,
+    capacity,
+    check_room_for_one_more,
+    enter,
+    joined,
+)
 
 
 def knock(
@@ -15,13 +21,14 @@ def knock(
     user_id: str | None,
     request_id: str,
     now_ms: int,
+    external_id: str | None = None,
 ) -> tuple[LiveRoom, Waiting, Effects]:
     """``conn_id`` waits to be let in (the same request, when it already waits here); the
     hosts are told."""
     already = room.waiting(conn_id)
     if already is not None:
         return room, Waiting(room.record, already), ()
-    request = LobbyRequest(request_id, conn_id, user_name, now_ms, user_id)
+    request = LobbyRequest(request_id, conn_id, user_name, now_ms, user_id, external_id=external_id)
     room = room.with_request(request)
     return room, Waiting(room.record, request), (LobbyRequested(room.record, request, room.hosts),)
 
@@ -49,7 +56,13 @@ def let_in(room: LiveRoom, request: LobbyRequest, door: Door) -> tuple[LiveRoom,
     check_room_for_one_more(room, door.max_participants)
     user_id = request.user_id or door.new_user_id()
     room, participant, effects = enter(
-        room, request.conn_id, request.user_name, False, user_id, door.now_ms
+        room,
+        request.conn_id,
+        request.user_name,
+        False,
+        user_id,
+        door.now_ms,
+        request.external_id,
     )
     answer = joined(room, participant, door.token(room.record.uid, participant.user_id))
     return room, (*effects, Admitted(request, answer), _resolved(room, request, "admitted"))
@@ -60,7 +73,7 @@ def admit_everyone(room: LiveRoom, door: Door) -> tuple[LiveRoom, Effects]:
     room (the others keep waiting, for a host to admit them once there is)."""
     effects: Effects = ()
     for request in room.lobby:
-        if len(room.participants) >= door.max_participants:
+        if len(room.participants) >= capacity(room, door.max_participants):
             break
         room, more = let_in(room.without_request(request.request_id), request, door)
         effects += more

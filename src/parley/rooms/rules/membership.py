@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from parley.errors import RoomFull, RoomLocked
+from parley.errors import MeetingNotStarted, RoomFull, RoomLocked
 from parley.rooms.effects import (
     ConnectionEntered,
     ConnectionLeft,
@@ -41,9 +41,27 @@ class Door:
 
 
 # --- coming in ----------------------------------------------------------------------------
+def capacity(room: LiveRoom, max_participants: int) -> int:
+    """Participants ``room`` takes: the server's limit, or a scheduled meeting's lower one."""
+    schedule = room.record.schedule
+    if schedule is None or schedule.max_participants is None:
+        return max_participants
+    return min(max_participants, schedule.max_participants)
+
+
 def check_room_for_one_more(room: LiveRoom, max_participants: int) -> None:
-    if len(room.participants) >= max_participants:
+    if len(room.participants) >= capacity(room, max_participants):
         raise RoomFull("This meeting is full.")
+
+
+def check_started(room: LiveRoom, as_host: bool, now_ms: int) -> None:
+    """Before a scheduled meeting's start only hosts come in, and others once a host is in."""
+    schedule = room.record.schedule
+    if schedule is None or schedule.starts_at is None or now_ms >= schedule.starts_at:
+        return
+    if as_host or any(p.is_host for p in room.participants):
+        return
+    raise MeetingNotStarted("This meeting has not started yet; a host has not come in.")
 
 
 def check_unlocked(room: LiveRoom) -> None:
@@ -52,7 +70,13 @@ def check_unlocked(room: LiveRoom) -> None:
 
 
 def enter(
-    room: LiveRoom, conn_id: str, user_name: str, as_host: bool, user_id: str, now_ms: int
+    room: LiveRoom,
+    conn_id: str,
+    user_name: str,
+    as_host: bool,
+    user_id: str,
+    now_ms: int,
+    external_id: str | None = None,
 ) -> tuple[LiveRoom, Participant, Effects]:
     """A new arrival (``user_id``: a fresh id, or a returning participant's whose place is
     gone: what a host muted of it is still muted)."""
@@ -65,6 +89,7 @@ def enter(
         conn_id=conn_id,
         muted=blocked,
         muted_by_host=blocked,
+        external_id=external_id,
     )
     room = room.with_participant(participant)
     record = room.record

@@ -6,7 +6,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 from parley.errors import Forbidden
-from parley.rooms.effects import ConnectionEntered, ConnectionLeft, Effects
+from parley.rooms.effects import (
+    ConnectionEntered,
+    ConnectionLeft,
+    ConnectionReplaced,
+    Effects,
+)
 from parley.rooms.models import LiveRoom, Participant
 from parley.rooms.rules.membership import remove
 
@@ -39,8 +44,9 @@ def resume(
     resumed = replace(participant, conn_id=conn_id, grace_until=None)
     effects: Effects = ()
     if previous is not None and previous != conn_id:
-        # A reload can come back before its old connection is noticed gone.
-        effects = (ConnectionLeft(previous, room.record),)
+        # Another tab or device of the same person, or a reload that came back before its
+        # old connection was noticed gone: the old one is told, then hears the room no more.
+        effects = (ConnectionReplaced(previous, room.record), ConnectionLeft(previous, room.record))
     return (
         room.with_participant(resumed),
         resumed,
