@@ -15,8 +15,11 @@ from openapi_spec_validator import validate
 from parley.media.fake import FakeEngine
 from parley.settings import Settings
 from tests.integration.test_api_moderation import MODERATION
-from tests.support.clients import Client
+from tests.integration.test_webhook_delivery import receiving
+from tests.integration.test_webhooks import SECRET
+from tests.support.clients import Client, Clients
 from tests.support.server import RunningServer, run_server
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -260,6 +263,12 @@ async def test_the_openapi_document_declares_bearer_security_and_the_servers_lim
 Operation = tuple[str, str]
 
 
+async def _paced(client: httpx.AsyncClient, path: str) -> httpx.Response | None:
+    """The answer to one more call when it is 429."""
+    answer = await client.get(path)
+    return answer if answer.status_code == 429 else None
+
+
 def documented(document: dict[str, Any]) -> dict[Operation, set[int]]:
     return {
         (method.upper(), path): {int(status) for status in operation["responses"]}
@@ -311,6 +320,35 @@ async def test_every_documented_status_is_one_the_route_sends(
         joined = await bob.ok("joinRoom", {"roomId": room, "userName": "Bob"})
         await call(http, "DELETE", person, f"/api/v1/rooms/{room}/participants/{joined['userId']}")
         await bob.close()
+        at = f"/api/v1/rooms/{room}/participants/{ada}"
+        gone = f"/api/v1/rooms/no-such-room/participants/{ada}"
+        for verb, body in (
+            ("mute", {"kind": "audio"}),
+            ("unmute", {"kind": "audio"}),
+            ("role", {"role": "host"}),
+            ("name", {"userName": "Ada L"}),
+        ):
+            await call(http, "POST", f"{person}/{verb}", f"{at}/{verb}", json=body)
+            await call(http, "POST", f"{person}/{verb}", f"{at}/{verb}", json={})
+            await call(http, "POST", f"{person}/{verb}", f"{gone}/{verb}", json=body)
+        await call(http, "POST", f"{person}/role", f"{at}/role", json={"role": "participant"})
+        for listed in ("/lobby", "/bans"):
+            for where in (room, "bad!id", "no-such-room"):
+                await call(http, "GET", one + listed, f"/api/v1/rooms/{where}{listed}")
+        decide = one + "/lobby/{requestId}/"
+        for decision in ("admit", "deny"):
+            for where in (room, "no-such-room"):
+                path = f"/api/v1/rooms/{where}/lobby/r1/{decision}"
+                await call(http, "POST", decide + decision, path)
+        ban = one + "/bans/{userId}"
+        for where, who in ((room, ada), (room, "bad!id"), ("no-such-room", ada)):
+            await call(http, "DELETE", ban, f"/api/v1/rooms/{where}/bans/{who}")
+        for where, body in ((room, {"message": "Hi"}), (room, {}), ("no-such", {"message": "Hi"})):
+            await call(http, "POST", messages, f"/api/v1/rooms/{where}/messages", json=body)
+        parked = "/api/v1/webhooks/parked"
+        retry = parked + "/{parkedId}/retry"
+        await call(http, "GET", parked, parked)
+        await call(http, "POST", retry, f"{parked}/1/retry")  # no webhooks: nothing parked
         tokens = "/api/v1/tokens"
         grant = {"roomId": room, "userName": "Kim", "role": "host"}
         await call(http, "POST", tokens, tokens, json=grant)
@@ -319,21 +357,50 @@ async def test_every_documented_status_is_one_the_route_sends(
         await call(http, "DELETE", one, f"/api/v1/rooms/{room}")
     finally:
         await host.close()
-    # a server with one meeting at most, no token secret and two calls at once
-    small = Settings(
-        data_dir=tmp_path, media_engine="none", api_key=KEY, max_rooms=1, api_burst=2, api_rate=0.01
-    )
-    async with (
-        run_server(small) as server,
-        httpx.AsyncClient(base_url=server.url, headers=AUTH) as limited,
-    ):
-        holder = await Client(server.url).connect()
-        only = (await holder.ok("createRoom", {"userName": "Ada", "roomName": "One"}))["roomId"]
-        await call(limited, "POST", rooms, rooms, json={"roomName": "Two"})
-        await call(limited, "POST", tokens, tokens, json=grant | {"roomId": only})
-        await holder.close()
-        answer = await limited.get(rooms)
-        assert answer.status_code == 429 and answer.headers["retry-after"] == "1"
+    # a server with one meeting of two people at most, no token secret, a few calls at once
+    # and a webhook receiver that refuses the meeting's events
+    async with receiving() as receiver:
+        receiver.fail["only"] = 10**6
+        small = Settings(
+            data_dir=tmp_path,
+            media_engine="none",
+            api_key=KEY,
+            max_rooms=1,
+            max_participants=2,
+            api_burst=10,
+            api_rate=0.01,
+            webhook_urls=[receiver.url],
+            webhook_secret=SECRET,
+            webhook_retry_base_seconds=0.05,
+            webhook_retry_max_seconds=0.1,
+            webhook_park_seconds=0.2,
+        )
+        async with (
+            run_server(small) as server,
+            httpx.AsyncClient(base_url=server.url, headers=AUTH) as limited,
+            Clients() as clients,
+        ):
+            holder = await clients.connect(server.url)
+            made = {"userName": "Ada", "roomName": "One", "customRoomId": "only"}
+            await holder.ok("createRoom", made)
+            await holder.ok("updateRoom", {"roomId": "only", "lobby": True})
+            knocks = [
+                (await (await clients.connect(server.url)).ok("joinRoom", join))["requestId"]
+                for join in [{"roomId": "only", "userName": n} for n in ("Kim", "Lee", "Max")]
+            ]
+            lobby = "/api/v1/rooms/only/lobby"
+            await call(limited, "POST", decide + "deny", f"{lobby}/{knocks[0]}/deny")
+            await call(limited, "POST", decide + "admit", f"{lobby}/{knocks[1]}/admit")
+            await call(limited, "POST", decide + "admit", f"{lobby}/{knocks[2]}/admit")  # full
+            await call(limited, "POST", rooms, rooms, json={"roomName": "Two"})
+            await call(limited, "POST", tokens, tokens, json=grant | {"roomId": "only"})
+            worker = server.parley.webhooks
+            assert worker is not None
+            (first, *_) = await wait_until(worker.parked, 15, "a parked event")
+            await call(limited, "GET", parked, parked)
+            await call(limited, "POST", retry, f"{parked}/{first.id}/retry")
+            answer = await wait_until(lambda: _paced(limited, rooms), 15, "a call refused")
+            assert answer.headers["retry-after"] == "1"
     for operation, statuses in documented(document).items():
         seen = sent.get(operation, set()) | {429}  # every route shares the key's pace
         assert statuses <= seen, (operation, statuses - seen)

@@ -12,19 +12,17 @@ from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from parley import wire
 from parley.chat.service import ChatService
+from parley.errors import Forbidden, RoomFull, RoomNotFound
 from parley.fields import Id, Line, Text, UserId
 from parley.files.links import DownloadLinks
+from parley.http.api import Model, errors
 from parley.rooms.controls import Controls
 from parley.rooms.lobby import Lobby
 from parley.rooms.service import RoomsService
-
-
-class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class MuteBody(Model):
@@ -76,65 +74,75 @@ def router(deps: ModerationDeps) -> APIRouter:
     """The moderation routes, relative to the admin API's prefix."""
     r = APIRouter()
     person = "/rooms/{roomId}/participants/{userId}"
+    missing = errors(RoomNotFound)
 
-    @r.post(f"{person}/mute", status_code=204)
+    @r.post(f"{person}/mute", status_code=204, responses=missing)
     async def mute(roomId: Id, userId: UserId, body: MuteBody) -> Response:
         """Stop forwarding ``kind`` from someone, exactly as a host's ``mute``."""
         await deps.controls.mute_by_api(await deps.rooms.find(roomId), userId, body.kind)
         return Response(status_code=204)
 
-    @r.post(f"{person}/unmute", status_code=204)
+    @r.post(f"{person}/unmute", status_code=204, responses=missing)
     async def unmute(roomId: Id, userId: UserId, body: MuteBody) -> Response:
         """Forward ``kind`` again, exactly as a host's ``unmute``."""
         await deps.controls.unmute_by_api(await deps.rooms.find(roomId), userId, body.kind)
         return Response(status_code=204)
 
-    @r.post(f"{person}/role", status_code=204)
+    @r.post(f"{person}/role", status_code=204, responses=errors(Forbidden, RoomNotFound))
     async def role(roomId: Id, userId: UserId, body: RoleBody) -> Response:
         """Make someone a host or a participant, exactly as a host's ``setRole``."""
         room = await deps.rooms.find(roomId)
         await deps.controls.set_role_by_api(room, userId, body.role == "host")
         return Response(status_code=204)
 
-    @r.post(f"{person}/name", status_code=204)
+    @r.post(f"{person}/name", status_code=204, responses=missing)
     async def rename(roomId: Id, userId: UserId, body: NameBody) -> Response:
         """Show someone under another name (the room gets ``userUpdated``)."""
         name = deps.rooms.user_name(body.userName)
         await deps.controls.rename(await deps.rooms.find(roomId), userId, name)
         return Response(status_code=204)
 
-    @r.get("/rooms/{roomId}/lobby", response_model=list[LobbyRequest])
+    @r.get("/rooms/{roomId}/lobby", response_model=list[LobbyRequest], responses=missing)
     async def lobby(roomId: Id) -> list[dict[str, object]]:
         """Who waits at the door now, oldest first."""
         waiting = await deps.lobby.waiting(await deps.rooms.find(roomId))
         return [wire.lobby_request(r) for r in waiting]
 
-    @r.post("/rooms/{roomId}/lobby/{requestId}/admit", status_code=204)
+    @r.post(
+        "/rooms/{roomId}/lobby/{requestId}/admit",
+        status_code=204,
+        responses=errors(RoomFull, RoomNotFound),
+    )
     async def admit(roomId: Id, requestId: Id) -> Response:
         """Let a request in, exactly as a host's ``admit``."""
         await deps.lobby.admit_by_api(await deps.rooms.find(roomId), requestId)
         return Response(status_code=204)
 
-    @r.post("/rooms/{roomId}/lobby/{requestId}/deny", status_code=204)
+    @r.post("/rooms/{roomId}/lobby/{requestId}/deny", status_code=204, responses=missing)
     async def deny(roomId: Id, requestId: Id) -> Response:
         """Turn a request away, exactly as a host's ``deny``."""
         await deps.lobby.deny_by_api(await deps.rooms.find(roomId), requestId)
         return Response(status_code=204)
 
-    @r.get("/rooms/{roomId}/bans", response_model=list[Removal])
+    @r.get("/rooms/{roomId}/bans", response_model=list[Removal], responses=missing)
     async def bans(roomId: Id) -> list[dict[str, object]]:
         """Who was removed from this meeting (and is refused for the rest of it)."""
         found = await deps.controls.removals(await deps.rooms.find(roomId))
         return [{"userId": r.user_id, "removedAt": r.at} for r in found]
 
-    @r.delete("/rooms/{roomId}/bans/{userId}", status_code=204)
+    @r.delete("/rooms/{roomId}/bans/{userId}", status_code=204, responses=missing)
     async def lift(roomId: Id, userId: UserId) -> Response:
         """Lift a removal: that userId's tokens admit it to this meeting again (204 also when
         it was not removed)."""
         await deps.controls.lift_removal(await deps.rooms.find(roomId), userId)
         return Response(status_code=204)
 
-    @r.post("/rooms/{roomId}/messages", status_code=201, response_model=PostedMessage)
+    @r.post(
+        "/rooms/{roomId}/messages",
+        status_code=201,
+        response_model=PostedMessage,
+        responses=missing,
+    )
     async def post(roomId: Id, body: SystemMessage) -> dict[str, object]:
         """A message from the server to everyone in the meeting (``userId: "api"``)."""
         stored = await deps.chat.post_system(await deps.rooms.find(roomId), body.message)

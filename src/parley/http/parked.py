@@ -8,15 +8,13 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response
-from pydantic import BaseModel, ConfigDict
 
 from parley.errors import InvalidPayload
+from parley.http.api import Model
 from parley.webhooks.worker import WebhookWorker, redacted
 
 
-class ParkedEvent(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ParkedEvent(Model):
     id: int
     eventId: str
     event: str
