@@ -52,6 +52,8 @@ class RoomSubscriptions:
         self._client: Redis | None = None
         self._pubsub: PubSub | None = None
         self._confirmations: dict[bytes, list[asyncio.Future[None]]] = {}
+        self._pending: dict[str, asyncio.Task[None]] = {}
+        """Subscriptions sent and not yet confirmed, by room."""
         self._task: asyncio.Task[None] | None = None
         self._down = False
 
@@ -60,20 +62,28 @@ class RoomSubscriptions:
             self._task = asyncio.create_task(self._run())
 
     async def follow(self, rooms: Iterable[object]) -> None:
-        """Subscribe to each of ``rooms`` this node now holds and is not subscribed to;
-        unsubscribe from each it no longer holds."""
+        """Subscribe to each of ``rooms`` this node now holds and is not subscribed to (and
+        wait until Redis confirms it, or a subscription under way is); unsubscribe from each
+        it no longer holds. The lock covers changes only, never the wait for Redis: the task
+        that reads the confirmations may itself be leaving a room meanwhile."""
         for room in rooms:
-            if not isinstance(room, str) or self._owner.holds_room(room) == (room in self.wanted):
+            if not isinstance(room, str):
+                continue
+            holds = self._owner.holds_room(room)
+            if holds == (room in self.wanted) and room not in self._pending:
                 continue
             async with self._lock:
                 holds = self._owner.holds_room(room)
                 if holds and room not in self.wanted:
                     self._owner.remember_room(room)
                     self.wanted |= {room}
-                    await self._subscribe(room)
+                    self._pending[room] = asyncio.create_task(self._subscribe(room))
                 elif not holds and room in self.wanted:
                     self.wanted -= {room}
                     await self._unsubscribe(room)
+                pending = self._pending.get(room) if holds else None
+            if pending is not None:
+                await asyncio.shield(pending)
 
     async def _subscribe(self, room: str) -> None:
         channel = self._owner.room_channel(room).encode()
@@ -83,6 +93,8 @@ class RoomSubscriptions:
             async with asyncio.timeout(self.timeout):
                 await self._connected.wait()
                 assert self._pubsub is not None
+                if room not in self.wanted:
+                    return  # left before Redis was there to ask
                 await self._pubsub.subscribe(channel)
                 await confirmed
         except asyncio.CancelledError:
@@ -95,6 +107,8 @@ class RoomSubscriptions:
                 waiting.remove(confirmed)
             if not waiting:
                 self._confirmations.pop(channel, None)
+            if self._pending.get(room) is asyncio.current_task():
+                del self._pending[room]
 
     async def _unsubscribe(self, room: str) -> None:
         pubsub = self._pubsub
@@ -166,9 +180,11 @@ class RoomSubscriptions:
                 await client.aclose()
 
     async def close(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
+        tasks = [t for t in (self._task, *self._pending.values()) if t is not None]
+        self._task = None
+        for task in tasks:
             task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self._close_client()
