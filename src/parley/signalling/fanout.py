@@ -156,6 +156,11 @@ class ClusterFanoutManager(internals.AsyncPubSubManager, FanoutManager):  # type
     def start(self) -> None:
         """Start listening now rather than at this node's first connection."""
         internals.initialize_manager(self.server)
+
+    def initialize(self) -> None:
+        """Start both listeners: python-socketio's on the node-wide channel, and the room and
+        node channels' (once, at ``start`` or at this node's first connection)."""
+        super().initialize()
         self._rooms.start()
 
     def holds_room(self, room: object, namespace: str = "/") -> bool:
