@@ -185,7 +185,7 @@ def scaling(args: argparse.Namespace, sizes: list[int], messages: int) -> None:
         **cluster_env(args),
         "PARLEY_CHAT_RATE": "100000",
         "PARLEY_CHAT_BURST": "100000",
-        "PARLEY_NODE_LEASE_SECONDS": "30",  # many nodes on two busy cores: none taken for dead
+        "PARLEY_NODE_LEASE_SECONDS": "10",  # many nodes on two busy cores: none taken for dead
     }
     with running_postgres() as postgres, tempfile.TemporaryDirectory(prefix="parley-cs-") as tmp:
         for count in sizes:
