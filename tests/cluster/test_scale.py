@@ -17,9 +17,9 @@ from tests.support.clients import Client
 from tests.support.cluster import Cluster
 from tests.support.waiting import wait_until
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]  # four more nodes start here
 
-MESSAGES = 100
+MESSAGES = 50
 NODE_ENV = {"PARLEY_CHAT_RATE": "10000", "PARLEY_CHAT_BURST": "10000"}
 TRIES = 5
 
