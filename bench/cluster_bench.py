@@ -3,6 +3,12 @@
 figure (SIGKILL one of two nodes: time until every client that was on it has resumed).
 
     .venv/bin/python bench/cluster_bench.py [--rooms 20 --clients-per-room 10 --duration 10]
+    .venv/bin/python bench/cluster_bench.py --scaling [--scaling-nodes 2,4,8,16]
+
+``--scaling`` runs only the scaling run instead: 2, 4, 8 and 16 small nodes on one Redis, two
+rooms per node, each room's two people on two neighbouring nodes; every room chats at once.
+Per chat message: Redis output bytes and commands (from Redis' own ``INFO``), CPU of each node,
+and messages delivered per second.
 
 Every process runs on 127.0.0.1 (Redis, PostgreSQL, Parley, HAProxy, Node); run it under
 ``scripts/loopback-only``. See bench/README.md.
@@ -26,6 +32,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH_DIR.parent), str(BENCH_DIR.parent / "src"), str(BENCH_DIR)]
 
 import chat_bench  # noqa: E402
+from redis.asyncio import Redis  # noqa: E402
 
 from tests.support.clients import Client  # noqa: E402
 from tests.support.cluster import Cluster, RedisServer  # noqa: E402
@@ -110,12 +117,115 @@ async def failover(cluster: Cluster, clients_count: int, rooms: int) -> list[flo
     return sorted(times)
 
 
+async def redis_counters(redis: Redis) -> tuple[int, int]:
+    """Redis' output bytes and commands run so far."""
+    stats = await redis.info("stats")
+    commands = await redis.info("commandstats")
+    calls = sum(int(v["calls"]) for k, v in commands.items() if k.startswith("cmdstat_"))
+    return int(stats["total_net_output_bytes"]), calls
+
+
+async def scaling_load(
+    cluster: Cluster, names: list[str], messages: int, pids: Pids
+) -> dict[str, float]:
+    """Two rooms per node, each with a sender on one node and a listener on the next; every
+    sender sends ``messages`` messages, all rooms at once. Redis' cost per message, node CPU,
+    and messages delivered per second."""
+    redis = Redis.from_url(cluster.redis.url)
+    everyone: list[Client] = []
+    pairs: list[tuple[Client, Client, str]] = []
+    try:
+        for i in range(2 * len(names)):
+            here = cluster.nodes[names[i % len(names)]].url
+            there = cluster.nodes[names[(i + 1) % len(names)]].url
+            sender = await Client(here).connect()
+            listener = await Client(there).connect()
+            everyone += [sender, listener]
+            created = await sender.ok("createRoom", {"userName": "S", "roomName": f"r{i}"})
+            await listener.ok("joinRoom", {"roomId": created["roomId"], "userName": "L"})
+            pairs.append((sender, listener, created["roomId"]))
+
+        async def chat(sender: Client, listener: Client, room_id: str) -> None:
+            for n in range(messages):
+                await sender.ok("message", {"roomId": room_id, "message": f"m{n} " + "x" * 60})
+            while len(listener.received["message"]) < messages:
+                await listener.next("message", timeout=30)
+
+        bytes0, calls0 = await redis_counters(redis)
+        pids.begin()
+        started = time.monotonic()
+        await asyncio.gather(*(chat(*pair) for pair in pairs))
+        wall = time.monotonic() - started
+        cpu = pids.end()
+        bytes1, calls1 = await redis_counters(redis)
+        sent = messages * len(pairs)
+        node_cpu = [v for n, v in cpu.items() if n.startswith("node")]
+        return {
+            "bytes": (bytes1 - bytes0) / sent,
+            "commands": (calls1 - calls0) / sent,
+            "delivered": sent / wall,
+            "node_cpu": statistics.mean(node_cpu),
+            "redis_cpu": cpu["redis"],
+        }
+    finally:
+        for client in everyone:
+            with contextlib.suppress(Exception):
+                await client.close()
+        await redis.aclose()
+
+
+def scaling(args: argparse.Namespace, sizes: list[int], messages: int) -> None:
+    print(
+        f"Scaling: 2 rooms per node, 2 people each on neighbouring nodes, {messages} messages "
+        f"per room, all rooms at once; {psutil.cpu_count()} CPUs, load average "
+        f"{chat_bench.load_average()}"
+    )
+    print("nodes  Redis bytes/msg  Redis commands/msg  delivered msgs/s  CPU/node  Redis CPU")
+    env = {
+        **cluster_env(args),
+        "PARLEY_CHAT_RATE": "100000",
+        "PARLEY_CHAT_BURST": "100000",
+        "PARLEY_NODE_LEASE_SECONDS": "10",  # many nodes on two busy cores: none taken for dead
+    }
+    with running_postgres() as postgres, tempfile.TemporaryDirectory(prefix="parley-cs-") as tmp:
+        for count in sizes:
+            base = Path(tmp) / f"n{count}"
+            database = asyncio.run(postgres.create_database())
+            redis = RedisServer(base)
+            redis.start()
+            cluster = Cluster(base / "c", redis, postgres.url(database), env)
+            try:
+                names = [f"node{i + 1}" for i in range(count)]
+                for name in names:
+                    cluster.add_node(name)
+                cluster.start_nodes(names)
+                pids = {n: node.process.pid for n, node in cluster.nodes.items() if node.process}
+                assert redis.process is not None
+                pids["redis"] = redis.process.pid
+                got = asyncio.run(scaling_load(cluster, names, messages, Pids(pids)))
+                print(
+                    f"{count:>5}  {got['bytes']:>15,.0f}  {got['commands']:>18.1f}  "
+                    f"{got['delivered']:>16,.0f}  {got['node_cpu']:>7.0f}%  "
+                    f"{got['redis_cpu']:>8.0f}%",
+                    flush=True,
+                )
+            finally:
+                cluster.stop()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--failover-clients", type=int, default=100)
     parser.add_argument("--failover-rooms", type=int, default=10)
+    parser.add_argument("--scaling", action="store_true", help="only the scaling run")
+    parser.add_argument("--scaling-nodes", default="2,4,8,16")
+    parser.add_argument("--scaling-messages", type=int, default=200)
     ours, rest = parser.parse_known_args()
     args = chat_bench.parse_args(rest)
+    if ours.scaling:
+        sizes = [int(n) for n in ours.scaling_nodes.split(",")]
+        scaling(args, sizes, ours.scaling_messages)
+        return 0
     chat_bench.ensure_node_modules(args)
     options = {
         "clientsPerRoom": args.clients_per_room,

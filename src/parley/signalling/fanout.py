@@ -6,7 +6,8 @@ strategy object).
   written as it is to every WebSocket recipient with nothing queued ahead of it.
 - ``ClusterFanoutManager``: the same across nodes, over Redis pub/sub. It is python-socketio's
   ``AsyncPubSubManager`` with the two methods that class leaves to a backend, ``_publish`` and
-  ``_listen``, written for Redis with batching, a bounded outbox and reconnection.
+  ``_listen``, written for Redis with batching, a bounded outbox and reconnection; a room's
+  broadcasts travel on that room's channel, which only the nodes holding the room listen to.
 
 What python-socketio itself offers for a broadcast (``emit``) is replaced where this module
 does it differently; each override says why. The library internals those overrides need are in
@@ -20,6 +21,7 @@ import contextlib
 import contextvars
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -27,6 +29,7 @@ import socketio
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
+from parley.cluster.channels import RoomSubscriptions
 from parley.cluster.redis_client import redis_client
 from parley.signalling import socketio_internals as internals
 
@@ -86,24 +89,50 @@ class FanoutManager(socketio.AsyncManager):  # type: ignore[misc]
 class ClusterFanoutManager(internals.AsyncPubSubManager, FanoutManager):  # type: ignore[misc]
     """``FanoutManager`` across nodes: a room broadcast is delivered to this node's recipients
     by ``FanoutManager`` (packet encoded once per node) and published once on Redis for the
-    other nodes, each of which delivers it to its own recipients the same way.
+    other nodes that hold someone of that room, each of which delivers it to its own recipients
+    the same way.
+
+    Channels (``channel`` is the prefix, ``parley`` unless told):
+
+    - ``parley:room:<room>``: the broadcasts to one Socket.IO room. A node subscribes when its
+      first connection of the room enters it and unsubscribes when its last one leaves, so
+      Redis sends a broadcast to the nodes that hold the room, not to every node. The
+      subscription is confirmed by Redis before ``enter_room`` returns (before the join is
+      acknowledged): nothing published to the room after that is lost for the newcomer.
+    - ``parley:node:<host id>``: what is meant for one node (an acknowledgement's answer).
+      A request that one of its connections leave a room (``leave_room``) and ``close_room``
+      travel on the room's channel too, in order with its broadcasts.
+    - ``parley``: the rest, heard by every node: requests about a connection of another node
+      (``disconnect``, ``enter_room``), an event for one connection of another node, and a
+      broadcast to a room this node never held (the REST API, a survivor telling a room that
+      someone's node died).
+
+    The room and node channels share one subscribing connection, read by its own task; the
+    node-wide channel has the other, read by python-socketio's listener. A request to enter a
+    room that comes from another node is handled on the node-wide listener, which waits for the
+    room's subscription before it handles the next node-wide message (such as ``admitted``).
 
     - Publishing goes through one writer task, in order, batched into pipelines: per-connection
       order holds, and a burst of broadcasts costs one round trip.
     - An event for one connection of this node is not published at all.
     - While Redis is away this node keeps delivering to its own connections, drops what it
-      cannot publish, logs the outage once, and reconnects with backoff (0.1 s doubling to 5 s).
+      cannot publish, logs the outage once, and reconnects with backoff (0.1 s doubling to 5 s),
+      subscribing again to the rooms it holds.
     """
 
     name = "parley-redis"
     max_pending = 10_000
     """Messages held for publishing; more while Redis is away are dropped."""
+    known_rooms = 10_000
+    """Rooms this node remembers having held, to publish their broadcasts on their channel."""
+    subscribe_timeout = 2.0
+    """Seconds ``enter_room`` waits for Redis to confirm a room's subscription."""
 
     def __init__(self, url: str, channel: str = "parley") -> None:
         super().__init__(channel=channel)
         self.redis_url = url
         self._redis_options: dict[str, Any] = {"health_check_interval": 5}
-        self._outbox: asyncio.Queue[str] | None = None
+        self._outbox: asyncio.Queue[tuple[str, str]] | None = None
         self._publisher: Redis | None = None
         self._subscriber: Redis | None = None
         self._writer: asyncio.Task[None] | None = None
@@ -111,10 +140,37 @@ class ClusterFanoutManager(internals.AsyncPubSubManager, FanoutManager):  # type
         self._listen_down = False
         self.published = 0
         self.dropped = 0
+        self.node_channel = f"{channel}:node:{self.host_id}"
+        self._known_rooms: OrderedDict[str, None] = OrderedDict()
+        self._rooms = RoomSubscriptions(self, url, self._redis_options, self.subscribe_timeout)
+
+    def room_channel(self, room: str) -> str:
+        """The channel a room's broadcasts travel on."""
+        return f"{self.channel}:room:{room}"
+
+    @property
+    def subscribed_rooms(self) -> frozenset[str]:
+        """The rooms this node listens to (it holds someone of each)."""
+        return self._rooms.wanted
 
     def start(self) -> None:
         """Start listening now rather than at this node's first connection."""
         internals.initialize_manager(self.server)
+
+    def initialize(self) -> None:
+        """Start both listeners: python-socketio's on the node-wide channel, and the room and
+        node channels' (once, at ``start`` or at this node's first connection)."""
+        super().initialize()
+        self._rooms.start()
+
+    def holds_room(self, room: object, namespace: str = "/") -> bool:
+        """Whether ``room`` is a Socket.IO room (not a connection's own) with a connection of
+        this node in it."""
+        return (
+            isinstance(room, str)
+            and room in self.rooms.get(namespace, {})
+            and not self.is_sid_room(namespace, room)
+        )
 
     # Overridden: an event for one connection of this node is delivered here and not
     # published (python-socketio publishes every emit, for every node to look up the sid).
@@ -148,13 +204,76 @@ class ClusterFanoutManager(internals.AsyncPubSubManager, FanoutManager):  # type
             **kwargs,
         )
 
+    # Overridden (all of the membership changes below): after python-socketio has changed this
+    # node's rooms, this node's subscriptions follow.
+    async def enter_room(
+        self, sid: str, namespace: str, room: str, eio_sid: str | None = None
+    ) -> None:
+        await super().enter_room(sid, namespace, room, eio_sid=eio_sid)
+        await self._rooms.follow([room])
+
+    async def leave_room(self, sid: str, namespace: str, room: str) -> None:
+        await super().leave_room(sid, namespace, room)
+        await self._rooms.follow([room])
+
+    async def close_room(self, room: str, namespace: str | None = None) -> None:
+        await super().close_room(room, namespace)
+        await self._rooms.follow([room])
+
+    async def disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
+        rooms = [r for r in self.get_rooms(sid, namespace) if r != sid]
+        await super().disconnect(sid, namespace, **kwargs)
+        await self._rooms.follow(rooms)
+
+    async def _handle_enter_room(self, message: dict[str, Any]) -> None:
+        await super()._handle_enter_room(message)
+        await self._rooms.follow([message.get("room")])
+
+    async def _handle_leave_room(self, message: dict[str, Any]) -> None:
+        await super()._handle_leave_room(message)
+        await self._rooms.follow([message.get("room")])
+
+    async def _handle_close_room(self, message: dict[str, Any]) -> None:
+        await super()._handle_close_room(message)
+        await self._rooms.follow([message.get("room")])
+
+    def _channel_for(self, message: dict[str, Any]) -> str:
+        method = message.get("method")
+        room = message.get("room")
+        if method in ("leave_room", "close_room") and isinstance(room, str):
+            # On the room's channel, in order with its broadcasts: a broadcast published before
+            # someone of another node leaves still reaches them there.
+            return self.room_channel(room)
+        if method == "emit" and self._is_room(room, message.get("namespace") or "/"):
+            return self.room_channel(str(room))
+        if method == "callback":
+            return f"{self.channel}:node:{message.get('host_id')}"
+        return str(self.channel)
+
+    def _is_room(self, target: object, namespace: str) -> bool:
+        """Whether ``target`` is known here as a room (rather than a connection of another
+        node): this node holds it, or held it lately."""
+        if self.holds_room(target, namespace):
+            return True
+        return isinstance(target, str) and target in self._known_rooms
+
+    def remember_room(self, room: str) -> None:
+        """``room`` is a Socket.IO room (its broadcasts from here go on its channel even after
+        this node's last person of it has left); the oldest of more than ``known_rooms`` is
+        forgotten (its broadcasts from here then go on the node-wide channel)."""
+        self._known_rooms[room] = None
+        self._known_rooms.move_to_end(room)
+        while len(self._known_rooms) > self.known_rooms:
+            self._known_rooms.popitem(last=False)
+
     async def _publish(self, data: Any) -> None:
         if self._outbox is None:
             self._outbox = asyncio.Queue(self.max_pending)
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write(), context=contextvars.Context())
+        channel = self._channel_for(data) if isinstance(data, dict) else self.channel
         try:
-            self._outbox.put_nowait(json.dumps(data, separators=(",", ":")))
+            self._outbox.put_nowait((channel, json.dumps(data, separators=(",", ":"))))
         except asyncio.QueueFull:
             self.dropped += 1
 
@@ -170,8 +289,8 @@ class ClusterFanoutManager(internals.AsyncPubSubManager, FanoutManager):  # type
                 if self._publisher is None:
                     self._publisher = redis_client(self.redis_url, **self._redis_options)
                 async with self._publisher.pipeline(transaction=False) as pipe:
-                    for message in batch:
-                        pipe.publish(self.channel, message)
+                    for channel, message in batch:
+                        pipe.publish(channel, message)
                     await pipe.execute()
                 self.published += len(batch)
                 if self._publish_down:
@@ -195,6 +314,27 @@ class ClusterFanoutManager(internals.AsyncPubSubManager, FanoutManager):  # type
                     self.dropped += 1
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+    async def handle_channel_message(self, raw: bytes) -> None:
+        """A message heard on a room or node channel: a broadcast from another node, or the
+        answer to an acknowledgement this node asked for."""
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            return
+        if not isinstance(data, dict):
+            return
+        method = data.get("method")
+        if method == "callback":
+            await self._handle_callback(data)
+        elif data.get("host_id") == self.host_id:
+            return
+        elif method == "emit":
+            await self._handle_emit(data)
+        elif method == "leave_room":
+            await self._handle_leave_room(data)
+        elif method == "close_room":
+            await self._handle_close_room(data)
 
     async def _listen(self) -> AsyncIterator[bytes]:
         channel = self.channel.encode()
@@ -248,7 +388,8 @@ class ClusterFanoutManager(internals.AsyncPubSubManager, FanoutManager):  # type
                 await client.aclose()
 
     async def close(self) -> None:
-        """Stop publishing and listening, and close both Redis clients."""
+        """Stop publishing and listening, and close every Redis client."""
+        await self._rooms.close()
         for task in (self._writer, internals.listener_task(self)):
             if task is not None:
                 task.cancel()
