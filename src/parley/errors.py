@@ -29,6 +29,8 @@ class ErrorCode(StrEnum):
     RATE_LIMITED = "RATE_LIMITED"
     MEDIA_ERROR = "MEDIA_ERROR"
     INTERNAL = "INTERNAL"
+    RECORDING_ACTIVE = "RECORDING_ACTIVE"
+    E2EE_ACTIVE = "E2EE_ACTIVE"
 
 
 class ParleyError(Exception):
@@ -81,6 +83,20 @@ class Forbidden(Denied):
     """The caller is in the room but lacks the role (or the thing is not theirs)."""
 
     code = ErrorCode.FORBIDDEN
+
+
+class RecordingActive(Denied):
+    """A recording of the room is already running."""
+
+    code = ErrorCode.RECORDING_ACTIVE
+    http_status = 409
+
+
+class E2eeActive(Denied):
+    """An end-to-end encrypted meeting: the server cannot read, so cannot record, its media."""
+
+    code = ErrorCode.E2EE_ACTIVE
+    http_status = 409
 
 
 class NotInRoom(Denied):

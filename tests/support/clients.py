@@ -39,6 +39,9 @@ EVENTS = (
     "kicked",
     "muted",
     "reaction",
+    "recordingStarted",
+    "recordingStopped",
+    "recordingReady",
 )
 
 

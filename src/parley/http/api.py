@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -176,6 +177,8 @@ class ApiDeps:
     links: DownloadLinks
     clock: Clock
     limiter: KeyedLimiter
+    add_routes: Callable[[APIRouter], None] | None = None
+    """More paths behind the same key (recordings)."""
 
 
 def fingerprint(key: str) -> str:
@@ -268,6 +271,8 @@ def install(app: FastAPI, deps: ApiDeps) -> APIRouter:
         base = str(request.base_url).rstrip("/")
         return {"jwt": token, "joinUrl": f"{base}/r/{room.room_id}?jwt={token}"}
 
+    if deps.add_routes is not None:
+        deps.add_routes(api)
     app.include_router(api)
     _install_docs(app)
     return api
