@@ -130,6 +130,11 @@ async def test_the_openapi_document_is_valid_and_lists_every_endpoint(
             ("DELETE", "/api/v1/rooms/{roomId}/participants/{userId}"),
             ("GET", "/api/v1/rooms/{roomId}/messages"),
             ("POST", "/api/v1/tokens"),
+            ("GET", "/api/v1/rooms/{roomId}/recordings"),
+            ("POST", "/api/v1/rooms/{roomId}/recordings"),
+            ("DELETE", "/api/v1/rooms/{roomId}/recordings/active"),
+            ("GET", "/api/v1/recordings/{recordingId}"),
+            ("DELETE", "/api/v1/recordings/{recordingId}"),
         }
         page = await anonymous.get("/api/docs")
         assert page.status_code == 200 and "/api/docs/swagger-ui-bundle.js" in page.text

@@ -4,13 +4,9 @@ colour and plays the tone for as long as the recording ran."""
 
 from __future__ import annotations
 
-import asyncio
-import fractions
 import json
-import math
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import av
@@ -18,80 +14,15 @@ import httpx
 import numpy as np
 import pytest
 import pytest_asyncio
-from aiortc import RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
-from av import AudioFrame, VideoFrame
 
 from parley.media.embedded import EmbeddedEngine, config_from_settings
-from parley.media.embedded.aiortc_internals import restrict_gathering
 from parley.settings import Settings
 from tests.support.clients import Client
-from tests.support.peers import LOOPBACK, loopback_peer
+from tests.support.recording import TONE_HZ, Publisher, peak_hz, video_seconds
 from tests.support.server import RunningServer, run_server
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.media]
-
-RED = (81, 90, 240)
-"""Red in YUV (BT.601, limited range)."""
-TONE_HZ = 440
-
-
-class SolidColour(VideoStreamTrack):
-    def __init__(self, yuv: tuple[int, int, int], width: int = 320, height: int = 240) -> None:
-        super().__init__()
-        self._yuv, self._size = yuv, (width, height)
-
-    async def recv(self) -> VideoFrame:
-        pts, time_base = await self.next_timestamp()
-        frame = VideoFrame(width=self._size[0], height=self._size[1], format="yuv420p")
-        for plane, value in zip(frame.planes, self._yuv, strict=True):
-            plane.update(bytes([value]) * plane.buffer_size)
-        frame.pts, frame.time_base = pts, time_base
-        return frame
-
-
-class Sine(AudioStreamTrack):
-    """A 48 kHz mono sine of ``hz`` in 20 ms frames, paced in real time."""
-
-    def __init__(self, hz: float) -> None:
-        super().__init__()
-        self._hz = hz
-        self._samples = 0
-        self._start: float | None = None
-
-    async def recv(self) -> AudioFrame:
-        if self._start is None:
-            self._start = time.time()
-        wait = self._start + self._samples / 48000 - time.time()
-        if wait > 0:
-            await asyncio.sleep(wait)
-        t = (np.arange(960) + self._samples) / 48000
-        samples = (np.sin(2 * math.pi * self._hz * t) * 12000).astype("<i2")
-        frame = AudioFrame(format="s16", layout="mono", samples=960)
-        frame.planes[0].update(samples.tobytes())
-        frame.pts, frame.sample_rate = self._samples, 48000
-        frame.time_base = fractions.Fraction(1, 48000)
-        self._samples += 960
-        return frame
-
-
-class Publisher:
-    def __init__(self) -> None:
-        self.pc: RTCPeerConnection = loopback_peer()
-        self.pc.addTrack(SolidColour(RED))
-        self.pc.addTrack(Sine(TONE_HZ))
-
-    async def publish(self, client: Client, room_id: str) -> str:
-        restrict_gathering(self.pc, (LOOPBACK,))
-        await self.pc.setLocalDescription(await self.pc.createOffer())
-        offer = self.pc.localDescription.sdp
-        answer = await client.ok("publish", {"roomId": room_id, "source": "camera", "sdp": offer})
-        await self.pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
-        return str(answer["streamId"])
-
-    async def close(self) -> None:
-        await self.pc.close()
 
 
 @pytest.fixture(scope="module")
@@ -116,23 +47,6 @@ async def closing() -> AsyncIterator[list[Any]]:
     yield things
     for thing in reversed(things):
         await thing.close()
-
-
-def seconds_in(path: Path) -> float:
-    """How many seconds of packets a (possibly still growing) track file holds (0 before its
-    header is written)."""
-    try:
-        with av.open(str(path)) as container:
-            stream = container.streams[0]
-            pts = [p.pts for p in container.demux(stream) if p.pts is not None]
-            return float(max(pts, default=0) * stream.time_base)
-    except av.error.FFmpegError:
-        return 0.0
-
-
-def peak_hz(samples: np.ndarray[Any, Any], rate: int) -> float:
-    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
-    return float(np.argmax(spectrum) * rate / len(samples))
 
 
 async def test_a_host_records_a_meeting_and_everyone_gets_a_file_that_shows_and_plays_it(
@@ -167,13 +81,8 @@ async def test_a_host_records_a_meeting_and_everyone_gets_a_file_that_shows_and_
 
     folder = server.parley.recordings.directory / started["recordingId"]
 
-    def video_seconds() -> float:
-        tracks = json.loads((folder / "tracks.json").read_text())
-        video = [t for t in tracks if t["kind"] == "video"]
-        return seconds_in(folder / video[0]["name"]) if video else 0.0
-
     await wait_until(lambda: (folder / "tracks.json").exists(), 10, "a manifest")
-    await wait_until(lambda: video_seconds() >= 3.0, 20, "three seconds of video on disk")
+    await wait_until(lambda: video_seconds(folder) >= 3.0, 20, "three seconds of video on disk")
     await ada.ok("stopRecording", {"roomId": room_id})
     ran = time.monotonic() - began
     stopped = await bob.next("recordingStopped")
@@ -221,3 +130,34 @@ async def test_a_host_records_a_meeting_and_everyone_gets_a_file_that_shows_and_
     assert [(r["recordingId"], r["status"]) for r in listed] == [(started["recordingId"], "ready")]
     assert listed[0]["url"].startswith("/download-recording/")
     assert await bob.error("getRecordings", {"roomId": room_id}) == "FORBIDDEN"
+
+
+async def test_the_end_of_the_meeting_stops_its_recording_which_is_then_composed(
+    server: RunningServer, closing: list[Any]
+) -> None:
+    ada = await Client(server.url).connect()
+    closing.append(ada)
+    room = await ada.ok("createRoom", {"userName": "Ada", "roomName": "Ending"})
+    publisher = Publisher()
+    closing.append(publisher)
+    await publisher.publish(ada, room["roomId"])
+    started = await ada.ok("startRecording", {"roomId": room["roomId"]})
+    service = server.parley.recordings
+    folder = service.directory / started["recordingId"]
+    await wait_until(lambda: video_seconds(folder) >= 1.0, 20, "a second of video on disk")
+
+    await ada.ok("endMeeting", {"roomId": room["roomId"]})
+
+    async def status() -> tuple[str, str | None]:
+        found = await service.get(started["recordingId"])
+        return found.status, found.reason
+
+    assert await wait_until(lambda: _ready(status()), 120, "the recording composed") == (
+        "ready",
+        "ended",
+    )
+
+
+async def _ready(status: Any) -> Any:
+    found = await status
+    return found if found[0] in ("ready", "failed") else None
