@@ -212,7 +212,12 @@ class Parley:
             RecordingRepository(self.db),
             self.presence,
             capture,
-            Composer(s.ffmpeg_binary, s.recording_jobs, s.recording_compose_timeout_seconds),
+            Composer(
+                s.ffmpeg_binary,
+                s.recording_jobs,
+                s.recording_compose_timeout_seconds,
+                s.recording_niceness,
+            ),
             SocketRecordingEvents(self.sio),
             self.links,
             self.clock,

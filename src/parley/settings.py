@@ -244,6 +244,8 @@ class Settings(BaseSettings):
     recording_queue: int = Field(default=512, ge=16)
     """Packets of one recorded track waiting for its writer; past it packets are dropped (and
     counted) rather than slowing the forwarding down."""
+    recording_niceness: int = Field(default=10, ge=0, le=19)
+    """The ``nice`` increment of composing jobs: the live meeting keeps the CPU first."""
     ffmpeg_binary: str = "ffmpeg"
     """The FFmpeg that composes recordings (Debian's ``ffmpeg``)."""
     recording_compose_timeout_seconds: float = Field(default=3600.0, gt=0)

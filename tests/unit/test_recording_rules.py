@@ -69,5 +69,5 @@ def test_each_track_is_placed_at_its_start_in_the_composed_file() -> None:
     graph = args[args.index("-filter_complex") + 1]
     assert "[2:v]setpts=PTS-STARTPTS+2.000/TB" in graph  # the screen, two seconds in
     assert "[1:a]aresample=48000,adelay=250:all=1" in graph
-    assert "scale=960:720" in graph and "scale=320:720" in graph
+    assert "scale=720:540" in graph and "scale=240:540" in graph
     assert args[args.index("-t") + 1] == "5.000"

@@ -48,6 +48,10 @@ export function humanError(err: unknown, context: ErrorContext = "other"): strin
             : "Please check what you typed.";
       case "INTERNAL":
         return "Something went wrong on the server. Please try again.";
+      case "RECORDING_ACTIVE":
+        return "This meeting is already being recorded.";
+      case "E2EE_ACTIVE":
+        return "This meeting is end-to-end encrypted: the server cannot record it.";
     }
   }
   return "Something went wrong. Please try again.";

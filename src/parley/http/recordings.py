@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI, Request, Response
 from pydantic import BaseModel, ConfigDict
 
-from parley.errors import FileNotFound
+from parley.errors import FileNotFound, Unauthorized
 from parley.fields import Id
 from parley.http.routes import Download, content_disposition
 from parley.http.security import DOWNLOAD_CSP
@@ -37,8 +37,10 @@ def install_download(app: FastAPI, recordings: RecordingService) -> None:
         valid = links.valid_at(
             DOWNLOAD_PREFIX, recording_id, query.get("expires"), query.get("sig")
         )
-        if path is None or not valid or not path.is_file():
-            raise FileNotFound("This link is not valid (or has expired).")
+        if not valid:
+            raise Unauthorized("This download link is not valid (or has expired).")
+        if path is None or not path.is_file():
+            raise FileNotFound("No such recording.")
         return Download(
             path,
             media_type="video/webm",

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import functools
 import logging
 import os
 import shutil
+import signal
 from pathlib import Path
 
 from parley.errors import MediaError
@@ -18,15 +21,16 @@ from parley.recording.rules import Tile, layout
 
 log = logging.getLogger(__name__)
 
-WIDTH, HEIGHT, FPS = 1280, 720, 25
-NICENESS = 10
+WIDTH, HEIGHT, FPS = 960, 540, 15
+PR_SET_PDEATHSIG = 1
 
 
 class Composer:
-    def __init__(self, ffmpeg: str, jobs: int, timeout_seconds: float) -> None:
+    def __init__(self, ffmpeg: str, jobs: int, timeout_seconds: float, niceness: int = 10) -> None:
         self._ffmpeg = ffmpeg
         self._jobs = asyncio.Semaphore(jobs)
         self._timeout = timeout_seconds
+        self._niceness = niceness
 
     def available(self) -> bool:
         return shutil.which(self._ffmpeg) is not None
@@ -39,9 +43,7 @@ class Composer:
         args = command(tracks, started_at, duration_ms, folder)
         partial = output.with_name(output.name + ".part")
         async with self._jobs:
-            nice = ["nice", "-n", str(NICENESS)] if shutil.which("nice") else []
             process = await asyncio.create_subprocess_exec(
-                *nice,
                 self._ffmpeg,
                 *args,
                 "-f",
@@ -51,6 +53,7 @@ class Composer:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.PIPE,
+                preexec_fn=functools.partial(_child_setup, self._niceness),
             )
             try:
                 _, errors = await asyncio.wait_for(process.communicate(), self._timeout)
@@ -67,6 +70,14 @@ class Composer:
             tail = errors.decode(errors="replace").strip().splitlines()[-3:]
             raise MediaError(f"ffmpeg exited with {process.returncode}: {' / '.join(tail)}")
         os.replace(partial, output)
+
+
+def _child_setup(niceness: int) -> None:
+    """In the child, before FFmpeg runs: a lower CPU priority, and killed with its parent (a
+    server that dies leaves no job behind: its next start composes again)."""
+    os.nice(niceness)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def command(tracks: list[TrackInfo], started_at: int, duration_ms: int, folder: Path) -> list[str]:
@@ -108,6 +119,6 @@ def command(tracks: list[TrackInfo], started_at: int, duration_ms: int, folder: 
     else:
         filters.append("anullsrc=r=48000:cl=stereo[aout]")
     args += ["-filter_complex", ";".join(filters), "-map", "[vout]", "-map", "[aout]"]
-    args += ["-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "1500k"]
+    args += ["-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "1000k"]
     args += ["-c:a", "libopus", "-b:a", "96k", "-t", f"{seconds:.3f}", "-threads", "2"]
     return args

@@ -64,3 +64,12 @@ def folder_bytes(directory: Path) -> int:
         return sum(p.stat().st_size for p in directory.iterdir() if p.is_file())
     except OSError:
         return 0
+
+
+def last_written_ms(directory: Path, default: int) -> int:
+    """When the folder's tracks were last written (epoch ms), or ``default``."""
+    try:
+        times = [p.stat().st_mtime for p in directory.glob("*.webm")]
+    except OSError:
+        return default
+    return max([default, *(round(t * 1000) for t in times)])

@@ -171,9 +171,12 @@ class RecordingService:
             raise InvalidPayload("This meeting is not being recorded.")
         return finished
 
-    async def _finish(self, active: Recording, reason: StopReason) -> Recording | None:
+    async def _finish(
+        self, active: Recording, reason: StopReason, *, interrupted: bool = False
+    ) -> Recording | None:
         """Stop capturing, store it as processing, tell the room, compose in the background;
-        None when another call finished it first."""
+        None when another call finished it first. ``interrupted``: its capture died with this
+        server, so it stopped when its files were last written."""
         running = self._running.get(active.room_uid)
         if running is not None and running.recording_id == active.recording_id:
             del self._running[active.room_uid]
@@ -187,7 +190,10 @@ class RecordingService:
         if streams is not None:
             manifest.write_streams(folder, streams)
         size = await asyncio.to_thread(manifest.folder_bytes, folder)
-        done = replace(rules.stopped(current, reason, self._clock.now_ms()), size=size)
+        now = self._clock.now_ms()
+        if interrupted:
+            now = await asyncio.to_thread(manifest.last_written_ms, folder, current.started_at)
+        done = replace(rules.stopped(current, reason, now), size=size)
         await self._store.update_recording(done)
         log.info("room %s: recording %s stopped (%s)", done.room_id, done.recording_id, reason)
         await self._events.recording_stopped(done)
@@ -236,6 +242,10 @@ class RecordingService:
     # --- looking up ------------------------------------------------------------------------
     async def active(self, room_key: str) -> Recording | None:
         return await self._store.active_recording(room_key)
+
+    async def running_by_room_id(self) -> dict[str, Recording]:
+        """Every running recording, by its meeting's roomId."""
+        return {r.room_id: r for r in await self._store.recordings_with_status("recording")}
 
     async def active_in(self, room_id: str) -> Recording | None:
         """The running recording of the live meeting ``room_id``."""
@@ -302,7 +312,7 @@ class RecordingService:
         for recording in await self._store.recordings_with_status("recording"):
             if recording.node == self._node:
                 log.warning("recording %s was interrupted", recording.recording_id)
-                await self._finish(recording, "failed")
+                await self._finish(recording, "failed", interrupted=True)
         for recording in await self._store.recordings_with_status("processing"):
             if recording.node == self._node:
                 self._spawn(self._compose(recording))

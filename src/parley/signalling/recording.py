@@ -77,11 +77,27 @@ class RecordingHandlers:
 
         return handler
 
+    def _listed(self, rooms_list: Handler) -> Handler:
+        """``getRoomsList`` whose rooms also say whether they are recorded (the pre-join page
+        says so before anyone joins)."""
+
+        async def handler(sid: str, m: object) -> object:
+            answer = await rooms_list(sid, m)
+            if isinstance(answer, list):
+                running = await self._recordings.running_by_room_id()
+                for room in answer:
+                    if isinstance(room, dict):
+                        room["recording"] = active(running.get(str(room.get("roomId"))))
+            return answer
+
+        return handler
+
     def routes(self, routes: list[Route]) -> list[Route]:
-        """``routes`` with the recording events added and ``joinRoom`` telling the recording."""
+        """``routes`` with the recording events added, and ``joinRoom`` and ``getRoomsList``
+        telling the recording."""
+        wrap = {"joinRoom": self._joined, "getRoomsList": self._listed}
         joined = [
-            replace(r, handler=self._joined(r.handler)) if r.event == "joinRoom" else r
-            for r in routes
+            replace(r, handler=wrap[r.event](r.handler)) if r.event in wrap else r for r in routes
         ]
         return [
             *joined,
