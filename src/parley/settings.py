@@ -241,9 +241,9 @@ class Settings(BaseSettings):
     recording_jobs: int = Field(default=1, ge=1)
     """Composing jobs (FFmpeg, at a lower CPU priority than the meeting) run at once; more
     wait their turn."""
-    recording_queue: int = Field(default=512, ge=16)
-    """Packets of one recorded track waiting for its writer; past it packets are dropped (and
-    counted) rather than slowing the forwarding down."""
+    recording_queue: int = Field(default=2048, ge=16)
+    """Packets of one recorded meeting waiting for its writer; past it packets are dropped
+    (and counted) rather than slowing the forwarding down."""
     recording_niceness: int = Field(default=10, ge=0, le=19)
     """The ``nice`` increment of composing jobs: the live meeting keeps the CPU first."""
     ffmpeg_binary: str = "ffmpeg"

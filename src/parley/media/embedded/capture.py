@@ -2,11 +2,11 @@
 its own Matroska/WebM file as it arrives, its payload untouched (RTP depacketised into
 frames, never decoded).
 
-The live path only hands each packet to a bounded per-track count and a queue
-(``TrackRecorder.packet``: no I/O, no waiting); when a track's queue is full the packet is
-dropped and counted. One writer thread per recorded room muxes with PyAV. Files are written
-as live Matroska, cluster by cluster at least every second and flushed as each is closed, so
-a process killed mid-recording leaves files that play up to their last second or two.
+The live path only puts each packet in the room's bounded queue (``TrackRecorder.packet``: no
+I/O, no waiting); when the queue is full the packet is dropped and counted. One writer thread
+per recorded room muxes with PyAV. Files are written as live Matroska, cluster by cluster at
+least every second and flushed as each is closed, so a process killed mid-recording leaves
+files that play up to their last second or two.
 
 Timestamps are the RTP timestamps of the track; its start on the wall clock comes from the
 publisher's RTCP sender reports (NTP time <-> RTP time), so tracks of one publisher (and of
@@ -56,25 +56,14 @@ class TrackRecorder:
     """The packet sink one recorded track feeds (from the event loop)."""
 
     def __init__(
-        self,
-        writer: RoomWriter,
-        info: TrackInfo,
-        clock_rate: int,
-        limit: int,
-        keyframe: Callable[[], None],
+        self, writer: RoomWriter, info: TrackInfo, clock_rate: int, keyframe: Callable[[], None]
     ) -> None:
         self._writer = writer
         self.info = info
         self.clock_rate = clock_rate
-        self._limit = limit
-        self.pending = 0
         self.keyframe = keyframe
 
     def packet(self, packet: MediaPacket) -> None:
-        if self.pending >= self._limit:
-            self._writer.counters.dropped += 1
-            return
-        self.pending += 1
         self._writer.put((self, packet, time.time()))
 
     def sender_report(self, ntp_timestamp: int, rtp_timestamp: int) -> None:
@@ -117,11 +106,14 @@ class _TrackFile:
 class RoomWriter:
     """The writer thread of one recorded room and its tracks' files."""
 
-    def __init__(self, room_key: str, directory: Path, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, room_key: str, directory: Path, loop: asyncio.AbstractEventLoop, limit: int
+    ) -> None:
         self.room_key = room_key
         self.directory = directory
         self.counters = CaptureCounters()
         self._loop = loop
+        self._limit = limit
         self._queue: queue.SimpleQueue[tuple[Any, Any, float] | None] = queue.SimpleQueue()
         self._files: dict[TrackRecorder, _TrackFile] = {}
         self.tracks: list[TrackInfo] = []
@@ -129,6 +121,10 @@ class RoomWriter:
         self._thread.start()
 
     def put(self, item: tuple[Any, Any, float]) -> None:
+        """From the event loop: never waits; past the limit the packet is dropped (counted)."""
+        if self._queue.qsize() >= self._limit:
+            self.counters.dropped += 1
+            return
         self._queue.put(item)
 
     def add(self, recorder: TrackRecorder) -> None:
@@ -170,7 +166,6 @@ class RoomWriter:
             if track is not None:
                 self._sender_report(track, *what)
             return
-        recorder.pending -= 1
         if track is None:
             return
         if recorder.info.kind == "audio":
@@ -337,7 +332,7 @@ class EmbeddedCapture:
     ) -> None:
         if room_key in self._rooms:
             return
-        writer = RoomWriter(room_key, directory, asyncio.get_running_loop())
+        writer = RoomWriter(room_key, directory, asyncio.get_running_loop(), self._queue_limit)
         self._rooms[room_key] = _RoomCapture(writer)
         for stream_id, tracks in streams.items():
             self.add_stream(room_key, stream_id, tracks)
@@ -362,9 +357,8 @@ class EmbeddedCapture:
                 codec=codec,
                 start_ms=0,
             )
-            recorder = TrackRecorder(
-                room.writer, info, track.codec.clock_rate, self._queue_limit, track.request_keyframe
-            )
+            rate = track.codec.clock_rate
+            recorder = TrackRecorder(room.writer, info, rate, track.request_keyframe)
             room.writer.add(recorder)
             track.sinks.append(recorder)
             added.append((track, recorder))
