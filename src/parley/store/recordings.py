@@ -63,7 +63,12 @@ class RecordingRepository:
             return [_recording(row) for row in await connection.execute(query)]
 
     async def recordings_before(self, started_before: int) -> list[Recording]:
-        query = select(t.recordings).where(t.recordings.c.started_at < started_before)
+        c = t.recordings.c
+        query = (
+            select(t.recordings)
+            .where(c.started_at < started_before)
+            .order_by(c.started_at, c.recording_id)
+        )
         async with self._engine.connect() as connection:
             return [_recording(row) for row in await connection.execute(query)]
 

@@ -1,0 +1,48 @@
+"""The recordings' rows on SQLite and PostgreSQL: at most one running per meeting, updates,
+look-ups and the bytes quotas count."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import pytest
+
+from parley.recording.models import Recording
+from parley.store.database import make_engine, migrate
+from parley.store.recordings import RecordingRepository
+
+
+@pytest.fixture
+async def rows(database_url: str) -> AsyncIterator[RecordingRepository]:
+    engine = make_engine(database_url)
+    await migrate(engine)
+    try:
+        yield RecordingRepository(engine)
+    finally:
+        await engine.dispose()
+
+
+async def test_a_meeting_has_at_most_one_running_recording_and_its_rows_outlive_it(
+    rows: RecordingRepository,
+) -> None:
+    first = Recording("r1", "uid1", "room", started_at=1000, started_by="u1")
+    assert await rows.add_recording(first)
+    assert not await rows.add_recording(replace(first, recording_id="r2"))
+    assert await rows.add_recording(replace(first, recording_id="r3", room_uid="uid2"))
+    assert await rows.active_recording("uid1") == first
+
+    done = replace(
+        first, status="ready", stopped_at=5000, reason="stopped", size=300, filename="r1.webm"
+    )
+    await rows.update_recording(done)
+    assert await rows.active_recording("uid1") is None
+    assert await rows.get_recording("r1") == done
+    assert await rows.add_recording(replace(first, recording_id="r4", started_at=6000))
+    assert [r.recording_id for r in await rows.room_recordings("uid1")] == ["r1", "r4"]
+    assert {r.recording_id for r in await rows.recordings_with_status("recording")} == {"r3", "r4"}
+    assert [r.recording_id for r in await rows.recordings_before(2000)] == ["r1", "r3"]
+    assert await rows.recording_usage("uid1") == (300, 300)
+    await rows.delete_recording("r1")
+    assert await rows.get_recording("r1") is None
+    assert await rows.file_usage("uid1") == (0, 0, 0)
