@@ -11,6 +11,7 @@ import pytest
 from parley.recording.models import Recording
 from parley.store.database import make_engine, migrate
 from parley.store.recordings import RecordingRepository
+from parley.store.repository import Store
 
 
 @pytest.fixture
@@ -46,3 +47,12 @@ async def test_a_meeting_has_at_most_one_running_recording_and_its_rows_outlive_
     await rows.delete_recording("r1")
     assert await rows.get_recording("r1") is None
     assert await rows.file_usage("uid1") == (0, 0, 0)
+
+
+async def test_recordings_count_against_the_upload_quotas_with_the_files(
+    store: Store, rows: RecordingRepository
+) -> None:
+    recording = Recording("r1", "uid1", "room", started_at=1000, started_by="u1", size=300)
+    await rows.add_recording(recording)
+    await rows.add_recording(replace(recording, recording_id="r2", room_uid="uid2", size=50))
+    assert await store.file_usage("uid1", "1.2.3.4") == (300, 350, 0)
