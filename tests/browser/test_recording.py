@@ -53,9 +53,9 @@ def test_a_host_records_everyone_sees_it_and_the_host_downloads_the_file(
     dave = Participant.open(browser, "Dave", meeting.server.url)
     try:
         dave.page.goto(f"/r/{meeting.room_id}")
-        expect(
-            dave.page.get_by_text("This meeting is being recorded.", exact=False)
-        ).to_be_visible()
+        wait = MEDIA_TIMEOUT * 1000
+        expect(dave.page.get_by_role("heading", name="Join “Recorded”")).to_be_visible(timeout=wait)
+        expect(dave.page.get_by_text("This meeting is being recorded.")).to_be_visible()
     finally:
         dave.close()
 

@@ -74,6 +74,10 @@ async def test_a_host_records_a_meeting_and_everyone_gets_a_file_that_shows_and_
     assert await ada.error("startRecording", {"roomId": room_id}) == "RECORDING_ACTIVE"
     carol = await Client(server.url).connect()
     closing.append(carol)
+    listed = await carol.ok("getRoomsList")
+    assert [r["recording"] for r in listed if r["roomId"] == room_id] == [
+        {"recordingId": started["recordingId"], "startedAt": told["startedAt"]}
+    ]
     late = await carol.ok("joinRoom", {"roomId": room_id, "userName": "Carol"})
     assert late["recording"] == {
         "recordingId": started["recordingId"],
