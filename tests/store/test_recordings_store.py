@@ -3,6 +3,7 @@ look-ups and the bytes quotas count."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
@@ -12,6 +13,8 @@ from parley.recording.models import Recording
 from parley.store.database import make_engine, migrate
 from parley.store.recordings import RecordingRepository
 from parley.store.repository import Store
+from parley.webhooks.outbox import OutboxLog
+from tests.support.fakes import FakeClock
 
 
 @pytest.fixture
@@ -56,3 +59,14 @@ async def test_recordings_count_against_the_upload_quotas_with_the_files(
     await rows.add_recording(recording)
     await rows.add_recording(replace(recording, recording_id="r2", room_uid="uid2", size=50))
     assert await store.file_usage("uid1", "1.2.3.4") == (300, 350, 0)
+
+
+async def test_recording_webhooks_wait_in_the_outbox_with_the_recording(store: Store) -> None:
+    clock = FakeClock()
+    log = OutboxLog(store, ["http://127.0.0.1:9/hook"], clock)
+    recording = {"recordingId": "r1", "roomId": "room", "status": "ready", "url": "/x"}
+    await log.recording_event("recording_ready", "uid1", "room", recording)
+    [pending] = await store.claim_deliveries("node", clock.now_ms() + 1, 1000, 10)
+    body = json.loads(pending.body)
+    assert pending.event == body["event"] == "recording_ready"
+    assert body["room"] == {"roomId": "room"} and body["recording"] == recording
