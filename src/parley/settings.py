@@ -92,6 +92,40 @@ class Settings(BaseSettings):
     """PEM certificate (chain) to serve HTTPS with; needs ``tls_key``."""
     tls_key: Path | None = None
     """PEM private key of ``tls_cert``."""
+    jwt_audience: str | None = None
+    """The ``aud`` a join token must carry (required and checked when set). Unset: a token
+    carrying ``aud`` is refused."""
+    jwt_issuer: str | None = None
+    """The ``iss`` a join token must carry (required and checked when set)."""
+    jwt_jwks_url: str | None = None
+    """An identity provider's JSON Web Key Set (``https://``; ``http://`` on loopback only):
+    RS256, ES256 and EdDSA join tokens are checked with the key their ``kid`` names. Keys are
+    cached, fetched again after ``jwt_jwks_cache_seconds`` or when a token names an unknown
+    ``kid``; every key the set holds is accepted, so keys rotate without downtime."""
+    jwt_jwks_ca_file: Path | None = None
+    """PEM file of the certificate authorities trusted for ``jwt_jwks_url``. Unset: the
+    system's (and ``SSL_CERT_FILE``'s)."""
+    jwt_jwks_cache_seconds: float = Field(default=3600.0, gt=0)
+    """How long fetched keys are used before the set is fetched again."""
+    jwt_jwks_refresh_seconds: float = Field(default=30.0, gt=0)
+    """Least time between two fetches of the key set: tokens naming unknown ``kid`` values
+    cannot make Parley ask the identity provider more often than this."""
+    jwt_jwks_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    """How long one fetch of the key set may take."""
+    jwt_jwks_max_bytes: int = Field(default=256 * 1024, ge=1024)
+    """Largest key set accepted (a larger answer is refused and the keys held are kept)."""
+    api_keys: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    """Named admin API keys, ``name:key`` comma separated (``ci:k1,billing:k2``): each is
+    accepted like ``api_key`` and logged by its name, so a key can be rotated by adding the
+    new one, moving callers, then removing the old. ``api_key``, when set, is the key named
+    ``default``."""
+    metrics_token: str | None = None
+    """A bearer token of its own for ``GET /metrics`` (a Prometheus scraper then holds no admin
+    key); admin API keys are accepted there too. With neither set, ``/metrics`` is open."""
+    public_url: str | None = None
+    """The address people reach Parley at (``https://meet.example.org``): the base of the
+    ``joinUrl`` links the REST API hands out. Unset: built from ``host`` and ``port``, never
+    from a request's ``Host``."""
 
     # --- webhooks ---------------------------------------------------------------------------
     webhook_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -388,6 +422,31 @@ class Settings(BaseSettings):
     @classmethod
     def _csv(cls, value: Any) -> Any:
         return _split_csv(value)
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _named_keys(cls, value: Any) -> Any:
+        """``name:key,...`` into ``{name: key}``; a name or key missing, or a name given twice,
+        stops the start."""
+        if not isinstance(value, str):
+            return value
+        keys: dict[str, str] = {}
+        for entry in _split_csv(value):
+            name, _, key = entry.partition(":")
+            if not name.strip() or not key.strip():
+                raise ValueError("PARLEY_API_KEYS entries are name:key, comma separated")
+            if name.strip() in keys:
+                raise ValueError(f"PARLEY_API_KEYS names {name.strip()!r} twice")
+            keys[name.strip()] = key.strip()
+        return keys
+
+    @property
+    def named_api_keys(self) -> dict[str, str]:
+        """Every admin API key by its name (``api_key`` as ``default``)."""
+        keys = dict(self.api_keys)
+        if self.api_key:
+            keys.setdefault("default", self.api_key)
+        return keys
 
     @field_validator("trusted_proxies", "ice_ignore_addresses")
     @classmethod

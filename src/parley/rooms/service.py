@@ -280,7 +280,7 @@ class RoomsService:
         pass the lock, the password and the lobby."""
         grant = None
         if join_token is not None:
-            grant = self._grants.verify(join_token, room_id)
+            grant = await self._grants.verify(join_token, room_id)
             user_name = grant.name
         elif self._limits.auth == "jwt":
             raise Unauthorized("This meeting admits people with a join token only.")

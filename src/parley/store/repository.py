@@ -458,6 +458,14 @@ class Store:
             query = select(func.count()).select_from(t.webhook_outbox)
             return int((await connection.execute(query)).scalar_one())
 
+    async def outbox_backlog(self) -> tuple[int, int | None]:
+        """Deliveries waiting, and when the oldest of them happened (ms; None: none wait)."""
+        o = t.webhook_outbox
+        async with self._engine.connect() as connection:
+            query = select(func.count(), func.min(o.c.created_at)).select_from(o)
+            count, oldest = (await connection.execute(query)).one()
+            return int(count), None if oldest is None else int(oldest)
+
 
 def _outbox_row(e: LogEntry) -> dict[str, object]:
     return {
