@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
 import logging
 import os
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any
@@ -24,7 +26,7 @@ from parley.domain import Ports, build_domain, limits_from
 from parley.errors import MediaError
 from parley.files.blobs import BlobDir
 from parley.files.links import DownloadLinks
-from parley.http import api, manners, probe, routes
+from parley.http import api, manners, moderation, parked, probe, routes
 from parley.http import metrics as metrics_http
 from parley.http import recordings as recordings_http
 from parley.http.metrics import Metrics
@@ -51,7 +53,7 @@ from parley.store.batching import BatchingChatStore
 from parley.store.database import make_engine, migrate
 from parley.store.recordings import RecordingRepository
 from parley.store.repository import Store
-from parley.tls import TlsFiles
+from parley.tls import TlsError, TlsFiles
 from parley.tokens import TokenSigner, load_or_create_secret
 from parley.turn.process import TurnProcess
 from parley.webhooks.outbox import OutboxLog
@@ -177,15 +179,25 @@ class Parley:
             s.webhook_retry_max_seconds,
             s.webhook_give_up_seconds,
             s.webhook_timeout_seconds,
+            s.webhook_park_seconds,
+            s.webhook_parked_max,
         )
-        worker = WebhookWorker(
-            self.store,
-            s.webhook_urls,
-            s.webhook_secret,
-            clock,
-            policy,
-            on_outcome=self.metrics.delivery,
-        )
+        # One name per node, kept across restarts: a restart takes back its own claims.
+        node_key = load_or_create_secret(s.data_dir / "webhook-node.key")
+        node = hashlib.sha256(f"{node_key}/{s.resolved_node_name}".encode()).hexdigest()[:32]
+        try:
+            worker = WebhookWorker(
+                self.store,
+                s.webhook_urls,
+                s.webhook_secret,
+                clock,
+                policy,
+                on_outcome=self.metrics.delivery,
+                node=node,
+                ca_file=s.webhook_ca_file,
+            )
+        except (OSError, ssl.SSLError) as error:
+            raise TlsError(f"PARLEY_WEBHOOK_CA_FILE {s.webhook_ca_file}: {error}") from None
         grace = s.reconnect_grace_seconds  # a join and leave within it are one flap
         return worker, OutboxLog(self.store, s.webhook_urls, clock, grace_seconds=grace)
 
@@ -304,7 +316,11 @@ class Parley:
                     router, self.rooms, self.recordings
                 ),
             )
-            _describe_only_the_api(http, api.install(http, api_deps), api_deps.limits)
+            moderation_deps = moderation.ModerationDeps(
+                self.rooms, self.controls, self.lobby, self.chat, self.links
+            )
+            more = [moderation.router(moderation_deps), parked.router(self.webhooks)]
+            _describe_only_the_api(http, api.install(http, api_deps, more), api_deps.limits)
         # The HTTP edge hands out the embedded TURN server's credentials like an external one's.
         edge = s if self.turn is None else s.model_copy(update={"turn_secret": self.turn.secret})
         probes_on = self.engine is not None and s.max_probes > 0
@@ -342,7 +358,7 @@ class Parley:
             ),
             signalling.ContainedWebSockets,
             manners.Manners,
-            lambda app: Guard(app, s.allowed_hosts),
+            lambda app: Guard(app, s.allowed_hosts, s.frame_ancestors),
             # Over HTTPS served by Parley itself, Socket.IO's same-origin check must see https.
             SecureScheme,
         ]

@@ -6,6 +6,7 @@ and, for the common ones, from ``parley serve`` flags. No other module reads the
 
 from __future__ import annotations
 
+import re
 from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -16,6 +17,13 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 MIB = 1024 * 1024
 MIN_SECRET_BYTES = 32
 """The shortest signing key accepted (``secret_key`` or ``secret.key``)."""
+_FRAME_SOURCE = re.compile(
+    r"https?://(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+    r"(:([0-9]{1,5}|\*))?|https?://\[[0-9a-f:.]+\](:[0-9]{1,5})?",
+    re.IGNORECASE,
+)
+"""A CSP host source that names an origin: ``http(s)://``, a host (``*.`` for subdomains) or
+a bracketed IPv6 address, an optional port."""
 
 
 class IceServer(BaseModel):
@@ -126,12 +134,18 @@ class Settings(BaseSettings):
     """The address people reach Parley at (``https://meet.example.org``): the base of the
     ``joinUrl`` links the REST API hands out. Unset: built from ``host`` and ``port``, never
     from a request's ``Host``."""
+    frame_ancestors: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Pages that may show Parley in a frame (``/embed.js``), comma separated CSP
+    ``frame-ancestors`` sources: ``'self'``, ``https://app.example.org``,
+    ``https://*.example.org``, ``http://127.0.0.1:3000``. Set, it replaces ``X-Frame-Options:
+    DENY``. Empty (the default): no page may frame Parley."""
 
     # --- webhooks ---------------------------------------------------------------------------
     webhook_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """``http(s)`` URLs (comma separated) that receive each meeting event (``room_started``,
-    ``participant_joined``, ``participant_left``, ``meeting_ended``, ``file_uploaded``) as a
-    signed POST. Empty (the default): no events are kept or sent."""
+    ``participant_joined``, ``participant_left``, ``track_published``, ``track_unpublished``,
+    ``meeting_ended``, ``file_uploaded``) as a signed POST. Empty (the default): no events are
+    kept or sent."""
     webhook_secret: str | None = None
     """Key of the ``Parley-Signature`` HMAC-SHA256 over ``<t>.<body>``; required with
     ``webhook_urls`` (at least 16 characters)."""
@@ -148,6 +162,14 @@ class Settings(BaseSettings):
     """Events of one meeting that may wait for one URL; past it, that meeting's further
     ``participant_joined``, ``participant_left`` and ``file_uploaded`` are dropped (logged and
     counted as ``dropped``), never its ``room_started`` or ``meeting_ended``."""
+    webhook_ca_file: Path | None = None
+    """PEM file of the certificate authorities (a private CA) that HTTPS webhook receivers'
+    certificates are checked against, besides the system's (and ``SSL_CERT_FILE``'s)."""
+    webhook_park_seconds: float = Field(default=3600.0, gt=0)
+    """An event refused for this long after it happened is parked: the room's later events
+    go on, and it waits at ``GET /api/v1/webhooks/parked`` to be sent again by hand."""
+    webhook_parked_max: int = Field(default=10_000, ge=1)
+    """Parked events kept at most; past it, the oldest parked one is dropped (logged)."""
 
     # --- cluster mode ---------------------------------------------------------------------
     redis_url: str | None = None
@@ -406,6 +428,9 @@ class Settings(BaseSettings):
     """Bytes per second one relay allocation of the embedded TURN server may carry, each way
     (coturn's ``max-bps``); more is dropped. The default (8 Mbit/s) carries a camera's simulcast
     or a screen share."""
+    active_speaker_interval_seconds: float = Field(default=0.5, gt=0)
+    """Seconds between two ``activeSpeaker`` announcements to one room, at least (a newer
+    speaker heard sooner is announced when they have passed)."""
 
     @field_validator(
         "cors_origins",
@@ -417,6 +442,7 @@ class Settings(BaseSettings):
         "webhook_urls",
         "turn_listen_addresses",
         "janus_urls",
+        "frame_ancestors",
         mode="before",
     )
     @classmethod
@@ -453,6 +479,19 @@ class Settings(BaseSettings):
     def _networks(cls, value: list[str]) -> list[str]:
         """Each entry an IP address or network; anything else stops the start."""
         return [str(ip_network(entry, strict=False)) for entry in value]
+
+    @field_validator("frame_ancestors")
+    @classmethod
+    def _frame_sources(cls, value: list[str]) -> list[str]:
+        """Each entry ``'self'`` or an origin (scheme, host or ``*.`` domain, optional port);
+        anything else (a path, a quote, ``*``, ``'none'``, a separator) stops the start."""
+        for entry in value:
+            if entry != "'self'" and not _FRAME_SOURCE.fullmatch(entry):
+                raise ValueError(
+                    f"PARLEY_FRAME_ANCESTORS: {entry!r} is not 'self' or an origin such as "
+                    "https://app.example.org or https://*.example.org:8443"
+                )
+        return value
 
     @field_validator("allowed_hosts")
     @classmethod

@@ -14,6 +14,7 @@ from openapi_spec_validator import validate
 
 from parley.media.fake import FakeEngine
 from parley.settings import Settings
+from tests.integration.test_api_moderation import MODERATION
 from tests.support.clients import Client
 from tests.support.server import RunningServer, run_server
 
@@ -144,6 +145,9 @@ async def test_the_openapi_document_is_valid_and_lists_every_endpoint(
             ("DELETE", "/api/v1/rooms/{roomId}/participants/{userId}"),
             ("GET", "/api/v1/rooms/{roomId}/messages"),
             ("POST", "/api/v1/tokens"),
+            *MODERATION,
+            ("GET", "/api/v1/webhooks/parked"),
+            ("POST", "/api/v1/webhooks/parked/{parkedId}/retry"),
             ("GET", "/api/v1/rooms/{roomId}/recordings"),
             ("POST", "/api/v1/rooms/{roomId}/recordings"),
             ("DELETE", "/api/v1/rooms/{roomId}/recordings/active"),

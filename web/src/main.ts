@@ -9,6 +9,7 @@ import { humanError } from "./errors";
 import { ParleyClient, ProtocolError, type ConnectionInfo, type CreateRoomData } from "./protocol";
 import { JoinCancelled, LobbyDenied } from "./session";
 import { decodeClaims, takeTokenFromAddress } from "./jointoken";
+import { EmbedBridge } from "./embed";
 import {
   devicePrefs,
   dropRoomSession,
@@ -23,6 +24,9 @@ import type { LocalMedia } from "./devices";
 
 const root = document.getElementById("app") ?? document.body;
 const client = new ParleyClient();
+/** The page that frames this one through /embed.js, if one does. */
+const embed = EmbedBridge.fromAddress();
+embed?.listen(client);
 let infoPromise: Promise<ConnectionInfo> | null = null;
 let current: { stop: () => void } | null = null;
 
@@ -172,6 +176,7 @@ async function enterMeeting(
       forgetMeeting(roomId);
     }
     showPrejoin(roomId, message, needsPassword);
+    embed?.failed(roomId, message);
     return message;
   }
   show(meeting.el, () => {
@@ -180,6 +185,10 @@ async function enterMeeting(
     forgetMeeting(roomId);
   });
   if (local.problem) toast(local.problem, "info", 8000);
+  embed?.joined(roomId, meeting.userId, {
+    leave: () => void meeting.leave(),
+    setMedia: (kind, on) => void meeting.setMedia(kind, on),
+  });
   return null;
 }
 
@@ -210,6 +219,7 @@ function forgetMeeting(roomId: string): void {
 }
 
 function exitMeeting(roomId: string, reason: ExitReason, message?: string): void {
+  embed?.left(roomId, reason);
   const session = roomSession(roomId);
   dropRoomSession(roomId);
   current = null;

@@ -280,6 +280,14 @@ export interface Events {
   iceCandidate: { id: string; candidate: CandidateInit | null };
   meetingEnded: { roomId: string; endedBy?: string };
   mediaReset: { roomId: string };
+  layerChanged: {
+    roomId: string;
+    subscriptionId: string;
+    layer: SimulcastLayer;
+    reason: "bandwidth" | "selected" | "publisher";
+  };
+  videoPaused: { roomId: string; subscriptionId: string; paused: boolean };
+  activeSpeaker: { roomId: string; userId: string };
   recordingStarted: { roomId: string; recordingId: string; by: string; startedAt: number };
   recordingStopped: {
     roomId: string;

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -296,9 +296,10 @@ def public_base(settings: AppSettings, https: bool) -> str:
     return f"{'https' if https else 'http'}://{host}:{settings.port}"
 
 
-def install(app: FastAPI, deps: ApiDeps) -> APIRouter:
-    """Mount the API and its documentation page (assets served from the package); the API's
-    router (what the OpenAPI document describes)."""
+def install(app: FastAPI, deps: ApiDeps, more: Sequence[APIRouter] = ()) -> APIRouter:
+    """Mount the API (with the routes of ``more`` under its prefix and key check) and its
+    documentation page (assets served from the package); the API's router (what the OpenAPI
+    document describes)."""
 
     async def caller(request: Request) -> str:
         name = key_name(bearer(request), deps.api_keys)
@@ -397,6 +398,8 @@ def install(app: FastAPI, deps: ApiDeps) -> APIRouter:
         token = deps.grants.mint(room.room_id, body.userName, body.role, body.ttlSeconds, body.sub)
         return {"jwt": token, "joinUrl": f"{deps.public_url}/r/{room.room_id}?jwt={token}"}
 
+    for routes in more:
+        api.include_router(routes)
     if deps.add_routes is not None:
         deps.add_routes(api)
     app.include_router(api)

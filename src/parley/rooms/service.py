@@ -146,6 +146,10 @@ class RoomsService:
     def _user_name(self, value: str) -> str:
         return check_length(value, "userName", 1, self._limits.max_user_name_chars)
 
+    def user_name(self, value: str) -> str:
+        """``value`` as a ``userName`` (its rules: INVALID_PAYLOAD otherwise)."""
+        return self._user_name(value)
+
     # --- creating and finding rooms ---------------------------------------------------------
     async def create_room(
         self,
