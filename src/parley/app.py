@@ -28,6 +28,7 @@ from parley.files.blobs import BlobDir
 from parley.files.links import DownloadLinks
 from parley.http import api, manners, moderation, parked, probe, routes
 from parley.http import metrics as metrics_http
+from parley.http import recordings as recordings_http
 from parley.http.metrics import Metrics
 from parley.http.scheme import SecureScheme
 from parley.http.security import Guard
@@ -35,6 +36,9 @@ from parley.media.embedded.probe import probe_peers
 from parley.media.engine import MediaEngine
 from parley.media.select import create_engine
 from parley.ratelimit import KeyedLimiter
+from parley.recording.capture import Capture
+from parley.recording.composer import Composer
+from parley.recording.service import RecordingLimits, RecordingService
 from parley.rooms.grants import JoinGrants
 from parley.rooms.meeting_log import NO_LOG, MeetingLog
 from parley.rooms.presence import InMemoryPresence, Presence
@@ -43,9 +47,11 @@ from parley.signalling import server as signalling
 from parley.signalling.dispatch import Bounds
 from parley.signalling.events import SocketRoomEvents
 from parley.signalling.handlers import Handlers
+from parley.signalling.recording import RecordingHandlers, SocketRecordingEvents
 from parley.signalling.sessions import COUNT_EVERY, SessionLimits
 from parley.store.batching import BatchingChatStore
 from parley.store.database import make_engine, migrate
+from parley.store.recordings import RecordingRepository
 from parley.store.repository import Store
 from parley.tls import TlsError, TlsFiles
 from parley.tokens import TokenSigner, load_or_create_secret
@@ -158,6 +164,7 @@ class Parley:
         self.rooms, self.chat, self.media, self.files = d.rooms, d.chat, d.media, d.files
         self.controls, self.lobby, self.idle = d.controls, d.lobby, d.idle
         self.reconnects = d.reconnects
+        self.recordings = self._recordings(s, meeting_log)
         self._install_signalling(s)
         self.http = self._http_app(s)
         self.asgi = _fold(self.http, self._layers(s))
@@ -215,6 +222,44 @@ class Parley:
             on_posted=lambda _message: metrics.messages.inc(),
         )
 
+    def _recordings(self, s: Settings, meeting_log: MeetingLog) -> RecordingService:
+        """Recording: captured by the engine when it can, composed by FFmpeg; a meeting's end
+        stops its recording."""
+        capture: Capture | None = None
+        if self.engine is not None and hasattr(self.engine, "start_recording"):
+            capture = self.engine  # type: ignore[assignment]
+        recordings = RecordingService(
+            RecordingRepository(self.db),
+            self.presence,
+            capture,
+            Composer(
+                s.ffmpeg_binary,
+                s.recording_jobs,
+                s.recording_compose_timeout_seconds,
+                s.recording_niceness,
+            ),
+            SocketRecordingEvents(self.sio),
+            self.links,
+            self.clock,
+            RecordingLimits(
+                max_recording_seconds=s.max_recording_seconds,
+                max_room_upload_bytes=s.max_room_upload_bytes,
+                max_total_upload_bytes=s.max_total_upload_bytes,
+                recording_keep_days=s.recording_keep_days,
+            ),
+            s.files_dir / "recordings",
+            log_events=meeting_log if isinstance(meeting_log, OutboxLog) else None,
+            node=self.cluster.name if self.cluster else None,
+        )
+        forgotten = self.domain.membership.on_forgotten
+
+        def room_forgotten(room_key: str) -> None:
+            forgotten(room_key)
+            recordings.room_gone(room_key)
+
+        self.domain.membership.on_forgotten = room_forgotten
+        return recordings
+
     def _install_signalling(self, s: Settings) -> None:
         async def address_of(sid: str) -> str:
             session = await self.sio.get_session(sid)
@@ -238,7 +283,7 @@ class Parley:
         reads = KeyedLimiter("signalling.read", s.read_rate, s.read_burst)
         signalling.install(
             self.sio,
-            handlers.routes(),
+            RecordingHandlers(self.recordings).routes(handlers.routes()),
             self.rooms,
             Bounds(s.max_answer_bytes, reads, observe=self.metrics.answered),
             s.max_connections_per_address,
@@ -267,6 +312,9 @@ class Parley:
                 limiter,
                 limits=api.ApiLimits.of(s),
                 public_url=api.public_base(s, self.tls is not None),
+                add_routes=lambda router: recordings_http.add_api(
+                    router, self.rooms, self.recordings
+                ),
             )
             moderation_deps = moderation.ModerationDeps(
                 self.rooms, self.controls, self.lobby, self.chat, self.links
@@ -292,6 +340,7 @@ class Parley:
             node=self.cluster.name if self.cluster else None,
             nodes=self.cluster.live_nodes if self.cluster else None,
         )
+        recordings_http.install_download(http, self.recordings)
         routes.install(http, deps)
         scrapers = {"metrics": s.metrics_token} if s.metrics_token else {}
         metrics_http.install(http, self.metrics, {**s.named_api_keys, **scrapers})
@@ -349,6 +398,9 @@ class Parley:
         if self.idle.enabled:
             stack.push_async_callback(_stop, asyncio.create_task(self.idle.run()))
         stack.push_async_callback(_stop, asyncio.create_task(self.files.run_expiry()))
+        await self.recordings.recover()
+        stack.push_async_callback(self.recordings.close)
+        stack.push_async_callback(_stop, asyncio.create_task(self.recordings.run()))
         log.info(
             "parley ready: data in %s, media engine %s%s",
             self.settings.data_dir,

@@ -31,6 +31,8 @@ class ErrorCode(StrEnum):
     INTERNAL = "INTERNAL"
     NOT_FOUND = "NOT_FOUND"
     MEETING_NOT_STARTED = "MEETING_NOT_STARTED"
+    RECORDING_ACTIVE = "RECORDING_ACTIVE"
+    E2EE_ACTIVE = "E2EE_ACTIVE"
 
 
 class ParleyError(Exception):
@@ -83,6 +85,20 @@ class Forbidden(Denied):
     """The caller is in the room but lacks the role (or the thing is not theirs)."""
 
     code = ErrorCode.FORBIDDEN
+
+
+class RecordingActive(Denied):
+    """A recording of the room is already running."""
+
+    code = ErrorCode.RECORDING_ACTIVE
+    http_status = 409
+
+
+class E2eeActive(Denied):
+    """An end-to-end encrypted meeting: the server cannot read, so cannot record, its media."""
+
+    code = ErrorCode.E2EE_ACTIVE
+    http_status = 409
 
 
 class NotInRoom(Denied):

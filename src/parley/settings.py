@@ -296,6 +296,22 @@ class Settings(BaseSettings):
     """Bytes of files uploaded from one address (an IPv6 client: its /64) the server holds,
     stored and in flight together: one address cannot take the whole
     ``max_total_upload_bytes`` from everyone else (``FILE_TOO_LARGE`` past it)."""
+    max_recording_seconds: float = Field(default=4 * 3600.0, gt=0)
+    """Longest a recording runs; reaching it stops the recording with ``reason: "quota"``."""
+    recording_keep_days: float = Field(default=30.0, gt=0)
+    """Recordings (their tracks and composed file) older than this are deleted."""
+    recording_jobs: int = Field(default=1, ge=1)
+    """Composing jobs (FFmpeg, at a lower CPU priority than the meeting) run at once; more
+    wait their turn."""
+    recording_queue: int = Field(default=2048, ge=16)
+    """Packets of one recorded meeting waiting for its writer; past it packets are dropped
+    (and counted) rather than slowing the forwarding down."""
+    recording_niceness: int = Field(default=10, ge=0, le=19)
+    """The ``nice`` increment of composing jobs: the live meeting keeps the CPU first."""
+    ffmpeg_binary: str = "ffmpeg"
+    """The FFmpeg that composes recordings (Debian's ``ffmpeg``)."""
+    recording_compose_timeout_seconds: float = Field(default=3600.0, gt=0)
+    """A composing job still running after this is stopped and the recording ``failed``."""
 
     # --- transport --------------------------------------------------------------------------
     max_socket_message_bytes: int = Field(default=1_000_000, ge=1024, le=1_000_000)

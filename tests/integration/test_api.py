@@ -151,6 +151,11 @@ async def test_the_openapi_document_is_valid_and_lists_every_endpoint(
             *MODERATION,
             ("GET", "/api/v1/webhooks/parked"),
             ("POST", "/api/v1/webhooks/parked/{parkedId}/retry"),
+            ("GET", "/api/v1/rooms/{roomId}/recordings"),
+            ("POST", "/api/v1/rooms/{roomId}/recordings"),
+            ("DELETE", "/api/v1/rooms/{roomId}/recordings/active"),
+            ("GET", "/api/v1/recordings/{recordingId}"),
+            ("DELETE", "/api/v1/recordings/{recordingId}"),
         }
         page = await anonymous.get("/api/docs")
         assert page.status_code == 200 and "/api/docs/swagger-ui-bundle.js" in page.text
@@ -354,9 +359,45 @@ async def test_every_documented_status_is_one_the_route_sends(
         await call(http, "POST", tokens, tokens, json=grant)
         await call(http, "POST", tokens, tokens, json=grant | {"roomId": "no-such-room"})
         await call(http, "POST", tokens, tokens, json={})
+        recs = one + "/recordings"
+        await call(http, "GET", recs, f"/api/v1/rooms/{room}/recordings")
+        await call(http, "GET", recs, "/api/v1/rooms/bad!id/recordings")
+        await call(http, "GET", recs, "/api/v1/rooms/no-such-room/recordings")
+        await call(http, "POST", recs, f"/api/v1/rooms/{room}/recordings")  # no media: 502
+        await call(http, "POST", recs, "/api/v1/rooms/bad!id/recordings")
+        await call(http, "POST", recs, "/api/v1/rooms/no-such-room/recordings")
+        active = recs + "/active"
+        await call(http, "DELETE", active, f"/api/v1/rooms/{room}/recordings/active")
+        await call(http, "DELETE", active, "/api/v1/rooms/no-such-room/recordings/active")
+        rec = "/api/v1/recordings/{recordingId}"
+        for method in ("GET", "DELETE"):
+            await call(http, method, rec, "/api/v1/recordings/bad!id")
+            await call(http, method, rec, "/api/v1/recordings/nosuchrecording")
         await call(http, "DELETE", one, f"/api/v1/rooms/{room}")
     finally:
         await host.close()
+    # a server that records (the embedded engine; no media needed to start)
+    recording = Settings(
+        data_dir=tmp_path / "rec", media_engine="embedded", api_key=KEY, ffmpeg_binary="false"
+    )
+    async with (
+        run_server(recording) as server,
+        httpx.AsyncClient(base_url=server.url, headers=AUTH) as api,
+    ):
+        idle = (await api.post(rooms, json={"roomName": "Nobody"})).json()["roomId"]
+        await call(api, "POST", recs, f"/api/v1/rooms/{idle}/recordings")  # not running: 403
+        holder = await Client(server.url).connect()
+        live = (await holder.ok("createRoom", {"userName": "Ada", "roomName": "Rec"}))["roomId"]
+        started = await api.post(f"/api/v1/rooms/{live}/recordings")
+        sent.setdefault(("POST", recs), set()).add(started.status_code)
+        made_id = started.json()["recordingId"]
+        await call(api, "POST", recs, f"/api/v1/rooms/{live}/recordings")  # 409
+        await call(api, "DELETE", rec, f"/api/v1/recordings/{made_id}")  # running: 409
+        await call(api, "GET", rec, f"/api/v1/recordings/{made_id}")
+        await call(api, "DELETE", active, f"/api/v1/rooms/{live}/recordings/active")
+        await server.parley.recordings.idle()  # composing fails at once (no ffmpeg)
+        await call(api, "DELETE", rec, f"/api/v1/recordings/{made_id}")
+        await holder.close()
     # a server with one meeting of two people at most, no token secret, a few calls at once
     # and a webhook receiver that refuses the meeting's events
     async with receiving() as receiver:

@@ -43,6 +43,9 @@ EVENTS = (
     "videoPaused",
     "activeSpeaker",
     "replaced",
+    "recordingStarted",
+    "recordingStopped",
+    "recordingReady",
 )
 
 

@@ -50,6 +50,10 @@ export function humanError(err: unknown, context: ErrorContext = "other"): strin
         return "Something went wrong on the server. Please try again.";
       case "MEETING_NOT_STARTED":
         return "This meeting has not started yet. Please try again once the host is in.";
+      case "RECORDING_ACTIVE":
+        return "This meeting is already being recorded.";
+      case "E2EE_ACTIVE":
+        return "This meeting is end-to-end encrypted: the server cannot record it.";
     }
   }
   return "Something went wrong. Please try again.";

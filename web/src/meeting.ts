@@ -26,6 +26,7 @@ import {
   type User,
 } from "./protocol";
 import { FloatingReactions, ReactionBar } from "./reactions";
+import { RecordingControls } from "./recording";
 import { RoomMenu } from "./roommenu";
 import { Roster } from "./roster";
 import { RoomSession, type Entry } from "./session";
@@ -70,6 +71,7 @@ export class Meeting {
   private readonly view: MeetingView;
   private readonly people: ParticipantsPanel;
   private readonly roomMenu: RoomMenu;
+  private readonly recording: RecordingControls;
   private readonly reactionBar: ReactionBar;
   private readonly floating = new FloatingReactions();
   /** Who waits in the lobby (hosts only), by request id. */
@@ -179,6 +181,9 @@ export class Meeting {
       { roomMenu: this.roomMenu, reactionBar: this.reactionBar, floating: this.floating },
     );
     this.el = this.view.el;
+    this.recording = new RecordingControls(this.client, opts.roomId);
+    this.roomMenu.status.after(this.recording.indicator);
+    this.roomMenu.el.append(this.recording.section);
     const panels = new SidePanels(this.el, () => this.controls, this.chat, this.view.people);
     this.chat.acceptDrops(this.chat.el);
     this.chat.acceptDrops(this.view.grid.el, () => panels.openChat());
@@ -240,6 +245,7 @@ export class Meeting {
     this.resetRoster(data.users);
     this.joins += 1;
     if (data.settings) this.roomMenu.show(data.settings);
+    this.recording.show(data.recording ?? null);
     this.waiting.clear();
     for (const w of data.lobby ?? []) this.waiting.set(w.requestId, w);
     this.people.setLobby([...this.waiting.values()]);
@@ -272,6 +278,7 @@ export class Meeting {
     this.session.isHost = isHost;
     this.controls.update({ isHost });
     this.roomMenu.setHost(isHost);
+    this.recording.setHost(isHost);
     this.people.setHost(isHost);
     if (isHost) this.people.setLobby([...this.waiting.values()]);
     else this.waiting.clear();
@@ -332,6 +339,7 @@ export class Meeting {
   /** The room's events: the roster follows them; nothing is asked of the server again. */
   private listen(): void {
     const room = this.opts.roomId;
+    this.disposers.push(...this.recording.listen());
     const roster = this.roster;
     this.on("userJoined", (u) => roster.joined(u.userId, u.userName));
     this.on("userLeft", (u) => {

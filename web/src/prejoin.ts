@@ -172,6 +172,7 @@ export class Prejoin {
         if (room.settings?.locked) {
           this.notice.textContent += " The meeting is locked: only a host can let people in now.";
         }
+        if (room.recording) this.notice.textContent += " This meeting is being recorded.";
       } else {
         this.error.textContent = "This meeting does not exist or has ended.";
       }

@@ -29,7 +29,9 @@ export type ErrorCode =
   | "PASSWORD_REQUIRED"
   | "TIMEOUT"
   | "DISCONNECTED"
-  | "MEETING_NOT_STARTED";
+  | "MEETING_NOT_STARTED"
+  | "RECORDING_ACTIVE"
+  | "E2EE_ACTIVE";
 
 export type Source = "camera" | "screen";
 /** A simulcast layer of a subscribed video: 0 lowest .. 2 highest. */
@@ -62,6 +64,25 @@ export interface Room {
   participants: number;
   createdAt: number;
   settings?: RoomSettings;
+  /** The running recording, if the meeting is being recorded. */
+  recording?: ActiveRecording | null;
+}
+
+/** A meeting's running recording, as `joinRoom` and the rooms list tell it. */
+export interface ActiveRecording {
+  recordingId: string;
+  startedAt: number;
+}
+
+export interface Recording {
+  recordingId: string;
+  roomId: string;
+  startedAt: number;
+  stoppedAt: number | null;
+  duration: number;
+  size: number;
+  status: "recording" | "processing" | "ready" | "failed";
+  url?: string;
 }
 
 export interface User {
@@ -144,6 +165,8 @@ export interface JoinRoomData {
   settings?: RoomSettings;
   /** Only in a host's answer: who waits in the lobby. */
   lobby?: LobbyEntry[];
+  /** The running recording, or null. */
+  recording?: ActiveRecording | null;
 }
 
 /** The answer to a `joinRoom` that must wait in the lobby. */
@@ -220,6 +243,9 @@ export interface Requests {
   muteAll: [{ roomId: string; kind: MediaKind }, Empty];
   raiseHand: [{ roomId: string; raised: boolean; userId?: string }, Empty];
   react: [{ roomId: string; emoji: Reaction }, Empty];
+  startRecording: [{ roomId: string }, { recordingId: string }];
+  stopRecording: [{ roomId: string }, { recordingId: string }];
+  getRecordings: [{ roomId: string }, Recording[]];
 }
 
 /** Every server -> client event and its payload. */
@@ -264,6 +290,19 @@ export interface Events {
   };
   videoPaused: { roomId: string; subscriptionId: string; paused: boolean };
   activeSpeaker: { roomId: string; userId: string };
+  recordingStarted: { roomId: string; recordingId: string; by: string; startedAt: number };
+  recordingStopped: {
+    roomId: string;
+    recordingId: string;
+    reason: "stopped" | "ended" | "quota" | "failed";
+  };
+  recordingReady: {
+    roomId: string;
+    recordingId: string;
+    duration: number;
+    size: number;
+    url: string;
+  };
 }
 
 type Ack<T> =

@@ -27,11 +27,18 @@ class DownloadLinks:
         self._clock = clock
         self._lifetime = lifetime_seconds
 
-    def url(self, filename: str) -> str:
-        """A link to ``filename`` valid for the lifetime from now."""
+    def url(self, filename: str, prefix: str = "/download-file/") -> str:
+        """A link to ``filename`` valid for the lifetime from now (``prefix``: the route that
+        serves it; recordings have their own)."""
         expires = self._clock.now_ms() // 1000 + self._lifetime
-        sig = self._sign(filename, expires)
-        return f"/download-file/{quote(filename, safe='')}?expires={expires}&sig={sig}"
+        sig = self._sign(
+            f"{prefix}{filename}" if prefix != "/download-file/" else filename, expires
+        )
+        return f"{prefix}{quote(filename, safe='')}?expires={expires}&sig={sig}"
+
+    def valid_at(self, prefix: str, filename: str, expires: str | None, sig: str | None) -> bool:
+        """``valid`` for a link under another route than files' (``url(filename, prefix)``)."""
+        return self.valid(f"{prefix}{filename}", expires, sig)
 
     def valid(self, filename: str, expires: str | None, sig: str | None) -> bool:
         """Whether ``expires`` and ``sig`` make a live link to ``filename``. Decided from the

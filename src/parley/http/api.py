@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -307,6 +307,8 @@ class ApiDeps:
     public_url: str = "http://127.0.0.1:8080"
     """The base of ``joinUrl`` (``public_url``, else the configured host): never a request's
     ``Host``, which whoever calls may set."""
+    add_routes: Callable[[APIRouter], None] | None = None
+    """More paths behind the same key (recordings)."""
 
 
 def key_name(given: str, keys: dict[str, str]) -> str | None:
@@ -441,6 +443,8 @@ def install(app: FastAPI, deps: ApiDeps, more: Sequence[APIRouter] = ()) -> APIR
 
     for routes in more:
         api.include_router(routes)
+    if deps.add_routes is not None:
+        deps.add_routes(api)
     app.include_router(api)
     _install_docs(app)
     return api

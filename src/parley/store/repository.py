@@ -310,13 +310,18 @@ class Store:
             return set((await connection.execute(select(t.files.c.filename))).scalars())
 
     async def file_usage(self, room_uid: str, address: str = "") -> tuple[int, int, int]:
-        f = t.files.c
+        """Bytes held by (this room, the server, this address); a room's and the server's
+        recordings count with their files."""
+        f, r = t.files.c, t.recordings.c
         in_room = func.coalesce(func.sum(case((f.room_uid == room_uid, f.size), else_=0)), 0)
         total = func.coalesce(func.sum(f.size), 0)
         mine = func.coalesce(func.sum(case((f.uploader_address == address, f.size), else_=0)), 0)
+        recorded_here = func.coalesce(func.sum(case((r.room_uid == room_uid, r.size), else_=0)), 0)
+        recorded = select(recorded_here, func.coalesce(func.sum(r.size), 0))
         async with self._engine.connect() as connection:
             row = (await connection.execute(select(in_room, total, mine))).one()
-        return int(row[0]), int(row[1]), int(row[2])
+            more = (await connection.execute(recorded)).one()
+        return int(row[0]) + int(more[0]), int(row[1]) + int(more[1]), int(row[2])
 
     async def delete_unattached_files(self, created_before: int) -> list[str]:
         # NOT IN over one subquery (built once) rather than a correlated NOT EXISTS: there is

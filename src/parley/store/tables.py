@@ -15,6 +15,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
     true,
 )
 
@@ -135,3 +136,29 @@ webhook_parked = Table(
 )
 """Events a receiver refused for ``webhook_park_seconds``, set aside from the outbox so that
 their room's later events go on; sent again only when asked (``retry``)."""
+recordings = Table(
+    "recordings",
+    metadata,
+    Column("recording_id", String(32), primary_key=True),
+    Column("room_uid", String(32), nullable=False),
+    Column("room_id", String(64), nullable=False),
+    Column("started_at", BigInteger, nullable=False),
+    Column("started_by", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("stopped_at", BigInteger, nullable=True),
+    Column("reason", String(16), nullable=True),
+    Column("size", BigInteger, nullable=False, server_default="0"),
+    Column("filename", String(64), nullable=True),
+    Column("node", String(200), nullable=True),
+    Index("ix_recordings_room_uid", "room_uid"),
+    Index("ix_recordings_status", "status"),
+    Index(
+        "ux_recordings_running",
+        "room_uid",
+        unique=True,
+        sqlite_where=text("status = 'recording'"),
+        postgresql_where=text("status = 'recording'"),
+    ),
+)
+"""Recordings of meetings: no foreign key (a recording outlives its meeting's row); at most
+one running (``status = 'recording'``) per meeting."""

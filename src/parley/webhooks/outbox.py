@@ -115,6 +115,23 @@ class OutboxLog:
     ) -> Sequence[LogEntry]:
         return self._entries("file_uploaded", room, participant=uploader, file=file)
 
+    async def recording_event(
+        self, event: str, room_uid: str, room_id: str, recording: dict[str, object]
+    ) -> None:
+        """``recording_started``, ``recording_ready`` or ``recording_failed``: the meeting may
+        have ended since (its name is gone with it), so its ``room`` carries its id only."""
+        event_id = secrets.token_hex(16)
+        at = self._clock.now_ms()
+        body = {
+            "id": event_id,
+            "event": event,
+            "createdAt": at,
+            "room": {"roomId": room_id},
+            "recording": recording,
+        }
+        text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+        await self._write([LogEntry(event_id, event, room_uid, u, text, at) for u in self._urls])
+
     async def _write(self, entries: Sequence[LogEntry]) -> None:
         if not entries:
             return

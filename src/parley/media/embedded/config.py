@@ -49,3 +49,5 @@ class EmbeddedConfig:
     """Keep samples of the receive-to-send time of forwarded packets (benchmarks)."""
     latency_samples: int = 100_000
     """How many latency samples to keep when ``record_latency`` is on."""
+    recording_queue: int = 2048
+    """Packets of one recorded room waiting for its writer; past it they are dropped."""

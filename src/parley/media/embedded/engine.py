@@ -8,6 +8,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from parley.errors import MediaError
@@ -16,6 +17,7 @@ from parley.media.embedded.aiortc_internals import (
     quiet_abandoned_connects,
     unchecked_versions,
 )
+from parley.media.embedded.capture import EmbeddedCapture
 from parley.media.embedded.config import EmbeddedConfig
 from parley.media.embedded.pump import ForwardingCounters
 from parley.media.embedded.sessions import PublisherSession, SubscriberSession
@@ -62,6 +64,7 @@ class EmbeddedEngine:
             else None
         )
         self._closed = False
+        self.capture = EmbeddedCapture(self._config.recording_queue)
 
     @property
     def counters(self) -> ForwardingCounters:
@@ -84,6 +87,7 @@ class EmbeddedEngine:
 
     async def close(self) -> None:
         self._closed = True
+        await self.capture.close()
         for key in list(self._rooms):
             await self.close_room(key)
         tasks = list(self._tasks)
@@ -117,6 +121,7 @@ class EmbeddedEngine:
         logger.info(
             "room %s: stream %s published (%s)", room_key, stream_id, "+".join(session.tracks)
         )
+        self.capture.add_stream(room_key, stream_id, session.tracks)
         return Published(answer_sdp=answer, kinds=tuple(session.tracks))
 
     async def set_muted(self, room_key: str, stream_id: str, kinds: frozenset[MediaKind]) -> None:
@@ -139,6 +144,7 @@ class EmbeddedEngine:
         session = room.streams.get(stream_id)
         if session is None:
             return False
+        self.capture.remove_stream(room.key, stream_id)
         for sub_id, sub in list(room.subscriptions.items()):
             if sub.stream_id == stream_id:
                 await sub.close()
@@ -246,7 +252,17 @@ class EmbeddedEngine:
         if room is None or subscription_id not in room.subscriptions:
             raise MediaError(f"no subscription {subscription_id} in this room")
 
+    # --- recording (parley.recording.capture.Capture) ---------------------------------------
+    async def start_recording(self, room_key: str, directory: Path) -> None:
+        room = self._rooms.get(room_key)
+        streams = {k: s.tracks for k, s in room.streams.items()} if room else {}
+        await self.capture.start(room_key, directory, streams)
+
+    async def stop_recording(self, room_key: str) -> None:
+        await self.capture.stop(room_key)
+
     async def close_room(self, room_key: str) -> None:
+        await self.capture.stop(room_key)
         room = self._rooms.get(room_key)
         if room is None:
             return

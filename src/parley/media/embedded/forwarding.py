@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from typing import Protocol
 
 from parley.clock import Clock, SystemClock
 from parley.media.embedded import rtcp
@@ -37,6 +38,14 @@ START_WINDOW = 4096
 
 GATED_CODECS = ("vp8", "h264")
 """Video codecs whose keyframes the SFU recognises; a subscriber starts on a keyframe."""
+
+
+class PacketSink(Protocol):
+    """Something else fed each packet a track forwards (a recording): it must return at once."""
+
+    def packet(self, packet: MediaPacket) -> None: ...
+
+    def sender_report(self, ntp_timestamp: int, rtp_timestamp: int) -> None: ...
 
 
 class UpstreamTrack:
@@ -76,6 +85,8 @@ class UpstreamTrack:
         self._retired: set[int] = set()
         self.muted = False
         """A moderator's block: packets still arrive (and are counted), none is forwarded."""
+        self.sinks: list[PacketSink] = []
+        """Fed every packet forwarded and every sender report (recordings)."""
 
     # -- ReceiveSink -----------------------------------------------------------------------
     def on_ready(self, session: ReceiveSession) -> None:
@@ -108,6 +119,8 @@ class UpstreamTrack:
                 self._send_nack(lost)
         if self.muted:
             return
+        for sink in self.sinks:
+            sink.packet(packet)
         keyframe = self.gated and is_keyframe_start(codec.name, packet.payload)
         templates: dict[int, bytes] = {}
         for subscriber in self.subscribers:
@@ -115,6 +128,8 @@ class UpstreamTrack:
 
     def on_sender_report(self, ntp_timestamp: int, rtp_timestamp: int) -> None:
         self._last_sr = ((ntp_timestamp >> 16) & 0xFFFFFFFF, self._clock.monotonic())
+        for sink in self.sinks:
+            sink.sender_report(ntp_timestamp, rtp_timestamp)
         for subscriber in self.subscribers:
             subscriber.send_sender_report(ntp_timestamp, rtp_timestamp)
 
