@@ -39,6 +39,8 @@ EVENTS = (
     "kicked",
     "muted",
     "reaction",
+    "e2eePublicKey",
+    "e2eeKey",
 )
 
 

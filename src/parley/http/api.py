@@ -53,6 +53,7 @@ class Settings(Model):
     selfUnmute: bool
     privateChat: bool
     listed: bool
+    e2ee: bool = False
 
 
 class SettingsPatch(Model):
@@ -106,6 +107,8 @@ class NewRoom(Model):
     roomName: Line
     customRoomId: CustomRoomId | None = None
     settings: SettingsPatch | None = None
+    e2ee: bool = False
+    """End-to-end encrypted (browsers make the key; the server never has it)."""
 
 
 class CreatedRoom(Model):
@@ -210,7 +213,7 @@ def install(app: FastAPI, deps: ApiDeps) -> APIRouter:
     async def create_room(body: NewRoom) -> dict[str, object]:
         """A new meeting; the answer's ``hostKey`` makes whoever brings it a host."""
         record, host_key = await deps.rooms.new_room(
-            body.roomName, body.customRoomId, RoomSettings()
+            body.roomName, body.customRoomId, RoomSettings(e2ee=body.e2ee)
         )
         settings = record.settings
         if body.settings is not None:

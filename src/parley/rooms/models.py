@@ -36,6 +36,9 @@ class RoomSettings:
     private_chat: bool = True
     listed: bool = True
     """Whether the meeting may appear in the rooms list."""
+    e2ee: bool = False
+    """End-to-end encrypted: media, chat text and files are encrypted in the browsers with a
+    key the server never sees. Set at creation, never changed afterwards."""
 
 
 @dataclass(frozen=True)
@@ -358,3 +361,12 @@ class RoomStore(Protocol):
         (forgotten with the room)."""
 
     async def is_removed(self, uid: str, user_id: str) -> bool: ...
+
+
+@dataclass(frozen=True)
+class KeyMessage:
+    """An end-to-end encryption key message as the server relays it, unread: ``key_id`` names
+    the key it leads to, ``payload`` is opaque (encrypted to its one recipient)."""
+
+    key_id: int
+    payload: str

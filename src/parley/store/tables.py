@@ -35,6 +35,7 @@ rooms = Table(
     Column("self_unmute", Boolean, nullable=False, server_default=true()),
     Column("private_chat", Boolean, nullable=False, server_default=true()),
     Column("started_at", BigInteger, nullable=True),
+    Column("e2ee", Boolean, nullable=False, server_default=false()),
 )
 
 files = Table(
