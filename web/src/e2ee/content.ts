@@ -31,9 +31,9 @@ async function open(ring: KeyRing, purpose: string, data: Uint8Array): Promise<U
   if (!key) return null;
   try {
     const plain = await crypto.subtle.decrypt(
-      { name: "AES-GCM", iv: data.subarray(1, 1 + IV_BYTES) },
+      { name: "AES-GCM", iv: data.subarray(1, 1 + IV_BYTES) as BufferSource },
       await key,
-      data.subarray(1 + IV_BYTES),
+      data.subarray(1 + IV_BYTES) as BufferSource,
     );
     return new Uint8Array(plain);
   } catch {
