@@ -701,10 +701,19 @@ export class Meeting {
       this.e2ee.setKey(typed);
       this.chat.revealAll();
       void this.e2ee.announce();
+      // Fresh subscriptions start at a keyframe the new key can decrypt.
+      this.media.restart([...this.media.streams.values()], true);
     }));
     (window as unknown as { parleyE2ee: unknown }).parleyE2ee = {
       keyId: () => this.e2ee.ring?.current ?? null,
       cannotDecrypt: (userId: string) => this.e2ee.cannotDecrypt(userId),
+      /** A text sealed with our current key, and one opened with the keys we hold (null: it
+       * does not decrypt): what a page kept after leaving can still read. */
+      seal: (text: string) => this.e2ee.encryptText(text),
+      reveal: async (text: string) => {
+        const { text: plain, ok } = await this.e2ee.revealText(text);
+        return ok ? plain : null;
+      },
     };
   }
 

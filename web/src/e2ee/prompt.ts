@@ -13,7 +13,7 @@ export function keyForm(roomId: string, done: (key: Uint8Array) => void, intro: 
   const submit = h("button", { type: "submit", class: "btn primary" }, "Use this key");
   const form = h(
     "form",
-    { class: "card e2ee-key", "aria-label": "Meeting key", novalidate: true },
+    { class: "card e2ee-key", "aria-label": "Enter the meeting key", novalidate: true },
     h("p", {}, intro),
     key.wrap,
     h("p", { class: "hint" }, NAMES_NOT_SECRET),

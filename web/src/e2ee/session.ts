@@ -37,6 +37,8 @@ export class E2eeSession {
   private readonly pending = new Map<string, Events["e2eeKey"][]>();
   private pair: Promise<CryptoKeyPair> | null = null;
   private rotationDue = false;
+  /** Who left since we last heard their public key: no new key goes to them. */
+  private readonly gone = new Set<string>();
   private nextId = 0;
   private readonly disposers: (() => void)[] = [];
 
@@ -56,6 +58,9 @@ export class E2eeSession {
   setKey(key: Uint8Array): void {
     saveMeetingKey(this.roomId, key);
     this.ring = new KeyRing(key);
+    // A new key pair: the others answer it as a newcomer's, and the rotating host sends every
+    // rotation so far again, now under this key.
+    this.pair = null;
     this.failing.clear();
     this.pushKeys();
     this.hooks.changed();
@@ -174,7 +179,8 @@ export class E2eeSession {
     };
     on("e2eePublicKey", (p) => void this.publicKey(p));
     on("e2eeKey", (p) => void this.keyMessage(p));
-    on("userLeft", () => {
+    on("userLeft", (u) => {
+      this.gone.add(u.userId);
       this.rotationDue = true;
       void this.maybeRotate();
     });
@@ -205,6 +211,7 @@ export class E2eeSession {
       return;
     }
     const isNew = this.publicRaw.get(p.userId) !== p.publicKey;
+    this.gone.delete(p.userId);
     this.publicKeys.set(p.userId, key);
     this.publicRaw.set(p.userId, p.publicKey);
     if (isNew) {
@@ -265,7 +272,7 @@ export class E2eeSession {
     const under = ring.currentKey;
     const self = this.hooks.selfId();
     for (const person of this.hooks.people()) {
-      if (person.userId !== self) await this.sendStep(person.userId, keyId, random, under);
+      if (person.userId !== self && !this.gone.has(person.userId)) await this.sendStep(person.userId, keyId, random, under);
     }
     if (await ring.rotate(keyId, random)) this.pushKeys();
   }
