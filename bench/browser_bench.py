@@ -27,12 +27,13 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.browser.support import (  # noqa: E402
+    CONDITION_TIMEOUT,
     Participant,
     ensure_client_built,
     launch,
@@ -184,6 +185,8 @@ def main() -> None:
     args = parser.parse_args()
 
     ensure_client_built()
+    # Joining four people on a busy machine may take longer than Playwright's default 5 s.
+    expect.set_options(timeout=CONDITION_TIMEOUT * 1000)
     results: dict[str, Any] = {"cores": psutil.cpu_count()}
     with running_server(media=True) as server, sync_playwright() as pw:
         browser = launch(pw)

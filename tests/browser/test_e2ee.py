@@ -124,6 +124,21 @@ def test_messages_and_files_are_read_by_both(meeting: E2eeMeeting, tmp_path: Pat
     assert hashlib.sha256(saved.read_bytes()).digest() == hashlib.sha256(payload).digest()
 
 
+def test_a_shared_screen_is_encrypted_too(meeting: E2eeMeeting) -> None:
+    alice, bob = meeting.alice, meeting.bob
+    bob.button("Share screen").click()
+    expect(alice.page.get_by_role("region", name="Shared screen")).to_be_visible()
+    wait_until(
+        lambda: any(
+            s["source"] == "screen" and s["framesDecoded"] > 0 for s in alice.subscriptions()
+        ),
+        timeout=MEDIA_TIMEOUT,
+        what="Alice decoding Bob's encrypted screen",
+    )
+    bob.button("Share screen").click()
+    expect(alice.page.get_by_role("region", name="Shared screen")).to_be_hidden()
+
+
 def test_the_server_keeps_no_plaintext(meeting: E2eeMeeting) -> None:
     needles = (SECRET_TEXT.encode(), FILE_MARKER)
     stored = [p for p in meeting.data_dir.rglob("*") if p.is_file()]

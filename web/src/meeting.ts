@@ -218,7 +218,8 @@ export class Meeting {
         .request("updateRoom", { roomId: this.opts.roomId })
         .then(({ settings }) => settings, () => null);
       if (settings) this.roomMenu.show(settings);
-      if (settings?.e2ee) await this.enterE2ee();
+      // Not knowing the settings, a meeting we made with a key is taken to be encrypted.
+      if (settings ? settings.e2ee : meetingKey(this.opts.roomId)) await this.enterE2ee();
     } else {
       const data = await this.join(() =>
         this.session.join(entry.resumeToken, entry.hostKey, entry.password, entry.jwt),
