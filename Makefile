@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 WEB_BUILT := src/parley/static/index.html
-WEB_SOURCES := $(shell find web/src web/index.html web/package.json web/package-lock.json web/vite.config.ts web/tsconfig.json -type f 2>/dev/null)
+WEB_SOURCES := $(shell find web/src web/public web/index.html web/package.json web/package-lock.json web/vite.config.ts web/tsconfig.json -type f 2>/dev/null)
 NODE_TOOLS := tests/conformance/node_modules/.installed bench/node_server/node_modules/.installed
 
 .PHONY: run test install lint bench web system-deps system-deps-test pytest clean cluster

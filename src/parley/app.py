@@ -5,28 +5,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
 import logging
 import os
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any
 
 import socketio
-from fastapi import APIRouter, FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp
 
+from parley import jwt_keys
 from parley.bus import MediaBus, Signal
 from parley.clock import Clock, SystemClock
 from parley.cluster.node import ClusterNode, WallClock
 from parley.domain import Ports, build_domain, limits_from
-from parley.errors import ErrorCode, MediaError
+from parley.errors import MediaError
 from parley.files.blobs import BlobDir
 from parley.files.links import DownloadLinks
-from parley.http import api, probe, routes
+from parley.http import api, manners, moderation, parked, probe, routes
 from parley.http import metrics as metrics_http
 from parley.http.metrics import Metrics
 from parley.http.scheme import SecureScheme
@@ -48,7 +48,7 @@ from parley.signalling.sessions import COUNT_EVERY, SessionLimits
 from parley.store.batching import BatchingChatStore
 from parley.store.database import make_engine, migrate
 from parley.store.repository import Store
-from parley.tls import TlsFiles
+from parley.tls import TlsError, TlsFiles
 from parley.tokens import TokenSigner, load_or_create_secret
 from parley.turn.process import TurnProcess
 from parley.webhooks.outbox import OutboxLog
@@ -103,7 +103,15 @@ class Parley:
         secret = s.secret_key or load_or_create_secret(s.data_dir / "secret.key")
         self.signer = TokenSigner(secret, s.token_max_age_seconds)
         self.links = DownloadLinks(secret, clock, s.download_url_seconds)
-        self.grants = JoinGrants(s.jwt_secret, s.jwt_public_key, s.jwt_leeway_seconds)
+        jwt_keys.check(s)  # join-token settings that cannot work stop the start here
+        self.grants = JoinGrants(
+            s.jwt_secret,
+            s.jwt_public_key,
+            s.jwt_leeway_seconds,
+            audience=s.jwt_audience,
+            issuer=s.jwt_issuer,
+            jwks=jwt_keys.key_set(s, clock),
+        )
         self.db = make_engine(s.resolved_database_url)
         self.engine = create_engine(s) if engine is _UNSET else engine
         engine_events = MediaBus()  # the media service, built on the engine, subscribes
@@ -125,6 +133,8 @@ class Parley:
             on_log_dropped=self.metrics.webhook_deliveries.labels("dropped").inc,
         )
         self.chat_store = BatchingChatStore(self.store, self.db)
+        if s.webhook_urls:
+            self.metrics.watch_webhooks(self.store.outbox_backlog, clock.now_ms)
         self.webhooks, meeting_log = self._webhooks(s, clock)
         if self.webhooks is not None:
             log_written.subscribe(self.webhooks.wake)
@@ -163,15 +173,25 @@ class Parley:
             s.webhook_retry_max_seconds,
             s.webhook_give_up_seconds,
             s.webhook_timeout_seconds,
+            s.webhook_park_seconds,
+            s.webhook_parked_max,
         )
-        worker = WebhookWorker(
-            self.store,
-            s.webhook_urls,
-            s.webhook_secret,
-            clock,
-            policy,
-            on_outcome=self.metrics.delivery,
-        )
+        # One name per node, kept across restarts: a restart takes back its own claims.
+        node_key = load_or_create_secret(s.data_dir / "webhook-node.key")
+        node = hashlib.sha256(f"{node_key}/{s.resolved_node_name}".encode()).hexdigest()[:32]
+        try:
+            worker = WebhookWorker(
+                self.store,
+                s.webhook_urls,
+                s.webhook_secret,
+                clock,
+                policy,
+                on_outcome=self.metrics.delivery,
+                node=node,
+                ca_file=s.webhook_ca_file,
+            )
+        except (OSError, ssl.SSLError) as error:
+            raise TlsError(f"PARLEY_WEBHOOK_CA_FILE {s.webhook_ca_file}: {error}") from None
         grace = s.reconnect_grace_seconds  # a join and leave within it are one flap
         return worker, OutboxLog(self.store, s.webhook_urls, clock, grace_seconds=grace)
 
@@ -232,13 +252,13 @@ class Parley:
             version="1",
             docs_url=None,
             redoc_url=None,
-            openapi_url=f"{api.PREFIX}/openapi.json" if s.api_key else None,
+            openapi_url=f"{api.PREFIX}/openapi.json" if s.named_api_keys else None,
         )
-        _install_http_errors(http)
-        if s.api_key:
+        manners.install(http)
+        if s.named_api_keys:
             limiter = KeyedLimiter("api.key", s.api_rate, s.api_burst, shared=self.shared_limits)
             api_deps = api.ApiDeps(
-                s.api_key,
+                s.named_api_keys,
                 self.rooms,
                 self.controls,
                 self.chat,
@@ -246,8 +266,14 @@ class Parley:
                 self.links,
                 self.clock,
                 limiter,
+                limits=api.ApiLimits.of(s),
+                public_url=api.public_base(s, self.tls is not None),
             )
-            _describe_only_the_api(http, api.install(http, api_deps))
+            moderation_deps = moderation.ModerationDeps(
+                self.rooms, self.controls, self.lobby, self.chat, self.links
+            )
+            more = [moderation.router(moderation_deps), parked.router(self.webhooks)]
+            _describe_only_the_api(http, api.install(http, api_deps, more), api_deps.limits)
         # The HTTP edge hands out the embedded TURN server's credentials like an external one's.
         edge = s if self.turn is None else s.model_copy(update={"turn_secret": self.turn.secret})
         probes_on = self.engine is not None and s.max_probes > 0
@@ -268,12 +294,14 @@ class Parley:
             nodes=self.cluster.live_nodes if self.cluster else None,
         )
         routes.install(http, deps)
-        metrics_http.install(http, self.metrics, s.api_key)
+        scrapers = {"metrics": s.metrics_token} if s.metrics_token else {}
+        metrics_http.install(http, self.metrics, {**s.named_api_keys, **scrapers})
         return http
 
     def _layers(self, s: Settings) -> list[Layer]:
         """The ASGI stack around the HTTP app, innermost first."""
         return [
+            lambda app: metrics_http.ApiCalls(app, self.metrics, api.PREFIX + "/"),
             lambda app: socketio.ASGIApp(
                 self.sio, other_asgi_app=app, on_startup=self.start, on_shutdown=self.close
             ),
@@ -281,7 +309,8 @@ class Parley:
                 self.sio, app, s.max_socket_message_bytes, s.header_timeout_seconds
             ),
             signalling.ContainedWebSockets,
-            lambda app: Guard(app, s.allowed_hosts),
+            manners.Manners,
+            lambda app: Guard(app, s.allowed_hosts, s.frame_ancestors),
             # Over HTTPS served by Parley itself, Socket.IO's same-origin check must see https.
             SecureScheme,
         ]
@@ -385,7 +414,7 @@ def _prepare_data_dir(settings: Settings) -> None:
         secret.chmod(0o600)
 
 
-def _describe_only_the_api(app: FastAPI, router: APIRouter) -> None:
+def _describe_only_the_api(app: FastAPI, router: APIRouter, limits: api.ApiLimits) -> None:
     """The OpenAPI document describes the admin API, with absolute paths (``/api/v1/rooms``)."""
 
     def openapi() -> dict[str, Any]:
@@ -393,35 +422,13 @@ def _describe_only_the_api(app: FastAPI, router: APIRouter) -> None:
             schema = get_openapi(
                 title=app.title,
                 version=app.version,
-                description="Parley's admin REST API: `Authorization: Bearer <PARLEY_API_KEY>`.",
+                description="Parley's admin REST API: `Authorization: Bearer <an API key>`.",
                 routes=router.routes,
             )
-            app.openapi_schema = schema
+            app.openapi_schema = api.describe(schema, limits)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-
-
-def _install_http_errors(app: FastAPI) -> None:
-    @app.exception_handler(RequestValidationError)
-    async def invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
-        first = error.errors()[0] if error.errors() else {}
-        where = ".".join(str(part) for part in first.get("loc", ())) or "request"
-        message = f"{where}: {first.get('msg', 'invalid')}"[:300]
-        return JSONResponse(
-            {"error": str(ErrorCode.INVALID_PAYLOAD), "message": message}, status_code=400
-        )
-
-    @app.exception_handler(HTTPException)
-    async def http_error(_request: Request, error: HTTPException) -> JSONResponse:
-        code = (
-            ErrorCode.FILE_NOT_FOUND
-            if error.status_code == 404
-            else (ErrorCode.INVALID_PAYLOAD if error.status_code < 500 else ErrorCode.INTERNAL)
-        )
-        return JSONResponse(
-            {"error": str(code), "message": str(error.detail)}, status_code=error.status_code
-        )
 
 
 def create_app(

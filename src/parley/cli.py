@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from parley import __version__, doctor, tls
 from parley.app import create_app
 from parley.errors import MediaError
+from parley.jwt_keys import UnusableSetting
 from parley.settings import Settings
 from parley.signalling.uvicorn_internals import FrameWebSocketProtocol, header_timeout_protocol
 from parley.tokens import WeakSecret
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     raise_open_files_limit(settings.fd_reserve)
     try:
         uvloop.run(serve(settings))
-    except (WeakSecret, tls.TlsError, TurnError, MediaError) as error:
+    except (WeakSecret, UnusableSetting, tls.TlsError, TurnError, MediaError) as error:
         raise SystemExit(f"parley: {error}") from None
 
 

@@ -3,7 +3,8 @@
 It reads the same settings as ``parley serve`` and writes nothing: the file-descriptor limit,
 the certificate (names, expiry), the addresses the SFU will announce, the RTP port range, the
 TURN server (whether it answers, accepts Parley's credentials and relays to the SFU's media
-addresses) and, in cluster mode, whether Redis asks for a password.
+addresses), the join-token settings and, in cluster mode, whether Redis asks for a
+password.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from urllib.parse import urlsplit
 from aioice.ice import get_host_addresses
 from redis.exceptions import RedisError
 
+from parley import jwt_keys
 from parley.cluster.redis_client import answers_anonymously, where
 from parley.settings import Settings
 from parley.tls import describe, is_loopback, wanted_names
@@ -361,9 +363,21 @@ def check_open_files(settings: Settings, report: Report) -> None:
     )
 
 
+def check_join_tokens(settings: Settings, report: Report) -> None:
+    """The join-token settings ``parley serve`` refuses to start with, each named."""
+    if not (settings.jwt_secret or settings.jwt_public_key or settings.jwt_jwks_url):
+        return
+    found = jwt_keys.problems(settings)
+    for what, fix in found:
+        report.problem(what, fix)
+    if not found:
+        report.ok("join token settings (PARLEY_JWT_*) are usable")
+
+
 async def run(settings: Settings) -> Report:
     report = Report()
     check_open_files(settings, report)
+    check_join_tokens(settings, report)
     check_tls(settings, report)
     peers = check_addresses(settings, report)
     check_ports(settings, report)

@@ -90,6 +90,7 @@ def limits_from(settings: Settings) -> Limits:
             media_request_burst=s.media_request_burst,
             max_candidates_per_connection=s.max_candidates_per_connection,
             ice_ignore_addresses=ignored_networks(s.ice_ignore_addresses),
+            active_speaker_interval_seconds=s.active_speaker_interval_seconds,
         ),
         files=FileLimits(
             max_upload_bytes=s.max_upload_bytes,
@@ -201,7 +202,14 @@ def build_domain(ports: Ports, limits: Limits, clock: Clock) -> Domain:
     )
     pacing = Pacing(clock, limits.pacing, shared=shared)
     media = MediaService(
-        p.presence, p.engine, p.events, clock, limits.media, shared=shared, pacing=pacing
+        p.presence,
+        p.engine,
+        p.events,
+        clock,
+        limits.media,
+        shared=shared,
+        pacing=pacing,
+        log=p.meeting_log,
     )
     p.engine_events.subscribe(media)
     membership = Membership(

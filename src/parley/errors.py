@@ -29,6 +29,7 @@ class ErrorCode(StrEnum):
     RATE_LIMITED = "RATE_LIMITED"
     MEDIA_ERROR = "MEDIA_ERROR"
     INTERNAL = "INTERNAL"
+    NOT_FOUND = "NOT_FOUND"
 
 
 class ParleyError(Exception):

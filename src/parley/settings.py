@@ -6,6 +6,7 @@ and, for the common ones, from ``parley serve`` flags. No other module reads the
 
 from __future__ import annotations
 
+import re
 from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -16,6 +17,13 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 MIB = 1024 * 1024
 MIN_SECRET_BYTES = 32
 """The shortest signing key accepted (``secret_key`` or ``secret.key``)."""
+_FRAME_SOURCE = re.compile(
+    r"https?://(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+    r"(:([0-9]{1,5}|\*))?|https?://\[[0-9a-f:.]+\](:[0-9]{1,5})?",
+    re.IGNORECASE,
+)
+"""A CSP host source that names an origin: ``http(s)://``, a host (``*.`` for subdomains) or
+a bracketed IPv6 address, an optional port."""
 
 
 class IceServer(BaseModel):
@@ -92,12 +100,52 @@ class Settings(BaseSettings):
     """PEM certificate (chain) to serve HTTPS with; needs ``tls_key``."""
     tls_key: Path | None = None
     """PEM private key of ``tls_cert``."""
+    jwt_audience: str | None = None
+    """The ``aud`` a join token must carry (required and checked when set). Unset: a token
+    carrying ``aud`` is refused."""
+    jwt_issuer: str | None = None
+    """The ``iss`` a join token must carry (required and checked when set)."""
+    jwt_jwks_url: str | None = None
+    """An identity provider's JSON Web Key Set (``https://``; ``http://`` on loopback only):
+    RS256, ES256 and EdDSA join tokens are checked with the key their ``kid`` names. Keys are
+    cached, fetched again after ``jwt_jwks_cache_seconds`` or when a token names an unknown
+    ``kid``; every key the set holds is accepted, so keys rotate without downtime."""
+    jwt_jwks_ca_file: Path | None = None
+    """PEM file of the certificate authorities trusted for ``jwt_jwks_url``. Unset: the
+    system's (and ``SSL_CERT_FILE``'s)."""
+    jwt_jwks_cache_seconds: float = Field(default=3600.0, gt=0)
+    """How long fetched keys are used before the set is fetched again."""
+    jwt_jwks_refresh_seconds: float = Field(default=30.0, gt=0)
+    """Least time between two fetches of the key set: tokens naming unknown ``kid`` values
+    cannot make Parley ask the identity provider more often than this."""
+    jwt_jwks_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    """How long one fetch of the key set may take."""
+    jwt_jwks_max_bytes: int = Field(default=256 * 1024, ge=1024)
+    """Largest key set accepted (a larger answer is refused and the keys held are kept)."""
+    api_keys: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    """Named admin API keys, ``name:key`` comma separated (``ci:k1,billing:k2``): each is
+    accepted like ``api_key`` and logged by its name, so a key can be rotated by adding the
+    new one, moving callers, then removing the old. ``api_key``, when set, is the key named
+    ``default``."""
+    metrics_token: str | None = None
+    """A bearer token of its own for ``GET /metrics`` (a Prometheus scraper then holds no admin
+    key); admin API keys are accepted there too. With neither set, ``/metrics`` is open."""
+    public_url: str | None = None
+    """The address people reach Parley at (``https://meet.example.org``): the base of the
+    ``joinUrl`` links the REST API hands out. Unset: built from ``host`` and ``port``, never
+    from a request's ``Host``."""
+    frame_ancestors: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Pages that may show Parley in a frame (``/embed.js``), comma separated CSP
+    ``frame-ancestors`` sources: ``'self'``, ``https://app.example.org``,
+    ``https://*.example.org``, ``http://127.0.0.1:3000``. Set, it replaces ``X-Frame-Options:
+    DENY``. Empty (the default): no page may frame Parley."""
 
     # --- webhooks ---------------------------------------------------------------------------
     webhook_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """``http(s)`` URLs (comma separated) that receive each meeting event (``room_started``,
-    ``participant_joined``, ``participant_left``, ``meeting_ended``, ``file_uploaded``) as a
-    signed POST. Empty (the default): no events are kept or sent."""
+    ``participant_joined``, ``participant_left``, ``track_published``, ``track_unpublished``,
+    ``meeting_ended``, ``file_uploaded``) as a signed POST. Empty (the default): no events are
+    kept or sent."""
     webhook_secret: str | None = None
     """Key of the ``Parley-Signature`` HMAC-SHA256 over ``<t>.<body>``; required with
     ``webhook_urls`` (at least 16 characters)."""
@@ -114,6 +162,14 @@ class Settings(BaseSettings):
     """Events of one meeting that may wait for one URL; past it, that meeting's further
     ``participant_joined``, ``participant_left`` and ``file_uploaded`` are dropped (logged and
     counted as ``dropped``), never its ``room_started`` or ``meeting_ended``."""
+    webhook_ca_file: Path | None = None
+    """PEM file of the certificate authorities (a private CA) that HTTPS webhook receivers'
+    certificates are checked against, besides the system's (and ``SSL_CERT_FILE``'s)."""
+    webhook_park_seconds: float = Field(default=3600.0, gt=0)
+    """An event refused for this long after it happened is parked: the room's later events
+    go on, and it waits at ``GET /api/v1/webhooks/parked`` to be sent again by hand."""
+    webhook_parked_max: int = Field(default=10_000, ge=1)
+    """Parked events kept at most; past it, the oldest parked one is dropped (logged)."""
 
     # --- cluster mode ---------------------------------------------------------------------
     redis_url: str | None = None
@@ -362,6 +418,9 @@ class Settings(BaseSettings):
     """Bytes per second one relay allocation of the embedded TURN server may carry, each way
     (coturn's ``max-bps``); more is dropped. The default (8 Mbit/s) carries a camera's simulcast
     or a screen share."""
+    active_speaker_interval_seconds: float = Field(default=0.5, gt=0)
+    """Seconds between two ``activeSpeaker`` announcements to one room, at least (a newer
+    speaker heard sooner is announced when they have passed)."""
 
     @field_validator(
         "cors_origins",
@@ -373,17 +432,56 @@ class Settings(BaseSettings):
         "webhook_urls",
         "turn_listen_addresses",
         "janus_urls",
+        "frame_ancestors",
         mode="before",
     )
     @classmethod
     def _csv(cls, value: Any) -> Any:
         return _split_csv(value)
 
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _named_keys(cls, value: Any) -> Any:
+        """``name:key,...`` into ``{name: key}``; a name or key missing, or a name given twice,
+        stops the start."""
+        if not isinstance(value, str):
+            return value
+        keys: dict[str, str] = {}
+        for entry in _split_csv(value):
+            name, _, key = entry.partition(":")
+            if not name.strip() or not key.strip():
+                raise ValueError("PARLEY_API_KEYS entries are name:key, comma separated")
+            if name.strip() in keys:
+                raise ValueError(f"PARLEY_API_KEYS names {name.strip()!r} twice")
+            keys[name.strip()] = key.strip()
+        return keys
+
+    @property
+    def named_api_keys(self) -> dict[str, str]:
+        """Every admin API key by its name (``api_key`` as ``default``)."""
+        keys = dict(self.api_keys)
+        if self.api_key:
+            keys.setdefault("default", self.api_key)
+        return keys
+
     @field_validator("trusted_proxies", "ice_ignore_addresses")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
         """Each entry an IP address or network; anything else stops the start."""
         return [str(ip_network(entry, strict=False)) for entry in value]
+
+    @field_validator("frame_ancestors")
+    @classmethod
+    def _frame_sources(cls, value: list[str]) -> list[str]:
+        """Each entry ``'self'`` or an origin (scheme, host or ``*.`` domain, optional port);
+        anything else (a path, a quote, ``*``, ``'none'``, a separator) stops the start."""
+        for entry in value:
+            if entry != "'self'" and not _FRAME_SOURCE.fullmatch(entry):
+                raise ValueError(
+                    f"PARLEY_FRAME_ANCESTORS: {entry!r} is not 'self' or an origin such as "
+                    "https://app.example.org or https://*.example.org:8443"
+                )
+        return value
 
     @field_validator("allowed_hosts")
     @classmethod

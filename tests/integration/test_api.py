@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -12,6 +14,7 @@ from openapi_spec_validator import validate
 
 from parley.media.fake import FakeEngine
 from parley.settings import Settings
+from tests.integration.test_api_moderation import MODERATION
 from tests.support.clients import Client
 from tests.support.server import RunningServer, run_server
 
@@ -19,13 +22,25 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 KEY = "k" * 40
 AUTH = {"Authorization": f"Bearer {KEY}"}
+CI_KEY = "c" * 40
+BILLING_KEY = "b" * 40
+PUBLIC_URL = "https://meet.example.org"
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def api_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RunningServer]:
     data = tmp_path_factory.mktemp("api")
     settings = Settings(
-        data_dir=data, media_engine="none", api_key=KEY, jwt_secret="j" * 40, api_burst=1000
+        data_dir=data,
+        media_engine="none",
+        api_key=KEY,
+        api_keys=f"ci:{CI_KEY},billing:{BILLING_KEY}",
+        jwt_secret="j" * 40,
+        api_burst=1000,
+        public_url=PUBLIC_URL + "/",
+        max_room_name_chars=40,
+        max_user_name_chars=30,
+        history_max_limit=300,
     )
     async with run_server(settings, FakeEngine()) as server:
         yield server
@@ -130,6 +145,9 @@ async def test_the_openapi_document_is_valid_and_lists_every_endpoint(
             ("DELETE", "/api/v1/rooms/{roomId}/participants/{userId}"),
             ("GET", "/api/v1/rooms/{roomId}/messages"),
             ("POST", "/api/v1/tokens"),
+            *MODERATION,
+            ("GET", "/api/v1/webhooks/parked"),
+            ("POST", "/api/v1/webhooks/parked/{parkedId}/retry"),
         }
         page = await anonymous.get("/api/docs")
         assert page.status_code == 200 and "/api/docs/swagger-ui-bundle.js" in page.text
@@ -142,3 +160,181 @@ async def test_without_a_key_the_api_is_not_there(tmp_path: Path) -> None:
     async with run_server(settings) as server, httpx.AsyncClient(base_url=server.url) as http:
         assert (await http.get("/api/v1/rooms", headers=AUTH)).status_code == 404
         assert (await http.get("/api/v1/openapi.json")).status_code == 404
+
+
+async def test_each_named_key_is_accepted_and_logged_by_its_name_only(
+    api_server: RunningServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="parley.http.api")
+    async with httpx.AsyncClient(base_url=api_server.url) as client:
+        for key, name in ((CI_KEY, "ci"), (BILLING_KEY, "billing"), (KEY, "default")):
+            answer = await client.get("/api/v1/rooms", headers={"Authorization": f"Bearer {key}"})
+            assert answer.status_code == 200
+            assert f"GET /api/v1/rooms by key {name}" in caplog.text
+    for key in (CI_KEY, BILLING_KEY, KEY):
+        assert key not in caplog.text
+
+
+async def test_refusals_carry_the_headers_http_asks_for(http: httpx.AsyncClient) -> None:
+    refused = await http.get("/api/v1/rooms", headers={"Authorization": "Bearer wrong"})
+    assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"
+    wrong_method = await http.put("/api/v1/rooms")
+    assert wrong_method.status_code == 405
+    assert set(wrong_method.headers["allow"].replace(" ", "").split(",")) == {"GET", "POST"}
+    assert wrong_method.json()["error"] == "INVALID_PAYLOAD"
+    for path in ("/api/v1/nothing", "/api/v1/rooms/r1/nothing", "/api/v2/rooms"):
+        unknown = await http.get(path)
+        assert unknown.status_code == 404
+        assert unknown.json() == {"error": "NOT_FOUND", "message": "Not Found"}
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/v1/rooms", {"roomName": "x", "settings": {"locked": "true"}}),
+        ("/api/v1/rooms", {"roomName": "x", "settings": {"locked": 1}}),
+        (
+            "/api/v1/tokens",
+            {"roomId": "r1", "userName": "Kim", "role": "host", "ttlSeconds": 600.0},
+        ),
+        (
+            "/api/v1/tokens",
+            {"roomId": "r1", "userName": "Kim", "role": "host", "ttlSeconds": "600"},
+        ),
+    ],
+    ids=["string for a boolean", "number for a boolean", "float for an integer", "string"],
+)
+async def test_booleans_and_integers_are_strict(
+    http: httpx.AsyncClient, path: str, body: dict[str, object]
+) -> None:
+    answer = await http.post(path, json=body)
+    assert answer.status_code == 400 and answer.json()["error"] == "INVALID_PAYLOAD"
+
+
+async def test_join_links_use_the_public_url_whatever_the_host_header(
+    http: httpx.AsyncClient,
+) -> None:
+    room = (await http.post("/api/v1/rooms", json={"roomName": "Links"})).json()
+    minted = await http.post(
+        "/api/v1/tokens",
+        json={"roomId": room["roomId"], "userName": "Kim", "role": "participant"},
+        headers={"Host": "evil.example.net"},
+    )
+    assert minted.json()["joinUrl"].startswith(f"{PUBLIC_URL}/r/{room['roomId']}?jwt=")
+
+
+async def test_the_openapi_document_declares_bearer_security_and_the_servers_limits(
+    api_server: RunningServer, http: httpx.AsyncClient
+) -> None:
+    document = (await http.get("/api/v1/openapi.json")).json()
+    assert document["components"]["securitySchemes"]["bearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An admin API key: PARLEY_API_KEY or one of PARLEY_API_KEYS.",
+    }
+    assert document["security"] == [{"bearer": []}]
+    schemas = document["components"]["schemas"]
+    settings = api_server.parley.settings
+    room_name = schemas["NewRoom"]["properties"]["roomName"]
+    assert room_name["maxLength"] == settings.max_room_name_chars == 40
+    user_name = schemas["NewToken"]["properties"]["userName"]
+    assert user_name["maxLength"] == settings.max_user_name_chars == 30
+    (limit,) = [
+        p
+        for p in document["paths"]["/api/v1/rooms/{roomId}/messages"]["get"]["parameters"]
+        if p["name"] == "limit"
+    ]
+    assert 300 in [branch.get("maximum") for branch in limit["schema"]["anyOf"]]
+    # and the server holds what the document says, one past each limit refused
+    assert (await http.post("/api/v1/rooms", json={"roomName": "x" * 40})).status_code == 201
+    assert (await http.post("/api/v1/rooms", json={"roomName": "x" * 41})).status_code == 400
+    room = (await http.post("/api/v1/rooms", json={"roomName": "Limits"})).json()["roomId"]
+    token = {"roomId": room, "role": "host"}
+    assert (await http.post("/api/v1/tokens", json=token | {"userName": "k" * 30})).is_success
+    too_long = await http.post("/api/v1/tokens", json=token | {"userName": "k" * 31})
+    assert too_long.status_code == 400
+    assert (await http.get(f"/api/v1/rooms/{room}/messages?limit=300")).status_code == 200
+    assert (await http.get(f"/api/v1/rooms/{room}/messages?limit=301")).status_code == 400
+
+
+Operation = tuple[str, str]
+
+
+def documented(document: dict[str, Any]) -> dict[Operation, set[int]]:
+    return {
+        (method.upper(), path): {int(status) for status in operation["responses"]}
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+    }
+
+
+async def test_every_documented_status_is_one_the_route_sends(
+    api_server: RunningServer, http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """Each operation's documented statuses, each provoked for real (and nothing sent that is
+    not documented)."""
+    document = (await http.get("/api/v1/openapi.json")).json()
+    sent: dict[Operation, set[int]] = {}
+
+    async def call(
+        client: httpx.AsyncClient, method: str, template: str, path: str, **kw: Any
+    ) -> None:
+        answer = await client.request(method, path, **kw)
+        sent.setdefault((method, template), set()).add(answer.status_code)
+
+    host = await Client(api_server.url).connect()
+    made = await host.ok("createRoom", {"userName": "Ada", "roomName": "Statuses"})
+    room, ada = made["roomId"], made["userId"]
+    try:
+        async with httpx.AsyncClient(base_url=api_server.url) as anonymous:
+            for (method, template), _ in documented(document).items():
+                await call(anonymous, method, template, template.replace("{roomId}", room))
+        rooms, one = "/api/v1/rooms", "/api/v1/rooms/{roomId}"
+        await call(http, "GET", rooms, rooms)
+        await call(http, "POST", rooms, rooms, json={"roomName": "A", "customRoomId": "dup-1"})
+        await call(http, "POST", rooms, rooms, json={"roomName": "B", "customRoomId": "dup-1"})
+        await call(http, "POST", rooms, rooms, json={})
+        for method, body in (("GET", None), ("PATCH", {"locked": True}), ("DELETE", None)):
+            await call(http, method, one, "/api/v1/rooms/bad!id", json=body)
+            await call(http, method, one, "/api/v1/rooms/no-such-room", json=body)
+        await call(http, "PATCH", one, f"/api/v1/rooms/{room}", json={"lobby": False})
+        await call(http, "GET", one, f"/api/v1/rooms/{room}")
+        messages = one + "/messages"
+        await call(http, "GET", messages, f"/api/v1/rooms/{room}/messages")
+        await call(http, "GET", messages, f"/api/v1/rooms/{room}/messages?limit=0")
+        await call(http, "GET", messages, "/api/v1/rooms/no-such-room/messages")
+        person = one + "/participants/{userId}"
+        await call(http, "DELETE", person, f"/api/v1/rooms/{room}/participants/bad!id")
+        await call(http, "DELETE", person, "/api/v1/rooms/no-such-room/participants/u1")
+        await call(http, "DELETE", person, f"/api/v1/rooms/{room}/participants/{ada}")
+        bob = await Client(api_server.url).connect()
+        joined = await bob.ok("joinRoom", {"roomId": room, "userName": "Bob"})
+        await call(http, "DELETE", person, f"/api/v1/rooms/{room}/participants/{joined['userId']}")
+        await bob.close()
+        tokens = "/api/v1/tokens"
+        grant = {"roomId": room, "userName": "Kim", "role": "host"}
+        await call(http, "POST", tokens, tokens, json=grant)
+        await call(http, "POST", tokens, tokens, json=grant | {"roomId": "no-such-room"})
+        await call(http, "POST", tokens, tokens, json={})
+        await call(http, "DELETE", one, f"/api/v1/rooms/{room}")
+    finally:
+        await host.close()
+    # a server with one meeting at most, no token secret and two calls at once
+    small = Settings(
+        data_dir=tmp_path, media_engine="none", api_key=KEY, max_rooms=1, api_burst=2, api_rate=0.01
+    )
+    async with (
+        run_server(small) as server,
+        httpx.AsyncClient(base_url=server.url, headers=AUTH) as limited,
+    ):
+        holder = await Client(server.url).connect()
+        only = (await holder.ok("createRoom", {"userName": "Ada", "roomName": "One"}))["roomId"]
+        await call(limited, "POST", rooms, rooms, json={"roomName": "Two"})
+        await call(limited, "POST", tokens, tokens, json=grant | {"roomId": only})
+        await holder.close()
+        answer = await limited.get(rooms)
+        assert answer.status_code == 429 and answer.headers["retry-after"] == "1"
+    for operation, statuses in documented(document).items():
+        seen = sent.get(operation, set()) | {429}  # every route shares the key's pace
+        assert statuses <= seen, (operation, statuses - seen)
+        assert seen <= statuses, (operation, seen - statuses)

@@ -3,6 +3,7 @@ traffic a test sends."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,10 +17,12 @@ from parley.settings import Settings
 from tests.support.clients import Client
 from tests.support.server import RunningServer, run_server
 from tests.support.uploads import Form, upload
+from tests.support.waiting import wait_for_value
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 API_KEY = "metrics-key-for-the-tests-0123456789"
+SCRAPER = "scraper-token-for-the-tests-0123456789"
 
 
 class CountingEngine(FakeEngine):
@@ -44,10 +47,21 @@ async def server(
         data_dir=tmp_path_factory.mktemp("metrics") / "data",
         media_engine="none",
         api_key=API_KEY,
+        metrics_token=SCRAPER,
+        # Nobody listens there: the events wait in the queue.
+        webhook_urls=[f"http://127.0.0.1:{closed_port()}/hooks"],
+        webhook_secret="w" * 32,
+        webhook_retry_base_seconds=3600,
     )
     engine = CountingEngine()
     async with run_server(settings, engine) as running:
         yield running, engine
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -59,8 +73,8 @@ async def scrape(url: str, authorization: str | None = f"Bearer {API_KEY}") -> h
         return await http.get(f"{url}/metrics", headers=headers)
 
 
-async def samples(url: str) -> Samples:
-    answer = await scrape(url)
+async def samples(url: str, authorization: str = f"Bearer {API_KEY}") -> Samples:
+    answer = await scrape(url, authorization)
     assert answer.status_code == 200, answer.text
     assert answer.headers["content-type"].startswith("text/plain")
     found: Samples = {}
@@ -143,3 +157,66 @@ async def test_counters_move_with_the_traffic(server: tuple[RunningServer, Count
     assert moved("parley_media_packets_total", direction="out") == 40
     assert value(during, "parley_rooms") >= 1
     assert value(during, "parley_participants") - value(after, "parley_participants") == 2
+
+
+async def test_a_scraper_token_reads_the_metrics_and_nothing_else(
+    server: tuple[RunningServer, Any],
+) -> None:
+    url = server[0].url
+    found = await samples(url, f"Bearer {SCRAPER}")
+    assert value(found, "parley_rooms") >= 0
+    async with httpx.AsyncClient(timeout=10) as http:
+        answer = await http.get(
+            f"{url}/api/v1/rooms", headers={"Authorization": f"Bearer {SCRAPER}"}
+        )
+    assert answer.status_code == 401
+    assert answer.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_rest_calls_are_counted_by_route_template_and_status(
+    server: tuple[RunningServer, Any],
+) -> None:
+    url = server[0].url
+    before = await samples(url)
+    async with httpx.AsyncClient(
+        base_url=url, timeout=10, headers={"Authorization": f"Bearer {API_KEY}"}
+    ) as http:
+        assert (await http.get("/api/v1/rooms")).status_code == 200
+        for room in ("nothing-here", "nor-here"):
+            assert (await http.get(f"/api/v1/rooms/{room}")).status_code == 404
+        assert (await http.get("/api/v1/no-such-thing")).status_code == 404
+    after = await samples(url)
+
+    def moved(route: str, status: str) -> float:
+        labels = {"method": "GET", "route": route, "status": status}
+        name = "parley_api_requests_total"
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert moved("/api/v1/rooms", "200") == 1
+    assert moved("/api/v1/rooms/{roomId}", "404") == 2
+    assert moved("unmatched", "404") == 1
+    assert not any("nothing-here" in str(key) for key in after)
+
+
+async def test_the_webhook_queue_depth_and_oldest_age_are_measured(
+    server: tuple[RunningServer, Any],
+) -> None:
+    url = server[0].url
+    host = await Client(url).connect()
+    await host.ok("createRoom", {"userName": "Ada", "roomName": "Queued"})
+    found = await wait_for_value(
+        lambda: samples(url), lambda s: value(s, "parley_webhook_queue") >= 1, 10, "a queue"
+    )
+    assert value(found, "parley_webhook_oldest_seconds") >= 0
+    await host.close()
+
+
+async def test_the_media_engines_own_counters_are_series(
+    server: tuple[RunningServer, CountingEngine],
+) -> None:
+    running, engine = server
+    engine.received += 7
+    found = await samples(running.url)
+    stats = engine.stats()
+    for stat in ("rooms", "received_packets", "forwarded_packets"):
+        assert value(found, "parley_media_engine", engine="fake", stat=stat) == stats[stat]

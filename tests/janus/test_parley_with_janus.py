@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from parley.media.janus import janus_available
 from parley.media.janus.engine import JanusEngine
@@ -272,3 +273,26 @@ async def test_a_killed_janus_is_restarted_media_recovers_and_chat_never_stops(
         assert len(await admin.handles(own_session)) == 4
         assert len(await admin.rooms()) == 1
     assert engine.stats()["resets"] == 1
+
+
+async def test_metrics_carry_what_janus_holds_from_its_admin_api(
+    server: RunningServer, closing: list[Any]
+) -> None:
+    host = await Client(server.url).connect()
+    closing.append(host)
+    room = await host.ok("createRoom", {"userName": "Ada", "roomName": "Counted"})
+    await publish(host, room["roomId"], closing)
+    _engine, process = janus_of(server)
+    async with admin_of(process) as admin:
+        sessions, handles = await admin.sessions(), await admin.all_handles()
+    async with httpx.AsyncClient(timeout=10) as http:
+        text = (await http.get(f"{server.url}/metrics")).text
+    found = {
+        sample.labels["stat"]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "parley_media_engine" and sample.labels["engine"] == "janus"
+    }
+    assert found["janus_sessions"] == len(sessions) == 1
+    assert found["janus_handles"] == len(handles) == 2  # the control handle and the publisher
+    assert found["streams"] == 1

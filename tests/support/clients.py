@@ -39,6 +39,9 @@ EVENTS = (
     "kicked",
     "muted",
     "reaction",
+    "layerChanged",
+    "videoPaused",
+    "activeSpeaker",
     "e2eePublicKey",
     "e2eeKey",
 )

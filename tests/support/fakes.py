@@ -14,11 +14,13 @@ from parley.rooms.models import (
     STORED_PASSWORD,
     Departure,
     JoinedRoom,
+    LayerReason,
     LobbyOutcome,
     LobbyRequest,
     LogEntry,
     MediaKind,
     Participant,
+    Removal,
     RoomGone,
     RoomRecord,
     RoomSettings,
@@ -52,6 +54,7 @@ class MemoryStore:
         self.messages: list[ChatMessage] = []
         self.files: dict[str, StoredFile] = {}
         self.removals: set[tuple[str, str]] = set()
+        self.removed_at: dict[tuple[str, str], int] = {}
         self._seq = itertools.count()
 
     async def add_room(self, record: RoomRecord) -> bool:
@@ -92,11 +95,21 @@ class MemoryStore:
         return None
 
     async def add_removal(self, uid: str, user_id: str, at_ms: int) -> None:
-        if uid in self.rooms:
+        if uid in self.rooms and (uid, user_id) not in self.removals:
             self.removals.add((uid, user_id))
+            self.removed_at[(uid, user_id)] = at_ms
 
     async def is_removed(self, uid: str, user_id: str) -> bool:
         return (uid, user_id) in self.removals
+
+    async def removals_of(self, uid: str) -> list[Removal]:
+        found = [Removal(u, self.removed_at.get((r, u), 0)) for r, u in self.removals if r == uid]
+        return sorted(found, key=lambda removal: (removal.at, removal.user_id))
+
+    async def lift_removal(self, uid: str, user_id: str) -> bool:
+        lifted = (uid, user_id) in self.removals
+        self.removals.discard((uid, user_id))
+        return lifted
 
     async def add_message(self, message: ChatMessage) -> tuple[ChatMessage, bool]:
         if message.room_uid not in self.rooms:
@@ -258,6 +271,24 @@ class RecordingEvents:
         self, owner: Participant, peer_id: str, candidate: IceCandidate | None
     ) -> None:
         self.facts.append(("candidate_found", "", (owner.user_id, peer_id, candidate)))
+
+    async def layer_changed(
+        self,
+        room: RoomRecord,
+        subscriber: Participant,
+        subscription_id: str,
+        layer: int,
+        reason: LayerReason,
+    ) -> None:
+        self._note("layer_changed", room, (subscriber.user_id, subscription_id, layer, reason))
+
+    async def video_paused(
+        self, room: RoomRecord, subscriber: Participant, subscription_id: str, paused: bool
+    ) -> None:
+        self._note("video_paused", room, (subscriber.user_id, subscription_id, paused))
+
+    async def active_speaker(self, room: RoomRecord, speaker: Participant) -> None:
+        self._note("active_speaker", room, speaker.user_id)
 
     async def message_posted(
         self, room: RoomRecord, message: ChatMessage, only: list[Participant] | None

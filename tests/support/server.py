@@ -76,9 +76,12 @@ class ChildServer:
 
 
 def spawn_server(
-    data_dir: Path, env: dict[str, str] | None = None, max_open_files: int | None = None
+    data_dir: Path,
+    env: dict[str, str] | None = None,
+    max_open_files: int | None = None,
+    host: str = "127.0.0.1",
 ) -> ChildServer:
-    """``python -m parley serve`` on 127.0.0.1 port 0; returns once it listens.
+    """``python -m parley serve`` on ``host`` (127.0.0.1) port 0; returns once it listens.
     ``max_open_files``: the child's file-descriptor limit (``ulimit -n``)."""
     child_env = {**os.environ, "PARLEY_MEDIA_ENGINE": "none", **(env or {})}
 
@@ -93,7 +96,7 @@ def spawn_server(
             "parley",
             "serve",
             "--host",
-            "127.0.0.1",
+            host,
             "--port",
             "0",
             "--data-dir",

@@ -118,4 +118,5 @@ def test_an_engine_reset_forgets_every_peer_and_tells_the_room() -> None:
     live = with_streams(room(ADA, BOB), CAMERA).with_subscription(Subscription("x", "ada", "s1"))
     after, effects = media.reset(live)
     assert after.streams == () and after.subscriptions == ()
-    assert kinds(effects) == ["PeerClosed", "PeerClosed", "MediaReset"]
+    # The meeting log hears that each stream ended (track_unpublished).
+    assert kinds(effects) == ["PeerClosed", "PeerClosed", "TrackLost", "MediaReset"]

@@ -9,6 +9,7 @@ import { humanError } from "./errors";
 import { ParleyClient, ProtocolError, type ConnectionInfo, type CreateRoomData } from "./protocol";
 import { JoinCancelled, LobbyDenied } from "./session";
 import { decodeClaims, takeTokenFromAddress } from "./jointoken";
+import { EmbedBridge } from "./embed";
 import {
   devicePrefs,
   dropRoomSession,
@@ -26,6 +27,9 @@ import { saveMeetingKey } from "./e2ee/store";
 
 const root = document.getElementById("app") ?? document.body;
 const client = new ParleyClient();
+/** The page that frames this one through /embed.js, if one does. */
+const embed = EmbedBridge.fromAddress();
+embed?.listen(client);
 let infoPromise: Promise<ConnectionInfo> | null = null;
 let current: { stop: () => void } | null = null;
 
@@ -192,6 +196,7 @@ async function enterMeeting(
       forgetMeeting(roomId);
     }
     showPrejoin(roomId, message, needsPassword);
+    embed?.failed(roomId, message);
     return message;
   }
   show(meeting.el, () => {
@@ -200,6 +205,10 @@ async function enterMeeting(
     forgetMeeting(roomId);
   });
   if (local.problem) toast(local.problem, "info", 8000);
+  embed?.joined(roomId, meeting.userId, {
+    leave: () => void meeting.leave(),
+    setMedia: (kind, on) => void meeting.setMedia(kind, on),
+  });
   return null;
 }
 
@@ -230,6 +239,7 @@ function forgetMeeting(roomId: string): void {
 }
 
 function exitMeeting(roomId: string, reason: ExitReason, message?: string): void {
+  embed?.left(roomId, reason);
   const session = roomSession(roomId);
   dropRoomSession(roomId);
   current = null;

@@ -274,6 +274,14 @@ export class MeetingMedia {
     return out;
   }
 
+  /** The user whose stream the subscription `subscriptionId` receives, if it is ours. */
+  userOf(subscriptionId: string): string | null {
+    for (const sub of this.subs.values()) {
+      if (sub.subscriptionId === subscriptionId) return sub.stream.userId;
+    }
+    return null;
+  }
+
   /** What each subscription receives, for diagnostics and the browser tests. */
   async describe(): Promise<SubscriptionReport[]> {
     const out: SubscriptionReport[] = [];
@@ -282,6 +290,7 @@ export class MeetingMedia {
       let audioPackets = 0;
       let frameWidth = 0;
       let frameHeight = 0;
+      const link = { freezeSeconds: 0, videoBytes: 0, concealedSamples: 0, totalSamples: 0 };
       const stats = await sub.pc.getStats();
       stats.forEach((r: InboundStats) => {
         if (r.type !== "inbound-rtp") return;
@@ -289,8 +298,14 @@ export class MeetingMedia {
           framesDecoded += r.framesDecoded ?? 0;
           frameWidth = r.frameWidth ?? frameWidth;
           frameHeight = r.frameHeight ?? frameHeight;
+          link.freezeSeconds += r.totalFreezesDuration ?? 0;
+          link.videoBytes += r.bytesReceived ?? 0;
         }
-        if (r.kind === "audio") audioPackets += r.packetsReceived ?? 0;
+        if (r.kind === "audio") {
+          audioPackets += r.packetsReceived ?? 0;
+          link.concealedSamples += r.concealedSamples ?? 0;
+          link.totalSamples += r.totalSamplesReceived ?? 0;
+        }
       });
       out.push({
         streamId: sub.stream.streamId,
@@ -303,6 +318,7 @@ export class MeetingMedia {
         frameWidth,
         frameHeight,
         audioPackets,
+        ...link,
         layer: sub.layer,
         layerRequests: sub.layerRequests,
         path: selectedPath(stats),
@@ -338,6 +354,10 @@ interface InboundStats {
   framesDecoded?: number;
   frameWidth?: number;
   frameHeight?: number;
+  totalFreezesDuration?: number;
+  bytesReceived?: number;
+  concealedSamples?: number;
+  totalSamplesReceived?: number;
 }
 
 interface OutboundStats {
@@ -370,6 +390,12 @@ export interface SubscriptionReport {
   frameWidth: number;
   frameHeight: number;
   audioPackets: number;
+  /** Seconds of video frozen so far (Chromium's freeze detection), and video bytes received. */
+  freezeSeconds: number;
+  videoBytes: number;
+  /** Audio samples concealed (lost or late) and received in all. */
+  concealedSamples: number;
+  totalSamples: number;
   /** The simulcast layer asked for (null: none; the engine sends its highest). */
   layer: SimulcastLayer | null;
   layerRequests: number;

@@ -364,6 +364,14 @@ export class Meeting {
       this.render();
     });
     this.on("hostChanged", ({ userId }) => roster.hostChanged(userId));
+    this.on("activeSpeaker", ({ userId }) => {
+      this.speakers.announce(userId);
+      this.view.renderAudio(this.speakers.speakerId);
+    });
+    this.on("videoPaused", ({ subscriptionId, paused }) => {
+      const userId = this.media.userOf(subscriptionId);
+      if (userId) this.view.grid.tile(userId)?.setPaused(paused);
+    });
     this.on("userUpdated", (u) => roster.updated(u));
     this.on("roomUpdated", (p) => {
       if (p.roomId !== room) return;
@@ -470,6 +478,18 @@ export class Meeting {
     this.close(false);
     await Promise.race([req, new Promise((r) => setTimeout(r, 1500))]);
     this.opts.onExit("left");
+  }
+
+  /** Our userId in the meeting. */
+  get userId(): string {
+    return this.session.userId;
+  }
+
+  /** Turns our microphone (`audio`) or camera (`video`) on or off, as its button does. */
+  async setMedia(kind: MediaKind, on: boolean): Promise<void> {
+    const current = kind === "audio" ? this.own.micOn : this.own.camOn;
+    if (current === on || this.closed) return;
+    await (kind === "audio" ? this.toggleMic() : this.toggleCam());
   }
 
   /** Leaves without showing the farewell screen (the page is going elsewhere). */

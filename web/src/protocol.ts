@@ -258,6 +258,14 @@ export interface Events {
   iceCandidate: { id: string; candidate: CandidateInit | null };
   meetingEnded: { roomId: string; endedBy?: string };
   mediaReset: { roomId: string };
+  layerChanged: {
+    roomId: string;
+    subscriptionId: string;
+    layer: SimulcastLayer;
+    reason: "bandwidth" | "selected" | "publisher";
+  };
+  videoPaused: { roomId: string; subscriptionId: string; paused: boolean };
+  activeSpeaker: { roomId: string; userId: string };
   e2eePublicKey: { roomId: string; userId: string; publicKey: string };
   e2eeKey: { roomId: string; from: string; keyId: number; payload: string };
 }

@@ -24,9 +24,16 @@ export class SpeakerDetector {
     return !!a && now - a.changedAt < MIC_SILENT_MS;
   }
 
-  /** The active speaker, if any. */
+  /** The active speaker, if any: the server's when it announced one, else our own guess. */
   get speakerId(): string | null {
-    return this.speaker?.userId ?? null;
+    return this.announced ?? this.speaker?.userId ?? null;
+  }
+
+  /** The speaker the server announced (`activeSpeaker`); it holds until the next one. */
+  private announced: string | null = null;
+
+  announce(userId: string): void {
+    this.announced = userId;
   }
 
   /**
@@ -58,5 +65,6 @@ export class SpeakerDetector {
 
   forget(userId: string): void {
     this.heard.delete(userId);
+    if (this.announced === userId) this.announced = null;
   }
 }

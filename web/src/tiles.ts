@@ -88,6 +88,13 @@ export class Tile {
   setSpeaking(speaking: boolean): void {
     this.el.classList.toggle("speaking", speaking);
   }
+
+  /** The server stopped (or resumed) this video for lack of bandwidth: say so instead of
+   * showing the last frame frozen. */
+  setPaused(paused: boolean): void {
+    this.el.classList.toggle("paused", paused);
+    this.el.setAttribute("aria-description", paused ? "Video paused: connection too slow" : "");
+  }
 }
 
 /** Starts playback; if the browser refuses sound without a gesture, asks for one. */

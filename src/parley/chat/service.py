@@ -20,6 +20,10 @@ from parley.text import check_length
 
 log = logging.getLogger(__name__)
 
+SYSTEM_SENDER = "api"
+"""The ``userId`` of messages the server posts (as ``by: "api"`` of other events)."""
+SYSTEM_NAME = "Parley"
+
 
 @dataclass(frozen=True, kw_only=True)
 class ChatLimits:
@@ -114,6 +118,32 @@ class ChatService:
             log.debug("room %s: message %s from %s", room.room_id, stored.id, stored.user_id)
             self._on_posted(stored)
             await self._events.message_posted(room, stored, only)
+        return stored
+
+    async def post_system(self, room: RoomRecord, text: str) -> ChatMessage:
+        """A message from the server to everyone in ``room`` (the REST API): its sender is
+        ``SYSTEM_SENDER``, kept in the history like any message."""
+        check_length(text, "message", 1, self._limits.max_message_chars)
+        message = ChatMessage(
+            id=self._new_id(),
+            room_id=room.room_id,
+            room_uid=room.uid,
+            user_id=SYSTEM_SENDER,
+            user_name=SYSTEM_NAME,
+            message=text,
+            timestamp=self._clock.now_ms(),
+            client_timestamp=None,
+            client_message_id=None,
+            file=None,
+            recipient_id=None,
+        )
+        try:
+            stored, _ = await self._store.add_message(message)
+        except RoomGone:
+            raise RoomNotFound("This meeting has ended.") from None
+        log.info("room %s: system message %s", room.room_id, stored.id)
+        self._on_posted(stored)
+        await self._events.message_posted(room, stored, None)
         return stored
 
     async def _member(self, conn_id: str, room_id: str) -> tuple[RoomRecord, Participant]:

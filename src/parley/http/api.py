@@ -8,12 +8,12 @@ room is exactly ``endMeeting``, of a participant exactly ``kick``). Requests car
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import fastapi_offline
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
@@ -23,7 +23,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from parley import wire
 from parley.chat.service import ChatService
 from parley.clock import Clock
-from parley.errors import ErrorCode, InvalidPayload, RateLimited, Unauthorized
+from parley.errors import (
+    ErrorCode,
+    Forbidden,
+    InvalidPayload,
+    ParleyError,
+    RateLimited,
+    RoomExists,
+    RoomNotFound,
+    ServerFull,
+    Unauthorized,
+)
 from parley.fields import CustomRoomId, Id, Line, Password, UserId
 from parley.files.links import DownloadLinks
 from parley.ratelimit import KeyedLimiter
@@ -31,6 +41,7 @@ from parley.rooms.controls import Controls, SettingsChange
 from parley.rooms.grants import JoinGrants
 from parley.rooms.models import RoomSettings
 from parley.rooms.service import RoomsService
+from parley.settings import Settings as AppSettings
 
 log = logging.getLogger(__name__)
 PREFIX = "/api/v1"
@@ -38,7 +49,10 @@ PREFIX = "/api/v1"
 
 # --- the schema ------------------------------------------------------------------------------
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Strict as the socket side: ``true``/``false`` only for a boolean, a JSON integer only for
+    an integer (no ``"1"``, no ``1.0``), known fields only."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Error(Model):
@@ -155,23 +169,94 @@ class Token(Model):
     joinUrl: str
 
 
-ERRORS: dict[int | str, dict[str, object]] = {
-    status: {"model": Error, "description": code}
-    for status, code in (
-        (400, "INVALID_PAYLOAD"),
-        (401, "UNAUTHORIZED"),
-        (403, "FORBIDDEN"),
-        (404, "ROOM_NOT_FOUND"),
-        (409, "ROOM_EXISTS"),
-        (429, "RATE_LIMITED"),
-    )
-}
+def errors(*codes: type[ParleyError]) -> dict[int | str, dict[str, object]]:
+    """The OpenAPI ``responses`` of the errors a route may answer, by status."""
+    found: dict[int | str, dict[str, object]] = {}
+    for error in codes:
+        entry = found.setdefault(error.http_status, {"model": Error, "description": ""})
+        entry["description"] = " or ".join(filter(None, [str(entry["description"]), error.code]))
+    return found
+
+
+ERRORS = errors(Unauthorized, RateLimited)
+"""What every route may answer: the key's check and its pace (400 ``INVALID_PAYLOAD`` is added
+to every route that takes parameters or a body; see ``describe``)."""
+SECURITY_SCHEME = "bearer"
+
+
+@dataclass(frozen=True)
+class ApiLimits:
+    """The settings-driven limits the API enforces and its document states."""
+
+    max_room_name_chars: int = 100
+    max_user_name_chars: int = 64
+    history_max_limit: int = 1000
+
+    @classmethod
+    def of(cls, settings: AppSettings) -> ApiLimits:
+        return cls(
+            settings.max_room_name_chars, settings.max_user_name_chars, settings.history_max_limit
+        )
+
+    def fields(self) -> dict[tuple[str, str], dict[str, int]]:
+        """(schema, property) → the JSON Schema constraints that hold there."""
+        return {
+            ("NewRoom", "roomName"): {"minLength": 1, "maxLength": self.max_room_name_chars},
+            ("NewToken", "userName"): {"minLength": 1, "maxLength": self.max_user_name_chars},
+        }
+
+
+def describe(schema: dict[str, Any], limits: ApiLimits) -> dict[str, Any]:
+    """The OpenAPI document as the server behaves: bearer security declared for every
+    operation (``/api/docs`` then has its Authorize button), 400 where FastAPI wrote 422, and
+    the limits of these settings."""
+    schemas = schema.get("components", {}).get("schemas", {})
+    for (name, field), constraints in limits.fields().items():
+        if field in schemas.get(name, {}).get("properties", {}):
+            schemas[name]["properties"][field].update(constraints)
+    messages = schema.get("paths", {}).get(f"{PREFIX}/rooms/{{roomId}}/messages", {}).get("get")
+    for parameter in (messages or {}).get("parameters", []):
+        if parameter["name"] == "limit":
+            _numbers(parameter["schema"])["maximum"] = limits.history_max_limit
+    components = schema.setdefault("components", {})
+    components.setdefault("securitySchemes", {})[SECURITY_SCHEME] = {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An admin API key: PARLEY_API_KEY or one of PARLEY_API_KEYS.",
+    }
+    schema["security"] = [{SECURITY_SCHEME: []}]
+    for item in schema.get("paths", {}).values():
+        for operation in item.values():
+            responses = operation.get("responses", {})
+            if responses.pop("422", None) is not None or "requestBody" in operation:
+                responses.setdefault(
+                    "400",
+                    {
+                        "description": str(ErrorCode.INVALID_PAYLOAD),
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+                        },
+                    },
+                )
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.get("schemas", {}).pop(name, None)
+    return schema
+
+
+def _numbers(schema: dict[str, Any]) -> dict[str, Any]:
+    """The integer branch of an optional parameter's schema (``anyOf: [integer, null]``)."""
+    for branch in schema.get("anyOf", []):
+        if branch.get("type") == "integer":
+            found: dict[str, Any] = branch
+            return found
+    return schema
 
 
 # --- the endpoints ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ApiDeps:
-    api_key: str
+    api_keys: dict[str, str]
+    """Every accepted bearer key by its name (the name is what logs and limits use)."""
     rooms: RoomsService
     controls: Controls
     chat: ChatService
@@ -179,28 +264,52 @@ class ApiDeps:
     links: DownloadLinks
     clock: Clock
     limiter: KeyedLimiter
+    limits: ApiLimits = ApiLimits()
+    public_url: str = "http://127.0.0.1:8080"
+    """The base of ``joinUrl`` (``public_url``, else the configured host): never a request's
+    ``Host``, which whoever calls may set."""
 
 
-def fingerprint(key: str) -> str:
-    """A short, safe name for an API key in logs (never the key)."""
-    return hashlib.sha256(key.encode()).hexdigest()[:8]
+def key_name(given: str, keys: dict[str, str]) -> str | None:
+    """The name of the key ``given`` is, compared in constant time with every key; None when it
+    is none of them."""
+    found = None
+    for name, key in keys.items():
+        if hmac.compare_digest(given.encode(), key.encode()):
+            found = name
+    return found
 
 
-def install(app: FastAPI, deps: ApiDeps) -> APIRouter:
-    """Mount the API and its documentation page (assets served from the package); the API's
-    router (what the OpenAPI document describes)."""
+def bearer(request: Request) -> str:
+    """The credential of an ``Authorization: Bearer`` header ('' without one)."""
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return given.strip() if scheme.lower() == "bearer" else ""
+
+
+def public_base(settings: AppSettings, https: bool) -> str:
+    """Where people reach this server: ``public_url``, else the first named allowed host or the
+    listening host, with the port."""
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    named = [h for h in settings.allowed_hosts if not h.startswith("*")]
+    host = named[0] if named else settings.host
+    host = f"[{host}]" if ":" in host else host
+    return f"{'https' if https else 'http'}://{host}:{settings.port}"
+
+
+def install(app: FastAPI, deps: ApiDeps, more: Sequence[APIRouter] = ()) -> APIRouter:
+    """Mount the API (with the routes of ``more`` under its prefix and key check) and its
+    documentation page (assets served from the package); the API's router (what the OpenAPI
+    document describes)."""
 
     async def caller(request: Request) -> str:
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            given.strip().encode(), deps.api_key.encode()
-        ):
+        name = key_name(bearer(request), deps.api_keys)
+        if name is None:
             raise Unauthorized("An API key is required: Authorization: Bearer <key>.")
-        key = fingerprint(given.strip())
-        if not deps.limiter.allow(key, deps.clock.monotonic()):
+        if not deps.limiter.allow(name, deps.clock.monotonic()):
             raise RateLimited("Too many API calls; slow down.")
-        log.info("api %s %s by key %s", request.method, request.url.path, key)
-        return key
+        log.info("api %s %s by key %s", request.method, request.url.path, name)
+        return name
 
     api = APIRouter(prefix=PREFIX, dependencies=[Depends(caller)], responses=ERRORS)
 
@@ -209,7 +318,12 @@ def install(app: FastAPI, deps: ApiDeps) -> APIRouter:
         """Every room that exists, with its settings."""
         return [wire.room(r) for r in await deps.rooms.all_rooms()]
 
-    @api.post("/rooms", status_code=201, response_model=CreatedRoom)
+    @api.post(
+        "/rooms",
+        status_code=201,
+        response_model=CreatedRoom,
+        responses=errors(RoomExists, ServerFull),
+    )
     async def create_room(body: NewRoom) -> dict[str, object]:
         """A new meeting; the answer's ``hostKey`` makes whoever brings it a host."""
         record, host_key = await deps.rooms.new_room(
@@ -225,7 +339,7 @@ def install(app: FastAPI, deps: ApiDeps) -> APIRouter:
             "settings": wire.settings(settings),
         }
 
-    @api.get("/rooms/{roomId}", response_model=RoomWithUsers)
+    @api.get("/rooms/{roomId}", response_model=RoomWithUsers, responses=errors(RoomNotFound))
     async def get_room(roomId: Id) -> dict[str, object]:
         """One room and the people in it now."""
         room = await deps.rooms.find(roomId)
@@ -233,25 +347,31 @@ def install(app: FastAPI, deps: ApiDeps) -> APIRouter:
         summary = wire.room_of(room, len(people))
         return {**summary, "users": [wire.user(p) for p in people]}
 
-    @api.patch("/rooms/{roomId}", response_model=SettingsAnswer)
+    @api.patch("/rooms/{roomId}", response_model=SettingsAnswer, responses=errors(RoomNotFound))
     async def update_room(roomId: Id, body: SettingsPatch) -> dict[str, object]:
         """Change settings, exactly as a host's ``updateRoom``."""
         room = await deps.rooms.find(roomId)
         return {"settings": wire.settings(await deps.controls.apply_settings(room, body.change()))}
 
-    @api.delete("/rooms/{roomId}", status_code=204)
+    @api.delete("/rooms/{roomId}", status_code=204, responses=errors(RoomNotFound))
     async def end_room(roomId: Id) -> Response:
         """End the meeting exactly as ``endMeeting`` (``endedBy: "api"``)."""
         await deps.rooms.end(await deps.rooms.find(roomId), "api")
         return Response(status_code=204)
 
-    @api.delete("/rooms/{roomId}/participants/{userId}", status_code=204)
+    @api.delete(
+        "/rooms/{roomId}/participants/{userId}",
+        status_code=204,
+        responses=errors(Forbidden, RoomNotFound),
+    )
     async def remove_participant(roomId: Id, userId: UserId) -> Response:
         """Remove someone exactly as a host's ``kick`` (``by: "api"``)."""
         await deps.controls.remove(await deps.rooms.find(roomId), userId, "api")
         return Response(status_code=204)
 
-    @api.get("/rooms/{roomId}/messages", response_model=list[Message])
+    @api.get(
+        "/rooms/{roomId}/messages", response_model=list[Message], responses=errors(RoomNotFound)
+    )
     async def messages(
         roomId: Id,
         before: Annotated[Id | None, Query()] = None,
@@ -262,15 +382,25 @@ def install(app: FastAPI, deps: ApiDeps) -> APIRouter:
         found = await deps.chat.history_of(room, before, limit, None)
         return [wire.message(m, deps.links) for m in found]
 
-    @api.post("/tokens", status_code=201, response_model=Token)
-    async def mint(body: NewToken, request: Request) -> dict[str, object]:
+    @api.post(
+        "/tokens",
+        status_code=201,
+        response_model=Token,
+        responses=errors(Forbidden, RoomNotFound),
+    )
+    async def mint(body: NewToken) -> dict[str, object]:
         """A join token for one person (HS256 with ``PARLEY_JWT_SECRET``) and the link that
         opens the meeting with it."""
+        if len(body.userName) > deps.limits.max_user_name_chars or not body.userName:
+            raise InvalidPayload(
+                f"userName must be 1 to {deps.limits.max_user_name_chars} characters."
+            )
         room = await deps.rooms.find(body.roomId)
         token = deps.grants.mint(room.room_id, body.userName, body.role, body.ttlSeconds, body.sub)
-        base = str(request.base_url).rstrip("/")
-        return {"jwt": token, "joinUrl": f"{base}/r/{room.room_id}?jwt={token}"}
+        return {"jwt": token, "joinUrl": f"{deps.public_url}/r/{room.room_id}?jwt={token}"}
 
+    for routes in more:
+        api.include_router(routes)
     app.include_router(api)
     _install_docs(app)
     return api

@@ -3,25 +3,28 @@
 Each ``Parley`` has its own registry (several run in one test process). Gauges are read from
 presence when scraped; counters move where things happen (socket events answered, messages
 posted, uploads recorded, webhook deliveries); media packets come from the engine's own
-counters. With ``api_key`` set, a scrape needs ``Authorization: Bearer <api_key>``.
+counters. With ``metrics_token`` or admin API keys set, a scrape needs ``Authorization: Bearer``
+with one of them.
 """
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import Iterator
+import time
+from collections.abc import Awaitable, Callable, Iterator
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from parley.errors import ErrorCode
 from parley.files.models import StoredFile
+from parley.http.api import bearer, key_name
 from parley.media.engine import MediaEngine
 from parley.rooms.presence import Presence
 
@@ -47,6 +50,28 @@ class _MediaPackets:
         for direction, key in _PACKETS.items():
             if key in stats:
                 family.add_metric([direction], stats[key])
+        yield family
+
+
+class _MediaEngine:
+    """``parley_media_engine{engine,stat}``: the media engine's own counts and counters, read
+    at scrape time (the embedded SFU's from its counters; Janus's from Parley's handles and,
+    for a Janus Parley runs, from its Admin API: ``janus_sessions``, ``janus_handles``)."""
+
+    def __init__(self, engine: MediaEngine | None) -> None:
+        self._engine = engine
+        self.admin: dict[str, int] = {}
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "parley_media_engine",
+            "The media engine's own counts and counters, by name",
+            labels=["engine", "stat"],
+        )
+        if self._engine is not None:
+            name = self._engine.info.name
+            for stat, count in {**self._engine.stats(), **self.admin}.items():
+                family.add_metric([name, stat], count)
         yield family
 
 
@@ -83,7 +108,33 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.api_calls = Counter(
+            "parley_api_requests",
+            "Admin REST API calls answered, by method, route (its template) and status",
+            ["method", "route", "status"],
+            registry=r,
+        )
+        self.api_seconds = Histogram(
+            "parley_api_request_seconds",
+            "Time to answer an admin REST API call, by route (its template)",
+            ["route"],
+            buckets=_EVENT_BUCKETS,
+            registry=r,
+        )
+        self.webhook_queue = Gauge(
+            "parley_webhook_queue", "Webhook deliveries waiting (one per event and URL)", registry=r
+        )
+        self.webhook_oldest = Gauge(
+            "parley_webhook_oldest_seconds",
+            "Age of the oldest webhook delivery waiting (0 when none waits)",
+            registry=r,
+        )
+        self._backlog: Callable[[], Awaitable[tuple[int, int | None]]] | None = None
+        self._now_ms: Callable[[], int] = lambda: 0
         r.register(_MediaPackets(engine))
+        self._engine = engine
+        self._engine_stats = _MediaEngine(engine)
+        r.register(self._engine_stats)
         self._answered: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
         for outcome in ("delivered", "failed", "gave_up"):
             self.webhook_deliveries.labels(outcome)
@@ -99,6 +150,17 @@ class Metrics:
         children[0].inc()
         children[1].observe(seconds)
 
+    def watch_webhooks(
+        self, backlog: Callable[[], Awaitable[tuple[int, int | None]]], now_ms: Callable[[], int]
+    ) -> None:
+        """Read the webhook queue at each scrape: ``backlog`` gives how many deliveries wait
+        and when the oldest happened (ms)."""
+        self._backlog, self._now_ms = backlog, now_ms
+
+    def api_call(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.api_calls.labels(method, route, str(status)).inc()
+        self.api_seconds.labels(route).observe(seconds)
+
     def uploaded(self, record: StoredFile) -> None:
         self.uploads.inc()
         self.upload_bytes.inc(record.size)
@@ -113,25 +175,59 @@ class Metrics:
         self.participants.set(totals.participants)
         self.streams.set(totals.streams)
         self.subscriptions.set(totals.subscriptions)
+        if self._backlog is not None:
+            waiting, oldest = await self._backlog()
+            self.webhook_queue.set(waiting)
+            age = 0.0 if oldest is None else max(0.0, (self._now_ms() - oldest) / 1000)
+            self.webhook_oldest.set(age)
+        admin_stats = getattr(self._engine, "admin_stats", None)
+        if admin_stats is not None:  # Janus: what it holds, from its Admin API
+            self._engine_stats.admin = await admin_stats()
         encode, content_type = choose_encoder(accept or "")
         return encode(self.registry), content_type
 
 
-def install(app: FastAPI, metrics: Metrics, api_key: str | None) -> None:
-    """Mount ``GET /metrics`` (behind ``api_key`` when one is set)."""
-    expected = api_key.encode() if api_key else None
+def install(app: FastAPI, metrics: Metrics, tokens: dict[str, str]) -> None:
+    """Mount ``GET /metrics``, behind ``tokens`` (any of them, by name) when there are any."""
 
     @app.get("/metrics", include_in_schema=False)
     async def scrape(request: Request) -> Response:
-        if expected is not None:
-            scheme, _, given = request.headers.get("authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(
-                given.strip().encode(), expected
-            ):
-                return JSONResponse(
-                    {"error": str(ErrorCode.UNAUTHORIZED), "message": "The API key is required."},
-                    status_code=401,
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
+        if tokens and key_name(bearer(request), tokens) is None:
+            return JSONResponse(
+                {"error": str(ErrorCode.UNAUTHORIZED), "message": "A bearer token is required."},
+                status_code=401,
+                headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+            )
         body, content_type = await metrics.scrape(request.headers.get("accept"))
         return Response(body, headers={"Content-Type": content_type, "Cache-Control": "no-store"})
+
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class ApiCalls:
+    """Counts each admin REST API call by its route's template (``/api/v1/rooms/{roomId}``,
+    ``unmatched`` for an unknown path), method and status: labels a caller cannot multiply."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, prefix: str) -> None:
+        self._app, self._metrics, self._prefix = app, metrics, prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(self._prefix):
+            await self._app(scope, receive, send)
+            return
+        status = 500
+        started = time.monotonic()
+
+        async def watched(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self._app(scope, receive, watched)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            method = scope["method"] if scope["method"] in _METHODS else "other"
+            self._metrics.api_call(method, route, status, time.monotonic() - started)

@@ -273,6 +273,15 @@ def _install_client(app: FastAPI) -> None:
     async def room_page(room_id: str) -> Response:
         return index()
 
+    @app.get("/embed.js", include_in_schema=False)
+    async def embed_script() -> Response:
+        """``new ParleyMeeting(element, { url, roomId, jwt })`` for pages that embed Parley."""
+        script = STATIC / "embed.js"
+        if not script.is_file():
+            return error_body(ErrorCode.FILE_NOT_FOUND, "The browser client is not built.", 404)
+        headers = {"Cache-Control": "no-cache"}
+        return FileResponse(script, media_type="text/javascript", headers=headers)
+
     @app.get("/assets/{name}", include_in_schema=False)
     async def asset(name: str) -> Response:
         path = (STATIC / "assets" / name).resolve()

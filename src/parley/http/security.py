@@ -7,11 +7,15 @@
 - every HTTP answer gets ``X-Content-Type-Options: nosniff``, ``Referrer-Policy: no-referrer``,
   ``X-Frame-Options: DENY`` and, unless it set its own, the page policy ``PAGE_CSP`` (scripts
   from the server's own files only, no inline script, no framing).
+- with ``frame_ancestors`` (the pages that embed Parley), the page policy's ``frame-ancestors``
+  lists those sources instead and ``X-Frame-Options`` is not sent (a download's policy still
+  forbids framing).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -77,10 +81,25 @@ def host_allowed(host: str, allowed: list[str]) -> bool:
     return False
 
 
+def page_csp(frame_ancestors: Sequence[str]) -> str:
+    """The page policy, framed by ``frame_ancestors`` when there are any (else by no one)."""
+    if not frame_ancestors:
+        return PAGE_CSP
+    return PAGE_CSP.replace(
+        "frame-ancestors 'none'", f"frame-ancestors {' '.join(frame_ancestors)}"
+    )
+
+
 class Guard:
-    def __init__(self, app: ASGIApp, allowed_hosts: list[str]) -> None:
+    def __init__(
+        self, app: ASGIApp, allowed_hosts: list[str], frame_ancestors: Sequence[str] = ()
+    ) -> None:
         self._app = app
         self._allowed = allowed_hosts
+        self._csp = page_csp(frame_ancestors).encode()
+        self._headers = [
+            h for h in _HEADERS if not (frame_ancestors and h[0] == b"x-frame-options")
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -97,9 +116,9 @@ class Guard:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 present = {name.lower() for name, _ in headers}
-                headers += [(k, v) for k, v in _HEADERS if k not in present]
+                headers += [(k, v) for k, v in self._headers if k not in present]
                 if b"content-security-policy" not in present:
-                    headers.append((b"content-security-policy", PAGE_CSP.encode()))
+                    headers.append((b"content-security-policy", self._csp))
                 message = {**message, "headers": headers}
             await send(message)
 

@@ -17,7 +17,7 @@ from parley.rooms.events import RoomEvents
 from parley.rooms.lobby import Lobby
 from parley.rooms.media import MediaService
 from parley.rooms.membership import Membership
-from parley.rooms.models import LiveRoom, MediaKind, RoomRecord, RoomSettings
+from parley.rooms.models import LiveRoom, MediaKind, Removal, RoomRecord, RoomSettings
 from parley.rooms.pacing import Pacing
 from parley.rooms.passwords import Passwords
 from parley.rooms.presence import Presence
@@ -159,6 +159,38 @@ class Controls:
             room_id, lambda room: rules.unmute(room, conn_id, user_id, kind), conn_id
         )
 
+    # --- as the REST API (``by: "api"``), through the same rules as a host --------------------
+    async def mute_by_api(self, room: RoomRecord, user_id: str, kind: MediaKind) -> None:
+        await self._change_record(room, lambda live: rules.block(live, user_id, kind, "api"))
+        log.info("room %s: %s %s muted by api", room.room_id, user_id, kind)
+
+    async def unmute_by_api(self, room: RoomRecord, user_id: str, kind: MediaKind) -> None:
+        await self._change_record(room, lambda live: rules.lift(live, user_id, kind))
+        log.info("room %s: %s %s unmuted by api", room.room_id, user_id, kind)
+
+    async def set_role_by_api(self, room: RoomRecord, user_id: str, make_host: bool) -> None:
+        await self._change_record(room, lambda live: rules.change_role(live, user_id, make_host))
+        log.info("room %s: %s made %s by api", room.room_id, user_id, _role(make_host))
+
+    async def rename(self, room: RoomRecord, user_id: str, user_name: str) -> None:
+        await self._change_record(room, lambda live: rules.rename(live, user_id, user_name))
+        log.info("room %s: %s renamed by api", room.room_id, user_id)
+
+    async def removals(self, room: RoomRecord) -> list[Removal]:
+        """Who was removed from ``room``'s meeting, oldest first."""
+        return await self._settings.removals_of(room.uid)
+
+    async def lift_removal(self, room: RoomRecord, user_id: str) -> bool:
+        """``user_id`` may come back (its tokens admit it again); whether it was removed."""
+        async with self._presence.hold(room.uid) as hold:
+            lifted = await self._settings.lift_removal(room.uid, user_id)
+            if hold.room is not None:
+                changed, _ = rules.lift_removal(hold.room, user_id)
+                hold.save(changed)
+        if lifted:
+            log.info("room %s: removal of %s lifted by api", room.room_id, user_id)
+        return lifted
+
     # --- hands and reactions ----------------------------------------------------------------
     async def raise_hand(
         self, conn_id: str, room_id: str, raised: bool, user_id: str | None
@@ -178,7 +210,15 @@ class Controls:
         await self._events.reaction(room.record, caller, emoji, self._clock.now_ms())
 
 
+def _role(make_host: bool) -> str:
+    return "host" if make_host else "participant"
+
+
 class SettingsStore(Protocol):
     async def update_settings(self, uid: str, settings: RoomSettings) -> None: ...
 
     async def add_removal(self, uid: str, user_id: str, at_ms: int) -> None: ...
+
+    async def removals_of(self, uid: str) -> list[Removal]: ...
+
+    async def lift_removal(self, uid: str, user_id: str) -> bool: ...

@@ -165,6 +165,15 @@ class MediaReset:
 
 
 @dataclass(frozen=True)
+class TrackLost:
+    """The engine lost ``stream`` with the room's media (the meeting log hears it ended; the
+    room hears ``MediaReset``)."""
+
+    room: RoomRecord
+    stream: Stream
+
+
+@dataclass(frozen=True)
 class PeerClosed:
     """A stream or subscription is forgotten: the engine closes it, after the hold."""
 
@@ -236,6 +245,7 @@ Effect = (
     | StreamPublished
     | StreamUnpublished
     | MediaReset
+    | TrackLost
     | PeerClosed
     | RoomStarted
     | ParticipantJoined
@@ -291,10 +301,14 @@ async def _deliver(effect: Effect, events: RoomEvents, log: MeetingLog) -> None:
             await events.lobby_denied(room, request)
         case StreamPublished(room, stream, publisher):
             await events.stream_published(room, stream, publisher)
+            await log.track_published(room, stream)
         case StreamUnpublished(room, stream, publisher):
             await events.stream_unpublished(room, stream, publisher)
+            await log.track_unpublished(room, stream)
         case MediaReset(room):
             await events.media_reset(room)
+        case TrackLost(room, stream):
+            await log.track_unpublished(room, stream)
         case RoomStarted(room, first):
             await log.room_started(room, first)
         case ParticipantJoined(room, participant):

@@ -15,6 +15,7 @@ from parley.rooms.models import (
     Departure,
     JoinedRoom,
     KeyMessage,
+    LayerReason,
     LobbyOutcome,
     LobbyRequest,
     MediaKind,
@@ -114,6 +115,25 @@ class RoomEvents(Protocol):
     ) -> None:
         """Only the owner of the connection ``peer_id``: a server-side ICE candidate (None: no
         more candidates)."""
+
+    async def layer_changed(
+        self,
+        room: RoomRecord,
+        subscriber: Participant,
+        subscription_id: str,
+        layer: int,
+        reason: LayerReason,
+    ) -> None:
+        """Only the subscriber: its subscription now receives simulcast ``layer``."""
+
+    async def video_paused(
+        self, room: RoomRecord, subscriber: Participant, subscription_id: str, paused: bool
+    ) -> None:
+        """Only the subscriber: the subscription's video stopped (or resumed) for lack of
+        bandwidth."""
+
+    async def active_speaker(self, room: RoomRecord, speaker: Participant) -> None:
+        """``speaker`` is now the loudest sustained speaker of the room."""
 
     # --- chat ------------------------------------------------------------------------------
     async def message_posted(

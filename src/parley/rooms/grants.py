@@ -1,6 +1,7 @@
 """Join grants: JSON Web Tokens another application mints to admit its people, with their name,
-role and (optionally) a stable identity. Verified with PyJWT: HS256 with a shared secret, or
-RS256/ES256 with the issuer's public key."""
+role and (optionally) a stable identity. Verified with PyJWT: HS256 with a shared secret,
+RS256/ES256/EdDSA with the issuer's public key or with the key its ``kid`` names in an identity
+provider's key set (``parley.jwt_keys``); ``aud`` and ``iss`` checked when configured."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Literal
 import jwt
 
 from parley.errors import Forbidden, Unauthorized
+from parley.jwt_keys import ASYMMETRIC, JwksKeys, PublicKey, load_public_key
 from parley.text import clean_text
 
 Role = Literal["host", "participant"]
@@ -41,28 +43,37 @@ class JoinGrants:
         secret: str | None,
         public_key: str | None,
         leeway_seconds: float,
+        audience: str | None = None,
+        issuer: str | None = None,
+        jwks: JwksKeys | None = None,
     ) -> None:
         self._secret = secret
-        self._public_key = public_key
+        self._public_key = load_public_key(public_key) if public_key is not None else None
         self._leeway = min(leeway_seconds, MAX_LEEWAY_SECONDS)
+        self._audience, self._issuer, self._jwks = audience, issuer, jwks
+        self._required = ["exp", "room", "name", "role"]
+        self._required += ["aud"] * (audience is not None) + ["iss"] * (issuer is not None)
 
     @property
     def enabled(self) -> bool:
-        return self._secret is not None or self._public_key is not None
+        return self._secret is not None or self._public_key is not None or self._jwks is not None
 
-    def verify(self, token: str, room_id: str) -> Grant:
+    async def verify(self, token: str, room_id: str) -> Grant:
         """The grant ``token`` carries for ``room_id``; UNAUTHORIZED for a bad signature, an
-        expired or not yet valid token, another room, a missing ``exp`` or missing claims."""
-        key, algorithms = self._verifying_key()
+        expired or not yet valid token, another room, a missing ``exp`` or missing claims, an
+        ``aud`` or ``iss`` other than the configured ones."""
+        key, algorithms = await self._verifying_key(token)
         try:
             claims = jwt.decode(
                 token,
                 key,
                 algorithms=algorithms,
                 leeway=self._leeway,
-                options={"require": ["exp", "room", "name", "role"]},
+                audience=self._audience,
+                issuer=self._issuer,
+                options={"require": self._required},
             )
-        except jwt.InvalidTokenError as error:
+        except jwt.PyJWTError as error:
             raise Unauthorized(f"The join token is not valid: {error}"[:200]) from None
         name, role, sub = claims["name"], claims["role"], claims.get("sub")
         if claims["room"] != room_id:
@@ -81,12 +92,26 @@ class JoinGrants:
             raise Unauthorized("The join token's sub must be a string.")
         return Grant(room_id, name, role, sub)
 
-    def _verifying_key(self) -> tuple[str, list[str]]:
-        if self._public_key is not None:
-            return self._public_key, ["RS256", "ES256"]
-        if self._secret is not None:
+    async def _verifying_key(self, token: str) -> tuple[str | PublicKey, list[str]]:
+        """The key and algorithm a token is checked with, chosen by its header's ``alg`` (and
+        ``kid``, with a key set): never an algorithm the key is not for."""
+        if not self.enabled:
+            raise Unauthorized("This server does not accept join tokens.")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as error:
+            raise Unauthorized(f"The join token is not valid: {error}"[:200]) from None
+        algorithm, kid = header.get("alg"), header.get("kid")
+        if algorithm == "HS256" and self._secret is not None:
             return self._secret, ["HS256"]
-        raise Unauthorized("This server does not accept join tokens.")
+        if algorithm in ASYMMETRIC and self._jwks is not None and isinstance(kid, str):
+            found = await self._jwks.key(kid[:256])
+            if found is None:
+                raise Unauthorized("The join token's key (kid) is not in the key set.")
+            return found.key, [found.algorithm_name]
+        if algorithm in ASYMMETRIC and self._public_key is not None:
+            return self._public_key
+        raise Unauthorized(f"The join token's algorithm {str(algorithm)[:16]!r} is not accepted.")
 
     def mint(
         self, room_id: str, name: str, role: Role, ttl_seconds: int, subject: str | None = None

@@ -7,15 +7,29 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
 from parley.clock import Clock
+from parley.errors import InvalidPayload
 from parley.rooms.effects import Effects
 from parley.rooms.events import RoomEvents
 from parley.rooms.membership import Elsewhere, Membership
-from parley.rooms.models import LobbyRequest
+from parley.rooms.models import LiveRoom, LobbyRequest, RoomRecord
 from parley.rooms.presence import Presence, RoomHold, hold_live
 from parley.rooms.rules import lobby as rules
 from parley.rooms.rules.access import host_in
 
 log = logging.getLogger(__name__)
+
+Check = Callable[[LiveRoom | None], LiveRoom]
+"""Who may decide: the live room when the caller may, else the error it answers."""
+
+
+Held = AbstractAsyncContextManager[RoomHold]
+
+
+def _live(room: LiveRoom | None) -> LiveRoom:
+    """The REST API may decide for any room; nobody waits at a room that is not live."""
+    if room is None:
+        raise InvalidPayload("Nobody waits with that requestId (already let in or not?).")
+    return room
 
 
 class Lobby:
@@ -29,9 +43,17 @@ class Lobby:
 
     async def admit(self, conn_id: str, room_id: str, request_id: str) -> None:
         """A host lets ``request_id`` in; its connection leaves the room it was in, if any."""
+        check = lambda room: host_in(room, conn_id)[0]  # noqa: E731
+        await self._admit(self._hold(room_id), room_id, request_id, check)
+
+    async def admit_by_api(self, room: RoomRecord, request_id: str) -> None:
+        """The REST API lets ``request_id`` in, exactly as a host's ``admit``."""
+        await self._admit(self._presence.hold(room.uid), room.room_id, request_id, _live)
+
+    async def _admit(self, held: Held, room_id: str, request_id: str, check: Check) -> None:
         elsewhere: list[Elsewhere] = []
-        async with self._hold(room_id) as hold:
-            room, _ = host_in(hold.room, conn_id)
+        async with held as hold:
+            room = check(hold.room)
             request = room.request(request_id)
             if request is not None:
                 elsewhere = await self._membership.elsewhere(room, [request.conn_id])
@@ -42,12 +64,24 @@ class Lobby:
         await self._membership.leave_elsewhere(elsewhere)
 
     async def deny(self, conn_id: str, room_id: str, request_id: str) -> None:
-        async with self._hold(room_id) as hold:
-            room, _ = host_in(hold.room, conn_id)
-            room, effects = rules.deny(room, request_id)
+        check = lambda room: host_in(room, conn_id)[0]  # noqa: E731
+        await self._deny(self._hold(room_id), room_id, request_id, check)
+
+    async def deny_by_api(self, room: RoomRecord, request_id: str) -> None:
+        """The REST API turns ``request_id`` away, exactly as a host's ``deny``."""
+        await self._deny(self._presence.hold(room.uid), room.room_id, request_id, _live)
+
+    async def _deny(self, held: Held, room_id: str, request_id: str, check: Check) -> None:
+        async with held as hold:
+            room, effects = rules.deny(check(hold.room), request_id)
             hold.save(room)
         log.info("room %s: lobby request %s denied", room_id, request_id)
         await self._membership.settle(effects)
+
+    async def waiting(self, room: RoomRecord) -> tuple[LobbyRequest, ...]:
+        """Who waits at the door of ``room`` now, oldest first."""
+        live = await self._presence.room_by_key(room.uid)
+        return live.lobby if live is not None else ()
 
     def _hold(self, room_id: str) -> AbstractAsyncContextManager[RoomHold]:
         return hold_live(self._presence, room_id)

@@ -9,11 +9,13 @@ engine's ``MediaListener``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network, ip_address
+from typing import cast
 
 from parley.clock import Clock
 from parley.errors import Forbidden, MediaError, RateLimited, RoomNotFound, ServerFull
@@ -21,8 +23,9 @@ from parley.media.engine import IceCandidate, MediaEngine
 from parley.ratelimit import KeyedLimiter, SharedBuckets
 from parley.rooms.effects import Effect, Effects, PeerClosed, StreamPublished, deliver
 from parley.rooms.events import RoomEvents
-from parley.rooms.meeting_log import NO_LOG
+from parley.rooms.meeting_log import NO_LOG, MeetingLog
 from parley.rooms.models import (
+    LayerReason,
     LiveRoom,
     OfferedSubscription,
     Participant,
@@ -34,6 +37,7 @@ from parley.rooms.pacing import Pacing
 from parley.rooms.presence import Presence
 from parley.rooms.rules import media as rules
 from parley.rooms.rules import screen
+from parley.rooms.rules import speaker as speakers
 from parley.rooms.rules.access import in_room
 
 log = logging.getLogger(__name__)
@@ -55,6 +59,8 @@ class MediaLimits:
     max_candidates_per_connection: int
     ice_ignore_addresses: tuple[IPv4Network | IPv6Network, ...]
     """Addresses the server never sends connectivity checks to."""
+    active_speaker_interval_seconds: float
+    """Seconds between two ``activeSpeaker`` announcements to one room, at least."""
 
 
 class MediaService:
@@ -68,8 +74,11 @@ class MediaService:
         *,
         shared: SharedBuckets | None = None,
         pacing: Pacing,
+        log: MeetingLog = NO_LOG,
     ) -> None:
         self._presence = presence
+        self._log = log
+        """Told of tracks published and ended (``track_published``/``track_unpublished``)."""
         self._engine = engine
         self._events = events
         self._clock = clock
@@ -79,6 +88,9 @@ class MediaService:
         )
         self._candidates: dict[str, int] = {}
         self._pacing = pacing
+        self._speakers: dict[str, speakers.SpeakerPace] = {}
+        self._speaker_timers: dict[str, asyncio.TimerHandle] = {}
+        self._speaker_tasks: set[asyncio.Task[None]] = set()
 
     def _require_engine(self) -> MediaEngine:
         if self._engine is None:
@@ -100,7 +112,7 @@ class MediaService:
 
     async def _settle(self, effects: Effects) -> None:
         await self.release(effects)
-        await deliver(effects, self._events, NO_LOG)
+        await deliver(effects, self._events, self._log)
 
     async def _change(self, room_key: str, rule: Rule) -> None:
         """Apply ``rule`` to the live room (nothing when it is gone), then tell the room."""
@@ -254,6 +266,7 @@ class MediaService:
             self._candidates.pop(peer_id, None)
         if self._engine is not None:
             await self._engine.close_room(room.uid)
+        self._forget_speaker(room.uid)
 
     # --- what the engine tells us (MediaListener) -------------------------------------------
     async def stream_failed(self, room_key: str, stream_id: str) -> None:
@@ -282,3 +295,77 @@ class MediaService:
         its people told to publish again."""
         log.warning("room %s: media engine reset", room_key)
         await self._change(room_key, rules.reset)
+
+    async def layer_changed(
+        self, room_key: str, subscription_id: str, layer: int, reason: str
+    ) -> None:
+        if reason not in ("bandwidth", "selected", "publisher"):
+            log.warning("room %s: layer change of unknown reason %r", room_key, reason)
+            return
+        found = await self._subscriber(room_key, subscription_id)
+        if found is not None:
+            why = cast(LayerReason, reason)
+            await self._events.layer_changed(found[0], found[1], subscription_id, layer, why)
+
+    async def video_paused(self, room_key: str, subscription_id: str, paused: bool) -> None:
+        found = await self._subscriber(room_key, subscription_id)
+        if found is not None:
+            await self._events.video_paused(found[0], found[1], subscription_id, paused)
+
+    async def _subscriber(
+        self, room_key: str, subscription_id: str
+    ) -> tuple[RoomRecord, Participant] | None:
+        """The room and the connected owner of ``subscription_id``, if both still exist."""
+        room = await self._presence.room_by_key(room_key)
+        subscription = room.subscription(subscription_id) if room else None
+        owner = room.participant(subscription.user_id) if room and subscription else None
+        if room is None or owner is None or owner.conn_id is None:
+            return None
+        return room.record, owner
+
+    async def active_speaker(self, room_key: str, stream_id: str) -> None:
+        room = await self._presence.room_by_key(room_key)
+        stream = room.stream(stream_id) if room else None
+        if stream is None:
+            return
+        pace = self._speakers.get(room_key, speakers.SpeakerPace())
+        now = self._clock.monotonic()
+        interval = self._limits.active_speaker_interval_seconds
+        await self._decided(room_key, speakers.heard(pace, stream.user_id, now, interval))
+
+    async def _speaker_due(self, room_key: str) -> None:
+        self._speaker_timers.pop(room_key, None)
+        pace = self._speakers.get(room_key)
+        if pace is None:
+            return
+        now = self._clock.monotonic()
+        interval = self._limits.active_speaker_interval_seconds
+        try:
+            await self._decided(room_key, speakers.due(pace, now, interval))
+        except Exception:  # nobody awaits this task: say what went wrong here
+            log.exception("room %s: the active speaker was not announced", room_key)
+
+    async def _decided(self, room_key: str, decision: speakers.SpeakerDecision) -> None:
+        """Keep the room's pace, set its timer, and announce the speaker it names."""
+        self._speakers[room_key] = decision.pace
+        if decision.wake_at is not None and room_key not in self._speaker_timers:
+            delay = max(0.0, decision.wake_at - self._clock.monotonic())
+            loop = asyncio.get_running_loop()
+            self._speaker_timers[room_key] = loop.call_later(delay, self._wake, room_key)
+        if decision.announce is None:
+            return
+        room = await self._presence.room_by_key(room_key)
+        speaker = room.participant(decision.announce) if room else None
+        if room is not None and speaker is not None:
+            await self._events.active_speaker(room.record, speaker)
+
+    def _wake(self, room_key: str) -> None:
+        task = asyncio.create_task(self._speaker_due(room_key), name=f"speaker-{room_key}")
+        self._speaker_tasks.add(task)
+        task.add_done_callback(self._speaker_tasks.discard)
+
+    def _forget_speaker(self, room_key: str) -> None:
+        self._speakers.pop(room_key, None)
+        timer = self._speaker_timers.pop(room_key, None)
+        if timer is not None:
+            timer.cancel()

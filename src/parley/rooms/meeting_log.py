@@ -2,7 +2,8 @@
 
 Where ``RoomEvents`` tells the people in a room what happens now, the meeting log records the
 facts another application wants to hear about later, durably and in order: a meeting started,
-someone joined or left, a file was uploaded, the meeting ended. Its implementation (webhooks)
+someone joined or left, a track was published or ended, a file was uploaded, the meeting
+ended. Its implementation (webhooks)
 writes them to an outbox; the domain only says when each fact happens.
 
 A fact that goes with a change in the store (the room's deletion when a meeting ends, a file's
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from parley.files.models import StoredFile
-from parley.rooms.models import Departure, LogEntry, Participant, RoomRecord
+from parley.rooms.models import Departure, LogEntry, Participant, RoomRecord, Stream
 
 
 class MeetingLog(Protocol):
@@ -30,6 +31,12 @@ class MeetingLog(Protocol):
     async def participant_left(
         self, room: RoomRecord, participant: Participant, why: Departure
     ) -> None: ...
+
+    async def track_published(self, room: RoomRecord, stream: Stream) -> None:
+        """``stream``'s publisher started sending it (camera or screen, with its kinds)."""
+
+    async def track_unpublished(self, room: RoomRecord, stream: Stream) -> None:
+        """``stream`` ended (unpublished, or its publisher left)."""
 
     def meeting_ended(self, room: RoomRecord, by: str | None) -> Sequence[LogEntry]:
         """The entries to write with the room's deletion (written only for a meeting that
@@ -54,6 +61,12 @@ class NoMeetingLog:
     async def participant_left(
         self, room: RoomRecord, participant: Participant, why: Departure
     ) -> None:
+        return None
+
+    async def track_published(self, room: RoomRecord, stream: Stream) -> None:
+        return None
+
+    async def track_unpublished(self, room: RoomRecord, stream: Stream) -> None:
         return None
 
     def meeting_ended(self, room: RoomRecord, by: str | None) -> Sequence[LogEntry]:

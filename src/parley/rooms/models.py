@@ -12,6 +12,7 @@ Source = Literal["camera", "screen"]
 MediaKind = Literal["audio", "video"]
 Departure = Literal["left", "timeout", "kicked"]
 LobbyOutcome = Literal["admitted", "denied", "cancelled"]
+LayerReason = Literal["bandwidth", "selected", "publisher"]
 
 
 STORED_PASSWORD = "stored"
@@ -116,6 +117,14 @@ class Revocation:
 
     user_id: str
     why: Departure
+
+
+@dataclass(frozen=True)
+class Removal:
+    """``user_id`` was removed from a meeting at ``at`` (epoch ms); stored for its lifetime."""
+
+    user_id: str
+    at: int
 
 
 @dataclass(frozen=True)
@@ -361,6 +370,12 @@ class RoomStore(Protocol):
         (forgotten with the room)."""
 
     async def is_removed(self, uid: str, user_id: str) -> bool: ...
+
+    async def removals_of(self, uid: str) -> list[Removal]:
+        """Who was removed from the room ``uid``, oldest first."""
+
+    async def lift_removal(self, uid: str, user_id: str) -> bool:
+        """Forget that ``user_id`` was removed; whether it was."""
 
 
 @dataclass(frozen=True)

@@ -146,6 +146,10 @@ class RoomsService:
     def _user_name(self, value: str) -> str:
         return check_length(value, "userName", 1, self._limits.max_user_name_chars)
 
+    def user_name(self, value: str) -> str:
+        """``value`` as a ``userName`` (its rules: INVALID_PAYLOAD otherwise)."""
+        return self._user_name(value)
+
     # --- creating and finding rooms ---------------------------------------------------------
     async def create_room(
         self,
@@ -283,7 +287,7 @@ class RoomsService:
         pass the lock, the password and the lobby."""
         grant = None
         if join_token is not None:
-            grant = self._grants.verify(join_token, room_id)
+            grant = await self._grants.verify(join_token, room_id)
             user_name = grant.name
         elif self._limits.auth == "jwt":
             raise Unauthorized("This meeting admits people with a join token only.")

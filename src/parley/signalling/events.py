@@ -14,6 +14,7 @@ from parley.rooms.models import (
     Departure,
     JoinedRoom,
     KeyMessage,
+    LayerReason,
     LobbyOutcome,
     LobbyRequest,
     MediaKind,
@@ -138,6 +139,33 @@ class SocketRoomEvents:
     ) -> None:
         data = {"id": peer_id, "candidate": wire.candidate(candidate)}
         await self._to(owner.conn_id, "iceCandidate", data)
+
+    async def layer_changed(
+        self,
+        room: RoomRecord,
+        subscriber: Participant,
+        subscription_id: str,
+        layer: int,
+        reason: LayerReason,
+    ) -> None:
+        data = {
+            "roomId": room.room_id,
+            "subscriptionId": subscription_id,
+            "layer": layer,
+            "reason": reason,
+        }
+        await self._to(subscriber.conn_id, "layerChanged", data)
+
+    async def video_paused(
+        self, room: RoomRecord, subscriber: Participant, subscription_id: str, paused: bool
+    ) -> None:
+        data = {"roomId": room.room_id, "subscriptionId": subscription_id, "paused": paused}
+        await self._to(subscriber.conn_id, "videoPaused", data)
+
+    async def active_speaker(self, room: RoomRecord, speaker: Participant) -> None:
+        await self._to_room(
+            room, "activeSpeaker", {"roomId": room.room_id, "userId": speaker.user_id}
+        )
 
     # --- chat ------------------------------------------------------------------------------
     async def message_posted(

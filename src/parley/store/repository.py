@@ -13,10 +13,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from parley.chat.models import ChatMessage
 from parley.files.models import StoredFile
-from parley.rooms.models import STORED_PASSWORD, LogEntry, RoomGone, RoomRecord, RoomSettings
+from parley.rooms.models import (
+    STORED_PASSWORD,
+    LogEntry,
+    Removal,
+    RoomGone,
+    RoomRecord,
+    RoomSettings,
+)
 from parley.store import tables as t
 from parley.store.database import current_revision, head_revision
-from parley.webhooks.model import CAPPED_EVENTS, PendingDelivery
+from parley.webhooks.model import CAPPED_EVENTS, ParkedDelivery, Parking, PendingDelivery
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +145,25 @@ class Store:
         )
         async with self._engine.connect() as connection:
             return (await connection.scalar(query)) is not None
+
+    async def removals_of(self, uid: str) -> list[Removal]:
+        query = (
+            select(t.removals.c.user_id, t.removals.c.removed_at)
+            .where(t.removals.c.room_uid == uid)
+            .order_by(t.removals.c.removed_at, t.removals.c.user_id)
+        )
+        async with self._engine.connect() as connection:
+            rows = (await connection.execute(query)).all()
+        return [Removal(row.user_id, row.removed_at) for row in rows]
+
+    async def lift_removal(self, uid: str, user_id: str) -> bool:
+        async with self._engine.begin() as connection:
+            gone = await connection.execute(
+                delete(t.removals).where(
+                    t.removals.c.room_uid == uid, t.removals.c.user_id == user_id
+                )
+            )
+        return bool(gone.rowcount)
 
     async def start_meeting(self, uid: str, at: int, entries: Sequence[LogEntry]) -> bool:
         async with self._engine.begin() as connection:
@@ -414,9 +440,27 @@ class Store:
         done: Sequence[int],
         retry: tuple[int, int, int] | None,
         release: Sequence[int] = (),
+        parked: Sequence[Parking] = (),
     ) -> None:
         o = t.webhook_outbox
         async with self._engine.begin() as connection:
+            for park in parked:
+                row = (await connection.execute(select(o).where(o.c.seq == park.seq))).first()
+                if row is not None:
+                    await connection.execute(
+                        t.webhook_parked.insert().values(
+                            event_id=row.event_id,
+                            url=row.url,
+                            room_uid=row.room_uid,
+                            event=row.event,
+                            body=row.body,
+                            created_at=row.created_at,
+                            attempts=park.attempts,
+                            parked_at=park.parked_at,
+                            error=park.error[:200],
+                        )
+                    )
+                    await connection.execute(delete(o).where(o.c.seq == park.seq))
             if done:
                 await connection.execute(delete(o).where(o.c.seq.in_(list(done))))
             if release:
@@ -433,6 +477,56 @@ class Store:
                     .values(attempts=attempts, due_at=due_at, claimed_by=None, claimed_until=None)
                 )
 
+    async def parked_deliveries(self) -> list[ParkedDelivery]:
+        p = t.webhook_parked
+        query = select(p).order_by(p.c.id)
+        async with self._engine.connect() as connection:
+            rows = list(await connection.execute(query))
+        return [
+            ParkedDelivery(
+                id=r.id,
+                event_id=r.event_id,
+                event=r.event,
+                room_uid=r.room_uid,
+                url=r.url,
+                body=r.body,
+                created_at=r.created_at,
+                attempts=r.attempts,
+                parked_at=r.parked_at,
+                error=r.error,
+            )
+            for r in rows
+        ]
+
+    async def unpark_delivery(self, parked_id: int, now_ms: int) -> bool:
+        p = t.webhook_parked
+        async with self._engine.begin() as connection:
+            row = (await connection.execute(select(p).where(p.c.id == parked_id))).first()
+            if row is None:
+                return False
+            await connection.execute(
+                t.webhook_outbox.insert().values(
+                    event_id=row.event_id,
+                    url=row.url,
+                    room_uid=row.room_uid,
+                    event=row.event,
+                    body=row.body,
+                    created_at=row.created_at,
+                    due_at=now_ms,
+                    attempts=0,
+                )
+            )
+            await connection.execute(delete(p).where(p.c.id == parked_id))
+        self._on_log_written()
+        return True
+
+    async def trim_parked(self, keep: int) -> int:
+        p = t.webhook_parked
+        kept = select(p.c.id).order_by(p.c.id.desc()).limit(keep).scalar_subquery()
+        async with self._engine.begin() as connection:
+            gone = await connection.execute(delete(p).where(p.c.id.not_in(kept)))
+        return int(gone.rowcount or 0)
+
     async def release_deliveries(self, node: str) -> None:
         o = t.webhook_outbox
         async with self._engine.begin() as connection:
@@ -446,12 +540,22 @@ class Store:
             gone = await connection.execute(
                 delete(o).where(o.c.url.not_in(list(urls))).returning(o.c.seq)
             )
+            p = t.webhook_parked
+            await connection.execute(delete(p).where(p.c.url.not_in(list(urls))))
             return len(list(gone))
 
     async def pending_deliveries(self) -> int:
         async with self._engine.connect() as connection:
             query = select(func.count()).select_from(t.webhook_outbox)
             return int((await connection.execute(query)).scalar_one())
+
+    async def outbox_backlog(self) -> tuple[int, int | None]:
+        """Deliveries waiting, and when the oldest of them happened (ms; None: none wait)."""
+        o = t.webhook_outbox
+        async with self._engine.connect() as connection:
+            query = select(func.count(), func.min(o.c.created_at)).select_from(o)
+            count, oldest = (await connection.execute(query)).one()
+            return int(count), None if oldest is None else int(oldest)
 
 
 def _outbox_row(e: LogEntry) -> dict[str, object]:

@@ -101,3 +101,22 @@ webhook_outbox = Table(
 )
 """Meeting events waiting for delivery to one webhook URL each: no foreign key (a room's
 ``meeting_ended`` outlives its row), deleted once delivered or given up."""
+
+webhook_parked = Table(
+    "webhook_parked",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("event_id", String(32), nullable=False),
+    Column("url", String(2000), nullable=False),
+    Column("room_uid", String(32), nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("parked_at", BigInteger, nullable=False),
+    Column("error", String(200), nullable=False),
+)
+"""Events a receiver refused for ``webhook_park_seconds``, set aside from the outbox so that
+their room's later events go on; sent again only when asked (``retry``)."""

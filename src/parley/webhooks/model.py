@@ -8,7 +8,15 @@ from typing import Protocol
 
 from parley.rooms.models import LogEntry
 
-CAPPED_EVENTS = frozenset({"participant_joined", "participant_left", "file_uploaded"})
+CAPPED_EVENTS = frozenset(
+    {
+        "participant_joined",
+        "participant_left",
+        "file_uploaded",
+        "track_published",
+        "track_unpublished",
+    }
+)
 """The events a room may have many of: past ``webhook_outbox_max_per_room`` of a room's events
 waiting for one URL, these are dropped (never a meeting's start or end)."""
 
@@ -25,6 +33,32 @@ class PendingDelivery:
     body: str
     created_at: int
     attempts: int
+
+
+@dataclass(frozen=True)
+class Parking:
+    """The event ``seq`` leaves the outbox for the parked events (after ``attempts``)."""
+
+    seq: int
+    attempts: int
+    parked_at: int
+    error: str
+
+
+@dataclass(frozen=True)
+class ParkedDelivery:
+    """An event set aside after its receiver refused it for ``webhook_park_seconds``."""
+
+    id: int
+    event_id: str
+    event: str
+    room_uid: str
+    url: str
+    body: str
+    created_at: int
+    attempts: int
+    parked_at: int
+    error: str
 
 
 class OutboxStore(Protocol):
@@ -63,10 +97,22 @@ class OutboxStore(Protocol):
         done: Sequence[int],
         retry: tuple[int, int, int] | None,
         release: Sequence[int] = (),
+        parked: Sequence[Parking] = (),
     ) -> None:
         """In one transaction: the events ``done`` (delivered or given up) leave the outbox,
         ``retry`` (seq, attempts, due_at ms), the one that failed, waits for its next
-        attempt, unclaimed, and the claims on ``release`` (not reached) are given back."""
+        attempt, unclaimed, the claims on ``release`` (not reached) are given back, and the
+        events ``parked`` move to the parked events."""
+
+    async def parked_deliveries(self) -> list[ParkedDelivery]:
+        """The parked events, oldest first."""
+
+    async def unpark_delivery(self, parked_id: int, now_ms: int) -> bool:
+        """Put the parked event ``parked_id`` back in the outbox, due now (after the events
+        of its room already waiting); whether it was parked."""
+
+    async def trim_parked(self, keep: int) -> int:
+        """Drop the oldest parked events beyond ``keep``; how many."""
 
     async def release_deliveries(self, node: str) -> None:
         """Give back every claim of ``node`` (it stops)."""

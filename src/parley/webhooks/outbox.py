@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 from parley.clock import Clock
 from parley.files.models import StoredFile
-from parley.rooms.models import Departure, LogEntry, Participant, RoomRecord
+from parley.rooms.models import Departure, LogEntry, Participant, RoomRecord, Stream
 from parley.webhooks.model import OutboxStore
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ class OutboxLog:
     async def participant_left(
         self, room: RoomRecord, participant: Participant, why: Departure
     ) -> None:
-        entries = self._entries("participant_left", room, participant=participant)
+        entries = self._entries("participant_left", room, participant=participant, reason=why)
         await self._write(entries)
         if why == "left" and self._grace_ms > 0:
             self._remember((room.uid, participant.user_id), entries[0].event_id)
@@ -101,6 +101,12 @@ class OutboxLog:
             del self._left[oldest]
         self._left[key] = (event_id, now)
 
+    async def track_published(self, room: RoomRecord, stream: Stream) -> None:
+        await self._write(self._entries("track_published", room, track=stream))
+
+    async def track_unpublished(self, room: RoomRecord, stream: Stream) -> None:
+        await self._write(self._entries("track_unpublished", room, track=stream))
+
     def meeting_ended(self, room: RoomRecord, by: str | None) -> Sequence[LogEntry]:
         return self._entries("meeting_ended", room, ended_by=by)
 
@@ -125,6 +131,8 @@ class OutboxLog:
         participant: Participant | None = None,
         file: StoredFile | None = None,
         ended_by: str | None = None,
+        reason: str | None = None,
+        track: Stream | None = None,
     ) -> list[LogEntry]:
         event_id = secrets.token_hex(16)
         created_at = self._clock.now_ms() if at is None else at
@@ -136,6 +144,13 @@ class OutboxLog:
         }
         if participant is not None:
             body["participant"] = {"userId": participant.user_id, "userName": participant.user_name}
+        if track is not None:
+            body["participant"] = {"userId": track.user_id, "userName": track.user_name}
+            body["track"] = {
+                "streamId": track.stream_id,
+                "source": track.source,
+                "kinds": list(track.kinds),
+            }
         if file is not None:
             body["file"] = {
                 "filename": file.filename,
@@ -144,5 +159,7 @@ class OutboxLog:
             }
         if ended_by is not None:
             body["endedBy"] = ended_by
+        if reason is not None:
+            body["reason"] = reason
         text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
         return [LogEntry(event_id, event, room.uid, url, text, created_at) for url in self._urls]

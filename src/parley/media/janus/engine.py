@@ -11,6 +11,7 @@ resubscribe.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from parley.errors import MediaError
@@ -23,6 +24,7 @@ from parley.media.engine import (
     Published,
 )
 
+from .client import JanusConnection, JanusError
 from .config import JanusConfig
 from .link import JanusLink
 from .process import JanusProvider
@@ -117,6 +119,34 @@ class JanusEngine:
         counts["peer_connections"] = counts["streams"] + counts["subscriptions"]
         counts["resets"] = self.resets
         return counts
+
+    async def admin_stats(self, within: float = 2.0) -> dict[str, int]:
+        """What Janus itself holds, read from its Admin API (a Janus that Parley runs): its
+        sessions and handles. Empty when there is no Admin API to ask or it does not answer
+        within ``within`` seconds."""
+        try:
+            async with asyncio.timeout(within):
+                endpoint = await self.provider.endpoint(within)
+                if endpoint.admin_url is None:
+                    return {}
+                admin = JanusConnection(
+                    endpoint.admin_url, admin_secret=endpoint.admin_secret, admin=True
+                )
+                await admin.connect()
+                try:
+                    sessions = (await admin.request({"janus": "list_sessions"}))["sessions"]
+                    handles = 0
+                    for session in sessions:
+                        answer = await admin.request(
+                            {"janus": "list_handles", "session_id": session}
+                        )
+                        handles += len(answer["handles"])
+                finally:
+                    await admin.close()
+        except (TimeoutError, MediaError, JanusError, OSError, KeyError, TypeError) as exc:
+            logger.debug("janus: admin API unanswered: %s %s", type(exc).__name__, exc)
+            return {}
+        return {"janus_sessions": len(sessions), "janus_handles": handles}
 
     # --- recovery -------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from .client import JanusHandle
+from .links import LinkChooser
 
 
 @dataclass
@@ -68,6 +69,20 @@ class Subscriber(Peer):
     """Whether the subscribed stream has simulcast layers to choose from."""
     answered: bool = False
     """Whether the client's answer was given to Janus (or is being given)."""
+    cap: int = 2
+    """The highest layer the subscriber asked for (``selectLayer``: the size of its tile)."""
+    target_layer: int | None = None
+    """The layer last asked of Janus, and why (``"selected"``: the cap; ``"bandwidth"``: the
+    link); None: none asked yet (Janus forwards the highest the publisher sends)."""
+    target_reason: str = "selected"
+    told_layer: int | None = None
+    """The layer last told to the listener."""
+    allowed: int = 2
+    """The highest layer the subscriber's link carries, as the link chooser last judged."""
+    link: LinkChooser = field(default_factory=LinkChooser)
+    """Judges the subscriber's link from what Janus reports of it."""
+    paused: bool = False
+    """Whether Janus is told to send no video to it (its link cannot carry the lowest layer)."""
 
 
 @dataclass

@@ -25,6 +25,8 @@ class JanusTiming:
     layer_timeout: float = 1.2
     layer_attempts: int = 3
     """How long a layer switch is awaited, and how often it is asked for (``set_layer``)."""
+    link_interval: float = 0.5
+    """How often each subscriber's link is read (Admin API ``handle_info``) and judged."""
     min_backoff: float = 0.2
     max_backoff: float = 5.0
     """Delays between reconnection attempts."""

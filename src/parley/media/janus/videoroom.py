@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, cast
 
 from parley.errors import MediaError
@@ -26,11 +26,14 @@ from parley.media.engine import (
 )
 from parley.media.sdp import Networks, check_candidate, check_description, filter_candidates
 
-from .client import JSON, JanusClosed, JanusError, JanusHandle, plugin_data
+from .client import JSON, JanusClosed, JanusConnection, JanusError, JanusHandle, plugin_data
 from .config import JanusConfig
 from .jsep import candidate_from_janus, candidate_to_janus, sdp_kinds, sdp_mids, sdp_of
 from .link import VIDEOROOM, JanusLink
+from .links import LinkChoice, LinkReport
+from .process import JanusEndpoint
 from .rooms import Peer, Publisher, Room, Signals, Subscriber
+from .speaker import SpeakerTracker
 from .timing import JanusTiming
 
 logger = logging.getLogger(__name__)
@@ -38,6 +41,13 @@ logger = logging.getLogger(__name__)
 ROOM_EXISTS = 427
 NO_SUCH_ROOM = 426
 NO_SUCH_FEED = 428
+
+AUDIO_ACTIVE_PACKETS = 50
+"""Audio packets (20 ms each) whose average level decides whether a publisher talks: one
+second, so a cough or a click does not take the floor."""
+AUDIO_LEVEL_AVERAGE = 50
+"""Average level (-dBov, lower is louder) under which a publisher talks: speech into a
+microphone, not the room's background noise."""
 
 
 @dataclass(frozen=True)
@@ -71,16 +81,22 @@ class StreamSource:
 class _Event:
     """Something a handle reported, delivered to the listener by the event task."""
 
-    kind: Literal["stream_failed", "subscription_failed", "candidate"]
+    kind: Literal["stream_failed", "subscription_failed", "candidate", "talking", "layer"]
     room_key: str
     peer_id: str
     handle_id: int
     candidate: IceCandidate | None = None
+    talking: bool = False
+    level: float = 0.0
+    """``talking``: whether the publisher talks now, and its average level (-dBov)."""
+    layer: int = 0
+    """``layer``: the simulcast layer Janus now forwards to the subscription."""
 
 
 @dataclass
 class _Tasks:
     pump: asyncio.Task[None] | None = None
+    links: asyncio.Task[None] | None = None
     layers: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
 
@@ -100,6 +116,7 @@ class JanusRooms:
         self.shared = shared
         self.listener: MediaListener = NoListener()
         self.rooms: dict[str, Room] = {}
+        self.speakers: dict[str, SpeakerTracker] = {}
         self._room_lock = asyncio.Lock()
         self._events: asyncio.Queue[_Event] = asyncio.Queue()
         self._tasks = _Tasks()
@@ -110,14 +127,18 @@ class JanusRooms:
         """Start delivering the handles' events to the listener."""
         if self._tasks.pump is None:
             self._tasks.pump = asyncio.create_task(self._deliver(), name="janus-rooms-events")
+        if self._tasks.links is None:
+            self._tasks.links = asyncio.create_task(self._watch_links(), name="janus-links")
 
     async def stop(self) -> None:
         """Stop delivering events and every layer switch in progress. Idempotent."""
         pump, self._tasks.pump = self._tasks.pump, None
-        if pump is not None:
-            pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pump
+        links, self._tasks.links = self._tasks.links, None
+        for task in (pump, links):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         tasks = list(self._tasks.layers.values())
         self._tasks.layers.clear()
         for task in tasks:
@@ -155,6 +176,7 @@ class JanusRooms:
         """Hang up this node's handles of the room and forget it; the VideoRoom stays. Returns
         whether the room was held here."""
         room = self.rooms.pop(room_key, None)
+        self.speakers.pop(room_key, None)
         if room is None:
             return False
         for handle in room.take_all():
@@ -179,6 +201,10 @@ class JanusRooms:
             "audiocodec": "opus",
             "videocodec": "vp8,h264,vp9",
             "fir_freq": 10,
+            "audiolevel_ext": True,
+            "audiolevel_event": True,
+            "audio_active_packets": AUDIO_ACTIVE_PACKETS,
+            "audio_level_average": AUDIO_LEVEL_AVERAGE,
         }
         if self.link.admin_key:
             body["admin_key"] = self.link.admin_key
@@ -416,20 +442,37 @@ class JanusRooms:
             raise
 
     def select_layer(self, room_key: str, subscription_id: str, layer: int) -> None:
-        """The seam's layer choice: checked now, carried out by ``set_layer`` in a task (a
-        newer choice for the same subscription replaces an older one)."""
+        """The seam's layer choice, a cap: the subscription gets the best layer at or below it
+        that its link carries. Checked now, carried out by ``set_layer`` in a task (a newer
+        choice for the same subscription replaces an older one)."""
         if layer not in (0, 1, 2):
             raise MediaError("a simulcast layer is 0, 1 or 2")
-        self._subscription(room_key, subscription_id)
+        _, sub = self._subscription(room_key, subscription_id)
+        sub.cap = layer
+        reason = "selected" if layer <= sub.allowed else "bandwidth"
+        self._switch(room_key, subscription_id, min(layer, sub.allowed), reason)
+
+    def link_allows(self, room_key: str, subscription_id: str, layer: int) -> None:
+        """The link chooser's judgement: the subscription's link carries up to ``layer``."""
+        _, sub = self._subscription(room_key, subscription_id)
+        sub.allowed = layer
+        target = min(sub.cap, layer)
+        if target != (sub.target_layer if sub.target_layer is not None else 2):
+            reason = "bandwidth" if layer < sub.cap else "selected"
+            self._switch(room_key, subscription_id, target, reason)
+
+    def _switch(self, room_key: str, subscription_id: str, layer: int, reason: str) -> None:
         previous = self._tasks.layers.pop(subscription_id, None)
         if previous is not None:
             previous.cancel()
-        task = asyncio.create_task(self._switch_layer(room_key, subscription_id, layer))
+        task = asyncio.create_task(self._switch_layer(room_key, subscription_id, layer, reason))
         self._tasks.layers[subscription_id] = task
 
-    async def _switch_layer(self, room_key: str, subscription_id: str, layer: int) -> None:
+    async def _switch_layer(
+        self, room_key: str, subscription_id: str, layer: int, reason: str
+    ) -> None:
         try:
-            await self.set_layer(room_key, subscription_id, layer)
+            await self.set_layer(room_key, subscription_id, layer, reason)
         except MediaError as error:
             logger.info(
                 "subscription %s: layer %d not set: %s", subscription_id, layer, error.message
@@ -438,7 +481,9 @@ class JanusRooms:
             if self._tasks.layers.get(subscription_id) is asyncio.current_task():
                 del self._tasks.layers[subscription_id]
 
-    async def set_layer(self, room_key: str, subscription_id: str, layer: int) -> None:
+    async def set_layer(
+        self, room_key: str, subscription_id: str, layer: int, reason: str = "selected"
+    ) -> None:
         """Simulcast: forward layer ``layer`` (0 lowest .. 2 highest) of the stream's video to
         this subscription, e.g. the lowest for a small tile. A stream published without
         simulcast has one layer and ignores this. Returns once Janus reports forwarding that
@@ -453,6 +498,8 @@ class JanusRooms:
         _, sub = self._subscription(room_key, subscription_id)
         if not sub.simulcast:
             return
+        sub.target_layer, sub.target_reason = layer, reason
+        # Every temporal layer (2: the full frame rate); the base one alone is a quarter of it.
         streams = [{"mid": mid, "substream": layer, "temporal": 2} for mid in sub.video_mids]
         sub.signals.substreams.clear()  # what Janus reported before this request proves nothing
         for _ in range(self.timing.layer_attempts):
@@ -502,8 +549,17 @@ class JanusRooms:
             if kind == "webrtcup":
                 signals.live.set()
             elif kind == "event" and "substream" in data:
-                signals.substreams[str(data.get("mid"))] = int(data["substream"])
+                layer = int(data["substream"])
+                signals.substreams[str(data.get("mid"))] = layer
                 signals.reported.set()
+                event = _Event("layer", room_key, peer_id, sender, layer=layer)
+                self._events.put_nowait(event)
+            elif data.get("videoroom") in ("talking", "stopped-talking"):
+                if str(data.get("id")) == peer_id:  # each publisher is told of everyone's
+                    talking = data["videoroom"] == "talking"
+                    level = float(data.get("audio-level-dBov-avg", 127))
+                    event = _Event("talking", room_key, peer_id, sender, talking=talking)
+                    self._events.put_nowait(replace(event, level=level))
             elif kind in ("hangup", "detached"):
                 self._events.put_nowait(_Event(on_hangup, room_key, peer_id, sender))
             elif kind == "trickle":
@@ -550,8 +606,17 @@ class JanusRooms:
             return  # an event of a handle that is already gone
         if event.kind == "candidate":
             await self.listener.local_candidate(event.room_key, event.peer_id, event.candidate)
+        elif event.kind == "talking":
+            tracker = self.speakers.setdefault(event.room_key, SpeakerTracker())
+            speaker = tracker.heard(event.peer_id, event.talking, event.level)
+            if speaker is not None:
+                await self.listener.active_speaker(event.room_key, speaker)
+        elif event.kind == "layer" and event.peer_id in room.subscriptions:
+            await self._layer_reported(event.room_key, room.subscriptions[event.peer_id], event)
         elif event.kind == "stream_failed" and event.peer_id in room.streams:
             logger.info("room %s: stream %s hung up", event.room_key, event.peer_id)
+            if event.room_key in self.speakers:
+                self.speakers[event.room_key].gone(event.peer_id)
             for handle in room.take_stream(event.peer_id):
                 await _detach(handle)
             await self.listener.stream_failed(event.room_key, event.peer_id)
@@ -559,6 +624,111 @@ class JanusRooms:
             logger.info("room %s: subscription %s hung up", event.room_key, event.peer_id)
             await _detach(room.subscriptions.pop(event.peer_id).forget())
             await self.listener.subscription_failed(event.room_key, event.peer_id)
+
+    async def _layer_reported(self, room_key: str, sub: Subscriber, event: _Event) -> None:
+        """Janus forwards another layer to ``sub``: tell the listener why (the one asked for,
+        by the subscriber's cap or its link; otherwise a move of the publisher's layers)."""
+        if event.layer == sub.told_layer:
+            return
+        sub.told_layer = event.layer
+        reason = sub.target_reason if event.layer == sub.target_layer else "publisher"
+        await self.listener.layer_changed(room_key, sub.subscription_id, event.layer, reason)
+
+    # --- each subscriber's link -----------------------------------------------------------
+
+    async def _watch_links(self) -> None:
+        """Every ``link_interval``, read what Janus knows of each simulcast subscriber's link
+        (Admin API ``handle_info``) and carry out what its chooser decides. Needs the Admin
+        API (a Janus Parley runs has it); without it, ``selectLayer`` alone chooses."""
+        admin: tuple[JanusEndpoint, JanusConnection] | None = None
+        try:
+            while True:
+                await asyncio.sleep(self.timing.link_interval)
+                endpoint = self.link.endpoint
+                if endpoint is None or endpoint.admin_url is None:
+                    continue
+                if admin is None or admin[0] != endpoint or not admin[1].is_open:
+                    if admin is not None:
+                        await admin[1].close()
+                    admin = (endpoint, self._admin_connection(endpoint))
+                    try:
+                        await admin[1].connect()
+                    except JanusError:
+                        continue
+                await self._judge_links(admin[1])
+        finally:
+            if admin is not None:
+                await admin[1].close()
+
+    def _admin_connection(self, endpoint: JanusEndpoint) -> JanusConnection:
+        return JanusConnection(
+            endpoint.admin_url or "",
+            admin_secret=endpoint.admin_secret,
+            admin=True,
+            request_timeout=self.timing.request_timeout,
+        )
+
+    async def _judge_links(self, admin: JanusConnection) -> None:
+        now = asyncio.get_running_loop().time()
+        for room_key, room in list(self.rooms.items()):
+            for sub in list(room.subscriptions.values()):
+                if not (sub.simulcast and sub.answered and sub.signals.live.is_set()):
+                    continue
+                try:
+                    report = await self._link_report(admin, sub)
+                    choice = sub.link.update(report, now) if report is not None else None
+                    if choice is not None and room.subscriptions.get(sub.subscription_id) is sub:
+                        await self._apply_link(room_key, sub, choice)
+                except JanusError as exc:
+                    logger.info("subscription %s: link not read: %s", sub.subscription_id, exc)
+                    if isinstance(exc, JanusClosed):
+                        return
+                except MediaError as exc:
+                    logger.info("subscription %s: %s", sub.subscription_id, exc.message)
+
+    async def _link_report(self, admin: JanusConnection, sub: Subscriber) -> LinkReport | None:
+        answer = await admin.request(
+            {
+                "janus": "handle_info",
+                "session_id": sub.handle.session.id,
+                "handle_id": sub.handle.id,
+            }
+        )
+        return link_report(answer, sub.video_mids)
+
+    async def _apply_link(self, room_key: str, sub: Subscriber, choice: LinkChoice) -> None:
+        subscription_id = sub.subscription_id
+        if choice.allowed != sub.allowed:
+            logger.info("subscription %s: link carries layer %d", subscription_id, choice.allowed)
+            self.link_allows(room_key, subscription_id, choice.allowed)
+        if choice.paused != sub.paused:
+            sub.paused = choice.paused
+            streams = [{"mid": mid, "send": not choice.paused} for mid in sub.video_mids]
+            try:
+                await sub.handle.message({"request": "configure", "streams": streams})
+            except JanusError as exc:
+                raise _media_error("the media server cannot pause the video", exc) from exc
+            logger.info("subscription %s: video paused: %s", subscription_id, choice.paused)
+            await self.listener.video_paused(room_key, subscription_id, choice.paused)
+
+
+def link_report(answer: JSON, video_mids: tuple[str, ...]) -> LinkReport | None:
+    """A subscriber's video counts in Janus's ``handle_info`` answer (None: not there yet)."""
+    info = answer.get("info")
+    webrtc = info.get("webrtc") if isinstance(info, dict) else None
+    media = webrtc.get("media") if isinstance(webrtc, dict) else None
+    if not isinstance(media, dict) or not video_mids:
+        return None
+    medium = media.get(video_mids[0])
+    if not isinstance(medium, dict):
+        return None
+    stats, rtcp = medium.get("stats"), medium.get("rtcp")
+    out = stats.get("out") if isinstance(stats, dict) else None
+    main = rtcp.get("main") if isinstance(rtcp, dict) else None
+    if not isinstance(out, dict) or not isinstance(out.get("packets"), int):
+        return None
+    lost = main.get("lost-by-remote", 0) if isinstance(main, dict) else 0
+    return LinkReport(sent=int(out["packets"]), lost=int(lost) if isinstance(lost, int) else 0)
 
 
 async def _detach(handle: JanusHandle) -> None:

@@ -78,6 +78,12 @@ def remove(room: LiveRoom, user_id: str, by: str) -> tuple[LiveRoom, Effects]:
 def set_role(room: LiveRoom, conn_id: str, user_id: str, make: bool) -> tuple[LiveRoom, Effects]:
     """A host makes ``user_id`` a host (``make``) or a participant; a meeting keeps a host."""
     host(room, conn_id)
+    return change_role(room, user_id, make)
+
+
+def change_role(room: LiveRoom, user_id: str, make: bool) -> tuple[LiveRoom, Effects]:
+    """``user_id`` becomes a host (``make``) or a participant (a host's ``setRole``, or the
+    REST API); a meeting keeps a host."""
     changed = target(room, user_id)
     if changed.is_host == make:
         return room, ()
@@ -90,13 +96,35 @@ def set_role(room: LiveRoom, conn_id: str, user_id: str, make: bool) -> tuple[Li
     return room.with_participant(demoted), (UserUpdated(room.record, demoted),)
 
 
+def rename(room: LiveRoom, user_id: str, user_name: str) -> tuple[LiveRoom, Effects]:
+    """``user_id`` is shown as ``user_name`` from now on (the REST API)."""
+    changed = target(room, user_id)
+    if changed.user_name == user_name:
+        return room, ()
+    changed = replace(changed, user_name=user_name)
+    return room.with_participant(changed), (UserUpdated(room.record, changed),)
+
+
+def lift_removal(room: LiveRoom, user_id: str) -> tuple[LiveRoom, Effects]:
+    """``user_id``'s removal is lifted: its tokens admit it to this meeting again."""
+    if room.revocation(user_id) != "kicked":
+        return room, ()
+    kept = tuple(r for r in room.revoked if r.user_id != user_id)
+    return replace(room, revoked=kept), ()
+
+
 # --- media blocks -------------------------------------------------------------------------
 def mute(room: LiveRoom, conn_id: str, user_id: str, kind: MediaKind) -> tuple[LiveRoom, Effects]:
     """Stop forwarding ``kind`` from ``user_id``: oneself, or anyone for a host."""
     caller = member(room, conn_id)
     if user_id != caller.user_id and not caller.is_host:
         raise Forbidden("Only a host can mute someone else.")
-    return _block(room, target(room, user_id), kind, caller)
+    return _block(room, target(room, user_id), kind, caller.user_id)
+
+
+def block(room: LiveRoom, user_id: str, kind: MediaKind, by: str) -> tuple[LiveRoom, Effects]:
+    """Stop forwarding ``kind`` from ``user_id`` as a host would (``by``: ``api``)."""
+    return _block(room, target(room, user_id), kind, by)
 
 
 def mute_all(room: LiveRoom, conn_id: str, kind: MediaKind) -> tuple[LiveRoom, Effects]:
@@ -105,15 +133,15 @@ def mute_all(room: LiveRoom, conn_id: str, kind: MediaKind) -> tuple[LiveRoom, E
     effects: Effects = ()
     for participant in room.participants:
         if not participant.is_host:
-            room, more = _block(room, participant, kind, caller)
+            room, more = _block(room, participant, kind, caller.user_id)
             effects += more
     return room, effects
 
 
 def _block(
-    room: LiveRoom, muted: Participant, kind: MediaKind, by: Participant
+    room: LiveRoom, muted: Participant, kind: MediaKind, by: str
 ) -> tuple[LiveRoom, Effects]:
-    by_host = by.user_id != muted.user_id
+    by_host = by != muted.user_id
     if kind in muted.muted and (not by_host or kind in muted.muted_by_host):
         return room, ()
     blocked = replace(
@@ -123,7 +151,7 @@ def _block(
     )
     record = room.record
     return room.with_participant(blocked), (
-        Muted(record, blocked, kind, by.user_id),
+        Muted(record, blocked, kind, by),
         UserUpdated(record, blocked),
     )
 
@@ -140,6 +168,14 @@ def unmute(room: LiveRoom, conn_id: str, user_id: str, kind: MediaKind) -> tuple
             raise Forbidden("Only a host can unmute someone else.")
         if kind in lifted.muted_by_host and not room.settings.self_unmute:
             raise Forbidden("A host muted you; only a host can let you unmute.")
+    return lift(room, user_id, kind)
+
+
+def lift(room: LiveRoom, user_id: str, kind: MediaKind) -> tuple[LiveRoom, Effects]:
+    """Forward ``kind`` from ``user_id`` again, as a host would (the REST API)."""
+    lifted = target(room, user_id)
+    if kind not in lifted.muted:
+        return room, ()
     lifted = replace(
         lifted, muted=lifted.muted - {kind}, muted_by_host=lifted.muted_by_host - {kind}
     )

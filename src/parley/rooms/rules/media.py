@@ -12,6 +12,7 @@ from parley.rooms.effects import (
     ScreenStopped,
     StreamingChanged,
     StreamUnpublished,
+    TrackLost,
     UserUpdated,
 )
 from parley.rooms.models import (
@@ -192,4 +193,5 @@ def reset(room: LiveRoom) -> tuple[LiveRoom, Effects]:
     key = room.record.uid
     peers = [s.stream_id for s in room.streams] + [s.subscription_id for s in room.subscriptions]
     effects: Effects = tuple(PeerClosed(key, peer, "forget") for peer in peers)
+    effects += tuple(TrackLost(room.record, stream) for stream in room.streams)
     return replace(room, streams=(), subscriptions=()), (*effects, MediaReset(room.record))
