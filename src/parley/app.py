@@ -45,6 +45,7 @@ from parley.rooms.presence import InMemoryPresence, Presence
 from parley.settings import Settings
 from parley.signalling import server as signalling
 from parley.signalling.dispatch import Bounds
+from parley.signalling.e2ee import E2eeHandlers
 from parley.signalling.events import SocketRoomEvents
 from parley.signalling.handlers import Handlers
 from parley.signalling.recording import RecordingHandlers, SocketRecordingEvents
@@ -283,7 +284,8 @@ class Parley:
         reads = KeyedLimiter("signalling.read", s.read_rate, s.read_burst)
         signalling.install(
             self.sio,
-            RecordingHandlers(self.recordings).routes(handlers.routes()),
+            RecordingHandlers(self.recordings).routes(handlers.routes())
+            + E2eeHandlers(self.domain.e2ee).routes(),
             self.rooms,
             Bounds(s.max_answer_bytes, reads, observe=self.metrics.answered),
             s.max_connections_per_address,

@@ -23,6 +23,7 @@ from parley.media.engine import MediaEngine
 from parley.media.sdp import ignored_networks
 from parley.ratelimit import SharedBuckets
 from parley.rooms.controls import ControlLimits, Controls, SettingsStore
+from parley.rooms.e2ee import E2eeLimits, E2eeRelay
 from parley.rooms.events import RoomEvents
 from parley.rooms.expiry import IdleRooms
 from parley.rooms.grants import JoinGrants
@@ -56,6 +57,7 @@ class Limits:
     controls: ControlLimits
     passwords: PasswordPace
     pacing: PaceLimits
+    e2ee: E2eeLimits
     max_wrong_passwords: int
     wrong_password_window_seconds: float
     reconnect_grace_seconds: float
@@ -124,6 +126,7 @@ def limits_from(settings: Settings) -> Limits:
             password_hash_workers=s.password_hash_workers,
             password_hash_queue=s.password_hash_queue,
         ),
+        e2ee=E2eeLimits(e2ee_relay_rate=s.e2ee_relay_rate, e2ee_relay_burst=s.e2ee_relay_burst),
         max_wrong_passwords=s.max_wrong_passwords,
         wrong_password_window_seconds=s.wrong_password_window_seconds,
         reconnect_grace_seconds=s.reconnect_grace_seconds,
@@ -184,6 +187,7 @@ class Domain:
     chat: ChatService
     files: FilesService
     passwords: Passwords
+    e2ee: E2eeRelay
 
 
 def build_domain(ports: Ports, limits: Limits, clock: Clock) -> Domain:
@@ -285,6 +289,7 @@ def build_domain(ports: Ports, limits: Limits, clock: Clock) -> Domain:
         shared=shared,
         on_posted=p.on_posted,
     )
+    e2ee = E2eeRelay(p.presence, p.events, clock, limits.e2ee, shared=shared)
     return Domain(
-        rooms, membership, lobby, reconnects, idle, controls, media, chat, files, passwords
+        rooms, membership, lobby, reconnects, idle, controls, media, chat, files, passwords, e2ee
     )

@@ -278,6 +278,12 @@ class Settings(BaseSettings):
     chat_address_rate: float = Field(default=30.0, gt=0)
     """Messages per second from one address, everyone behind it together."""
     chat_address_burst: int = Field(default=60, ge=1)
+    e2ee_relay_rate: float = Field(default=5.0, gt=0)
+    """End-to-end encryption key messages (public keys and new-key messages) per second one
+    participant may have relayed, sustained."""
+    e2ee_relay_burst: int = Field(default=200, ge=1)
+    """Key messages a participant may send at once: a host sends one per participant of the
+    meeting when the key changes."""
 
     # --- files ------------------------------------------------------------------------------
     max_upload_bytes: int = Field(default=50 * MIB, ge=1)

@@ -51,6 +51,7 @@ def settings(s: RoomSettings) -> Wire:
         "selfUnmute": s.self_unmute,
         "privateChat": s.private_chat,
         "listed": s.listed,
+        "e2ee": s.e2ee,
     }
 
 

@@ -44,6 +44,7 @@ async def test_settings_are_the_hosts_and_the_room_is_told(connect) -> None:
         "selfUnmute": True,
         "privateChat": True,
         "listed": True,
+        "e2ee": False,
     }
     assert await bob.error("updateRoom", {"roomId": room_id, "locked": True}) == "FORBIDDEN"
     answer = await ada.ok("updateRoom", {"roomId": room_id, "locked": True, "password": "s3cret"})

@@ -46,6 +46,8 @@ EVENTS = (
     "recordingStarted",
     "recordingStopped",
     "recordingReady",
+    "e2eePublicKey",
+    "e2eeKey",
 )
 
 

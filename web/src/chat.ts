@@ -30,6 +30,13 @@ export interface ChatHooks {
   onUnread(count: number): void;
   /** Where the unsent text is kept, so a reload does not lose it. */
   draftKey: string;
+  /** Whether the meeting is end-to-end encrypted (files are then decrypted here). */
+  encrypted?(): boolean;
+  /** End-to-end encryption: a message's text as shown (null: shown as it came). */
+  reveal?(text: string): Promise<{ text: string; ok: boolean }> | null;
+  /** End-to-end encryption: downloads and decrypts a file here (null: an ordinary link);
+   * false when it does not decrypt. */
+  download?(url: string, name: string): Promise<boolean> | null;
 }
 
 export class ChatPanel {
@@ -182,7 +189,7 @@ export class ChatPanel {
     const self = this.hooks.selfId();
     const mine = m.userId === self;
     const body: (Node | null)[] = [];
-    if (m.message) body.push(h("p", { class: "text" }, m.message));
+    if (m.message) body.push(this.text(m.message));
     if (m.file) body.push(this.renderFile(m.file, m.id));
     let author = mine ? "You" : m.userName;
     if (m.to) {
@@ -204,8 +211,66 @@ export class ChatPanel {
     );
   }
 
+  /** A message's text; an encrypted one is shown once decrypted (or said not to be). */
+  private text(message: string): HTMLElement {
+    const p = h("p", { class: "text" }, message);
+    const revealed = this.hooks.reveal?.(message);
+    if (revealed) {
+      p.textContent = "…";
+      p.dataset.sealed = message;
+      void this.show(p, revealed);
+    }
+    return p;
+  }
+
+  private async show(p: HTMLElement, revealed: Promise<{ text: string; ok: boolean }>): Promise<void> {
+    const { text, ok } = await revealed;
+    p.textContent = text;
+    p.classList.toggle("cannot-decrypt", !ok);
+  }
+
+  /** Decrypts every encrypted text again (after the meeting key was typed again). */
+  revealAll(): void {
+    for (const p of this.log.querySelectorAll<HTMLElement>("p[data-sealed]")) {
+      const revealed = this.hooks.reveal?.(p.dataset.sealed ?? "");
+      if (revealed) void this.show(p, revealed);
+    }
+  }
+
+  /** An encrypted file's link: downloaded and decrypted here. */
+  private sealedFile(file: NonNullable<Message["file"]>, messageId: string, url: string): HTMLElement {
+    const name = file.originalName.replace(/\.e2ee$/, "");
+    const link = h(
+      "a",
+      { href: url, download: name, class: "file-link", "data-filename": file.filename, "data-message-id": messageId },
+      name,
+    );
+    link.addEventListener("click", (ev) => {
+      ev.preventDefault();
+      void (async () => {
+        this.error.textContent = "";
+        const fetchIt = (): Promise<boolean> => this.hooks.download?.(link.href, name) ?? Promise.resolve(false);
+        let ok: boolean;
+        try {
+          ok = await fetchIt();
+        } catch {
+          if (!(await this.freshLink(messageId, file.filename))) {
+            this.error.textContent = "This file is no longer available.";
+            return;
+          }
+          ok = await fetchIt().catch(() => false);
+        }
+        if (!ok) this.error.textContent = `${name}: cannot decrypt: wrong meeting key`;
+      })();
+    });
+    return h("div", { class: "attachment" }, link, h("span", { class: "size" }, ` (${formatBytes(file.size)})`));
+  }
+
   private renderFile(file: NonNullable<Message["file"]>, messageId: string): HTMLElement {
     const url = file.url || `/download-file/${encodeURIComponent(file.filename)}`;
+    if (this.hooks.encrypted?.()) {
+      return this.sealedFile(file, messageId, url);
+    }
     const wrap = h("div", { class: "attachment" });
     const tagged = { "data-filename": file.filename, "data-message-id": messageId };
     if (file.mimeType.startsWith("image/") && !file.mimeType.includes("svg")) {

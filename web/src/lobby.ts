@@ -3,9 +3,12 @@ import { field, formatTime, h } from "./dom";
 import { humanError } from "./errors";
 import type { CreateRoomData, ParleyClient, Room } from "./protocol";
 import { saveName, savedName } from "./store";
+import { keyFromFragment, randomKey } from "./e2ee/keys";
+import { saveMeetingKey } from "./e2ee/store";
 
 export interface LobbyHandlers {
-  created(data: CreateRoomData, userName: string): void;
+  /** `key`: the meeting key of an end-to-end encrypted meeting. */
+  created(data: CreateRoomData, userName: string, key?: Uint8Array): void;
   open(roomId: string): void;
 }
 
@@ -42,6 +45,8 @@ export class Lobby {
     const joinError = h("p", { class: "error", role: "alert" });
     const listed = h("input", { type: "checkbox", checked: true });
     const listedWrap = h("label", { class: "check" }, listed, " Show it in the list of meetings");
+    const e2ee = h("input", { type: "checkbox" });
+    const e2eeWrap = h("label", { class: "check" }, e2ee, " End-to-end encryption");
     const createBtn = h("button", { type: "submit", class: "btn primary" }, "Create meeting");
     const joinBtn = h("button", { type: "submit", class: "btn" }, "Join meeting");
     this.roomsList = h("ul", { class: "rooms", "aria-live": "polite" });
@@ -55,6 +60,7 @@ export class Lobby {
       meetingName.wrap,
       customId.wrap,
       listedWrap,
+      e2eeWrap,
       createError,
       createBtn,
     );
@@ -81,14 +87,16 @@ export class Lobby {
       }
       saveName(userName);
       createBtn.disabled = true;
+      const key = e2ee.checked ? randomKey() : undefined;
       this.client
         .request("createRoom", {
           userName,
           roomName,
           ...(custom ? { customRoomId: custom } : {}),
           ...(listed.checked ? {} : { listed: false }),
+          ...(key ? { e2ee: true } : {}),
         })
-        .then((data) => handlers.created(data, userName))
+        .then((data) => handlers.created(data, userName, key))
         .catch((err: unknown) => {
           createError.textContent = humanError(err, "create");
         })
@@ -116,6 +124,9 @@ export class Lobby {
       }
       const userName = name.input.value.trim();
       if (userName) saveName(userName);
+      const text = joinId.input.value;
+      const key = text.includes("#") ? keyFromFragment(text.slice(text.indexOf("#"))) : null;
+      if (key) saveMeetingKey(roomId, key);
       handlers.open(roomId);
     });
 

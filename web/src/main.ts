@@ -21,6 +21,9 @@ import {
   type DevicePrefs,
 } from "./store";
 import type { LocalMedia } from "./devices";
+import { fragmentFor, keyFromFragment } from "./e2ee/keys";
+import { keyScreen } from "./e2ee/prompt";
+import { saveMeetingKey } from "./e2ee/store";
 
 const root = document.getElementById("app") ?? document.body;
 const client = new ParleyClient();
@@ -66,6 +69,9 @@ function route(): void {
   // A join token in the address (`?jwt=…`) is kept for this tab and taken out of the address.
   const given = takeTokenFromAddress();
   if (given) saveJoinToken(roomId, given);
+  // The meeting key in the link's fragment (never sent to the server) is kept for this tab.
+  const key = keyFromFragment(location.hash);
+  if (key) saveMeetingKey(roomId, key);
   const session = roomSession(roomId);
   if (session?.inMeeting && session.token) {
     // A reload (or a return) while in the meeting goes straight back in as the same person.
@@ -84,8 +90,9 @@ function route(): void {
 function showLobby(): void {
   document.title = "Parley";
   const lobby = new Lobby(client, {
-    created: (data: CreateRoomData, userName: string) => {
-      history.pushState(null, "", `/r/${encodeURIComponent(data.roomId)}`);
+    created: (data: CreateRoomData, userName: string, key?: Uint8Array) => {
+      if (key) saveMeetingKey(data.roomId, key);
+      history.pushState(null, "", `/r/${encodeURIComponent(data.roomId)}${key ? fragmentFor(key) : ""}`);
       void enterMeeting(data.roomId, userName, { kind: "created", data });
     },
     open: (roomId) => navigate(`/r/${encodeURIComponent(roomId)}`),
@@ -153,6 +160,19 @@ async function enterMeeting(
     prefs: p,
     onExit: (reason, message) => exitMeeting(roomId, reason, message),
     onWaiting: () => showWaiting(meeting),
+    askKey: () =>
+      new Promise<Uint8Array>((resolve) => {
+        document.title = "Meeting key · Parley";
+        let given = false;
+        const done = (key: Uint8Array): void => {
+          given = true;
+          resolve(key);
+        };
+        // Leaving this screen any other way (e.g. the back button) leaves the meeting.
+        show(keyScreen(roomId, done), () => {
+          if (!given) meeting.abandon();
+        });
+      }),
   });
   try {
     await meeting.start();

@@ -23,6 +23,8 @@ import {
   type ParleyClient,
   type Reaction,
   type Stream,
+  type UploadHandle,
+  type UploadResult,
   type User,
 } from "./protocol";
 import { FloatingReactions, ReactionBar } from "./reactions";
@@ -33,6 +35,10 @@ import { RoomSession, type Entry } from "./session";
 import { SpeakerDetector } from "./speaker";
 import type { DevicePrefs } from "./store";
 import { MeetingView } from "./view";
+import { keyBanner } from "./e2ee/prompt";
+import { E2eeSession } from "./e2ee/session";
+import { meetingKey } from "./e2ee/store";
+import { encodedLength } from "./e2ee/content";
 
 export type { Entry } from "./session";
 
@@ -50,6 +56,8 @@ export interface MeetingOptions {
   onExit: (reason: ExitReason, message?: string) => void;
   /** The room put us in its lobby: a host must let us in (`start` resolves when one does). */
   onWaiting?: () => void;
+  /** The meeting is end-to-end encrypted and we have no key: ask for it (`start` waits). */
+  askKey?: () => Promise<Uint8Array>;
 }
 
 /** How often inbound audio is read for microphone states and the active speaker. */
@@ -85,6 +93,9 @@ export class Meeting {
   private statsTimer = 0;
   /** When we ask `/get-connection-info` again for TURN credentials that are about to end. */
   private iceTimer = 0;
+  /** End-to-end encryption; `e2eeOn` once the room says it is encrypted. */
+  private readonly e2ee: E2eeSession;
+  private e2eeOn = false;
 
   constructor(opts: MeetingOptions) {
     this.opts = opts;
@@ -110,20 +121,25 @@ export class Meeting {
       changed: () => this.render(),
     });
     this.layers = this.media.simulcast ? new LayerChooser() : null;
+    this.e2ee = new E2eeSession(this.client, opts.roomId, {
+      selfId: () => this.session.userId,
+      people: () => this.roster.all(),
+      changed: () => this.render(),
+    });
     this.chat = new ChatPanel({
-      send: (outgoing) =>
+      send: async (outgoing) =>
         this.client.request("message", {
           roomId: opts.roomId,
-          message: outgoing.message,
+          message: await this.sealText(outgoing.message),
           timestamp: Date.now(),
           ...(outgoing.file ? { file: outgoing.file } : {}),
           ...(outgoing.to ? { to: outgoing.to } : {}),
           clientMessageId: outgoing.clientMessageId,
         }),
-      upload: (file, onProgress) =>
-        this.session.token
-          ? this.client.uploadFile(file, opts.roomId, this.session.token, onProgress)
-          : null,
+      upload: (file, onProgress) => this.upload(file, onProgress),
+      encrypted: () => this.e2eeOn,
+      reveal: (text) => (this.e2eeOn ? this.e2ee.revealText(text) : null),
+      download: (url, name) => (this.e2eeOn ? this.e2ee.download(url, name) : null),
       maxUploadBytes: () => opts.info.limits?.maxUploadBytes ?? 50 * 1024 * 1024,
       selfId: () => this.session.userId,
       nameOf: (userId) => this.roster.get(userId)?.userName ?? null,
@@ -203,15 +219,20 @@ export class Meeting {
       this.resetRoster([]);
       this.joins += 1;
       // Its settings: the defaults and the creator's choices; asking changes nothing.
-      void this.client
+      const settings = await this.client
         .request("updateRoom", { roomId: this.opts.roomId })
-        .then(({ settings }) => this.roomMenu.show(settings), () => undefined);
+        .then(({ settings }) => settings, () => null);
+      if (settings) this.roomMenu.show(settings);
+      // Not knowing the settings, a meeting we made with a key is taken to be encrypted.
+      if (settings ? settings.e2ee : meetingKey(this.opts.roomId)) await this.enterE2ee();
     } else {
       const data = await this.join(() =>
         this.session.join(entry.resumeToken, entry.hostKey, entry.password, entry.jwt),
       );
       streams = data.streams;
+      if (data.settings?.e2ee) await this.enterE2ee();
     }
+    if (this.closed) return;
     this.controls.update({ micOn: this.own.micOn, camOn: this.own.camOn });
     this.setHost(this.session.isHost);
     this.render();
@@ -439,6 +460,7 @@ export class Meeting {
       const previous = this.session.userId;
       const data = await this.join(() => this.session.resume());
       if (data.userId !== previous) toast("You rejoined the meeting.");
+      if (this.e2eeOn) void this.e2ee.announce();
       this.setHost(this.session.isHost);
       void this.loadHistory();
       await this.participantIce();
@@ -513,6 +535,8 @@ export class Meeting {
     window.clearInterval(this.statsTimer);
     window.clearTimeout(this.iceTimer);
     for (const d of this.disposers.splice(0)) d();
+    this.e2ee.close();
+    if (this.client.frames === this.e2ee) this.client.frames = null;
     this.own.stop();
     this.view.close();
   }
@@ -675,6 +699,7 @@ export class Meeting {
   private render(): void {
     if (this.closed) return;
     this.view.render();
+    if (this.e2eeOn) this.e2ee.decorate(this.el);
     this.chat.setRecipients(this.roster.all(), this.roomMenu.current.privateChat);
   }
 
@@ -688,6 +713,77 @@ export class Meeting {
       level: this.own.level(),
     });
     this.view.renderAudio(speaker);
+  }
+
+  // --- end-to-end encryption ---------------------------------------------------------------
+
+  /**
+   * The room is end-to-end encrypted: we need its key (from the link, or asked for) before we
+   * see, hear or read anything, and every peer connection from now on encrypts and decrypts.
+   */
+  private async enterE2ee(): Promise<void> {
+    this.e2eeOn = true;
+    if (!E2eeSession.supported) {
+      throw new Error("This browser cannot take part in end-to-end encrypted meetings.");
+    }
+    const key = meetingKey(this.opts.roomId) ?? (await this.askKey());
+    this.e2ee.setKey(key);
+    this.client.frames = this.e2ee;
+    this.e2ee.listen();
+    await this.e2ee.announce();
+    this.el.prepend(keyBanner(this.opts.roomId, (typed) => {
+      this.e2ee.setKey(typed);
+      this.chat.revealAll();
+      void this.e2ee.announce();
+      // Fresh subscriptions start at a keyframe the new key can decrypt.
+      this.media.restart([...this.media.streams.values()], true);
+    }));
+    (window as unknown as { parleyE2ee: unknown }).parleyE2ee = {
+      keyId: () => this.e2ee.ring?.current ?? null,
+      cannotDecrypt: (userId: string) => this.e2ee.cannotDecrypt(userId),
+      /** A text sealed with our current key, and one opened with the keys we hold (null: it
+       * does not decrypt): what a page kept after leaving can still read. */
+      seal: (text: string) => this.e2ee.encryptText(text),
+      reveal: async (text: string) => {
+        const { text: plain, ok } = await this.e2ee.revealText(text);
+        return ok ? plain : null;
+      },
+    };
+  }
+
+  private askKey(): Promise<Uint8Array> {
+    if (!this.opts.askKey) throw new Error("This meeting is end-to-end encrypted: open it with its key.");
+    return this.opts.askKey();
+  }
+
+  /** The text as it goes out: encrypted in an end-to-end encrypted meeting. */
+  private async sealText(text: string): Promise<string> {
+    if (!this.e2eeOn || !text) return text;
+    if (encodedLength(text) > MAX_MESSAGE_CHARS) {
+      throw new ProtocolError("INVALID_PAYLOAD", "This message is too long for an encrypted meeting; send it in parts.");
+    }
+    return this.e2ee.encryptText(text);
+  }
+
+  /** Uploads a file, encrypted first in an end-to-end encrypted meeting. */
+  private upload(file: File, onProgress: (fraction: number) => void): UploadHandle | null {
+    const token = this.session.token;
+    if (!token) return null;
+    if (!this.e2eeOn) return this.client.uploadFile(file, this.opts.roomId, token, onProgress);
+    let inner: UploadHandle | null = null;
+    let aborted = false;
+    const promise = this.e2ee.encryptFile(file).then((sealed): Promise<UploadResult> => {
+      if (aborted) return Promise.resolve({ cancelled: true });
+      inner = this.client.uploadFile(sealed, this.opts.roomId, token, onProgress);
+      return inner.promise;
+    });
+    return {
+      promise,
+      abort: () => {
+        aborted = true;
+        inner?.abort();
+      },
+    };
   }
 
   /** A read-only window on the media state, for diagnostics and the browser tests. */
@@ -712,6 +808,9 @@ export class Meeting {
     (window as unknown as { parleyDebug: typeof debug }).parleyDebug = debug;
   }
 }
+
+/** The server's `max_message_chars` (its default): an encrypted text must fit it encoded. */
+const MAX_MESSAGE_CHARS = 4000;
 
 /** How soon to ask again after `/get-connection-info` failed, in ms. */
 const ICE_RETRY_MS = 30_000;

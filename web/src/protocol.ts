@@ -47,6 +47,8 @@ export interface RoomSettings {
   selfUnmute: boolean;
   privateChat: boolean;
   listed: boolean;
+  /** End-to-end encrypted (set at creation; docs/protocol.md, "End-to-end encryption"). */
+  e2ee?: boolean;
 }
 
 export const DEFAULT_SETTINGS: RoomSettings = {
@@ -191,7 +193,7 @@ type Empty = Record<string, never>;
 /** Every client -> server event: [payload, ack data]. */
 export interface Requests {
   createRoom: [
-    { userName: string; roomName: string; customRoomId?: string; listed?: boolean },
+    { userName: string; roomName: string; customRoomId?: string; listed?: boolean; e2ee?: boolean },
     CreateRoomData,
   ];
   joinRoom: [
@@ -246,6 +248,8 @@ export interface Requests {
   startRecording: [{ roomId: string }, { recordingId: string }];
   stopRecording: [{ roomId: string }, { recordingId: string }];
   getRecordings: [{ roomId: string }, Recording[]];
+  e2eePublicKey: [{ roomId: string; publicKey: string; to?: string }, Empty];
+  e2eeKey: [{ roomId: string; to: string; keyId: number; payload: string }, Empty];
 }
 
 /** Every server -> client event and its payload. */
@@ -303,6 +307,8 @@ export interface Events {
     size: number;
     url: string;
   };
+  e2eePublicKey: { roomId: string; userId: string; publicKey: string };
+  e2eeKey: { roomId: string; from: string; keyId: number; payload: string };
 }
 
 type Ack<T> =
@@ -331,8 +337,18 @@ export interface ClientOptions {
   requestTimeoutMs?: number;
 }
 
+/** Encrypts what our senders send and decrypts what receivers get (end-to-end encryption). */
+export interface FrameProtection {
+  /** Peer connections need `encodedInsertableStreams` (only `createEncodedStreams` exists). */
+  readonly insertableStreams: boolean;
+  protectSender(sender: RTCRtpSender, kind: MediaKind): void;
+  protectReceiver(receiver: RTCRtpReceiver, kind: MediaKind, userId: string): void;
+}
+
 export class ParleyClient {
   readonly socket: Socket;
+  /** Set while in an end-to-end encrypted meeting: every new peer connection is protected. */
+  frames: FrameProtection | null = null;
   /** Where HTTP requests go: the server's origin, or "" for the page's own. */
   readonly baseUrl: string;
   private readonly timeoutMs: number;
@@ -499,12 +515,24 @@ export class ParleyClient {
     iceServers: RTCIceServer[],
     options: PublishOptions = {},
   ): Promise<Publication> {
-    const pc = new RTCPeerConnection(rtcConfiguration(iceServers));
+    const frames = this.frames;
+    const pc = new RTCPeerConnection(peerConfiguration(iceServers, frames));
     const audio = pc.addTransceiver(tracks.audio ?? "audio", { direction: "sendonly" });
     const video = pc.addTransceiver(tracks.video ?? "video", {
       direction: "sendonly",
       ...(options.simulcast ? { sendEncodings: simulcastEncodings() } : {}),
     });
+    if (frames) {
+      // The SFUs read the clear VP8 header of encrypted frames: VP8 it is.
+      const vp8 = RTCRtpReceiver.getCapabilities("video")?.codecs.filter((c) => /vp8|rtx/i.test(c.mimeType));
+      try {
+        if (vp8?.length) video.setCodecPreferences(vp8);
+      } catch {
+        // The browser's default order then (VP8 first in Chromium and Firefox).
+      }
+      frames.protectSender(audio.sender, "audio");
+      frames.protectSender(video.sender, "video");
+    }
     const trickle = new Trickle(this, roomId, pc);
     try {
       await pc.setLocalDescription(await pc.createOffer());
@@ -528,9 +556,11 @@ export class ParleyClient {
     stream: Stream,
     iceServers: RTCIceServer[],
   ): Promise<Subscription> {
-    const pc = new RTCPeerConnection(rtcConfiguration(iceServers));
+    const frames = this.frames;
+    const pc = new RTCPeerConnection(peerConfiguration(iceServers, frames));
     const media = new MediaStream();
     pc.addEventListener("track", (ev) => {
+      frames?.protectReceiver(ev.receiver, ev.track.kind as MediaKind, stream.userId);
       if (!media.getTracks().includes(ev.track)) media.addTrack(ev.track);
     });
     const trickle = new Trickle(this, roomId, pc);
@@ -558,6 +588,12 @@ export class ParleyClient {
   release(id: string): void {
     this.forget(id);
   }
+}
+
+/** `rtcConfiguration`, with encoded insertable streams where frames are protected so. */
+function peerConfiguration(iceServers: RTCIceServer[], frames: FrameProtection | null): RTCConfiguration {
+  const config = rtcConfiguration(iceServers);
+  return frames?.insertableStreams ? { ...config, encodedInsertableStreams: true } as RTCConfiguration : config;
 }
 
 /**

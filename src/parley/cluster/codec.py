@@ -83,7 +83,7 @@ def to_place(data: str | bytes) -> Place:
 def _record(r: RoomRecord) -> list[Any]:
     s = r.settings
     has_password = s.password_hash is not None  # the hash itself stays in the database
-    flags = [s.locked, s.lobby, has_password, s.self_unmute, s.private_chat, s.listed]
+    flags = [s.locked, s.lobby, has_password, s.self_unmute, s.private_chat, s.listed, s.e2ee]
     record = [r.uid, r.room_id, r.name, r.host_key_hash, r.created_at, flags]
     if r.schedule is not None:
         sc = r.schedule

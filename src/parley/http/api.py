@@ -68,6 +68,7 @@ class Settings(Model):
     selfUnmute: bool
     privateChat: bool
     listed: bool
+    e2ee: bool = False
 
 
 class SettingsPatch(Model):
@@ -157,6 +158,9 @@ class NewRoom(Model):
             empty_timeout_seconds=self.emptyTimeoutSeconds,
             metadata=self.metadata,
         )
+
+    e2ee: bool = False
+    """End-to-end encrypted (browsers make the key; the server never has it)."""
 
 
 class CreatedRoom(Model):
@@ -368,7 +372,7 @@ def install(app: FastAPI, deps: ApiDeps, more: Sequence[APIRouter] = ()) -> APIR
     async def create_room(body: NewRoom) -> dict[str, object]:
         """A new meeting; the answer's ``hostKey`` makes whoever brings it a host."""
         record, host_key = await deps.rooms.new_room(
-            body.roomName, body.customRoomId, RoomSettings(), body.terms()
+            body.roomName, body.customRoomId, RoomSettings(e2ee=body.e2ee), body.terms()
         )
         settings = record.settings
         if body.settings is not None:

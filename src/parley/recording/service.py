@@ -125,12 +125,14 @@ class RecordingService:
         return await self._store.room_recordings(room.key)
 
     # --- starting and stopping -------------------------------------------------------------
-    async def start_for(self, room: RoomRecord, by: str, *, e2ee: bool = False) -> Recording:
-        """Start recording the live meeting ``room`` (``by``: a host's userId, or ``api``)."""
+    async def start_for(self, room: RoomRecord, by: str) -> Recording:
+        """Start recording the live meeting ``room`` (``by``: a host's userId, or ``api``); an
+        end-to-end encrypted meeting is refused (``E2EE_ACTIVE``)."""
         async with self._presence.hold(room.uid) as hold:
             live = hold.room
             if live is None:
                 raise NotInRoom("The meeting is not running.")
+            e2ee = live.record.settings.e2ee
             rules.check_start(await self._store.active_recording(room.uid), e2ee=e2ee)
             if self._capture is None:
                 raise MediaError("This server's media engine cannot record.")

@@ -14,6 +14,7 @@ from parley.media.engine import IceCandidate
 from parley.rooms.models import (
     Departure,
     JoinedRoom,
+    KeyMessage,
     LayerReason,
     LobbyOutcome,
     LobbyRequest,
@@ -143,3 +144,18 @@ class RoomEvents(Protocol):
         self, room: RoomRecord, message: ChatMessage, only: list[Participant] | None
     ) -> None:
         """Everyone, or ``only`` those people (a private message: its sender and recipient)."""
+
+    # --- end-to-end encryption -------------------------------------------------------------
+    async def e2ee_public_key(
+        self,
+        room: RoomRecord,
+        sender: Participant,
+        public_key: str,
+        only: Participant | None,
+    ) -> None:
+        """Everyone but ``sender``, or ``only`` that person: ``sender``'s public key."""
+
+    async def e2ee_key(
+        self, room: RoomRecord, sender: Participant, recipient: Participant, message: KeyMessage
+    ) -> None:
+        """Only ``recipient``: an opaque key message from ``sender``."""

@@ -37,6 +37,9 @@ class RoomSettings:
     private_chat: bool = True
     listed: bool = True
     """Whether the meeting may appear in the rooms list."""
+    e2ee: bool = False
+    """End-to-end encrypted: media, chat text and files are encrypted in the browsers with a
+    key the server never sees. Set at creation, never changed afterwards."""
 
 
 @dataclass(frozen=True)
@@ -404,3 +407,12 @@ class RoomStore(Protocol):
 
     async def lift_removal(self, uid: str, user_id: str) -> bool:
         """Forget that ``user_id`` was removed; whether it was."""
+
+
+@dataclass(frozen=True)
+class KeyMessage:
+    """An end-to-end encryption key message as the server relays it, unread: ``key_id`` names
+    the key it leads to, ``payload`` is opaque (encrypted to its one recipient)."""
+
+    key_id: int
+    payload: str

@@ -179,6 +179,7 @@ class RoomsService:
         room_name: str,
         custom_id: str | None,
         listed: bool = True,
+        e2ee: bool = False,
     ) -> CreatedRoom:
         if self._limits.auth == "jwt":
             raise Unauthorized("On this server meetings are made by its administrators.")
@@ -186,7 +187,9 @@ class RoomsService:
         room_name = check_length(room_name, "roomName", 1, self._limits.max_room_name_chars)
         if not self._create_limiter.allow(address, self._clock.monotonic()):
             raise RateLimited("Too many meetings created; try again in a moment.")
-        record, host_key = await self.new_room(room_name, custom_id, RoomSettings(listed=listed))
+        record, host_key = await self.new_room(
+            room_name, custom_id, RoomSettings(listed=listed, e2ee=e2ee)
+        )
         joined = await self.join_room(conn_id, record.room_id, user_name, host_key, None)
         assert isinstance(joined, JoinedRoom)  # the host key passes every door
         return CreatedRoom(joined, host_key)

@@ -13,6 +13,7 @@ from parley.media.engine import IceCandidate
 from parley.rooms.models import (
     Departure,
     JoinedRoom,
+    KeyMessage,
     LayerReason,
     LobbyOutcome,
     LobbyRequest,
@@ -179,3 +180,28 @@ class SocketRoomEvents:
             return
         for person in only:
             await self._to(person.conn_id, "message", data)
+
+    # --- end-to-end encryption -------------------------------------------------------------
+    async def e2ee_public_key(
+        self,
+        room: RoomRecord,
+        sender: Participant,
+        public_key: str,
+        only: Participant | None,
+    ) -> None:
+        data = {"roomId": room.room_id, "userId": sender.user_id, "publicKey": public_key}
+        if only is None:
+            await self._to_room(room, "e2eePublicKey", data, skip=sender.conn_id)
+        else:
+            await self._to(only.conn_id, "e2eePublicKey", data)
+
+    async def e2ee_key(
+        self, room: RoomRecord, sender: Participant, recipient: Participant, message: KeyMessage
+    ) -> None:
+        data = {
+            "roomId": room.room_id,
+            "from": sender.user_id,
+            "keyId": message.key_id,
+            "payload": message.payload,
+        }
+        await self._to(recipient.conn_id, "e2eeKey", data)

@@ -48,7 +48,7 @@ class Handlers:
     async def create_room(self, sid: str, m: p.CreateRoom) -> object:
         address = await self._address_of(sid)
         created = await self._rooms.create_room(
-            sid, address, m.userName, m.roomName, m.customRoomId, m.listed
+            sid, address, m.userName, m.roomName, m.customRoomId, m.listed, m.e2ee
         )
         await self._emit("roomCreated", sid, wire.room_created(created))
         return wire.created(created)

@@ -44,6 +44,7 @@ class CreateRoom(Payload):
     roomName: Line
     customRoomId: CustomRoomId | None = None
     listed: bool = True
+    e2ee: bool = False
 
 
 class JoinRoom(Payload):
@@ -218,3 +219,24 @@ class RaiseHand(Payload):
 class React(Payload):
     roomId: RoomId
     emoji: Annotated[str, StringConstraints(min_length=1, max_length=16)]
+
+
+PublicKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{16,200}$")]
+"""An ECDH P-256 public key, base64url (the raw 65-byte point is 87 characters)."""
+KeyPayload = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{16,1024}$")]
+"""An opaque key message, base64url; the server never reads it."""
+
+
+class E2eePublicKey(Payload):
+    """Without ``to``: for everyone else in the room; with it, for that one person."""
+
+    roomId: RoomId
+    publicKey: PublicKey
+    to: UserId | None = None
+
+
+class E2eeKey(Payload):
+    roomId: RoomId
+    to: UserId
+    keyId: Annotated[int, Field(ge=0, le=255)]
+    payload: KeyPayload

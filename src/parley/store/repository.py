@@ -626,6 +626,7 @@ def _room(row: Row[tuple[object, ...]]) -> RoomRecord:
             self_unmute=bool(m["self_unmute"]),
             private_chat=bool(m["private_chat"]),
             listed=bool(m["listed"]),
+            e2ee=bool(m["e2ee"]),
         ),
         schedule=_schedule(m),
     )
@@ -663,6 +664,7 @@ def _settings_row(settings: RoomSettings) -> dict[str, object]:
         "self_unmute": settings.self_unmute,
         "private_chat": settings.private_chat,
         "listed": settings.listed,
+        "e2ee": settings.e2ee,
     }
     if settings.password_hash != STORED_PASSWORD:
         row["password_hash"] = settings.password_hash

@@ -41,6 +41,7 @@ rooms = Table(
     Column("max_participants", Integer, nullable=True),
     Column("empty_timeout_seconds", Integer, nullable=True),
     Column("room_metadata", Text, nullable=True),
+    Column("e2ee", Boolean, nullable=False, server_default=false()),
 )
 """``expires_at`` is set for scheduled meetings (made over the REST API), with the columns
 after it."""

@@ -41,6 +41,7 @@ def new_settings(old: RoomSettings, change: SettingsChange, new_hash: str | None
         self_unmute=_pick(change.self_unmute, old.self_unmute),
         private_chat=_pick(change.private_chat, old.private_chat),
         listed=_pick(change.listed, old.listed),
+        e2ee=old.e2ee,  # set at creation, never changed
     )
 
 
