@@ -56,3 +56,17 @@ class MediaBus:
     async def room_reset(self, room_key: str) -> None:
         for subscriber in self._subscribers:
             await subscriber.room_reset(room_key)
+
+    async def layer_changed(
+        self, room_key: str, subscription_id: str, layer: int, reason: str
+    ) -> None:
+        for subscriber in self._subscribers:
+            await subscriber.layer_changed(room_key, subscription_id, layer, reason)
+
+    async def video_paused(self, room_key: str, subscription_id: str, paused: bool) -> None:
+        for subscriber in self._subscribers:
+            await subscriber.video_paused(room_key, subscription_id, paused)
+
+    async def active_speaker(self, room_key: str, stream_id: str) -> None:
+        for subscriber in self._subscribers:
+            await subscriber.active_speaker(room_key, stream_id)

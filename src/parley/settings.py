@@ -356,6 +356,10 @@ class Settings(BaseSettings):
     """Bytes per second one relay allocation of the embedded TURN server may carry, each way
     (coturn's ``max-bps``); more is dropped. The default (8 Mbit/s) carries a camera's simulcast
     or a screen share."""
+    max_publish_kbps: int = Field(default=2500, ge=100)
+    """Kbit/s a publisher's video is invited to reach (all its simulcast layers together): the
+    embedded SFU's congestion feedback lets a browser ramp up to it and no further (REMB and
+    ``b=AS``/``b=TIAS`` in its answer)."""
 
     @field_validator(
         "cors_origins",

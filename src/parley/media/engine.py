@@ -66,6 +66,17 @@ class NoListener:
     async def room_reset(self, room_key: str) -> None:
         return None
 
+    async def layer_changed(
+        self, room_key: str, subscription_id: str, layer: int, reason: str
+    ) -> None:
+        return None
+
+    async def video_paused(self, room_key: str, subscription_id: str, paused: bool) -> None:
+        return None
+
+    async def active_speaker(self, room_key: str, stream_id: str) -> None:
+        return None
+
 
 class MediaListener(Protocol):
     """What the engine tells the rooms service without being asked."""
@@ -87,6 +98,18 @@ class MediaListener(Protocol):
     async def room_reset(self, room_key: str) -> None:
         """The engine lost one room's media (e.g. the Janus of a pool it was on died): that
         room's clients must republish."""
+
+    async def layer_changed(
+        self, room_key: str, subscription_id: str, layer: int, reason: str
+    ) -> None:
+        """The subscription now receives simulcast ``layer`` (0 lowest); ``reason`` is
+        ``"bandwidth"``, ``"selected"`` or ``"publisher"``."""
+
+    async def video_paused(self, room_key: str, subscription_id: str, paused: bool) -> None:
+        """Video of the subscription stopped (or resumed) for lack of bandwidth."""
+
+    async def active_speaker(self, room_key: str, stream_id: str) -> None:
+        """The loudest sustained speaker of the room is now the publisher of ``stream_id``."""
 
 
 class MediaEngine(Protocol):

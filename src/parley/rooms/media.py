@@ -282,3 +282,14 @@ class MediaService:
         its people told to publish again."""
         log.warning("room %s: media engine reset", room_key)
         await self._change(room_key, rules.reset)
+
+    async def layer_changed(
+        self, room_key: str, subscription_id: str, layer: int, reason: str
+    ) -> None:
+        return None
+
+    async def video_paused(self, room_key: str, subscription_id: str, paused: bool) -> None:
+        return None
+
+    async def active_speaker(self, room_key: str, stream_id: str) -> None:
+        return None

@@ -40,6 +40,7 @@ def config_from_settings(settings: Settings) -> EmbeddedConfig:
         port_range=port_range,
         max_sdp_bytes=settings.max_sdp_bytes,
         ignored_networks=ignored_networks(settings.ice_ignore_addresses),
+        max_publish_bps=settings.max_publish_kbps * 1000,
     )
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from aiortc import RTCPeerConnection
 
 from parley.errors import MediaError
+from parley.media.embedded.adaptation import PAUSE, choose_layer
 from parley.media.embedded.aiortc_internals import (
     NEGOTIATION_ERRORS,
     NoCommonCodec,
@@ -26,8 +27,16 @@ from parley.media.embedded.aiortc_internals import (
     tap_sender,
 )
 from parley.media.embedded.config import EmbeddedConfig
-from parley.media.embedded.forwarding import DownstreamTrack, UpstreamTrack
+from parley.media.embedded.forwarding import DownstreamTrack, LayerListener, UpstreamTrack
+from parley.media.embedded.negotiation import (
+    Section,
+    amend_answer,
+    amend_offer,
+    answered_extension,
+    read_sections,
+)
 from parley.media.embedded.pump import ForwardingCounters
+from parley.media.embedded.twcc import TRANSPORT_CC_URI, ArrivalRecorder
 from parley.media.engine import IceCandidate, MediaKind
 from parley.media.sdp import (
     Role,
@@ -42,6 +51,10 @@ logger = logging.getLogger(__name__)
 NEGOTIATION_OR_TIMEOUT: tuple[type[Exception], ...] = (TimeoutError, *NEGOTIATION_ERRORS)
 SUPPORTED = "audio: Opus, G.722, PCMU, PCMA; video: VP8, H.264"
 REPORT_INTERVAL = 1.0
+FEEDBACK_INTERVAL = 0.05
+"""Seconds between transport-cc feedback packets to a publisher."""
+ADAPT_INTERVAL = 0.25
+"""Seconds between two choices of a subscriber's layer."""
 
 
 def _negotiation_error(exc: Exception, what: str) -> MediaError:
@@ -180,15 +193,19 @@ class PublisherSession(PeerSession):
         super().__init__(name, config, counters, on_ended)
         self.tracks: dict[MediaKind, UpstreamTrack] = {}
         self._reporter: asyncio.Task[None] | None = None
+        self._arrivals: ArrivalRecorder | None = None
 
     async def negotiate(self, offer_sdp: object) -> str:
         """Answer the publisher's offer; raises MediaError (and leaves nothing open)."""
         offer = self._check(offer_sdp, "offer")
+        sections = read_sections(offer)
+        if any(TRANSPORT_CC_URI in s.extensions for s in sections):
+            self._arrivals = ArrivalRecorder()
         pc = self._new_pc()
         try:
             async with asyncio.timeout(self._config.negotiation_timeout):
                 await set_remote_description(pc, offer, "offer")
-                self._take_tracks(pc)
+                self._take_tracks(pc, {s.mid: s for s in sections if s.mid is not None})
                 restrict_gathering(pc, self._config.media_addresses, self._config.port_range)
                 answer = await pc.createAnswer()
                 await pc.setLocalDescription(answer)
@@ -200,9 +217,15 @@ class PublisherSession(PeerSession):
         self._counters.tasks += 1
         self._reporter = asyncio.create_task(self._report(), name=f"{self.name} reports")
         self._start_connect_timer()
-        return self._announced(pc.localDescription.sdp)
+        answer_sdp = amend_answer(pc.localDescription.sdp, sections, self._config.max_publish_bps)
+        return self._announced(answer_sdp)
 
-    def _take_tracks(self, pc: RTCPeerConnection) -> None:
+    @property
+    def simulcast(self) -> bool:
+        video = self.tracks.get("video")
+        return video is not None and bool(video.rids)
+
+    def _take_tracks(self, pc: RTCPeerConnection, sections: dict[str, Section]) -> None:
         for transceiver in pc.getTransceivers():
             kind: MediaKind
             if transceiver.kind == "audio":
@@ -218,18 +241,36 @@ class PublisherSession(PeerSession):
             codec = narrow_to_primary_codec(transceiver)
             if codec is None:
                 raise MediaError(f"the offer has no {kind} codec this server can forward")
-            track = UpstreamTrack(f"{self.name} {kind}", kind, codec, self._config, self._counters)
-            tap_receiver(transceiver, track)
+            section = sections.get(str(transceiver.mid)) or Section(kind=kind)
+            track = UpstreamTrack(
+                f"{self.name} {kind}",
+                kind,
+                codec,
+                self._config,
+                self._counters,
+                rids=section.rids,
+                arrivals=self._arrivals,
+            )
+            tap_receiver(transceiver, track, section.extensions)
             self.tracks[kind] = track
         if not self.tracks:
             raise MediaError("the offer sends no audio or video")
 
     async def _report(self) -> None:
+        """Receiver reports (about once a second) and transport-cc feedback (more often)."""
+        loop = asyncio.get_running_loop()
+        arrivals = self._arrivals
+        interval = FEEDBACK_INTERVAL if arrivals is not None else REPORT_INTERVAL
+        due = loop.time() + REPORT_INTERVAL * (0.5 + random.random())
         try:
             while True:
-                await asyncio.sleep(REPORT_INTERVAL * (0.5 + random.random()))
-                for track in self.tracks.values():
-                    track.report()
+                await asyncio.sleep(min(interval, max(0.0, due - loop.time())))
+                if arrivals is not None and self.tracks:
+                    next(iter(self.tracks.values())).send_transport_feedback(arrivals)
+                if loop.time() >= due:
+                    due = loop.time() + REPORT_INTERVAL * (0.5 + random.random())
+                    for track in self.tracks.values():
+                        track.report()
         finally:
             self._counters.tasks -= 1
 
@@ -257,12 +298,72 @@ class SubscriberSession(PeerSession):
         config: EmbeddedConfig,
         counters: ForwardingCounters,
         on_ended: Callable[[], None],
+        on_layer: LayerListener | None = None,
+        on_paused: Callable[[bool], None] | None = None,
     ) -> None:
         super().__init__(name, config, counters, on_ended)
         self.stream_id = stream_id
         self.tracks: list[DownstreamTrack] = []
         self._publisher = publisher
         self._answered = False
+        self._on_layer = on_layer
+        self._on_paused = on_paused
+        self._adapter: asyncio.Task[None] | None = None
+        self.cap = 2
+        self.estimate: int | None = None
+        """The link's estimated bit rate (bits per second), None while unknown."""
+
+    @property
+    def video(self) -> DownstreamTrack | None:
+        return next((t for t in self.tracks if t.kind == "video"), None)
+
+    def set_cap(self, layer: int) -> None:
+        """The highest layer the subscriber wants (``selectLayer``)."""
+        self.cap = layer
+        video = self.video
+        if video is not None:
+            video.cap = min(layer, video.layers - 1)
+            self.adapt()
+
+    def adapt(self) -> None:
+        """Choose the video's layer from what arrives, the cap and the estimate."""
+        video = self.video
+        if video is None or (video.layers < 2 and self.estimate is None):
+            return
+        upstream = self._publisher.tracks.get("video")
+        if upstream is None:
+            return
+        clock = upstream.now()
+        available: int | None = None
+        if self.estimate is not None:
+            audio = self._publisher.tracks.get("audio")
+            audio_rate = 0
+            if audio is not None:
+                audio_rate = max(r or 0 for r in audio.layer_bitrates(clock))
+            available = self.estimate - audio_rate
+        choice = choose_layer(upstream.layer_bitrates(clock), video.cap, available, video.current)
+        if choice is None:
+            return
+        if choice == PAUSE:
+            if not video.paused:
+                video.set_paused(True)
+                if self._on_paused is not None:
+                    self._on_paused(True)
+            return
+        reason = "selected" if choice == video.cap else "bandwidth"
+        video.set_target(choice, reason)
+        if video.paused:
+            video.set_paused(False)
+            if self._on_paused is not None:
+                self._on_paused(False)
+
+    async def _adapt(self) -> None:
+        try:
+            while True:
+                await asyncio.sleep(ADAPT_INTERVAL)
+                self.adapt()
+        finally:
+            self._counters.tasks -= 1
 
     @property
     def answered(self) -> bool:
@@ -277,7 +378,11 @@ class SubscriberSession(PeerSession):
                     transceiver = pc.addTransceiver(kind, direction="sendonly")
                     prefer_codec(transceiver, upstream.codec, rtx=kind == "video")
                     track = DownstreamTrack(
-                        f"{self.name} {kind}", upstream, self._config, self._counters
+                        f"{self.name} {kind}",
+                        upstream,
+                        self._config,
+                        self._counters,
+                        self._on_layer if kind == "video" else None,
                     )
                     tap_sender(transceiver, track)
                     self.tracks.append(track)
@@ -290,7 +395,12 @@ class SubscriberSession(PeerSession):
                 raise _negotiation_error(exc, "subscription") from exc
             raise
         self._start_connect_timer()
-        return self._announced(pc.localDescription.sdp)
+        video = self.video
+        if video is not None and video.layers > 1:
+            self._counters.tasks += 1
+            self._adapter = asyncio.create_task(self._adapt(), name=f"{self.name} layers")
+        offer_sdp, _ = amend_offer(pc.localDescription.sdp)
+        return self._announced(offer_sdp)
 
     async def accept_answer(self, answer_sdp: object) -> None:
         """Apply the subscriber's answer. A bad answer raises MediaError and the caller
@@ -302,6 +412,9 @@ class SubscriberSession(PeerSession):
             raise MediaError("The subscription already has an answer.")
         answer = self._check(answer_sdp, "answer")
         self._answered = True
+        transport_cc_id = answered_extension(answer, TRANSPORT_CC_URI)
+        for track in self.tracks:
+            track.transport_cc_id = transport_cc_id
         try:
             async with asyncio.timeout(self._config.negotiation_timeout):
                 await set_remote_description(pc, answer, "answer")
@@ -309,5 +422,13 @@ class SubscriberSession(PeerSession):
             raise _negotiation_error(exc, "answer") from exc
 
     async def _close_tracks(self) -> None:
+        adapter, self._adapter = self._adapter, None
+        if adapter is not None:
+            adapter.cancel()
+            try:
+                await adapter
+            except asyncio.CancelledError:
+                if not adapter.cancelled():
+                    raise
         for track in self.tracks:
             await track.close()

@@ -73,6 +73,17 @@ class _Placed:
     async def room_reset(self, room_key: str) -> None:
         await self.listener.room_reset(room_key)
 
+    async def layer_changed(
+        self, room_key: str, subscription_id: str, layer: int, reason: str
+    ) -> None:
+        await self.listener.layer_changed(room_key, subscription_id, layer, reason)
+
+    async def video_paused(self, room_key: str, subscription_id: str, paused: bool) -> None:
+        await self.listener.video_paused(room_key, subscription_id, paused)
+
+    async def active_speaker(self, room_key: str, stream_id: str) -> None:
+        await self.listener.active_speaker(room_key, stream_id)
+
 
 class JanusPoolEngine:
     """``MediaEngine`` over a pool of Janus servers (see the module docstring)."""
