@@ -63,7 +63,6 @@ async def test_simulcast_layers_arrive_and_a_subscriber_switches_between_them(
         timeout=RAMP_DEADLINE,
     )
     assert sent["encodings"]["f"]["frameWidth"] == 960
-    print("publisher after ramp-up:", sent)
 
     bob = await open_page()
     await bob.request("joinRoom", {"roomId": room_id, "userName": "Bob"})
@@ -88,3 +87,4 @@ async def test_simulcast_layers_arrive_and_a_subscriber_switches_between_them(
     stats = sfu.stats()
     assert stats["layer_switches"] >= 3
     assert stats["transport_feedback_sent"] > 0
+    assert sfu.subscription_stats(subscription_id)["estimate"] is not None

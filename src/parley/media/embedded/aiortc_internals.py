@@ -513,7 +513,9 @@ class _SendOutlet:
             if self._ssrc in ssrcs:
                 self._sink.on_remb(bitrate)
         elif isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
-            return
+            for report in packet.reports:
+                if report.ssrc == self._ssrc:
+                    self._sink.on_loss(report.fraction_lost / 256)
 
 
 def take_transport_feedback(transport: Any, handler: Callable[[bytes], None]) -> None:

@@ -307,6 +307,8 @@ class EmbeddedEngine:
             "keyframe_requests": c.keyframe_requests,
             "layer_switches": c.layer_switches,
             "transport_feedback_sent": c.transport_feedback_sent,
+            "probes": c.probes,
+            "probe_packets": c.probe_packets,
             "paused_subscriptions": sum(
                 1
                 for r in self._rooms.values()

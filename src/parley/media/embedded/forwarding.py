@@ -16,9 +16,11 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from parley.clock import Clock, SystemClock
 from parley.media.embedded import rtcp
+from parley.media.embedded.bwe import SendHistory
 from parley.media.embedded.config import EmbeddedConfig
 from parley.media.embedded.feedback import KeyframePacer, NackTracker, RateMeter, ReceptionStats
 from parley.media.embedded.ports import CodecInfo, ReceiveSession, SendSession
@@ -39,6 +41,7 @@ from parley.media.embedded.rtp_rewrite import (
     unwrap_rtx,
     vp8_fields,
     wrap_rtx,
+    write_packet,
 )
 from parley.media.embedded.twcc import ArrivalRecorder
 
@@ -56,6 +59,16 @@ LAYER_IDLE = 1.0
 LayerListener = Callable[[int, str], None]
 """Told (layer, reason) when a subscriber's track starts receiving another layer."""
 
+
+class LinkListener(Protocol):
+    """What a subscriber's track hears about its link besides transport-cc feedback."""
+
+    def on_link_remb(self, bitrate: int) -> None: ...
+    def on_link_loss(self, fraction_lost: float) -> None: ...
+
+
+PADDING = 255
+"""Bytes of padding in one probing packet (the most one RTP packet's padding can say)."""
 
 MAX_SOURCES = 32
 """SSRCs one track remembers (current and retired); a publisher inventing more is forgotten."""
@@ -390,6 +403,7 @@ class DownstreamTrack:
         self._layout: Layout | None = None
         self._layout_key = -1
         self._history: list[bytes | None] = [None] * config.history_size
+        self._history_at = [-1] * config.history_size
         self._out = OutputStream(upstream.codec.clock_rate, random.randrange(SEQ_MOD // 2))
         self._start_seq: int | None = None
         self._rtx_seq = random.randrange(SEQ_MOD // 2)
@@ -405,6 +419,9 @@ class DownstreamTrack:
         self._reported: int | None = None
         self.transport_cc_id = 0
         """The transport-cc header extension id the subscriber accepted (0: none)."""
+        self.send_history: SendHistory | None = None
+        """Where transport-wide sequence numbers come from (shared by the transport's tracks)."""
+        self.link: LinkListener | None = None
 
     # -- FeedbackSink ----------------------------------------------------------------------
     def on_ready(self, session: SendSession) -> None:
@@ -433,16 +450,93 @@ class DownstreamTrack:
             if data is None or int.from_bytes(data[2:4], "big") != seq:
                 continue
             if session.rtx_payload_type is not None:
-                data = wrap_rtx(data, session.rtx_payload_type, self._rtx_seq, session.rtx_ssrc)
-                self._rtx_seq = seq_add(self._rtx_seq, 1)
+                data = self._rtx(data, self._history_at[seq % size], session)
             self._counters.retransmitted += 1
             self._pump.push(data)
+
+    def _rtx(self, data: bytes, transport_seq_at: int, session: SendSession) -> bytes:
+        assert session.rtx_payload_type is not None
+        transport_seq = 0
+        history = self.send_history
+        if history is not None and transport_seq_at >= 0:
+            transport_seq = history.add(int(self._upstream.now() * 1_000_000), len(data) + 2)
+        else:
+            transport_seq_at = -1
+        out = wrap_rtx(
+            data,
+            session.rtx_payload_type,
+            self._rtx_seq,
+            session.rtx_ssrc,
+            transport_seq_at,
+            transport_seq,
+        )
+        self._rtx_seq = seq_add(self._rtx_seq, 1)
+        return out
+
+    def probe(self, size: int) -> int:
+        """Send about ``size`` bytes more than the media, as retransmissions of the latest
+        packets (the subscriber drops them as duplicates; the estimate sees them); returns the
+        bytes sent."""
+        session = self._session
+        if session is None or session.rtx_payload_type is None or self._layout is None:
+            return 0
+        sent = 0
+        slots = len(self._history)
+        last = self._out.last_seq
+        if last is not None and not self.paused:
+            for back in range(min(64, slots)):
+                if sent >= size:
+                    break
+                seq = (last - back) % SEQ_MOD
+                data = self._history[seq % slots]
+                if data is None or int.from_bytes(data[2:4], "big") != seq:
+                    break
+                packet = self._rtx(data, self._history_at[seq % slots], session)
+                self._counters.probe_packets += 1
+                self._pump.push(packet)
+                sent += len(packet)
+        history = self.send_history
+        while sent < size and history is not None and self.transport_cc_id:
+            # nothing (or too little) to repeat: padding-only packets on the RTX stream
+            packet = self._padding(session, history)
+            self._counters.probe_packets += 1
+            self._pump.push(packet)
+            sent += len(packet)
+        return sent
+
+    def _padding(self, session: SendSession, history: SendHistory) -> bytes:
+        assert session.rtx_payload_type is not None and self._layout is not None
+        layout = self._layout
+        transport_seq = history.add(int(self._upstream.now() * 1_000_000), PADDING + 40)
+        extensions = [(self.transport_cc_id, transport_seq.to_bytes(2, "big"))]
+        if layout.mid_id and layout.mid:
+            extensions.insert(0, (layout.mid_id, layout.mid.encode()))
+        data = bytearray(
+            write_packet(
+                marker=False,
+                payload_type=session.rtx_payload_type,
+                sequence_number=self._rtx_seq,
+                timestamp=self._out.last_ts,
+                ssrc=session.rtx_ssrc,
+                payload=bytes(PADDING - 1) + bytes([PADDING]),
+                extensions=extensions,
+            )
+        )
+        data[0] |= 0x20
+        self._rtx_seq = seq_add(self._rtx_seq, 1)
+        return bytes(data)
 
     def on_keyframe_request(self) -> None:
         self._upstream.request_keyframe(self.current if self.current is not None else self.target)
 
     def on_remb(self, bitrate: int) -> None:
         self.remb = bitrate
+        if self.link is not None:
+            self.link.on_link_remb(bitrate)
+
+    def on_loss(self, fraction_lost: float) -> None:
+        if self.link is not None:
+            self.link.on_link_loss(fraction_lost)
 
     def on_stopped(self) -> None:
         self._upstream.detach(self)
@@ -504,8 +598,14 @@ class DownstreamTrack:
             template = make_template(packet, layout, now, vp8)
             templates[self._layout_key] = template
         seq, ts, picture_id, tl0 = out.rewrite(packet.sequence_number, packet.timestamp, vp8, now)
-        data = stamp_template(template, seq, ts, session.ssrc, picture_id, tl0)
-        self._history[seq % len(self._history)] = data
+        transport_seq = -1
+        history = self.send_history
+        if history is not None and template.transport_seq_at >= 0:
+            transport_seq = history.add(int(now * 1_000_000), len(template.data))
+        data = stamp_template(template, seq, ts, session.ssrc, picture_id, tl0, transport_seq)
+        slot = seq % len(self._history)
+        self._history[slot] = data
+        self._history_at[slot] = template.transport_seq_at
         self._packets += 1
         self._octets += len(packet.payload)
         self._pump.push(data, packet.received_ns or 1)
@@ -530,3 +630,4 @@ class DownstreamTrack:
         self._upstream.detach(self)
         await self._pump.close()
         self._history = [None]
+        self._history_at = [-1]

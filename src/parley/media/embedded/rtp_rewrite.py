@@ -166,14 +166,24 @@ def header_length(data: bytes) -> int:
     return length
 
 
-def wrap_rtx(data: bytes, payload_type: int, sequence_number: int, ssrc: int) -> bytes:
-    """RFC 4588 retransmission of ``data`` (a packet without padding) on the RTX stream."""
+def wrap_rtx(
+    data: bytes,
+    payload_type: int,
+    sequence_number: int,
+    ssrc: int,
+    transport_seq_at: int = -1,
+    transport_seq: int = 0,
+) -> bytes:
+    """RFC 4588 retransmission of ``data`` (a packet without padding) on the RTX stream; with
+    ``transport_seq_at`` (the offset of its transport-wide sequence number), a new one."""
     length = header_length(data)
     original_seq = data[2:4]
     out = bytearray(data[:length])
     out[1] = (out[1] & 0x80) | payload_type
     struct.pack_into("!H", out, 2, sequence_number)
     struct.pack_into("!I", out, 8, ssrc)
+    if 0 <= transport_seq_at < length - 1:
+        struct.pack_into("!H", out, transport_seq_at, transport_seq)
     return bytes(out) + original_seq + data[length:]
 
 
@@ -364,11 +374,14 @@ def stamp_template(
     ssrc: int,
     picture_id: int,
     tl0picidx: int,
+    transport_seq: int = -1,
 ) -> bytes:
     """A copy of ``template`` with a subscriber's sequence number, timestamp, SSRC and (where
-    the payload has them) picture id and TL0PICIDX."""
+    the payload and layout have them) picture id, TL0PICIDX, transport-wide sequence number."""
     data = bytearray(template.data)
     struct.pack_into("!HII", data, 2, sequence_number, timestamp, ssrc)
+    if transport_seq >= 0 and template.transport_seq_at >= 0:
+        struct.pack_into("!H", data, template.transport_seq_at, transport_seq)
     at = template.picture_id_at
     if at >= 0:
         if template.long_picture_id:

@@ -11,7 +11,7 @@ from typing import Any
 from aiortc import RTCPeerConnection
 
 from parley.errors import MediaError
-from parley.media.embedded.adaptation import PAUSE, choose_layer
+from parley.media.embedded.adaptation import PAUSE, UP_MARGIN, choose_layer
 from parley.media.embedded.aiortc_internals import (
     NEGOTIATION_ERRORS,
     NoCommonCodec,
@@ -26,6 +26,7 @@ from parley.media.embedded.aiortc_internals import (
     tap_receiver,
     tap_sender,
 )
+from parley.media.embedded.bwe import START_BPS, BandwidthEstimator, Prober, SendHistory
 from parley.media.embedded.config import EmbeddedConfig
 from parley.media.embedded.forwarding import DownstreamTrack, LayerListener, UpstreamTrack
 from parley.media.embedded.negotiation import (
@@ -36,7 +37,7 @@ from parley.media.embedded.negotiation import (
     read_sections,
 )
 from parley.media.embedded.pump import ForwardingCounters
-from parley.media.embedded.twcc import TRANSPORT_CC_URI, ArrivalRecorder
+from parley.media.embedded.twcc import TRANSPORT_CC_URI, ArrivalRecorder, parse_feedback
 from parley.media.engine import IceCandidate, MediaKind
 from parley.media.sdp import (
     Role,
@@ -55,6 +56,8 @@ FEEDBACK_INTERVAL = 0.05
 """Seconds between transport-cc feedback packets to a publisher."""
 ADAPT_INTERVAL = 0.25
 """Seconds between two choices of a subscriber's layer."""
+PROBE_INTERVAL = 0.05
+"""Seconds between two bursts of probing bytes while a probe runs."""
 
 
 def _negotiation_error(exc: Exception, what: str) -> MediaError:
@@ -312,6 +315,60 @@ class SubscriberSession(PeerSession):
         self.cap = 2
         self.estimate: int | None = None
         """The link's estimated bit rate (bits per second), None while unknown."""
+        self._history = SendHistory()
+        self._bwe = BandwidthEstimator(self._history)
+        self._prober = Prober()
+        self._transport_cc = False
+
+    # -- the link: transport-cc feedback, or REMB and receiver reports ---------------------
+    def _transport_feedback(self, data: bytes) -> None:
+        try:
+            feedback = parse_feedback(data)
+        except ValueError:
+            return
+        if self._transport_cc:
+            before = self.estimate
+            self.estimate = self._bwe.on_feedback(feedback.results, self._now())
+            if before is not None and self.estimate < before * 0.9:
+                logger.debug(
+                    "%s: estimate %d -> %d (delay %s, %d lost of %d, acked %s)",
+                    self.name,
+                    before,
+                    self.estimate,
+                    self._bwe.detector.state,
+                    sum(1 for r in feedback.results if r.arrival_us is None),
+                    len(feedback.results),
+                    self._bwe.acked.bitrate(),
+                )
+
+    def on_link_remb(self, bitrate: int) -> None:
+        if not self._transport_cc:
+            self._bwe.on_remb(bitrate)
+            self.estimate = self._bwe.estimate
+
+    def on_link_loss(self, fraction_lost: float) -> None:
+        if not self._transport_cc:
+            self.estimate = self._bwe.on_loss(fraction_lost, self._now())
+
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def _probe(self, now: float) -> None:
+        """Send this turn's share of a running probe, or end it."""
+        video = self.video
+        prober = self._prober
+        if video is None or not prober.running:
+            return
+        if prober.finish_if_due(self._bwe, now):
+            self.estimate = self._bwe.estimate
+            return
+        upstream = self._publisher.tracks.get("video")
+        sending = sum(r or 0 for r in upstream.layer_bitrates(upstream.now())) if upstream else 0
+        current = video.current
+        if upstream is not None and current is not None:
+            sending = upstream.layer_bitrates(upstream.now())[current] or 0
+        extra = max(0, prober.target - sending)
+        video.probe(int(extra * PROBE_INTERVAL / 8))
 
     @property
     def video(self) -> DownstreamTrack | None:
@@ -341,9 +398,12 @@ class SubscriberSession(PeerSession):
             if audio is not None:
                 audio_rate = max(r or 0 for r in audio.layer_bitrates(clock))
             available = self.estimate - audio_rate
-        choice = choose_layer(upstream.layer_bitrates(clock), video.cap, available, video.current)
+        bitrates = upstream.layer_bitrates(clock)
+        choice = choose_layer(bitrates, video.cap, available, video.current)
         if choice is None:
             return
+        if self._transport_cc and available is not None and self.estimate is not None:
+            self._maybe_probe(bitrates, choice, self.estimate - available)
         if choice == PAUSE:
             if not video.paused:
                 video.set_paused(True)
@@ -357,11 +417,33 @@ class SubscriberSession(PeerSession):
             if self._on_paused is not None:
                 self._on_paused(False)
 
+    def _maybe_probe(self, bitrates: list[int | None], choice: int, audio: int) -> None:
+        """Probe for the next layer up when the link's estimate holds the subscriber below
+        its cap (or paused)."""
+        video = self.video
+        if video is None:
+            return
+        above = [
+            rate
+            for layer, rate in enumerate(bitrates)
+            if rate is not None and layer <= video.cap and (choice == PAUSE or layer > choice)
+        ]
+        if above and self._prober.maybe_start(
+            self._bwe, int(min(above) * UP_MARGIN) + audio, self._now()
+        ):
+            self._counters.probes += 1
+
     async def _adapt(self) -> None:
+        loop = asyncio.get_running_loop()
+        due = loop.time() + ADAPT_INTERVAL
         try:
             while True:
-                await asyncio.sleep(ADAPT_INTERVAL)
-                self.adapt()
+                await asyncio.sleep(PROBE_INTERVAL if self._prober.running else ADAPT_INTERVAL)
+                now = loop.time()
+                self._probe(now)
+                if now >= due:
+                    due = now + ADAPT_INTERVAL
+                    self.adapt()
         finally:
             self._counters.tasks -= 1
 
@@ -384,7 +466,9 @@ class SubscriberSession(PeerSession):
                         self._counters,
                         self._on_layer if kind == "video" else None,
                     )
-                    tap_sender(transceiver, track)
+                    track.send_history = self._history
+                    track.link = self
+                    tap_sender(transceiver, track, self._transport_feedback)
                     self.tracks.append(track)
                 restrict_gathering(pc, self._config.media_addresses, self._config.port_range)
                 offer = await pc.createOffer()
@@ -395,10 +479,8 @@ class SubscriberSession(PeerSession):
                 raise _negotiation_error(exc, "subscription") from exc
             raise
         self._start_connect_timer()
-        video = self.video
-        if video is not None and video.layers > 1:
-            self._counters.tasks += 1
-            self._adapter = asyncio.create_task(self._adapt(), name=f"{self.name} layers")
+        self._counters.tasks += 1
+        self._adapter = asyncio.create_task(self._adapt(), name=f"{self.name} layers")
         offer_sdp, _ = amend_offer(pc.localDescription.sdp)
         return self._announced(offer_sdp)
 
@@ -413,8 +495,13 @@ class SubscriberSession(PeerSession):
         answer = self._check(answer_sdp, "answer")
         self._answered = True
         transport_cc_id = answered_extension(answer, TRANSPORT_CC_URI)
+        self._transport_cc = transport_cc_id != 0
+        if self._transport_cc:
+            self.estimate = START_BPS
         for track in self.tracks:
             track.transport_cc_id = transport_cc_id
+            if not self._transport_cc:
+                track.send_history = None
         try:
             async with asyncio.timeout(self._config.negotiation_timeout):
                 await set_remote_description(pc, answer, "answer")
