@@ -14,6 +14,9 @@ class Recorder:
         self.candidates: list[tuple[str, str, IceCandidate | None]] = []
         self.resets = 0
         self.room_resets: list[str] = []
+        self.layers: list[tuple[str, str, int, str]] = []
+        self.paused: list[tuple[str, str, bool]] = []
+        self.speakers: list[tuple[str, str]] = []
 
     async def stream_failed(self, room_key: str, stream_id: str) -> None:
         self.failed_streams.append((room_key, stream_id))
@@ -31,3 +34,14 @@ class Recorder:
 
     async def room_reset(self, room_key: str) -> None:
         self.room_resets.append(room_key)
+
+    async def layer_changed(
+        self, room_key: str, subscription_id: str, layer: int, reason: str
+    ) -> None:
+        self.layers.append((room_key, subscription_id, layer, reason))
+
+    async def video_paused(self, room_key: str, subscription_id: str, paused: bool) -> None:
+        self.paused.append((room_key, subscription_id, paused))
+
+    async def active_speaker(self, room_key: str, stream_id: str) -> None:
+        self.speakers.append((room_key, stream_id))

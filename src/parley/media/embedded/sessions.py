@@ -404,6 +404,9 @@ class SubscriberSession(PeerSession):
             return
         if self._transport_cc and available is not None and self.estimate is not None:
             self._maybe_probe(bitrates, choice, self.estimate - available)
+        if choice == PAUSE and not self._transport_cc:
+            # receiver reports and REMB choose among layers but are not trusted to stop video
+            choice = min(i for i, rate in enumerate(bitrates) if rate is not None)
         if choice == PAUSE:
             if not video.paused:
                 video.set_paused(True)
