@@ -35,6 +35,8 @@ DECREASE_INTERVAL = 0.3
 INCREASE_PER_SECOND = 0.08
 LOSS_HIGH = 0.10
 LOSS_LOW = 0.02
+LOSS_WINDOW = 0.3
+"""Seconds of feedback one loss-based step looks at."""
 
 
 class SendHistory:
@@ -200,8 +202,8 @@ class BandwidthEstimator:
         self._last_update: float | None = None
         self._last_decrease: float | None = None
         self._last_loss_change: float | None = None
-        self.lost = 0
-        self.received = 0
+        self._window_lost = 0.0
+        self._window_packets = 0
 
     @property
     def estimate(self) -> int:
@@ -225,7 +227,7 @@ class BandwidthEstimator:
             self.detector.add(send_us, result.arrival_us, size, now)
         self._update_delay(now)
         if lost + received:
-            self._update_loss(lost / (lost + received), now)
+            self._update_loss(lost / (lost + received), now, lost + received)
         return self.estimate
 
     def on_loss(self, fraction_lost: float, now: float) -> int:
@@ -260,15 +262,23 @@ class BandwidthEstimator:
             self.delay_bps = increased
         self.delay_bps = max(MIN_BPS, min(self.delay_bps, self.max_bps))
 
-    def _update_loss(self, loss: float, now: float) -> None:
-        if self._last_loss_change is not None and now - self._last_loss_change < 0.3:
+    def _update_loss(self, loss: float, now: float, packets: int = 1) -> None:
+        """Loss over at least ``LOSS_WINDOW`` seconds of feedback moves the loss-based
+        estimate: down by half the loss above ``LOSS_HIGH``, up 5 % below ``LOSS_LOW``."""
+        self._window_lost += loss * packets
+        self._window_packets += packets
+        if self._last_loss_change is None:
+            self._last_loss_change = now
+        if now - self._last_loss_change < LOSS_WINDOW:
             return
-        if loss > LOSS_HIGH:
-            self.loss_bps = max(MIN_BPS, self.loss_bps * (1 - 0.5 * loss))
-            self._last_loss_change = now
-        elif loss < LOSS_LOW:
-            self.loss_bps = min(self.max_bps, max(self.loss_bps * 1.05, self.delay_bps))
-            self._last_loss_change = now
+        fraction = self._window_lost / self._window_packets if self._window_packets else 0.0
+        self._window_lost = 0.0
+        self._window_packets = 0
+        self._last_loss_change = now
+        if fraction > LOSS_HIGH:
+            self.loss_bps = max(MIN_BPS, self.loss_bps * (1 - 0.5 * fraction))
+        elif fraction < LOSS_LOW:
+            self.loss_bps = min(self.max_bps, self.loss_bps * 1.05)
 
 
 class Prober:
@@ -278,7 +288,7 @@ class Prober:
     ``target`` bits per second in total; if the delay does not grow meanwhile, the acknowledged
     rate becomes the estimate (GCC's probe result) instead of waiting for the slow increase."""
 
-    def __init__(self, interval: float = 3.0, duration: float = 0.6) -> None:
+    def __init__(self, interval: float = 2.0, duration: float = 0.6) -> None:
         self.interval = interval
         self.duration = duration
         self.target = 0
@@ -310,5 +320,4 @@ class Prober:
         acked = estimator.acked.bitrate()
         if estimator.detector.state == "normal" and acked is not None:
             estimator.delay_bps = max(estimator.delay_bps, 0.95 * min(acked, self.target))
-            estimator.loss_bps = max(estimator.loss_bps, estimator.delay_bps)
         return True
