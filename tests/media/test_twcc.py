@@ -77,4 +77,8 @@ def test_hostile_feedback_is_refused() -> None:
     struct.pack_into("!H", count_lies, 14, 5000)  # more statuses than chunks
     with pytest.raises(ValueError):
         parse_feedback(bytes(count_lies))
+    too_many = bytearray(good)
+    struct.pack_into("!H", too_many, 14, 60000)
+    with pytest.raises(ValueError, match="too many"):
+        parse_feedback(bytes(too_many))
     assert split_compound(good + good[:6]) == [good]

@@ -25,6 +25,8 @@ DELTA_UNIT_US = 250
 REFERENCE_UNIT_US = 64_000
 MAX_STATUS_PER_PACKET = 1500
 """Packet statuses one feedback packet reports at most (keeps it well inside an MTU)."""
+MAX_STATUS_READ = 8192
+"""Packet statuses a subscriber's feedback packet may report (more is refused unread)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +182,8 @@ def parse_feedback(packet: bytes) -> Feedback:
     if length > len(packet):
         raise ValueError("transport-cc feedback truncated")
     _, media_ssrc, base, status_count, reference_and_count = struct.unpack_from("!IIHHI", packet, 4)
+    if status_count > MAX_STATUS_READ:
+        raise ValueError("transport-cc feedback reports too many packets")
     reference = reference_and_count >> 8
     if reference & 0x800000:
         reference -= 1 << 24
