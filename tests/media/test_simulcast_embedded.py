@@ -78,11 +78,15 @@ async def test_simulcast_layers_arrive_and_a_subscriber_switches_between_them(
         )
         _, frames = await decoded_width(bob, subscription_id)
         # the new layer decodes, and keeps decoding: the switch waited for its keyframe
-        await eventually(
-            lambda: decoded_width(bob, subscription_id),
-            lambda w, width=width, frames=frames: w[0] == width and w[1] > frames + 15,
-            f"layer {layer} decoding",
-        )
+        try:
+            await eventually(
+                lambda: decoded_width(bob, subscription_id),
+                lambda w, width=width, frames=frames: w[0] == width and w[1] > frames + 15,
+                f"layer {layer} decoding",
+            )
+        except AssertionError as failure:
+            adaptation = sfu.subscription_stats(subscription_id)
+            raise AssertionError(f"{failure}; the SFU: {adaptation}, {sfu.stats()}") from None
         assert sfu.subscription_stats(subscription_id)["layer"] == layer
     stats = sfu.stats()
     assert stats["layer_switches"] >= 3

@@ -414,6 +414,10 @@ class SubscriberSession(PeerSession):
                     self._on_paused(True)
             return
         reason = "selected" if choice == video.cap else "bandwidth"
+        if choice == video.target and video.current != choice and not video.paused:
+            # still waiting for the target's keyframe: ask again (the request or the
+            # keyframe may have been lost; the publisher's pacing still holds)
+            upstream.request_keyframe(choice)
         video.set_target(choice, reason)
         if video.paused:
             video.set_paused(False)
