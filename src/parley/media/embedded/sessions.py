@@ -414,6 +414,9 @@ class SubscriberSession(PeerSession):
                     self._on_paused(True)
             return
         reason = "selected" if choice == video.cap else "bandwidth"
+        higher = bitrates[choice + 1 : video.cap + 1]
+        if higher and all(rate is None for rate in higher):
+            reason = "publisher"  # the layers above are not arriving
         if choice == video.target and video.current != choice and not video.paused:
             # still waiting for the target's keyframe: ask again (the request or the
             # keyframe may have been lost; the publisher's pacing still holds)
