@@ -34,7 +34,7 @@ from mediabench.engine_process import ENGINES, FPS, VIDEO_SECONDS, serve
 from mediabench.measure import Point, measure, print_comparison, print_table
 from mediabench.meeting import MeetingResult, measure_meeting, print_meeting
 from mediabench.network import usable_engines
-from mediabench.publisher import encode_audio, encode_video
+from mediabench.publisher import encode_audio, encode_layers, encode_video
 
 # --- the run ----------------------------------------------------------------------------------
 
@@ -46,13 +46,21 @@ async def run(args: argparse.Namespace) -> None:
     media = (encode_video(), encode_audio())
     bits = sum(len(p) for p in media[0]) * 8 / VIDEO_SECONDS
     print(f"video {bits / 1e6:.2f} Mbit/s at {FPS} fps, {len(media[1])} Opus packets per loop")
+    layers = encode_layers() if args.simulcast else None
+    if layers is not None:
+        rates = [sum(len(p) for p in layer) * 8 / VIDEO_SECONDS / 1e3 for layer in layers]
+        print("simulcast layers (kbit/s): " + ", ".join(f"{r:.0f}" for r in rates))
     points: list[Point] = []
     runs = [(n, 0.0, args.duration) for n in args.points]
     if args.loss_subscribers:
         runs.append((args.loss_subscribers, 0.02, args.loss_duration))
     for n, loss, duration in runs:
         for kind in engines:  # back to back, so both see the same machine
-            points.append(await measure(kind, n, loss, duration, args.warmup, media))
+            points.append(
+                await measure(
+                    kind, n, loss, duration, args.warmup, media, layers if not loss else None
+                )
+            )
             print_table(points[-1:])
     meeting = None
     if args.meeting and "janus" in engines:
@@ -89,6 +97,12 @@ def main() -> None:
     parser.add_argument("--loss-duration", type=float, default=20.0)
     parser.add_argument(
         "--meeting", type=int, default=0, help="also run an N-person all-see-all meeting on Janus"
+    )
+    parser.add_argument(
+        "--simulcast",
+        action="store_true",
+        help="the publisher sends three simulcast layers (160x120, 320x240, 640x480); "
+        "each subscriber receives the top one",
     )
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import psutil
 
 from mediabench.engine_process import ADDRESSES, FPS, EngineProcess
-from mediabench.publisher import Publisher
+from mediabench.publisher import Publisher, SimulcastPublisher
 from mediabench.subscribers import CountingSubscriber, audio_gap, unwrap_range, video_figures
 
 # --- one measurement --------------------------------------------------------------------------
@@ -60,10 +60,16 @@ async def measure(
     duration: float,
     warmup: float,
     media: tuple[list[bytes], list[bytes]],
+    layers: list[list[bytes]] | None = None,
 ) -> Point:
+    """One point; with ``layers`` the publisher sends them as simulcast (and no loss)."""
     address = ADDRESSES[kind]
     engine = await EngineProcess.start(kind)
-    publisher = Publisher(*media, loss=loss, address=address)
+    publisher: Publisher | SimulcastPublisher
+    if layers is not None:
+        publisher = SimulcastPublisher(layers, media[1], address=address)
+    else:
+        publisher = Publisher(*media, loss=loss, address=address)
     subscribers: list[CountingSubscriber] = []
     try:
         answer = await engine.call("publish", sdp=await publisher.offer())

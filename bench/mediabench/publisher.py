@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import fractions
+import itertools
 import random
 import time
 from typing import Any
@@ -15,9 +16,11 @@ from aiortc import (
     RTCPeerConnection,
     RTCSessionDescription,
 )
+from aiortc.codecs.vpx import Vp8Encoder
 
 from mediabench.engine_process import FPS, LOOPBACK, VIDEO_SECONDS
 from parley.media.embedded.aiortc_internals import restrict_gathering
+from parley.media.embedded.rtp_rewrite import write_packet
 
 # --- the publisher: pre-encoded packets, replayed in real time -------------------------------
 
@@ -134,4 +137,113 @@ class Publisher:
                 transport._send_rtp = lossy
 
     async def close(self) -> None:
+        await self.pc.close()
+
+
+# --- a simulcast publisher: three pre-encoded layers, packetised here ------------------------
+
+LAYERS = (("q", 160, 120, 150_000), ("h", 320, 240, 400_000), ("f", 640, 480, 1_200_000))
+"""A browser's three layers of a 640x480 camera: rid, size, bit rate (lowest first)."""
+RID_URI = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
+RID_ID = 10
+
+
+def encode_layers() -> list[list[bytes]]:
+    return [encode_video(width, height, bitrate) for _, width, height, bitrate in LAYERS]
+
+
+def simulcast_offer(sdp: str) -> str:
+    """aiortc's offer with the video section sending ``LAYERS`` as rid simulcast."""
+    out: list[str] = []
+    video = False
+    for line in sdp.splitlines():
+        if line.startswith("m="):
+            if video:
+                out.extend(_simulcast_lines())
+            video = line.startswith("m=video")
+        if video and line.startswith("a=ssrc"):
+            continue
+        out.append(line)
+    if video:
+        out.extend(_simulcast_lines())
+    return "\r\n".join(out) + "\r\n"
+
+
+def _simulcast_lines() -> list[str]:
+    lines = [f"a=extmap:{RID_ID} {RID_URI}"]
+    lines += [f"a=rid:{rid} send" for rid, *_ in LAYERS]
+    lines.append("a=simulcast:send " + ";".join(rid for rid, *_ in LAYERS))
+    return lines
+
+
+class SimulcastPublisher:
+    """Opus through aiortc, and VP8 in three layers sent straight on the DTLS transport: one
+    SSRC per layer, each packet naming its layer with the rid extension, as a browser does."""
+
+    def __init__(
+        self, layers: list[list[bytes]], audio: list[bytes], address: str = LOOPBACK
+    ) -> None:
+        self.address = address
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.pc.addTrack(ReplayTrack("audio", audio, 0.02, 48000))
+        self.video = self.pc.addTransceiver("video", direction="sendonly")
+        self.layers = layers
+        self.dropped = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._connected = asyncio.Event()
+
+        @self.pc.on("connectionstatechange")
+        def changed() -> None:
+            if self.pc.connectionState == "connected":
+                self._connected.set()
+
+    async def offer(self) -> str:
+        restrict_gathering(self.pc, (self.address,))
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        return simulcast_offer(self.pc.localDescription.sdp)
+
+    async def accept(self, sdp: str) -> None:
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        section = sdp.split("m=video", 1)[1]
+        payload_type = int(section.split("\n", 1)[0].split()[2])
+        mid = next(line[6:].strip() for line in section.splitlines() if line.startswith("a=mid:"))
+        for index, packets in enumerate(self.layers):
+            self._tasks.append(asyncio.create_task(self._replay(index, packets, payload_type, mid)))
+
+    async def _replay(self, index: int, packets: list[bytes], payload_type: int, mid: str) -> None:
+        transport = self.video.sender.transport
+        await self._connected.wait()
+        rng = random.Random(index)
+        ssrc, seq, timestamp = rng.getrandbits(32), rng.randrange(65536), rng.getrandbits(32)
+        picture_id = rng.randrange(1 << 15)
+        extensions = [(1, mid.encode()), (RID_ID, LAYERS[index][0].encode())]
+        start = time.monotonic()
+        for frame in itertools.count():
+            due = start + frame / FPS
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            payloads = Vp8Encoder._packetize(packets[frame % len(packets)], picture_id)
+            picture_id = (picture_id + 1) % (1 << 15)
+            for n, payload in enumerate(payloads):
+                data = write_packet(
+                    marker=n == len(payloads) - 1,
+                    payload_type=payload_type,
+                    sequence_number=seq,
+                    timestamp=timestamp,
+                    ssrc=ssrc,
+                    payload=payload,
+                    extensions=extensions,
+                )
+                seq = (seq + 1) % 65536
+                try:
+                    await transport._send_rtp(data)
+                except ConnectionError:
+                    return
+            timestamp = (timestamp + 90000 // FPS) % (1 << 32)
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.pc.close()

@@ -89,7 +89,9 @@ class _Sink:
         if self._subscriber.recording:
             self._subscriber.tracks[self._kind].add(packet, time.monotonic())
 
-    def on_sender_report(self, ntp_timestamp: int, rtp_timestamp: int) -> None:
+    def on_sender_report(
+        self, ntp_timestamp: int, rtp_timestamp: int, ssrc: int | None = None
+    ) -> None:
         return None
 
     def on_disconnect(self) -> None:

@@ -443,6 +443,10 @@ class Settings(BaseSettings):
     active_speaker_interval_seconds: float = Field(default=0.5, gt=0)
     """Seconds between two ``activeSpeaker`` announcements to one room, at least (a newer
     speaker heard sooner is announced when they have passed)."""
+    max_publish_kbps: int = Field(default=2500, ge=100)
+    """Kbit/s a publisher's video is invited to reach (all its simulcast layers together): the
+    embedded SFU's congestion feedback lets a browser ramp up to it and no further (REMB and
+    ``b=AS``/``b=TIAS`` in its answer)."""
 
     @field_validator(
         "cors_origins",

@@ -207,33 +207,26 @@ def test_the_camera_goes_out_in_three_layers_and_each_tile_gets_the_one_it_fits(
         bob.close()
 
 
-def test_without_simulcast_the_camera_goes_out_in_one_layer_and_no_layer_is_chosen(
+def test_the_embedded_engine_also_has_the_camera_sent_in_three_layers(
     browser: Browser,
 ) -> None:
+    """The default engine simulcasts too: the page sends q, h and f, and a viewer decodes."""
     with running_server(media=True) as server:
-        assert connection_info(server)["media"]["simulcast"] is False
+        assert connection_info(server)["media"]["simulcast"] is True
         alice = Participant.open(browser, "Alice", server.url)
-        bob = Participant.open(browser, "Bob", server.url, viewport={"width": 300, "height": 640})
+        bob = Participant.open(browser, "Bob", server.url)
         try:
-            room_id = alice.create_meeting("One layer")
+            room_id = alice.create_meeting("Three layers")
             bob.join_meeting(room_id)
-            assert alice.page.evaluate("() => window.parleyDebug.simulcast()") is False
+            assert alice.page.evaluate("() => window.parleyDebug.simulcast()") is True
             alice_id = alice.user_id()
-            tile_width(bob, alice_id, lambda w: 0 < w < 320, "a small tile")
-            sub = wait_until(
+            wait_until(
                 lambda: (s := camera_of(bob, alice_id)) and s["framesDecoded"] > 10 and s,
                 timeout=MEDIA_TIMEOUT,
                 what="Bob decoding Alice's camera",
             )
-            bob.page.set_viewport_size({"width": 1280, "height": 760})
-            tile_width(bob, alice_id, lambda w: w >= 320, "a larger tile")
-            # Without simulcast no layer chooser runs at all: nothing can be asked later.
-            assert layer_checks(bob) == {"checks": 0, "pending": False}
-            sub = camera_of(bob, alice_id)
-            assert sub is not None
-            assert sub["layer"] is None and sub["layerRequests"] == 0, sub
             encodings = alice.page.evaluate(SENDING)
-            assert [e["rid"] for e in encodings] == [None], encodings
+            assert sorted(e["rid"] for e in encodings) == ["f", "h", "q"], encodings
             for person in (alice, bob):
                 assert not person.errors, f"{person.name}'s page threw: {person.errors}"
         finally:

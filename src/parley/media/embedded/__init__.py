@@ -41,6 +41,7 @@ def config_from_settings(settings: Settings) -> EmbeddedConfig:
         max_sdp_bytes=settings.max_sdp_bytes,
         ignored_networks=ignored_networks(settings.ice_ignore_addresses),
         recording_queue=settings.recording_queue,
+        max_publish_bps=settings.max_publish_kbps * 1000,
     )
 
 

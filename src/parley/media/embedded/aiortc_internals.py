@@ -30,6 +30,13 @@ module again before moving either pin. What it depends on:
 8. See ``is_abandoned_connect``. ``Connection.request_received(message, addr, protocol)`` is
    where aioice handles an incoming STUN request (answering it, and checking back towards a
    new peer-reflexive address); ``answer_checks_only_from`` wraps it per instance.
+10. ``RtpPacket.extensions`` carries ``rtp_stream_id``, ``repaired_rtp_stream_id`` and
+   ``transport_sequence_number`` when the transport's ``_rtp_header_extensions_map`` was
+   configured with their URIs (``_register_rtp_receiver`` configures it from the parameters
+   we pass, to which ``tap_receiver`` adds the extensions aiortc does not negotiate).
+   ``RTCDtlsTransport._handle_rtcp_data(data)`` receives each decrypted RTCP compound
+   packet; ``tap_sender`` wraps it per instance to take transport-cc feedback, which aiortc
+   parses as a NACK.
 9. ``RTCPeerConnection.__dtlsTransports`` / ``__iceTransports`` (name-mangled sets) hold every
    transport the connection made; ``close_peer_connection`` stops them itself when aiortc's
    own ``close()`` fails half-way (see there).
@@ -76,7 +83,11 @@ from aiortc import (
 )
 from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationError
 from aiortc.rtcconfiguration import RTCBundlePolicy
-from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpParameters
+from aiortc.rtcrtpparameters import (
+    RTCRtpCodecParameters,
+    RTCRtpHeaderExtensionParameters,
+    RTCRtpParameters,
+)
 from aiortc.rtp import (
     RTCP_PSFB_APP,
     RTCP_PSFB_FIR,
@@ -103,6 +114,7 @@ from parley.media.embedded.ports import (
     SendSession,
 )
 from parley.media.embedded.rtp_rewrite import MediaPacket
+from parley.media.embedded.twcc import RTCP_RTPFB, RTPFB_TRANSPORT_CC, split_compound
 
 logger = logging.getLogger(__name__)
 
@@ -414,13 +426,16 @@ class _ReceiveTap:
                 csrc=tuple(packet.csrc),
                 audio_level=packet.extensions.audio_level,
                 received_ns=time.perf_counter_ns(),
+                rid=packet.extensions.rtp_stream_id,
+                repaired_rid=packet.extensions.repaired_rtp_stream_id,
+                transport_seq=packet.extensions.transport_sequence_number,
             )
         )
 
     async def _handle_rtcp_packet(self, packet: Any) -> None:
         if isinstance(packet, RtcpSrPacket):
             info = packet.sender_info
-            self._sink.on_sender_report(info.ntp_timestamp, info.rtp_timestamp)
+            self._sink.on_sender_report(info.ntp_timestamp, info.rtp_timestamp, packet.ssrc)
         elif isinstance(packet, RtcpByePacket):
             self._sink.on_disconnect()
 
@@ -428,8 +443,12 @@ class _ReceiveTap:
         self._sink.on_disconnect()
 
 
-def tap_receiver(transceiver: RTCRtpTransceiver, sink: ReceiveSink) -> None:
-    """Route the decrypted RTP of ``transceiver`` to ``sink`` instead of aiortc's receiver."""
+def tap_receiver(
+    transceiver: RTCRtpTransceiver, sink: ReceiveSink, extensions: dict[str, int] | None = None
+) -> None:
+    """Route the decrypted RTP of ``transceiver`` to ``sink`` instead of aiortc's receiver;
+    ``extensions`` (URI -> id) are header extensions to read besides those aiortc
+    negotiated."""
     receiver = transceiver.receiver
     tap = _ReceiveTap(sink)
     state: dict[str, Any] = {}
@@ -438,6 +457,12 @@ def tap_receiver(transceiver: RTCRtpTransceiver, sink: ReceiveSink) -> None:
         if "transport" in state:
             return
         transport = receiver.transport
+        known = {e.uri for e in parameters.headerExtensions}
+        for uri, ext_id in (extensions or {}).items():
+            if uri not in known:
+                parameters.headerExtensions.append(
+                    RTCRtpHeaderExtensionParameters(id=ext_id, uri=uri)
+                )
         transport._register_rtp_receiver(tap, parameters)
         state["transport"] = transport
         media_ssrc = rtx_ssrc = None
@@ -488,12 +513,40 @@ class _SendOutlet:
             if self._ssrc in ssrcs:
                 self._sink.on_remb(bitrate)
         elif isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
-            return
+            for report in packet.reports:
+                if report.ssrc == self._ssrc:
+                    self._sink.on_loss(report.fraction_lost / 256)
 
 
-def tap_sender(transceiver: RTCRtpTransceiver, sink: FeedbackSink) -> tuple[int, int]:
+def take_transport_feedback(transport: Any, handler: Callable[[bytes], None]) -> None:
+    """Hand the transport-cc feedback arriving on ``transport`` (an ``RTCDtlsTransport``) to
+    ``handler``, the rest of its RTCP to aiortc as before (once per transport)."""
+    if getattr(transport, "_parley_feedback", False):
+        return
+    setattr(transport, "_parley_feedback", True)  # noqa: B010
+    original = transport._handle_rtcp_data
+
+    async def handle_rtcp_data(data: bytes) -> None:
+        rest = bytearray()
+        for packet in split_compound(data):
+            if packet[1] == RTCP_RTPFB and packet[0] & 0x1F == RTPFB_TRANSPORT_CC:
+                handler(packet)
+            else:
+                rest += packet
+        if rest:
+            await original(bytes(rest))
+
+    setattr(transport, "_handle_rtcp_data", handle_rtcp_data)  # noqa: B010
+
+
+def tap_sender(
+    transceiver: RTCRtpTransceiver,
+    sink: FeedbackSink,
+    transport_feedback: Callable[[bytes], None] | None = None,
+) -> tuple[int, int]:
     """Send on ``transceiver`` from ``sink`` instead of aiortc's sender; returns the
-    (SSRC, RTX SSRC) announced in the offer."""
+    (SSRC, RTX SSRC) announced in the offer. ``transport_feedback`` receives the transport-cc
+    feedback of the transport."""
     sender = transceiver.sender
     outlet = _SendOutlet(sender._ssrc, sender._rtx_ssrc, sink)
     state: dict[str, Any] = {}
@@ -503,6 +556,8 @@ def tap_sender(transceiver: RTCRtpTransceiver, sink: FeedbackSink) -> tuple[int,
             return
         transport = sender.transport
         transport._register_rtp_sender(outlet, parameters)
+        if transport_feedback is not None:
+            take_transport_feedback(transport, transport_feedback)
         state["transport"] = transport
         codecs: list[RTCRtpCodecParameters] = list(parameters.codecs)
         primary = _codec_info(codecs[0], codecs)

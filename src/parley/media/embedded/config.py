@@ -45,6 +45,8 @@ class EmbeddedConfig:
     """Longest time from the offer until the connection is up; then it counts as failed."""
     close_timeout: float = 5.0
     """Longest wait for one peer connection to close, in seconds."""
+    max_publish_bps: int = 2_500_000
+    """The highest bit rate a publisher's video is invited to reach (REMB, ``b=AS``/TIAS)."""
     record_latency: bool = False
     """Keep samples of the receive-to-send time of forwarded packets (benchmarks)."""
     latency_samples: int = 100_000

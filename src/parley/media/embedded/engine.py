@@ -47,7 +47,7 @@ class EmbeddedEngine:
         self._config = config or EmbeddedConfig()
         self.info = EngineInfo(
             name="embedded",
-            simulcast=False,
+            simulcast=True,
             forwarding="rtp",
             details={
                 "codecs": ["opus", "G722", "PCMU", "PCMA", "VP8", "H264"],
@@ -177,6 +177,12 @@ class EmbeddedEngine:
             self._config,
             self._counters,
             lambda: self._spawn(self._subscription_ended(room, subscription_id)),
+            on_layer=lambda layer, reason: self._spawn(
+                self._listener.layer_changed(room_key, subscription_id, layer, reason)
+            ),
+            on_paused=lambda paused: self._spawn(
+                self._listener.video_paused(room_key, subscription_id, paused)
+            ),
         )
         room.subscriptions[subscription_id] = session
         try:
@@ -245,12 +251,37 @@ class EmbeddedEngine:
         await session.add_candidate(candidate)
 
     async def select_layer(self, room_key: str, subscription_id: str, layer: int) -> None:
-        """No simulcast here: every subscriber gets the publisher's one encoding."""
+        """The highest layer the subscription may receive; below it, its link decides."""
         if layer not in (0, 1, 2):
             raise MediaError("a simulcast layer is 0, 1 or 2")
         room = self._rooms.get(room_key)
-        if room is None or subscription_id not in room.subscriptions:
+        session = room.subscriptions.get(subscription_id) if room else None
+        if session is None:
             raise MediaError(f"no subscription {subscription_id} in this room")
+        session.set_cap(layer)
+
+    def subscription_stats(self, subscription_id: str) -> dict[str, int | None]:
+        """How a subscription's video is adapted: the layer it receives, the layer chosen for
+        it, its cap, the estimate of its link (bits per second) and whether it is paused."""
+        session = next(
+            (
+                r.subscriptions[subscription_id]
+                for r in self._rooms.values()
+                if subscription_id in r.subscriptions
+            ),
+            None,
+        )
+        if session is None:
+            raise MediaError(f"subscription {subscription_id} does not exist")
+        video = session.video
+        return {
+            "layer": video.current if video else None,
+            "target": video.target if video else None,
+            "cap": session.cap,
+            "layers": video.layers if video else 0,
+            "estimate": session.estimate,
+            "paused": int(video.paused) if video else 0,
+        }
 
     # --- recording (parley.recording.capture.Capture) ---------------------------------------
     async def start_recording(self, room_key: str, directory: Path) -> None:
@@ -290,6 +321,16 @@ class EmbeddedEngine:
             "retransmitted_packets": c.retransmitted,
             "nacks_sent": c.nacks_sent,
             "keyframe_requests": c.keyframe_requests,
+            "layer_switches": c.layer_switches,
+            "transport_feedback_sent": c.transport_feedback_sent,
+            "probes": c.probes,
+            "probe_packets": c.probe_packets,
+            "paused_subscriptions": sum(
+                1
+                for r in self._rooms.values()
+                for s in r.subscriptions.values()
+                if s.video is not None and s.video.paused
+            ),
         }
 
     # --- helpers --------------------------------------------------------------------------

@@ -132,3 +132,35 @@ class KeyframePacer:
         if not self.pending or self.last_sent is None:
             return None
         return max(0.0, self.interval - (now - self.last_sent))
+
+
+@dataclass
+class RateMeter:
+    """Bits per second over the last ``window`` seconds, in ``slots`` buckets (cheap per add)."""
+
+    window: float = 1.0
+    slots: int = 10
+    _buckets: list[int] = field(default_factory=list)
+    _slot: int = -1
+
+    def add(self, size: int, now: float) -> None:
+        slot = int(now * self.slots / self.window)
+        self._advance(slot)
+        self._buckets[-1] += size
+
+    def _advance(self, slot: int) -> None:
+        if self._slot < 0:
+            self._buckets = [0] * self.slots
+        else:
+            steps = min(slot - self._slot, self.slots)
+            if steps > 0:
+                del self._buckets[:steps]
+                self._buckets.extend([0] * steps)
+        self._slot = max(slot, self._slot)
+
+    def bitrate(self, now: float) -> int:
+        """Bits per second over the window ending at ``now``."""
+        if self._slot < 0:
+            return 0
+        self._advance(int(now * self.slots / self.window))
+        return int(sum(self._buckets) * 8 / self.window)

@@ -1,6 +1,10 @@
 """Packet forwarding: a publisher's track (``UpstreamTrack``) fans out to its subscribers'
 tracks (``DownstreamTrack``), each with its own bounded send queue (``PacketPump``).
 
+A video track may arrive in simulcast layers (one SSRC each, named by the ``rid`` header
+extension); each subscriber receives one of them at a time, rewritten into one continuous
+stream (``OutputStream``), and switches only at a keyframe of the layer it goes to.
+
 Nothing here decodes or encodes media, and nothing waits for a frame to be complete: every
 packet is rewritten and queued as it arrives; loss and jitter are left to the receivers.
 """
@@ -10,26 +14,36 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from parley.clock import Clock, SystemClock
 from parley.media.embedded import rtcp
+from parley.media.embedded.bwe import SendHistory
 from parley.media.embedded.config import EmbeddedConfig
-from parley.media.embedded.feedback import KeyframePacer, NackTracker, ReceptionStats
+from parley.media.embedded.feedback import KeyframePacer, NackTracker, RateMeter, ReceptionStats
 from parley.media.embedded.ports import CodecInfo, ReceiveSession, SendSession
 from parley.media.embedded.pump import ForwardingCounters, PacketPump
 from parley.media.embedded.rtp_rewrite import (
+    NO_VP8_FIELDS,
     SEQ_MOD,
     Layout,
     MediaPacket,
+    OutputStream,
+    Template,
+    Vp8Fields,
     is_keyframe_start,
+    make_template,
     seq_add,
     seq_newer,
-    stamp,
+    stamp_template,
     unwrap_rtx,
+    vp8_fields,
     wrap_rtx,
-    write_template,
+    write_packet,
 )
+from parley.media.embedded.twcc import ArrivalRecorder
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +52,46 @@ START_WINDOW = 4096
 
 GATED_CODECS = ("vp8", "h264")
 """Video codecs whose keyframes the SFU recognises; a subscriber starts on a keyframe."""
+
+LAYER_IDLE = 1.0
+"""Seconds without a packet after which a simulcast layer counts as stopped."""
+
+LayerListener = Callable[[int, str], None]
+"""Told (layer, reason) when a subscriber's track starts receiving another layer."""
+
+
+class LinkListener(Protocol):
+    """What a subscriber's track hears about its link besides transport-cc feedback."""
+
+    def on_link_remb(self, bitrate: int) -> None: ...
+    def on_link_loss(self, fraction_lost: float) -> None: ...
+
+
+PADDING = 255
+"""Bytes of padding in one probing packet (the most one RTP packet's padding can say)."""
+
+MAX_SOURCES = 32
+"""SSRCs one track remembers (current and retired); a publisher inventing more is forgotten."""
+
+
+@dataclass
+class Layer:
+    """One simulcast layer of a publisher's track (or its only encoding)."""
+
+    index: int
+    rid: str | None
+    pacer: KeyframePacer
+    nacks: NackTracker | None
+    ssrc: int | None = None
+    stats: ReceptionStats = field(default_factory=ReceptionStats)
+    meter: RateMeter = field(default_factory=RateMeter)
+    last_packet: float | None = None
+    last_sr: tuple[int, float] | None = None
+    keyframe_wanted: bool = False
+    keyframe_timer: asyncio.TimerHandle | None = None
+
+    def active(self, now: float) -> bool:
+        return self.last_packet is not None and now - self.last_packet < LAYER_IDLE
 
 
 class PacketSink(Protocol):
@@ -51,6 +105,8 @@ class PacketSink(Protocol):
 class UpstreamTrack:
     """One track of a publisher: receives its RTP, feeds its subscribers, talks back to it.
 
+    ``rids`` names the simulcast layers, lowest first (empty: one encoding). ``arrivals``
+    records transport-wide sequence numbers for the publisher's congestion feedback.
     ``clock`` gives the time of NACKs, keyframe pacing and receiver reports; the keyframe
     timer runs on the event loop's own clock."""
 
@@ -62,6 +118,8 @@ class UpstreamTrack:
         config: EmbeddedConfig,
         counters: ForwardingCounters,
         clock: Clock | None = None,
+        rids: tuple[str, ...] = (),
+        arrivals: ArrivalRecorder | None = None,
     ) -> None:
         self.name = name
         self._clock = clock or SystemClock()
@@ -73,16 +131,23 @@ class UpstreamTrack:
         self._rtcp = PacketPump(f"{name} rtcp", 64, counters)
         self._rtcp_ssrc = random.getrandbits(32)
         self._session: ReceiveSession | None = None
-        self._media_ssrc: int | None = None
         self.gated = kind == "video" and codec.name.lower() in GATED_CODECS
-        self._nacks = NackTracker() if kind == "video" and codec.nack else None
-        self._stats = ReceptionStats()
-        self._pacer = KeyframePacer(config.keyframe_interval)
-        self._keyframe_timer: asyncio.TimerHandle | None = None
-        self._keyframe_wanted = False
-        self._last_sr: tuple[int, float] | None = None
-        self._layouts: dict[Layout, int] = {}
+        self._vp8 = kind == "video" and codec.name.lower() == "vp8"
+        self.rids = rids if kind == "video" else ()
+        self.layers = [
+            Layer(
+                index,
+                rid,
+                KeyframePacer(config.keyframe_interval),
+                NackTracker() if kind == "video" and codec.nack else None,
+            )
+            for index, rid in enumerate(self.rids or (None,))
+        ]
+        self._by_ssrc: dict[int, Layer] = {}
+        self._by_rtx_ssrc: dict[int, Layer] = {}
         self._retired: set[int] = set()
+        self._arrivals = arrivals
+        self._layouts: dict[Layout, int] = {}
         self.muted = False
         """A moderator's block: packets still arrive (and are counted), none is forwarded."""
         self.sinks: list[PacketSink] = []
@@ -91,50 +156,129 @@ class UpstreamTrack:
     # -- ReceiveSink -----------------------------------------------------------------------
     def on_ready(self, session: ReceiveSession) -> None:
         self._session = session
-        self._media_ssrc = self._media_ssrc or session.media_ssrc
+        if not self.rids:
+            layer = self.layers[0]
+            if layer.ssrc is None and session.media_ssrc is not None:
+                self._adopt(layer, session.media_ssrc)
+            if session.rtx_ssrc is not None:
+                self._by_rtx_ssrc[session.rtx_ssrc] = layer
         self._rtcp.start(session.send, session.send_now)
-        if self._keyframe_wanted:
-            self.request_keyframe()
+        for layer in self.layers:
+            if layer.keyframe_wanted:
+                self._request(layer)
 
     def on_rtp(self, packet: MediaPacket) -> None:
         self._counters.received += 1
+        if packet.transport_seq is not None and self._arrivals is not None:
+            self._arrivals.record(packet.transport_seq, packet.received_ns // 1000)
         codec = self.codec
         if packet.payload_type == codec.payload_type:
-            if packet.ssrc != self._media_ssrc and not self._new_source(packet.ssrc):
+            layer = self._by_ssrc.get(packet.ssrc) or self._new_source(packet.ssrc, packet.rid)
+            if layer is None:
                 return
         elif packet.payload_type == codec.rtx_payload_type and packet.payload_type is not None:
-            if self._media_ssrc is None:
+            layer = self._by_rtx_ssrc.get(packet.ssrc) or self._new_rtx_source(
+                packet.ssrc, packet.repaired_rid
+            )
+            if layer is None or layer.ssrc is None:
                 return
-            unwrapped = unwrap_rtx(packet, codec.payload_type, self._media_ssrc)
+            unwrapped = unwrap_rtx(packet, codec.payload_type, layer.ssrc)
             if unwrapped is None:
                 return
             packet = unwrapped
         else:
             return
         now = self._clock.monotonic()
-        self._stats.add(packet.sequence_number)
-        if self._nacks is not None:
-            lost = self._nacks.received(packet.sequence_number, now)
+        layer.stats.add(packet.sequence_number)
+        layer.meter.add(len(packet.payload) + 40, now)
+        layer.last_packet = now
+        if layer.nacks is not None:
+            lost = layer.nacks.received(packet.sequence_number, now)
             if lost:
-                self._send_nack(lost)
+                self._send_nack(layer, lost)
         if self.muted:
             return
-        for sink in self.sinks:
-            sink.packet(packet)
+        if layer.index == len(self.layers) - 1:  # a recording keeps the top layer
+            for sink in self.sinks:
+                sink.packet(packet)
+        if not self.subscribers:
+            return
         keyframe = self.gated and is_keyframe_start(codec.name, packet.payload)
-        templates: dict[int, bytes] = {}
+        vp8 = vp8_fields(packet.payload) if self._vp8 else NO_VP8_FIELDS
+        templates: dict[int, Template] = {}
+        index = layer.index
         for subscriber in self.subscribers:
-            subscriber.forward(packet, templates, keyframe, now)
+            subscriber.forward(packet, index, templates, keyframe, vp8, now)
 
-    def on_sender_report(self, ntp_timestamp: int, rtp_timestamp: int) -> None:
-        self._last_sr = ((ntp_timestamp >> 16) & 0xFFFFFFFF, self._clock.monotonic())
-        for sink in self.sinks:
-            sink.sender_report(ntp_timestamp, rtp_timestamp)
+    def on_sender_report(
+        self, ntp_timestamp: int, rtp_timestamp: int, ssrc: int | None = None
+    ) -> None:
+        layer = self.layers[0] if ssrc is None else self._by_ssrc.get(ssrc)
+        if layer is None or layer.ssrc is None:
+            return
+        layer.last_sr = ((ntp_timestamp >> 16) & 0xFFFFFFFF, self._clock.monotonic())
+        if layer.index == len(self.layers) - 1:
+            for sink in self.sinks:
+                sink.sender_report(ntp_timestamp, rtp_timestamp)
         for subscriber in self.subscribers:
-            subscriber.send_sender_report(ntp_timestamp, rtp_timestamp)
+            subscriber.send_sender_report(layer.ssrc, ntp_timestamp, rtp_timestamp)
 
     def on_disconnect(self) -> None:
         logger.debug("%s: publisher transport gone", self.name)
+
+    # -- sources ---------------------------------------------------------------------------
+    def _adopt(self, layer: Layer, ssrc: int) -> None:
+        if len(self._by_ssrc) >= MAX_SOURCES:
+            self._by_ssrc.clear()
+        if len(self._retired) >= MAX_SOURCES:
+            self._retired.clear()
+        if layer.ssrc is not None:
+            self._retired.add(layer.ssrc)
+            self._by_ssrc.pop(layer.ssrc, None)
+            layer.stats = ReceptionStats()
+            if layer.nacks is not None:
+                layer.nacks = NackTracker()
+        layer.ssrc = ssrc
+        self._by_ssrc[ssrc] = layer
+        if layer.keyframe_wanted:
+            self._request(layer)
+
+    def _new_source(self, ssrc: int, rid: str | None) -> Layer | None:
+        """The layer a packet of an unknown SSRC belongs to (by its rid with simulcast; a
+        restarted stream without); None for a stream it left earlier (a late packet), or a
+        simulcast packet naming no layer of the offer."""
+        if ssrc in self._retired:
+            return None
+        if self.rids:
+            if rid is None or rid not in self.rids:
+                return None
+            layer = self.layers[self.rids.index(rid)]
+        else:
+            layer = self.layers[0]
+            if layer.ssrc is not None:
+                logger.info("%s: publisher switched SSRC", self.name)
+        self._adopt(layer, ssrc)
+        return layer
+
+    def _new_rtx_source(self, ssrc: int, repaired_rid: str | None) -> Layer | None:
+        if self.rids:
+            if repaired_rid is None or repaired_rid not in self.rids:
+                return None
+            layer = self.layers[self.rids.index(repaired_rid)]
+        else:
+            layer = self.layers[0]
+        if len(self._by_rtx_ssrc) >= MAX_SOURCES:
+            self._by_rtx_ssrc.clear()
+        self._by_rtx_ssrc[ssrc] = layer
+        return layer
+
+    def now(self) -> float:
+        """This track's clock (seconds, monotonic)."""
+        return self._clock.monotonic()
+
+    def layer_bitrates(self, now: float) -> list[int | None]:
+        """Each layer's received bit rate, lowest first; None for a layer not arriving."""
+        return [layer.meter.bitrate(now) if layer.active(now) else None for layer in self.layers]
 
     # -- subscribers -----------------------------------------------------------------------
     def layout_key(self, layout: Layout) -> int:
@@ -145,7 +289,7 @@ class UpstreamTrack:
         if subscriber not in self.subscribers:
             self.subscribers.append(subscriber)
         if self.gated:
-            self.request_keyframe()
+            self.request_keyframe(subscriber.target)
 
     def detach(self, subscriber: DownstreamTrack) -> None:
         if subscriber in self.subscribers:
@@ -160,85 +304,103 @@ class UpstreamTrack:
         if not muted and self.kind == "video":
             self.request_keyframe()
 
-    def request_keyframe(self) -> None:
-        """Ask the publisher for a keyframe, at most once per ``keyframe_interval``."""
+    def request_keyframe(self, layer: int | None = None) -> None:
+        """Ask the publisher for a keyframe of ``layer`` (None: of every layer), at most once
+        per ``keyframe_interval`` each."""
         if self.kind != "video":
             return
-        if self._media_ssrc is None or not self._rtcp.running:
-            self._keyframe_wanted = True
+        if layer is None:
+            for each in self.layers:
+                self._request(each)
+        elif 0 <= layer < len(self.layers):
+            self._request(self.layers[layer])
+
+    def _request(self, layer: Layer) -> None:
+        if layer.ssrc is None or not self._rtcp.running:
+            layer.keyframe_wanted = True
             return
-        self._keyframe_wanted = False
+        layer.keyframe_wanted = False
         now = self._clock.monotonic()
-        if self._pacer.request(now):
+        if layer.pacer.request(now):
             self._counters.keyframe_requests += 1
-            self._rtcp.push(rtcp.picture_loss(self._rtcp_ssrc, self._media_ssrc))
-        elif self._keyframe_timer is None:
-            delay = self._pacer.due_in(now) or 0.0
-            self._keyframe_timer = asyncio.get_running_loop().call_later(
-                delay, self._keyframe_timer_fired
+            self._rtcp.push(rtcp.picture_loss(self._rtcp_ssrc, layer.ssrc))
+        elif layer.keyframe_timer is None:
+            delay = layer.pacer.due_in(now) or 0.0
+            layer.keyframe_timer = asyncio.get_running_loop().call_later(
+                delay, self._keyframe_timer_fired, layer
             )
 
-    def _keyframe_timer_fired(self) -> None:
-        self._keyframe_timer = None
-        if self._pacer.pending:
-            self.request_keyframe()
+    def _keyframe_timer_fired(self, layer: Layer) -> None:
+        layer.keyframe_timer = None
+        if layer.pacer.pending:
+            self._request(layer)
 
-    def _send_nack(self, lost: list[int]) -> None:
-        if self._media_ssrc is not None:
+    def _send_nack(self, layer: Layer, lost: list[int]) -> None:
+        if layer.ssrc is not None:
             self._counters.nacks_sent += 1
-            self._rtcp.push(rtcp.nack(self._rtcp_ssrc, self._media_ssrc, lost))
+            self._rtcp.push(rtcp.nack(self._rtcp_ssrc, layer.ssrc, lost))
 
-    def _new_source(self, ssrc: int) -> bool:
-        """A packet of another SSRC: the publisher restarted its stream. Returns False for a
-        stream it left earlier (a late packet), whose packets are ignored."""
-        if ssrc in self._retired:
-            return False
-        if self._media_ssrc is not None:
-            logger.info("%s: publisher switched SSRC", self.name)
-            self._retired.add(self._media_ssrc)
-            for subscriber in self.subscribers:
-                subscriber.rebase()
-            self._stats = ReceptionStats()
-            if self._nacks is not None:
-                self._nacks = NackTracker()
-        self._media_ssrc = ssrc
-        if self._keyframe_wanted:
-            self.request_keyframe()
-        return True
+    def send_transport_feedback(self, arrivals: ArrivalRecorder) -> None:
+        """Send the transport-cc feedback due (for every track of the transport)."""
+        if not self._rtcp.running or not arrivals.pending:
+            return
+        media = next((layer.ssrc for layer in self.layers if layer.ssrc is not None), 0)
+        for packet in arrivals.feedback(self._rtcp_ssrc, media):
+            self._counters.transport_feedback_sent += 1
+            self._rtcp.push(packet)
 
     def report(self) -> None:
-        """Send a receiver report (and, for video, the subscribers' lowest REMB)."""
-        if self._media_ssrc is None or not self._rtcp.running or self._stats.base_seq is None:
+        """Send a receiver report and, for video, a REMB: ``max_publish_bps``, or lower when
+        the subscribers of a single encoding can take less."""
+        if not self._rtcp.running:
             return
-        lsr = dlsr = 0
-        if self._last_sr is not None:
-            lsr = self._last_sr[0]
-            dlsr = int((self._clock.monotonic() - self._last_sr[1]) * 65536) & 0xFFFFFFFF
-        block = rtcp.ReportBlock(
-            ssrc=self._media_ssrc,
-            fraction_lost=self._stats.fraction_lost(),
-            packets_lost=self._stats.lost,
-            highest_sequence=self._stats.extended_max,
-            lsr=lsr,
-            dlsr=dlsr,
-        )
-        data = rtcp.receiver_report(self._rtcp_ssrc, [block])
-        estimates = [s.remb for s in self.subscribers if s.remb is not None]
-        if self.kind == "video" and estimates:
-            data += rtcp.remb(self._rtcp_ssrc, min(estimates), [self._media_ssrc])
+        now = self._clock.monotonic()
+        blocks: list[rtcp.ReportBlock] = []
+        for layer in self.layers:
+            if layer.ssrc is None or layer.stats.base_seq is None:
+                continue
+            lsr = dlsr = 0
+            if layer.last_sr is not None:
+                lsr = layer.last_sr[0]
+                dlsr = int((now - layer.last_sr[1]) * 65536) & 0xFFFFFFFF
+            blocks.append(
+                rtcp.ReportBlock(
+                    ssrc=layer.ssrc,
+                    fraction_lost=layer.stats.fraction_lost(),
+                    packets_lost=layer.stats.lost,
+                    highest_sequence=layer.stats.extended_max,
+                    lsr=lsr,
+                    dlsr=dlsr,
+                )
+            )
+        if not blocks:
+            return
+        data = rtcp.receiver_report(self._rtcp_ssrc, blocks)
+        if self.kind == "video":
+            bitrate = self._config.max_publish_bps
+            if not self.rids:
+                estimates = [s.remb for s in self.subscribers if s.remb is not None]
+                if estimates:
+                    bitrate = min(bitrate, min(estimates))
+            data += rtcp.remb(self._rtcp_ssrc, bitrate, [block.ssrc for block in blocks])
         self._rtcp.push(data)
 
     async def close(self) -> None:
-        if self._keyframe_timer is not None:
-            self._keyframe_timer.cancel()
-            self._keyframe_timer = None
+        for layer in self.layers:
+            if layer.keyframe_timer is not None:
+                layer.keyframe_timer.cancel()
+                layer.keyframe_timer = None
         self.subscribers.clear()
         await self._rtcp.close()
 
 
 class DownstreamTrack:
-    """One track of a subscription: rewrites the publisher's packets for this subscriber,
-    keeps a short history for NACKs, and relays sender reports."""
+    """One track of a subscription: rewrites the publisher's packets for this subscriber
+    (one layer at a time, continuous across switches), keeps a short history for NACKs, and
+    relays sender reports.
+
+    ``cap`` is the highest layer the subscriber asked for; ``target`` the layer it should
+    receive (chosen by the subscription from its link); ``current`` the layer it receives."""
 
     def __init__(
         self,
@@ -246,24 +408,38 @@ class DownstreamTrack:
         upstream: UpstreamTrack,
         config: EmbeddedConfig,
         counters: ForwardingCounters,
+        on_layer: LayerListener | None = None,
     ) -> None:
         self.name = name
         self.kind = upstream.kind
         self.remb: int | None = None
         self._upstream = upstream
         self._counters = counters
+        self._on_layer = on_layer
         self._pump = PacketPump(name, config.queue_size, counters)
         self._session: SendSession | None = None
         self._layout: Layout | None = None
         self._layout_key = -1
         self._history: list[bytes | None] = [None] * config.history_size
-        self._offset: int | None = None
+        self._history_at = [-1] * config.history_size
+        self._out = OutputStream(upstream.codec.clock_rate, random.randrange(SEQ_MOD // 2))
         self._start_seq: int | None = None
-        self._last_out: int | None = None
         self._rtx_seq = random.randrange(SEQ_MOD // 2)
         self._packets = 0
         self._octets = 0
         self._closed = False
+        self.layers = len(upstream.layers)
+        self.cap = self.layers - 1
+        self.target = self.cap
+        self.current: int | None = None
+        self.paused = False
+        self._reason = "selected"
+        self._reported: int | None = None
+        self.transport_cc_id = 0
+        """The transport-cc header extension id the subscriber accepted (0: none)."""
+        self.send_history: SendHistory | None = None
+        """Where transport-wide sequence numbers come from (shared by the transport's tracks)."""
+        self.link: LinkListener | None = None
 
     # -- FeedbackSink ----------------------------------------------------------------------
     def on_ready(self, session: SendSession) -> None:
@@ -276,6 +452,7 @@ class DownstreamTrack:
             mid_id=session.mid_id,
             abs_send_time_id=session.abs_send_time_id,
             audio_level_id=session.audio_level_id,
+            transport_cc_id=self.transport_cc_id,
         )
         self._layout_key = self._upstream.layout_key(self._layout)
         self._pump.start(session.send, session.send_now)
@@ -291,34 +468,144 @@ class DownstreamTrack:
             if data is None or int.from_bytes(data[2:4], "big") != seq:
                 continue
             if session.rtx_payload_type is not None:
-                data = wrap_rtx(data, session.rtx_payload_type, self._rtx_seq, session.rtx_ssrc)
-                self._rtx_seq = seq_add(self._rtx_seq, 1)
+                data = self._rtx(data, self._history_at[seq % size], session)
             self._counters.retransmitted += 1
             self._pump.push(data)
 
+    def _rtx(self, data: bytes, transport_seq_at: int, session: SendSession) -> bytes:
+        assert session.rtx_payload_type is not None
+        transport_seq = 0
+        history = self.send_history
+        if history is not None and transport_seq_at >= 0:
+            transport_seq = history.add(int(self._upstream.now() * 1_000_000), len(data) + 2)
+        else:
+            transport_seq_at = -1
+        out = wrap_rtx(
+            data,
+            session.rtx_payload_type,
+            self._rtx_seq,
+            session.rtx_ssrc,
+            transport_seq_at,
+            transport_seq,
+        )
+        self._rtx_seq = seq_add(self._rtx_seq, 1)
+        return out
+
+    def probe(self, size: int) -> int:
+        """Send about ``size`` bytes more than the media, as retransmissions of the latest
+        packets (the subscriber drops them as duplicates; the estimate sees them); returns the
+        bytes sent."""
+        session = self._session
+        if session is None or session.rtx_payload_type is None or self._layout is None:
+            return 0
+        sent = 0
+        slots = len(self._history)
+        last = self._out.last_seq
+        if last is not None and not self.paused:
+            for back in range(min(64, slots)):
+                if sent >= size:
+                    break
+                seq = (last - back) % SEQ_MOD
+                data = self._history[seq % slots]
+                if data is None or int.from_bytes(data[2:4], "big") != seq:
+                    break
+                packet = self._rtx(data, self._history_at[seq % slots], session)
+                self._counters.probe_packets += 1
+                self._pump.push(packet)
+                sent += len(packet)
+        history = self.send_history
+        while sent < size and history is not None and self.transport_cc_id:
+            # nothing (or too little) to repeat: padding-only packets on the RTX stream
+            packet = self._padding(session, history)
+            self._counters.probe_packets += 1
+            self._pump.push(packet)
+            sent += len(packet)
+        return sent
+
+    def _padding(self, session: SendSession, history: SendHistory) -> bytes:
+        assert session.rtx_payload_type is not None and self._layout is not None
+        layout = self._layout
+        transport_seq = history.add(int(self._upstream.now() * 1_000_000), PADDING + 40)
+        extensions = [(self.transport_cc_id, transport_seq.to_bytes(2, "big"))]
+        if layout.mid_id and layout.mid:
+            extensions.insert(0, (layout.mid_id, layout.mid.encode()))
+        data = bytearray(
+            write_packet(
+                marker=False,
+                payload_type=session.rtx_payload_type,
+                sequence_number=self._rtx_seq,
+                timestamp=self._out.last_ts,
+                ssrc=session.rtx_ssrc,
+                payload=bytes(PADDING - 1) + bytes([PADDING]),
+                extensions=extensions,
+            )
+        )
+        data[0] |= 0x20
+        self._rtx_seq = seq_add(self._rtx_seq, 1)
+        return bytes(data)
+
     def on_keyframe_request(self) -> None:
-        self._upstream.request_keyframe()
+        self._upstream.request_keyframe(self.current if self.current is not None else self.target)
 
     def on_remb(self, bitrate: int) -> None:
         self.remb = bitrate
+        if self.link is not None:
+            self.link.on_link_remb(bitrate)
+
+    def on_loss(self, fraction_lost: float) -> None:
+        if self.link is not None:
+            self.link.on_link_loss(fraction_lost)
 
     def on_stopped(self) -> None:
         self._upstream.detach(self)
 
+    # -- layers ----------------------------------------------------------------------------
+    def set_target(self, layer: int, reason: str) -> None:
+        """Receive ``layer`` from its next keyframe on (asked for now)."""
+        layer = max(0, min(layer, self.layers - 1))
+        if layer == self.target:
+            return
+        self.target = layer
+        self._reason = reason
+        if layer != self.current:
+            self._upstream.request_keyframe(layer)
+
+    def set_paused(self, paused: bool) -> None:
+        """Stop (or resume) sending video; resumed video starts at a keyframe."""
+        if paused == self.paused or self.kind != "video":
+            return
+        self.paused = paused
+        if not paused:
+            self.current = None
+            self._upstream.request_keyframe(self.target)
+
     # -- forwarding ------------------------------------------------------------------------
     def forward(
-        self, packet: MediaPacket, templates: dict[int, bytes], keyframe: bool, now: float
+        self,
+        packet: MediaPacket,
+        layer: int,
+        templates: dict[int, Template],
+        keyframe: bool,
+        vp8: Vp8Fields,
+        now: float,
     ) -> None:
         session, layout = self._session, self._layout
-        if session is None or layout is None:
+        if session is None or layout is None or self.paused:
             return
-        offset = self._offset
-        if offset is None:
-            if self._upstream.gated and not keyframe:
+        out = self._out
+        if layer != self.current or packet.ssrc != out.source:
+            if layer != self.target or (self._upstream.gated and not keyframe):
                 return
-            offset = self._start(packet.sequence_number)
+            out.begin(packet.ssrc, packet.sequence_number, packet.timestamp, vp8, now)
+            self._start_seq = packet.sequence_number
+            self.current = layer
+            if layer != self._reported and self._upstream.rids:
+                self._counters.layer_switches += self._reported is not None
+                self._reported = layer
+                if self._on_layer is not None:
+                    self._on_layer(layer, self._reason)
         elif self._start_seq is not None:
-            # packets from before this subscriber's start (late retransmissions) are not
+            # packets from before this source's start (late retransmissions) are not
             # forwarded; after a while the comparison would wrap, so it stops
             if seq_newer(self._start_seq, packet.sequence_number):
                 return
@@ -326,37 +613,32 @@ class DownstreamTrack:
                 self._start_seq = None
         template = templates.get(self._layout_key)
         if template is None:
-            template = write_template(packet, layout, now)
+            template = make_template(packet, layout, now, vp8)
             templates[self._layout_key] = template
-        out_seq = (packet.sequence_number + offset) % SEQ_MOD
-        data = stamp(template, out_seq, session.ssrc)
-        self._history[out_seq % len(self._history)] = data
-        if self._last_out is None or seq_newer(out_seq, self._last_out):
-            self._last_out = out_seq
+        seq, ts, picture_id, tl0 = out.rewrite(packet.sequence_number, packet.timestamp, vp8, now)
+        transport_seq = -1
+        history = self.send_history
+        if history is not None and template.transport_seq_at >= 0:
+            transport_seq = history.add(int(now * 1_000_000), len(template.data))
+        data = stamp_template(template, seq, ts, session.ssrc, picture_id, tl0, transport_seq)
+        slot = seq % len(self._history)
+        self._history[slot] = data
+        self._history_at[slot] = template.transport_seq_at
         self._packets += 1
         self._octets += len(packet.payload)
         self._pump.push(data, packet.received_ns or 1)
 
-    def _start(self, in_seq: int) -> int:
-        first_out = (
-            seq_add(self._last_out, 1)
-            if self._last_out is not None
-            else random.randrange(SEQ_MOD // 2)
-        )
-        self._offset = (first_out - in_seq) % SEQ_MOD
-        self._start_seq = in_seq
-        return self._offset
-
-    def rebase(self) -> None:
-        """The publisher's stream restarted: continue our numbering from the next packet."""
-        self._offset = None
-
-    def send_sender_report(self, ntp_timestamp: int, rtp_timestamp: int) -> None:
+    def send_sender_report(self, source: int, ntp_timestamp: int, rtp_timestamp: int) -> None:
+        """Relay the sender report of ``source`` if that is what this track sends now."""
         session = self._session
-        if session is None or self._offset is None:
+        if session is None or self._out.source != source or self.paused:
             return
         data = rtcp.sender_report(
-            session.ssrc, ntp_timestamp, rtp_timestamp, self._packets, self._octets
+            session.ssrc,
+            ntp_timestamp,
+            self._out.sender_timestamp(rtp_timestamp),
+            self._packets,
+            self._octets,
         ) + rtcp.sdes_cname(session.ssrc, session.cname)
         self._pump.push(data)
 
@@ -366,3 +648,4 @@ class DownstreamTrack:
         self._upstream.detach(self)
         await self._pump.close()
         self._history = [None]
+        self._history_at = [-1]

@@ -23,6 +23,10 @@ class ForwardingCounters:
     retransmitted: int = 0
     nacks_sent: int = 0
     keyframe_requests: int = 0
+    layer_switches: int = 0
+    transport_feedback_sent: int = 0
+    probe_packets: int = 0
+    probes: int = 0
     tasks: int = 0
     peer_connections: int = 0
     latencies_ns: deque[int] | None = field(default=None)

@@ -11,6 +11,7 @@ from typing import Any
 from aiortc import RTCPeerConnection
 
 from parley.errors import MediaError
+from parley.media.embedded.adaptation import PAUSE, UP_MARGIN, choose_layer
 from parley.media.embedded.aiortc_internals import (
     NEGOTIATION_ERRORS,
     NoCommonCodec,
@@ -25,9 +26,18 @@ from parley.media.embedded.aiortc_internals import (
     tap_receiver,
     tap_sender,
 )
+from parley.media.embedded.bwe import START_BPS, BandwidthEstimator, Prober, SendHistory
 from parley.media.embedded.config import EmbeddedConfig
-from parley.media.embedded.forwarding import DownstreamTrack, UpstreamTrack
+from parley.media.embedded.forwarding import DownstreamTrack, LayerListener, UpstreamTrack
+from parley.media.embedded.negotiation import (
+    Section,
+    amend_answer,
+    amend_offer,
+    answered_extension,
+    read_sections,
+)
 from parley.media.embedded.pump import ForwardingCounters
+from parley.media.embedded.twcc import TRANSPORT_CC_URI, ArrivalRecorder, parse_feedback
 from parley.media.engine import IceCandidate, MediaKind
 from parley.media.sdp import (
     Role,
@@ -42,6 +52,12 @@ logger = logging.getLogger(__name__)
 NEGOTIATION_OR_TIMEOUT: tuple[type[Exception], ...] = (TimeoutError, *NEGOTIATION_ERRORS)
 SUPPORTED = "audio: Opus, G.722, PCMU, PCMA; video: VP8, H.264"
 REPORT_INTERVAL = 1.0
+FEEDBACK_INTERVAL = 0.05
+"""Seconds between transport-cc feedback packets to a publisher."""
+ADAPT_INTERVAL = 0.25
+"""Seconds between two choices of a subscriber's layer."""
+PROBE_INTERVAL = 0.05
+"""Seconds between two bursts of probing bytes while a probe runs."""
 
 
 def _negotiation_error(exc: Exception, what: str) -> MediaError:
@@ -180,15 +196,19 @@ class PublisherSession(PeerSession):
         super().__init__(name, config, counters, on_ended)
         self.tracks: dict[MediaKind, UpstreamTrack] = {}
         self._reporter: asyncio.Task[None] | None = None
+        self._arrivals: ArrivalRecorder | None = None
 
     async def negotiate(self, offer_sdp: object) -> str:
         """Answer the publisher's offer; raises MediaError (and leaves nothing open)."""
         offer = self._check(offer_sdp, "offer")
+        sections = read_sections(offer)
+        if any(TRANSPORT_CC_URI in s.extensions for s in sections):
+            self._arrivals = ArrivalRecorder()
         pc = self._new_pc()
         try:
             async with asyncio.timeout(self._config.negotiation_timeout):
                 await set_remote_description(pc, offer, "offer")
-                self._take_tracks(pc)
+                self._take_tracks(pc, {s.mid: s for s in sections if s.mid is not None})
                 restrict_gathering(pc, self._config.media_addresses, self._config.port_range)
                 answer = await pc.createAnswer()
                 await pc.setLocalDescription(answer)
@@ -200,9 +220,15 @@ class PublisherSession(PeerSession):
         self._counters.tasks += 1
         self._reporter = asyncio.create_task(self._report(), name=f"{self.name} reports")
         self._start_connect_timer()
-        return self._announced(pc.localDescription.sdp)
+        answer_sdp = amend_answer(pc.localDescription.sdp, sections, self._config.max_publish_bps)
+        return self._announced(answer_sdp)
 
-    def _take_tracks(self, pc: RTCPeerConnection) -> None:
+    @property
+    def simulcast(self) -> bool:
+        video = self.tracks.get("video")
+        return video is not None and bool(video.rids)
+
+    def _take_tracks(self, pc: RTCPeerConnection, sections: dict[str, Section]) -> None:
         for transceiver in pc.getTransceivers():
             kind: MediaKind
             if transceiver.kind == "audio":
@@ -218,18 +244,36 @@ class PublisherSession(PeerSession):
             codec = narrow_to_primary_codec(transceiver)
             if codec is None:
                 raise MediaError(f"the offer has no {kind} codec this server can forward")
-            track = UpstreamTrack(f"{self.name} {kind}", kind, codec, self._config, self._counters)
-            tap_receiver(transceiver, track)
+            section = sections.get(str(transceiver.mid)) or Section(kind=kind)
+            track = UpstreamTrack(
+                f"{self.name} {kind}",
+                kind,
+                codec,
+                self._config,
+                self._counters,
+                rids=section.rids,
+                arrivals=self._arrivals,
+            )
+            tap_receiver(transceiver, track, section.extensions)
             self.tracks[kind] = track
         if not self.tracks:
             raise MediaError("the offer sends no audio or video")
 
     async def _report(self) -> None:
+        """Receiver reports (about once a second) and transport-cc feedback (more often)."""
+        loop = asyncio.get_running_loop()
+        arrivals = self._arrivals
+        interval = FEEDBACK_INTERVAL if arrivals is not None else REPORT_INTERVAL
+        due = loop.time() + REPORT_INTERVAL * (0.5 + random.random())
         try:
             while True:
-                await asyncio.sleep(REPORT_INTERVAL * (0.5 + random.random()))
-                for track in self.tracks.values():
-                    track.report()
+                await asyncio.sleep(min(interval, max(0.0, due - loop.time())))
+                if arrivals is not None and self.tracks:
+                    next(iter(self.tracks.values())).send_transport_feedback(arrivals)
+                if loop.time() >= due:
+                    due = loop.time() + REPORT_INTERVAL * (0.5 + random.random())
+                    for track in self.tracks.values():
+                        track.report()
         finally:
             self._counters.tasks -= 1
 
@@ -257,12 +301,161 @@ class SubscriberSession(PeerSession):
         config: EmbeddedConfig,
         counters: ForwardingCounters,
         on_ended: Callable[[], None],
+        on_layer: LayerListener | None = None,
+        on_paused: Callable[[bool], None] | None = None,
     ) -> None:
         super().__init__(name, config, counters, on_ended)
         self.stream_id = stream_id
         self.tracks: list[DownstreamTrack] = []
         self._publisher = publisher
         self._answered = False
+        self._on_layer = on_layer
+        self._on_paused = on_paused
+        self._adapter: asyncio.Task[None] | None = None
+        self.cap = 2
+        self.estimate: int | None = None
+        """The link's estimated bit rate (bits per second), None while unknown."""
+        self._history = SendHistory()
+        self._bwe = BandwidthEstimator(self._history)
+        self._prober = Prober()
+        self._transport_cc = False
+
+    # -- the link: transport-cc feedback, or REMB and receiver reports ---------------------
+    def _transport_feedback(self, data: bytes) -> None:
+        try:
+            feedback = parse_feedback(data)
+        except ValueError:
+            return
+        if self._transport_cc:
+            before = self.estimate
+            self.estimate = self._bwe.on_feedback(feedback.results, self._now())
+            if before is not None and self.estimate < before * 0.9:
+                logger.debug(
+                    "%s: estimate %d -> %d (delay %s, %d lost of %d, acked %s)",
+                    self.name,
+                    before,
+                    self.estimate,
+                    self._bwe.detector.state,
+                    sum(1 for r in feedback.results if r.arrival_us is None),
+                    len(feedback.results),
+                    self._bwe.acked.bitrate(),
+                )
+
+    def on_link_remb(self, bitrate: int) -> None:
+        if not self._transport_cc:
+            self._bwe.on_remb(bitrate)
+            self.estimate = self._bwe.estimate
+
+    def on_link_loss(self, fraction_lost: float) -> None:
+        if not self._transport_cc:
+            self.estimate = self._bwe.on_loss(fraction_lost, self._now())
+
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def _probe(self, now: float) -> None:
+        """Send this turn's share of a running probe, or end it."""
+        video = self.video
+        prober = self._prober
+        if video is None or not prober.running:
+            return
+        if prober.finish_if_due(self._bwe, now):
+            self.estimate = self._bwe.estimate
+            return
+        upstream = self._publisher.tracks.get("video")
+        sending = sum(r or 0 for r in upstream.layer_bitrates(upstream.now())) if upstream else 0
+        current = video.current
+        if upstream is not None and current is not None:
+            sending = upstream.layer_bitrates(upstream.now())[current] or 0
+        extra = max(0, prober.target - sending)
+        video.probe(int(extra * PROBE_INTERVAL / 8))
+
+    @property
+    def video(self) -> DownstreamTrack | None:
+        return next((t for t in self.tracks if t.kind == "video"), None)
+
+    def set_cap(self, layer: int) -> None:
+        """The highest layer the subscriber wants (``selectLayer``)."""
+        self.cap = layer
+        video = self.video
+        if video is not None:
+            video.cap = min(layer, video.layers - 1)
+            self.adapt()
+
+    def adapt(self) -> None:
+        """Choose the video's layer from what arrives, the cap and the estimate."""
+        video = self.video
+        if video is None or (video.layers < 2 and self.estimate is None):
+            return
+        upstream = self._publisher.tracks.get("video")
+        if upstream is None:
+            return
+        clock = upstream.now()
+        available: int | None = None
+        if self.estimate is not None:
+            audio = self._publisher.tracks.get("audio")
+            audio_rate = 0
+            if audio is not None:
+                audio_rate = max(r or 0 for r in audio.layer_bitrates(clock))
+            available = self.estimate - audio_rate
+        bitrates = upstream.layer_bitrates(clock)
+        choice = choose_layer(bitrates, video.cap, available, video.current)
+        if choice is None:
+            return
+        if self._transport_cc and available is not None and self.estimate is not None:
+            self._maybe_probe(bitrates, choice, self.estimate - available)
+        if choice == PAUSE and not self._transport_cc:
+            # receiver reports and REMB choose among layers but are not trusted to stop video
+            choice = min(i for i, rate in enumerate(bitrates) if rate is not None)
+        if choice == PAUSE:
+            if not video.paused:
+                video.set_paused(True)
+                if self._on_paused is not None:
+                    self._on_paused(True)
+            return
+        reason = "selected" if choice == video.cap else "bandwidth"
+        higher = bitrates[choice + 1 : video.cap + 1]
+        if higher and all(rate is None for rate in higher):
+            reason = "publisher"  # the layers above are not arriving
+        if choice == video.target and video.current != choice and not video.paused:
+            # still waiting for the target's keyframe: ask again (the request or the
+            # keyframe may have been lost; the publisher's pacing still holds)
+            upstream.request_keyframe(choice)
+        video.set_target(choice, reason)
+        if video.paused:
+            video.set_paused(False)
+            if self._on_paused is not None:
+                self._on_paused(False)
+
+    def _maybe_probe(self, bitrates: list[int | None], choice: int, audio: int) -> None:
+        """Probe for the next layer up when the link's estimate holds the subscriber below
+        its cap (or paused)."""
+        video = self.video
+        if video is None:
+            return
+        above = [
+            rate
+            for layer, rate in enumerate(bitrates)
+            if rate is not None and layer <= video.cap and (choice == PAUSE or layer > choice)
+        ]
+        if above and self._prober.maybe_start(
+            self._bwe, int(min(above) * UP_MARGIN) + audio, self._now()
+        ):
+            self._counters.probes += 1
+
+    async def _adapt(self) -> None:
+        loop = asyncio.get_running_loop()
+        due = loop.time() + ADAPT_INTERVAL
+        try:
+            while True:
+                await asyncio.sleep(PROBE_INTERVAL if self._prober.running else ADAPT_INTERVAL)
+                now = loop.time()
+                self._probe(now)
+                if now >= due:
+                    due = now + ADAPT_INTERVAL
+                    self.adapt()
+        finally:
+            self._counters.tasks -= 1
 
     @property
     def answered(self) -> bool:
@@ -277,9 +470,15 @@ class SubscriberSession(PeerSession):
                     transceiver = pc.addTransceiver(kind, direction="sendonly")
                     prefer_codec(transceiver, upstream.codec, rtx=kind == "video")
                     track = DownstreamTrack(
-                        f"{self.name} {kind}", upstream, self._config, self._counters
+                        f"{self.name} {kind}",
+                        upstream,
+                        self._config,
+                        self._counters,
+                        self._on_layer if kind == "video" else None,
                     )
-                    tap_sender(transceiver, track)
+                    track.send_history = self._history
+                    track.link = self
+                    tap_sender(transceiver, track, self._transport_feedback)
                     self.tracks.append(track)
                 restrict_gathering(pc, self._config.media_addresses, self._config.port_range)
                 offer = await pc.createOffer()
@@ -290,7 +489,10 @@ class SubscriberSession(PeerSession):
                 raise _negotiation_error(exc, "subscription") from exc
             raise
         self._start_connect_timer()
-        return self._announced(pc.localDescription.sdp)
+        self._counters.tasks += 1
+        self._adapter = asyncio.create_task(self._adapt(), name=f"{self.name} layers")
+        offer_sdp, _ = amend_offer(pc.localDescription.sdp)
+        return self._announced(offer_sdp)
 
     async def accept_answer(self, answer_sdp: object) -> None:
         """Apply the subscriber's answer. A bad answer raises MediaError and the caller
@@ -302,6 +504,14 @@ class SubscriberSession(PeerSession):
             raise MediaError("The subscription already has an answer.")
         answer = self._check(answer_sdp, "answer")
         self._answered = True
+        transport_cc_id = answered_extension(answer, TRANSPORT_CC_URI)
+        self._transport_cc = transport_cc_id != 0
+        if self._transport_cc:
+            self.estimate = START_BPS
+        for track in self.tracks:
+            track.transport_cc_id = transport_cc_id
+            if not self._transport_cc:
+                track.send_history = None
         try:
             async with asyncio.timeout(self._config.negotiation_timeout):
                 await set_remote_description(pc, answer, "answer")
@@ -309,5 +519,13 @@ class SubscriberSession(PeerSession):
             raise _negotiation_error(exc, "answer") from exc
 
     async def _close_tracks(self) -> None:
+        adapter, self._adapter = self._adapter, None
+        if adapter is not None:
+            adapter.cancel()
+            try:
+                await adapter
+            except asyncio.CancelledError:
+                if not adapter.cancelled():
+                    raise
         for track in self.tracks:
             await track.close()

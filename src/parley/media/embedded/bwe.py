@@ -1,0 +1,323 @@
+"""A subscriber link's bandwidth estimate, from what the SFU sent and what the subscriber
+reports: delay-based (GCC's trendline over transport-cc feedback, draft-ietf-rmcat-gcc-02)
+and loss-based, whichever is lower; receiver reports' loss and REMB for clients without
+transport-cc.
+
+Pure and time-injected: every method takes ``now`` (seconds, monotonic) or the microsecond
+times the feedback carries, so recorded traces drive it in tests.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+from parley.media.embedded.rtp_rewrite import SEQ_MOD
+from parley.media.embedded.twcc import PacketResult
+
+START_BPS = 1_000_000
+"""The estimate before any feedback (a subscriber's first layer is chosen from it)."""
+MIN_BPS = 50_000
+BURST_US = 5_000
+"""Packets sent within this of the first of a group count as one group (GCC's burst)."""
+TRENDLINE_WINDOW = 20
+SMOOTHING = 0.9
+TRENDLINE_GAIN = 4.0
+THRESHOLD_START = 12.5
+K_UP = 0.0087
+K_DOWN = 0.039
+OVERUSE_TIME = 0.01
+BETA = 0.85
+"""On overuse the delay-based estimate falls to this share of what was acknowledged."""
+DECREASE_INTERVAL = 0.3
+"""Seconds between two delay-based decreases (about a round trip and a reaction)."""
+INCREASE_PER_SECOND = 0.08
+LOSS_HIGH = 0.10
+LOSS_LOW = 0.02
+LOSS_WINDOW = 0.3
+"""Seconds of feedback one loss-based step looks at."""
+
+
+class SendHistory:
+    """What went out under each transport-wide sequence number: send time (µs) and size."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._seqs = [-1] * size
+        self._times = [0] * size
+        self._sizes = [0] * size
+        self.next = 0
+
+    def add(self, now_us: int, size: int) -> int:
+        """Record a packet going out now; returns its transport-wide sequence number."""
+        seq = self.next
+        self.next = (seq + 1) % SEQ_MOD
+        slot = seq % self._size
+        self._seqs[slot] = seq
+        self._times[slot] = now_us
+        self._sizes[slot] = size
+        return seq
+
+    def get(self, seq: int) -> tuple[int, int] | None:
+        slot = seq % self._size
+        if self._seqs[slot] != seq:
+            return None
+        return self._times[slot], self._sizes[slot]
+
+
+@dataclass
+class _Group:
+    first_send_us: int
+    last_send_us: int
+    last_arrival_us: int
+    size: int
+
+
+class TrendlineDetector:
+    """GCC's delay-gradient detector: 'overuse', 'underuse' or 'normal'."""
+
+    def __init__(self) -> None:
+        self._group: _Group | None = None
+        self._previous: _Group | None = None
+        self._accumulated = 0.0
+        self._smoothed = 0.0
+        self._samples: deque[tuple[float, float]] = deque(maxlen=TRENDLINE_WINDOW)
+        self._first_arrival_us: int | None = None
+        self._deltas = 0
+        self._threshold = THRESHOLD_START
+        self._last_update: float | None = None
+        self._overusing_since: float | None = None
+        self._previous_trend = 0.0
+        self.state = "normal"
+
+    def add(self, send_us: int, arrival_us: int, size: int, now: float) -> None:
+        group = self._group
+        if group is None or send_us - group.first_send_us > BURST_US:
+            if group is not None:
+                self._finish(group, now)
+            self._group = _Group(send_us, send_us, arrival_us, size)
+            return
+        group.last_send_us = max(group.last_send_us, send_us)
+        group.last_arrival_us = max(group.last_arrival_us, arrival_us)
+        group.size += size
+
+    def _finish(self, group: _Group, now: float) -> None:
+        previous, self._previous = self._previous, group
+        if previous is None:
+            return
+        send_delta_ms = (group.last_send_us - previous.last_send_us) / 1000
+        arrival_delta_ms = (group.last_arrival_us - previous.last_arrival_us) / 1000
+        if send_delta_ms < 0:
+            return
+        if self._first_arrival_us is None:
+            self._first_arrival_us = group.last_arrival_us
+        self._deltas = min(self._deltas + 1, 1000)
+        self._accumulated += arrival_delta_ms - send_delta_ms
+        self._smoothed = SMOOTHING * self._smoothed + (1 - SMOOTHING) * self._accumulated
+        self._samples.append(
+            ((group.last_arrival_us - self._first_arrival_us) / 1000, self._smoothed)
+        )
+        if len(self._samples) < TRENDLINE_WINDOW:
+            return
+        trend = _slope(self._samples)
+        self._detect(trend, send_delta_ms, now)
+
+    def _detect(self, trend: float, send_delta_ms: float, now: float) -> None:
+        modified = min(self._deltas, 60) * trend * TRENDLINE_GAIN
+        if modified > self._threshold:
+            if self._overusing_since is None:
+                self._overusing_since = now
+            if now - self._overusing_since >= OVERUSE_TIME and trend >= self._previous_trend:
+                self.state = "overuse"
+        elif modified < -self._threshold:
+            self._overusing_since = None
+            self.state = "underuse"
+        else:
+            self._overusing_since = None
+            self.state = "normal"
+        self._previous_trend = trend
+        self._adapt_threshold(modified, now)
+
+    def _adapt_threshold(self, modified: float, now: float) -> None:
+        if self._last_update is None:
+            self._last_update = now
+        if abs(modified) > self._threshold + 15:
+            self._last_update = now
+            return
+        k = K_DOWN if abs(modified) < self._threshold else K_UP
+        elapsed_ms = min((now - self._last_update) * 1000, 100.0)
+        self._threshold += k * (abs(modified) - self._threshold) * elapsed_ms
+        self._threshold = max(6.0, min(self._threshold, 600.0))
+        self._last_update = now
+
+
+def _slope(samples: deque[tuple[float, float]]) -> float:
+    n = len(samples)
+    mean_x = sum(x for x, _ in samples) / n
+    mean_y = sum(y for _, y in samples) / n
+    numerator = sum((x - mean_x) * (y - mean_y) for x, y in samples)
+    denominator = sum((x - mean_x) ** 2 for x, _ in samples)
+    return numerator / denominator if denominator else 0.0
+
+
+class RateMeterWindow:
+    """Bits per second acknowledged over the last ``window`` seconds of arrivals."""
+
+    def __init__(self, window: float = 0.5) -> None:
+        self._window_us = int(window * 1_000_000)
+        self._arrivals: deque[tuple[int, int]] = deque()
+        self._bytes = 0
+
+    def add(self, arrival_us: int, size: int) -> None:
+        self._arrivals.append((arrival_us, size))
+        self._bytes += size
+        while self._arrivals and arrival_us - self._arrivals[0][0] > self._window_us:
+            self._bytes -= self._arrivals.popleft()[1]
+
+    def bitrate(self) -> int | None:
+        if len(self._arrivals) < 2:
+            return None
+        span = max(self._arrivals[-1][0] - self._arrivals[0][0], self._window_us // 2)
+        return int(self._bytes * 8 * 1_000_000 / span)
+
+
+class BandwidthEstimator:
+    """The estimate of one subscriber's link (bits per second).
+
+    ``on_feedback`` with transport-cc results (send times looked up in ``history``);
+    ``on_loss`` with a receiver report's fraction lost; ``on_remb`` with the client's own
+    estimate. ``estimate`` is the lower of the delay-based and the loss-based figure."""
+
+    def __init__(
+        self, history: SendHistory, start_bps: int = START_BPS, max_bps: int = 20_000_000
+    ) -> None:
+        self.history = history
+        self.max_bps = max_bps
+        self.delay_bps = float(start_bps)
+        self.loss_bps = float(start_bps)
+        self.remb_bps: int | None = None
+        self.acked = RateMeterWindow()
+        self.detector = TrendlineDetector()
+        self._last_update: float | None = None
+        self._last_decrease: float | None = None
+        self._last_loss_change: float | None = None
+        self._window_lost = 0.0
+        self._window_packets = 0
+
+    @property
+    def estimate(self) -> int:
+        value = min(self.delay_bps, self.loss_bps)
+        if self.remb_bps is not None:
+            value = min(value, self.remb_bps)
+        return int(max(MIN_BPS, min(value, self.max_bps)))
+
+    def on_feedback(self, results: list[PacketResult], now: float) -> int:
+        lost = received = 0
+        for result in results:
+            sent = self.history.get(result.sequence)
+            if sent is None:
+                continue
+            if result.arrival_us is None:
+                lost += 1
+                continue
+            received += 1
+            send_us, size = sent
+            self.acked.add(result.arrival_us, size)
+            self.detector.add(send_us, result.arrival_us, size, now)
+        self._update_delay(now)
+        if lost + received:
+            self._update_loss(lost / (lost + received), now, lost + received)
+        return self.estimate
+
+    def on_loss(self, fraction_lost: float, now: float) -> int:
+        """A receiver report's loss (0..1): the loss-based estimate for clients without
+        transport-cc (their delay-based one only grows while nothing is lost)."""
+        self._update_loss(fraction_lost, now)
+        if fraction_lost < LOSS_LOW:
+            self._update_delay(now, acked_cap=False)
+        return self.estimate
+
+    def on_remb(self, bitrate: int) -> None:
+        self.remb_bps = bitrate
+
+    def _update_delay(self, now: float, acked_cap: bool = True) -> None:
+        elapsed = 0.0 if self._last_update is None else min(now - self._last_update, 1.0)
+        self._last_update = now
+        acked = self.acked.bitrate()
+        state = self.detector.state
+        if state == "overuse":
+            if self._last_decrease is None or now - self._last_decrease > DECREASE_INTERVAL:
+                # down to what the link delivered, at most halving at once (little was sent:
+                # the acknowledged rate says little about the link)
+                base = acked if acked is not None else self.delay_bps
+                floor = self.delay_bps / 2
+                self.delay_bps = max(MIN_BPS, floor, min(self.delay_bps, BETA * base))
+                self._last_decrease = now
+        elif state == "normal":
+            increased = self.delay_bps * math.pow(1 + INCREASE_PER_SECOND, elapsed)
+            if acked_cap and acked is not None:
+                # grow only while the link carries close to the estimate (never shrink here)
+                increased = min(increased, max(self.delay_bps, 1.5 * acked + 10_000))
+            self.delay_bps = increased
+        self.delay_bps = max(MIN_BPS, min(self.delay_bps, self.max_bps))
+
+    def _update_loss(self, loss: float, now: float, packets: int = 1) -> None:
+        """Loss over at least ``LOSS_WINDOW`` seconds of feedback moves the loss-based
+        estimate: down by half the loss above ``LOSS_HIGH``, up 5 % below ``LOSS_LOW``."""
+        self._window_lost += loss * packets
+        self._window_packets += packets
+        if self._last_loss_change is None:
+            self._last_loss_change = now
+        if now - self._last_loss_change < LOSS_WINDOW:
+            return
+        fraction = self._window_lost / self._window_packets if self._window_packets else 0.0
+        self._window_lost = 0.0
+        self._window_packets = 0
+        self._last_loss_change = now
+        if fraction > LOSS_HIGH:
+            self.loss_bps = max(MIN_BPS, self.loss_bps * (1 - 0.5 * fraction))
+        elif fraction < LOSS_LOW:
+            self.loss_bps = min(self.max_bps, self.loss_bps * 1.05)
+
+
+class Prober:
+    """When to probe a link for room above its estimate, and what a probe found.
+
+    A probe sends extra bytes (retransmissions of recent packets) for ``duration`` seconds at
+    ``target`` bits per second in total; if the delay does not grow meanwhile, the acknowledged
+    rate becomes the estimate (GCC's probe result) instead of waiting for the slow increase."""
+
+    def __init__(self, interval: float = 2.0, duration: float = 0.6) -> None:
+        self.interval = interval
+        self.duration = duration
+        self.target = 0
+        self.started: float | None = None
+        self.last_end: float | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.started is not None
+
+    def maybe_start(self, estimator: BandwidthEstimator, wanted: int, now: float) -> bool:
+        """Start probing for ``wanted`` b/s if the estimate is below it and the link is calm."""
+        if self.running or wanted <= estimator.estimate:
+            return False
+        if self.last_end is not None and now - self.last_end < self.interval:
+            return False
+        if estimator.detector.state != "normal":
+            return False
+        self.target = min(wanted, 2 * estimator.estimate + 100_000)
+        self.started = now
+        return True
+
+    def finish_if_due(self, estimator: BandwidthEstimator, now: float) -> bool:
+        """End a probe whose time is up; returns True if it ended now."""
+        if self.started is None or now - self.started < self.duration:
+            return False
+        self.started = None
+        self.last_end = now
+        acked = estimator.acked.bitrate()
+        if estimator.detector.state == "normal" and acked is not None:
+            estimator.delay_bps = max(estimator.delay_bps, 0.95 * min(acked, self.target))
+        return True
