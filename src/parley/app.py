@@ -229,8 +229,10 @@ class Parley:
         capture: Capture | None = None
         if self.engine is not None and hasattr(self.engine, "start_recording"):
             capture = self.engine  # type: ignore[assignment]
+        stored = RecordingRepository(self.db)
+        self.metrics.watch_recordings(stored.recording_counts)
         recordings = RecordingService(
-            RecordingRepository(self.db),
+            stored,
             self.presence,
             capture,
             Composer(

@@ -14,6 +14,7 @@ import httpx
 import numpy as np
 import pytest
 import pytest_asyncio
+from prometheus_client.parser import text_string_to_metric_families
 
 from parley.media.embedded import EmbeddedEngine, config_from_settings
 from parley.settings import Settings
@@ -161,6 +162,16 @@ async def test_the_end_of_the_meeting_stops_its_recording_which_is_then_composed
         "ready",
         "ended",
     )
+    # /metrics counts recordings by status (this one is ready now; none records)
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        scraped = (await http.get("/metrics")).text
+    gauges = {
+        s.labels["status"]: s.value
+        for family in text_string_to_metric_families(scraped)
+        if family.name == "parley_recordings"
+        for s in family.samples
+    }
+    assert gauges["ready"] >= 1 and gauges["recording"] == 0, gauges
 
 
 async def _ready(status: Any) -> Any:

@@ -129,6 +129,13 @@ class Metrics:
             "Age of the oldest webhook delivery waiting (0 when none waits)",
             registry=r,
         )
+        self.recordings = Gauge(
+            "parley_recordings",
+            "Recordings the server keeps, by status (recording, processing, ready, failed)",
+            ["status"],
+            registry=r,
+        )
+        self._recording_counts: Callable[[], Awaitable[dict[str, int]]] | None = None
         self._backlog: Callable[[], Awaitable[tuple[int, int | None]]] | None = None
         self._now_ms: Callable[[], int] = lambda: 0
         r.register(_MediaPackets(engine))
@@ -157,6 +164,10 @@ class Metrics:
         and when the oldest happened (ms)."""
         self._backlog, self._now_ms = backlog, now_ms
 
+    def watch_recordings(self, counts: Callable[[], Awaitable[dict[str, int]]]) -> None:
+        """Read the recordings by status at each scrape."""
+        self._recording_counts = counts
+
     def api_call(self, method: str, route: str, status: int, seconds: float) -> None:
         self.api_calls.labels(method, route, str(status)).inc()
         self.api_seconds.labels(route).observe(seconds)
@@ -180,6 +191,10 @@ class Metrics:
             self.webhook_queue.set(waiting)
             age = 0.0 if oldest is None else max(0.0, (self._now_ms() - oldest) / 1000)
             self.webhook_oldest.set(age)
+        if self._recording_counts is not None:
+            counts = await self._recording_counts()
+            for status in ("recording", "processing", "ready", "failed"):
+                self.recordings.labels(status).set(counts.get(status, 0))
         admin_stats = getattr(self._engine, "admin_stats", None)
         if admin_stats is not None:  # Janus: what it holds, from its Admin API
             self._engine_stats.admin = await admin_stats()

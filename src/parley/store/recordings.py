@@ -62,6 +62,13 @@ class RecordingRepository:
         async with self._engine.connect() as connection:
             return [_recording(row) for row in await connection.execute(query)]
 
+    async def recording_counts(self) -> dict[str, int]:
+        """How many recordings the server keeps, by status."""
+        c = t.recordings.c
+        query = select(c.status, func.count()).group_by(c.status)
+        async with self._engine.connect() as connection:
+            return {status: n for status, n in await connection.execute(query)}
+
     async def recordings_before(self, started_before: int) -> list[Recording]:
         c = t.recordings.c
         query = (
