@@ -226,6 +226,7 @@ def fuzz_settings(data_dir: Path, database_url: str | None = None) -> Settings:
         max_rooms=100_000,
         max_participants=1_000,
         reconnect_grace_seconds=0,  # closed outsiders leave at once
+        ended_room_id_hold_seconds=0,  # the insider remakes its room after an endMeeting
     )
 
 
