@@ -66,13 +66,16 @@ class Sine(AudioStreamTrack):
 
 
 class Publisher:
-    def __init__(self) -> None:
+    """``address``: the one address ICE gathers on."""
+
+    def __init__(self, address: str = LOOPBACK) -> None:
+        self.address = address
         self.pc: RTCPeerConnection = loopback_peer()
         self.pc.addTrack(SolidColour(RED))
         self.pc.addTrack(Sine(TONE_HZ))
 
     async def publish(self, client: Client, room_id: str) -> str:
-        restrict_gathering(self.pc, (LOOPBACK,))
+        restrict_gathering(self.pc, (self.address,))
         await self.pc.setLocalDescription(await self.pc.createOffer())
         offer = self.pc.localDescription.sdp
         answer = await client.ok("publish", {"roomId": room_id, "source": "camera", "sdp": offer})

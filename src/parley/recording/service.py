@@ -25,7 +25,7 @@ from parley.errors import (
 )
 from parley.files.links import DownloadLinks
 from parley.recording import manifest, rules
-from parley.recording.capture import Capture
+from parley.recording.capture import Capture, Settling
 from parley.recording.composer import Composer
 from parley.recording.models import Recording, RecordingStore, StopReason
 from parley.rooms.models import RoomRecord
@@ -213,6 +213,8 @@ class RecordingService:
     # --- composing -------------------------------------------------------------------------
     async def _compose(self, recording: Recording) -> None:
         folder = self.folder(recording)
+        if isinstance(self._capture, Settling):
+            await self._capture.settle(folder)
         tracks = await asyncio.to_thread(manifest.read_tracks, folder)
         output = self.directory / f"{recording.recording_id}.webm"
         try:
