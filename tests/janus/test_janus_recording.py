@@ -4,7 +4,6 @@ into VP8 and Opus Matroska files, and the composed file shows the colour and pla
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import time
@@ -24,7 +23,7 @@ from parley.recording.rules import layout
 from parley.settings import Settings
 from tests.support.clients import Client
 from tests.support.media_net import MEDIA_ADDRESS
-from tests.support.recording import TONE_HZ, Publisher, peak_hz
+from tests.support.recording import TONE_HZ, Publisher, janus_seconds, peak_hz
 from tests.support.server import RunningServer, run_server
 from tests.support.waiting import wait_until
 
@@ -55,20 +54,6 @@ async def closing() -> AsyncIterator[list[Any]]:
             await thing.close()
 
 
-async def recorded_seconds(folder: Path, stream_id: str) -> float:
-    """Seconds between the first and the last packet Janus wrote of the stream's video (the
-    first from the ``.mjr`` header, the last from the file's time)."""
-    raws = await asyncio.to_thread(lambda: list(folder.glob(f"*-user-{stream_id}-*-video-*.mjr")))
-    for raw in raws:
-        process = await asyncio.create_subprocess_exec(
-            "janus-pp-rec", "--json", str(raw), stdout=asyncio.subprocess.PIPE
-        )
-        out, _ = await process.communicate()
-        with contextlib.suppress(ValueError, KeyError):
-            return raw.stat().st_mtime - int(json.loads(out)["u"]) / 1e6
-    return 0.0
-
-
 async def test_janus_records_every_track_and_the_composed_file_shows_and_plays_it(
     server: RunningServer, closing: list[Any]
 ) -> None:
@@ -90,7 +75,7 @@ async def test_janus_records_every_track_and_the_composed_file_shows_and_plays_i
     bob_stream = await late.publish(bob, room_id)  # a track that starts later
     for stream in (ada_stream, bob_stream):
         await wait_until(
-            lambda s=stream: _at_least(recorded_seconds(folder, s), 3.0),  # type: ignore[misc]
+            lambda s=stream: janus_seconds(folder, s, 3.0),  # type: ignore[misc]
             30,
             f"three seconds of {stream} recorded",
         )
@@ -129,7 +114,3 @@ async def test_janus_records_every_track_and_the_composed_file_shows_and_plays_i
         ).astype(float)
     window = pcm[len(pcm) // 2 : len(pcm) // 2 + 48000]
     assert abs(peak_hz(window, 48000) - TONE_HZ) < 10
-
-
-async def _at_least(seconds: Any, least: float) -> bool:
-    return bool(await seconds >= least)

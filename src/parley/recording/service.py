@@ -27,7 +27,7 @@ from parley.files.links import DownloadLinks
 from parley.recording import manifest, rules
 from parley.recording.capture import Capture, Settling
 from parley.recording.composer import Composer
-from parley.recording.models import Recording, RecordingStore, StopReason
+from parley.recording.models import Recording, RecordingStore, Status, StopReason
 from parley.rooms.models import RoomRecord
 from parley.rooms.presence import Presence
 from parley.rooms.rules.access import host_in
@@ -320,6 +320,25 @@ class RecordingService:
         for recording in await self._store.recordings_with_status("processing"):
             if recording.node == self._node:
                 self._spawn(self._compose(recording))
+
+    async def node_gone(self, node: str) -> None:
+        """Cluster mode: ``node`` died (this node alone is told, see ``NodeLeases``). Its
+        running recordings end as interrupted (``reason: "failed"``) and are composed here, as
+        are those it was composing; they are this node's from now on."""
+        if node == self._node:  # this node's previous life: ``recover`` does it
+            return
+        statuses: tuple[Status, ...] = ("recording", "processing")
+        for status in statuses:
+            for recording in await self._store.recordings_with_status(status):
+                if recording.node != node:
+                    continue
+                adopted = replace(recording, node=self._node)
+                await self._store.update_recording(adopted)
+                log.warning("recording %s: node %s died; taken over", recording.recording_id, node)
+                if status == "recording":
+                    await self._finish(adopted, "failed", interrupted=True)
+                else:
+                    self._spawn(self._compose(adopted))
 
     async def run(self) -> None:
         """Every second: stop recordings past their length or a quota, note the streams of

@@ -56,7 +56,7 @@ class JanusEngine:
         self._closed = False
         self.capture = JanusCapture(
             self._placed,
-            lambda key: self.rooms if self.rooms.holds(key) else None,
+            self._holding,
             config.janus_pp_rec_binary,
             config.recording_niceness,
         )
@@ -166,6 +166,9 @@ class JanusEngine:
 
     async def settle(self, directory: Path) -> None:
         await self.capture.settle(directory)
+
+    async def _holding(self, room_key: str) -> JanusRooms | None:
+        return self.rooms if self.rooms.holds(room_key) else None
 
     async def _placed(self, room_key: str) -> JanusRooms:
         await self.rooms.ensure_room(room_key)

@@ -208,9 +208,17 @@ class JanusPoolEngine:
                 return rooms
         return self.janus[self.urls[0]]
 
-    def _held(self, room_key: str) -> JanusRooms | None:
+    async def _held(self, room_key: str) -> JanusRooms | None:
+        """The rooms of the Janus the room's VideoRoom is on, held here or not; None when it
+        is placed nowhere."""
         rooms = self._holding(room_key)
-        return rooms if rooms.holds(room_key) else None
+        if rooms.holds(room_key):
+            return rooms
+        try:
+            url = await self.placement.placed(room_key)
+        except MediaError:
+            return None
+        return self.janus.get(url) if url is not None else None
 
     async def _place(self, room_key: str) -> JanusRooms:
         """The rooms of the Janus ``room_key`` is placed on, the room held there."""

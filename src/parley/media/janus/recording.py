@@ -44,12 +44,12 @@ CONVERT_TIMEOUT = 600.0
 class JanusCapture:
     """``parley.recording.capture.Capture`` on Janus. ``rooms(room_key)``: the rooms of the
     Janus holding the room (the VideoRoom made there if need be); ``holding(room_key)``: those
-    of the Janus holding it now, if any."""
+    of the Janus whose VideoRoom it is now, if any (on a pool, maybe one another node holds)."""
 
     def __init__(
         self,
         rooms: Callable[[str], Awaitable[JanusRooms]],
-        holding: Callable[[str], JanusRooms | None],
+        holding: Callable[[str], Awaitable[JanusRooms | None]],
         converter: str,
         niceness: int,
     ) -> None:
@@ -68,9 +68,9 @@ class JanusCapture:
         logger.info("room %s: janus records into %s", room_key, directory)
 
     async def stop_recording(self, room_key: str) -> None:
-        if self.recording.pop(room_key, None) is None:
-            return
-        rooms = self._holding(room_key)
+        """Also for a room another node recorded (it died): Janus records on without it."""
+        self.recording.pop(room_key, None)
+        rooms = await self._holding(room_key)
         if rooms is None:  # the room is gone, and its recorders closed with it
             return
         try:
