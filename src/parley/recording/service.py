@@ -213,11 +213,11 @@ class RecordingService:
     # --- composing -------------------------------------------------------------------------
     async def _compose(self, recording: Recording) -> None:
         folder = self.folder(recording)
-        if isinstance(self._capture, Settling):
-            await self._capture.settle(folder)
-        tracks = await asyncio.to_thread(manifest.read_tracks, folder)
         output = self.directory / f"{recording.recording_id}.webm"
         try:
+            if isinstance(self._capture, Settling):
+                await self._capture.settle(folder)
+            tracks = await asyncio.to_thread(manifest.read_tracks, folder)
             if not tracks:
                 raise MediaError("nothing was captured")
             await self._composer.compose(
