@@ -1,17 +1,21 @@
 """Recording benchmark (not a test): what recording costs the live meeting, and how long
 composing takes.
 
-A Parley server runs as a child process (``python -m parley serve``, embedded SFU) holding a
+A Parley server runs as a child process (``python -m parley serve``, on each engine of
+``--engines``: the embedded SFU, Janus with its Janus as the server's child) holding a
 meeting of ``--people`` publishers (aiortc, each a solid colour at 320x240 and a sine tone,
 published over Socket.IO as a browser would). Its CPU (user + system, from /proc through
 psutil) is measured for ``--duration`` seconds without recording, then for as long again while
 the meeting is recorded. The recording is then stopped and the time until ``recordingReady``
 (FFmpeg composing, at the server's ``recording_niceness``) is reported per minute recorded.
 
-The Janus engine cannot record yet (``startRecording`` answers ``MEDIA_ERROR``): its row says so.
+Janus records with its own recorder (``.mjr``, converted by ``janus-pp-rec`` before composing:
+that conversion is part of the composing time). Its media runs on the veth of
+``tests/support/media_net.py``, so run the benchmark inside ``scripts/loopback-only``.
 
     scripts/loopback-only .venv/bin/python bench/recording_bench.py
     scripts/loopback-only .venv/bin/python bench/recording_bench.py --people 4 --duration 30
+    scripts/loopback-only .venv/bin/python bench/recording_bench.py --engines janus
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.support.clients import Client  # noqa: E402
+from tests.support.media_net import MEDIA_ADDRESS, _make_veth, _veth_ready  # noqa: E402
 from tests.support.recording import Publisher  # noqa: E402
 from tests.support.server import ChildServer, spawn_server  # noqa: E402
 
@@ -53,11 +58,21 @@ async def cpu_percent(process: psutil.Process, seconds: float) -> float:
 
 
 async def run(args: argparse.Namespace) -> None:
+    for engine in args.engines.split(","):
+        await run_engine(engine, args)
+
+
+async def run_engine(engine: str, args: argparse.Namespace) -> None:
     print(f"load average before: {os.getloadavg()}")
     data_dir = Path(tempfile.mkdtemp(prefix="parley-recording-bench-"))
+    address = "127.0.0.1"
+    if engine == "janus":
+        address = MEDIA_ADDRESS
+        if not _veth_ready():
+            _make_veth()
     env = {
-        "PARLEY_MEDIA_ENGINE": "embedded",
-        "PARLEY_MEDIA_ADDRESSES": "127.0.0.1",
+        "PARLEY_MEDIA_ENGINE": engine,
+        "PARLEY_MEDIA_ADDRESSES": address,
         "PARLEY_RECORDING_NICENESS": str(args.niceness),
     }
     server: ChildServer = await asyncio.to_thread(spawn_server, data_dir, env)
@@ -74,16 +89,16 @@ async def run(args: argparse.Namespace) -> None:
                 client = await Client(server.url).connect()
                 clients.append(client)
                 await client.ok("joinRoom", {"roomId": room["roomId"], "userName": f"P{n}"})
-            publisher = Publisher()
+            publisher = Publisher(address)
             publishers.append(publisher)
             await publisher.publish(client, room["roomId"])
         await asyncio.sleep(args.warmup)  # a benchmark: media settles before measuring
         idle = await cpu_percent(process, args.duration)
-        print(f"embedded, {args.people} people: server CPU without recording {idle:.1f} %")
+        print(f"{engine}, {args.people} people: server CPU without recording {idle:.1f} %")
         await host.ok("startRecording", {"roomId": room["roomId"]})
         began = time.monotonic()
         recording = await cpu_percent(process, args.duration)
-        print(f"embedded, {args.people} people: server CPU while recording   {recording:.1f} %")
+        print(f"{engine}, {args.people} people: server CPU while recording   {recording:.1f} %")
         await host.ok("stopRecording", {"roomId": room["roomId"]})
         recorded = time.monotonic() - began
         stopped = time.monotonic()
@@ -91,10 +106,9 @@ async def run(args: argparse.Namespace) -> None:
         composing = time.monotonic() - stopped
         per_minute = composing / (recorded / 60)
         print(
-            f"composing {recorded:.0f} s of {args.people} people: {composing:.1f} s "
+            f"{engine}: composing {recorded:.0f} s of {args.people} people: {composing:.1f} s "
             f"({per_minute:.1f} s per minute recorded, {ready['size']} bytes)"
         )
-        print("janus: recording not available with this engine (MEDIA_ERROR)")
         print(f"load average after: {os.getloadavg()}")
     finally:
         for publisher in publishers:
@@ -110,6 +124,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--niceness", type=int, default=10)
+    parser.add_argument("--engines", default="embedded,janus", help="comma separated")
     asyncio.run(run(parser.parse_args()))
 
 

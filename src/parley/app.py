@@ -421,6 +421,7 @@ class Parley:
                 if participant.node == name:
                     await self.reconnects.adopt(summary.record, participant.user_id, name)
         await self.lobby.node_gone(name)  # and whoever waited at a door there is gone too
+        await self.recordings.node_gone(name)  # its recordings end, composed here
 
     async def close(self) -> None:
         """Close what ``start`` started, in the reverse order; idempotent."""

@@ -318,6 +318,9 @@ class Settings(BaseSettings):
     """The FFmpeg that composes recordings (Debian's ``ffmpeg``)."""
     recording_compose_timeout_seconds: float = Field(default=3600.0, gt=0)
     """A composing job still running after this is stopped and the recording ``failed``."""
+    janus_pp_rec_binary: str = "janus-pp-rec"
+    """Janus's post-processor (Debian's ``janus-tools``): on the Janus engine it turns each
+    recorded track (``.mjr``) into Matroska before the recording is composed."""
 
     # --- transport --------------------------------------------------------------------------
     max_socket_message_bytes: int = Field(default=1_000_000, ge=1024, le=1_000_000)

@@ -66,13 +66,16 @@ class Sine(AudioStreamTrack):
 
 
 class Publisher:
-    def __init__(self) -> None:
+    """``address``: the one address ICE gathers on."""
+
+    def __init__(self, address: str = LOOPBACK) -> None:
+        self.address = address
         self.pc: RTCPeerConnection = loopback_peer()
         self.pc.addTrack(SolidColour(RED))
         self.pc.addTrack(Sine(TONE_HZ))
 
     async def publish(self, client: Client, room_id: str) -> str:
-        restrict_gathering(self.pc, (LOOPBACK,))
+        restrict_gathering(self.pc, (self.address,))
         await self.pc.setLocalDescription(await self.pc.createOffer())
         offer = self.pc.localDescription.sdp
         answer = await client.ok("publish", {"roomId": room_id, "source": "camera", "sdp": offer})
@@ -108,3 +111,23 @@ def video_seconds(folder: Path) -> float:
         return 0.0
     video = [t for t in tracks if t["kind"] == "video"]
     return seconds_in(folder / video[0]["name"]) if video else 0.0
+
+
+async def janus_seconds(folder: Path, stream_id: str, least: float) -> bool:
+    """Whether Janus wrote at least ``least`` seconds of the stream's video into ``folder``
+    (its first packet's time from the ``.mjr`` header, the last from the file's time)."""
+
+    def raws() -> list[Path]:
+        return list(folder.glob(f"*-user-{stream_id}-*-video-*.mjr"))
+
+    for raw in await asyncio.to_thread(raws):
+        process = await asyncio.create_subprocess_exec(
+            "janus-pp-rec", "--json", str(raw), stdout=asyncio.subprocess.PIPE
+        )
+        out, _ = await process.communicate()
+        try:
+            first = int(json.loads(out)["u"]) / 1e6
+            return raw.stat().st_mtime - first >= least
+        except (ValueError, KeyError, OSError):
+            return False
+    return False

@@ -38,6 +38,8 @@ def janus_config(settings: Settings) -> JanusConfig:
         ice_ignore_addresses=ignored_networks(settings.ice_ignore_addresses),
         max_participants=settings.max_participants,
         max_streams_per_participant=settings.max_streams_per_participant,
+        janus_pp_rec_binary=settings.janus_pp_rec_binary,
+        recording_niceness=settings.recording_niceness,
     )
 
 

@@ -5,7 +5,7 @@ described in the manifest ``tracks.json`` there, see ``manifest.py``)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 class Capture(Protocol):
@@ -15,3 +15,13 @@ class Capture(Protocol):
 
     async def stop_recording(self, room_key: str) -> None:
         """Close the room's track files (flushed and complete); idempotent."""
+
+
+@runtime_checkable
+class Settling(Protocol):
+    """A capture whose files need finishing before they are composed (Janus's recordings:
+    ``parley.media.janus.recording``)."""
+
+    async def settle(self, directory: Path) -> None:
+        """Make ``directory``'s tracks and manifest complete from what was written there
+        (after a crash too); idempotent."""

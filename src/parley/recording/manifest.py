@@ -14,6 +14,8 @@ from parley.recording.models import TrackInfo
 
 TRACKS = "tracks.json"
 STREAMS = "streams.json"
+TRACK_SUFFIXES = (".webm", ".mka", ".mjr")
+"""The files tracks are written to (``.mjr``: Janus's own, before they are converted)."""
 
 
 def write_json(path: Path, data: object) -> None:
@@ -69,7 +71,7 @@ def folder_bytes(directory: Path) -> int:
 def last_written_ms(directory: Path, default: int) -> int:
     """When the folder's tracks were last written (epoch ms), or ``default``."""
     try:
-        times = [p.stat().st_mtime for p in directory.glob("*.webm")]
+        times = [p.stat().st_mtime for p in directory.iterdir() if p.suffix in TRACK_SUFFIXES]
     except OSError:
         return default
     return max([default, *(round(t * 1000) for t in times)])

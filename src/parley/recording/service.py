@@ -25,9 +25,9 @@ from parley.errors import (
 )
 from parley.files.links import DownloadLinks
 from parley.recording import manifest, rules
-from parley.recording.capture import Capture
+from parley.recording.capture import Capture, Settling
 from parley.recording.composer import Composer
-from parley.recording.models import Recording, RecordingStore, StopReason
+from parley.recording.models import Recording, RecordingStore, Status, StopReason
 from parley.rooms.models import RoomRecord
 from parley.rooms.presence import Presence
 from parley.rooms.rules.access import host_in
@@ -213,9 +213,11 @@ class RecordingService:
     # --- composing -------------------------------------------------------------------------
     async def _compose(self, recording: Recording) -> None:
         folder = self.folder(recording)
-        tracks = await asyncio.to_thread(manifest.read_tracks, folder)
         output = self.directory / f"{recording.recording_id}.webm"
         try:
+            if isinstance(self._capture, Settling):
+                await self._capture.settle(folder)
+            tracks = await asyncio.to_thread(manifest.read_tracks, folder)
             if not tracks:
                 raise MediaError("nothing was captured")
             await self._composer.compose(
@@ -318,6 +320,25 @@ class RecordingService:
         for recording in await self._store.recordings_with_status("processing"):
             if recording.node == self._node:
                 self._spawn(self._compose(recording))
+
+    async def node_gone(self, node: str) -> None:
+        """Cluster mode: ``node`` died (this node alone is told, see ``NodeLeases``). Its
+        running recordings end as interrupted (``reason: "failed"``) and are composed here, as
+        are those it was composing; they are this node's from now on."""
+        if node == self._node:  # this node's previous life: ``recover`` does it
+            return
+        statuses: tuple[Status, ...] = ("recording", "processing")
+        for status in statuses:
+            for recording in await self._store.recordings_with_status(status):
+                if recording.node != node:
+                    continue
+                adopted = replace(recording, node=self._node)
+                await self._store.update_recording(adopted)
+                log.warning("recording %s: node %s died; taken over", recording.recording_id, node)
+                if status == "recording":
+                    await self._finish(adopted, "failed", interrupted=True)
+                else:
+                    self._spawn(self._compose(adopted))
 
     async def run(self) -> None:
         """Every second: stop recordings past their length or a quota, note the streams of

@@ -67,6 +67,10 @@ class JanusConfig:
     max_participants: int
     max_streams_per_participant: int
     """Together: how many publishers a VideoRoom takes."""
+    janus_pp_rec_binary: str = "janus-pp-rec"
+    """Janus's post-processor, which turns its recordings into Matroska (``recording.py``)."""
+    recording_niceness: int = 10
+    """The ``nice`` increment of that post-processing."""
 
 
 def _secret() -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 from parley.errors import MediaError
 from parley.media.engine import (
@@ -28,6 +29,7 @@ from .client import JanusConnection, JanusError
 from .config import JanusConfig
 from .link import JanusLink
 from .process import JanusProvider
+from .recording import JanusCapture
 from .timing import JanusTiming
 from .videoroom import JanusRooms, check_offer
 
@@ -52,6 +54,12 @@ class JanusEngine:
         self._listener: MediaListener = NoListener()
         self._lost_rooms: list[str] = []
         self._closed = False
+        self.capture = JanusCapture(
+            self._placed,
+            self._holding,
+            config.janus_pp_rec_binary,
+            config.recording_niceness,
+        )
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -148,6 +156,24 @@ class JanusEngine:
             return {}
         return {"janus_sessions": len(sessions), "janus_handles": handles}
 
+    # --- recording (parley.recording.capture.Capture, ``recording.py``) ----------------------
+
+    async def start_recording(self, room_key: str, directory: Path) -> None:
+        await self.capture.start_recording(room_key, directory)
+
+    async def stop_recording(self, room_key: str) -> None:
+        await self.capture.stop_recording(room_key)
+
+    async def settle(self, directory: Path) -> None:
+        await self.capture.settle(directory)
+
+    async def _holding(self, room_key: str) -> JanusRooms | None:
+        return self.rooms if self.rooms.holds(room_key) else None
+
+    async def _placed(self, room_key: str) -> JanusRooms:
+        await self.rooms.ensure_room(room_key)
+        return self.rooms
+
     # --- recovery -------------------------------------------------------------------------
 
     def _forget_rooms(self) -> None:
@@ -160,6 +186,8 @@ class JanusEngine:
         for key in keys:
             try:
                 await self.rooms.ensure_room(key)
+                if key in self.capture.recording:  # recorded again, into new files
+                    await self.rooms.record(key, self.capture.recording[key])
             except MediaError as exc:
                 logger.warning("room %s: not recreated: %s", key, exc.message)
         self.resets += 1

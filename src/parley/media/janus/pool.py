@@ -25,6 +25,7 @@ import contextlib
 import logging
 from collections.abc import Coroutine
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from parley.errors import MediaError
@@ -40,6 +41,7 @@ from parley.media.engine import (
 from .config import JanusConfig
 from .placement import LocalPlacement, Placement, StreamInfo
 from .process import ExternalJanus
+from .recording import JanusCapture
 from .timing import JanusTiming
 from .videoroom import JanusRooms, StreamSource, check_offer
 
@@ -114,6 +116,9 @@ class JanusPoolEngine:
         self._closed = False
         self.set_listener(NoListener())
         self.info = self._describe()
+        self.capture = JanusCapture(
+            self._place, self._held, config.janus_pp_rec_binary, config.recording_niceness
+        )
 
     def _rooms_on(self, url: str) -> JanusRooms:
         provider = ExternalJanus(url, self.config.janus_api_secret, self.config.janus_admin_key)
@@ -203,6 +208,18 @@ class JanusPoolEngine:
                 return rooms
         return self.janus[self.urls[0]]
 
+    async def _held(self, room_key: str) -> JanusRooms | None:
+        """The rooms of the Janus the room's VideoRoom is on, held here or not; None when it
+        is placed nowhere."""
+        rooms = self._holding(room_key)
+        if rooms.holds(room_key):
+            return rooms
+        try:
+            url = await self.placement.placed(room_key)
+        except MediaError:
+            return None
+        return self.janus.get(url) if url is not None else None
+
     async def _place(self, room_key: str) -> JanusRooms:
         """The rooms of the Janus ``room_key`` is placed on, the room held there."""
         async with self._room_lock:
@@ -229,6 +246,18 @@ class JanusPoolEngine:
                     await self.janus[url].destroy_videoroom(room_key)
         with contextlib.suppress(MediaError):
             await self.placement.release(room_key)
+
+    # --- recording (parley.recording.capture.Capture, ``recording.py``) ----------------------
+    # The Janus holding the room writes into the recording's folder in PARLEY_FILES_DIR.
+
+    async def start_recording(self, room_key: str, directory: Path) -> None:
+        await self.capture.start_recording(room_key, directory)
+
+    async def stop_recording(self, room_key: str) -> None:
+        await self.capture.stop_recording(room_key)
+
+    async def settle(self, directory: Path) -> None:
+        await self.capture.settle(directory)
 
     # --- streams known to every node ------------------------------------------------------
 

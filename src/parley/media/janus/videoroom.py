@@ -14,6 +14,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Literal, cast
 
 from parley.errors import MediaError
@@ -236,6 +237,22 @@ class JanusRooms:
         except JanusError as exc:
             if exc.code != NO_SUCH_ROOM and not isinstance(exc, JanusClosed):
                 logger.warning("room %s: janus room not destroyed: %s", room_key, exc.reason)
+
+    async def record(self, room_key: str, directory: Path | None) -> None:
+        """Janus's own recorder (``.mjr`` files, ``recording.py``) for every publisher of the
+        room, now and joining later, writing into ``directory``; None stops it (the files are
+        closed). ``MediaError`` when Janus refuses."""
+        control = self.link.control()
+        try:
+            if directory is not None:
+                await control.message(
+                    {"request": "edit", "room": room_key, "new_rec_dir": str(directory)}
+                )
+            await control.message(
+                {"request": "enable_recording", "room": room_key, "record": directory is not None}
+            )
+        except JanusError as exc:
+            raise _media_error("the media server cannot record the room", exc) from exc
 
     # --- streams --------------------------------------------------------------------------
 
