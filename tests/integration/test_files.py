@@ -15,15 +15,17 @@ import sqlite3
 import sys
 import tracemalloc
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 import httpx
 import pytest
 
+from parley.media.fake import FakeEngine
 from parley.settings import Settings
-from tests.support.clients import Client
-from tests.support.server import RunningServer
+from tests.support.clients import Client, Clients
+from tests.support.server import RunningServer, run_server
 from tests.support.uploads import MIB, Form, content, digest, upload
 from tests.support.waiting import wait_until
 
@@ -699,22 +701,28 @@ async def test_an_upload_the_database_cannot_record_answers_internal_and_keeps_n
 
 
 async def test_a_token_of_an_ended_meeting_cannot_upload_to_a_new_one_of_that_id(
-    server: RunningServer, connect, settings: Settings
+    tmp_path: Path,
 ) -> None:
-    host: Client = await connect()
-    old = await host.ok(
-        "createRoom", {"userName": "Ada", "roomName": "Old", "customRoomId": "same"}
+    # a server that gives an ended meeting's id to the next createRoom at once (it holds it
+    # for a day by default)
+    settings = Settings(
+        data_dir=tmp_path / "data", media_engine="none", ended_room_id_hold_seconds=0
     )
-    old_file = (await upload(server.url, old["token"], Form.make(10, "same"))).json()
-    await host.ok("endMeeting", {"roomId": "same", "userName": "Ada"})
-    again: Client = await connect()
-    await again.ok("createRoom", {"userName": "Bo", "roomName": "New", "customRoomId": "same"})
-    response = await upload(server.url, old["token"], Form.make(10, "same"))
-    assert response.status_code == 401
-    async with httpx.AsyncClient(timeout=10) as http:
-        assert (await http.get(f"{server.url}{old_file['url']}")).status_code == 404
-    code = await again.error(
-        "message", {"roomId": "same", "message": "x", "file": {"filename": old_file["filename"]}}
-    )
-    assert code == "FILE_NOT_FOUND"
-    assert stored_blobs(settings) == []
+    async with run_server(settings, FakeEngine()) as server, Clients() as clients:
+        host = await clients.connect(server.url)
+        old = await host.ok(
+            "createRoom", {"userName": "Ada", "roomName": "Old", "customRoomId": "same"}
+        )
+        old_file = (await upload(server.url, old["token"], Form.make(10, "same"))).json()
+        await host.ok("endMeeting", {"roomId": "same", "userName": "Ada"})
+        again = await clients.connect(server.url)
+        made = {"userName": "Bo", "roomName": "New", "customRoomId": "same"}
+        await again.ok("createRoom", made)
+        response = await upload(server.url, old["token"], Form.make(10, "same"))
+        assert response.status_code == 401
+        async with httpx.AsyncClient(timeout=10) as http:
+            assert (await http.get(f"{server.url}{old_file['url']}")).status_code == 404
+        file = {"filename": old_file["filename"]}
+        code = await again.error("message", {"roomId": "same", "message": "x", "file": file})
+        assert code == "FILE_NOT_FOUND"
+        assert stored_blobs(settings) == []
