@@ -5,6 +5,11 @@ The URL says all there is to say about the connection, and redis-py reads it: ``
 (``rediss://parley:secret@redis.internal:6380/0``) or a ``requirepass`` password alone
 (``redis://:secret@host:6379/0``). Clients differ only in their timeouts.
 
+A Redis Cluster is named by ``redis+cluster://`` (or ``rediss+cluster://``) and the addresses of
+some of its masters, comma-separated (``redis+cluster://:secret@10.0.0.1:6379,10.0.0.2:6379``);
+redis-py's ``RedisCluster`` finds the others and routes every command to the shard that holds
+its slot. ``cluster_client`` makes that client; ``is_cluster`` tells the two kinds of URL apart.
+
 ``require_authentication`` is what a cluster node checks before it starts: a Redis that lets
 anyone who reaches it read and write Parley's keys is refused unless the operator says so
 (``redis_insecure``).
@@ -17,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.exceptions import AuthenticationError, NoPermissionError
 
 log = logging.getLogger(__name__)
@@ -34,9 +40,52 @@ def redis_client(url: str, **options: Any) -> Redis:
     return Redis.from_url(url, **{"socket_connect_timeout": CONNECT_TIMEOUT, **options})
 
 
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+"""URL schemes of a Redis Cluster, and the scheme of one of its nodes."""
+
+
+def is_cluster(url: str) -> bool:
+    """Whether ``url`` names a Redis Cluster (``redis+cluster://``, ``rediss+cluster://``)."""
+    return urlsplit(url).scheme in CLUSTER_SCHEMES
+
+
+def cluster_client(url: str, **options: Any) -> RedisCluster:
+    """A client for the Redis Cluster at ``url`` (``redis+cluster://[user:password@]host:port,
+    host:port,...[?options]``): the first address read as a ``redis://`` URL (credentials, TLS
+    and options for every node), the others as further startup nodes."""
+    parts = urlsplit(url)
+    credentials, _, hosts = parts.netloc.rpartition("@")
+    addresses = [address.strip() for address in hosts.split(",") if address.strip()]
+    if not addresses:
+        raise ValueError(f"{where(url)}: no address of a cluster node")
+    first = urlunsplit(
+        (
+            CLUSTER_SCHEMES[parts.scheme],
+            f"{credentials}@{addresses[0]}" if credentials else addresses[0],
+            "",
+            parts.query,
+            "",
+        )
+    )
+    others = [_node(address) for address in addresses[1:]]
+    return RedisCluster.from_url(
+        first,
+        **{"socket_connect_timeout": CONNECT_TIMEOUT, "startup_nodes": others, **options},
+    )
+
+
+def _node(address: str) -> ClusterNode:
+    host, _, port = address.rpartition(":")
+    if not host:
+        host, port = port, "6379"
+    return ClusterNode(host.strip("[]"), int(port))
+
+
 def where(url: str) -> str:
     """``url`` without its user and password: what logs and errors may show."""
     parts = urlsplit(url)
+    if parts.scheme in CLUSTER_SCHEMES:
+        return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
     host = parts.hostname or "?"
     shown = f"[{host}]" if ":" in host else host
     return f"{parts.scheme}://{shown}:{parts.port or 6379}{parts.path}"
