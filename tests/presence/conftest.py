@@ -8,6 +8,7 @@ one process itself for memory (where every holder is on the same node).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -67,11 +68,11 @@ async def redis_cluster(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[RedisClusterServer]:
     cluster = RedisClusterServer(Path(tmp_path_factory.mktemp("redis-cluster")))
+    await asyncio.to_thread(cluster.start)
     try:
-        await cluster.start()
         yield cluster
     finally:
-        await cluster.stop()
+        await asyncio.to_thread(cluster.stop)
 
 
 @pytest.fixture

@@ -1,18 +1,21 @@
 """A throwaway 3-master Redis Cluster (Debian's ``redis-server`` and ``redis-cli``) on 127.0.0.1
 for tests: free ports for clients and for the cluster bus, one password for clients and between
-masters, no persistence, stopped by ``stop()``."""
+masters, no persistence. ``start()`` returns once every master says ``cluster_state:ok``;
+``stop()`` ends them. Both block: from async code, run them in a thread."""
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.support.ports import free_port
+from tests.support.processes import end_process
 from tests.support.redis_server import answers_ping, redis_binary, redis_command
+from tests.support.waiting import wait_until_sync
 
 
 class RedisClusterServer:
@@ -27,80 +30,63 @@ class RedisClusterServer:
         self.folder = folder
         self.ports = [free_port() for _ in range(masters)]
         self.bus_ports = [free_port() for _ in range(masters)]
-        self.password = secrets.token_hex(16)
+        self.password = secrets.token_hex(16)  # requirepass and masterauth
         addresses = ",".join(f"127.0.0.1:{port}" for port in self.ports)
         self.url = f"redis+cluster://:{self.password}@{addresses}"
+        """The URL Parley is given (``PARLEY_REDIS_URL``)."""
         self.node_urls = [f"redis://:{self.password}@127.0.0.1:{port}/0" for port in self.ports]
-        self._processes: list[asyncio.subprocess.Process] = []
+        """Each master as one Redis (to empty it, or read its ``INFO``)."""
+        self._processes: list[subprocess.Popen[bytes]] = []
 
-    async def start(self, within: float = 30.0) -> None:
-        for port, bus in zip(self.ports, self.bus_ports, strict=True):
-            folder = self.folder / str(port)
-            folder.mkdir(parents=True, exist_ok=True)
-            command = redis_command(
-                self.binary, port, folder, append_only=False, password=self.password
-            )
-            command += [
-                "--cluster-enabled", "yes",
-                "--cluster-config-file", str(folder / "nodes.conf"),
-                "--cluster-port", str(bus),
-                "--cluster-node-timeout", "2000",
-                "--masterauth", self.password,
-            ]  # fmt: skip
-            self._processes.append(await _quiet(*command))
-        async with asyncio.timeout(within):
+    def start(self, within: float = 30.0) -> None:
+        try:
+            for port, bus in zip(self.ports, self.bus_ports, strict=True):
+                self._processes.append(self._spawn(port, bus))
             for port in self.ports:
-                while not await asyncio.to_thread(answers_ping, port, self.password):
-                    self._check_running()
-                    await asyncio.sleep(0.05)
-            create = await _quiet(
-                self.cli, "-a", self.password, "--no-auth-warning",
+                wait_until_sync(lambda p=port: self._answers(p), within, "redis to answer", 0.05)
+            create = [
                 "--cluster", "create", *(f"127.0.0.1:{port}" for port in self.ports),
                 "--cluster-replicas", "0", "--cluster-yes",
-            )  # fmt: skip
-            if await create.wait() != 0:
-                raise RuntimeError("redis-cli --cluster create failed")
-            while not all([await self._cluster_ok(port) for port in self.ports]):
-                self._check_running()
-                await asyncio.sleep(0.05)
+            ]  # fmt: skip
+            subprocess.run(self._cli(self.ports[0], *create), check=True, capture_output=True)
+            wait_until_sync(self._all_ok, within, "the cluster to be ok", 0.05)
+        except BaseException:
+            self.stop()
+            raise
 
-    def _check_running(self) -> None:
+    def _spawn(self, port: int, bus: int) -> subprocess.Popen[bytes]:
+        folder = self.folder / str(port)
+        folder.mkdir(parents=True, exist_ok=True)
+        command = redis_command(
+            self.binary, port, folder, append_only=False, password=self.password
+        )
+        command += [
+            "--cluster-enabled", "yes",
+            "--cluster-config-file", str(folder / "nodes.conf"),
+            "--cluster-port", str(bus),
+            "--cluster-node-timeout", "2000",
+            "--masterauth", self.password,
+        ]  # fmt: skip
+        return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def _answers(self, port: int) -> bool:
         for process in self._processes:
-            if process.returncode is not None:
+            if process.poll() is not None:
                 raise RuntimeError(f"redis-server exited with {process.returncode}")
+        return answers_ping(port, self.password)
 
-    async def _cluster_ok(self, port: int) -> bool:
-        return "cluster_state:ok" in await self.cli_output(port, "CLUSTER", "INFO")
+    def _all_ok(self) -> bool:
+        return all("cluster_state:ok" in self.ask(port, "CLUSTER", "INFO") for port in self.ports)
 
-    async def cli_output(self, port: int, *command: str) -> str:
+    def _cli(self, port: int, *command: str) -> list[str]:
+        return [self.cli, "-p", str(port), "-a", self.password, "--no-auth-warning", *command]
+
+    def ask(self, port: int, *command: str) -> str:
         """What ``redis-cli`` prints for ``command`` sent to the master on ``port``."""
-        process = await asyncio.create_subprocess_exec(
-            self.cli, "-p", str(port), "-a", self.password, "--no-auth-warning", *command,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
-        out, _ = await process.communicate()
-        return out.decode()
+        done = subprocess.run(self._cli(port, *command), capture_output=True, timeout=10)
+        return done.stdout.decode()
 
-    async def stop(self) -> None:
+    def stop(self) -> None:
         processes, self._processes = self._processes, []
         for process in processes:
-            if process.returncode is None:
-                process.terminate()
-        for process in processes:
-            try:
-                async with asyncio.timeout(10):
-                    await process.wait()
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-
-
-async def _quiet(*command: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        *command,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+            end_process(process, within=10)
