@@ -1,7 +1,7 @@
 """Two nodes on a 3-master Redis Cluster (``redis+cluster://``) behind HAProxy: the failover
 of ``test_failover`` and the meeting tests of ``test_meeting`` as they are, and what the
 cluster itself shows of a room: its keys on one shard, and its channel a shard channel that
-both nodes listen to on that one shard."""
+both nodes listen to on that same shard."""
 
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ async def test_a_rooms_keys_and_channel_live_on_one_shard(cluster: Cluster, conn
     assert (await ada.next("message"))["message"] == "across shards"
 
     key = await room_key(cluster.redis, room_id)
-    channel = f"parley:room:{key}"
+    channel = f"parley:room:{{r:{key}}}"  # under the room's hash tag
 
     async def both_nodes_listen_on_one_shard() -> list[tuple[set[str], int]] | None:
         facts = await shard_facts(cluster.redis, channel)
@@ -83,4 +83,35 @@ async def test_a_rooms_keys_and_channel_live_on_one_shard(cluster: Cluster, conn
     facts = await wait_until(both_nodes_listen_on_one_shard, 10, "both nodes on the room")
     tag = Keys(cluster=True).room(key).removesuffix(":room")
     holding = [n for n, (keys, _) in enumerate(facts) if any(k.startswith(tag) for k in keys)]
-    assert len(holding) == 1  # the room's value (and its lock while held): one shard
+    # The room's value (and its lock while held) on one shard, its listeners on that same one.
+    assert holding == [n for n, (_, listeners) in enumerate(facts) if listeners]
+
+    # What a chat message costs each shard (logged: INFO's output bytes and shard-channel
+    # publishes, per message, over 50 messages).
+    before = await shard_stats(cluster.redis)
+    for i in range(50):
+        await bob.ok("message", {"roomId": room_id, "message": f"m{i}"})
+    for i in range(50):
+        assert (await ada.next("message"))["message"] == f"m{i}"
+    after = await shard_stats(cluster.redis)
+    for n, (then, now) in enumerate(zip(before, after, strict=True)):
+        cost = {name: (now[name] - then[name]) / 50 for name in now}
+        log.info("shard %d%s: per message %s", n, " (the room's)" if [n] == holding else "", cost)
+
+
+async def shard_stats(redis: RedisClusterServer) -> list[dict[str, int]]:
+    """Each master's output bytes and commands so far (``INFO``)."""
+    stats = []
+    for url in redis.node_urls:
+        shard = Redis.from_url(url, decode_responses=True)
+        try:
+            info = await shard.info("stats")
+            stats.append(
+                {
+                    "output_bytes": int(info["total_net_output_bytes"]),
+                    "commands": int(info["total_commands_processed"]),
+                }
+            )
+        finally:
+            await shard.aclose()
+    return stats

@@ -116,10 +116,11 @@ class ClusterFanoutManager(internals.AsyncPubSubManager, FanoutManager):  # type
     - Publishing goes through one writer task, in order, batched into pipelines: per-connection
       order holds, and a burst of broadcasts costs one round trip.
     - On a Redis Cluster (``redis+cluster://``) a room's channel is a shard channel
-      (``SPUBLISH``/``SSUBSCRIBE``): a broadcast travels to the one shard that owns the
-      channel's slot and from there to the nodes holding the room, never over the cluster bus
-      to every shard. The node-wide and node channels stay plain (heard through any shard).
-      redis-py pipelines no publishing on a cluster, so a batch is published in turn.
+      (``SPUBLISH``/``SSUBSCRIBE``, ``parley:room:{r:<room>}``: on the shard of the room's
+      keys): a broadcast travels to that one shard and from there to the nodes holding the
+      room, never over the cluster bus to every shard. The node-wide and node channels stay
+      plain (heard through any shard). redis-py pipelines no publishing on a cluster, so a
+      batch is published in turn.
     - An event for one connection of this node is not published at all.
     - While Redis is away this node keeps delivering to its own connections, drops what it
       cannot publish, logs the outage once, and reconnects with backoff (0.1 s doubling to 5 s),
@@ -153,7 +154,10 @@ class ClusterFanoutManager(internals.AsyncPubSubManager, FanoutManager):  # type
         self._rooms = RoomSubscriptions(self, url, self._redis_options, self.subscribe_timeout)
 
     def room_channel(self, room: str) -> str:
-        """The channel a room's broadcasts travel on."""
+        """The channel a room's broadcasts travel on; on a Redis Cluster under the room's hash
+        tag (``parley:room:{r:<room>}``), so it lives on the shard that holds the room's keys."""
+        if self.sharded:
+            return f"{self.channel}:room:{{r:{room}}}"
         return f"{self.channel}:room:{room}"
 
     @property
@@ -322,7 +326,7 @@ class ClusterFanoutManager(internals.AsyncPubSubManager, FanoutManager):  # type
 
     async def _send(self, publisher: Redis | RedisCluster, batch: list[tuple[str, str]]) -> None:
         if isinstance(publisher, RedisCluster):
-            room = self.room_channel("")
+            room = f"{self.channel}:room:"
             for channel, message in batch:
                 if channel.startswith(room):
                     await publisher.spublish(channel, message)
