@@ -177,8 +177,10 @@ class Settings(BaseSettings):
     balancer share live state and room events through this Redis. Requires a PostgreSQL
     ``database_url``, a shared ``secret_key`` and a shared ``files_dir``. ``rediss://`` for TLS
     (``?ssl_ca_certs=/path/ca.pem`` for a private CA); an ACL user as
-    ``rediss://USER:PASSWORD@host:6380/0``. A Redis that answers without a password is refused
-    (see ``redis_insecure``)."""
+    ``rediss://USER:PASSWORD@host:6380/0``. A Redis Cluster as
+    ``redis+cluster://:PASSWORD@host1:6379,host2:6379`` (``rediss+cluster://`` for TLS): a
+    room's keys and channel then live on one shard. A Redis that answers without a password is
+    refused (see ``redis_insecure``)."""
     node_name: str | None = None
     """This node's name in logs, ``/health`` and metrics; default ``host:port``. Unique per
     node."""

@@ -1,5 +1,6 @@
-"""Cluster fixtures: one PostgreSQL for the session; per module a fresh database, a Redis, two
-Parley nodes (and HAProxy where a module asks for it), started once and stopped at its end."""
+"""Cluster fixtures: one PostgreSQL for the session; per module a fresh database, a Redis (a
+3-master Redis Cluster where a module sets ``REDIS_CLUSTER``), two Parley nodes (and HAProxy
+where a module asks for it), started once and stopped at its end."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from tests.support.clients import Client, Clients, Connect
 from tests.support.cluster import Cluster, RedisServer
 from tests.support.postgres import PostgresCluster, running_postgres
+from tests.support.redis_cluster import RedisClusterServer
 
 pytestmark = pytest.mark.slow
 
@@ -23,10 +25,12 @@ def cluster_postgres() -> Iterator[PostgresCluster]:
         yield cluster
 
 
-def start_cluster(postgres: PostgresCluster, env: dict[str, str], haproxy: bool) -> Cluster:
+def start_cluster(
+    postgres: PostgresCluster, env: dict[str, str], haproxy: bool, redis_cluster: bool = False
+) -> Cluster:
     base = Path(tempfile.mkdtemp(prefix="parley-cluster-"))
     database = asyncio.run(postgres.create_database())
-    redis = RedisServer(base)
+    redis = RedisClusterServer(base / "redis") if redis_cluster else RedisServer(base)
     redis.start()
     cluster = Cluster(base, redis, postgres.url(database), env)
     try:
@@ -45,7 +49,12 @@ def start_cluster(postgres: PostgresCluster, env: dict[str, str], haproxy: bool)
 @pytest.fixture(scope="module")
 def cluster(request: pytest.FixtureRequest, cluster_postgres: PostgresCluster) -> Iterator[Cluster]:
     env = dict(getattr(request.module, "NODE_ENV", {}))
-    running = start_cluster(cluster_postgres, env, getattr(request.module, "HAPROXY", False))
+    running = start_cluster(
+        cluster_postgres,
+        env,
+        getattr(request.module, "HAPROXY", False),
+        getattr(request.module, "REDIS_CLUSTER", False),
+    )
     try:
         yield running
     finally:

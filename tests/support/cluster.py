@@ -19,6 +19,7 @@ import pytest
 
 from tests.support.ports import free_port
 from tests.support.processes import end_process
+from tests.support.redis_cluster import RedisClusterServer
 from tests.support.redis_server import answers_ping, redis_binary, redis_command
 from tests.support.waiting import wait_until_sync
 
@@ -84,7 +85,7 @@ class Node:
 @dataclass
 class Cluster:
     base: Path
-    redis: RedisServer
+    redis: RedisServer | RedisClusterServer
     database_url: str
     env: dict[str, str] = field(default_factory=dict)
     nodes: dict[str, Node] = field(default_factory=dict)

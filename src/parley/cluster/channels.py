@@ -5,6 +5,12 @@ someone of, and its own node channel, on one subscribing connection read by one 
 until Redis confirms it (so a message published after ``follow`` returns reaches this node),
 at most ``timeout`` seconds. While Redis is away the wanted rooms are remembered, and all of
 them are subscribed again when it is back.
+
+On a Redis Cluster the room channels are shard channels (``SSUBSCRIBE``, each on the shard
+that owns its slot, through redis-py's ``ClusterPubSub``) and the node channel a plain one. The
+shards' connections are read by a second task, in turn, each waited on for at most
+``SHARD_POLL`` seconds (what redis-py offers for reading several shards), only while this node
+listens to some room.
 """
 
 from __future__ import annotations
@@ -17,8 +23,12 @@ from typing import Any, Protocol
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
+from redis.asyncio.cluster import ClusterPubSub, RedisCluster
 
-from parley.cluster.redis_client import redis_client
+from parley.cluster.redis_client import any_client
+
+SHARD_POLL = 0.02
+"""Seconds a read of one shard's subscription waits before the next shard's is read."""
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +59,10 @@ class RoomSubscriptions:
         """The rooms this node listens to (or will, once Redis answers)."""
         self._lock = asyncio.Lock()
         self._connected = asyncio.Event()
-        self._client: Redis | None = None
+        self._client: Redis | RedisCluster | None = None
         self._pubsub: PubSub | None = None
+        self._sharded = asyncio.Event()
+        """Set when a shard subscription is added (the shards' reader waits for one)."""
         self._confirmations: dict[bytes, list[asyncio.Future[None]]] = {}
         self._pending: dict[str, asyncio.Task[None]] = {}
         """Subscriptions sent and not yet confirmed, by room."""
@@ -95,7 +107,11 @@ class RoomSubscriptions:
                 assert self._pubsub is not None
                 if room not in self.wanted:
                     return  # left before Redis was there to ask
-                await self._pubsub.subscribe(channel)
+                if isinstance(self._pubsub, ClusterPubSub):
+                    await self._pubsub.ssubscribe(channel)
+                    self._sharded.set()
+                else:
+                    await self._pubsub.subscribe(channel)
                 await confirmed
         except asyncio.CancelledError:
             raise
@@ -115,7 +131,11 @@ class RoomSubscriptions:
         if pubsub is None:
             return  # the reader subscribes only to the wanted rooms when it is back
         try:
-            await pubsub.unsubscribe(self._owner.room_channel(room))
+            channel = self._owner.room_channel(room)
+            if isinstance(pubsub, ClusterPubSub):
+                await pubsub.sunsubscribe(channel)
+            else:
+                await pubsub.unsubscribe(channel)
         except asyncio.CancelledError:
             raise
         except Exception as error:
@@ -130,17 +150,23 @@ class RoomSubscriptions:
         delay = 0.1
         while True:
             try:
-                self._client = redis_client(self._url, **self._options)
-                self._pubsub = self._client.pubsub()
+                self._client = client = any_client(self._url, **self._options)
+                if isinstance(client, RedisCluster):
+                    await client.initialize()  # a pub/sub needs the slots known
+                self._pubsub = pubsub = client.pubsub()
                 channels = [self._owner.room_channel(room) for room in self.wanted]
-                await self._pubsub.subscribe(self._owner.node_channel, *channels)
+                if isinstance(pubsub, ClusterPubSub):
+                    await pubsub.subscribe(self._owner.node_channel)
+                    if channels:
+                        await pubsub.ssubscribe(*channels)
+                else:
+                    await pubsub.subscribe(self._owner.node_channel, *channels)
                 self._connected.set()
                 delay = 0.1
                 if self._down:
                     self._down = False
                     log.warning("redis is back: this node hears its rooms again")
-                async for message in self._pubsub.listen():
-                    await self._heard(message)
+                await self._read(pubsub)
             except asyncio.CancelledError:
                 raise
             except Exception as error:
@@ -156,12 +182,42 @@ class RoomSubscriptions:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
+    async def _read(self, pubsub: PubSub) -> None:
+        """Hear ``pubsub`` (and on a cluster its shard subscriptions) until one of them fails."""
+        readers = [asyncio.create_task(self._listen(pubsub))]
+        if isinstance(pubsub, ClusterPubSub):
+            readers.append(asyncio.create_task(self._read_shards(pubsub)))
+        try:
+            done, _ = await asyncio.wait(readers, return_when=asyncio.FIRST_COMPLETED)
+            for reader in done:
+                reader.result()
+        finally:
+            for reader in readers:
+                reader.cancel()
+            for reader in readers:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await reader
+
+    async def _listen(self, pubsub: PubSub) -> None:
+        async for message in pubsub.listen():
+            await self._heard(message)
+
+    async def _read_shards(self, pubsub: ClusterPubSub) -> None:
+        while True:
+            self._sharded.clear()
+            if not pubsub.node_pubsub_mapping:
+                await self._sharded.wait()
+                continue
+            message = await pubsub.get_sharded_message(timeout=SHARD_POLL)
+            if message is not None:
+                await self._heard(message)
+
     async def _heard(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
         channel = message.get("channel")
-        if kind == "subscribe" and isinstance(channel, bytes):
+        if kind in ("subscribe", "ssubscribe") and isinstance(channel, bytes):
             self._confirmed(channel)
-        elif kind == "message" and isinstance(message.get("data"), bytes):
+        elif kind in ("message", "smessage") and isinstance(message.get("data"), bytes):
             try:
                 await self._owner.handle_channel_message(message["data"])
             except asyncio.CancelledError:

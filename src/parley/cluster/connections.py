@@ -18,9 +18,11 @@ import logging
 from collections import Counter
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from parley.cluster.nodes import NODES
+from parley.cluster.redis_client import shared_key
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +32,13 @@ READ_EVERY = 1.0
 
 
 class RedisSessionCounts:
-    def __init__(self, redis: Redis, name: str, lease_seconds: float) -> None:
+    def __init__(self, redis: Redis | RedisCluster, name: str, lease_seconds: float) -> None:
         self._redis = redis
         self.name = name
-        self._hash = PREFIX + name
+        # On a Redis Cluster every node's hash is under one hash tag (``pl:{g}:conns:<node>``):
+        # one transaction reads the others' while it writes this node's.
+        self._prefix = shared_key(redis, "conns:")
+        self._hash = self._prefix + name
         self._lease_ms = int(lease_seconds * 1000)
         self._every = min(READ_EVERY, lease_seconds / 3)
         self._own: dict[str, int] = {}
@@ -86,7 +91,7 @@ class RedisSessionCounts:
                     pipe.pexpire(self._hash, self._lease_ms)
                     # What the others hold of these addresses, fresher than the last full read.
                     for node in nodes:
-                        pipe.hmget(PREFIX + node, fields)
+                        pipe.hmget(self._prefix + node, fields)
                     replies = await pipe.execute()
             except (RedisError, OSError) as error:
                 self._unreachable(error)
@@ -133,7 +138,7 @@ class RedisSessionCounts:
         if nodes:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for node in nodes:
-                    pipe.hgetall(PREFIX + node)
+                    pipe.hgetall(self._prefix + node)
                 replies = await pipe.execute()
             for reply in replies:
                 for key, count in reply.items():

@@ -13,7 +13,7 @@ from parley.cluster.connections import RedisSessionCounts
 from parley.cluster.nodes import NodeLeases
 from parley.cluster.presence import RedisPresence
 from parley.cluster.ratelimit import RedisBuckets
-from parley.cluster.redis_client import redis_client, require_authentication, where
+from parley.cluster.redis_client import any_client, require_authentication, where
 from parley.settings import Settings
 from parley.signalling.fanout import ClusterFanoutManager
 
@@ -37,7 +37,7 @@ class ClusterNode:
         self.name = settings.resolved_node_name
         self.url = settings.redis_url
         self.insecure = settings.redis_insecure
-        self.redis = redis_client(self.url, socket_timeout=5, health_check_interval=5)
+        self.redis = any_client(self.url, socket_timeout=5, health_check_interval=5)
         self.manager = ClusterFanoutManager(settings.redis_url)
         self.presence = RedisPresence(self.redis, self.name, self._is_local)
         self.buckets = RedisBuckets(self.redis)

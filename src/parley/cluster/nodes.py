@@ -15,6 +15,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ NODES = "pl:nodes"
 class NodeLeases:
     def __init__(
         self,
-        redis: Redis,
+        redis: Redis | RedisCluster,
         name: str,
         lease_seconds: float,
         on_dead: Callable[[str], Coroutine[Any, Any, None]],

@@ -23,6 +23,20 @@ one node queue without polling Redis), then the Redis lock, renewed while held s
 critical section (ending a meeting deletes its files) never loses it, and released by its token
 only. A node that dies holding a lock loses it after ``lock_timeout`` seconds.
 
+On a Redis Cluster (``redis+cluster://``) a script may only touch keys of one slot, so the keys
+are named by hash tag: a room's value and lock share the room's tag (``pl:{r:KEY}:room``,
+``pl:{r:KEY}:lock``) and live on one shard, and the indexes share one global tag of their own
+(``pl:{g}:rooms``, ``pl:{g}:listing``, ...) on another. Writing a room is then two scripts, one
+after the other: the room's (lock check, value) on its shard, then the indexes' (the same
+difference, applied to the listing, connections and totals) on the global tag's shard. The
+global tag is chosen over indexes summed per shard because ``place`` (by connection), ``room``
+(by id), the rooms list and the totals then stay one command each, whatever the number of
+shards. Consistency: the room's value is always right and always written first; a node that
+dies between the two scripts leaves that room's indexes one write behind (its listing entry and
+the totals show the counts before that write, its connections' places are those before it)
+until the room's next write replaces its listing entry and places. A room closed that way keeps
+a listing entry that ``open_room`` of the same room id removes (the value it names is gone).
+
 While Redis is away, a node keeps answering ``place``, ``room`` and ``room_by_key`` for its own
 participants from what it saw last, so their chat goes on.
 """
@@ -38,6 +52,7 @@ from dataclasses import replace
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.lock import Lock
 from redis.exceptions import LockError, RedisError, ResponseError
 
@@ -70,6 +85,26 @@ def room_lock(key: str) -> str:
     return f"pl:lock:{key}"
 
 
+class Keys:
+    """The names of Presence's keys: as the module's layout says on one Redis; on a Redis
+    Cluster a room's keys under the room's hash tag and the indexes under one global tag."""
+
+    def __init__(self, cluster: bool) -> None:
+        self.cluster = cluster
+        index = "pl:{g}:" if cluster else "pl:"
+        self.rooms = f"{index}rooms"
+        self.listing = f"{index}listing"
+        self.members = f"{index}members"
+        self.waiting = f"{index}waiting"
+        self.totals = f"{index}totals"
+
+    def room(self, key: str) -> str:
+        return f"pl:{{r:{key}}}:room" if self.cluster else room_value(key)
+
+    def lock(self, key: str) -> str:
+        return f"pl:{{r:{key}}}:lock" if self.cluster else room_lock(key)
+
+
 _OPEN_ROOM = """
 -- KEYS: rooms, listing, totals, room;  ARGV: room_id, key, empty room, listing entry
 local live = redis.call('HGET', KEYS[1], ARGV[1])
@@ -98,30 +133,24 @@ _PLACE = """
 return redis.call('HGET', KEYS[1], ARGV[1]) or redis.call('HGET', KEYS[2], ARGV[1])
 """
 
-# Replaces a room (or deletes it: an empty value) and applies the difference to the indexes,
-# while the lock holds the writer's token. Answers 1 (written) or 0 (not live: nothing written).
-_WRITE = """
--- KEYS: room, lock, listing, members, waiting, totals, rooms
--- ARGV: token, key, room_id, value ('' = close), listing entry,
---       3 deltas (participants, streams, subscriptions),
---       then for members and for waiting: n, n x (conn, place) gone, m, m x (conn, place) set
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return redis.error_reply('LOST the room lock') end
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+# The difference between a room's value and the one that replaces it, applied to the indexes.
+# Names listing, members, waiting, totals, rooms (keys);  ARGV: token, key, room_id, value
+# ('' = close), listing entry, 3 deltas (participants, streams, subscriptions), then for members
+# and for waiting: n, n x (conn, place) gone, m, m x (conn, place) set.
+_INDEXES = """
 if ARGV[4] == '' then
-  redis.call('DEL', KEYS[1])
-  redis.call('HDEL', KEYS[3], ARGV[2])
-  if redis.call('HGET', KEYS[7], ARGV[3]) == ARGV[2] then redis.call('HDEL', KEYS[7], ARGV[3]) end
-  redis.call('HINCRBY', KEYS[6], 'rooms', -1)
+  redis.call('HDEL', listing, ARGV[2])
+  if redis.call('HGET', rooms, ARGV[3]) == ARGV[2] then redis.call('HDEL', rooms, ARGV[3]) end
+  redis.call('HINCRBY', totals, 'rooms', -1)
 else
-  redis.call('SET', KEYS[1], ARGV[4])
-  redis.call('HSET', KEYS[3], ARGV[2], ARGV[5])
+  redis.call('HSET', listing, ARGV[2], ARGV[5])
 end
 for i, name in ipairs({'participants', 'streams', 'subscriptions'}) do
   local delta = tonumber(ARGV[5 + i])
-  if delta ~= 0 then redis.call('HINCRBY', KEYS[6], name, delta) end
+  if delta ~= 0 then redis.call('HINCRBY', totals, name, delta) end
 end
 local i = 9
-for _, index in ipairs({KEYS[4], KEYS[5]}) do
+for _, index in ipairs({members, waiting}) do
   local gone = tonumber(ARGV[i])
   i = i + 1
   for _ = 1, gone do
@@ -136,22 +165,91 @@ for _, index in ipairs({KEYS[4], KEYS[5]}) do
     i = i + 2
   end
 end
+"""
+
+# Replaces a room's value (or deletes it: an empty value) while the lock holds the writer's
+# token. Answers 1 (written) or 0 (not live: nothing written).
+_WRITE_ROOM = """
+-- KEYS: room, lock;  ARGV: token, (unused), (unused), value ('' = close)
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return redis.error_reply('LOST the room lock') end
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[4] == '' then redis.call('DEL', KEYS[1]) else redis.call('SET', KEYS[1], ARGV[4]) end
+return 1
+"""
+
+# One Redis: the room and its indexes in one script.
+_WRITE = (
+    """
+-- KEYS: room, lock, listing, members, waiting, totals, rooms;  ARGV: as _INDEXES
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return redis.error_reply('LOST the room lock') end
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[4] == '' then redis.call('DEL', KEYS[1]) else redis.call('SET', KEYS[1], ARGV[4]) end
+local listing, members, waiting, totals, rooms = KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+"""
+    + _INDEXES
+    + "return 1\n"
+)
+
+# A Redis Cluster: the indexes' half of a write, on the global tag's shard, after _WRITE_ROOM.
+_WRITE_INDEXES = (
+    """
+-- KEYS: listing, members, waiting, totals, rooms;  ARGV: as _INDEXES
+local listing, members, waiting, totals, rooms = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+"""
+    + _INDEXES
+    + "return 1\n"
+)
+
+# A Redis Cluster: opening a room is three steps (the room's value is on another shard than
+# the indexes). First the live room of that id, if it has a listing entry: {key, entry}.
+_LIVE_ENTRY = """
+-- KEYS: rooms, listing;  ARGV: room_id
+local live = redis.call('HGET', KEYS[1], ARGV[1])
+if not live then return false end
+local entry = redis.call('HGET', KEYS[2], live)
+if not entry then return false end
+return {live, entry}
+"""
+
+# Then, once the room's value is there (SET NX), its entries in the indexes: answers the entry
+# of the live room of that id.
+_REGISTER = """
+-- KEYS: rooms, listing, totals;  ARGV: room_id, key, listing entry
+local live = redis.call('HGET', KEYS[1], ARGV[1])
+if live and live ~= ARGV[2] then
+  local entry = redis.call('HGET', KEYS[2], live)
+  if entry then return entry end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if redis.call('HSETNX', KEYS[2], ARGV[2], ARGV[3]) == 1 then
+  redis.call('HINCRBY', KEYS[3], 'rooms', 1)
+  return ARGV[3]
+end
+return redis.call('HGET', KEYS[2], ARGV[2])
+"""
+
+# A listing entry whose room value is gone (its node died between a close's two scripts).
+_FORGET = """
+-- KEYS: rooms, listing, totals;  ARGV: room_id, key
+if redis.call('HDEL', KEYS[2], ARGV[2]) == 1 then redis.call('HINCRBY', KEYS[3], 'rooms', -1) end
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) end
 return 1
 """
 
 
 class RedisPresence:
-    """Presence shared by every node through one Redis."""
+    """Presence shared by every node through one Redis or one Redis Cluster."""
 
     def __init__(
         self,
-        redis: Redis,
+        redis: Redis | RedisCluster,
         node: str,
         is_local: Callable[[str], bool] = lambda _conn: False,
         lock_timeout: float = 6.0,
         lock_wait: float = 15.0,
     ) -> None:
         self._redis = redis
+        self.keys = Keys(isinstance(redis, RedisCluster))
         self.node = node
         self.is_local = is_local
         """Whether a connection id is one of this node's (its participant is stamped with it)."""
@@ -168,6 +266,11 @@ class RedisPresence:
                 "by_id": _BY_ID,
                 "place": _PLACE,
                 "write": _WRITE,
+                "write_room": _WRITE_ROOM,
+                "write_indexes": _WRITE_INDEXES,
+                "live_entry": _LIVE_ENTRY,
+                "register": _REGISTER,
+                "forget": _FORGET,
             }.items()
         }
 
@@ -181,7 +284,7 @@ class RedisPresence:
     @contextlib.asynccontextmanager
     async def _held(self, room_key: str) -> AsyncIterator[RoomHold]:
         async with self._locked(room_key) as token:
-            raw = await self._redis.get(room_value(room_key))
+            raw = await self._redis.get(self.keys.room(room_key))
             loaded = self._snapshot(raw)
             hold = Hold(room_key, loaded, self._stamped)
             try:
@@ -198,7 +301,7 @@ class RedisPresence:
         try:
             async with local:
                 lock = self._redis.lock(
-                    room_lock(room_key),
+                    self.keys.lock(room_key),
                     timeout=self._lock_timeout,
                     sleep=0.005,
                     blocking_timeout=self._lock_wait,
@@ -258,9 +361,18 @@ class RedisPresence:
         if after == before:
             return
         key = before.record.uid
-        keys = [room_value(key), room_lock(key), LISTING, MEMBERS, WAITING, TOTALS, ROOMS]
+        k = self.keys
+        args = _write_args(token, before, after)
+        indexes = [k.listing, k.members, k.waiting, k.totals, k.rooms]
         try:
-            written = await self._run("write", keys, _write_args(token, before, after))
+            if not k.cluster:
+                written = await self._run("write", [k.room(key), k.lock(key), *indexes], args)
+            else:
+                # The room first, on its shard; then the indexes, on the global tag's shard.
+                written = await self._run("write_room", [k.room(key), k.lock(key)], args[:4])
+                if written:
+                    live = "1" if after is not None else ""  # the value itself stays out
+                    await self._run("write_indexes", indexes, ["", *args[1:3], live, *args[4:]])
         except ResponseError as error:
             if "LOST" not in str(error):
                 raise
@@ -291,14 +403,33 @@ class RedisPresence:
 
     # --- rooms -----------------------------------------------------------------------------
     async def open_room(self, record: RoomRecord) -> RoomRecord:
-        keys = [ROOMS, LISTING, TOTALS, room_value(record.uid)]
+        k = self.keys
         empty = codec.live_room(LiveRoom(record))
-        args = [record.room_id, record.uid, empty, codec.summary(record, 0)]
-        return codec.to_summary(await self._run("open_room", keys, args)).record
+        entry = codec.summary(record, 0)
+        if not k.cluster:
+            keys = [k.rooms, k.listing, k.totals, k.room(record.uid)]
+            args = [record.room_id, record.uid, empty, entry]
+            return codec.to_summary(await self._run("open_room", keys, args)).record
+        live = await self._run("live_entry", [k.rooms, k.listing], [record.room_id])
+        if live is not None:
+            if await self._redis.exists(k.room(_s(live[0]))):
+                return codec.to_summary(live[1]).record
+            forget = [record.room_id, _s(live[0])]
+            await self._run("forget", [k.rooms, k.listing, k.totals], forget)
+        created = await self._redis.set(k.room(record.uid), empty, nx=True)
+        args = [record.room_id, record.uid, entry]
+        opened = codec.to_summary(await self._run("register", [k.rooms, k.listing, k.totals], args))
+        if created and opened.record.uid != record.uid:
+            await self._redis.delete(k.room(record.uid))  # another node opened it first
+        return opened.record
 
     async def room(self, room_id: str) -> LiveRoom | None:
         try:
-            raw = await self._run("by_id", [ROOMS], [room_id])
+            if not self.keys.cluster:
+                raw = await self._run("by_id", [self.keys.rooms], [room_id])
+            else:
+                key = await self._redis.hget(self.keys.rooms, room_id)
+                raw = None if key is None else await self._redis.get(self.keys.room(_s(key)))
         except RedisError:
             # Redis is away: a room with people on this node is still what it was a moment ago.
             seen = next((r for r in self._rooms.values() if r.record.room_id == room_id), None)
@@ -309,7 +440,7 @@ class RedisPresence:
 
     async def room_by_key(self, room_key: str) -> LiveRoom | None:
         try:
-            raw = await self._redis.get(room_value(room_key))
+            raw = await self._redis.get(self.keys.room(room_key))
         except RedisError:
             # Redis is away: a room with people on this node is still what it was a moment ago.
             if room_key not in self._rooms:
@@ -330,7 +461,7 @@ class RedisPresence:
         """A connection that is a participant in one room while it waits in another's lobby
         is found as the participant; once it no longer is, as the one waiting."""
         try:
-            raw = await self._run("place", [MEMBERS, WAITING], [conn_id])
+            raw = await self._run("place", [self.keys.members, self.keys.waiting], [conn_id])
         except RedisError:
             # Redis is away: a connection of this node is still where it was a moment ago.
             if conn_id not in self._members:
@@ -345,14 +476,14 @@ class RedisPresence:
         return found
 
     async def rooms(self) -> list[RoomSummary]:
-        listing = await self._redis.hgetall(LISTING)
+        listing = await self._redis.hgetall(self.keys.listing)
         live = {_s(key) for key in listing}
         for key in [k for k in self._rooms if k not in live]:
             del self._rooms[key]  # closed by another node
         return [codec.to_summary(value) for value in listing.values()]
 
     async def totals(self) -> Totals:
-        values = await self._redis.hmget(TOTALS, list(_COUNTS))
+        values = await self._redis.hmget(self.keys.totals, list(_COUNTS))
         return Totals(*(int(v) if v is not None else 0 for v in values))
 
 

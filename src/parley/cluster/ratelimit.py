@@ -12,8 +12,10 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
+from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from parley.ratelimit import TokenBucket
@@ -36,7 +38,7 @@ return tostring(tokens)
 
 
 class RedisBuckets:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis | RedisCluster) -> None:
         self._redis = redis
         self._script = redis.register_script(_SPEND)
         self._pending: Counter[tuple[str, str]] = Counter()
@@ -55,16 +57,15 @@ class RedisBuckets:
         while self._pending:
             batch, self._pending = self._pending, Counter()
             buckets = {k: self._buckets.pop(k) for k in batch}
+            spends = [
+                (
+                    [f"pl:rl:{name}:{key}"],
+                    [buckets[(name, key)].rate, buckets[(name, key)].burst, n],
+                )
+                for (name, key), n in batch.items()
+            ]
             try:
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    for (name, key), n in batch.items():
-                        limit = buckets[(name, key)]
-                        await self._script(
-                            keys=[f"pl:rl:{name}:{key}"],
-                            args=[limit.rate, limit.burst, n],
-                            client=pipe,
-                        )
-                    replies = await pipe.execute()
+                replies = await self._spend(spends)
             except (RedisError, OSError) as error:
                 if not self._down:
                     self._down = True
@@ -77,6 +78,17 @@ class RedisBuckets:
             for ((name, key), _n), left in zip(batch.items(), replies, strict=True):
                 # What the shared bucket has left, less what passed here meanwhile.
                 buckets[(name, key)].tokens = float(left) - self._pending.get((name, key), 0)
+
+    async def _spend(self, spends: list[tuple[list[str], list[float]]]) -> list[Any]:
+        """Run the spend script for each (keys, args): in one pipeline on one Redis; on a Redis
+        Cluster (where buckets spread over the shards and redis-py pipelines no scripts) as
+        concurrent calls."""
+        if isinstance(self._redis, RedisCluster):
+            return list(await asyncio.gather(*(self._script(keys=k, args=a) for k, a in spends)))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for keys, args in spends:
+                await self._script(keys=keys, args=args, client=pipe)
+            return list(await pipe.execute())
 
     async def settled(self) -> None:
         """Return once what was spent so far has been exchanged with Redis (or given up)."""

@@ -28,9 +28,10 @@ from typing import Any
 import socketio
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
+from redis.asyncio.cluster import RedisCluster
 
 from parley.cluster.channels import RoomSubscriptions
-from parley.cluster.redis_client import redis_client
+from parley.cluster.redis_client import any_client, is_cluster
 from parley.signalling import socketio_internals as internals
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,12 @@ class ClusterFanoutManager(internals.AsyncPubSubManager, FanoutManager):  # type
 
     - Publishing goes through one writer task, in order, batched into pipelines: per-connection
       order holds, and a burst of broadcasts costs one round trip.
+    - On a Redis Cluster (``redis+cluster://``) a room's channel is a shard channel
+      (``SPUBLISH``/``SSUBSCRIBE``, ``parley:room:{r:<room>}``: on the shard of the room's
+      keys): a broadcast travels to that one shard and from there to the nodes holding the
+      room, never over the cluster bus to every shard. The node-wide and node channels stay
+      plain (heard through any shard). redis-py pipelines no publishing on a cluster, so a
+      batch is published in turn.
     - An event for one connection of this node is not published at all.
     - While Redis is away this node keeps delivering to its own connections, drops what it
       cannot publish, logs the outage once, and reconnects with backoff (0.1 s doubling to 5 s),
@@ -133,8 +140,10 @@ class ClusterFanoutManager(internals.AsyncPubSubManager, FanoutManager):  # type
         self.redis_url = url
         self._redis_options: dict[str, Any] = {"health_check_interval": 5}
         self._outbox: asyncio.Queue[tuple[str, str]] | None = None
-        self._publisher: Redis | None = None
-        self._subscriber: Redis | None = None
+        self._publisher: Redis | RedisCluster | None = None
+        self._subscriber: Redis | RedisCluster | None = None
+        self.sharded = is_cluster(url)
+        """Whether room channels are shard channels (on a Redis Cluster)."""
         self._writer: asyncio.Task[None] | None = None
         self._publish_down = False
         self._listen_down = False
@@ -145,7 +154,10 @@ class ClusterFanoutManager(internals.AsyncPubSubManager, FanoutManager):  # type
         self._rooms = RoomSubscriptions(self, url, self._redis_options, self.subscribe_timeout)
 
     def room_channel(self, room: str) -> str:
-        """The channel a room's broadcasts travel on."""
+        """The channel a room's broadcasts travel on; on a Redis Cluster under the room's hash
+        tag (``parley:room:{r:<room>}``), so it lives on the shard that holds the room's keys."""
+        if self.sharded:
+            return f"{self.channel}:room:{{r:{room}}}"
         return f"{self.channel}:room:{room}"
 
     @property
@@ -287,11 +299,8 @@ class ClusterFanoutManager(internals.AsyncPubSubManager, FanoutManager):  # type
                 batch.append(outbox.get_nowait())
             try:
                 if self._publisher is None:
-                    self._publisher = redis_client(self.redis_url, **self._redis_options)
-                async with self._publisher.pipeline(transaction=False) as pipe:
-                    for channel, message in batch:
-                        pipe.publish(channel, message)
-                    await pipe.execute()
+                    self._publisher = any_client(self.redis_url, **self._redis_options)
+                await self._send(self._publisher, batch)
                 self.published += len(batch)
                 if self._publish_down:
                     self._publish_down = False
@@ -314,6 +323,20 @@ class ClusterFanoutManager(internals.AsyncPubSubManager, FanoutManager):  # type
                     self.dropped += 1
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+    async def _send(self, publisher: Redis | RedisCluster, batch: list[tuple[str, str]]) -> None:
+        if isinstance(publisher, RedisCluster):
+            room = f"{self.channel}:room:"
+            for channel, message in batch:
+                if channel.startswith(room):
+                    await publisher.spublish(channel, message)
+                else:
+                    await publisher.publish(channel, message)
+            return
+        async with publisher.pipeline(transaction=False) as pipe:
+            for channel, message in batch:
+                pipe.publish(channel, message)
+            await pipe.execute()
 
     async def handle_channel_message(self, raw: bytes) -> None:
         """A message heard on a room or node channel: a broadcast from another node, or the
@@ -355,8 +378,12 @@ class ClusterFanoutManager(internals.AsyncPubSubManager, FanoutManager):  # type
             try:
                 if pubsub is None:
                     await self._close_subscriber()
-                    self._subscriber = redis_client(self.redis_url, **self._redis_options)
-                    pubsub = self._subscriber.pubsub(ignore_subscribe_messages=True)
+                    self._subscriber = subscriber = any_client(
+                        self.redis_url, **self._redis_options
+                    )
+                    if isinstance(subscriber, RedisCluster):
+                        await subscriber.initialize()  # a pub/sub needs the slots known
+                    pubsub = subscriber.pubsub(ignore_subscribe_messages=True)
                     await pubsub.subscribe(self.channel)
                     delay = 0.1
                     if self._listen_down:

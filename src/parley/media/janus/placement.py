@@ -8,7 +8,9 @@ media, on the live Janus with the fewest placed rooms (ties: the first in ``janu
 nodes placing or moving the same room at once agree); ``LocalPlacement`` is the same for one
 node without Redis. Keys (``parley:janus:`` prefix): ``placement`` (hash room -> Janus URL),
 ``load`` (hash Janus URL -> placed rooms), ``streams:<room>`` (hash stream id -> what a node
-that did not publish it needs: simulcast and media lines).
+that did not publish it needs: simulcast and media lines). On a Redis Cluster the prefix is a
+hash tag (``{parley:janus:}placement``, ...): the scripts touch them together, so they share a
+shard.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
-from parley.cluster.redis_client import redis_client
+from parley.cluster.redis_client import any_client, is_cluster
 from parley.errors import MediaError
 
 logger = logging.getLogger(__name__)
@@ -197,12 +200,13 @@ class RedisPlacement:
 
     def __init__(self, url: str, prefix: str = PREFIX) -> None:
         self.url = url
-        self.prefix = prefix
-        self._redis: Redis | None = None
+        self.prefix = f"{{{prefix}}}" if is_cluster(url) else prefix
+        prefix = self.prefix
+        self._redis: Redis | RedisCluster | None = None
         self._keys = [prefix + "placement", prefix + "load"]
 
     async def start(self) -> None:
-        self._redis = redis_client(self.url, decode_responses=True)
+        self._redis = any_client(self.url, decode_responses=True)
         try:
             await self._redis.ping()
         except (RedisError, OSError) as exc:
@@ -214,7 +218,7 @@ class RedisPlacement:
         if redis is not None:
             await redis.aclose()
 
-    def _client(self) -> Redis:
+    def _client(self) -> Redis | RedisCluster:
         if self._redis is None:
             raise MediaError("the media placement is not started")
         return self._redis
