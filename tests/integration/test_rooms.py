@@ -174,7 +174,8 @@ async def test_rooms_list_shows_rooms_with_participant_counts(connect) -> None:
     assert await viewer.next("roomsList") == rooms
     (room,) = [r for r in rooms if r["roomId"] == room_id]
     assert room["participants"] == 2 and room["roomName"] == "Weekly"
-    assert set(room) == {"roomId", "roomName", "participants", "createdAt", "settings"}
+    assert set(room) == {"roomId", "roomName", "participants", "createdAt", "settings", "recording"}
+    assert room["recording"] is None
 
 
 async def test_leave_tells_the_room(connect) -> None:

@@ -139,6 +139,7 @@ def test_the_codec_knows_every_field_of_the_values_it_writes() -> None:
             "self_unmute",
             "private_chat",
             "listed",
+            "e2ee",
         ),
         Participant: (
             "user_id",
