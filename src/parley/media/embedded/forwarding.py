@@ -633,7 +633,9 @@ class DownstreamTrack:
         self._history_at[slot] = at
         self._packets += 1
         self._octets += len(packet.payload)
-        self._pump.push(data, packet.received_ns or 1, at if self.send_history is not None else -1)
+        if self._pump.send_history is None:
+            at = -1
+        self._pump.push(data, packet.received_ns or 1, at, now)
 
     def send_sender_report(self, source: int, ntp_timestamp: int, rtp_timestamp: int) -> None:
         """Relay the sender report of ``source`` if that is what this track sends now."""

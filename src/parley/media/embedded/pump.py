@@ -83,16 +83,19 @@ class PacketPump:
             self._counters.tasks += 1
             self._task = asyncio.create_task(self._run(send), name=self._name)
 
-    def push(self, data: bytes, received_ns: int = 0, transport_seq_at: int = -1) -> None:
-        """Send or queue one packet; ``received_ns`` > 0 marks a forwarded media packet."""
+    def push(
+        self, data: bytes, received_ns: int = 0, transport_seq_at: int = -1, now: float = -1.0
+    ) -> None:
+        """Send or queue one packet; ``received_ns`` > 0 marks a forwarded media packet;
+        ``now`` (if known) saves reading the clock."""
         if not self.running:
             return
         pacer = self._pacer
         if pacer is not None:
-            self._push_paced(pacer, data, received_ns, transport_seq_at)
+            self._push_paced(pacer, data, received_ns, transport_seq_at, now)
             return
         if transport_seq_at >= 0:
-            data = self._stamp(data, transport_seq_at)
+            data = self._stamp(data, transport_seq_at, self._now() if now < 0 else now)
         if not self._queue and self._send_now is not None:
             try:
                 sent = self._send_now(data)
@@ -112,9 +115,16 @@ class PacketPump:
         self._wake.set()
 
     def _push_paced(
-        self, pacer: Pacer[tuple[bytes, int, int]], data: bytes, received_ns: int, at: int
+        self,
+        pacer: Pacer[tuple[bytes, int, int]],
+        data: bytes,
+        received_ns: int,
+        at: int,
+        now: float,
     ) -> None:
-        if not pacer.offer((data, received_ns, at), len(data), self._now()):
+        if now < 0:
+            now = self._now()
+        if not pacer.offer((data, received_ns, at), len(data), now):
             self._counters.paced += 1
             dropped = pacer.dropped
             if dropped:
@@ -124,7 +134,7 @@ class PacketPump:
             self._wake.set()
             return
         if at >= 0:
-            data = self._stamp(data, at)
+            data = self._stamp(data, at, now)
         send_now = self._send_now
         if send_now is not None:
             try:
@@ -141,12 +151,12 @@ class PacketPump:
         self._queue.append((data, received_ns, -1))
         self._wake.set()
 
-    def _stamp(self, data: bytes, at: int) -> bytes:
-        """``data`` with the next transport-wide sequence number at ``at``, recorded now."""
+    def _stamp(self, data: bytes, at: int, now: float) -> bytes:
+        """``data`` with the next transport-wide sequence number at ``at``, sent ``now``."""
         history = self.send_history
         if history is None or at + 2 > len(data):
             return data
-        seq = history.add(int(self._now() * 1_000_000), len(data))
+        seq = history.add(int(now * 1_000_000), len(data))
         out = bytearray(data)
         struct.pack_into("!H", out, at, seq)
         return bytes(out)
@@ -202,7 +212,7 @@ class PacketPump:
                 continue
             data, received_ns, at = item
             if at >= 0:
-                data = self._stamp(data, at)
+                data = self._stamp(data, at, self._now())
             send_now = self._send_now
             sent = send_now(data) if send_now is not None else None
             if sent is None:
