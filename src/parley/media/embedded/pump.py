@@ -33,7 +33,9 @@ class ForwardingCounters:
     probe_packets: int = 0
     probes: int = 0
     paced: int = 0
+    """Video packets that waited for the pacer (rather than leaving at once)."""
     pacer_dropped: int = 0
+    """Video packets dropped from the front of a full paced queue (also in ``dropped``)."""
     tasks: int = 0
     peer_connections: int = 0
     latencies_ns: deque[int] | None = field(default=None)
