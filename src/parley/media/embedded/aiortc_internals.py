@@ -14,14 +14,16 @@ module again before moving either pin. What it depends on:
    ``_register_rtp_sender(obj, params)`` / ``_unregister_rtp_sender`` routes RTCP whose media
    SSRC (or REMB SSRC list) is ``obj._ssrc`` to ``obj._handle_rtcp_packet``.
 3. ``RTCDtlsTransport._send_rtp(data)`` protects one RTP or RTCP packet with SRTP/SRTCP and
-   sends it; it raises ``ConnectionError`` unless the transport is connected.
+   sends it; it raises ``ConnectionError`` unless the transport is connected;
+   ``RTCDtlsTransport._state`` is its ``State`` (``State.CONNECTED`` once it can send).
 4. ``RTCRtpSender._ssrc`` / ``_rtx_ssrc`` are the SSRCs aiortc writes into its SDP offer.
 5. ``RTCRtpTransceiver._codecs`` holds the codecs negotiated by ``setRemoteDescription``, the
    local codec parameters with the remote payload types, and is what ``createAnswer`` writes;
    ``RTCRtpTransceiver._offerDirection`` is the remote offer's direction seen from our side.
 6. Fast path of 3: ``RTCDtlsTransport._tx_srtp`` (a pylibsrtp ``Session``) protects, and the
-   aioice ``Connection._nominated[1]`` pair, when its ``protocol`` is a plain ``StunProtocol``
-   (host or server-reflexive, not TURN), sends with ``protocol.transport.sendto(data,
+   aioice ``Connection._nominated[1]`` pair (``_nominated`` is one dict for the connection's
+   life), when its ``protocol`` is a plain ``StunProtocol`` (host or server-reflexive, not
+   TURN), sends with ``protocol.transport.sendto(data,
    pair.remote_addr)``; nothing in between suspends, so we do the same without awaiting.
 7. ``RTCIceGatherer._connection`` is the aioice ``Connection``; ``gather_candidates()`` calls
    ``self.get_component_candidates(component=..., addresses=...)``, which we wrap per instance
@@ -83,6 +85,7 @@ from aiortc import (
 )
 from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationError
 from aiortc.rtcconfiguration import RTCBundlePolicy
+from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import (
     RTCRtpCodecParameters,
     RTCRtpHeaderExtensionParameters,
@@ -99,7 +102,6 @@ from aiortc.rtp import (
     RtcpRtpfbPacket,
     RtcpSrPacket,
     RtpPacket,
-    is_rtcp,
     unpack_remb_fci,
 )
 from aiortc.sdp import SessionDescription, candidate_from_sdp
@@ -387,18 +389,26 @@ def _extension_id(parameters: RTCRtpParameters, uri: str) -> int:
 def immediate_sender(transport: Any) -> SendNow:
     """SRTP-protect and send on ``transport`` (an ``RTCDtlsTransport``) without awaiting."""
 
+    nominated: dict[int, Any] = transport.transport._connection._nominated
+    connected = DtlsState.CONNECTED
+
     def send_now(data: bytes) -> bool | None:
-        if transport.state != "connected":
+        # once per packet sent to a subscriber: attribute reads kept few
+        if transport._state is not connected:
             raise ConnectionError("the DTLS transport is not connected")
-        pair = transport.transport._connection._nominated.get(1)
-        if pair is None or type(pair.protocol) is not StunProtocol:
+        pair = nominated.get(1)
+        if pair is None:
             return None
-        udp: Any = pair.protocol.transport
+        protocol = pair.protocol
+        if type(protocol) is not StunProtocol:
+            return None
+        udp: Any = protocol.transport
         if udp.get_write_buffer_size() > MAX_SOCKET_BACKLOG:
             return False
         srtp = transport._tx_srtp
         udp.sendto(
-            srtp.protect_rtcp(data) if is_rtcp(data) else srtp.protect(data), pair.remote_addr
+            srtp.protect_rtcp(data) if 192 <= data[1] <= 208 else srtp.protect(data),
+            pair.remote_addr,
         )
         return True
 

@@ -325,6 +325,8 @@ class EmbeddedEngine:
             "transport_feedback_sent": c.transport_feedback_sent,
             "probes": c.probes,
             "probe_packets": c.probe_packets,
+            "paced_packets": c.paced,
+            "pacer_dropped_packets": c.pacer_dropped,
             "paused_subscriptions": sum(
                 1
                 for r in self._rooms.values()

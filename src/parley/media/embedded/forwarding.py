@@ -23,6 +23,7 @@ from parley.media.embedded import rtcp
 from parley.media.embedded.bwe import SendHistory
 from parley.media.embedded.config import EmbeddedConfig
 from parley.media.embedded.feedback import KeyframePacer, NackTracker, RateMeter, ReceptionStats
+from parley.media.embedded.pacer import Pacer
 from parley.media.embedded.ports import CodecInfo, ReceiveSession, SendSession
 from parley.media.embedded.pump import ForwardingCounters, PacketPump
 from parley.media.embedded.rtp_rewrite import (
@@ -33,6 +34,7 @@ from parley.media.embedded.rtp_rewrite import (
     OutputStream,
     Template,
     Vp8Fields,
+    extension_value_at,
     is_keyframe_start,
     make_template,
     seq_add,
@@ -416,7 +418,11 @@ class DownstreamTrack:
         self._upstream = upstream
         self._counters = counters
         self._on_layer = on_layer
-        self._pump = PacketPump(name, config.queue_size, counters)
+        pacer: Pacer[tuple[bytes, int, int]] | None = None
+        if self.kind == "video":
+            pacer = Pacer(config.queue_size)
+        self._pacer = pacer
+        self._pump = PacketPump(name, config.queue_size, counters, pacer, upstream.now)
         self._session: SendSession | None = None
         self._layout: Layout | None = None
         self._layout_key = -1
@@ -437,9 +443,22 @@ class DownstreamTrack:
         self._reported: int | None = None
         self.transport_cc_id = 0
         """The transport-cc header extension id the subscriber accepted (0: none)."""
-        self.send_history: SendHistory | None = None
-        """Where transport-wide sequence numbers come from (shared by the transport's tracks)."""
         self.link: LinkListener | None = None
+
+    @property
+    def send_history(self) -> SendHistory | None:
+        """Where transport-wide sequence numbers come from (shared by the transport's tracks);
+        each packet gets its own as it leaves."""
+        return self._pump.send_history
+
+    @send_history.setter
+    def send_history(self, history: SendHistory | None) -> None:
+        self._pump.send_history = history
+
+    def set_estimate(self, estimate_bps: int | None) -> None:
+        """Pace the video from the link's estimate (None: unpaced)."""
+        if self._pacer is not None:
+            self._pacer.set_estimate(estimate_bps, self._upstream.now())
 
     # -- FeedbackSink ----------------------------------------------------------------------
     def on_ready(self, session: SendSession) -> None:
@@ -467,27 +486,17 @@ class DownstreamTrack:
             data = self._history[seq % size]
             if data is None or int.from_bytes(data[2:4], "big") != seq:
                 continue
+            at = self._history_at[seq % size] if self.send_history is not None else -1
             if session.rtx_payload_type is not None:
-                data = self._rtx(data, self._history_at[seq % size], session)
+                data = self._rtx(data, session)
             self._counters.retransmitted += 1
-            self._pump.push(data)
+            self._pump.push(data, 0, at)
 
-    def _rtx(self, data: bytes, transport_seq_at: int, session: SendSession) -> bytes:
+    def _rtx(self, data: bytes, session: SendSession) -> bytes:
+        """``data`` on the RTX stream (its transport-wide sequence number, if any, is given
+        again as it leaves)."""
         assert session.rtx_payload_type is not None
-        transport_seq = 0
-        history = self.send_history
-        if history is not None and transport_seq_at >= 0:
-            transport_seq = history.add(int(self._upstream.now() * 1_000_000), len(data) + 2)
-        else:
-            transport_seq_at = -1
-        out = wrap_rtx(
-            data,
-            session.rtx_payload_type,
-            self._rtx_seq,
-            session.rtx_ssrc,
-            transport_seq_at,
-            transport_seq,
-        )
+        out = wrap_rtx(data, session.rtx_payload_type, self._rtx_seq, session.rtx_ssrc)
         self._rtx_seq = seq_add(self._rtx_seq, 1)
         return out
 
@@ -509,24 +518,25 @@ class DownstreamTrack:
                 data = self._history[seq % slots]
                 if data is None or int.from_bytes(data[2:4], "big") != seq:
                     break
-                packet = self._rtx(data, self._history_at[seq % slots], session)
+                at = self._history_at[seq % slots] if self.send_history is not None else -1
+                packet = self._rtx(data, session)
                 self._counters.probe_packets += 1
-                self._pump.push(packet)
+                self._pump.push(packet, 0, at)
                 sent += len(packet)
-        history = self.send_history
-        while sent < size and history is not None and self.transport_cc_id:
+        while sent < size and self.send_history is not None and self.transport_cc_id:
             # nothing (or too little) to repeat: padding-only packets on the RTX stream
-            packet = self._padding(session, history)
+            packet = self._padding(session)
             self._counters.probe_packets += 1
-            self._pump.push(packet)
+            self._pump.push(packet, 0, extension_value_at(packet, self.transport_cc_id))
             sent += len(packet)
         return sent
 
-    def _padding(self, session: SendSession, history: SendHistory) -> bytes:
+    def _padding(self, session: SendSession) -> bytes:
+        """A padding-only packet on the RTX stream (its transport-wide sequence number is
+        given as it leaves)."""
         assert session.rtx_payload_type is not None and self._layout is not None
         layout = self._layout
-        transport_seq = history.add(int(self._upstream.now() * 1_000_000), PADDING + 40)
-        extensions = [(self.transport_cc_id, transport_seq.to_bytes(2, "big"))]
+        extensions = [(self.transport_cc_id, bytes(2))]
         if layout.mid_id and layout.mid:
             extensions.insert(0, (layout.mid_id, layout.mid.encode()))
         data = bytearray(
@@ -616,17 +626,16 @@ class DownstreamTrack:
             template = make_template(packet, layout, now, vp8)
             templates[self._layout_key] = template
         seq, ts, picture_id, tl0 = out.rewrite(packet.sequence_number, packet.timestamp, vp8, now)
-        transport_seq = -1
-        history = self.send_history
-        if history is not None and template.transport_seq_at >= 0:
-            transport_seq = history.add(int(now * 1_000_000), len(template.data))
-        data = stamp_template(template, seq, ts, session.ssrc, picture_id, tl0, transport_seq)
+        data = stamp_template(template, seq, ts, session.ssrc, picture_id, tl0)
         slot = seq % len(self._history)
         self._history[slot] = data
-        self._history_at[slot] = template.transport_seq_at
+        at = template.transport_seq_at
+        self._history_at[slot] = at
         self._packets += 1
         self._octets += len(packet.payload)
-        self._pump.push(data, packet.received_ns or 1)
+        if self._pump.send_history is None:
+            at = -1
+        self._pump.push(data, packet.received_ns or 1, at, now)
 
     def send_sender_report(self, source: int, ntp_timestamp: int, rtp_timestamp: int) -> None:
         """Relay the sender report of ``source`` if that is what this track sends now."""

@@ -1,13 +1,18 @@
-"""Sending on one DTLS transport: the counters of the engine and the bounded send queue."""
+"""Sending on one DTLS transport: the counters of the engine and the bounded send queue
+(paced for a subscriber's video)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from parley.media.embedded.bwe import SendHistory
+from parley.media.embedded.pacer import Pacer
 from parley.media.embedded.ports import SendBytes, SendNow
 
 logger = logging.getLogger(__name__)
@@ -27,6 +32,10 @@ class ForwardingCounters:
     transport_feedback_sent: int = 0
     probe_packets: int = 0
     probes: int = 0
+    paced: int = 0
+    """Video packets that waited for the pacer (rather than leaving at once)."""
+    pacer_dropped: int = 0
+    """Video packets dropped from the front of a full paced queue (also in ``dropped``)."""
     tasks: int = 0
     peer_connections: int = 0
     latencies_ns: deque[int] | None = field(default=None)
@@ -39,13 +48,28 @@ class PacketPump:
     waiting; otherwise it joins the queue, which a task drains. When the queue is full the
     oldest packet is dropped: a subscriber that falls behind loses packets (and asks again
     with a NACK or a PLI) rather than growing memory.
+
+    With ``pacer``, packets leave at the pace it sets (a subscriber's video); those that must
+    wait are its queue. A packet pushed with ``transport_seq_at`` >= 0 gets its transport-wide
+    sequence number from ``send_history`` as it leaves (the send time the estimator uses),
+    written at that offset. ``now`` is the clock of the pacing and the send times.
     """
 
-    def __init__(self, name: str, limit: int, counters: ForwardingCounters) -> None:
+    def __init__(
+        self,
+        name: str,
+        limit: int,
+        counters: ForwardingCounters,
+        pacer: Pacer[tuple[bytes, int, int]] | None = None,
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._name = name
         self._limit = limit
         self._counters = counters
-        self._queue: deque[tuple[bytes, int]] = deque()
+        self._queue: deque[tuple[bytes, int, int]] = deque()
+        self._pacer = pacer
+        self._now = now
+        self.send_history: SendHistory | None = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._send_now: SendNow | None = None
@@ -61,10 +85,19 @@ class PacketPump:
             self._counters.tasks += 1
             self._task = asyncio.create_task(self._run(send), name=self._name)
 
-    def push(self, data: bytes, received_ns: int = 0) -> None:
-        """Send or queue one packet; ``received_ns`` > 0 marks a forwarded media packet."""
+    def push(
+        self, data: bytes, received_ns: int = 0, transport_seq_at: int = -1, now: float = -1.0
+    ) -> None:
+        """Send or queue one packet; ``received_ns`` > 0 marks a forwarded media packet;
+        ``now`` (if known) saves reading the clock."""
         if not self.running:
             return
+        pacer = self._pacer
+        if pacer is not None:
+            self._push_paced(pacer, data, received_ns, transport_seq_at, now)
+            return
+        if transport_seq_at >= 0:
+            data = self._stamp(data, transport_seq_at, self._now() if now < 0 else now)
         if not self._queue and self._send_now is not None:
             try:
                 sent = self._send_now(data)
@@ -80,14 +113,63 @@ class PacketPump:
         if len(self._queue) >= self._limit:
             self._queue.popleft()
             self._counters.dropped += 1
-        self._queue.append((data, received_ns))
+        self._queue.append((data, received_ns, -1))
         self._wake.set()
+
+    def _push_paced(
+        self,
+        pacer: Pacer[tuple[bytes, int, int]],
+        data: bytes,
+        received_ns: int,
+        at: int,
+        now: float,
+    ) -> None:
+        if now < 0:
+            now = self._now()
+        if not pacer.offer((data, received_ns, at), len(data), now):
+            self._counters.paced += 1
+            dropped = pacer.dropped
+            if dropped:
+                pacer.dropped = 0
+                self._counters.dropped += dropped
+                self._counters.pacer_dropped += dropped
+            self._wake.set()
+            return
+        if at >= 0:
+            data = self._stamp(data, at, now)
+        send_now = self._send_now
+        if send_now is not None:
+            try:
+                sent = send_now(data)
+            except ConnectionError:
+                self._stopped_sending()
+                return
+            if sent is not None:
+                if sent:
+                    self._sent(received_ns)
+                else:
+                    self._counters.dropped += 1
+                return
+        self._queue.append((data, received_ns, -1))
+        self._wake.set()
+
+    def _stamp(self, data: bytes, at: int, now: float) -> bytes:
+        """``data`` with the next transport-wide sequence number at ``at``, sent ``now``."""
+        history = self.send_history
+        if history is None or at + 2 > len(data):
+            return data
+        seq = history.add(int(now * 1_000_000), len(data))
+        out = bytearray(data)
+        struct.pack_into("!H", out, at, seq)
+        return bytes(out)
 
     def _stopped_sending(self) -> None:
         """The transport is gone: take no more packets (``close`` still waits for the task)."""
         self._closed = True
         self._send_now = None
         self._queue.clear()
+        if self._pacer is not None:
+            self._pacer.clear()
 
     def _sent(self, received_ns: int) -> None:
         if received_ns:
@@ -99,14 +181,17 @@ class PacketPump:
     async def _run(self, send: SendBytes) -> None:
         counters = self._counters
         queue = self._queue
+        pacer = self._pacer
         try:
             while True:
                 await self._wake.wait()
                 self._wake.clear()
                 while queue:
-                    data, received_ns = queue.popleft()
+                    data, received_ns, _ = queue.popleft()
                     await send(data)
                     self._sent(received_ns)
+                if pacer is not None:
+                    await self._drain(pacer, send)
         except ConnectionError:
             logger.debug("%s: transport closed", self._name)
             self._stopped_sending()
@@ -116,7 +201,29 @@ class PacketPump:
             logger.exception("%s: sending failed", self._name)
         finally:
             queue.clear()
+            if pacer is not None:
+                pacer.clear()
             counters.tasks -= 1
+
+    async def _drain(self, pacer: Pacer[tuple[bytes, int, int]], send: SendBytes) -> None:
+        """Send what the pacer holds, each packet when it may leave."""
+        while len(pacer):
+            item = pacer.pop(self._now())
+            if item is None:
+                await asyncio.sleep(pacer.delay(self._now()))
+                continue
+            data, received_ns, at = item
+            if at >= 0:
+                data = self._stamp(data, at, self._now())
+            send_now = self._send_now
+            sent = send_now(data) if send_now is not None else None
+            if sent is None:
+                await send(data)
+                sent = True
+            if sent:
+                self._sent(received_ns)
+            else:
+                self._counters.dropped += 1
 
     async def close(self) -> None:
         """Stop the task and wait for it; idempotent."""
@@ -130,3 +237,5 @@ class PacketPump:
                 if not task.cancelled():
                     raise
         self._queue.clear()
+        if self._pacer is not None:
+            self._pacer.clear()

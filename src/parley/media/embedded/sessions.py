@@ -340,18 +340,30 @@ class SubscriberSession(PeerSession):
                     len(feedback.results),
                     self._bwe.acked.bitrate(),
                 )
+            self._pace()
 
     def on_link_remb(self, bitrate: int) -> None:
         if not self._transport_cc:
             self._bwe.on_remb(bitrate)
             self.estimate = self._bwe.estimate
+            self._pace()
 
     def on_link_loss(self, fraction_lost: float) -> None:
         if not self._transport_cc:
             self.estimate = self._bwe.on_loss(fraction_lost, self._now())
+            self._pace()
 
     def _now(self) -> float:
         return asyncio.get_running_loop().time()
+
+    def _pace(self) -> None:
+        """Pace the video from the estimate (or a running probe's target, if higher)."""
+        video = self.video
+        if video is not None:
+            rate = self.estimate
+            if rate is not None and self._prober.running:
+                rate = max(rate, self._prober.target)
+            video.set_estimate(rate)
 
     def _probe(self, now: float) -> None:
         """Send this turn's share of a running probe, or end it."""
@@ -361,6 +373,7 @@ class SubscriberSession(PeerSession):
             return
         if prober.finish_if_due(self._bwe, now):
             self.estimate = self._bwe.estimate
+            self._pace()
             return
         upstream = self._publisher.tracks.get("video")
         sending = sum(r or 0 for r in upstream.layer_bitrates(upstream.now())) if upstream else 0
@@ -442,6 +455,7 @@ class SubscriberSession(PeerSession):
             self._bwe, int(min(above) * UP_MARGIN) + audio, self._now()
         ):
             self._counters.probes += 1
+            self._pace()
 
     async def _adapt(self) -> None:
         loop = asyncio.get_running_loop()
@@ -508,6 +522,7 @@ class SubscriberSession(PeerSession):
         self._transport_cc = transport_cc_id != 0
         if self._transport_cc:
             self.estimate = START_BPS
+            self._pace()
         for track in self.tracks:
             track.transport_cc_id = transport_cc_id
             if not self._transport_cc:
