@@ -656,13 +656,22 @@ class JanusRooms:
     async def _watch_links(self) -> None:
         """Every ``link_interval``, read what Janus knows of each simulcast subscriber's link
         (Admin API ``handle_info``) and carry out what its chooser decides. Needs the Admin
-        API (a Janus Parley runs has it); without it, ``selectLayer`` alone chooses."""
+        API (a Janus Parley runs has it); without it, ``selectLayer`` alone chooses. The Admin
+        connection is open only while there is a simulcast subscriber to watch."""
         admin: tuple[JanusEndpoint, JanusConnection] | None = None
         try:
             while True:
                 await asyncio.sleep(self.timing.link_interval)
                 endpoint = self.link.endpoint
-                if endpoint is None or endpoint.admin_url is None:
+                watched = any(
+                    sub.simulcast
+                    for room in self.rooms.values()
+                    for sub in room.subscriptions.values()
+                )
+                if not watched and admin is not None:  # nobody to watch: no idle connection
+                    await admin[1].close()
+                    admin = None
+                if not watched or endpoint is None or endpoint.admin_url is None:
                     continue
                 if admin is None or admin[0] != endpoint or not admin[1].is_open:
                     if admin is not None:
