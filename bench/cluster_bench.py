@@ -3,12 +3,13 @@
 figure (SIGKILL one of two nodes: time until every client that was on it has resumed).
 
     .venv/bin/python bench/cluster_bench.py [--rooms 20 --clients-per-room 10 --duration 10]
-    .venv/bin/python bench/cluster_bench.py --scaling [--scaling-nodes 2,4,8,16]
+    .venv/bin/python bench/cluster_bench.py --scaling [--scaling-nodes 2,4,8,16] [--redis-cluster]
 
 ``--scaling`` runs only the scaling run instead: 2, 4, 8 and 16 small nodes on one Redis, two
 rooms per node, each room's two people on two neighbouring nodes; every room chats at once.
 Per chat message: Redis output bytes and commands (from Redis' own ``INFO``), CPU of each node,
-and messages delivered per second.
+and messages delivered per second. With ``--redis-cluster`` each size also runs on a 3-master
+Redis Cluster (started as the tests start it), its Redis figures summed and per master.
 
 Every process runs on 127.0.0.1 (Redis, PostgreSQL, Parley, HAProxy, Node); run it under
 ``scripts/loopback-only``. See bench/README.md.
@@ -37,6 +38,7 @@ from redis.asyncio import Redis  # noqa: E402
 from tests.support.clients import Client  # noqa: E402
 from tests.support.cluster import Cluster, RedisServer  # noqa: E402
 from tests.support.postgres import running_postgres  # noqa: E402
+from tests.support.redis_cluster import RedisClusterServer  # noqa: E402
 
 
 class Pids:
@@ -126,12 +128,12 @@ async def redis_counters(redis: Redis) -> tuple[int, int]:
 
 
 async def scaling_load(
-    cluster: Cluster, names: list[str], messages: int, pids: Pids
-) -> dict[str, float]:
+    cluster: Cluster, masters: list[str], names: list[str], messages: int, pids: Pids
+) -> dict[str, Any]:
     """Two rooms per node, each with a sender on one node and a listener on the next; every
-    sender sends ``messages`` messages, all rooms at once. Redis' cost per message, node CPU,
-    and messages delivered per second."""
-    redis = Redis.from_url(cluster.redis.url)
+    sender sends ``messages`` messages, all rooms at once. Redis' cost per message (summed over
+    ``masters``, and each master's), node CPU, and messages delivered per second."""
+    redis = [Redis.from_url(url) for url in masters]
     everyone: list[Client] = []
     pairs: list[tuple[Client, Client, str]] = []
     try:
@@ -151,66 +153,93 @@ async def scaling_load(
             while len(listener.received["message"]) < messages:
                 await listener.next("message", timeout=30)
 
-        bytes0, calls0 = await redis_counters(redis)
+        before = [await redis_counters(master) for master in redis]
         pids.begin()
         started = time.monotonic()
         await asyncio.gather(*(chat(*pair) for pair in pairs))
         wall = time.monotonic() - started
         cpu = pids.end()
-        bytes1, calls1 = await redis_counters(redis)
+        after = [await redis_counters(master) for master in redis]
         sent = messages * len(pairs)
         node_cpu = [v for n, v in cpu.items() if n.startswith("node")]
+        shards = [
+            ((b1 - b0) / sent, (c1 - c0) / sent)
+            for (b0, c0), (b1, c1) in zip(before, after, strict=True)
+        ]
         return {
-            "bytes": (bytes1 - bytes0) / sent,
-            "commands": (calls1 - calls0) / sent,
+            "bytes": sum(b for b, _ in shards),
+            "commands": sum(c for _, c in shards),
+            "shards": shards,
             "delivered": sent / wall,
             "node_cpu": statistics.mean(node_cpu),
-            "redis_cpu": cpu["redis"],
+            "redis_cpu": sum(v for n, v in cpu.items() if n.startswith("redis")),
         }
     finally:
         for client in everyone:
             with contextlib.suppress(Exception):
                 await client.close()
-        await redis.aclose()
+        for master in redis:
+            await master.aclose()
 
 
-def scaling(args: argparse.Namespace, sizes: list[int], messages: int) -> None:
+def scaling(
+    args: argparse.Namespace, sizes: list[int], messages: int, redis_cluster: bool = False
+) -> None:
     print(
         f"Scaling: 2 rooms per node, 2 people each on neighbouring nodes, {messages} messages "
         f"per room, all rooms at once; {psutil.cpu_count()} CPUs, load average "
         f"{chat_bench.load_average()}"
     )
-    print("nodes  Redis bytes/msg  Redis commands/msg  delivered msgs/s  CPU/node  Redis CPU")
+    print("nodes  Redis           bytes/msg  commands/msg  delivered msgs/s  CPU/node  Redis CPU")
     env = {
         **cluster_env(args),
         "PARLEY_CHAT_RATE": "100000",
         "PARLEY_CHAT_BURST": "100000",
         "PARLEY_NODE_LEASE_SECONDS": "10",  # many nodes on two busy cores: none taken for dead
     }
+    kinds = ["single", "cluster"] if redis_cluster else ["single"]
     with running_postgres() as postgres, tempfile.TemporaryDirectory(prefix="parley-cs-") as tmp:
         for count in sizes:
-            base = Path(tmp) / f"n{count}"
-            database = asyncio.run(postgres.create_database())
-            redis = RedisServer(base)
-            redis.start()
-            cluster = Cluster(base / "c", redis, postgres.url(database), env)
-            try:
-                names = [f"node{i + 1}" for i in range(count)]
-                for name in names:
-                    cluster.add_node(name)
-                cluster.start_nodes(names)
-                pids = {n: node.process.pid for n, node in cluster.nodes.items() if node.process}
-                assert redis.process is not None
-                pids["redis"] = redis.process.pid
-                got = asyncio.run(scaling_load(cluster, names, messages, Pids(pids)))
-                print(
-                    f"{count:>5}  {got['bytes']:>15,.0f}  {got['commands']:>18.1f}  "
-                    f"{got['delivered']:>16,.0f}  {got['node_cpu']:>7.0f}%  "
-                    f"{got['redis_cpu']:>8.0f}%",
-                    flush=True,
-                )
-            finally:
-                cluster.stop()
+            for kind in kinds:
+                base = Path(tmp) / f"n{count}-{kind}"
+                database = asyncio.run(postgres.create_database())
+                redis: RedisServer | RedisClusterServer
+                if kind == "cluster":
+                    redis = RedisClusterServer(base / "redis")
+                    redis.start()
+                    masters, redis_pids = redis.node_urls, redis.pids
+                else:
+                    redis = RedisServer(base)
+                    redis.start()
+                    assert redis.process is not None
+                    masters, redis_pids = [redis.url], [redis.process.pid]
+                cluster = Cluster(base / "c", redis, postgres.url(database), env)
+                try:
+                    names = [f"node{i + 1}" for i in range(count)]
+                    for name in names:
+                        cluster.add_node(name)
+                    cluster.start_nodes(names)
+                    pids = {
+                        n: node.process.pid for n, node in cluster.nodes.items() if node.process
+                    }
+                    pids.update({f"redis{i}": pid for i, pid in enumerate(redis_pids)})
+                    got = asyncio.run(scaling_load(cluster, masters, names, messages, Pids(pids)))
+                    label = "one Redis" if kind == "single" else "cluster (sum)"
+                    print(
+                        f"{count:>5}  {label:<13}  {got['bytes']:>11,.0f}  "
+                        f"{got['commands']:>12.1f}  {got['delivered']:>16,.0f}  "
+                        f"{got['node_cpu']:>7.0f}%  {got['redis_cpu']:>8.0f}%",
+                        flush=True,
+                    )
+                    if kind == "cluster":
+                        for i, (per_bytes, per_commands) in enumerate(got["shards"]):
+                            print(
+                                f"{'':>5}  {f'  master {i + 1}':<13}  {per_bytes:>11,.0f}  "
+                                f"{per_commands:>12.1f}",
+                                flush=True,
+                            )
+                finally:
+                    cluster.stop()
 
 
 def main() -> int:
@@ -220,11 +249,16 @@ def main() -> int:
     parser.add_argument("--scaling", action="store_true", help="only the scaling run")
     parser.add_argument("--scaling-nodes", default="2,4,8,16")
     parser.add_argument("--scaling-messages", type=int, default=200)
+    parser.add_argument(
+        "--redis-cluster",
+        action="store_true",
+        help="with --scaling: also run each size on a 3-master Redis Cluster",
+    )
     ours, rest = parser.parse_known_args()
     args = chat_bench.parse_args(rest)
     if ours.scaling:
         sizes = [int(n) for n in ours.scaling_nodes.split(",")]
-        scaling(args, sizes, ours.scaling_messages)
+        scaling(args, sizes, ours.scaling_messages, ours.redis_cluster)
         return 0
     chat_bench.ensure_node_modules(args)
     options = {

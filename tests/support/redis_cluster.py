@@ -54,6 +54,11 @@ class RedisClusterServer:
             self.stop()
             raise
 
+    @property
+    def pids(self) -> list[int]:
+        """The masters' process ids, in the order of ``node_urls``."""
+        return [process.pid for process in self._processes]
+
     def _spawn(self, port: int, bus: int) -> subprocess.Popen[bytes]:
         folder = self.folder / str(port)
         folder.mkdir(parents=True, exist_ok=True)
