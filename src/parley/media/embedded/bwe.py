@@ -264,7 +264,8 @@ class BandwidthEstimator:
 
     def _update_loss(self, loss: float, now: float, packets: int = 1) -> None:
         """Loss over at least ``LOSS_WINDOW`` seconds of feedback moves the loss-based
-        estimate: down by half the loss above ``LOSS_HIGH``, up 5 % below ``LOSS_LOW``."""
+        estimate from the estimate in force: down by half the loss above ``LOSS_HIGH`` (not
+        below ``BETA`` times the acknowledged rate), up 5 % below ``LOSS_LOW``."""
         self._window_lost += loss * packets
         self._window_packets += packets
         if self._last_loss_change is None:
@@ -275,10 +276,18 @@ class BandwidthEstimator:
         self._window_lost = 0.0
         self._window_packets = 0
         self._last_loss_change = now
+        # both steps start from the estimate in force, not from a loss-based figure that
+        # drifted above it while nothing was lost (a narrowing would take many windows to show)
+        current = min(self.loss_bps, self.delay_bps)
         if fraction > LOSS_HIGH:
-            self.loss_bps = max(MIN_BPS, self.loss_bps * (1 - 0.5 * fraction))
+            # never below what the link delivered: the loss of a queue that overflowed says
+            # the link carries less than was sent, not less than arrived
+            acked = self.acked.bitrate()
+            floor = BETA * acked if acked is not None else MIN_BPS
+            cut = max(current * (1 - 0.5 * fraction), floor)
+            self.loss_bps = max(MIN_BPS, min(current, cut))
         elif fraction < LOSS_LOW:
-            self.loss_bps = min(self.max_bps, self.loss_bps * 1.05)
+            self.loss_bps = min(self.max_bps, current * 1.05)
 
 
 class Prober:
@@ -319,5 +328,7 @@ class Prober:
         self.last_end = now
         acked = estimator.acked.bitrate()
         if estimator.detector.state == "normal" and acked is not None:
-            estimator.delay_bps = max(estimator.delay_bps, 0.95 * min(acked, self.target))
+            found = 0.95 * min(acked, self.target)
+            estimator.delay_bps = max(estimator.delay_bps, found)
+            estimator.loss_bps = max(estimator.loss_bps, found)
         return True
