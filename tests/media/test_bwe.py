@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 
+from parley.media.embedded.adaptation import UP_MARGIN
 from parley.media.embedded.bwe import START_BPS, BandwidthEstimator, Prober, SendHistory
 from parley.media.embedded.twcc import PacketResult
 
@@ -198,3 +199,31 @@ def test_losses_do_not_cut_the_estimate_below_what_arrives() -> None:
         now += 0.1
         bwe.on_feedback(results, now + 0.2)
     assert 200_000 <= bwe.estimate <= 300_000, bwe.estimate
+
+
+class PausedRun(Run):
+    """A subscriber whose video is paused (only audio goes out) until the estimate has room
+    for its one layer with the chooser's margin; probes ask for exactly that room."""
+
+    def __init__(self, link: Link, layer: int, audio: int) -> None:
+        super().__init__(link, media_bps=int(layer * UP_MARGIN) + audio)
+        self.layer = layer
+        self.audio = audio
+
+    def send_rate(self) -> float:
+        rate = float(self.audio)
+        if self.bwe.estimate >= self.media_bps:
+            rate += self.layer
+        if self.prober.running:
+            rate = max(rate, self.prober.target)
+        return rate
+
+
+def test_a_paused_subscriber_is_resumed_by_probing() -> None:
+    # paused below its lowest layer, only audio arriving: the delay-based increase is held to
+    # what is acknowledged, so a probe must find more than the layer needs, not just as much
+    run = PausedRun(TokenBucket(300_000), layer=130_000, audio=33_000)
+    run.bwe.delay_bps = run.bwe.loss_bps = 80_000
+    trace = run.run(10.0)
+    resumed = first_time(trace, lambda e: e >= run.media_bps)
+    assert resumed is not None and resumed <= 1.5, trace[::10]  # the first probe

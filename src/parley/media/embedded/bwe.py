@@ -37,6 +37,10 @@ LOSS_HIGH = 0.10
 LOSS_LOW = 0.02
 LOSS_WINDOW = 0.3
 """Seconds of feedback one loss-based step looks at."""
+PROBE_OVERSHOOT = 1.15
+"""A probe sends this much more than is wanted: what it finds is a share (0.95) of what was
+acknowledged, which is measured a little short, so a probe for exactly the room wanted
+would land just below it and the subscriber would wait for the next one."""
 
 
 class SendHistory:
@@ -204,6 +208,8 @@ class BandwidthEstimator:
         self._last_loss_change: float | None = None
         self._window_lost = 0.0
         self._window_packets = 0
+        self.last_loss = 0.0
+        """The loss (0..1) of the last loss-based step's window."""
 
     @property
     def estimate(self) -> int:
@@ -276,6 +282,7 @@ class BandwidthEstimator:
         self._window_lost = 0.0
         self._window_packets = 0
         self._last_loss_change = now
+        self.last_loss = fraction
         # both steps start from the estimate in force, not from a loss-based figure that
         # drifted above it while nothing was lost (a narrowing would take many windows to show)
         current = min(self.loss_bps, self.delay_bps)
@@ -316,7 +323,7 @@ class Prober:
             return False
         if estimator.detector.state != "normal":
             return False
-        self.target = min(wanted, 2 * estimator.estimate + 100_000)
+        self.target = min(int(wanted * PROBE_OVERSHOOT), 2 * estimator.estimate + 100_000)
         self.started = now
         return True
 
@@ -330,5 +337,6 @@ class Prober:
         if estimator.detector.state == "normal" and acked is not None:
             found = 0.95 * min(acked, self.target)
             estimator.delay_bps = max(estimator.delay_bps, found)
-            estimator.loss_bps = max(estimator.loss_bps, found)
+            if estimator.last_loss < LOSS_LOW:
+                estimator.loss_bps = max(estimator.loss_bps, found)
         return True
