@@ -227,3 +227,14 @@ def test_a_paused_subscriber_is_resumed_by_probing() -> None:
     trace = run.run(10.0)
     resumed = first_time(trace, lambda e: e >= run.media_bps)
     assert resumed is not None and resumed <= 1.5, trace[::10]  # the first probe
+
+
+def test_a_link_whose_queue_drains_is_probed() -> None:
+    # the last feedback before a subscriber's video paused said the queue was draining; with
+    # only audio going out no feedback may change that, and the subscriber must not wait on it
+    bwe = BandwidthEstimator(SendHistory(), start_bps=80_000)
+    bwe.detector.state = "underuse"
+    prober = Prober()
+    assert prober.maybe_start(bwe, 200_000, 10.0)
+    bwe.detector.state = "overuse"
+    assert not Prober().maybe_start(bwe, 200_000, 10.0)

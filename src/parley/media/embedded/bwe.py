@@ -316,12 +316,13 @@ class Prober:
         return self.started is not None
 
     def maybe_start(self, estimator: BandwidthEstimator, wanted: int, now: float) -> bool:
-        """Start probing for ``wanted`` b/s if the estimate is below it and the link is calm."""
+        """Start probing for ``wanted`` b/s if the estimate is below it and the link is not
+        overused (a draining queue, "underuse", has room)."""
         if self.running or wanted <= estimator.estimate:
             return False
         if self.last_end is not None and now - self.last_end < self.interval:
             return False
-        if estimator.detector.state != "normal":
+        if estimator.detector.state == "overuse":
             return False
         self.target = min(int(wanted * PROBE_OVERSHOOT), 2 * estimator.estimate + 100_000)
         self.started = now
@@ -334,7 +335,7 @@ class Prober:
         self.started = None
         self.last_end = now
         acked = estimator.acked.bitrate()
-        if estimator.detector.state == "normal" and acked is not None:
+        if estimator.detector.state != "overuse" and acked is not None:
             found = 0.95 * min(acked, self.target)
             estimator.delay_bps = max(estimator.delay_bps, found)
             if estimator.last_loss < LOSS_LOW:
