@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 
+from parley.media.embedded.adaptation import UP_MARGIN
 from parley.media.embedded.bwe import START_BPS, BandwidthEstimator, Prober, SendHistory
 from parley.media.embedded.twcc import PacketResult
 
@@ -125,3 +126,115 @@ def test_receiver_reports_and_remb_for_clients_without_transport_cc() -> None:
     assert bwe.estimate > low
     bwe.on_remb(200_000)
     assert bwe.estimate == 200_000
+
+
+class TokenBucket(Link):
+    """A bottleneck like ``tc tbf ... latency 200ms``: a packet that would wait longer than
+    ``latency`` in its queue is dropped."""
+
+    def __init__(self, rate: int, latency: float = 0.2) -> None:
+        super().__init__(rate)
+        self.latency = latency
+
+    def arrival(self, sent: float, size: int) -> float | None:
+        if self.free_at - sent > self.latency:
+            return None
+        return super().arrival(sent, size)
+
+
+class LayeredRun(Run):
+    """A sender that switches among simulcast layers: the best that fits the estimate, a
+    switch taking effect ``switch_delay`` seconds later (the target layer's keyframe)."""
+
+    def __init__(self, link: Link, layers: list[int], switch_delay: float = 0.3) -> None:
+        super().__init__(link, media_bps=max(layers))
+        self.layers = layers
+        self.switch_delay = switch_delay
+        self.current = max(layers)
+        self.wanted = self.current
+        self.wanted_at = 0.0
+
+    def send_rate(self) -> float:
+        fitting = [rate for rate in self.layers if rate <= self.bwe.estimate] or [0]
+        if max(fitting) != self.wanted:
+            self.wanted, self.wanted_at = max(fitting), self.now
+        if self.now - self.wanted_at >= self.switch_delay:
+            self.current = self.wanted
+        rate = float(self.current)
+        if self.prober.running:
+            rate = max(rate, self.prober.target)
+        return rate
+
+
+def test_a_token_bucket_that_drops_is_followed_down_to_what_it_delivers() -> None:
+    # a long calm on a wide link first: the loss-based figure must not drift far above the
+    # estimate meanwhile, or a later narrowing takes many loss windows to show
+    link = TokenBucket(2_000_000)
+    run = LayeredRun(link, [150_000, 450_000, 1_200_000])
+    run.run(30.0)
+    assert run.bwe.estimate >= 1_200_000
+    assert run.bwe.loss_bps <= 2 * run.bwe.estimate
+    link.rate = 300_000
+    start = run.now
+    down = run.run(10.0)
+    reached = first_time(down, lambda e: e < 450_000)
+    assert reached is not None and reached - start <= 2.0, down[::10]
+    # the losses of the narrowing do not cut the estimate below what the link delivers: the
+    # lowest layer keeps fitting (the subscriber's video is not paused)
+    assert all(e >= 150_000 for t, e in down if t - start >= 3.0), down[::10]
+
+
+def test_losses_do_not_cut_the_estimate_below_what_arrives() -> None:
+    # a full queue that drops half of what is sent: no delay trend, 288 kbit/s arriving
+    history = SendHistory()
+    bwe = BandwidthEstimator(history, start_bps=600_000)
+    now = 0.0
+    for _ in range(50):  # 5 s of feedback every 100 ms
+        results = []
+        for n in range(6):  # 576 kbit/s of 1,200-byte packets
+            sent = now + n * 0.1 / 6
+            seq = history.add(int(sent * 1e6), PACKET)
+            arrival = None if n % 2 else int((sent + 0.2) * 1e6)
+            results.append(PacketResult(seq, arrival))
+        now += 0.1
+        bwe.on_feedback(results, now + 0.2)
+    assert 200_000 <= bwe.estimate <= 300_000, bwe.estimate
+
+
+class PausedRun(Run):
+    """A subscriber whose video is paused (only audio goes out) until the estimate has room
+    for its one layer with the chooser's margin; probes ask for exactly that room."""
+
+    def __init__(self, link: Link, layer: int, audio: int) -> None:
+        super().__init__(link, media_bps=int(layer * UP_MARGIN) + audio)
+        self.layer = layer
+        self.audio = audio
+
+    def send_rate(self) -> float:
+        rate = float(self.audio)
+        if self.bwe.estimate >= self.media_bps:
+            rate += self.layer
+        if self.prober.running:
+            rate = max(rate, self.prober.target)
+        return rate
+
+
+def test_a_paused_subscriber_is_resumed_by_probing() -> None:
+    # paused below its lowest layer, only audio arriving: the delay-based increase is held to
+    # what is acknowledged, so a probe must find more than the layer needs, not just as much
+    run = PausedRun(TokenBucket(300_000), layer=130_000, audio=33_000)
+    run.bwe.delay_bps = run.bwe.loss_bps = 80_000
+    trace = run.run(10.0)
+    resumed = first_time(trace, lambda e: e >= run.media_bps)
+    assert resumed is not None and resumed <= 1.5, trace[::10]  # the first probe
+
+
+def test_a_link_whose_queue_drains_is_probed() -> None:
+    # the last feedback before a subscriber's video paused said the queue was draining; with
+    # only audio going out no feedback may change that, and the subscriber must not wait on it
+    bwe = BandwidthEstimator(SendHistory(), start_bps=80_000)
+    bwe.detector.state = "underuse"
+    prober = Prober()
+    assert prober.maybe_start(bwe, 200_000, 10.0)
+    bwe.detector.state = "overuse"
+    assert not Prober().maybe_start(bwe, 200_000, 10.0)

@@ -37,6 +37,10 @@ LOSS_HIGH = 0.10
 LOSS_LOW = 0.02
 LOSS_WINDOW = 0.3
 """Seconds of feedback one loss-based step looks at."""
+PROBE_OVERSHOOT = 1.15
+"""A probe sends this much more than is wanted: what it finds is a share (0.95) of what was
+acknowledged, which is measured a little short, so a probe for exactly the room wanted
+would land just below it and the subscriber would wait for the next one."""
 
 
 class SendHistory:
@@ -204,6 +208,8 @@ class BandwidthEstimator:
         self._last_loss_change: float | None = None
         self._window_lost = 0.0
         self._window_packets = 0
+        self.last_loss = 0.0
+        """The loss (0..1) of the last loss-based step's window."""
 
     @property
     def estimate(self) -> int:
@@ -264,7 +270,8 @@ class BandwidthEstimator:
 
     def _update_loss(self, loss: float, now: float, packets: int = 1) -> None:
         """Loss over at least ``LOSS_WINDOW`` seconds of feedback moves the loss-based
-        estimate: down by half the loss above ``LOSS_HIGH``, up 5 % below ``LOSS_LOW``."""
+        estimate from the estimate in force: down by half the loss above ``LOSS_HIGH`` (not
+        below ``BETA`` times the acknowledged rate), up 5 % below ``LOSS_LOW``."""
         self._window_lost += loss * packets
         self._window_packets += packets
         if self._last_loss_change is None:
@@ -275,10 +282,19 @@ class BandwidthEstimator:
         self._window_lost = 0.0
         self._window_packets = 0
         self._last_loss_change = now
+        self.last_loss = fraction
+        # both steps start from the estimate in force, not from a loss-based figure that
+        # drifted above it while nothing was lost (a narrowing would take many windows to show)
+        current = min(self.loss_bps, self.delay_bps)
         if fraction > LOSS_HIGH:
-            self.loss_bps = max(MIN_BPS, self.loss_bps * (1 - 0.5 * fraction))
+            # never below what the link delivered: the loss of a queue that overflowed says
+            # the link carries less than was sent, not less than arrived
+            acked = self.acked.bitrate()
+            floor = BETA * acked if acked is not None else MIN_BPS
+            cut = max(current * (1 - 0.5 * fraction), floor)
+            self.loss_bps = max(MIN_BPS, min(current, cut))
         elif fraction < LOSS_LOW:
-            self.loss_bps = min(self.max_bps, self.loss_bps * 1.05)
+            self.loss_bps = min(self.max_bps, current * 1.05)
 
 
 class Prober:
@@ -300,14 +316,15 @@ class Prober:
         return self.started is not None
 
     def maybe_start(self, estimator: BandwidthEstimator, wanted: int, now: float) -> bool:
-        """Start probing for ``wanted`` b/s if the estimate is below it and the link is calm."""
+        """Start probing for ``wanted`` b/s if the estimate is below it and the link is not
+        overused (a draining queue, "underuse", has room)."""
         if self.running or wanted <= estimator.estimate:
             return False
         if self.last_end is not None and now - self.last_end < self.interval:
             return False
-        if estimator.detector.state != "normal":
+        if estimator.detector.state == "overuse":
             return False
-        self.target = min(wanted, 2 * estimator.estimate + 100_000)
+        self.target = min(int(wanted * PROBE_OVERSHOOT), 2 * estimator.estimate + 100_000)
         self.started = now
         return True
 
@@ -318,6 +335,9 @@ class Prober:
         self.started = None
         self.last_end = now
         acked = estimator.acked.bitrate()
-        if estimator.detector.state == "normal" and acked is not None:
-            estimator.delay_bps = max(estimator.delay_bps, 0.95 * min(acked, self.target))
+        if estimator.detector.state != "overuse" and acked is not None:
+            found = 0.95 * min(acked, self.target)
+            estimator.delay_bps = max(estimator.delay_bps, found)
+            if estimator.last_loss < LOSS_LOW:
+                estimator.loss_bps = max(estimator.loss_bps, found)
         return True
