@@ -226,3 +226,19 @@ async def test_candidate_spraying_is_capped_and_excluded_addresses_refused(
             assert sent == ["127.0.0.1"] * 8
         finally:
             await ada.close()
+
+
+async def test_show_video_reaches_the_engine_for_your_own_subscription(
+    connect, engine: FakeEngine
+) -> None:
+    room_id, (ada, bob), _ = await room_of(connect, "Ada", "Bob")
+    stream = await ada.ok("publish", {"roomId": room_id, "source": "camera", "sdp": OFFER})
+    sub = await bob.ok("subscribe", {"roomId": room_id, "streamId": stream["streamId"]})
+    hide = {"roomId": room_id, "subscriptionId": sub["subscriptionId"], "shown": False}
+    await bob.ok("showVideo", hide)
+    assert engine.shown == {sub["subscriptionId"]: False}
+    await bob.ok("showVideo", {**hide, "shown": True})
+    assert engine.shown == {sub["subscriptionId"]: True}
+    assert await ada.error("showVideo", hide) == "FORBIDDEN"
+    assert await bob.error("showVideo", {**hide, "shown": "no"}) == "INVALID_PAYLOAD"
+    assert await bob.error("showVideo", {**hide, "subscriptionId": "nope"}) == "MEDIA_ERROR"

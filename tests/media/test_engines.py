@@ -293,6 +293,30 @@ async def test_trickled_candidates_are_accepted(engine: MediaEngine, peers: Peer
         await engine.add_candidate(ROOM, "s1", IceCandidate("candidate:garbage"))
 
 
+async def test_a_video_not_shown_stops_while_its_audio_goes_on_and_resumes_when_shown(
+    engine: MediaEngine, peers: Peers
+) -> None:
+    await peers.publish()
+    subscriber = await peers.subscribe("sub-1")
+    await subscriber.wait_for("video", 3)
+    await subscriber.wait_for("audio", 3)
+
+    await engine.show_video(ROOM, "sub-1", False)
+    seen: list[int] = []
+
+    def video_stopped() -> bool:
+        seen.append(len(subscriber.of("video")))
+        return len(seen) > 1 and seen[-1] == seen[-2]
+
+    await wait_until(video_stopped, 15.0, "no more video", step=1.0)
+    audio = len(subscriber.of("audio"))
+    await subscriber.wait_for("audio", audio + 25, timeout=10)
+    await engine.show_video(ROOM, "sub-1", True)
+    await subscriber.wait_for("video", len(subscriber.of("video")) + 5, timeout=15)
+    with pytest.raises(MediaError):
+        await engine.show_video(ROOM, "nobody", False)
+
+
 async def test_choosing_a_layer_of_a_subscription_is_accepted_and_video_keeps_flowing(
     engine: MediaEngine, peers: Peers
 ) -> None:

@@ -48,6 +48,7 @@ EVENTS = [
     "subscribeAnswer",
     "unsubscribe",
     "selectLayer",
+    "showVideo",
     "iceCandidate",
 ]
 UNKNOWN_EVENTS = ["nope", "__proto__", "constructor", "roomError", "GETROOMSLIST", "x" * 300]
@@ -156,6 +157,7 @@ VALID: dict[str, dict[str, Any] | None] = {
     "subscribeAnswer": {"roomId": ROOM, "subscriptionId": "x-1", "sdp": SDP},
     "unsubscribe": {"roomId": ROOM, "subscriptionId": "x-1"},
     "selectLayer": {"roomId": ROOM, "subscriptionId": "x-1", "layer": 1},
+    "showVideo": {"roomId": ROOM, "subscriptionId": "x-1", "shown": False},
     "iceCandidate": {"roomId": ROOM, "id": "s-1", "candidate": CANDIDATE},
 }
 assert set(VALID) == set(EVENTS)

@@ -321,6 +321,7 @@ export class MeetingMedia {
         ...link,
         layer: sub.layer,
         layerRequests: sub.layerRequests,
+        shown: sub.shown,
         path: selectedPath(stats),
       });
     }
@@ -399,6 +400,8 @@ export interface SubscriptionReport {
   /** The simulcast layer asked for (null: none; the engine sends its highest). */
   layer: SimulcastLayer | null;
   layerRequests: number;
+  /** Whether the page asks for the video (it shows it somewhere). */
+  shown: boolean;
   /** The type of our end of the connection's selected ICE pair: "host" or "srflx" (direct),
    * "relay" (through TURN), or "" before one is chosen. */
   path: string;

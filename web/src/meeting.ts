@@ -120,7 +120,7 @@ export class Meeting {
       screenFailed: () => void this.stopScreen(true),
       changed: () => this.render(),
     });
-    this.layers = this.media.simulcast ? new LayerChooser() : null;
+    this.layers = new LayerChooser(this.media.simulcast);
     this.e2ee = new E2eeSession(this.client, opts.roomId, {
       selfId: () => this.session.userId,
       people: () => this.roster.all(),

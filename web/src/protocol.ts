@@ -234,6 +234,7 @@ export interface Requests {
   subscribeAnswer: [{ roomId: string; subscriptionId: string; sdp: string }, Empty];
   unsubscribe: [{ roomId: string; subscriptionId: string }, Empty];
   selectLayer: [{ roomId: string; subscriptionId: string; layer: SimulcastLayer }, Empty];
+  showVideo: [{ roomId: string; subscriptionId: string; shown: boolean }, Empty];
   iceCandidate: [{ roomId: string; id: string; candidate: CandidateInit | null }, Empty];
   updateRoom: [{ roomId: string } & SettingsChange, { settings: RoomSettings }];
   admit: [{ roomId: string; requestId: string }, Empty];
@@ -712,6 +713,8 @@ export class Subscription {
   layer: SimulcastLayer | null = null;
   /** How many `selectLayer` requests this subscription has sent. */
   layerRequests = 0;
+  /** Whether the video is asked for (`showVideo`): the page shows it somewhere. */
+  shown = true;
 
   constructor(
     private readonly client: ParleyClient,
@@ -739,6 +742,25 @@ export class Subscription {
       });
     } catch (err) {
       if (this.layer === layer) this.layer = previous;
+      throw err;
+    }
+  }
+
+  /**
+   * Tells the server whether the page shows this video: while not shown, the video stops
+   * (the audio goes on). On failure the previous state stands and the error is thrown.
+   */
+  async showVideo(shown: boolean): Promise<void> {
+    if (this.closed || this.shown === shown) return;
+    this.shown = shown;
+    try {
+      await this.client.request("showVideo", {
+        roomId: this.roomId,
+        subscriptionId: this.subscriptionId,
+        shown,
+      });
+    } catch (err) {
+      if (this.shown === shown) this.shown = !shown;
       throw err;
     }
   }

@@ -1,4 +1,7 @@
-/** The video grid: one tile per participant, plus a large area for a shared screen. */
+/**
+ * The video grid: one tile per participant, plus a large area for a shared screen. In the
+ * speaker layout one tile (the active speaker's) is drawn large and the others in a strip.
+ */
 import { h, initials } from "./dom";
 import { icon, setIcon } from "./icons";
 
@@ -116,10 +119,15 @@ export class Grid {
   readonly el: HTMLElement;
   readonly tilesEl: HTMLElement;
   readonly screenEl: HTMLElement;
+  /** Where the speaker layout draws its large tile. */
+  readonly featuredEl: HTMLElement;
   readonly screenVideo: HTMLVideoElement;
   private readonly screenLabel: HTMLElement;
   private readonly tiles = new Map<string, Tile>();
   screenOwner: string | null = null;
+  /** Whether the speaker layout is on, and whose tile it draws large. */
+  speakerLayout = false;
+  featuredId: string | null = null;
 
   constructor() {
     this.screenVideo = h("video", {
@@ -137,7 +145,8 @@ export class Grid {
       this.screenLabel,
     );
     this.tilesEl = h("section", { class: "tiles", "aria-label": "Cameras" });
-    this.el = h("div", { class: "stage" }, this.screenEl, this.tilesEl);
+    this.featuredEl = h("section", { class: "featured", "aria-label": "Speaker", hidden: true });
+    this.el = h("div", { class: "stage" }, this.screenEl, this.featuredEl, this.tilesEl);
     if (typeof ResizeObserver !== "undefined") {
       new ResizeObserver(() => this.relayout()).observe(this.tilesEl);
     }
@@ -171,6 +180,7 @@ export class Grid {
     tile.setMedia(null);
     tile.el.remove();
     this.tiles.delete(userId);
+    if (this.featuredId === userId) this.featuredId = null;
     this.relayout();
   }
 
@@ -196,8 +206,43 @@ export class Grid {
     this.relayout();
   }
 
+  /** Turns the speaker layout on or off; `featured` is the tile it draws large. */
+  setSpeakerLayout(on: boolean, featured: string | null): void {
+    this.speakerLayout = on;
+    this.el.classList.toggle("speaker-layout", on);
+    this.featuredEl.hidden = !on;
+    this.feature(on ? featured : null);
+  }
+
+  /** Draws `userId`'s tile large (speaker layout), the one drawn before back in the strip.
+   * A tile moves within one task, so its video keeps playing. */
+  feature(userId: string | null): void {
+    const next = userId === null ? undefined : this.tiles.get(userId);
+    const id = next ? userId : null;
+    if (id === this.featuredId && (!next || next.el.parentElement === this.featuredEl)) return;
+    const previous = this.featuredId === null ? undefined : this.tiles.get(this.featuredId);
+    if (previous) {
+      if (previous.state.isSelf) this.tilesEl.prepend(previous.el);
+      else this.tilesEl.appendChild(previous.el);
+      if (previous.video.srcObject) playSafely(previous.video);
+    }
+    this.featuredId = id;
+    if (next) {
+      this.featuredEl.appendChild(next.el);
+      if (next.video.srcObject) playSafely(next.video);
+    }
+    this.featuredEl.dataset.userId = id ?? "";
+    this.relayout();
+  }
+
   /** Sizes tiles (16:9) as large as the area allows for their count. */
   relayout(): void {
+    if (this.speakerLayout) {
+      // The strip: tiles as high as the strip, side by side (it scrolls).
+      this.tilesEl.dataset.count = String(this.tiles.size);
+      this.tilesEl.style.removeProperty("--tile-w");
+      return;
+    }
     const n = Math.max(1, this.tiles.size);
     const gap = 8;
     const width = this.tilesEl.clientWidth;

@@ -31,6 +31,9 @@ export class MeetingView {
   readonly grid = new Grid();
   private readonly banner: HTMLElement;
   private readonly title: HTMLElement;
+  /** Switches between the grid and the speaker layout; named after the one it switches to. */
+  readonly layoutButton: HTMLButtonElement;
+  private speakerId: string | null = null;
   private closed = false;
 
   constructor(
@@ -45,6 +48,8 @@ export class MeetingView {
     this.title = h("h1", { class: "room-title" }, "Joining…");
     const copy = h("button", { type: "button", class: "btn ghost small" }, "Copy link");
     copy.addEventListener("click", copyLink);
+    this.layoutButton = h("button", { type: "button", class: "btn ghost small layout-toggle" }, "Speaker view");
+    this.layoutButton.addEventListener("click", () => this.setSpeakerLayout(!this.grid.speakerLayout));
     this.el = h(
       "div",
       { class: "meeting", "data-room-id": roomId },
@@ -55,6 +60,7 @@ export class MeetingView {
         extras.roomMenu.status,
         h("span", { class: "room-id" }, roomId),
         copy,
+        this.layoutButton,
         h("span", { class: "menu-anchor" }, extras.roomMenu.button, extras.roomMenu.el),
       ),
       this.banner,
@@ -130,11 +136,39 @@ export class MeetingView {
 
     this.renderPeople();
     this.controls.setCount(people.size);
+    this.renderLayout();
+  }
+
+  /** The speaker layout (on) or the grid (off). */
+  setSpeakerLayout(on: boolean): void {
+    this.layoutButton.textContent = on ? "Grid view" : "Speaker view";
+    this.grid.setSpeakerLayout(on, null);
+    this.renderLayout();
+  }
+
+  /** Draws large, in the speaker layout: the active speaker unless that is us (then whoever
+   * was drawn large stays), else the first other camera, else our own; nothing while a
+   * screen is shared (the screen is large). */
+  private renderLayout(): void {
+    const grid = this.grid;
+    if (!grid.speakerLayout) return;
+    if (grid.screenOwner !== null) {
+      grid.feature(null);
+      return;
+    }
+    const tiles = grid.all();
+    const remote = tiles.filter((t) => !t.state.isSelf);
+    const speaker = remote.find((t) => t.state.userId === this.speakerId);
+    const current = remote.find((t) => t.state.userId === grid.featuredId);
+    const pick = speaker ?? current ?? remote[0] ?? tiles[0];
+    grid.feature(pick?.state.userId ?? null);
   }
 
   /** Microphone states and the active speaker changed (or may have): updates them in place. */
   renderAudio(speakerId: string | null): void {
     if (this.closed) return;
+    this.speakerId = speakerId;
+    this.renderLayout();
     const many = this.grid.all().length > 1;
     for (const tile of this.grid.all()) {
       tile.setSpeaking(many && tile.state.userId === speakerId);

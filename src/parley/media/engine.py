@@ -139,6 +139,10 @@ class MediaEngine(Protocol):
         a low one for a small tile. Returns at once; the switch happens at the next keyframe.
         Engines without simulcast (``info.simulcast`` false) accept and ignore it."""
 
+    async def show_video(self, room_key: str, subscription_id: str, shown: bool) -> None:
+        """Whether the subscriber shows the subscription's video: while not shown, its video
+        is not sent (the audio goes on); shown again, it resumes (from a keyframe)."""
+
     async def add_candidate(
         self, room_key: str, peer_id: str, candidate: IceCandidate | None
     ) -> None:

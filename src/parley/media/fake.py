@@ -25,6 +25,7 @@ class FakeEngine:
         self.rooms: dict[str, _Room] = {}
         self.listener: MediaListener | None = None
         self.layers: dict[str, int] = {}
+        self.shown: dict[str, bool] = {}
         self.closed = False
 
     def set_listener(self, listener: MediaListener) -> None:
@@ -86,6 +87,12 @@ class FakeEngine:
         if room is None or subscription_id not in room.subscriptions:
             raise MediaError("No such subscription.")
         self.layers[subscription_id] = layer
+
+    async def show_video(self, room_key: str, subscription_id: str, shown: bool) -> None:
+        room = self.rooms.get(room_key)
+        if room is None or subscription_id not in room.subscriptions:
+            raise MediaError("No such subscription.")
+        self.shown[subscription_id] = shown
 
     async def add_candidate(
         self, room_key: str, peer_id: str, candidate: IceCandidate | None

@@ -193,6 +193,12 @@ class MediaService:
         room_key = await self._own_subscription(conn_id, room_id, subscription_id)
         await self._require_engine().select_layer(room_key, subscription_id, layer)
 
+    async def show_video(
+        self, conn_id: str, room_id: str, subscription_id: str, shown: bool
+    ) -> None:
+        room_key = await self._own_subscription(conn_id, room_id, subscription_id)
+        await self._require_engine().show_video(room_key, subscription_id, shown)
+
     async def unsubscribe(self, conn_id: str, room_id: str, subscription_id: str) -> None:
         room_key = await self._own_subscription(conn_id, room_id, subscription_id)
         self._require_engine()

@@ -189,6 +189,10 @@ class Handlers:
         await self._media.select_layer(sid, m.roomId, m.subscriptionId, m.layer)
         return {}
 
+    async def show_video(self, sid: str, m: p.ShowVideo) -> object:
+        await self._media.show_video(sid, m.roomId, m.subscriptionId, m.shown)
+        return {}
+
     async def unsubscribe(self, sid: str, m: p.Unsubscribe) -> object:
         await self._media.unsubscribe(sid, m.roomId, m.subscriptionId)
         return {}
@@ -229,6 +233,7 @@ class Handlers:
             Route("subscribeAnswer", p.SubscribeAnswer, self.subscribe_answer),
             Route("unsubscribe", p.Unsubscribe, self.unsubscribe),
             Route("selectLayer", p.SelectLayer, self.select_layer),
+            Route("showVideo", p.ShowVideo, self.show_video),
             Route("iceCandidate", p.IceCandidateEvent, self.ice_candidate),
             Route("updateRoom", p.UpdateRoom, self.update_room),
             Route("admit", p.LobbyDecision, self.admit),

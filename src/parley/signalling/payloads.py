@@ -149,6 +149,12 @@ class SelectLayer(Payload):
     layer: Annotated[int, Field(ge=0, le=2)]
 
 
+class ShowVideo(Payload):
+    roomId: RoomId
+    subscriptionId: Id
+    shown: bool
+
+
 class Unsubscribe(Payload):
     roomId: RoomId
     subscriptionId: Id

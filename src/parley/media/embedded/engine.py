@@ -260,6 +260,14 @@ class EmbeddedEngine:
             raise MediaError(f"no subscription {subscription_id} in this room")
         session.set_cap(layer)
 
+    async def show_video(self, room_key: str, subscription_id: str, shown: bool) -> None:
+        """While the subscriber does not show the video, none is sent (the audio goes on)."""
+        room = self._rooms.get(room_key)
+        session = room.subscriptions.get(subscription_id) if room else None
+        if session is None:
+            raise MediaError(f"no subscription {subscription_id} in this room")
+        session.set_hidden(not shown)
+
     def subscription_stats(self, subscription_id: str) -> dict[str, int | None]:
         """How a subscription's video is adapted: the layer it receives, the layer chosen for
         it, its cap, the estimate of its link (bits per second) and whether it is paused."""

@@ -313,6 +313,10 @@ class SubscriberSession(PeerSession):
         self._on_paused = on_paused
         self._adapter: asyncio.Task[None] | None = None
         self.cap = 2
+        self.hidden = False
+        """The subscriber does not show the video (``showVideo``): none is sent."""
+        self.link_paused = False
+        """The video is paused for lack of bandwidth (and the subscriber was told)."""
         self.estimate: int | None = None
         """The link's estimated bit rate (bits per second), None while unknown."""
         self._history = SendHistory()
@@ -395,10 +399,26 @@ class SubscriberSession(PeerSession):
             video.cap = min(layer, video.layers - 1)
             self.adapt()
 
+    def set_hidden(self, hidden: bool) -> None:
+        """The subscriber does not show the video (``showVideo``): stop sending it; shown
+        again, resume (the forwarder waits for a keyframe) and let the link choose again."""
+        if hidden == self.hidden:
+            return
+        self.hidden = hidden
+        video = self.video
+        if video is None:
+            return
+        if hidden:
+            video.set_paused(True)
+            return
+        self.adapt()  # resumes the video, or keeps it paused for lack of bandwidth
+        if not self.link_paused:
+            video.set_paused(False)
+
     def adapt(self) -> None:
         """Choose the video's layer from what arrives, the cap and the estimate."""
         video = self.video
-        if video is None or (video.layers < 2 and self.estimate is None):
+        if video is None or self.hidden or (video.layers < 2 and self.estimate is None):
             return
         upstream = self._publisher.tracks.get("video")
         if upstream is None:
@@ -421,8 +441,9 @@ class SubscriberSession(PeerSession):
             # receiver reports and REMB choose among layers but are not trusted to stop video
             choice = min(i for i, rate in enumerate(bitrates) if rate is not None)
         if choice == PAUSE:
-            if not video.paused:
+            if not self.link_paused:
                 video.set_paused(True)
+                self.link_paused = True
                 if self._on_paused is not None:
                     self._on_paused(True)
             return
@@ -435,8 +456,9 @@ class SubscriberSession(PeerSession):
             # keyframe may have been lost; the publisher's pacing still holds)
             upstream.request_keyframe(choice)
         video.set_target(choice, reason)
-        if video.paused:
-            video.set_paused(False)
+        video.set_paused(False)
+        if self.link_paused:
+            self.link_paused = False
             if self._on_paused is not None:
                 self._on_paused(False)
 

@@ -105,6 +105,9 @@ class JanusEngine:
     async def select_layer(self, room_key: str, subscription_id: str, layer: int) -> None:
         self.rooms.select_layer(room_key, subscription_id, layer)
 
+    async def show_video(self, room_key: str, subscription_id: str, shown: bool) -> None:
+        await self.rooms.show_video(room_key, subscription_id, shown)
+
     async def set_layer(self, room_key: str, subscription_id: str, layer: int) -> None:
         """``select_layer`` that waits for the switch (``JanusRooms.set_layer``)."""
         await self.rooms.set_layer(room_key, subscription_id, layer)

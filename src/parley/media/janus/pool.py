@@ -325,6 +325,9 @@ class JanusPoolEngine:
     async def select_layer(self, room_key: str, subscription_id: str, layer: int) -> None:
         self._holding(room_key).select_layer(room_key, subscription_id, layer)
 
+    async def show_video(self, room_key: str, subscription_id: str, shown: bool) -> None:
+        await self._holding(room_key).show_video(room_key, subscription_id, shown)
+
     async def set_layer(self, room_key: str, subscription_id: str, layer: int) -> None:
         """``select_layer`` that waits for the switch (``JanusRooms.set_layer``)."""
         await self._holding(room_key).set_layer(room_key, subscription_id, layer)

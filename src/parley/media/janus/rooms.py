@@ -83,6 +83,8 @@ class Subscriber(Peer):
     """Judges the subscriber's link from what Janus reports of it."""
     paused: bool = False
     """Whether Janus is told to send no video to it (its link cannot carry the lowest layer)."""
+    hidden: bool = False
+    """Whether the subscriber does not show the video (``showVideo``): Janus sends none."""
 
 
 @dataclass

@@ -469,6 +469,23 @@ class JanusRooms:
         reason = "selected" if layer <= sub.allowed else "bandwidth"
         self._switch(room_key, subscription_id, min(layer, sub.allowed), reason)
 
+    async def show_video(self, room_key: str, subscription_id: str, shown: bool) -> None:
+        """While the subscriber does not show the video, Janus sends none (the audio goes on);
+        shown again, it is sent unless the link paused it."""
+        _, sub = self._subscription(room_key, subscription_id)
+        if sub.hidden != shown:
+            return
+        sub.hidden = not shown
+        if not sub.paused:
+            await self._send_video(sub, shown)
+
+    async def _send_video(self, sub: Subscriber, send: bool) -> None:
+        streams = [{"mid": mid, "send": send} for mid in sub.video_mids]
+        try:
+            await sub.handle.message({"request": "configure", "streams": streams})
+        except JanusError as exc:
+            raise _media_error("the media server cannot pause the video", exc) from exc
+
     def link_allows(self, room_key: str, subscription_id: str, layer: int) -> None:
         """The link chooser's judgement: the subscription's link carries up to ``layer``."""
         _, sub = self._subscription(room_key, subscription_id)
@@ -729,11 +746,8 @@ class JanusRooms:
             self.link_allows(room_key, subscription_id, choice.allowed)
         if choice.paused != sub.paused:
             sub.paused = choice.paused
-            streams = [{"mid": mid, "send": not choice.paused} for mid in sub.video_mids]
-            try:
-                await sub.handle.message({"request": "configure", "streams": streams})
-            except JanusError as exc:
-                raise _media_error("the media server cannot pause the video", exc) from exc
+            if not sub.hidden:
+                await self._send_video(sub, not choice.paused)
             logger.info("subscription %s: video paused: %s", subscription_id, choice.paused)
             await self.listener.video_paused(room_key, subscription_id, choice.paused)
 
