@@ -475,12 +475,7 @@ class Store:
                 if row is not None:
                     await connection.execute(
                         t.webhook_parked.insert().values(
-                            event_id=row.event_id,
-                            url=row.url,
-                            room_uid=row.room_uid,
-                            event=row.event,
-                            body=row.body,
-                            created_at=row.created_at,
+                            **_event_of(row),
                             attempts=park.attempts,
                             parked_at=park.parked_at,
                             error=park.error[:200],
@@ -531,16 +526,7 @@ class Store:
             if row is None:
                 return False
             await connection.execute(
-                t.webhook_outbox.insert().values(
-                    event_id=row.event_id,
-                    url=row.url,
-                    room_uid=row.room_uid,
-                    event=row.event,
-                    body=row.body,
-                    created_at=row.created_at,
-                    due_at=now_ms,
-                    attempts=0,
-                )
+                t.webhook_outbox.insert().values(**_event_of(row), due_at=now_ms, attempts=0)
             )
             await connection.execute(delete(p).where(p.c.id == parked_id))
         self._on_log_written()
@@ -723,3 +709,12 @@ def _message(row: Row[tuple[object, ...]], room_id: str) -> ChatMessage:
         file=file,
         recipient_id=m["recipient_id"],
     )
+
+
+_EVENT_COLUMNS = ("event_id", "url", "room_uid", "event", "body", "created_at")
+"""What a webhook delivery carries whether it waits in the outbox or is parked."""
+
+
+def _event_of(row: Any) -> dict[str, Any]:
+    """The delivery of an outbox or parked row, to be written into the other table."""
+    return {name: getattr(row, name) for name in _EVENT_COLUMNS}
