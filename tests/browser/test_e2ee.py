@@ -163,7 +163,7 @@ def test_a_protocol_client_without_the_key_decodes_no_picture(
     dana = Participant.open(browser, "Dana", meeting.server.url)
     try:
         plain = dana.create_meeting("Plain")
-        seen = run_async(eve_watches(meeting.server.url, plain, "Dana"))
+        seen = run_async(eve_watches(meeting.server.url, plain, "Dana", until_seen=True))
         assert seen.bright_frames > 0, seen
     finally:
         dana.close()
@@ -287,7 +287,7 @@ def run_async(coro: Any) -> Any:
     return out["value"]
 
 
-async def eve_watches(url: str, room_id: str, publisher: str) -> Watched:
+async def eve_watches(url: str, room_id: str, publisher: str, until_seen: bool = False) -> Watched:
     """Eve joins with the room id only, subscribes to ``publisher``'s camera and decodes what
     arrives for a while."""
     async with Clients() as clients:
@@ -305,11 +305,20 @@ async def eve_watches(url: str, room_id: str, publisher: str) -> Watched:
                 "subscribeAnswer",
                 {"roomId": room_id, "subscriptionId": offer["subscriptionId"], "sdp": answer},
             )
-            await wait_packets(sub, 300)
+            if until_seen:  # a plain meeting: until the picture is decoded (a keyframe came)
+                await wait_seen(sub)
+            else:
+                await wait_packets(sub, 300)
         finally:
             await sub.close()
         await eve.ok("leaveRoom", {"roomId": room_id})
         return Watched(len(sub.packets_of("video")), len(sub.of("video")), sub.bright)
+
+
+async def wait_seen(sub: BrightSubscriber) -> None:
+    from tests.support.waiting import wait_until as wait_async
+
+    await wait_async(lambda: sub.bright > 0, MEDIA_TIMEOUT, "a decoded picture")
 
 
 async def wait_packets(sub: TestSubscriber, count: int) -> None:
