@@ -92,7 +92,9 @@ def join_watching(person: Participant, room_id: str) -> float:
     page.goto(f"/r/{room_id}")
     page.get_by_label("Your name").fill(person.name)
     for device in ("Camera", "Microphone"):
-        page.get_by_role("button", name=device, exact=True).click()
+        toggle = page.get_by_role("button", name=device, exact=True)
+        toggle.click()
+        expect(toggle).to_have_attribute("aria-pressed", "false")
     clicked = time.monotonic()
     page.get_by_role("button", name="Join meeting").click()
     expect(page.get_by_role("button", name="Leave")).to_be_visible()

@@ -125,6 +125,37 @@ def test_joining_without_camera_or_microphone_works(people, browser: Browser, se
         carol.close()
 
 
+def test_devices_turned_off_while_they_open_stay_off(people, browser: Browser, server) -> None:
+    alice = people["Alice"]
+    room_id = alice.create_meeting("Slow devices")
+    dave = Participant.open(browser, "Dave", server.url)
+    try:
+        # the page's camera and microphone open only when the test says so
+        dave.context.add_init_script(
+            "const held = []; const real = navigator.mediaDevices.getUserMedia.bind("
+            "navigator.mediaDevices);"
+            "navigator.mediaDevices.getUserMedia = (c) => new Promise((ok, no) =>"
+            " held.push(() => real(c).then(ok, no)));"
+            "window.openDevices = () => Promise.allSettled(held.splice(0).map((go) => go()));"
+        )
+        page = dave.page
+        page.goto(f"/r/{room_id}")
+        page.get_by_label("Your name").fill("Dave")
+        for device in ("Camera", "Microphone"):
+            toggle = page.get_by_role("button", name=device, exact=True)
+            expect(toggle).to_have_attribute("aria-pressed", "true")  # opening: shows the wish
+            toggle.click()
+            expect(toggle).to_have_attribute("aria-pressed", "false")
+        page.evaluate("() => window.openDevices()")
+        page.get_by_role("button", name="Join meeting").click()
+        expect(dave.button("Leave")).to_be_visible()
+        expect(dave.button("Microphone")).to_have_attribute("aria-pressed", "false")
+        expect(dave.button("Camera")).to_have_attribute("aria-pressed", "false")
+        assert not dave.errors
+    finally:
+        dave.close()
+
+
 def test_chat_history_live_messages_and_unread_badge(people) -> None:
     alice, bob = people["Alice"], people["Bob"]
     room_id = alice.create_meeting("Chatty")

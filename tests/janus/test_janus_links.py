@@ -54,7 +54,21 @@ def test_failed_steps_up_wait_longer_each_time() -> None:
     feed(chooser, [0.6])  # down to 0 at t=1
     trace = ([0.0] * 4 + [0.15] * 3) * 6  # clean a while, then the probe's layer is too big
     ups = [c for c in feed(chooser, trace, start=1.0) if c.allowed == 1]
-    assert 1 <= len(ups) <= 4  # 2 s, then 4 s, then 8 s of clean link before each try
+    assert 1 <= len(ups) <= 4  # 2 s, then 4 s, then 6 s of clean link before each try
+
+
+def test_a_step_up_the_link_cannot_carry_is_undone_at_its_first_loss() -> None:
+    chooser = LinkChooser()
+    feed(chooser, [0.6])  # down to 0 at t=1
+    choices = feed(chooser, [0.0] * 3 + [0.1], start=1.0)
+    assert choices == [LinkChoice(1, False), LinkChoice(0, False)]
+    # once a step up held, a lost packet now and then takes a trend again
+    chooser = LinkChooser()
+    feed(chooser, [0.6])
+    feed(chooser, [0.0] * 8, start=1.0)
+    assert chooser.allowed >= 1
+    allowed = chooser.allowed
+    assert feed(chooser, [0.1, 0.0], start=9.0) == [] and chooser.allowed == allowed
 
 
 def test_a_paused_video_tries_again_when_the_link_is_clean() -> None:

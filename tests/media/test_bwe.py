@@ -48,7 +48,7 @@ class Run:
     def send_rate(self) -> float:
         """What the SFU sends: the layers that fit the estimate, plus a running probe."""
         rate = min(self.media_bps, self.bwe.estimate)
-        if self.prober.running:
+        if self.prober.sending(self.bwe, self.now):
             rate = max(rate, self.prober.target)
         return rate
 
@@ -161,7 +161,7 @@ class LayeredRun(Run):
         if self.now - self.wanted_at >= self.switch_delay:
             self.current = self.wanted
         rate = float(self.current)
-        if self.prober.running:
+        if self.prober.sending(self.bwe, self.now):
             rate = max(rate, self.prober.target)
         return rate
 
@@ -214,7 +214,7 @@ class PausedRun(Run):
         rate = float(self.audio)
         if self.bwe.estimate >= self.media_bps:
             rate += self.layer
-        if self.prober.running:
+        if self.prober.sending(self.bwe, self.now):
             rate = max(rate, self.prober.target)
         return rate
 

@@ -32,6 +32,7 @@ export class Prejoin {
   private readonly title: HTMLElement;
   private audio: MediaStreamTrack | null = null;
   private video_: MediaStreamTrack | null = null;
+  private readonly opening = { audio: 0, video: 0 };
   private meter: LevelMeter | null = null;
   private raf = 0;
   private prefs: DevicePrefs = devicePrefs();
@@ -132,8 +133,10 @@ export class Prejoin {
       form,
     );
 
-    this.micBtn.addEventListener("click", () => void this.setMic(!(this.prefs.micOn && this.audio)));
-    this.camBtn.addEventListener("click", () => void this.setCam(!(this.prefs.camOn && this.video_)));
+    // While a device is being opened the button shows (and flips) the wish; after, what is live
+    // (a device that failed to open is tried again by the next click).
+    this.micBtn.addEventListener("click", () => void this.setMic(!this.shown("audio")));
+    this.camBtn.addEventListener("click", () => void this.setCam(!this.shown("video")));
     this.camSelect.addEventListener("change", () => {
       this.prefs.videoDeviceId = this.camSelect.value || undefined;
       void this.restart("video");
@@ -192,9 +195,28 @@ export class Prejoin {
     this.checkAgain.hidden = false;
   }
 
+  /** Whether the microphone or camera toggle shows "on". */
+  private shown(kind: "audio" | "video"): boolean {
+    const wanted = kind === "audio" ? this.prefs.micOn : this.prefs.camOn;
+    if (this.opening[kind]) return wanted;
+    return wanted && !!(kind === "audio" ? this.audio : this.video_);
+  }
+
   private async restart(kind: "audio" | "video"): Promise<void> {
     const deviceId = kind === "audio" ? this.prefs.audioDeviceId : this.prefs.videoDeviceId;
-    const r = await getTrack(kind, deviceId);
+    this.opening[kind] += 1;
+    this.renderToggles();
+    let r: Awaited<ReturnType<typeof getTrack>>;
+    try {
+      r = await getTrack(kind, deviceId);
+    } finally {
+      this.opening[kind] -= 1;
+    }
+    if (kind === "video" && !this.prefs.camOn && r.track) {
+      // turned off while it was opening
+      r.track.stop();
+      r = { ...r, track: null };
+    }
     if (kind === "audio") {
       this.audio?.stop();
       this.meter?.stop();
@@ -256,8 +278,8 @@ export class Prejoin {
   }
 
   private renderToggles(): void {
-    const micOn = this.prefs.micOn && !!this.audio;
-    const camOn = this.prefs.camOn && !!this.video_;
+    const micOn = this.shown("audio");
+    const camOn = this.shown("video");
     this.micBtn.setAttribute("aria-pressed", String(micOn));
     this.camBtn.setAttribute("aria-pressed", String(camOn));
     this.micBtn.classList.toggle("off", !micOn);

@@ -521,7 +521,7 @@ export class ParleyClient {
     const audio = pc.addTransceiver(tracks.audio ?? "audio", { direction: "sendonly" });
     const video = pc.addTransceiver(tracks.video ?? "video", {
       direction: "sendonly",
-      ...(options.simulcast ? { sendEncodings: simulcastEncodings() } : {}),
+      ...(options.simulcast ? { sendEncodings: simulcastEncodings(...cameraSize(tracks.video)) } : {}),
     });
     if (frames) {
       // The SFUs read the clear VP8 header of encrypted frames: VP8 it is.
@@ -597,16 +597,62 @@ function peerConfiguration(iceServers: RTCIceServer[], frames: FrameProtection |
   return frames?.insertableStreams ? { ...config, encodedInsertableStreams: true } as RTCConfiguration : config;
 }
 
+/** Bit rates a layer of a given size is capped at (pixels, bits per second), in between
+ * interpolated: about what meeting products send at 25 fps. */
+const LAYER_RATES: [number, number][] = [
+  [0, 120_000],
+  [320 * 180, 160_000],
+  [640 * 360, 450_000],
+  [960 * 540, 1_000_000],
+  [1280 * 720, 1_700_000],
+  [1920 * 1080, 3_000_000],
+];
+
+/** The bit rate a layer of `width`x`height` is capped at. */
+export function layerBitrate(width: number, height: number): number {
+  const pixels = width * height;
+  for (let i = 1; i < LAYER_RATES.length; i++) {
+    const [p1, r1] = LAYER_RATES[i];
+    if (pixels <= p1) {
+      const [p0, r0] = LAYER_RATES[i - 1];
+      return Math.max(LAYER_RATES[0][1], Math.round(r0 + ((r1 - r0) * (pixels - p0)) / (p1 - p0)));
+    }
+  }
+  return LAYER_RATES[LAYER_RATES.length - 1][1];
+}
+
+/** The size of a camera `track` (1280x720, what a simulcast camera is asked for, without one). */
+function cameraSize(track: MediaStreamTrack | null): [number, number] {
+  const { width, height } = track?.getSettings() ?? {};
+  return width && height ? [width, height] : [1280, 720];
+}
+
+/** Re-caps a simulcast sender's layers for the size of the camera it now sends. */
+async function fitLayerRates(sender: RTCRtpSender, track: MediaStreamTrack): Promise<void> {
+  const params = sender.getParameters();
+  if (params.encodings.length < 2) return;
+  const wanted = simulcastEncodings(...cameraSize(track));
+  params.encodings.forEach((e, i) => {
+    e.maxBitrate = wanted[i]?.maxBitrate ?? e.maxBitrate;
+  });
+  try {
+    await sender.setParameters(params);
+  } catch {
+    // the caps set at publishing stay
+  }
+}
+
 /**
  * The camera's simulcast encodings, lowest quality first, each half the size of the next
- * (docs/protocol.md, "Simulcast").
+ * (docs/protocol.md, "Simulcast"), each capped at a bit rate for its size (from the camera's
+ * `width`x`height`): without a cap Chromium gives a 960x540 top layer 1.7 Mbit/s, more than a
+ * 2 Mbit/s link can take beside audio.
  */
-export function simulcastEncodings(): RTCRtpEncodingParameters[] {
-  return [
-    { rid: "q", scaleResolutionDownBy: 4 },
-    { rid: "h", scaleResolutionDownBy: 2 },
-    { rid: "f", scaleResolutionDownBy: 1 },
-  ];
+export function simulcastEncodings(width: number, height: number): RTCRtpEncodingParameters[] {
+  return (["q", "h", "f"] as const).map((rid, i) => {
+    const scale = 2 ** (2 - i);
+    return { rid, scaleResolutionDownBy: scale, maxBitrate: layerBitrate(width / scale, height / scale) };
+  });
 }
 
 export interface PublishOptions {
@@ -690,6 +736,7 @@ export class Publication {
     const sender = kind === "audio" ? this.audioSender : this.videoSender;
     if (sender.track === track) return;
     await sender.replaceTrack(track);
+    if (kind === "video" && track) await fitLayerRates(sender, track);
   }
 
   /** Stops sending and tells the server; safe to call twice. */

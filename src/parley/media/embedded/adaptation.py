@@ -9,6 +9,10 @@ from __future__ import annotations
 UP_MARGIN = 1.15
 """A higher layer than the current one must fit this many times over (no flapping)."""
 
+KEEP_LOWEST = 1.25
+"""The lowest layer, being received, is kept until it needs this many times what the link
+has room for (a pause is a loss to the viewer; a keyframe's burst is not a reason)."""
+
 PAUSE = -1
 """``choose_layer``'s answer when no layer fits: the subscriber's video pauses."""
 
@@ -24,7 +28,8 @@ def choose_layer(
 
     ``bitrates``: each layer's bit rate as it arrives, lowest first (None: not arriving);
     ``cap``: the highest layer the subscriber asked for; ``available``: bits per second its
-    link carries for video (None: unknown, no limit); ``current``: the layer it receives."""
+    link carries for video (None: unknown, no limit); ``current``: the layer it receives (None:
+    none, or its video is paused)."""
     arriving = [i for i, rate in enumerate(bitrates) if rate is not None]
     if not arriving:
         return None
@@ -33,7 +38,12 @@ def choose_layer(
         return max(allowed)
     for layer in reversed(allowed):
         rate = bitrates[layer] or 0
-        margin = 1.0 if current is not None and layer <= current else UP_MARGIN
+        if current is None or layer > current:
+            margin = UP_MARGIN
+        elif layer == allowed[0]:
+            margin = 1 / KEEP_LOWEST
+        else:
+            margin = 1.0
         if rate * margin <= available:
             return layer
     return PAUSE

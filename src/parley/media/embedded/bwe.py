@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from parley.media.embedded.rtp_rewrite import SEQ_MOD
 from parley.media.embedded.twcc import PacketResult
 
-START_BPS = 1_000_000
-"""The estimate before any feedback (a subscriber's first layer is chosen from it)."""
+START_BPS = 300_000
+"""The estimate before any feedback (a subscriber's first layer is chosen from it): low, so a
+viewer starts on a small layer whose first keyframe comes through any link, and probes up."""
 MIN_BPS = 50_000
 BURST_US = 5_000
 """Packets sent within this of the first of a group count as one group (GCC's burst)."""
@@ -33,10 +34,14 @@ BETA = 0.85
 DECREASE_INTERVAL = 0.3
 """Seconds between two delay-based decreases (about a round trip and a reaction)."""
 INCREASE_PER_SECOND = 0.08
+ACKED_HEADROOM = 1.1
+"""Without a probe the delay-based estimate grows to at most this much above what arrives."""
 LOSS_HIGH = 0.10
 LOSS_LOW = 0.02
 LOSS_WINDOW = 0.3
 """Seconds of feedback one loss-based step looks at."""
+RECENT_PACKETS = 4096
+"""Packets whose send and arrival times are kept for what a probe found."""
 PROBE_OVERSHOOT = 1.15
 """A probe sends this much more than is wanted: what it finds is a share (0.95) of what was
 acknowledged, which is measured a little short, so a probe for exactly the room wanted
@@ -210,6 +215,11 @@ class BandwidthEstimator:
         self._window_packets = 0
         self.last_loss = 0.0
         """The loss (0..1) of the last loss-based step's window."""
+        self._recent: deque[tuple[int, int | None, int]] = deque(maxlen=RECENT_PACKETS)
+        """(send µs, arrival µs or None if lost, size) of the packets feedback told of."""
+        self.rtt: float | None = None
+        """Seconds from a packet leaving to its feedback arriving (smoothed; the feedback's
+        own interval included), None before any feedback."""
 
     @property
     def estimate(self) -> int:
@@ -220,21 +230,47 @@ class BandwidthEstimator:
 
     def on_feedback(self, results: list[PacketResult], now: float) -> int:
         lost = received = 0
+        latest_send_us: int | None = None
         for result in results:
             sent = self.history.get(result.sequence)
             if sent is None:
                 continue
+            send_us, size = sent
+            self._recent.append((send_us, result.arrival_us, size))
             if result.arrival_us is None:
                 lost += 1
                 continue
             received += 1
-            send_us, size = sent
+            latest_send_us = send_us
             self.acked.add(result.arrival_us, size)
             self.detector.add(send_us, result.arrival_us, size, now)
+        if latest_send_us is not None:
+            sample = max(0.0, now - latest_send_us / 1_000_000)
+            self.rtt = sample if self.rtt is None else 0.875 * self.rtt + 0.125 * sample
         self._update_delay(now)
         if lost + received:
             self._update_loss(lost / (lost + received), now, lost + received)
         return self.estimate
+
+    def delivered(self, from_us: int, to_us: int) -> int | None:
+        """The rate (b/s) at which the packets sent between the two times arrived, from their
+        first arrival to their last; None if too few arrived or more than ``LOSS_HIGH`` of
+        them were lost (a link that drops what is sent has no room for more)."""
+        arrived: list[tuple[int, int]] = []
+        lost = 0
+        for send_us, arrival_us, size in self._recent:
+            if from_us <= send_us <= to_us:
+                if arrival_us is None:
+                    lost += 1
+                else:
+                    arrived.append((arrival_us, size))
+        if len(arrived) < 5 or lost > LOSS_HIGH * (lost + len(arrived)):
+            return None
+        arrived.sort()
+        span = arrived[-1][0] - arrived[0][0]
+        if span <= 0:
+            return None
+        return int(sum(size for _, size in arrived[1:]) * 8 * 1_000_000 / span)
 
     def on_loss(self, fraction_lost: float, now: float) -> int:
         """A receiver report's loss (0..1): the loss-based estimate for clients without
@@ -263,8 +299,10 @@ class BandwidthEstimator:
         elif state == "normal":
             increased = self.delay_bps * math.pow(1 + INCREASE_PER_SECOND, elapsed)
             if acked_cap and acked is not None:
-                # grow only while the link carries close to the estimate (never shrink here)
-                increased = min(increased, max(self.delay_bps, 1.5 * acked + 10_000))
+                # grow only while the link carries close to the estimate (never shrink here):
+                # an SFU sends whole layers, and an estimate drifting far above what is sent
+                # would pick a layer the link was never shown to carry; probes find room above
+                increased = min(increased, max(self.delay_bps, ACKED_HEADROOM * acked + 10_000))
             self.delay_bps = increased
         self.delay_bps = max(MIN_BPS, min(self.delay_bps, self.max_bps))
 
@@ -300,44 +338,80 @@ class BandwidthEstimator:
 class Prober:
     """When to probe a link for room above its estimate, and what a probe found.
 
-    A probe sends extra bytes (retransmissions of recent packets) for ``duration`` seconds at
-    ``target`` bits per second in total; if the delay does not grow meanwhile, the acknowledged
-    rate becomes the estimate (GCC's probe result) instead of waiting for the slow increase."""
+    A probe sends extra bytes (retransmissions of recent packets, or padding) for ``duration``
+    seconds at ``target`` bits per second in total, stopping early if the delay grows; once its
+    feedback is in (``settle`` seconds later) the rate at which what it sent arrived becomes
+    the estimate if that is higher (GCC's probe result) instead of waiting for the slow
+    increase. A probe is short so that a link without room loses little to it: its excess
+    waits in the bottleneck's queue rather than overflowing it. A probe that finds no room
+    doubles the wait before the next (up to ``max_interval``); one that finds room resets it."""
 
-    def __init__(self, interval: float = 2.0, duration: float = 0.6) -> None:
+    def __init__(
+        self,
+        interval: float = 2.0,
+        duration: float = 0.25,
+        settle: float = 0.25,
+        max_interval: float = 5.0,
+    ) -> None:
         self.interval = interval
+        self.min_interval = interval
+        self.max_interval = max_interval
         self.duration = duration
+        self.settle = settle
         self.target = 0
         self.started: float | None = None
+        self.stopped: float | None = None
         self.last_end: float | None = None
 
     @property
     def running(self) -> bool:
         return self.started is not None
 
+    def sending(self, estimator: BandwidthEstimator, now: float) -> bool:
+        """Whether the probe's extra bytes go out now (not after its time or an overuse)."""
+        if self.started is None or self.stopped is not None:
+            return False
+        if now - self.started >= self.duration or estimator.detector.state == "overuse":
+            self.stopped = now
+            return False
+        return True
+
     def maybe_start(self, estimator: BandwidthEstimator, wanted: int, now: float) -> bool:
-        """Start probing for ``wanted`` b/s if the estimate is below it and the link is not
-        overused (a draining queue, "underuse", has room)."""
+        """Start probing for ``wanted`` b/s if the estimate is below it and the link is
+        neither overused nor losing (a draining queue, "underuse", has room)."""
         if self.running or wanted <= estimator.estimate:
             return False
         if self.last_end is not None and now - self.last_end < self.interval:
             return False
-        if estimator.detector.state == "overuse":
-            return False
+        if estimator.detector.state == "overuse" or estimator.last_loss >= LOSS_LOW:
+            return False  # the link is full already: what a probe found would be its losses
         self.target = min(int(wanted * PROBE_OVERSHOOT), 2 * estimator.estimate + 100_000)
         self.started = now
+        self.stopped = None
         return True
 
     def finish_if_due(self, estimator: BandwidthEstimator, now: float) -> bool:
-        """End a probe whose time is up; returns True if it ended now."""
-        if self.started is None or now - self.started < self.duration:
+        """End a probe whose feedback is in; returns True if it ended now."""
+        started = self.started
+        if started is None:
             return False
-        self.started = None
+        stopped = self.stopped
+        if stopped is None:
+            if now - started < self.duration:
+                return False
+            stopped = self.stopped = started + self.duration
+        if now - stopped < self.settle:
+            return False
+        self.started = self.stopped = None
         self.last_end = now
-        acked = estimator.acked.bitrate()
-        if estimator.detector.state != "overuse" and acked is not None:
-            found = 0.95 * min(acked, self.target)
-            estimator.delay_bps = max(estimator.delay_bps, found)
-            if estimator.last_loss < LOSS_LOW:
+        found = estimator.delivered(int(started * 1e6), int(stopped * 1e6))
+        if found is not None and estimator.detector.state != "overuse":
+            found = int(0.95 * min(found, self.target))
+            if found > estimator.estimate:
+                estimator.delay_bps = max(estimator.delay_bps, found)
                 estimator.loss_bps = max(estimator.loss_bps, found)
+        if found is not None and found >= 0.9 * self.target / PROBE_OVERSHOOT:
+            self.interval = self.min_interval
+        else:
+            self.interval = min(self.interval * 2, self.max_interval)
         return True

@@ -327,6 +327,7 @@ class EmbeddedEngine:
             "forwarded_packets": c.forwarded,
             "dropped_packets": c.dropped,
             "retransmitted_packets": c.retransmitted,
+            "retransmissions_skipped": c.retransmissions_skipped,
             "nacks_sent": c.nacks_sent,
             "keyframe_requests": c.keyframe_requests,
             "layer_switches": c.layer_switches,

@@ -72,6 +72,14 @@ class LinkListener(Protocol):
 PADDING = 255
 """Bytes of padding in one probing packet (the most one RTP packet's padding can say)."""
 
+RETRANSMIT_AGE = 1.0
+"""Seconds after which a packet is not sent again (the receiver has given up on it)."""
+MIN_RESEND_GAP = 0.05
+"""A packet is sent again at most once per round trip, and never twice within this."""
+RETRANSMIT_SHARE = 0.25
+"""Retransmissions may take at most this share of the link's estimate (over a second); past
+it NACKs go unanswered, as a keyframe repairs more cheaply than a storm of repeats."""
+
 MAX_SOURCES = 32
 """SSRCs one track remembers (current and retired); a publisher inventing more is forgotten."""
 
@@ -86,7 +94,8 @@ class Layer:
     nacks: NackTracker | None
     ssrc: int | None = None
     stats: ReceptionStats = field(default_factory=ReceptionStats)
-    meter: RateMeter = field(default_factory=RateMeter)
+    meter: RateMeter = field(default_factory=lambda: RateMeter(window=2.0, slots=20))
+    """The layer's rate over 2 s: a keyframe's burst does not move a subscriber's choice."""
     last_packet: float | None = None
     last_sr: tuple[int, float] | None = None
     keyframe_wanted: bool = False
@@ -428,6 +437,14 @@ class DownstreamTrack:
         self._layout_key = -1
         self._history: list[bytes | None] = [None] * config.history_size
         self._history_at = [-1] * config.history_size
+        self._history_time = [0.0] * config.history_size
+        """When each packet of the history was first forwarded, then last sent again."""
+        self._resent_at = [0.0] * config.history_size
+        self.rtt: float | None = None
+        """The link's round trip (seconds), set by the subscription; None: unknown."""
+        self._estimate: int | None = None
+        self._rtx_budget = 0.0
+        self._rtx_budget_at = 0.0
         self._out = OutputStream(upstream.codec.clock_rate, random.randrange(SEQ_MOD // 2))
         self._start_seq: int | None = None
         self._rtx_seq = random.randrange(SEQ_MOD // 2)
@@ -457,6 +474,7 @@ class DownstreamTrack:
 
     def set_estimate(self, estimate_bps: int | None) -> None:
         """Pace the video from the link's estimate (None: unpaced)."""
+        self._estimate = estimate_bps
         if self._pacer is not None:
             self._pacer.set_estimate(estimate_bps, self._upstream.now())
 
@@ -478,19 +496,46 @@ class DownstreamTrack:
         self._upstream.attach(self)
 
     def on_nack(self, lost: list[int]) -> None:
+        """Send the packets a subscriber lost again: each at most once per round trip, none
+        older than ``RETRANSMIT_AGE``, and within the retransmission budget."""
         session = self._session
         if session is None:
             return
         size = len(self._history)
+        now = self._upstream.now()
+        gap = max(MIN_RESEND_GAP, self.rtt or 0.0)
         for seq in lost:
-            data = self._history[seq % size]
+            slot = seq % size
+            data = self._history[slot]
             if data is None or int.from_bytes(data[2:4], "big") != seq:
                 continue
-            at = self._history_at[seq % size] if self.send_history is not None else -1
+            if now - self._history_time[slot] > RETRANSMIT_AGE or now - self._resent_at[slot] < gap:
+                self._counters.retransmissions_skipped += 1
+                continue
+            if not self._retransmission_allowed(len(data), now):
+                self._counters.retransmissions_skipped += 1
+                continue
+            self._resent_at[slot] = now
+            at = self._history_at[slot] if self.send_history is not None else -1
             if session.rtx_payload_type is not None:
                 data = self._rtx(data, session)
             self._counters.retransmitted += 1
             self._pump.push(data, 0, at)
+
+    def _retransmission_allowed(self, size: int, now: float) -> bool:
+        """Take ``size`` bytes from the retransmission budget (a bucket filling at
+        ``RETRANSMIT_SHARE`` of the estimate, holding a second of it); unlimited without an
+        estimate."""
+        if self._estimate is None:
+            return True
+        rate = self._estimate * RETRANSMIT_SHARE / 8
+        elapsed = max(0.0, now - self._rtx_budget_at)
+        self._rtx_budget_at = now
+        self._rtx_budget = min(rate, self._rtx_budget + rate * elapsed)
+        if self._rtx_budget < size:
+            return False
+        self._rtx_budget -= size
+        return True
 
     def _rtx(self, data: bytes, session: SendSession) -> bytes:
         """``data`` on the RTX stream (its transport-wide sequence number, if any, is given
@@ -606,6 +651,9 @@ class DownstreamTrack:
         if layer != self.current or packet.ssrc != out.source:
             if layer != self.target or (self._upstream.gated and not keyframe):
                 return
+            # what still waits of the previous layer is of no use after this keyframe, and
+            # would hold it back on a link that just narrowed
+            self._pump.drop_paced()
             out.begin(packet.ssrc, packet.sequence_number, packet.timestamp, vp8, now)
             self._start_seq = packet.sequence_number
             self.current = layer
@@ -631,6 +679,8 @@ class DownstreamTrack:
         self._history[slot] = data
         at = template.transport_seq_at
         self._history_at[slot] = at
+        self._history_time[slot] = now
+        self._resent_at[slot] = 0.0
         self._packets += 1
         self._octets += len(packet.payload)
         if self._pump.send_history is None:
@@ -658,3 +708,5 @@ class DownstreamTrack:
         await self._pump.close()
         self._history = [None]
         self._history_at = [-1]
+        self._history_time = [0.0]
+        self._resent_at = [0.0]

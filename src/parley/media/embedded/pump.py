@@ -26,6 +26,9 @@ class ForwardingCounters:
     forwarded: int = 0
     dropped: int = 0
     retransmitted: int = 0
+    retransmissions_skipped: int = 0
+    """Packets a subscriber NACKed that were not sent again (too old, sent again within a
+    round trip, or over the retransmission budget)."""
     nacks_sent: int = 0
     keyframe_requests: int = 0
     layer_switches: int = 0
@@ -162,6 +165,14 @@ class PacketPump:
         out = bytearray(data)
         struct.pack_into("!H", out, at, seq)
         return bytes(out)
+
+    def drop_paced(self) -> None:
+        """Drop the packets waiting for the pacer (counted as dropped by it)."""
+        pacer = self._pacer
+        if pacer is not None and len(pacer):
+            self._counters.pacer_dropped += len(pacer)
+            self._counters.dropped += len(pacer)
+            pacer.clear()
 
     def _stopped_sending(self) -> None:
         """The transport is gone: take no more packets (``close`` still waits for the task)."""

@@ -364,8 +364,9 @@ class SubscriberSession(PeerSession):
         """Pace the video from the estimate (or a running probe's target, if higher)."""
         video = self.video
         if video is not None:
+            video.rtt = self._bwe.rtt
             rate = self.estimate
-            if rate is not None and self._prober.running:
+            if rate is not None and self._prober.sending(self._bwe, self._now()):
                 rate = max(rate, self._prober.target)
             video.set_estimate(rate)
 
@@ -379,13 +380,25 @@ class SubscriberSession(PeerSession):
             self.estimate = self._bwe.estimate
             self._pace()
             return
-        upstream = self._publisher.tracks.get("video")
-        sending = sum(r or 0 for r in upstream.layer_bitrates(upstream.now())) if upstream else 0
-        current = video.current
-        if upstream is not None and current is not None:
-            sending = upstream.layer_bitrates(upstream.now())[current] or 0
-        extra = max(0, prober.target - sending)
+        if not prober.sending(self._bwe, now):
+            self._pace()  # back to the estimate's pace while the probe's feedback comes in
+            return
+        extra = max(0, prober.target - self._sending())
         video.probe(int(extra * PROBE_INTERVAL / 8))
+
+    def _sending(self) -> int:
+        """Bits per second this subscription sends now: the audio, and the video's layer
+        unless it is paused or not started (a probe adds what is missing to its target)."""
+        total = 0
+        audio = self._publisher.tracks.get("audio")
+        if audio is not None:
+            total += max(r or 0 for r in audio.layer_bitrates(audio.now()))
+        video, upstream = self.video, self._publisher.tracks.get("video")
+        if video is not None and upstream is not None and not video.paused:
+            current = video.current
+            if current is not None:
+                total += upstream.layer_bitrates(upstream.now())[current] or 0
+        return total
 
     @property
     def video(self) -> DownstreamTrack | None:
@@ -432,7 +445,8 @@ class SubscriberSession(PeerSession):
                 audio_rate = max(r or 0 for r in audio.layer_bitrates(clock))
             available = self.estimate - audio_rate
         bitrates = upstream.layer_bitrates(clock)
-        choice = choose_layer(bitrates, video.cap, available, video.current)
+        current = None if video.paused else video.current
+        choice = choose_layer(bitrates, video.cap, available, current)
         if choice is None:
             return
         if self._transport_cc and available is not None and self.estimate is not None:

@@ -4,7 +4,8 @@ Janus forwards whichever simulcast layer it is told to; it does not estimate a s
 bandwidth. Parley reads, once a second, what Janus knows of each subscriber's video
 (Admin API ``handle_info``: packets sent, and packets lost as the subscriber's receiver reports
 count them) and decides here: a link lossy three readings running steps down a layer (at once,
-and two layers, when most is lost: a busy machine loses a packet now and then), a link
+and two layers, when most is lost: a busy machine loses a packet now and then; at once, too,
+in the seconds after a step up, which is the only probe Janus allows), a link
 still lossy at the lowest layer pauses the video (audio goes on), and a link clean for long
 enough tries one step up again, waiting twice as long after each step up that failed.
 """
@@ -25,6 +26,9 @@ MIN_PACKETS = 15
 WINDOW = 1.0
 """Seconds each loss figure covers: a receiver report comes about once a second, so a window
 this long always holds one, however often the link is read."""
+TRIAL = 4.0
+"""Seconds after a step up during which one lossy reading steps back down: the layer just
+tried is too big for the link, and waiting for a trend would freeze the picture meanwhile."""
 LOSSY_READINGS = 3
 """Readings in a row with a lossy window before a step down (unless the loss is steep)."""
 
@@ -55,7 +59,7 @@ class LinkChooser:
     paused: bool = False
     min_clean: float = 2.0
     """Seconds of clean link before one step up."""
-    max_clean: float = 8.0
+    max_clean: float = 6.0
     """The longest wait before a step up (after failed ones): a link that opens again is
     followed from the lowest layer to the top within about ``max_clean + min_clean``, and a
     narrow one is probed no more often than this."""
@@ -87,7 +91,9 @@ class LinkChooser:
         before = LinkChoice(self.allowed, self.paused)
         self._lossy = self._lossy + 1 if loss > DOWN_LOSS else 0
         steep = loss > STEEP_LOSS and self.allowed > 0  # pausing always waits for a trend
-        if (steep or self._lossy >= LOSSY_READINGS) and not self.paused:
+        # a step up is Parley's only probe on Janus: the first loss after it undoes it
+        trial = self._stepped_up_at is not None and now - self._stepped_up_at < TRIAL
+        if (steep or self._lossy >= LOSSY_READINGS or (trial and self._lossy)) and not self.paused:
             self._down(loss, now)
         elif loss > DOWN_LOSS and not self.paused:
             self._clean_since = None
