@@ -30,14 +30,15 @@ pytestmark = [
     pytest.mark.media,
     pytest.mark.slow,
     pytest.mark.timeout(300),
-    # Not part of `make test` yet: on the 2-core CI box Chromium's encoder drops the camera's
-    # top layer for CPU (1.5 fps of `f` while `q`/`h` run at 23), and the narrowing of a link is
-    # not yet followed within the target. Run on purpose with PARLEY_NETWORK_TESTS=1.
-    pytest.mark.skipif(
-        not os.environ.get("PARLEY_NETWORK_TESTS"),
-        reason="the adaptive-media targets are not met yet (PARLEY_NETWORK_TESTS=1 runs them)",
-    ),
 ]
+
+JANUS_NOT_YET = pytest.mark.skipif(
+    not os.environ.get("PARLEY_NETWORK_TESTS"),
+    # On Janus (1.1, which cannot probe a subscriber with padding) a step up is the only probe,
+    # and each one a 300 kbit/s link cannot carry freezes the narrow viewer's picture for about
+    # a second: 6-9 s frozen in 20 s. Run on purpose with PARLEY_NETWORK_TESTS=1.
+    reason="Janus does not meet the narrow viewer's target yet (PARLEY_NETWORK_TESTS=1 runs it)",
+)
 
 NARROW = Link(kbit=300)
 WIDE = Link(kbit=2000)
@@ -54,7 +55,7 @@ class Meeting:
     narrow_net: Namespace
 
 
-@pytest.fixture(scope="module", params=["janus", "embedded"])
+@pytest.fixture(scope="module", params=[pytest.param("janus", marks=JANUS_NOT_YET), "embedded"])
 def meeting(request: pytest.FixtureRequest, playwright: Playwright) -> Iterator[Meeting]:
     engine: str = request.param
     if engine == "janus":

@@ -238,3 +238,25 @@ def test_a_link_whose_queue_drains_is_probed() -> None:
     assert prober.maybe_start(bwe, 200_000, 10.0)
     bwe.detector.state = "overuse"
     assert not Prober().maybe_start(bwe, 200_000, 10.0)
+
+
+def test_a_probe_is_judged_by_the_arrivals_of_what_it_sent() -> None:
+    # sent at 1 Mbit/s for 250 ms: arriving spread as a 600 kbit/s link spreads them, the probe
+    # finds about 600 kbit/s; arriving with a fifth lost, it finds nothing
+    for lost_every, expect_found in ((0, True), (5, False)):
+        history = SendHistory()
+        bwe = BandwidthEstimator(history, start_bps=300_000)
+        prober = Prober()
+        assert prober.maybe_start(bwe, 700_000, 10.0)
+        results = []
+        for i in range(25):  # 1,250-byte packets every 10 ms
+            seq = history.add(int((10.0 + i * 0.01) * 1e6), 1250)
+            arrival = None if lost_every and i % lost_every == 0 else int((10.0 + i * 0.0167) * 1e6)
+            results.append(PacketResult(seq, arrival))
+        bwe.on_feedback(results, 10.3)
+        assert prober.finish_if_due(bwe, 10.55)
+        if expect_found:
+            assert 500_000 <= bwe.estimate <= 620_000, bwe.estimate
+            assert prober.interval < 1.0  # room found: the next layer's probe soon
+        else:
+            assert bwe.estimate <= 300_000 and prober.interval >= 2.0

@@ -309,3 +309,67 @@ def test_subscriptions_offer_transport_cc_and_read_the_answers_id() -> None:
     assert "a=rtcp-fb:96 transport-cc" in offer and "a=rtcp-fb:97" not in offer
     assert answered_extension(offer, TRANSPORT_CC_URI) == 2
     assert answered_extension(ANSWER, TRANSPORT_CC_URI) == 0
+
+
+async def test_nacks_are_answered_once_per_round_trip_while_fresh_and_within_budget() -> None:
+    clock = FakeClock()
+    counters = ForwardingCounters()
+    config = EmbeddedConfig(keyframe_interval=0.0)
+    upstream = UpstreamTrack("up", "video", VP8, config, counters, clock, rids=RIDS)
+    publisher_wire = Wire()
+    upstream.on_ready(
+        ReceiveSession(
+            mid="1",
+            media_ssrc=None,
+            rtx_ssrc=None,
+            send=publisher_wire.send,
+            send_now=publisher_wire.send_now,
+        )
+    )
+    wire = Wire()
+    track = DownstreamTrack("down", upstream, config, counters)
+    track.on_ready(subscriber_session(wire, 5000))
+    publisher = Layered(upstream, clock)
+
+    async def frames(count: int) -> list[int]:
+        """Sequence numbers of the next ``count`` frames as the subscriber receives them."""
+        before = len(wire.rtp())
+        for _ in range(count):
+            publisher.frame()
+        await settle()
+        return [p.sequence_number for p in wire.rtp()[before:] if p.payload_type == 120]
+
+    def resent() -> int:
+        return sum(1 for p in wire.rtp() if p.payload_type == 121)
+
+    try:
+        publisher.frame(keyframes=(0, 1, 2))
+        first = (await frames(2))[0]
+        track.rtt = 0.2
+        track.on_nack([first])
+        track.on_nack([first])  # asked again within the round trip: not repeated
+        await settle()
+        assert resent() == 1 and counters.retransmissions_skipped == 1
+        clock.advance(0.25)
+        track.on_nack([first])  # a round trip later: once more
+        await settle()
+        assert resent() == 2
+
+        # a budget (a quarter of the estimate, a second of it) with room for one and a half
+        # packets: one retransmission, then none
+        size = len(wire.sent[0])
+        track.set_estimate(int(1.5 * size * 8 / 0.25))
+        clock.advance(1.0)
+        fresh = await frames(2)
+        track.on_nack(fresh)
+        await settle()
+        assert resent() == 3 and counters.retransmissions_skipped == 2
+
+        track.set_estimate(None)
+        clock.advance(1.1)  # now older than a second: the receiver has given up on it
+        track.on_nack(fresh[1:])
+        await settle()
+        assert resent() == 3 and counters.retransmissions_skipped == 3
+    finally:
+        await track.close()
+        await upstream.close()

@@ -40,6 +40,9 @@ LOSS_HIGH = 0.10
 LOSS_LOW = 0.02
 LOSS_WINDOW = 0.3
 """Seconds of feedback one loss-based step looks at."""
+PROBE_AGAIN = 0.25
+"""Seconds after a probe that found room before the next may start (a link that opened is
+climbed layer by layer without waiting)."""
 RECENT_PACKETS = 4096
 """Packets whose send and arrival times are kept for what a probe found."""
 PROBE_OVERSHOOT = 1.15
@@ -344,7 +347,8 @@ class Prober:
     the estimate if that is higher (GCC's probe result) instead of waiting for the slow
     increase. A probe is short so that a link without room loses little to it: its excess
     waits in the bottleneck's queue rather than overflowing it. A probe that finds no room
-    doubles the wait before the next (up to ``max_interval``); one that finds room resets it."""
+    doubles the wait before the next (from ``interval`` up to ``max_interval``); one that finds
+    room lets the next start ``PROBE_AGAIN`` later."""
 
     def __init__(
         self,
@@ -411,7 +415,7 @@ class Prober:
                 estimator.delay_bps = max(estimator.delay_bps, found)
                 estimator.loss_bps = max(estimator.loss_bps, found)
         if found is not None and found >= 0.9 * self.target / PROBE_OVERSHOOT:
-            self.interval = self.min_interval
+            self.interval = PROBE_AGAIN  # room found: look for the next layer's at once
         else:
-            self.interval = min(self.interval * 2, self.max_interval)
+            self.interval = min(max(self.interval * 2, self.min_interval), self.max_interval)
         return True
