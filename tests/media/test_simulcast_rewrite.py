@@ -168,24 +168,30 @@ async def test_layers_map_by_rid_and_rtx_by_repaired_rid() -> None:
         publisher.frame(keyframes=(0, 1, 2))
         # a packet of an unknown SSRC without a rid names no layer: dropped
         upstream.on_rtp(MediaPacket(96, 1, 1, 0xDEAD, True, vp8(1, 1, True), received_ns=1))
-        # an RTX repair of the top layer, known by its repaired rid
-        lost_seq = publisher.seq[2] - 1
-        upstream.on_rtp(
-            MediaPacket(
+        # the top layer loses a packet; its RTX repair is known by its repaired rid
+        lost_seq = publisher.seq[2]
+        publisher.seq[2] += 1
+        publisher.frame()
+
+        def repair(seq: int, rtx_seq: int) -> MediaPacket:
+            return MediaPacket(
                 97,
-                4,
+                rtx_seq,
                 publisher.ts[2] - 3000,
                 0xC1,
                 True,
-                struct.pack("!H", lost_seq) + vp8(publisher.pid[2] - 1, 0, False),
+                struct.pack("!H", seq) + vp8(publisher.pid[2] - 1, 0, False),
                 received_ns=1,
                 repaired_rid="f",
             )
-        )
+
+        upstream.on_rtp(repair(lost_seq, 4))
+        # a repeat of a packet that arrived (a browser's probing padding) is not forwarded
+        upstream.on_rtp(repair(lost_seq + 1, 5))
         await settle()
         got = wire.rtp()
-        assert len(got) == 2
-        assert got[1].sequence_number == got[0].sequence_number  # the repair, same number
+        assert len(got) == 3 and counters.duplicates == 1
+        assert got[2].sequence_number == got[1].sequence_number - 1  # the repair, in its place
         bitrates = upstream.layer_bitrates(clock.monotonic())
         assert all(rate is not None and rate > 0 for rate in bitrates)
         clock.advance(2.0)

@@ -328,6 +328,7 @@ class EmbeddedEngine:
             "dropped_packets": c.dropped,
             "retransmitted_packets": c.retransmitted,
             "retransmissions_skipped": c.retransmissions_skipped,
+            "duplicate_packets": c.duplicates,
             "nacks_sent": c.nacks_sent,
             "keyframe_requests": c.keyframe_requests,
             "layer_switches": c.layer_switches,

@@ -48,6 +48,11 @@ class NackTracker:
             self.missing.pop(seq, None)
         return to_nack + self._retries(now, set(to_nack))
 
+    def wanted(self, seq: int) -> bool:
+        """Whether ``seq`` is missing (or newer than any received): a retransmission of
+        anything else is a duplicate (a sender's padding made of old packets)."""
+        return self.highest is None or seq in self.missing or seq_newer(seq, self.highest)
+
     def _retries(self, now: float, fresh: set[int]) -> list[int]:
         retry: list[int] = []
         for seq, entry in list(self.missing.items()):
@@ -134,16 +139,29 @@ class KeyframePacer:
         return max(0.0, self.interval - (now - self.last_sent))
 
 
+MIN_SPAN = 0.5
+"""Seconds a new stream is measured over at least (its first keyframe alone is not a rate)."""
+
+
 @dataclass
 class RateMeter:
-    """Bits per second over the last ``window`` seconds, in ``slots`` buckets (cheap per add)."""
+    """Bits per second over the last ``window`` seconds, in ``slots`` buckets (cheap per add).
+
+    A stream that started (or came back after a silence of a whole window) less than a window
+    ago is measured over the time it has been arriving, at least ``MIN_SPAN`` of it: a layer a
+    publisher just turned on is not mistaken for a cheap one."""
 
     window: float = 1.0
     slots: int = 10
     _buckets: list[int] = field(default_factory=list)
     _slot: int = -1
+    _since: float = 0.0
+    _last: float = float("-inf")
 
     def add(self, size: int, now: float) -> None:
+        if now - self._last > self.window:
+            self._since = now
+        self._last = now
         slot = int(now * self.slots / self.window)
         self._advance(slot)
         self._buckets[-1] += size
@@ -163,4 +181,5 @@ class RateMeter:
         if self._slot < 0:
             return 0
         self._advance(int(now * self.slots / self.window))
-        return int(sum(self._buckets) * 8 / self.window)
+        span = min(self.window, max(now - self._since, MIN_SPAN))
+        return int(sum(self._buckets) * 8 / span)

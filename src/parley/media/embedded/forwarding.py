@@ -196,6 +196,10 @@ class UpstreamTrack:
             unwrapped = unwrap_rtx(packet, codec.payload_type, layer.ssrc)
             if unwrapped is None:
                 return
+            if layer.nacks is not None and not layer.nacks.wanted(unwrapped.sequence_number):
+                # not asked for: the publisher's probing padding, repeating recent packets
+                self._counters.duplicates += 1
+                return
             packet = unwrapped
         else:
             return

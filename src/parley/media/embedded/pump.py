@@ -26,6 +26,9 @@ class ForwardingCounters:
     forwarded: int = 0
     dropped: int = 0
     retransmitted: int = 0
+    duplicates: int = 0
+    """Retransmissions from publishers of packets already received (padding for probing),
+    dropped rather than counted and forwarded again."""
     retransmissions_skipped: int = 0
     """Packets a subscriber NACKed that were not sent again (too old, sent again within a
     round trip, or over the retransmission budget)."""
