@@ -197,11 +197,21 @@ async def test_refusals_carry_the_headers_http_asks_for(http: httpx.AsyncClient)
         assert unknown.json() == {"error": "NOT_FOUND", "message": "Not Found"}
 
 
-async def test_a_refused_call_is_told_the_wait_its_keys_pace_sets(tmp_path: Path) -> None:
+async def test_a_paced_refusal_says_how_long_until_one_more_is_let_through(
+    tmp_path: Path,
+) -> None:
     clock = FakeClock()
-    slow = Settings(data_dir=tmp_path, media_engine="none", api_key=KEY, api_rate=0.2, api_burst=1)
+    slow = Settings(
+        data_dir=tmp_path,
+        media_engine="none",
+        api_key=KEY,
+        api_rate=0.2,
+        api_burst=1,
+        probe_rate=0.01,
+        probe_burst=1,
+    )
     async with (
-        run_server(slow, clock=clock) as server,
+        run_server(slow, FakeEngine(), clock=clock) as server,
         httpx.AsyncClient(base_url=server.url, headers=AUTH) as api,
     ):
         assert (await api.get("/api/v1/rooms")).status_code == 200
@@ -214,6 +224,12 @@ async def test_a_refused_call_is_told_the_wait_its_keys_pace_sets(tmp_path: Path
         assert (await api.get("/api/v1/rooms")).headers["retry-after"] == "1"  # 0.1 s: at least 1
         clock.advance(0.2)
         assert (await api.get("/api/v1/rooms")).status_code == 200
+        # the pre-join probe's pace (per address, on the event loop's clock)
+        first = await api.post("/connectivity-probe", json={"sdp": "not sdp"})
+        assert first.status_code != 429
+        probed = await api.post("/connectivity-probe", json={"sdp": "not sdp"})
+        assert probed.status_code == 429
+        assert probed.headers["retry-after"] in ("99", "100")  # one per 100 s, less what passed
 
 
 @pytest.mark.parametrize(
