@@ -210,7 +210,9 @@ class Parley:
             presence=self.presence,
             engine=self.engine,
             engine_events=engine_events,
-            events=SocketRoomEvents(self.sio, links=self.links),
+            events=SocketRoomEvents(
+                self.sio, links=self.links, recording_of=lambda key: self.recordings.active(key)
+            ),
             blobs=BlobDir(self.settings.files_dir),
             signer=self.signer,
             links=self.links,

@@ -139,6 +139,12 @@ class LimitExceeded(ParleyError):
 class RateLimited(LimitExceeded):
     code = ErrorCode.RATE_LIMITED
 
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        """Seconds until the limiter that refused would let one more through, when it says
+        (HTTP prints it as ``Retry-After``)."""
+
 
 class RoomFull(LimitExceeded):
     code = ErrorCode.ROOM_FULL

@@ -17,7 +17,8 @@ from typing import Protocol
 
 @dataclass
 class TokenBucket:
-    """``rate`` tokens a second up to ``burst``; ``take(now)`` spends one if there is one."""
+    """``rate`` tokens a second up to ``burst``; ``take(now)`` spends one if there is one,
+    ``wait(now)`` says how long until there is."""
 
     rate: float
     burst: int
@@ -35,6 +36,14 @@ class TokenBucket:
             self.tokens -= 1.0
             return True
         return False
+
+    def wait(self, now: float) -> float:
+        """Seconds from ``now`` until ``take`` would succeed (0 when it would now); nothing is
+        spent. A shared bucket may be below zero (other nodes spent it): the wait is longer."""
+        tokens = self.tokens
+        if self.updated is not None:
+            tokens = min(float(self.burst), tokens + (now - self.updated) * self.rate)
+        return max(0.0, (1.0 - tokens) / self.rate)
 
 
 class SharedBuckets(Protocol):
@@ -75,6 +84,11 @@ class KeyedLimiter:
         if allowed and self._shared is not None:
             self._shared.spent(self.name, key, bucket)
         return allowed
+
+    def wait(self, key: str, now: float) -> float:
+        """Seconds from ``now`` until ``allow(key)`` would let one more through."""
+        bucket = self._buckets.get(key)
+        return 0.0 if bucket is None else bucket.wait(now)
 
     def exhausted(self, key: str, now: float) -> bool:
         """Whether ``key`` has no token left at ``now`` (nothing is spent)."""

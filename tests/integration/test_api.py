@@ -18,6 +18,7 @@ from tests.integration.test_api_moderation import MODERATION
 from tests.integration.test_webhook_delivery import receiving
 from tests.integration.test_webhooks import SECRET
 from tests.support.clients import Client, Clients
+from tests.support.fakes import FakeClock
 from tests.support.server import RunningServer, run_server
 from tests.support.waiting import wait_until
 
@@ -194,6 +195,41 @@ async def test_refusals_carry_the_headers_http_asks_for(http: httpx.AsyncClient)
         unknown = await http.get(path)
         assert unknown.status_code == 404
         assert unknown.json() == {"error": "NOT_FOUND", "message": "Not Found"}
+
+
+async def test_a_paced_refusal_says_how_long_until_one_more_is_let_through(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock()
+    slow = Settings(
+        data_dir=tmp_path,
+        media_engine="none",
+        api_key=KEY,
+        api_rate=0.2,
+        api_burst=1,
+        probe_rate=0.01,
+        probe_burst=1,
+    )
+    async with (
+        run_server(slow, FakeEngine(), clock=clock) as server,
+        httpx.AsyncClient(base_url=server.url, headers=AUTH) as api,
+    ):
+        assert (await api.get("/api/v1/rooms")).status_code == 200
+        refused = await api.get("/api/v1/rooms")
+        assert refused.status_code == 429 and refused.json()["error"] == "RATE_LIMITED"
+        assert refused.headers["retry-after"] == "5"  # one call per 1 / 0.2 s
+        clock.advance(2.5)
+        assert (await api.get("/api/v1/rooms")).headers["retry-after"] == "3"  # 2.5 s, rounded up
+        clock.advance(2.4)
+        assert (await api.get("/api/v1/rooms")).headers["retry-after"] == "1"  # 0.1 s: at least 1
+        clock.advance(0.2)
+        assert (await api.get("/api/v1/rooms")).status_code == 200
+        # the pre-join probe's pace (per address, on the event loop's clock)
+        first = await api.post("/connectivity-probe", json={"sdp": "not sdp"})
+        assert first.status_code != 429
+        probed = await api.post("/connectivity-probe", json={"sdp": "not sdp"})
+        assert probed.status_code == 429
+        assert probed.headers["retry-after"] in ("99", "100")  # one per 100 s, less what passed
 
 
 @pytest.mark.parametrize(
@@ -441,7 +477,8 @@ async def test_every_documented_status_is_one_the_route_sends(
             await call(limited, "GET", parked, parked)
             await call(limited, "POST", retry, f"{parked}/{first.id}/retry")
             answer = await wait_until(lambda: _paced(limited, rooms), 15, "a call refused")
-            assert answer.headers["retry-after"] == "1"
+            waited = int(answer.headers["retry-after"])
+            assert 1 <= waited <= 100  # one call per 1 / 0.01 s, some of it already refilled
     for operation, statuses in documented(document).items():
         seen = sent.get(operation, set()) | {429}  # every route shares the key's pace
         assert statuses <= seen, (operation, statuses - seen)

@@ -50,7 +50,7 @@ async def test_settings_are_the_hosts_and_the_room_is_told(connect) -> None:
     answer = await ada.ok("updateRoom", {"roomId": room_id, "locked": True, "password": "s3cret"})
     assert answer["settings"]["locked"] is True and answer["settings"]["hasPassword"] is True
     updated = await bob.next("roomUpdated")
-    assert updated == {"roomId": room_id, "settings": answer["settings"]}
+    assert updated == {"roomId": room_id, "settings": answer["settings"], "recording": None}
     assert "s3cret" not in repr(updated)
     unchanged = await ada.ok("updateRoom", {"roomId": room_id, "privateChat": False})
     assert unchanged["settings"]["locked"] is True and unchanged["settings"]["privateChat"] is False

@@ -138,6 +138,33 @@ async def test_a_host_records_a_meeting_and_everyone_gets_a_file_that_shows_and_
     assert await bob.error("getRecordings", {"roomId": room_id}) == "FORBIDDEN"
 
 
+async def test_who_is_admitted_or_told_of_new_settings_learns_whether_it_is_recorded(
+    server: RunningServer, closing: list[Any]
+) -> None:
+    ada = await Client(server.url).connect()
+    bob = await Client(server.url).connect()
+    closing.extend([ada, bob])
+    room_id = (await ada.ok("createRoom", {"userName": "Ada", "roomName": "Door"}))["roomId"]
+    await ada.ok("updateRoom", {"roomId": room_id, "lobby": True})
+    assert (await ada.next("roomUpdated"))["recording"] is None
+    started = await ada.ok("startRecording", {"roomId": room_id})
+    told = await ada.next("recordingStarted")
+    running = {"recordingId": started["recordingId"], "startedAt": told["startedAt"]}
+
+    knocked = await bob.ok("joinRoom", {"roomId": room_id, "userName": "Bob"})
+    await ada.ok("admit", {"roomId": room_id, "requestId": knocked["requestId"]})
+    admitted = await bob.next("admitted")
+    assert admitted["roomId"] == room_id and admitted["recording"] == running
+    await ada.ok("updateRoom", {"roomId": room_id, "lobby": False})
+    updated = await bob.next("roomUpdated")
+    assert updated["settings"]["lobby"] is False and updated["recording"] == running
+
+    await ada.ok("stopRecording", {"roomId": room_id})
+    await bob.next("recordingStopped")
+    await ada.ok("updateRoom", {"roomId": room_id, "locked": True})
+    assert (await bob.next("roomUpdated"))["recording"] is None
+
+
 async def test_the_end_of_the_meeting_stops_its_recording_which_is_then_composed(
     server: RunningServer, closing: list[Any]
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from parley.errors import NotFound, RoomNotFound
+from parley.http.manners import retry_after
 from parley.http.routes import content_disposition
 from parley.ratelimit import KeyedLimiter, TokenBucket
 from parley.text import clean_text
@@ -39,6 +40,32 @@ def test_a_bucket_allows_its_burst_then_refills_at_its_rate() -> None:
     assert bucket.take(0.5) is True
     assert bucket.take(10.0) and bucket.take(10.0) and bucket.take(10.0)
     assert bucket.take(10.0) is False
+
+
+def test_a_bucket_says_how_long_until_it_lets_one_more_through() -> None:
+    bucket = TokenBucket(rate=0.2, burst=1)
+    assert bucket.wait(0.0) == 0.0
+    assert bucket.take(0.0) and not bucket.take(0.0)
+    assert bucket.wait(0.0) == pytest.approx(5.0)
+    assert bucket.wait(2.0) == pytest.approx(3.0)
+    assert bucket.wait(5.0) == 0.0 and bucket.take(5.0)
+    bucket.tokens = -1.0  # what a shared bucket other nodes spent looks like
+    assert bucket.wait(5.0) == pytest.approx(10.0)
+
+
+def test_a_keyed_limiter_says_the_wait_of_its_key() -> None:
+    limiter = KeyedLimiter("test.limit", rate=4.0, burst=1)
+    assert limiter.wait("a", 0.0) == 0.0
+    assert limiter.allow("a", 0.0) and not limiter.allow("a", 0.1)
+    assert limiter.wait("a", 0.1) == pytest.approx(0.15)
+    assert limiter.wait("b", 0.1) == 0.0
+
+
+@pytest.mark.parametrize(("seconds", "header"), [(0.0, "1"), (0.15, "1"), (1.0, "1"), (4.2, "5")])
+def test_retry_after_is_whole_seconds_rounded_up_and_at_least_one(
+    seconds: float, header: str
+) -> None:
+    assert retry_after(seconds) == header
 
 
 def test_a_keyed_limiter_keeps_keys_apart() -> None:

@@ -351,8 +351,10 @@ def install(app: FastAPI, deps: ApiDeps, more: Sequence[APIRouter] = ()) -> APIR
         name = key_name(bearer(request), deps.api_keys)
         if name is None:
             raise Unauthorized("An API key is required: Authorization: Bearer <key>.")
-        if not deps.limiter.allow(name, deps.clock.monotonic()):
-            raise RateLimited("Too many API calls; slow down.")
+        now = deps.clock.monotonic()
+        if not deps.limiter.allow(name, now):
+            wait = deps.limiter.wait(name, now)
+            raise RateLimited("Too many API calls; slow down.", retry_after=wait)
         log.info("api %s %s by key %s", request.method, request.url.path, name)
         return name
 

@@ -4,12 +4,15 @@ HTTP asks for.
 - a validation error answers 400 ``INVALID_PAYLOAD`` naming the first field at fault;
 - an unknown path answers 404: ``NOT_FOUND`` under ``/api/``, ``FILE_NOT_FOUND`` elsewhere; a
   known path with another method 405 with ``Allow`` naming every method served there;
+- a 429 from a token bucket carries ``Retry-After``: the whole seconds, rounded up and at least
+  1, until that bucket lets one more through (``retry_after``);
 - ``Manners`` (an ASGI layer around everything) gives a 401 that names no scheme
   ``WWW-Authenticate: Bearer`` and a 429 without ``Retry-After`` one of ``RETRY_AFTER_SECONDS``.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -24,6 +27,11 @@ from parley.errors import ErrorCode
 API_PATHS = "/api/"
 RETRY_AFTER_SECONDS = 1
 """``Retry-After`` of a 429 that does not say more: the rates are per second."""
+
+
+def retry_after(seconds: float) -> str:
+    """``Retry-After`` for a wait of ``seconds``: whole seconds, rounded up, at least 1."""
+    return str(max(1, math.ceil(seconds)))
 
 
 def install(app: FastAPI) -> None:

@@ -112,7 +112,10 @@ class Probes:
         if not self.enabled:
             raise MediaError("This server runs no media engine, so it answers no probes.")
         if not self._limiter.allow(address, now):
-            raise RateLimited("Too many connectivity checks from your address; try again soon.")
+            raise RateLimited(
+                "Too many connectivity checks from your address; try again soon.",
+                retry_after=self._limiter.wait(address, now),
+            )
         if len(self._open) >= self._settings.max_probes:
             raise ServerFull("Too many connectivity checks at once; try again soon.")
         sdp = check_description(offer, self._settings.max_sdp_bytes, "offer")

@@ -18,8 +18,9 @@ from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from parley import __version__, wire
-from parley.errors import ErrorCode, ParleyError
+from parley.errors import ErrorCode, ParleyError, RateLimited
 from parley.files.service import FilesService
+from parley.http.manners import retry_after
 from parley.http.security import DOWNLOAD_CSP, served_type
 from parley.http.upload import Upload
 from parley.media.engine import MediaEngine
@@ -60,7 +61,10 @@ def error_body(code: ErrorCode | str, message: str, status: int) -> JSONResponse
 def install(app: FastAPI, deps: HttpDeps) -> None:
     @app.exception_handler(ParleyError)
     async def parley_error(_request: Request, error: ParleyError) -> JSONResponse:
-        return error_body(error.code, error.message, error.http_status)
+        answer = error_body(error.code, error.message, error.http_status)
+        if isinstance(error, RateLimited) and error.retry_after is not None:
+            answer.headers["Retry-After"] = retry_after(error.retry_after)
+        return answer
 
     # Anything else is a bug: the contract's body, no detail. The server still logs the
     # traceback (Starlette re-raises after this answer is sent).

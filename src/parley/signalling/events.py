@@ -1,8 +1,11 @@
 """``RoomEvents`` over python-socketio: each domain fact becomes its Socket.IO event, sent to the
 Socket.IO room named after the room's key (one per room lifetime), or to the connections the
-fact names."""
+fact names. A payload that carries the room's settings (``roomUpdated``, and ``admitted`` as
+the ``joinRoom`` answer) also says whether the meeting is being recorded."""
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
 
 import socketio
 
@@ -10,6 +13,7 @@ from parley import wire
 from parley.chat.models import ChatMessage
 from parley.files.links import DownloadLinks
 from parley.media.engine import IceCandidate
+from parley.recording.models import Recording
 from parley.rooms.models import (
     Departure,
     JoinedRoom,
@@ -22,12 +26,29 @@ from parley.rooms.models import (
     RoomRecord,
     Stream,
 )
+from parley.signalling.recording import active
+
+RecordingOf = Callable[[str], Awaitable[Recording | None]]
+"""The running recording of the room with this key, or None."""
 
 
 class SocketRoomEvents:
-    def __init__(self, sio: socketio.AsyncServer, *, links: DownloadLinks) -> None:
+    def __init__(
+        self,
+        sio: socketio.AsyncServer,
+        *,
+        links: DownloadLinks,
+        recording_of: RecordingOf | None = None,
+    ) -> None:
         self._sio = sio
         self._links = links
+        self._recording_of = recording_of
+
+    async def _recording(self, room: RoomRecord) -> dict[str, object] | None:
+        """``recording`` as the room's payloads carry it: its running recording, or null."""
+        if self._recording_of is None:
+            return None
+        return active(await self._recording_of(room.uid))
 
     async def _to_room(
         self, room: RoomRecord, event: str, data: object, skip: str | None = None
@@ -49,7 +70,11 @@ class SocketRoomEvents:
 
     # --- the room --------------------------------------------------------------------------
     async def room_updated(self, room: RoomRecord) -> None:
-        data = {"roomId": room.room_id, "settings": wire.settings(room.settings)}
+        data = {
+            "roomId": room.room_id,
+            "settings": wire.settings(room.settings),
+            "recording": await self._recording(room),
+        }
         await self._to_room(room, "roomUpdated", data)
 
     async def meeting_ended(self, room: RoomRecord, by: str) -> None:
@@ -116,7 +141,8 @@ class SocketRoomEvents:
             await self._to(host.conn_id, "lobbyResolved", data)
 
     async def admitted(self, request: LobbyRequest, joined: JoinedRoom) -> None:
-        await self._to(request.conn_id, "admitted", wire.joined(joined))
+        data = {**wire.joined(joined), "recording": await self._recording(joined.record)}
+        await self._to(request.conn_id, "admitted", data)
 
     async def lobby_denied(self, room: RoomRecord, request: LobbyRequest) -> None:
         await self._to(request.conn_id, "lobbyDenied", {"roomId": room.room_id})

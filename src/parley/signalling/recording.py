@@ -15,7 +15,7 @@ from parley.signalling.dispatch import Handler, Route
 
 
 def active(r: Recording | None) -> dict[str, object] | None:
-    """``recording`` as the ``joinRoom`` answer carries it."""
+    """``recording`` as the ``joinRoom`` answer, ``admitted`` and ``roomUpdated`` carry it."""
     return None if r is None else {"recordingId": r.recording_id, "startedAt": r.started_at}
 
 
