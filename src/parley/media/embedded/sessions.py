@@ -447,14 +447,6 @@ class SubscriberSession(PeerSession):
         bitrates = upstream.layer_bitrates(clock)
         current = None if video.paused else video.current
         choice = choose_layer(bitrates, video.cap, available, current)
-        import os, sys  # TRACE
-
-        if os.environ.get("TRACE_BWE"):
-            print(
-                f"TRACE {clock:.2f} {self.name} est={self.estimate} d={int(self._bwe.delay_bps)} l={int(self._bwe.loss_bps)} st={self._bwe.detector.state} loss={self._bwe.last_loss:.2f} acked={self._bwe.acked.bitrate()} rates={bitrates} cur={video.current} tgt={video.target} paused={video.paused} choice={choice} probe={self._prober.running}/{self._prober.target} rtx={self._counters.retransmitted} skip={self._counters.retransmissions_skipped} rtt={self._bwe.rtt} pp={self._counters.probe_packets} pd={self._counters.pacer_dropped}",
-                file=sys.stderr,
-                flush=True,
-            )
         if choice is None:
             return
         if self._transport_cc and available is not None and self.estimate is not None:
