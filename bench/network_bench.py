@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.browser.network import (  # noqa: E402
+    PUBLISHER,
     camera,
     join_watching,
     launch_in,
@@ -90,7 +91,7 @@ def run_engine(
             for index, net in enumerate(every):
                 url = f"http://{net.host_address}:{server.port}"
                 browsers.append(launch_in(playwright, net, folder, video, url))
-                name = "Publisher" if index == 0 else f"Viewer {index}"
+                name = PUBLISHER if index == 0 else f"Viewer {index}"
                 viewport = {"width": 1920, "height": 1080}
                 people.append(Participant.open(browsers[-1], name, url, viewport=viewport))
             publisher, viewers = people[0], people[1:]

@@ -30,9 +30,14 @@ class Window:
     """Video received, kbit/s."""
 
 
+PUBLISHER = "Publisher"
+"""The name of the one participant whose camera the viewers watch (the others join with
+camera off, but still publish an empty camera stream, which each viewer also subscribes to)."""
+
+
 def camera(person: Participant) -> dict[str, Any] | None:
-    cameras = camera_stats(person)
-    return cameras[0] if cameras else None
+    """What ``person`` receives of the publisher's camera (None before it subscribes)."""
+    return next((c for c in camera_stats(person) if c["userName"] == PUBLISHER), None)
 
 
 def width(person: Participant) -> int:

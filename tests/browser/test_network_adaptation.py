@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Playwright
 
-from tests.browser.network import encoded, join_watching, launch_in, measure, width
+from tests.browser.network import PUBLISHER, encoded, join_watching, launch_in, measure, width
 from tests.browser.support import Participant, skip_without_janus, wait_until
 from tests.support.netns import Link, Namespace, Namespaces, fake_camera
 from tests.support.server import ChildServer, spawn_server
@@ -77,7 +77,7 @@ def meeting(request: pytest.FixtureRequest, playwright: Playwright) -> Iterator[
         browsers: list[Browser] = []
         people: list[Participant] = []
         try:
-            for net, name in zip(every, ("Pub", "Free", "Narrow"), strict=True):
+            for net, name in zip(every, (PUBLISHER, "Free", "Narrow"), strict=True):
                 url = f"http://{net.host_address}:{server.port}"
                 browsers.append(launch_in(playwright, net, folder, camera, url))
                 viewport = {"width": 1920, "height": 1080}

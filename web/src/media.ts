@@ -291,6 +291,7 @@ export class MeetingMedia {
       let frameWidth = 0;
       let frameHeight = 0;
       const link = { freezeSeconds: 0, videoBytes: 0, concealedSamples: 0, totalSamples: 0 };
+      const repair = { keyFramesDecoded: 0, videoPacketsLost: 0, nacksSent: 0, pliSent: 0 };
       const stats = await sub.pc.getStats();
       stats.forEach((r: InboundStats) => {
         if (r.type !== "inbound-rtp") return;
@@ -300,6 +301,10 @@ export class MeetingMedia {
           frameHeight = r.frameHeight ?? frameHeight;
           link.freezeSeconds += r.totalFreezesDuration ?? 0;
           link.videoBytes += r.bytesReceived ?? 0;
+          repair.keyFramesDecoded += r.keyFramesDecoded ?? 0;
+          repair.videoPacketsLost += r.packetsLost ?? 0;
+          repair.nacksSent += r.nackCount ?? 0;
+          repair.pliSent += r.pliCount ?? 0;
         }
         if (r.kind === "audio") {
           audioPackets += r.packetsReceived ?? 0;
@@ -319,6 +324,7 @@ export class MeetingMedia {
         frameHeight,
         audioPackets,
         ...link,
+        ...repair,
         layer: sub.layer,
         layerRequests: sub.layerRequests,
         shown: sub.shown,
@@ -359,6 +365,10 @@ interface InboundStats {
   bytesReceived?: number;
   concealedSamples?: number;
   totalSamplesReceived?: number;
+  keyFramesDecoded?: number;
+  packetsLost?: number;
+  nackCount?: number;
+  pliCount?: number;
 }
 
 interface OutboundStats {
@@ -397,6 +407,11 @@ export interface SubscriptionReport {
   /** Audio samples concealed (lost or late) and received in all. */
   concealedSamples: number;
   totalSamples: number;
+  /** Video keyframes decoded, packets lost, and the NACKs and PLIs the page sent for them. */
+  keyFramesDecoded: number;
+  videoPacketsLost: number;
+  nacksSent: number;
+  pliSent: number;
   /** The simulcast layer asked for (null: none; the engine sends its highest). */
   layer: SimulcastLayer | null;
   layerRequests: number;

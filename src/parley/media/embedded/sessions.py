@@ -559,6 +559,11 @@ class SubscriberSession(PeerSession):
         if self._transport_cc:
             self.estimate = START_BPS
             self._pace()
+            video = self.video
+            if video is not None:
+                # start on the lowest layer (its keyframe gets through any link, and soonest);
+                # the link's estimate and probes take it up from there
+                video.set_target(0, "bandwidth")
         for track in self.tracks:
             track.transport_cc_id = transport_cc_id
             if not self._transport_cc:
