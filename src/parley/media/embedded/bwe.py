@@ -250,7 +250,7 @@ class BandwidthEstimator:
         if latest_send_us is not None:
             sample = max(0.0, now - latest_send_us / 1_000_000)
             self.rtt = sample if self.rtt is None else 0.875 * self.rtt + 0.125 * sample
-        self._update_delay(now)
+        self._update_delay(now, losing=lost > LOSS_HIGH * (lost + received))
         if lost + received:
             self._update_loss(lost / (lost + received), now, lost + received)
         return self.estimate
@@ -286,7 +286,7 @@ class BandwidthEstimator:
     def on_remb(self, bitrate: int) -> None:
         self.remb_bps = bitrate
 
-    def _update_delay(self, now: float, acked_cap: bool = True) -> None:
+    def _update_delay(self, now: float, acked_cap: bool = True, losing: bool = False) -> None:
         elapsed = 0.0 if self._last_update is None else min(now - self._last_update, 1.0)
         self._last_update = now
         acked = self.acked.bitrate()
@@ -294,9 +294,10 @@ class BandwidthEstimator:
         if state == "overuse":
             if self._last_decrease is None or now - self._last_decrease > DECREASE_INTERVAL:
                 # down to what the link delivered, at most halving at once (little was sent:
-                # the acknowledged rate says little about the link)
+                # the acknowledged rate says little about the link) unless the link is also
+                # dropping what is sent (then what arrives is all it carries)
                 base = acked if acked is not None else self.delay_bps
-                floor = self.delay_bps / 2
+                floor = MIN_BPS if losing else self.delay_bps / 2
                 self.delay_bps = max(MIN_BPS, floor, min(self.delay_bps, BETA * base))
                 self._last_decrease = now
         elif state == "normal":
