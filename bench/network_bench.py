@@ -12,7 +12,7 @@ children (Janus), in percent of one core.
 Needs root and network namespaces of its own: run it under ``scripts/loopback-only``.
 
     scripts/loopback-only .venv/bin/python bench/network_bench.py \
-        [--engines janus,embedded] [--link free --link 300 --link 2000/40/1] \
+        [--engines janus,embedded] [--link free --link 300 --link 2000] \
         [--duration 20] [--json FILE]
 """
 
@@ -140,7 +140,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=20.0, help="measured window, seconds")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
-    links = args.link or ["free", "300", "2000/40/1"]
+    links = args.link or ["free", "300", "2000"]
     ensure_client_built()
     folder = Path(tempfile.mkdtemp(prefix="parley-netbench-"))
     rows: list[dict[str, Any]] = []
