@@ -145,7 +145,7 @@ async def test_who_is_admitted_or_told_of_new_settings_learns_whether_it_is_reco
     bob = await Client(server.url).connect()
     closing.extend([ada, bob])
     room_id = (await ada.ok("createRoom", {"userName": "Ada", "roomName": "Door"}))["roomId"]
-    await ada.ok("updateRoom", {"roomId": room_id, "lobby": True})
+    assert (await ada.ok("updateRoom", {"roomId": room_id, "lobby": True}))["recording"] is None
     assert (await ada.next("roomUpdated"))["recording"] is None
     started = await ada.ok("startRecording", {"roomId": room_id})
     told = await ada.next("recordingStarted")
@@ -155,7 +155,8 @@ async def test_who_is_admitted_or_told_of_new_settings_learns_whether_it_is_reco
     await ada.ok("admit", {"roomId": room_id, "requestId": knocked["requestId"]})
     admitted = await bob.next("admitted")
     assert admitted["roomId"] == room_id and admitted["recording"] == running
-    await ada.ok("updateRoom", {"roomId": room_id, "lobby": False})
+    answer = await ada.ok("updateRoom", {"roomId": room_id, "lobby": False})
+    assert answer["recording"] == running  # the answer to who changed them says it too
     updated = await bob.next("roomUpdated")
     assert updated["settings"]["lobby"] is False and updated["recording"] == running
 

@@ -1,6 +1,6 @@
 """Recording over Socket.IO: the host's events (``startRecording``, ``stopRecording``,
 ``getRecordings``), what the room is told (``recordingStarted``, ``recordingStopped``,
-``recordingReady``), and ``recording`` in the ``joinRoom`` answer."""
+``recordingReady``), and ``recording`` in the ``joinRoom`` and ``updateRoom`` answers."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from parley.signalling.dispatch import Handler, Route
 
 
 def active(r: Recording | None) -> dict[str, object] | None:
-    """``recording`` as the ``joinRoom`` answer, ``admitted`` and ``roomUpdated`` carry it."""
+    """``recording`` as the ``joinRoom`` and ``updateRoom`` answers, ``admitted`` and
+    ``roomUpdated`` carry it."""
     return None if r is None else {"recordingId": r.recording_id, "startedAt": r.started_at}
 
 
@@ -77,6 +78,18 @@ class RecordingHandlers:
 
         return handler
 
+    def _updated(self, update: Handler) -> Handler:
+        """``updateRoom`` whose answer, like every payload with the room's settings, also says
+        whether it is recorded."""
+
+        async def handler(sid: str, m: object) -> object:
+            answer = await update(sid, m)
+            if isinstance(answer, dict) and "settings" in answer and isinstance(m, p.UpdateRoom):
+                answer["recording"] = active(await self._recordings.active_in(m.roomId))
+            return answer
+
+        return handler
+
     def _listed(self, rooms_list: Handler) -> Handler:
         """``getRoomsList`` whose rooms also say whether they are recorded (the pre-join page
         says so before anyone joins)."""
@@ -93,9 +106,9 @@ class RecordingHandlers:
         return handler
 
     def routes(self, routes: list[Route]) -> list[Route]:
-        """``routes`` with the recording events added, and ``joinRoom`` and ``getRoomsList``
-        telling the recording."""
-        wrap = {"joinRoom": self._joined, "getRoomsList": self._listed}
+        """``routes`` with the recording events added, and ``joinRoom``, ``updateRoom`` and
+        ``getRoomsList`` telling the recording."""
+        wrap = {"joinRoom": self._joined, "updateRoom": self._updated, "getRoomsList": self._listed}
         joined = [
             replace(r, handler=wrap[r.event](r.handler)) if r.event in wrap else r for r in routes
         ]
