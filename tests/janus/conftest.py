@@ -7,8 +7,10 @@ test run's own network namespace, and the aiortc peers (``peers.py``) gather the
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -85,3 +87,13 @@ async def engine(config: JanusConfig) -> AsyncIterator[tuple[JanusEngine, Record
     await engine.start()
     yield engine, recorder
     await engine.close()
+
+
+@pytest.fixture
+async def closing() -> AsyncIterator[list[Any]]:
+    """Things a test opens (clients, peers), closed at its end, newest first, whatever happens."""
+    things: list[Any] = []
+    yield things
+    for thing in reversed(things):
+        with contextlib.suppress(Exception):
+            await thing.close()

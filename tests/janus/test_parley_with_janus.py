@@ -54,15 +54,6 @@ async def server(tmp_path: Path, media_net: str) -> AsyncIterator[RunningServer]
         yield running
 
 
-@pytest.fixture
-async def closing() -> AsyncIterator[list[Any]]:
-    things: list[Any] = []
-    yield things
-    for thing in reversed(things):
-        with contextlib.suppress(Exception):
-            await thing.close()
-
-
 def janus_of(server: RunningServer) -> tuple[JanusEngine, JanusProcess]:
     engine = server.parley.engine
     assert isinstance(engine, JanusEngine)

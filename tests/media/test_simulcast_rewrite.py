@@ -78,6 +78,24 @@ class Layered:
             self.tl0[layer] = (self.tl0[layer] + 1) % 256
 
 
+def layered_upstream(
+    config: EmbeddedConfig, counters: ForwardingCounters, clock: FakeClock
+) -> tuple[UpstreamTrack, Wire]:
+    """A simulcast video track of three layers, ready; and the wire to its publisher."""
+    upstream = UpstreamTrack("up", "video", VP8, config, counters, clock, rids=RIDS)
+    publisher_wire = Wire()
+    upstream.on_ready(
+        ReceiveSession(
+            mid="1",
+            media_ssrc=None,
+            rtx_ssrc=None,
+            send=publisher_wire.send,
+            send_now=publisher_wire.send_now,
+        )
+    )
+    return upstream, publisher_wire
+
+
 def descriptor(p: RtpPacket) -> tuple[int, int]:
     fields = vp8_fields(p.payload)
     return fields.picture_id, fields.tl0picidx
@@ -98,17 +116,8 @@ async def test_a_subscriber_switches_layers_at_keyframes_in_one_continuous_strea
     clock = FakeClock()
     counters = ForwardingCounters()
     config = EmbeddedConfig(keyframe_interval=0.0)
-    upstream = UpstreamTrack("up", "video", VP8, config, counters, clock, rids=RIDS)
-    publisher_wire, wire = Wire(), Wire()
-    upstream.on_ready(
-        ReceiveSession(
-            mid="1",
-            media_ssrc=None,
-            rtx_ssrc=None,
-            send=publisher_wire.send,
-            send_now=publisher_wire.send_now,
-        )
-    )
+    upstream, publisher_wire = layered_upstream(config, counters, clock)
+    wire = Wire()
     changes: list[tuple[int, str]] = []
     track = DownstreamTrack(
         "down", upstream, config, counters, lambda layer, reason: changes.append((layer, reason))
@@ -321,17 +330,7 @@ async def test_nacks_are_answered_once_per_round_trip_while_fresh_and_within_bud
     clock = FakeClock()
     counters = ForwardingCounters()
     config = EmbeddedConfig(keyframe_interval=0.0)
-    upstream = UpstreamTrack("up", "video", VP8, config, counters, clock, rids=RIDS)
-    publisher_wire = Wire()
-    upstream.on_ready(
-        ReceiveSession(
-            mid="1",
-            media_ssrc=None,
-            rtx_ssrc=None,
-            send=publisher_wire.send,
-            send_now=publisher_wire.send_now,
-        )
-    )
+    upstream, _ = layered_upstream(config, counters, clock)
     wire = Wire()
     track = DownstreamTrack("down", upstream, config, counters)
     track.on_ready(subscriber_session(wire, 5000))

@@ -103,6 +103,16 @@ def peak_hz(samples: np.ndarray[Any, Any], rate: int) -> float:
     return float(np.argmax(spectrum) * rate / len(samples))
 
 
+def middle_peak_hz(composed: Path) -> float:
+    """The loudest frequency of the second in the middle of a composed file's (48 kHz) audio."""
+    with av.open(str(composed)) as container:
+        pcm = np.concatenate(
+            [f.to_ndarray().mean(axis=0) for f in container.decode(audio=0)]
+        ).astype(float)
+    rate = 48000
+    return peak_hz(pcm[len(pcm) // 2 : len(pcm) // 2 + rate], rate)
+
+
 def video_seconds(folder: Path) -> float:
     """Seconds of the first video track in a recording's folder (0 before there is one)."""
     try:

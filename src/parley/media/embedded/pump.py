@@ -104,18 +104,8 @@ class PacketPump:
             return
         if transport_seq_at >= 0:
             data = self._stamp(data, transport_seq_at, self._now() if now < 0 else now)
-        if not self._queue and self._send_now is not None:
-            try:
-                sent = self._send_now(data)
-            except ConnectionError:
-                self._stopped_sending()
-                return
-            if sent is not None:
-                if sent:
-                    self._sent(received_ns)
-                else:
-                    self._counters.dropped += 1
-                return
+        if not self._queue and self._sent_at_once(data, received_ns):
+            return
         if len(self._queue) >= self._limit:
             self._queue.popleft()
             self._counters.dropped += 1
@@ -143,21 +133,29 @@ class PacketPump:
             return
         if at >= 0:
             data = self._stamp(data, at, now)
-        send_now = self._send_now
-        if send_now is not None:
-            try:
-                sent = send_now(data)
-            except ConnectionError:
-                self._stopped_sending()
-                return
-            if sent is not None:
-                if sent:
-                    self._sent(received_ns)
-                else:
-                    self._counters.dropped += 1
-                return
+        if self._sent_at_once(data, received_ns):
+            return
         self._queue.append((data, received_ns, -1))
         self._wake.set()
+
+    def _sent_at_once(self, data: bytes, received_ns: int) -> bool:
+        """Try to send ``data`` without waiting; True if it is dealt with (sent, dropped for a
+        full socket, or the transport is gone), False if it must wait in the queue."""
+        send_now = self._send_now
+        if send_now is None:
+            return False
+        try:
+            sent = send_now(data)
+        except ConnectionError:
+            self._stopped_sending()
+            return True
+        if sent is None:
+            return False
+        if sent:
+            self._sent(received_ns)
+        else:
+            self._counters.dropped += 1
+        return True
 
     def _stamp(self, data: bytes, at: int, now: float) -> bytes:
         """``data`` with the next transport-wide sequence number at ``at``, sent ``now``."""

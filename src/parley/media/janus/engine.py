@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
 
 from parley.errors import MediaError
 from parley.media.engine import (
@@ -29,14 +28,14 @@ from .client import JanusConnection, JanusError
 from .config import JanusConfig
 from .link import JanusLink
 from .process import JanusProvider
-from .recording import JanusCapture
+from .recording import JanusCapture, RecordsWithJanus
 from .timing import JanusTiming
 from .videoroom import JanusRooms, check_offer
 
 logger = logging.getLogger(__name__)
 
 
-class JanusEngine:
+class JanusEngine(RecordsWithJanus):
     """The Janus media engine (see the module docstring for the mapping)."""
 
     def __init__(
@@ -158,17 +157,6 @@ class JanusEngine:
             logger.debug("janus: admin API unanswered: %s %s", type(exc).__name__, exc)
             return {}
         return {"janus_sessions": len(sessions), "janus_handles": handles}
-
-    # --- recording (parley.recording.capture.Capture, ``recording.py``) ----------------------
-
-    async def start_recording(self, room_key: str, directory: Path) -> None:
-        await self.capture.start_recording(room_key, directory)
-
-    async def stop_recording(self, room_key: str) -> None:
-        await self.capture.stop_recording(room_key)
-
-    async def settle(self, directory: Path) -> None:
-        await self.capture.settle(directory)
 
     async def _holding(self, room_key: str) -> JanusRooms | None:
         return self.rooms if self.rooms.holds(room_key) else None

@@ -25,7 +25,6 @@ import contextlib
 import logging
 from collections.abc import Coroutine
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 from parley.errors import MediaError
@@ -41,7 +40,7 @@ from parley.media.engine import (
 from .config import JanusConfig
 from .placement import LocalPlacement, Placement, StreamInfo
 from .process import ExternalJanus
-from .recording import JanusCapture
+from .recording import JanusCapture, RecordsWithJanus
 from .timing import JanusTiming
 from .videoroom import JanusRooms, StreamSource, check_offer
 
@@ -87,7 +86,7 @@ class _Placed:
         await self.listener.active_speaker(room_key, stream_id)
 
 
-class JanusPoolEngine:
+class JanusPoolEngine(RecordsWithJanus):
     """``MediaEngine`` over a pool of Janus servers (see the module docstring)."""
 
     evacuate_retry = 1.0
@@ -246,18 +245,6 @@ class JanusPoolEngine:
                     await self.janus[url].destroy_videoroom(room_key)
         with contextlib.suppress(MediaError):
             await self.placement.release(room_key)
-
-    # --- recording (parley.recording.capture.Capture, ``recording.py``) ----------------------
-    # The Janus holding the room writes into the recording's folder in PARLEY_FILES_DIR.
-
-    async def start_recording(self, room_key: str, directory: Path) -> None:
-        await self.capture.start_recording(room_key, directory)
-
-    async def stop_recording(self, room_key: str) -> None:
-        await self.capture.stop_recording(room_key)
-
-    async def settle(self, directory: Path) -> None:
-        await self.capture.settle(directory)
 
     # --- streams known to every node ------------------------------------------------------
 

@@ -156,3 +156,19 @@ class JanusCapture:
             tail = errors.decode(errors="replace").strip().splitlines()[-2:]
             raise MediaError(f"{self._converter} exited with {process.returncode}: {tail}")
         return out.decode(errors="replace")
+
+
+class RecordsWithJanus:
+    """The recording side of a media engine on Janus (``parley.recording.capture.Capture``):
+    the Janus holding the room writes into the recording's folder, ``capture`` follows it."""
+
+    capture: JanusCapture
+
+    async def start_recording(self, room_key: str, directory: Path) -> None:
+        await self.capture.start_recording(room_key, directory)
+
+    async def stop_recording(self, room_key: str) -> None:
+        await self.capture.stop_recording(room_key)
+
+    async def settle(self, directory: Path) -> None:
+        await self.capture.settle(directory)
