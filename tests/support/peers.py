@@ -96,7 +96,16 @@ class TestPublisher:
         self.pc = loopback_peer() if configuration is None else RTCPeerConnection(configuration)
         self.address = address
         self.video = GeneratedVideo(width, height)
-        self.pc.addTrack(self.video)
+        sender = self.pc.addTrack(self.video)
+        self.keyframe_requests: list[float] = []
+        """When the video sender was asked for a keyframe (PLI or FIR), monotonic seconds."""
+        ask = sender._send_keyframe
+
+        def asked() -> None:
+            self.keyframe_requests.append(time.monotonic())
+            ask()
+
+        sender._send_keyframe = asked
         if video_codec is not None:
             self._prefer(video_codec)
         if audio:
