@@ -30,6 +30,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+import uvloop
 from mediabench.engine_process import ENGINES, FPS, VIDEO_SECONDS, serve
 from mediabench.measure import Point, measure, print_comparison, print_table
 from mediabench.meeting import MeetingResult, measure_meeting, print_meeting
@@ -107,7 +108,10 @@ def main() -> None:
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    asyncio.run(serve(args.serve) if args.serve else run(args))
+    if args.serve:
+        uvloop.run(serve(args.serve))  # the event loop the server runs on (parley.cli)
+    else:
+        asyncio.run(run(args))
 
 
 if __name__ == "__main__":

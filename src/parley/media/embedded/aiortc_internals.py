@@ -42,6 +42,13 @@ module again before moving either pin. What it depends on:
 9. ``RTCPeerConnection.__dtlsTransports`` / ``__iceTransports`` (name-mangled sets) hold every
    transport the connection made; ``close_peer_connection`` stops them itself when aiortc's
    own ``close()`` fails half-way (see there).
+11. Fast path of 2: the aioice ``Connection.data_received(data, component)`` is where every
+   datagram that is not STUN arrives (queued for ``RTCDtlsTransport``'s receive task, which
+   awaits four coroutines deep per packet). ``receive_at_once`` wraps it per instance: once
+   ``_state`` is ``State.CONNECTED`` (``_rx_srtp``, a pylibsrtp ``Session``, is set before
+   it), SRTP media is unprotected, parsed with ``RtpPacket.parse(data,
+   _rtp_header_extensions_map)`` and routed with ``_rtp_router.route_rtp(packet)`` right
+   there, as ``_recv_next`` does; DTLS and SRTCP still take the queue.
 
 Workarounds for bugs of aiortc 1.16.0 (drop them when aiortc fixes these; the inputs are in
 ``tests/media/test_hostile_sdp.py``):
@@ -71,6 +78,7 @@ from typing import Any
 
 import aioice
 import aiortc
+import pylibsrtp
 from aioice import Candidate
 from aioice.candidate import candidate_foundation, candidate_priority
 from aioice.ice import Connection, StunProtocol
@@ -425,6 +433,9 @@ class _ReceiveTap:
         self._sink = sink
 
     async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        self.received(packet)
+
+    def received(self, packet: RtpPacket) -> None:
         self._sink.on_rtp(
             MediaPacket(
                 payload_type=packet.payload_type,
@@ -474,6 +485,7 @@ def tap_receiver(
                     RTCRtpHeaderExtensionParameters(id=ext_id, uri=uri)
                 )
         transport._register_rtp_receiver(tap, parameters)
+        receive_at_once(transport)
         state["transport"] = transport
         media_ssrc = rtx_ssrc = None
         for encoding in parameters.encodings:
@@ -497,6 +509,41 @@ def tap_receiver(
 
     setattr(receiver, "receive", receive)  # noqa: B010
     setattr(receiver, "stop", stop)  # noqa: B010
+
+
+def receive_at_once(transport: Any) -> None:
+    """Hand the SRTP media arriving on ``transport`` (an ``RTCDtlsTransport`` whose receivers
+    are all taps) to its tap as each datagram arrives, instead of through aioice's queue and
+    aiortc's receive task (once per transport). A publisher's packets are the engine's fixed
+    cost: this takes the queue, a future and four awaits out of each."""
+    if getattr(transport, "_parley_at_once", False):
+        return
+    setattr(transport, "_parley_at_once", True)  # noqa: B010
+    connection = transport.transport._connection
+    queued = connection.data_received
+    router = transport._rtp_router
+    extensions = transport._rtp_header_extensions_map
+    connected = DtlsState.CONNECTED
+
+    def data_received(data: bytes, component: int) -> None:
+        # once per packet a publisher sends: attribute reads kept few
+        if (
+            transport._state is not connected
+            or not 127 < data[0] < 192
+            or len(data) < 12
+            or 192 <= data[1] <= 208  # SRTCP
+        ):
+            queued(data, component)
+            return
+        try:
+            packet = RtpPacket.parse(transport._rx_srtp.unprotect(data), extensions)
+        except (pylibsrtp.Error, ValueError):
+            return
+        receiver = router.route_rtp(packet)
+        if type(receiver) is _ReceiveTap:
+            receiver.received(packet)
+
+    setattr(connection, "data_received", data_received)  # noqa: B010
 
 
 # --- subscriber side: take over the sender ------------------------------------------------
