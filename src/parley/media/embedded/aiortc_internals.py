@@ -399,6 +399,9 @@ def immediate_sender(transport: Any) -> SendNow:
 
     nominated: dict[int, Any] = transport.transport._connection._nominated
     connected = DtlsState.CONNECTED
+    route: list[Any] = [None, None]
+    """The nominated pair last sent on, and its remote address (a property that builds a
+    tuple)."""
 
     def send_now(data: bytes) -> bool | None:
         # once per packet sent to a subscriber: attribute reads kept few
@@ -413,10 +416,11 @@ def immediate_sender(transport: Any) -> SendNow:
         udp: Any = protocol.transport
         if udp.get_write_buffer_size() > MAX_SOCKET_BACKLOG:
             return False
+        if route[0] is not pair:
+            route[0], route[1] = pair, pair.remote_addr
         srtp = transport._tx_srtp
         udp.sendto(
-            srtp.protect_rtcp(data) if 192 <= data[1] <= 208 else srtp.protect(data),
-            pair.remote_addr,
+            srtp.protect_rtcp(data) if 192 <= data[1] <= 208 else srtp.protect(data), route[1]
         )
         return True
 
