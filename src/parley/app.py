@@ -321,6 +321,7 @@ class Parley:
                 add_routes=lambda router: recordings_http.add_api(
                     router, self.rooms, self.recordings
                 ),
+                recordings=self.recordings,
             )
             moderation_deps = moderation.ModerationDeps(
                 self.rooms, self.controls, self.lobby, self.chat, self.links

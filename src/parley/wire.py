@@ -9,6 +9,7 @@ from parley.chat.models import ChatMessage
 from parley.files.links import DownloadLinks
 from parley.files.models import StoredFile
 from parley.media.engine import IceCandidate
+from parley.recording.models import Recording
 from parley.rooms.models import (
     CreatedRoom,
     JoinedRoom,
@@ -53,6 +54,12 @@ def settings(s: RoomSettings) -> Wire:
         "listed": s.listed,
         "e2ee": s.e2ee,
     }
+
+
+def recording(r: Recording | None) -> Wire | None:
+    """``recording`` as every payload with a room's settings carries it: its running
+    recording, or null."""
+    return None if r is None else {"recordingId": r.recording_id, "startedAt": r.started_at}
 
 
 def lobby_request(r: LobbyRequest) -> Wire:

@@ -83,6 +83,36 @@ async def test_rooms_are_made_listed_changed_and_read(http: httpx.AsyncClient) -
     assert (await http.get("/api/v1/rooms/no-such")).json()["error"] == "ROOM_NOT_FOUND"
 
 
+async def test_every_room_payload_says_whether_the_room_is_recorded(tmp_path: Path) -> None:
+    recording = Settings(
+        data_dir=tmp_path, media_engine="embedded", api_key=KEY, ffmpeg_binary="false"
+    )
+    async with (
+        run_server(recording) as server,
+        httpx.AsyncClient(base_url=server.url, headers=AUTH) as api,
+    ):
+        made = (await api.post("/api/v1/rooms", json={"roomName": "Idle"})).json()
+        assert made["recording"] is None
+        holder = await Client(server.url).connect()
+        live = (await holder.ok("createRoom", {"userName": "Ada", "roomName": "Rec"}))["roomId"]
+        one = f"/api/v1/rooms/{live}"
+        assert (await api.get(one)).json()["recording"] is None
+
+        started = (await api.post(f"{one}/recordings")).json()
+        told = await holder.next("recordingStarted")
+        running = {"recordingId": started["recordingId"], "startedAt": told["startedAt"]}
+        assert (await api.get(one)).json()["recording"] == running
+        assert (await api.patch(one, json={"locked": True})).json()["recording"] == running
+        listed = {r["roomId"]: r["recording"] for r in (await api.get("/api/v1/rooms")).json()}
+        assert listed == {made["roomId"]: None, live: running}
+
+        assert (await api.delete(f"{one}/recordings/active")).status_code == 200
+        assert (await api.get(one)).json()["recording"] is None
+        assert (await api.patch(one, json={"locked": False})).json()["recording"] is None
+        await server.parley.recordings.idle()  # composing fails at once (no ffmpeg)
+        await holder.close()
+
+
 async def test_validation_errors_answer_400_in_the_contracts_shape(
     http: httpx.AsyncClient,
 ) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 import fastapi_offline
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
@@ -38,6 +38,7 @@ from parley.errors import (
 from parley.fields import CustomRoomId, Id, Line, Password, UserId
 from parley.files.links import DownloadLinks
 from parley.ratelimit import KeyedLimiter
+from parley.recording.models import Recording
 from parley.rooms.controls import Controls, SettingsChange
 from parley.rooms.grants import JoinGrants
 from parley.rooms.models import RoomSettings
@@ -93,12 +94,19 @@ class SettingsPatch(Model):
         )
 
 
+class ActiveRecording(Model):
+    recordingId: str
+    startedAt: int
+
+
 class Room(Model):
     roomId: str
     roomName: str
     participants: int
     createdAt: int
     settings: Settings
+    recording: ActiveRecording | None = None
+    """The room's running recording, or null."""
     startsAt: str | None = None
     expiresAt: str | None = None
     maxParticipants: int | None = None
@@ -168,6 +176,7 @@ class CreatedRoom(Model):
     roomName: str
     hostKey: str
     settings: Settings
+    recording: ActiveRecording | None = None
     startsAt: str | None = None
     expiresAt: str | None = None
     maxParticipants: int | None = None
@@ -177,6 +186,7 @@ class CreatedRoom(Model):
 
 class SettingsAnswer(Model):
     settings: Settings
+    recording: ActiveRecording | None = None
 
 
 class File(Model):
@@ -296,6 +306,11 @@ def _numbers(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 # --- the endpoints ---------------------------------------------------------------------------
+class RunningRecordings(Protocol):
+    async def active_in(self, room_id: str) -> Recording | None: ...
+    async def running_by_room_id(self) -> dict[str, Recording]: ...
+
+
 @dataclass(frozen=True)
 class ApiDeps:
     api_keys: dict[str, str]
@@ -313,6 +328,8 @@ class ApiDeps:
     ``Host``, which whoever calls may set."""
     add_routes: Callable[[APIRouter], None] | None = None
     """More paths behind the same key (recordings)."""
+    recordings: RunningRecordings | None = None
+    """Where ``recording`` in the room payloads comes from (None: nothing records)."""
 
 
 def key_name(given: str, keys: dict[str, str]) -> str | None:
@@ -363,7 +380,20 @@ def install(app: FastAPI, deps: ApiDeps, more: Sequence[APIRouter] = ()) -> APIR
     @api.get("/rooms", response_model=list[Room])
     async def list_rooms() -> list[dict[str, object]]:
         """Every room that exists, with its settings."""
-        return [{**wire.room(r), **wire.schedule(r.record)} for r in await deps.rooms.all_rooms()]
+        running = await deps.recordings.running_by_room_id() if deps.recordings else {}
+        return [
+            {
+                **wire.room(r),
+                **wire.schedule(r.record),
+                "recording": wire.recording(running.get(r.record.room_id)),
+            }
+            for r in await deps.rooms.all_rooms()
+        ]
+
+    async def recording(room_id: str) -> dict[str, object] | None:
+        """``recording`` as one room's payloads carry it."""
+        found = await deps.recordings.active_in(room_id) if deps.recordings else None
+        return wire.recording(found)
 
     @api.post(
         "/rooms",
@@ -384,6 +414,7 @@ def install(app: FastAPI, deps: ApiDeps, more: Sequence[APIRouter] = ()) -> APIR
             "roomName": record.name,
             "hostKey": host_key,
             "settings": wire.settings(settings),
+            "recording": None,  # nobody can have started one yet
             **wire.schedule(record),
         }
 
@@ -392,14 +423,19 @@ def install(app: FastAPI, deps: ApiDeps, more: Sequence[APIRouter] = ()) -> APIR
         """One room and the people in it now."""
         room = await deps.rooms.find(roomId)
         people = await deps.rooms.people(room)
-        summary = wire.room_of(room, len(people))
-        return {**summary, **wire.schedule(room), "users": [wire.user(p, own=True) for p in people]}
+        return {
+            **wire.room_of(room, len(people)),
+            **wire.schedule(room),
+            "recording": await recording(room.room_id),
+            "users": [wire.user(p, own=True) for p in people],
+        }
 
     @api.patch("/rooms/{roomId}", response_model=SettingsAnswer, responses=errors(RoomNotFound))
     async def update_room(roomId: Id, body: SettingsPatch) -> dict[str, object]:
         """Change settings, exactly as a host's ``updateRoom``."""
         room = await deps.rooms.find(roomId)
-        return {"settings": wire.settings(await deps.controls.apply_settings(room, body.change()))}
+        settings = await deps.controls.apply_settings(room, body.change())
+        return {"settings": wire.settings(settings), "recording": await recording(room.room_id)}
 
     @api.delete("/rooms/{roomId}", status_code=204, responses=errors(RoomNotFound))
     async def end_room(roomId: Id) -> Response:

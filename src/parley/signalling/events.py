@@ -26,7 +26,6 @@ from parley.rooms.models import (
     RoomRecord,
     Stream,
 )
-from parley.signalling.recording import active
 
 RecordingOf = Callable[[str], Awaitable[Recording | None]]
 """The running recording of the room with this key, or None."""
@@ -48,7 +47,7 @@ class SocketRoomEvents:
         """``recording`` as the room's payloads carry it: its running recording, or null."""
         if self._recording_of is None:
             return None
-        return active(await self._recording_of(room.uid))
+        return wire.recording(await self._recording_of(room.uid))
 
     async def _to_room(
         self, room: RoomRecord, event: str, data: object, skip: str | None = None

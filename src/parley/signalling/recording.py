@@ -8,16 +8,11 @@ from dataclasses import replace
 
 import socketio
 
+from parley import wire
 from parley.recording.models import Recording
 from parley.recording.service import RecordingService
 from parley.signalling import payloads as p
 from parley.signalling.dispatch import Handler, Route
-
-
-def active(r: Recording | None) -> dict[str, object] | None:
-    """``recording`` as the ``joinRoom`` and ``updateRoom`` answers, ``admitted`` and
-    ``roomUpdated`` carry it."""
-    return None if r is None else {"recordingId": r.recording_id, "startedAt": r.started_at}
 
 
 class SocketRecordingEvents:
@@ -73,7 +68,7 @@ class RecordingHandlers:
                 found = None
                 if isinstance(m, p.JoinRoom):
                     found = await self._recordings.active_in(m.roomId)
-                answer["recording"] = active(found)
+                answer["recording"] = wire.recording(found)
             return answer
 
         return handler
@@ -85,7 +80,7 @@ class RecordingHandlers:
         async def handler(sid: str, m: object) -> object:
             answer = await update(sid, m)
             if isinstance(answer, dict) and "settings" in answer and isinstance(m, p.UpdateRoom):
-                answer["recording"] = active(await self._recordings.active_in(m.roomId))
+                answer["recording"] = wire.recording(await self._recordings.active_in(m.roomId))
             return answer
 
         return handler
@@ -100,7 +95,7 @@ class RecordingHandlers:
                 running = await self._recordings.running_by_room_id()
                 for room in answer:
                     if isinstance(room, dict):
-                        room["recording"] = active(running.get(str(room.get("roomId"))))
+                        room["recording"] = wire.recording(running.get(str(room.get("roomId"))))
             return answer
 
         return handler
