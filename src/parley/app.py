@@ -228,9 +228,7 @@ class Parley:
     def _recordings(self, s: Settings, meeting_log: MeetingLog) -> RecordingService:
         """Recording: captured by the engine when it can, composed by FFmpeg; a meeting's end
         stops its recording."""
-        capture: Capture | None = None
-        if self.engine is not None and hasattr(self.engine, "start_recording"):
-            capture = self.engine  # type: ignore[assignment]
+        capture = self.engine if isinstance(self.engine, Capture) else None
         stored = RecordingRepository(self.db)
         self.metrics.watch_recordings(stored.recording_counts)
         recordings = RecordingService(

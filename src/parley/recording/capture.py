@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 
+@runtime_checkable
 class Capture(Protocol):
     async def start_recording(self, room_key: str, directory: Path) -> None:
         """Write every track of the room, published now or later, into ``directory`` until
