@@ -192,23 +192,40 @@ def test_a_shared_screen_is_shown_large_to_the_others(meeting: Meeting) -> None:
 def test_a_dropped_connection_rejoins_and_renegotiates_media(meeting: Meeting) -> None:
     bob = meeting.bob
     before = bob.user_id()
-    old_streams = {s["streamId"] for s in camera_stats(bob)}
+    for person in meeting.everyone:
+        wait_decoding(person, cameras=2, timeout=MEDIA_TIMEOUT)
+    old = camera_stats(bob)
+    old_streams = {s["streamId"] for s in old}
+    old_subscriptions = {s["subscriptionId"] for s in old}
+    bobs_old = {
+        s["streamId"] for o in meeting.others(bob) for s in camera_stats(o) if s["userId"] == before
+    }
     bob.drop_connection()  # shows "Reconnecting…", then comes back
     assert bob.user_id() == before
-    wait_until(
-        lambda: len(s := camera_stats(bob)) == 2 and all(x["framesDecoded"] > 0 for x in s),
+    # the old peer connections may still decode until the rejoin replaces them: wait for new ones
+    renewed = wait_until(
+        lambda: (
+            s
+            if len(s := camera_stats(bob)) == 2
+            and all(x["framesDecoded"] > 0 for x in s)
+            and not {x["subscriptionId"] for x in s} & old_subscriptions
+            else None
+        ),
         timeout=MEDIA_TIMEOUT,
-        what="Bob receiving video again",
+        what="Bob receiving video again on new subscriptions",
     )
-    assert old_streams == {s["streamId"] for s in camera_stats(bob)}  # same publishers' streams
+    assert old_streams == {s["streamId"] for s in renewed}  # same publishers' streams
     for other in meeting.others(bob):
         wait_until(
             lambda o=other: (
-                any(s["userId"] == before and s["framesDecoded"] > 0 for s in camera_stats(o))
+                any(
+                    s["userId"] == before and s["streamId"] not in bobs_old and s["framesDecoded"]
+                    for s in camera_stats(o)
+                )
                 and remote_video(o, bob).evaluate(NON_BLACK)
             ),
             timeout=MEDIA_TIMEOUT,
-            what=f"{other.name} seeing Bob after his reconnect",
+            what=f"{other.name} seeing Bob's new stream after his reconnect",
         )
 
 
