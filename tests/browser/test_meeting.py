@@ -10,6 +10,7 @@ import hashlib
 import os
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, expect
 
@@ -265,6 +266,47 @@ def test_a_non_host_has_no_end_button(meeting: Meeting) -> None:
     expect(meeting.alice.button("End meeting for all")).to_be_visible()
     for person in (meeting.bob, meeting.carol):
         expect(person.button("End meeting for all")).to_have_count(0)
+
+
+def published_streams(meeting: Meeting) -> int:
+    """How many streams the server holds now (its ``parley_streams`` gauge)."""
+    scrape = httpx.get(f"{meeting.server.url}/metrics", timeout=10).text
+    lines = scrape.splitlines()
+    return int(float(next(line.split()[1] for line in lines if line.startswith("parley_streams "))))
+
+
+def test_someone_with_neither_microphone_nor_camera_publishes_nothing_until_one_is_on(
+    meeting: Meeting, browser: Browser
+) -> None:
+    for person in meeting.everyone:
+        wait_decoding(person, cameras=2, timeout=MEDIA_TIMEOUT)
+    before = published_streams(meeting)
+    dave = Participant.open(browser, "Dave", meeting.server.url)
+    try:
+        page = dave.page
+        page.goto(f"/r/{meeting.room_id}")
+        page.get_by_label("Your name").fill("Dave")
+        for device in ("Camera", "Microphone"):
+            toggle = page.get_by_role("button", name=device, exact=True)
+            toggle.click()
+            expect(toggle).to_have_attribute("aria-pressed", "false")
+        page.get_by_role("button", name="Join meeting").click()
+        # once Dave receives all three cameras, a publication made on joining would be there
+        wait_decoding(dave, cameras=3, timeout=MEDIA_TIMEOUT)
+        assert published_streams(meeting) == before
+        assert not [s for p in meeting.everyone for s in camera_stats(p) if s["userName"] == "Dave"]
+
+        dave.button("Microphone").click()
+        wait_until(lambda: published_streams(meeting) == before + 1, what="Dave's stream")
+        for person in meeting.everyone:
+            wait_until(
+                lambda p=person: any(s["userName"] == "Dave" for s in camera_stats(p)),
+                timeout=MEDIA_TIMEOUT,
+                what=f"{person.name} subscribed to Dave",
+            )
+    finally:
+        dave.close()
+    wait_until(lambda: published_streams(meeting) == before, what="Dave's stream gone")
 
 
 def test_the_host_ends_the_meeting_and_everyone_sees_the_ended_screen(meeting: Meeting) -> None:

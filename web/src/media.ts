@@ -34,6 +34,9 @@ export class MeetingMedia {
   private readonly subs = new Map<string, Subscription>();
   private readonly pending = new Set<string>();
   private camPub: Publication | null = null;
+  /** The epoch whose camera publication is being negotiated or retried (so that a second is
+   * not started meanwhile), or -1. */
+  private camPublishing = -1;
   private screenPub: Publication | null = null;
   /** Bumped whenever everything is torn down; late results of an older epoch are discarded. */
   private epoch = 0;
@@ -84,7 +87,7 @@ export class MeetingMedia {
       }
     }
     const epoch = this.epoch;
-    void this.publishCamera(epoch);
+    if (this.hasTracks()) void this.publishCamera(epoch);
     if (this.owner.screenTrack()) void this.publishScreen();
     for (const s of this.streams.values()) void this.subscribe(s, epoch);
   }
@@ -142,10 +145,23 @@ export class MeetingMedia {
     return [...this.subs.values()].reverse().find((s) => s.stream.source === "screen");
   }
 
-  /** Puts the owner's current tracks on the camera publication (no renegotiation). */
+  /** Whether we have a microphone or camera to send: with neither (someone who only watches)
+   * there is no camera publication, so that nobody subscribes to an empty stream. */
+  private hasTracks(): boolean {
+    const { audio, video } = this.owner.outgoing();
+    return audio !== null || video !== null;
+  }
+
+  /** Puts the owner's current tracks on the camera publication (no renegotiation); publishes
+   * it when the first track comes. */
   async syncSenders(): Promise<void> {
     const pub = this.camPub;
-    if (!pub) return;
+    if (!pub) {
+      if (this.enabled && !this.closed && this.camPublishing !== this.epoch && this.hasTracks()) {
+        await this.publishCamera(this.epoch);
+      }
+      return;
+    }
     const { audio, video } = this.owner.outgoing();
     await pub.setTrack("audio", audio).catch(() => undefined);
     await pub.setTrack("video", video).catch(() => undefined);
@@ -154,6 +170,7 @@ export class MeetingMedia {
   private async publishCamera(epoch: number, attempt = 0): Promise<void> {
     if (epoch !== this.epoch || this.closed) return;
     let pub: Publication;
+    this.camPublishing = epoch;
     try {
       pub = await this.client.publish(this.roomId, "camera", this.owner.outgoing(), this.iceServers, {
         simulcast: this.simulcast,
@@ -163,10 +180,12 @@ export class MeetingMedia {
       if (attempt < 2) {
         setTimeout(() => void this.publishCamera(epoch, attempt + 1), 1000 * (attempt + 1));
       } else {
+        if (this.camPublishing === epoch) this.camPublishing = -1;
         toast(`Others cannot see or hear you: ${humanError(err)}`, "error");
       }
       return;
     }
+    if (this.camPublishing === epoch) this.camPublishing = -1;
     if (epoch !== this.epoch || this.closed) {
       void pub.close(true);
       return;
