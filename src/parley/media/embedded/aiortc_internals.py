@@ -32,6 +32,9 @@ module again before moving either pin. What it depends on:
 8. See ``is_abandoned_connect``. ``Connection.request_received(message, addr, protocol)`` is
    where aioice handles an incoming STUN request (answering it, and checking back towards a
    new peer-reflexive address); ``answer_checks_only_from`` wraps it per instance.
+9. ``RTCPeerConnection.__dtlsTransports`` / ``__iceTransports`` (name-mangled sets) hold every
+   transport the connection made; ``close_peer_connection`` stops them itself when aiortc's
+   own ``close()`` fails half-way (see there).
 10. ``RtpPacket.extensions`` carries ``rtp_stream_id``, ``repaired_rtp_stream_id`` and
    ``transport_sequence_number`` when the transport's ``_rtp_header_extensions_map`` was
    configured with their URIs (``_register_rtp_receiver`` configures it from the parameters
@@ -39,9 +42,6 @@ module again before moving either pin. What it depends on:
    ``RTCDtlsTransport._handle_rtcp_data(data)`` receives each decrypted RTCP compound
    packet; ``tap_sender`` wraps it per instance to take transport-cc feedback, which aiortc
    parses as a NACK.
-9. ``RTCPeerConnection.__dtlsTransports`` / ``__iceTransports`` (name-mangled sets) hold every
-   transport the connection made; ``close_peer_connection`` stops them itself when aiortc's
-   own ``close()`` fails half-way (see there).
 11. Fast path of 2: the aioice ``Connection.data_received(data, component)`` is where every
    datagram that is not STUN arrives (queued for ``RTCDtlsTransport``'s receive task, which
    awaits four coroutines deep per packet). ``receive_at_once`` wraps it per instance: once
