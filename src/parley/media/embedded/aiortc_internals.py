@@ -48,7 +48,11 @@ module again before moving either pin. What it depends on:
    ``_state`` is ``State.CONNECTED`` (``_rx_srtp``, a pylibsrtp ``Session``, is set before
    it), SRTP media is unprotected, parsed with ``RtpPacket.parse(data,
    _rtp_header_extensions_map)`` and routed with ``_rtp_router.route_rtp(packet)`` right
-   there, as ``_recv_next`` does; DTLS and SRTCP still take the queue.
+   there, as ``_recv_next`` does; DTLS and SRTCP still take the queue. ``StunProtocol``
+   (``Connection._protocols``, its ``transport`` and ``local_candidate``) passes a datagram
+   that does not parse as STUN to ``data_received`` and nothing else; ``receive_at_once``
+   puts a protocol of its own in front of it (``transport.set_protocol``) that does so
+   without trying to parse RTP as STUN.
 
 Workarounds for bugs of aiortc 1.16.0 (drop them when aiortc fixes these; the inputs are in
 ``tests/media/test_hostile_sdp.py``):
@@ -548,6 +552,33 @@ def receive_at_once(transport: Any) -> None:
             receiver.received(packet)
 
     setattr(connection, "data_received", data_received)  # noqa: B010
+    for protocol in connection._protocols:
+        udp = protocol.transport
+        if type(protocol) is StunProtocol and udp is not None and not udp.is_closing():
+            udp.set_protocol(_MediaFirst(protocol, data_received))
+
+
+class _MediaFirst(asyncio.DatagramProtocol):
+    """Stands in for aioice's ``StunProtocol`` on a publisher's sockets: what cannot be STUN
+    (its first byte above 3, RFC 7983) goes straight to the connection, which aioice would
+    hand it only after failing to parse it as STUN; STUN and the socket's life go to aioice."""
+
+    def __init__(self, stun: StunProtocol, data_received: Callable[[bytes, int], None]) -> None:
+        self._stun = stun
+        self._data_received = data_received
+        self._component = stun.local_candidate.component
+
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        if data and data[0] > 3:
+            self._data_received(data, self._component)
+        else:
+            self._stun.datagram_received(data, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        self._stun.error_received(exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stun.connection_lost(exc)
 
 
 # --- subscriber side: take over the sender ------------------------------------------------
