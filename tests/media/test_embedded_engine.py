@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import logging
+import socket
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -87,6 +89,42 @@ def record_received_payloads(subscriber: TestSubscriber) -> set[bytes]:
 
         receiver._handle_rtp_packet = recording
     return seen
+
+
+def engine_port(sdp: str) -> int:
+    """The port of the first candidate in ``sdp`` (the engine's, in its answer or offer)."""
+    return next(
+        int(line.split()[5]) for line in sdp.splitlines() if line.startswith("a=candidate:")
+    )
+
+
+async def test_stray_datagrams_at_the_engines_sockets_change_nothing(
+    sfu: StartSfu, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine, peers = await sfu()
+    publisher = await peers.publish()
+    subscriber = await peers.subscribe("sub-1")
+    await subscriber.wait_for("video", 5)
+    stray = [
+        b"",  # aiortc's own receive task fails on this one and closes the transport
+        b"\x80",
+        bytes([0x80, 96]) + bytes(10),  # an RTP header and nothing of SRTP
+        bytes([0x80, 200]) + bytes(30),  # RTCP-looking
+        bytes([22, 0xFE, 0xFD]) + bytes(40),  # DTLS-looking
+        bytes([0, 1, 0, 0]) + bytes(16),  # STUN-looking, without the magic cookie
+        bytes(range(256)) * 4,
+    ]
+    ports = [engine_port(publisher.pc.remoteDescription.sdp)]
+    ports.append(engine_port(subscriber.pc.remoteDescription.sdp))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:  # sends empty ones too
+        for data in stray * 5:
+            for port in ports:
+                sender.sendto(data, (LOOPBACK, port))
+
+    received = len(subscriber.frames)
+    await wait_until(lambda: len(subscriber.frames) > received + 30, 10, "video still flowing")
+    assert engine.stats()["peer_connections"] == 2
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 async def test_loss_on_the_publishers_path_is_repaired_by_the_sfus_nacks(sfu: StartSfu) -> None:

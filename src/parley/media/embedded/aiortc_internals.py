@@ -32,6 +32,8 @@ module again before moving either pin. What it depends on:
 8. See ``is_abandoned_connect``. ``Connection.request_received(message, addr, protocol)`` is
    where aioice handles an incoming STUN request (answering it, and checking back towards a
    new peer-reflexive address); ``answer_checks_only_from`` wraps it per instance.
+   ``Connection.data_received(data, component)`` queues every other datagram for aiortc, whose
+   receive task reads ``data[0]`` unguarded; ``drop_empty_datagrams`` wraps it per instance.
 9. ``RTCPeerConnection.__dtlsTransports`` / ``__iceTransports`` (name-mangled sets) hold every
    transport the connection made; ``close_peer_connection`` stops them itself when aiortc's
    own ``close()`` fails half-way (see there).
@@ -245,6 +247,24 @@ def restrict_gathering(
             "get_component_candidates",
             _gather_on(connection, connection.get_component_candidates, addresses, port_range),
         )
+
+
+def drop_empty_datagrams(pc: RTCPeerConnection) -> None:
+    """Make every ICE agent of ``pc`` drop empty datagrams before they reach aiortc, whose
+    receive task fails on one (``data[0]``) and closes the transport: anyone who knows the
+    port could cut a peer off with a single datagram. Call after the transceivers exist."""
+    for transceiver in pc.getTransceivers():
+        connection = transceiver.sender.transport.transport.iceGatherer._connection
+        if getattr(connection, "_parley_no_empty", False):
+            continue
+        setattr(connection, "_parley_no_empty", True)  # noqa: B010
+        queued = connection.data_received
+
+        def data_received(data: bytes, component: int, queued: Any = queued) -> None:
+            if data:
+                queued(data, component)
+
+        setattr(connection, "data_received", data_received)  # noqa: B010
 
 
 def answer_checks_only_from(pc: RTCPeerConnection, address: str) -> None:
@@ -535,6 +555,8 @@ def receive_at_once(transport: Any) -> None:
 
     def data_received(data: bytes, component: int) -> None:
         # once per packet a publisher sends: attribute reads kept few
+        if not data:
+            return  # as drop_empty_datagrams
         if (
             transport._state is not connected
             or not 127 < data[0] < 192

@@ -22,6 +22,7 @@ from parley.media.embedded import config_from_settings
 from parley.media.embedded.aiortc_internals import (
     NEGOTIATION_ERRORS,
     answer_checks_only_from,
+    drop_empty_datagrams,
     new_peer_connection,
     restrict_gathering,
 )
@@ -50,6 +51,7 @@ class EmbeddedProbePeer:
                 await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
                 restrict_gathering(pc, config.media_addresses, config.port_range)
                 answer_checks_only_from(pc, requester)
+                drop_empty_datagrams(pc)
                 await pc.setLocalDescription(await pc.createAnswer())
         except _FAILURES as exc:
             raise MediaError(f"the probe offer is not usable: {exc or type(exc).__name__}") from exc

@@ -16,6 +16,7 @@ from parley.media.embedded.aiortc_internals import (
     NEGOTIATION_ERRORS,
     NoCommonCodec,
     close_peer_connection,
+    drop_empty_datagrams,
     narrow_to_primary_codec,
     new_peer_connection,
     parse_candidate,
@@ -210,6 +211,7 @@ class PublisherSession(PeerSession):
                 await set_remote_description(pc, offer, "offer")
                 self._take_tracks(pc, {s.mid: s for s in sections if s.mid is not None})
                 restrict_gathering(pc, self._config.media_addresses, self._config.port_range)
+                drop_empty_datagrams(pc)
                 answer = await pc.createAnswer()
                 await pc.setLocalDescription(answer)
         except BaseException as exc:
@@ -531,6 +533,7 @@ class SubscriberSession(PeerSession):
                     tap_sender(transceiver, track, self._transport_feedback)
                     self.tracks.append(track)
                 restrict_gathering(pc, self._config.media_addresses, self._config.port_range)
+                drop_empty_datagrams(pc)
                 offer = await pc.createOffer()
                 await pc.setLocalDescription(offer)
         except BaseException as exc:
