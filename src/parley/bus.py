@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from parley.media.engine import IceCandidate, MediaListener
+from parley.media.engine import IceCandidate, LinkProbe, MediaListener
 
 
 class Signal:
@@ -70,3 +70,13 @@ class MediaBus:
     async def active_speaker(self, room_key: str, stream_id: str) -> None:
         for subscriber in self._subscribers:
             await subscriber.active_speaker(room_key, stream_id)
+
+    async def probe_link(
+        self, room_key: str, subscription_id: str, kbps: float, seconds: float
+    ) -> LinkProbe | None:
+        """The first subscriber that can probe the link does (one probe, not one each)."""
+        for subscriber in self._subscribers:
+            found = await subscriber.probe_link(room_key, subscription_id, kbps, seconds)
+            if found is not None:
+                return found
+        return None

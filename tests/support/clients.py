@@ -40,6 +40,7 @@ EVENTS = (
     "muted",
     "reaction",
     "layerChanged",
+    "linkProbe",
     "videoPaused",
     "activeSpeaker",
     "replaced",

@@ -9,7 +9,7 @@ from typing import Any
 
 from parley.chat.models import ChatMessage
 from parley.files.models import StoredFile
-from parley.media.engine import IceCandidate
+from parley.media.engine import IceCandidate, LinkProbe
 from parley.rooms.models import (
     STORED_PASSWORD,
     Departure,
@@ -300,6 +300,17 @@ class RecordingEvents:
 
     async def active_speaker(self, room: RoomRecord, speaker: Participant) -> None:
         self._note("active_speaker", room, speaker.user_id)
+
+    async def probe_link(
+        self,
+        room: RoomRecord,
+        subscriber: Participant,
+        subscription_id: str,
+        kbps: float,
+        seconds: float,
+    ) -> LinkProbe | None:
+        self._note("probe_link", room, (subscriber.user_id, subscription_id, kbps))
+        return None
 
     async def message_posted(
         self, room: RoomRecord, message: ChatMessage, only: list[Participant] | None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from parley.media.engine import IceCandidate
+from parley.media.engine import IceCandidate, LinkProbe
 
 
 class Recorder:
@@ -45,3 +45,8 @@ class Recorder:
 
     async def active_speaker(self, room_key: str, stream_id: str) -> None:
         self.speakers.append((room_key, stream_id))
+
+    async def probe_link(
+        self, room_key: str, subscription_id: str, kbps: float, seconds: float
+    ) -> LinkProbe | None:
+        return None

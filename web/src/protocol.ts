@@ -375,6 +375,8 @@ export class ParleyClient {
     this.socket.on("iceCandidate", (payload: Events["iceCandidate"]) => {
       void this.applyRemoteCandidate(payload.id, payload.candidate);
     });
+    // The server measures our downlink by how fast these come in: acknowledge each at once.
+    this.socket.on("linkProbe", (_payload: unknown, ack?: () => void) => ack?.());
   }
 
   get state(): ConnectionState {

@@ -46,6 +46,22 @@ class Published:
     kinds: tuple[MediaKind, ...]
 
 
+@dataclass(frozen=True)
+class LinkProbe:
+    """What padding sent to a subscriber's client beside its media found of the link between
+    them: the padding went at ``kbps``, and each piece was acknowledged as it arrived."""
+
+    kbps: float
+    """The rate the padding was sent at."""
+    sent: int
+    """Pieces of padding sent (fewer than planned when the probe stopped early)."""
+    acknowledged: int
+    """Pieces acknowledged in time."""
+    delay_growth: float
+    """Seconds the round trip grew from the probe's first pieces to its last: a link that
+    carries the padding beside the media queues nothing; one that cannot, queues it."""
+
+
 class NoListener:
     """A listener that ignores everything: what an engine tells before one is set."""
 
@@ -75,6 +91,11 @@ class NoListener:
         return None
 
     async def active_speaker(self, room_key: str, stream_id: str) -> None:
+        return None
+
+    async def probe_link(
+        self, room_key: str, subscription_id: str, kbps: float, seconds: float
+    ) -> LinkProbe | None:
         return None
 
 
@@ -110,6 +131,12 @@ class MediaListener(Protocol):
 
     async def active_speaker(self, room_key: str, stream_id: str) -> None:
         """The loudest sustained speaker of the room is now the publisher of ``stream_id``."""
+
+    async def probe_link(
+        self, room_key: str, subscription_id: str, kbps: float, seconds: float
+    ) -> LinkProbe | None:
+        """Send padding at ``kbps`` for ``seconds`` to the subscriber's client, beside its
+        media, and say what came of it (None: the client cannot be probed)."""
 
 
 class MediaEngine(Protocol):

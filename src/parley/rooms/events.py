@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from parley.chat.models import ChatMessage
-from parley.media.engine import IceCandidate
+from parley.media.engine import IceCandidate, LinkProbe
 from parley.rooms.models import (
     Departure,
     JoinedRoom,
@@ -138,6 +138,17 @@ class RoomEvents(Protocol):
 
     async def active_speaker(self, room: RoomRecord, speaker: Participant) -> None:
         """``speaker`` is now the loudest sustained speaker of the room."""
+
+    async def probe_link(
+        self,
+        room: RoomRecord,
+        subscriber: Participant,
+        subscription_id: str,
+        kbps: float,
+        seconds: float,
+    ) -> LinkProbe | None:
+        """Only the subscriber: padding at ``kbps`` for ``seconds``, each piece acknowledged
+        as it arrives (None: its connection cannot be probed)."""
 
     # --- chat ------------------------------------------------------------------------------
     async def message_posted(

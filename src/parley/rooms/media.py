@@ -19,7 +19,7 @@ from typing import cast
 
 from parley.clock import Clock
 from parley.errors import Forbidden, MediaError, RateLimited, RoomNotFound, ServerFull
-from parley.media.engine import IceCandidate, MediaEngine
+from parley.media.engine import IceCandidate, LinkProbe, MediaEngine
 from parley.ratelimit import KeyedLimiter, SharedBuckets
 from parley.rooms.effects import Effect, Effects, PeerClosed, StreamPublished, deliver
 from parley.rooms.events import RoomEvents
@@ -317,6 +317,14 @@ class MediaService:
         found = await self._subscriber(room_key, subscription_id)
         if found is not None:
             await self._events.video_paused(found[0], found[1], subscription_id, paused)
+
+    async def probe_link(
+        self, room_key: str, subscription_id: str, kbps: float, seconds: float
+    ) -> LinkProbe | None:
+        found = await self._subscriber(room_key, subscription_id)
+        if found is None:
+            return None
+        return await self._events.probe_link(found[0], found[1], subscription_id, kbps, seconds)
 
     async def _subscriber(
         self, room_key: str, subscription_id: str

@@ -12,7 +12,7 @@ import socketio
 from parley import wire
 from parley.chat.models import ChatMessage
 from parley.files.links import DownloadLinks
-from parley.media.engine import IceCandidate
+from parley.media.engine import IceCandidate, LinkProbe
 from parley.recording.models import Recording
 from parley.rooms.models import (
     Departure,
@@ -26,6 +26,7 @@ from parley.rooms.models import (
     RoomRecord,
     Stream,
 )
+from parley.signalling import linkprobe
 
 RecordingOf = Callable[[str], Awaitable[Recording | None]]
 """The running recording of the room with this key, or None."""
@@ -193,6 +194,25 @@ class SocketRoomEvents:
     async def active_speaker(self, room: RoomRecord, speaker: Participant) -> None:
         await self._to_room(
             room, "activeSpeaker", {"roomId": room.room_id, "userId": speaker.user_id}
+        )
+
+    async def probe_link(
+        self,
+        room: RoomRecord,
+        subscriber: Participant,
+        subscription_id: str,
+        kbps: float,
+        seconds: float,
+    ) -> LinkProbe | None:
+        if subscriber.conn_id is None:
+            return None
+        return await linkprobe.probe(
+            self._sio,
+            subscriber.conn_id,
+            room_id=room.room_id,
+            subscription_id=subscription_id,
+            kbps=kbps,
+            seconds=seconds,
         )
 
     # --- chat ------------------------------------------------------------------------------

@@ -179,7 +179,10 @@ def core_config(
         'protected_folders = ["/bin", "/boot", "/dev", "/etc", "/lib", "/proc", "/sbin", '
         '"/sys", "/usr", "/var"]',
     ]
-    media: list[str] = []
+    # A keyframe sent to a subscriber empties its retransmission buffer: after a switch to a
+    # smaller layer, the packets of the bigger one its narrow link lost are not sent again
+    # (they would crowd out the keyframe that replaces them).
+    media: list[str] = ["nack_optimizations = true"]
     if any(":" in address for address in config.media_addresses):
         media.append("ipv6 = true")
     if config.rtp_port_min is not None and config.rtp_port_max is not None:

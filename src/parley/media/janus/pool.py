@@ -31,6 +31,7 @@ from parley.errors import MediaError
 from parley.media.engine import (
     EngineInfo,
     IceCandidate,
+    LinkProbe,
     MediaKind,
     MediaListener,
     NoListener,
@@ -84,6 +85,11 @@ class _Placed:
 
     async def active_speaker(self, room_key: str, stream_id: str) -> None:
         await self.listener.active_speaker(room_key, stream_id)
+
+    async def probe_link(
+        self, room_key: str, subscription_id: str, kbps: float, seconds: float
+    ) -> LinkProbe | None:
+        return await self.listener.probe_link(room_key, subscription_id, kbps, seconds)
 
 
 class JanusPoolEngine(RecordsWithJanus):

@@ -27,6 +27,10 @@ class JanusTiming:
     """How long a layer switch is awaited, and how often it is asked for (``set_layer``)."""
     link_interval: float = 0.5
     """How often each subscriber's link is read (Admin API ``handle_info``) and judged."""
+    probe_seconds: float = 0.5
+    """How long the padding of a probe of a subscriber's link lasts (``links.py``)."""
+    probe_max_kbps: float = 4000.0
+    """The fastest a probe pads a subscriber's connection, whatever the publisher sends."""
     min_backoff: float = 0.2
     max_backoff: float = 5.0
     """Delays between reconnection attempts."""

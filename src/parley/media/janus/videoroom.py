@@ -31,7 +31,13 @@ from .client import JSON, JanusClosed, JanusConnection, JanusError, JanusHandle,
 from .config import JanusConfig
 from .jsep import candidate_from_janus, candidate_to_janus, sdp_kinds, sdp_mids, sdp_of
 from .link import VIDEOROOM, JanusLink
-from .links import LinkChoice, LinkReport
+from .links import (
+    LayerRates,
+    LinkChoice,
+    LinkReport,
+    carried,
+    step_kbps,
+)
 from .process import JanusEndpoint
 from .rooms import Peer, Publisher, Room, Signals, Subscriber
 from .speaker import SpeakerTracker
@@ -42,6 +48,9 @@ logger = logging.getLogger(__name__)
 ROOM_EXISTS = 427
 NO_SUCH_ROOM = 426
 NO_SUCH_FEED = 428
+
+RATES_AGE = 2.0
+"""Seconds a publisher's layer rates, as read from Janus, are used before they are read again."""
 
 AUDIO_ACTIVE_PACKETS = 50
 """Audio packets (20 ms each) whose average level decides whether a publisher talks: one
@@ -99,6 +108,7 @@ class _Tasks:
     pump: asyncio.Task[None] | None = None
     links: asyncio.Task[None] | None = None
     layers: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    probes: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
 
 class JanusRooms:
@@ -121,6 +131,8 @@ class JanusRooms:
         self._room_lock = asyncio.Lock()
         self._events: asyncio.Queue[_Event] = asyncio.Queue()
         self._tasks = _Tasks()
+        self._rates: dict[tuple[str, str], tuple[float, LayerRates | None]] = {}
+        """Each publisher's layer rates as last read (``RATES_AGE``), by room key and stream."""
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -140,8 +152,9 @@ class JanusRooms:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        tasks = list(self._tasks.layers.values())
+        tasks = [*self._tasks.layers.values(), *self._tasks.probes.values()]
         self._tasks.layers.clear()
+        self._tasks.probes.clear()
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -713,15 +726,19 @@ class JanusRooms:
 
     async def _judge_links(self, admin: JanusConnection) -> None:
         now = asyncio.get_running_loop().time()
+        self._rates = {k: v for k, v in self._rates.items() if now - v[0] < RATES_AGE}
         for room_key, room in list(self.rooms.items()):
             for sub in list(room.subscriptions.values()):
                 if not (sub.simulcast and sub.answered and sub.signals.live.is_set()):
                     continue
                 try:
                     report = await self._link_report(admin, sub)
-                    choice = sub.link.update(report, now) if report is not None else None
+                    rates = await self._rates_of(admin, room, sub, now)
+                    choice = sub.link.update(report, now, rates) if report is not None else None
                     if choice is not None and room.subscriptions.get(sub.subscription_id) is sub:
                         await self._apply_link(room_key, sub, choice)
+                    if sub.link.probe_due and sub.subscription_id not in self._tasks.probes:
+                        self._start_probe(room_key, sub, admin)
                 except JanusError as exc:
                     logger.info("subscription %s: link not read: %s", sub.subscription_id, exc)
                     if isinstance(exc, JanusClosed):
@@ -739,6 +756,78 @@ class JanusRooms:
         )
         return link_report(answer, sub.video_mids)
 
+    def _start_probe(self, room_key: str, sub: Subscriber, admin: JanusConnection) -> None:
+        task = asyncio.create_task(self._probe(room_key, sub, admin))
+        self._tasks.probes[sub.subscription_id] = task
+
+    async def _probe(self, room_key: str, sub: Subscriber, admin: JanusConnection) -> None:
+        """Probe ``sub``'s link for the step up its chooser wants (see ``links.py``), at the
+        rate that step adds, and carry out what the chooser then decides."""
+        loop = asyncio.get_running_loop()
+        try:
+            result: bool | None = True  # a step that sends nothing more needs no probe
+            if (sub.paused or sub.allowed < sub.cap) and not sub.hidden:
+                result = None  # the rates unknown: the step itself is the probe
+                kbps = await self._step_kbps(admin, room_key, sub)
+                if kbps is not None:
+                    probe = await self.listener.probe_link(
+                        room_key, sub.subscription_id, kbps, self.timing.probe_seconds
+                    )
+                    logger.debug("subscription %s: probed: %s", sub.subscription_id, probe)
+                    if probe is None:  # its steps up are the probes from now on
+                        sub.link.probing = False
+                    else:
+                        result = carried(probe)
+            choice = sub.link.probed(result, loop.time())
+            room = self.rooms.get(room_key)
+            live = room is not None and room.subscriptions.get(sub.subscription_id) is sub
+            if choice is not None and live:
+                await self._apply_link(room_key, sub, choice)
+        except JanusError as exc:
+            logger.info("subscription %s: link not probed: %s", sub.subscription_id, exc)
+        except MediaError as exc:
+            logger.info("subscription %s: %s", sub.subscription_id, exc.message)
+        finally:
+            if self._tasks.probes.get(sub.subscription_id) is asyncio.current_task():
+                del self._tasks.probes[sub.subscription_id]
+
+    async def _step_kbps(
+        self, admin: JanusConnection, room_key: str, sub: Subscriber
+    ) -> float | None:
+        """Kbit/s to probe ``sub``'s link at for its step up (``links.step_kbps``), from the
+        layer rates Janus receives from the publisher (None: unknown)."""
+        room = self.rooms.get(room_key)
+        now = asyncio.get_running_loop().time()
+        rates = await self._rates_of(admin, room, sub, now) if room is not None else None
+        if rates is None:
+            return None
+        return min(
+            step_kbps(rates, None if sub.paused else sub.allowed), self.timing.probe_max_kbps
+        )
+
+    async def _rates_of(
+        self, admin: JanusConnection, room: Room, sub: Subscriber, now: float
+    ) -> LayerRates | None:
+        """The layer rates of the stream ``sub`` receives, read at most once per
+        ``RATES_AGE`` (Admin API ``handle_info`` of the publisher)."""
+        key = (room.key, sub.stream_id)
+        known = self._rates.get(key)
+        if known is not None and now - known[0] < RATES_AGE:
+            return known[1]
+        publisher = room.streams.get(sub.stream_id)
+        if publisher is None:
+            return None
+        answer = await admin.request(
+            {
+                "janus": "handle_info",
+                "session_id": publisher.handle.session.id,
+                "handle_id": publisher.handle.id,
+            }
+        )
+        rates = layer_rates(answer, sub.video_mids)
+        self._rates[key] = (now, rates)
+        return rates
+
     async def _apply_link(self, room_key: str, sub: Subscriber, choice: LinkChoice) -> None:
         subscription_id = sub.subscription_id
         if choice.allowed != sub.allowed:
@@ -750,6 +839,27 @@ class JanusRooms:
                 await self._send_video(sub, not choice.paused)
             logger.info("subscription %s: video paused: %s", subscription_id, choice.paused)
             await self.listener.video_paused(room_key, subscription_id, choice.paused)
+
+
+def layer_rates(answer: JSON, video_mids: tuple[str, ...]) -> LayerRates | None:
+    """Kbit/s of each simulcast layer Janus received over the last second, from a publisher's
+    ``handle_info`` answer (None: not there, or not three layers)."""
+    info = answer.get("info")
+    webrtc = info.get("webrtc") if isinstance(info, dict) else None
+    media = webrtc.get("media") if isinstance(webrtc, dict) else None
+    medium = media.get(video_mids[0]) if isinstance(media, dict) and video_mids else None
+    stats = medium.get("stats") if isinstance(medium, dict) else None
+    received = stats.get("in") if isinstance(stats, dict) else None
+    if not isinstance(received, dict):
+        return None
+    layers = (received, received.get("video-simulcast-1"), received.get("video-simulcast-2"))
+    rates: list[float] = []
+    for layer in layers:
+        count = layer.get("bytes_lastsec") if isinstance(layer, dict) else None
+        if not isinstance(count, int):
+            return None
+        rates.append(count * 8 / 1000)
+    return rates[0], rates[1], rates[2]
 
 
 def link_report(answer: JSON, video_mids: tuple[str, ...]) -> LinkReport | None:
@@ -768,7 +878,15 @@ def link_report(answer: JSON, video_mids: tuple[str, ...]) -> LinkReport | None:
     if not isinstance(out, dict) or not isinstance(out.get("packets"), int):
         return None
     lost = main.get("lost-by-remote", 0) if isinstance(main, dict) else 0
-    return LinkReport(sent=int(out["packets"]), lost=int(lost) if isinstance(lost, int) else 0)
+    received = stats.get("in") if isinstance(stats, dict) else None
+    sent_bytes = out.get("bytes")
+    nacks = received.get("nacks") if isinstance(received, dict) else None
+    return LinkReport(
+        sent=int(out["packets"]),
+        lost=int(lost) if isinstance(lost, int) else 0,
+        sent_bytes=sent_bytes if isinstance(sent_bytes, int) else 0,
+        nacks=nacks if isinstance(nacks, int) else 0,
+    )
 
 
 async def _detach(handle: JanusHandle) -> None:
