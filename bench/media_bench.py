@@ -17,6 +17,8 @@ Everything stays inside 127.0.0.0/8.
     scripts/loopback-only .venv/bin/python bench/media_bench.py
     scripts/loopback-only .venv/bin/python bench/media_bench.py --points 1 5 --duration 5 \
         --engines janus --meeting 10 --json bench/results/media.json
+    scripts/loopback-only .venv/bin/python bench/media_bench.py --points 6 20 --simulcast \
+        --loss-subscribers 0 --duration 20 --repeat 5
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from pathlib import Path
 
 import uvloop
 from mediabench.engine_process import ENGINES, FPS, VIDEO_SECONDS, serve
-from mediabench.measure import Point, measure, print_comparison, print_table
+from mediabench.measure import Point, measure, print_comparison, print_spread, print_table
 from mediabench.meeting import MeetingResult, measure_meeting, print_meeting
 from mediabench.network import usable_engines
 from mediabench.publisher import encode_audio, encode_layers, encode_video
@@ -52,24 +54,34 @@ async def run(args: argparse.Namespace) -> None:
         rates = [sum(len(p) for p in layer) * 8 / VIDEO_SECONDS / 1e3 for layer in layers]
         print("simulcast layers (kbit/s): " + ", ".join(f"{r:.0f}" for r in rates))
     points: list[Point] = []
+    rounds: list[list[Point]] = []
     runs = [(n, 0.0, args.duration) for n in args.points]
     if args.loss_subscribers:
         runs.append((args.loss_subscribers, 0.02, args.loss_duration))
-    for n, loss, duration in runs:
-        for kind in engines:  # back to back, so both see the same machine
-            points.append(
-                await measure(
-                    kind, n, loss, duration, args.warmup, media, layers if not loss else None
+    for _ in range(args.repeat):
+        rounds.append([])
+        for n, loss, duration in runs:
+            for kind in engines:  # back to back, so both see the same machine
+                rounds[-1].append(
+                    await measure(
+                        kind, n, loss, duration, args.warmup, media, layers if not loss else None
+                    )
                 )
-            )
-            print_table(points[-1:])
+                print_table(rounds[-1][-1:])
+        points += rounds[-1]
     meeting = None
     if args.meeting and "janus" in engines:
         meeting = await measure_meeting(args.meeting, args.duration, args.warmup, media)
     print()
     print_table(points)
-    print()
-    print_comparison(points)
+    for number, round_points in enumerate(rounds, start=1):
+        print()
+        if len(rounds) > 1:
+            print(f"round {number}:")
+        print_comparison(round_points)
+    if len(rounds) > 1:
+        print()
+        print_spread(rounds)
     if meeting is not None:
         print()
         print_meeting(meeting)
@@ -104,6 +116,13 @@ def main() -> None:
         action="store_true",
         help="the publisher sends three simulcast layers (160x120, 320x240, 640x480); "
         "each subscriber receives the top one",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run every point this many times (both engines back to back each time) and "
+        "print each engine's median CPU and the ratio's median and range",
     )
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()

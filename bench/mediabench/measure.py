@@ -197,3 +197,28 @@ def print_comparison(points: list[Point]) -> None:
             f"{jan.engine_cpu_percent:>10.1f} {parts:>11} {emb.forwarded_pps:>13.0f} "
             f"{jan.forwarded_pps:>15.0f} {ratio:>12.2f}x"
         )
+
+
+def print_spread(rounds: list[list[Point]]) -> None:
+    """Per point over the rounds: each engine's median CPU, and the median, lowest and highest
+    of the ratio embedded / Janus (each round's two runs were back to back)."""
+    keys = sorted({(p.subscribers, p.loss) for r in rounds for p in r}, key=lambda k: (k[1], k[0]))
+    print(
+        f"{'subs':>4} {'loss':>5} {'rounds':>6} {'embedded cpu% (median)':>22} "
+        f"{'janus cpu% (median)':>19} {'cpu emb/janus: median':>21} {'lowest':>7} {'highest':>7}"
+    )
+    for n, loss in keys:
+        emb, jan, ratios = [], [], []
+        for r in rounds:
+            runs = {p.engine: p for p in r if (p.subscribers, p.loss) == (n, loss)}
+            if "embedded" in runs and "janus" in runs and runs["janus"].engine_cpu_percent:
+                emb.append(runs["embedded"].engine_cpu_percent)
+                jan.append(runs["janus"].engine_cpu_percent)
+                ratios.append(emb[-1] / jan[-1])
+        if not ratios:
+            continue
+        print(
+            f"{n:>4} {loss * 100:>4.0f}% {len(ratios):>6} {statistics.median(emb):>22.1f} "
+            f"{statistics.median(jan):>19.1f} {statistics.median(ratios):>20.2f}x "
+            f"{min(ratios):>6.2f}x {max(ratios):>6.2f}x"
+        )
