@@ -157,7 +157,9 @@ export class MeetingMedia {
   async syncSenders(): Promise<void> {
     const pub = this.camPub;
     if (!pub) {
-      if (this.enabled && !this.closed && this.camPublishing !== this.epoch && this.hasTracks()) {
+      // publishCamera gives up by itself once closed; whether media can be published at all
+      // (enabled) only start() checks, and the device toggles come here without it
+      if (this.enabled && this.camPublishing !== this.epoch && this.hasTracks()) {
         await this.publishCamera(this.epoch);
       }
       return;

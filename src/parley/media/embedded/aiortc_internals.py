@@ -33,7 +33,8 @@ module again before moving either pin. What it depends on:
    where aioice handles an incoming STUN request (answering it, and checking back towards a
    new peer-reflexive address); ``answer_checks_only_from`` wraps it per instance.
    ``Connection.data_received(data, component)`` queues every other datagram for aiortc, whose
-   receive task reads ``data[0]`` unguarded; ``drop_empty_datagrams`` wraps it per instance.
+   receive task reads ``data[0]`` unguarded; ``drop_empty_datagrams`` wraps it per instance,
+   once: the one wrapper of each connection, which 11 extends rather than wraps again.
 9. ``RTCPeerConnection.__dtlsTransports`` / ``__iceTransports`` (name-mangled sets) hold every
    transport the connection made; ``close_peer_connection`` stops them itself when aiortc's
    own ``close()`` fails half-way (see there).
@@ -46,14 +47,15 @@ module again before moving either pin. What it depends on:
    parses as a NACK.
 11. Fast path of 2: the aioice ``Connection.data_received(data, component)`` is where every
    datagram that is not STUN arrives (queued for ``RTCDtlsTransport``'s receive task, which
-   awaits four coroutines deep per packet). ``receive_at_once`` wraps it per instance: once
-   ``_state`` is ``State.CONNECTED`` (``_rx_srtp``, a pylibsrtp ``Session``, is set before
-   it), SRTP media is unprotected, parsed with ``RtpPacket.parse(data,
-   _rtp_header_extensions_map)`` and routed with ``_rtp_router.route_rtp(packet)`` right
-   there, as ``_recv_next`` does; DTLS and SRTCP still take the queue. ``StunProtocol``
-   (``Connection._protocols``, its ``transport`` and ``local_candidate``) passes a datagram
-   that does not parse as STUN to ``data_received`` and nothing else; ``receive_at_once``
-   puts a protocol of its own in front of it (``transport.set_protocol``) that does so
+   awaits four coroutines deep per packet). ``receive_at_once`` has the wrapper of 8 hand
+   what is not empty to its fast path instead of to aioice's queue: once ``_state`` is
+   ``State.CONNECTED`` (``_rx_srtp``, a pylibsrtp ``Session``, is set before it), SRTP media
+   is unprotected, parsed with ``RtpPacket.parse(data, _rtp_header_extensions_map)`` and
+   routed with ``_rtp_router.route_rtp(packet)`` right there, as ``_recv_next`` does; DTLS
+   and SRTCP still take the queue. ``StunProtocol`` (``Connection._protocols``, its
+   ``transport`` and ``local_candidate``) passes a datagram that does not parse as STUN to
+   ``data_received`` and nothing else; ``receive_at_once`` puts a protocol of its own in
+   front of it (``transport.set_protocol``) that hands what cannot be STUN to the fast path
    without trying to parse RTP as STUN.
 
 Workarounds for bugs of aiortc 1.16.0 (drop them when aiortc fixes these; the inputs are in
@@ -254,17 +256,25 @@ def drop_empty_datagrams(pc: RTCPeerConnection) -> None:
     receive task fails on one (``data[0]``) and closes the transport: anyone who knows the
     port could cut a peer off with a single datagram. Call after the transceivers exist."""
     for transceiver in pc.getTransceivers():
-        connection = transceiver.sender.transport.transport.iceGatherer._connection
-        if getattr(connection, "_parley_no_empty", False):
-            continue
-        setattr(connection, "_parley_no_empty", True)  # noqa: B010
-        queued = connection.data_received
+        _datagram_gate(transceiver.sender.transport.transport.iceGatherer._connection)
 
-        def data_received(data: bytes, component: int, queued: Any = queued) -> None:
-            if data:
-                queued(data, component)
 
-        setattr(connection, "data_received", data_received)  # noqa: B010
+def _datagram_gate(connection: Connection) -> list[Callable[[bytes, int], None]]:
+    """The one wrapper of ``connection.data_received`` (installed by the first call): it drops
+    empty datagrams and hands every other one to the handler in the returned one-item list,
+    aioice's queue until ``receive_at_once`` puts its fast path there."""
+    handler: list[Callable[[bytes, int], None]] | None = getattr(connection, "_parley_gate", None)
+    if handler is not None:
+        return handler
+    handler = [connection.data_received]
+
+    def data_received(data: bytes, component: int) -> None:
+        if data:
+            handler[0](data, component)
+
+    setattr(connection, "_parley_gate", handler)  # noqa: B010
+    setattr(connection, "data_received", data_received)  # noqa: B010
+    return handler
 
 
 def answer_checks_only_from(pc: RTCPeerConnection, address: str) -> None:
@@ -548,15 +558,15 @@ def receive_at_once(transport: Any) -> None:
         return
     setattr(transport, "_parley_at_once", True)  # noqa: B010
     connection = transport.transport._connection
-    queued = connection.data_received
+    gate = _datagram_gate(connection)
+    queued = gate[0]
     router = transport._rtp_router
     extensions = transport._rtp_header_extensions_map
     connected = DtlsState.CONNECTED
 
-    def data_received(data: bytes, component: int) -> None:
-        # once per packet a publisher sends: attribute reads kept few
-        if not data:
-            return  # as drop_empty_datagrams
+    def fast_path(data: bytes, component: int) -> None:
+        # once per packet a publisher sends: attribute reads kept few; ``data`` is never
+        # empty (the gate and ``_MediaFirst`` pass on no empty datagram)
         if (
             transport._state is not connected
             or not 127 < data[0] < 192
@@ -573,17 +583,18 @@ def receive_at_once(transport: Any) -> None:
         if type(receiver) is _ReceiveTap:
             receiver.received(packet)
 
-    setattr(connection, "data_received", data_received)  # noqa: B010
+    gate[0] = fast_path
     for protocol in connection._protocols:
         udp = protocol.transport
         if type(protocol) is StunProtocol and udp is not None and not udp.is_closing():
-            udp.set_protocol(_MediaFirst(protocol, data_received))
+            udp.set_protocol(_MediaFirst(protocol, fast_path))
 
 
 class _MediaFirst(asyncio.DatagramProtocol):
     """Stands in for aioice's ``StunProtocol`` on a publisher's sockets: what cannot be STUN
-    (its first byte above 3, RFC 7983) goes straight to the connection, which aioice would
-    hand it only after failing to parse it as STUN; STUN and the socket's life go to aioice."""
+    (its first byte above 3, RFC 7983) goes straight to the connection's fast path, which
+    aioice would reach only after failing to parse it as STUN; STUN (and anything empty) and
+    the socket's life go to aioice."""
 
     def __init__(self, stun: StunProtocol, data_received: Callable[[bytes, int], None]) -> None:
         self._stun = stun
