@@ -87,7 +87,10 @@ export class MeetingMedia {
       }
     }
     const epoch = this.epoch;
-    if (this.hasTracks()) void this.publishCamera(epoch);
+    // a device turned on while joining may have started the publication already
+    if (this.hasTracks() && !this.camPub && this.camPublishing !== epoch) {
+      void this.publishCamera(epoch);
+    }
     if (this.owner.screenTrack()) void this.publishScreen();
     for (const s of this.streams.values()) void this.subscribe(s, epoch);
   }

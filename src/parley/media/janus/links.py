@@ -2,12 +2,14 @@
 
 Janus forwards whichever simulcast layer it is told to; it does not estimate a subscriber's
 bandwidth. Parley reads, twice a second, what Janus knows of each subscriber's video
-(Admin API ``handle_info``: packets sent, and packets lost as the subscriber's receiver reports
-count them) and decides here: a link lossy three readings running steps down a layer (at once,
-and two layers, when most is lost: a busy machine loses a packet now and then; at once, too,
-in the seconds after a step up), a link still lossy at the lowest layer pauses the video (audio
-goes on), and a link clean for long enough tries one step up again, waiting twice as long after
-each step up that failed.
+(Admin API ``handle_info``: packets and bytes sent, packets the subscriber asked for again, and
+packets lost as its receiver reports count them) and of the publisher's layers (their rates),
+and decides here: a link lossy three readings running steps down a layer (at once, and two
+layers, when most is lost or asked for again: a busy machine loses a packet now and then; at
+once, too, in the seconds after a step up), never to a layer bigger than what the link
+delivered; a link still lossy at the lowest layer pauses the video (audio goes on), and a link
+clean for long enough tries one step up again, waiting twice as long after each one that
+failed.
 
 Janus cannot pad a subscriber's media to find out whether a bigger layer would fit, and a step
 up the link cannot carry freezes the picture until the step down's keyframe. So before a step
@@ -56,6 +58,13 @@ is still ramping up reports less than it will soon send."""
 PROBE_GROWTH = 0.05
 """Seconds of round-trip growth over a probe beyond which the link queued the padding: it has
 no room for the step the probe stood for."""
+FIT = 0.85
+"""A step down goes to the highest layer whose rate is at most this share of what the link
+delivered of the layer that was too big (its rate less what was lost): one switch to a layer
+that fits instead of a keyframe wait at each layer on the way down."""
+
+LayerRates = tuple[float, float, float]
+"""Kbit/s of each simulcast layer of the publisher, lowest first."""
 
 
 def step_kbps(rates: LayerRates, allowed: int | None) -> float:
@@ -86,14 +95,6 @@ class LinkReport:
     """Packets the subscriber asked for again (its NACKs, sent as soon as it misses one)."""
 
 
-LayerRates = tuple[float, float, float]
-"""Kbit/s of each simulcast layer of the publisher, lowest first."""
-FIT = 0.85
-"""A step down goes to the highest layer whose rate is at most this share of what the link
-delivered of the layer that was too big (its rate less what was lost): one switch to a layer
-that fits instead of a keyframe wait at each layer on the way down."""
-
-
 @dataclass(frozen=True)
 class LinkChoice:
     allowed: int
@@ -117,12 +118,6 @@ class LinkChooser:
     max_probe_wait: float = 3.0
     """The same after failed probes, which cost the media far less than a failed step up (a
     brief queue, no keyframe wait)."""
-    _clean_for: float = 2.0
-    _history: deque[tuple[float, LinkReport]] = field(default_factory=deque)
-    _clean_since: float | None = None
-    _stepped_up_at: float | None = None
-    _lossy: int = 0
-    """Lossy intervals in a row."""
     after_probe: float = 1.0
     """Seconds of clean link after a step up a probe allowed before the next probe: the link
     had room, so the next layer is tried as soon as this one is seen to hold."""
@@ -131,6 +126,12 @@ class LinkChooser:
     be probed: then the step up is the probe)."""
     probe_due: bool = False
     """A step up is due and waits for ``probed``."""
+    _clean_for: float = 2.0
+    _history: deque[tuple[float, LinkReport]] = field(default_factory=deque)
+    _clean_since: float | None = None
+    _stepped_up_at: float | None = None
+    _lossy: int = 0
+    """Lossy intervals in a row."""
     _settled_at: float = 0.0
     """When the last step down has settled (``SETTLE``)."""
     _last: tuple[float, LinkReport] | None = None
@@ -168,7 +169,7 @@ class LinkChooser:
         loss = max(0, report.lost - last.lost) / max(sent, 1)
         self._lossy = self._lossy + 1 if loss > DOWN_LOSS else 0
         steep = loss > STEEP_LOSS and self.allowed > 0  # pausing always waits for a trend
-        # a step up is Parley's only probe on Janus: the first loss after it undoes it
+        # a step up just made is on trial (a probe is short): the first loss after it undoes it
         trial = self._stepped_up_at is not None and now - self._stepped_up_at < TRIAL
         if (steep or self._lossy >= LOSSY_READINGS or (trial and self._lossy)) and not self.paused:
             kbps = (report.sent_bytes - last.sent_bytes) * 8 / 1000 / (now - at)
