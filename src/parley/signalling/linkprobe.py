@@ -38,6 +38,8 @@ async def probe(
 ) -> LinkProbe | None:
     """Pad ``conn_id``'s connection at ``kbps`` for ``seconds``; None: it cannot be probed
     (not a WebSocket of this node, or nothing acknowledged at all)."""
+    if kbps <= 0 or seconds <= 0:
+        return None
     try:
         if sio.transport(conn_id) != "websocket":
             return None

@@ -787,7 +787,11 @@ class JanusRooms:
             logger.info("subscription %s: link not probed: %s", sub.subscription_id, exc)
         except MediaError as exc:
             logger.info("subscription %s: %s", sub.subscription_id, exc.message)
+        except Exception:  # a listener bug must not leave the step due for ever
+            logger.exception("subscription %s: probing the link failed", sub.subscription_id)
         finally:
+            if sub.link.probe_due:  # not carried out: tried again later, not at once
+                sub.link.probed(False, loop.time())
             if self._tasks.probes.get(sub.subscription_id) is asyncio.current_task():
                 del self._tasks.probes[sub.subscription_id]
 
@@ -799,8 +803,8 @@ class JanusRooms:
         room = self.rooms.get(room_key)
         now = asyncio.get_running_loop().time()
         rates = await self._rates_of(admin, room, sub, now) if room is not None else None
-        if rates is None:
-            return None
+        if rates is None or rates[0 if sub.paused else min(sub.allowed + 1, 2)] <= 0:
+            return None  # unknown, or the next layer does not arrive: nothing to probe for
         return min(
             step_kbps(rates, None if sub.paused else sub.allowed), self.timing.probe_max_kbps
         )
