@@ -90,6 +90,18 @@ def launch_in(
     )
 
 
+PREJOIN_STATE = """() => ({
+    prejoins: document.querySelectorAll(".prejoin").length,
+    toggles: [...document.querySelectorAll(".preview-controls button")].map(
+        (b) => `${b.textContent}: ${b.getAttribute("aria-pressed")}`),
+    preview: (document.querySelector(".preview-video")?.srcObject?.getTracks() ?? []).map(
+        (t) => `${t.kind} ${t.readyState}`),
+    notices: [...document.querySelectorAll(".prejoin .notice, .prejoin .error")].map(
+        (e) => e.textContent).filter(Boolean),
+})"""
+"""What the pre-join page shows, for a failure's message."""
+
+
 def join_watching(person: Participant, room_id: str) -> float:
     """Join with camera and microphone off (a viewer: one tile, no encoder); returns the
     ``time.monotonic()`` of the click on "Join meeting"."""
@@ -99,7 +111,11 @@ def join_watching(person: Participant, room_id: str) -> float:
     for device in ("Camera", "Microphone"):
         toggle = page.get_by_role("button", name=device, exact=True)
         toggle.click()
-        expect(toggle).to_have_attribute("aria-pressed", "false")
+        try:
+            expect(toggle).to_have_attribute("aria-pressed", "false")
+        except AssertionError as failed:
+            state = page.evaluate(PREJOIN_STATE)
+            raise AssertionError(f"{device} still on after a click; the page: {state}") from failed
     clicked = time.monotonic()
     page.get_by_role("button", name="Join meeting").click()
     expect(page.get_by_role("button", name="Leave")).to_be_visible()
